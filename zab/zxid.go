@@ -1,0 +1,23 @@
+package zab
+
+import "fmt"
+
+// Zxid is a ZooKeeper transaction id: the epoch of the leader that proposed the
+// transaction in the high 32 bits and a per-epoch counter in the low 32 bits.
+// Zxids order every change to the replicated state.
+type Zxid uint64
+
+// NewZxid returns the zxid for counter within epoch.
+func NewZxid(epoch, counter uint32) Zxid { return Zxid(uint64(epoch)<<32 | uint64(counter)) }
+
+// Epoch returns the leader epoch that proposed z.
+func (z Zxid) Epoch() uint32 { return uint32(z >> 32) }
+
+// Counter returns the position of z within its epoch.
+func (z Zxid) Counter() uint32 { return uint32(z) }
+
+// String formats z as epoch:counter in hex, the way ZooKeeper logs show it.
+func (z Zxid) String() string { return fmt.Sprintf("0x%x:%x", z.Epoch(), z.Counter()) }
+
+// PeerID identifies a member of the ensemble (ZooKeeper's myid). Zero is not a valid id.
+type PeerID uint64
