@@ -1,0 +1,82 @@
+// Package tcp is the production zab.Transport: authenticated, length-prefixed,
+// versioned msgpack frames over TCP.
+//
+// # Connections
+//
+// Every node dials one persistent outbound connection per peer, lazily (on the
+// first message queued for it), and only writes on it; the acceptor only reads
+// after the handshake. So a pair of nodes talks over two connections, one per
+// direction. This keeps each connection single-writer and makes dial races
+// impossible (no tie-break on who owns the pair's connection), at the price of
+// one extra socket per pair. Per-pair ordering follows: one writer goroutine
+// per peer writes frames in queue order on one connection, and the acceptor
+// keeps only the newest inbound connection of each peer, waiting for the old
+// connection's reader to stop before reading the new one.
+//
+// A broken connection is redialed with exponential backoff and jitter
+// (Config.ReconnectBackoffMin..Max); messages in a batch whose dial or write
+// failed are dropped and counted (Stats.SendDrops), as zab.Transport allows.
+// SetPeer with a new address makes the writer redial there at once.
+//
+// # Wire format
+//
+// Every frame is an 8-byte header followed by a msgpack payload:
+//
+//	offset 0..1  magic "ZB" (0x5a 0x42)
+//	offset 2     protocol version (Version, currently 1)
+//	offset 3     frame kind (KindHello .. KindBatch)
+//	offset 4..7  payload length in bytes, big-endian uint32
+//	offset 8..   payload
+//
+// The header is checked (magic, version, kind, length ≤ Config.MaxFrameSize, or
+// ≤ 1 KiB during the handshake) before the payload buffer is allocated. A
+// KindBatch payload is a msgpack array (always the 5-byte array32 form) of
+// zab.Message, each the plain msgpack encoding of the struct (a map keyed by
+// its msgpack tags), so fields added to zab.Message need no change here and
+// unknown fields from newer peers are ignored. Before decoding, every payload
+// is walked once to check that it is exactly one msgpack value whose length
+// prefixes fit in the bytes present and whose nesting is shallow: msgpack
+// v5.4.1 would otherwise preallocate a slice of whatever length a peer claims.
+//
+// # Handshake
+//
+// Before any KindBatch frame the dialer D and the acceptor A exchange:
+//
+//	D → A  hello   {cluster, D, A, nonce nD (32 bytes), D has key}
+//	A → D  welcome {A, nonce nA (32 bytes), A has key, MAC_A}
+//	D → A  auth    {MAC_D}
+//	A → D  accept  {}
+//
+// With Config.SecretKey set, MAC_X = HMAC-SHA256(key, "coord zab/tcp v1" ||
+// role X || len(cluster) || cluster || D || A || nD || nA): each side proves
+// the key over the other side's fresh nonce, the roles differ so a MAC cannot
+// be reflected, and the ids and cluster are bound. A checks the hello (cluster,
+// that D is asking for A, D's id) and D's MAC; D checks that it reached the id
+// it dialed and A's MAC. Without a key the same frames are exchanged with empty
+// MACs (so ids, cluster and version are still checked). A side that has a key
+// refuses a side that has none, and vice versa. Any failure sends a refuse
+// frame with the reason (best effort), logs it on both sides and closes.
+//
+// After the handshake the acceptor knows D's id and drops (and counts) every
+// message whose From is not D or whose To is not A. A malformed, oversized,
+// wrong-version or non-batch frame closes the connection with a logged reason;
+// nothing from that frame is delivered.
+//
+// # Goroutines
+//
+// A Transport runs, and Close stops and waits for:
+//
+//   - one accept loop (ends when Close closes the listener);
+//   - one writer per peer added by SetPeer (ends on RemovePeer or Close, which
+//     cancel its context and close its connection to abort a dial, handshake
+//     or write in progress);
+//   - one watcher per established outbound connection, blocked in Read to
+//     notice the acceptor closing (ends when the connection is closed by
+//     either side);
+//   - one reader per accepted connection, running the handshake and then
+//     reading frames (ends on a read error, which Close, RemovePeer or a newer
+//     connection from the same peer cause by closing the connection).
+//
+// Close closes the Receive channel only after all of them have returned, so
+// no send on a closed channel can happen.
+package tcp

@@ -1,0 +1,406 @@
+package tcp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/coord-dev/coord/zab"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The frame codec in this file is pure: it reads and writes bytes and never
+// touches a connection, a clock or a logger, so it can be fuzzed directly.
+
+// Version is the wire protocol version carried in every frame header. A frame
+// with another version closes the connection.
+const Version = 1
+
+// HeaderSize is the size of a frame header in bytes.
+const HeaderSize = 8
+
+// magic opens every frame so that a connection from something that does not
+// speak this protocol (an HTTP probe, a port scanner, a memberlist packet) is
+// refused on its first bytes with a clear reason.
+var magic = [2]byte{'Z', 'B'}
+
+// Kind says what a frame carries.
+type Kind uint8
+
+// Frame kinds. The handshake kinds appear only before a connection is
+// authenticated, KindMessages only after.
+const (
+	KindHello   Kind = 1 // dialer → acceptor: cluster, ids, dialer nonce
+	KindWelcome Kind = 2 // acceptor → dialer: acceptor nonce and proof
+	KindAuth    Kind = 3 // dialer → acceptor: dialer proof
+	KindAccept  Kind = 4 // acceptor → dialer: handshake done (empty payload)
+	KindRefuse  Kind = 5 // either way during the handshake: reason, then close
+	KindBatch   Kind = 6 // dialer → acceptor: msgpack array of zab.Message
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindHello:
+		return "hello"
+	case KindWelcome:
+		return "welcome"
+	case KindAuth:
+		return "auth"
+	case KindAccept:
+		return "accept"
+	case KindRefuse:
+		return "refuse"
+	case KindBatch:
+		return "batch"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+func (k Kind) known() bool { return k >= KindHello && k <= KindBatch }
+
+// Codec errors, comparable with errors.Is. Every decode failure wraps one of
+// them.
+var (
+	// ErrBadMagic means the first two bytes of a frame are not "ZB".
+	ErrBadMagic = errors.New("zab/tcp: bad frame magic")
+	// ErrBadVersion means the frame header carries an unsupported version.
+	ErrBadVersion = errors.New("zab/tcp: unsupported protocol version")
+	// ErrBadKind means the frame kind is unknown.
+	ErrBadKind = errors.New("zab/tcp: unknown frame kind")
+	// ErrFrameTooLarge means a frame payload exceeds the configured limit.
+	ErrFrameTooLarge = errors.New("zab/tcp: frame too large")
+	// ErrMalformed means a payload is not the msgpack it should be.
+	ErrMalformed = errors.New("zab/tcp: malformed payload")
+	// ErrMessageTooLarge is returned by the encoder for a single message that
+	// cannot fit in a frame of the configured size.
+	ErrMessageTooLarge = errors.New("zab/tcp: message larger than max frame size")
+)
+
+// Header is the fixed 8-byte frame header:
+//
+//	offset 0..1  magic "ZB"
+//	offset 2     protocol version (Version)
+//	offset 3     frame kind (Kind)
+//	offset 4..7  payload length, big-endian uint32
+type Header struct {
+	Version uint8
+	Kind    Kind
+	Length  uint32
+}
+
+// PutHeader writes h into b, which must be at least HeaderSize long.
+func PutHeader(b []byte, h Header) {
+	_ = b[HeaderSize-1]
+	b[0], b[1] = magic[0], magic[1]
+	b[2] = h.Version
+	b[3] = byte(h.Kind)
+	binary.BigEndian.PutUint32(b[4:8], h.Length)
+}
+
+// ParseHeader decodes and checks a frame header: magic, version, kind, and a
+// payload length of at most maxPayload. It is called before any payload
+// buffer is allocated, so a peer cannot make us allocate more than
+// maxPayload bytes.
+func ParseHeader(b []byte, maxPayload int) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, fmt.Errorf("%w: short header (%d bytes)", ErrMalformed, len(b))
+	}
+	if b[0] != magic[0] || b[1] != magic[1] {
+		return Header{}, fmt.Errorf("%w: % x", ErrBadMagic, b[0:2])
+	}
+	h := Header{Version: b[2], Kind: Kind(b[3]), Length: binary.BigEndian.Uint32(b[4:8])}
+	if h.Version != Version {
+		return h, fmt.Errorf("%w: %d (want %d)", ErrBadVersion, h.Version, Version)
+	}
+	if !h.Kind.known() {
+		return h, fmt.Errorf("%w: %d", ErrBadKind, uint8(h.Kind))
+	}
+	if uint64(h.Length) > uint64(maxPayload) {
+		return h, fmt.Errorf("%w: %d bytes (limit %d)", ErrFrameTooLarge, h.Length, maxPayload)
+	}
+	return h, nil
+}
+
+// ReadFrame reads one frame from r. The header is checked with ParseHeader
+// before the payload is read; the payload is read into buf when it fits (buf
+// is reused across calls by the connection reader) and is only valid until
+// the next call. Errors from r are returned as they are (io.EOF on a clean
+// close before a header, io.ErrUnexpectedEOF on a truncated frame).
+func ReadFrame(r io.Reader, maxPayload int, buf []byte) (Header, []byte, error) {
+	var hb [HeaderSize]byte
+	if _, err := io.ReadFull(r, hb[:]); err != nil {
+		return Header{}, buf, err
+	}
+	h, err := ParseHeader(hb[:], maxPayload)
+	if err != nil {
+		return h, buf, err
+	}
+	n := int(h.Length)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, buf, err
+	}
+	return h, buf, nil
+}
+
+// AppendFrame appends a frame of the given kind carrying the msgpack encoding
+// of v (nil v means an empty payload). It is used for the small handshake
+// frames; batches of messages go through BatchEncoder.
+func AppendFrame(dst []byte, kind Kind, v any) ([]byte, error) {
+	var payload []byte
+	if v != nil {
+		var err error
+		if payload, err = msgpack.Marshal(v); err != nil {
+			return dst, fmt.Errorf("zab/tcp: encode %s: %w", kind, err)
+		}
+	}
+	var hb [HeaderSize]byte
+	PutHeader(hb[:], Header{Version: Version, Kind: kind, Length: uint32(len(payload))})
+	dst = append(dst, hb[:]...)
+	return append(dst, payload...), nil
+}
+
+// BatchEncoder packs Messages into KindBatch frames of at most maxPayload
+// payload bytes. It just msgpacks the zab.Message struct, so fields added to
+// Message travel without changes here. Not safe for concurrent use: each
+// peer's writer goroutine owns one.
+type BatchEncoder struct {
+	buf        bytes.Buffer
+	enc        *msgpack.Encoder
+	maxPayload int
+}
+
+// NewBatchEncoder returns an encoder for frames of at most maxPayload payload
+// bytes.
+func NewBatchEncoder(maxPayload int) *BatchEncoder {
+	e := &BatchEncoder{maxPayload: maxPayload}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	e.enc.UseCompactInts(true)
+	return e
+}
+
+// array32Size is the size of a msgpack array32 header. The encoder always uses
+// the 5-byte form so it can patch the count after packing.
+const array32Size = 5
+
+// Encode packs a prefix of msgs, as long as fits, into one frame and returns
+// the frame bytes (valid until the next call) and how many messages it holds.
+// It returns ErrMessageTooLarge, with n == 0, when msgs[0] alone does not fit;
+// the caller drops that message and carries on with the rest.
+func (e *BatchEncoder) Encode(msgs []zab.Message) (frame []byte, n int, err error) {
+	if len(msgs) == 0 {
+		return nil, 0, nil
+	}
+	e.buf.Reset()
+	var pre [HeaderSize + array32Size]byte
+	e.buf.Write(pre[:])
+	for n < len(msgs) && n < MaxMessagesPerFrame {
+		mark := e.buf.Len()
+		if err := e.enc.Encode(&msgs[n]); err != nil {
+			return nil, 0, fmt.Errorf("zab/tcp: encode message: %w", err)
+		}
+		if e.buf.Len()-HeaderSize > e.maxPayload {
+			e.buf.Truncate(mark)
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("%w (limit %d bytes)", ErrMessageTooLarge, e.maxPayload)
+	}
+	b := e.buf.Bytes()
+	PutHeader(b, Header{Version: Version, Kind: KindBatch, Length: uint32(len(b) - HeaderSize)})
+	b[HeaderSize] = 0xdd // msgpack array32
+	binary.BigEndian.PutUint32(b[HeaderSize+1:], uint32(n))
+	return b, n, nil
+}
+
+// MaxMessagesPerFrame bounds the number of messages in one KindBatch frame,
+// on both the encoding and the decoding side.
+const MaxMessagesPerFrame = 1 << 16
+
+// maxDepth bounds msgpack nesting. zab.Message nests three levels deep; the
+// slack leaves room for new fields while keeping a hostile payload from
+// driving the decoder's recursion.
+const maxDepth = 16
+
+// DecodeBatch decodes the payload of a KindBatch frame into fresh Messages
+// (nothing in them aliases payload). It first checks the payload's msgpack
+// structure (see checkMsgpack), so a hostile length prefix can never make the
+// msgpack library allocate beyond what the payload could hold.
+func DecodeBatch(payload []byte) ([]zab.Message, error) {
+	if err := checkMsgpack(payload); err != nil {
+		return nil, err
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(payload))
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return nil, fmt.Errorf("%w: batch: %v", ErrMalformed, err)
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: empty batch", ErrMalformed)
+	}
+	if n > MaxMessagesPerFrame {
+		return nil, fmt.Errorf("%w: %d messages in one frame (limit %d)", ErrMalformed, n, MaxMessagesPerFrame)
+	}
+	msgs := make([]zab.Message, n)
+	for i := range msgs {
+		if err := dec.Decode(&msgs[i]); err != nil {
+			return nil, fmt.Errorf("%w: message %d: %v", ErrMalformed, i, err)
+		}
+	}
+	return msgs, nil
+}
+
+// DecodePayload decodes a handshake payload into v, rejecting trailing bytes.
+func DecodePayload(payload []byte, v any) error {
+	if err := checkMsgpack(payload); err != nil {
+		return err
+	}
+	if err := msgpack.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// checkMsgpack verifies that b is exactly one well-formed msgpack value whose
+// every length prefix fits in the bytes that remain and whose nesting is at
+// most maxDepth. msgpack v5.4.1 preallocates slices from the declared array
+// length without a cap (decode_slice.go: its alloc-limit test is always
+// true), so without this check five bytes could ask for gigabytes.
+func checkMsgpack(b []byte) error {
+	rest, err := skipValue(b, 0)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	}
+	return nil
+}
+
+var errTruncated = fmt.Errorf("%w: truncated msgpack", ErrMalformed)
+
+// skipValue returns b after its first msgpack value.
+func skipValue(b []byte, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("%w: nesting deeper than %d", ErrMalformed, maxDepth)
+	}
+	if len(b) == 0 {
+		return nil, errTruncated
+	}
+	c, b := b[0], b[1:]
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3: // fixint, nil, bool
+		return b, nil
+	case c >= 0x80 && c <= 0x8f: // fixmap
+		return skipN(b, 2*int(c&0x0f), depth)
+	case c >= 0x90 && c <= 0x9f: // fixarray
+		return skipN(b, int(c&0x0f), depth)
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		return skipBytes(b, int(c&0x1f))
+	}
+	switch c {
+	case 0xcc, 0xd0: // uint8, int8
+		return skipBytes(b, 1)
+	case 0xcd, 0xd1: // uint16, int16
+		return skipBytes(b, 2)
+	case 0xce, 0xd2, 0xca: // uint32, int32, float32
+		return skipBytes(b, 4)
+	case 0xcf, 0xd3, 0xcb: // uint64, int64, float64
+		return skipBytes(b, 8)
+	case 0xc4, 0xd9: // bin8, str8
+		n, b, err := readLen(b, 1)
+		if err != nil {
+			return nil, err
+		}
+		return skipBytes(b, n)
+	case 0xc5, 0xda: // bin16, str16
+		n, b, err := readLen(b, 2)
+		if err != nil {
+			return nil, err
+		}
+		return skipBytes(b, n)
+	case 0xc6, 0xdb: // bin32, str32
+		n, b, err := readLen(b, 4)
+		if err != nil {
+			return nil, err
+		}
+		return skipBytes(b, n)
+	case 0xdc: // array16
+		n, b, err := readLen(b, 2)
+		if err != nil {
+			return nil, err
+		}
+		return skipN(b, n, depth)
+	case 0xdd: // array32
+		n, b, err := readLen(b, 4)
+		if err != nil {
+			return nil, err
+		}
+		return skipN(b, n, depth)
+	case 0xde: // map16
+		n, b, err := readLen(b, 2)
+		if err != nil {
+			return nil, err
+		}
+		return skipN(b, 2*n, depth)
+	case 0xdf: // map32
+		n, b, err := readLen(b, 4)
+		if err != nil {
+			return nil, err
+		}
+		return skipN(b, 2*n, depth)
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: type byte + data
+		return skipBytes(b, 1+(1<<(c-0xd4)))
+	case 0xc7, 0xc8, 0xc9: // ext8, ext16, ext32: length, type byte, data
+		n, b, err := readLen(b, 1<<(c-0xc7))
+		if err != nil {
+			return nil, err
+		}
+		return skipBytes(b, 1+n)
+	}
+	return nil, fmt.Errorf("%w: invalid msgpack code 0x%02x", ErrMalformed, c)
+}
+
+// skipN skips n nested values. Every value takes at least one byte, so a
+// count larger than what remains is rejected before walking.
+func skipN(b []byte, n, depth int) ([]byte, error) {
+	if n > len(b) {
+		return nil, errTruncated
+	}
+	var err error
+	for range n {
+		if b, err = skipValue(b, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func skipBytes(b []byte, n int) ([]byte, error) {
+	if n > len(b) {
+		return nil, errTruncated
+	}
+	return b[n:], nil
+}
+
+// readLen reads a big-endian length of size 1, 2 or 4 bytes.
+func readLen(b []byte, size int) (int, []byte, error) {
+	if len(b) < size {
+		return 0, nil, errTruncated
+	}
+	var n uint64
+	for _, x := range b[:size] {
+		n = n<<8 | uint64(x)
+	}
+	return int(n), b[size:], nil
+}

@@ -1,0 +1,251 @@
+package tcp
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/coord-dev/coord/zab"
+)
+
+// Handshake errors, comparable with errors.Is.
+var (
+	// ErrHandshake wraps every handshake failure that is not one of the more
+	// specific errors below (bad frame, cluster or id mismatch, ...).
+	ErrHandshake = errors.New("zab/tcp: handshake failed")
+	// ErrAuth means the other end did not prove knowledge of the secret key,
+	// or the two ends disagree on whether a key is in use.
+	ErrAuth = errors.New("zab/tcp: authentication failed")
+	// ErrRefused means the other end refused the handshake; the error text
+	// carries the reason it gave.
+	ErrRefused = errors.New("zab/tcp: refused by peer")
+)
+
+// nonceSize is the size of each side's fresh handshake nonce.
+const nonceSize = 32
+
+// maxHandshakePayload bounds handshake frames. It is far below MaxFrameSize:
+// an unauthenticated connection cannot make us allocate more than this.
+const maxHandshakePayload = 1024
+
+// maxClusterLen bounds Config.Cluster so a hello always fits in a frame.
+const maxClusterLen = 255
+
+// hello is the dialer's first frame.
+type hello struct {
+	Cluster string `msgpack:"c"`
+	From    uint64 `msgpack:"f"` // the dialer's id
+	To      uint64 `msgpack:"o"` // the id the dialer expects to reach
+	Nonce   []byte `msgpack:"n"`
+	Auth    bool   `msgpack:"a"` // the dialer has a secret key
+}
+
+// welcome is the acceptor's answer: its nonce and, with a key, its proof.
+type welcome struct {
+	From  uint64 `msgpack:"f"`
+	Nonce []byte `msgpack:"n"`
+	Auth  bool   `msgpack:"a"`
+	MAC   []byte `msgpack:"m,omitempty"`
+}
+
+// authProof is the dialer's proof (an empty MAC without a key).
+type authProof struct {
+	MAC []byte `msgpack:"m,omitempty"`
+}
+
+// refusal tells the other end why the handshake failed, so both logs say it.
+type refusal struct {
+	Reason string `msgpack:"r"`
+}
+
+// handshaker holds what both handshake sides need from the transport.
+type handshaker struct {
+	id      zab.PeerID
+	cluster string
+	key     []byte    // nil: no authentication, hello only
+	rand    io.Reader // crypto/rand.Reader in production
+}
+
+// Proof roles: the two directions use different labels so that one side's MAC
+// can never be reflected back as the other side's.
+const (
+	roleAcceptor = 'A'
+	roleDialer   = 'D'
+)
+
+// proof is HMAC-SHA256(key, label || role || len(cluster) || cluster ||
+// dialer id || acceptor id || dialer nonce || acceptor nonce). Both nonces
+// are fresh, so a recorded handshake cannot be replayed; the ids and the
+// cluster name are bound, so a proof for one pair or cluster is useless for
+// another.
+func proof(key []byte, role byte, cluster string, dialer, acceptor zab.PeerID, nd, na []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	var b [8]byte
+	m.Write([]byte("coord zab/tcp v1"))
+	m.Write([]byte{role})
+	binary.BigEndian.PutUint32(b[:4], uint32(len(cluster)))
+	m.Write(b[:4])
+	m.Write([]byte(cluster))
+	binary.BigEndian.PutUint64(b[:], uint64(dialer))
+	m.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(acceptor))
+	m.Write(b[:])
+	m.Write(nd)
+	m.Write(na)
+	return m.Sum(nil)
+}
+
+func (h *handshaker) nonce() ([]byte, error) {
+	n := make([]byte, nonceSize)
+	if _, err := io.ReadFull(h.rand, n); err != nil {
+		return nil, fmt.Errorf("%w: nonce: %v", ErrHandshake, err)
+	}
+	return n, nil
+}
+
+// writeFrame writes one small handshake frame.
+func writeFrame(w io.Writer, kind Kind, v any) error {
+	b, err := AppendFrame(nil, kind, v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// refuse tells the other end why, best effort, and returns err.
+func refuse(w io.Writer, err error) error {
+	_ = writeFrame(w, KindRefuse, &refusal{Reason: err.Error()})
+	return err
+}
+
+// readHandshakeFrame reads a frame of kind want (or a refusal) and decodes its
+// payload into v.
+func readHandshakeFrame(r io.Reader, want Kind, v any) error {
+	h, payload, err := ReadFrame(r, maxHandshakePayload, nil)
+	if err != nil {
+		return fmt.Errorf("%w: reading %s: %w", ErrHandshake, want, err)
+	}
+	if h.Kind == KindRefuse {
+		var rf refusal
+		if err := DecodePayload(payload, &rf); err != nil {
+			return fmt.Errorf("%w (unreadable reason: %v)", ErrRefused, err)
+		}
+		return fmt.Errorf("%w: %q", ErrRefused, rf.Reason)
+	}
+	if h.Kind != want {
+		return fmt.Errorf("%w: got %s frame, want %s", ErrHandshake, h.Kind, want)
+	}
+	if v == nil {
+		if len(payload) != 0 {
+			return fmt.Errorf("%w: %s frame with %d payload bytes", ErrHandshake, want, len(payload))
+		}
+		return nil
+	}
+	if err := DecodePayload(payload, v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrHandshake, want, err)
+	}
+	return nil
+}
+
+// dial runs the dialer's side of the handshake on a fresh connection to the
+// peer expected to be want. It returns nil once the acceptor has proved itself
+// (with a key) and accepted us; only then may KindBatch frames follow.
+//
+//	dialer                                   acceptor
+//	hello{cluster, D, A, nD, auth}   ──►
+//	                                 ◄──     welcome{A, nA, auth, MAC_A}   (or refuse)
+//	auth{MAC_D}                      ──►
+//	                                 ◄──     accept{}                      (or refuse)
+func (h *handshaker) dial(r io.Reader, w io.Writer, want zab.PeerID) error {
+	nd, err := h.nonce()
+	if err != nil {
+		return err
+	}
+	hi := hello{Cluster: h.cluster, From: uint64(h.id), To: uint64(want), Nonce: nd, Auth: h.key != nil}
+	if err := writeFrame(w, KindHello, &hi); err != nil {
+		return fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
+	}
+	var wl welcome
+	if err := readHandshakeFrame(r, KindWelcome, &wl); err != nil {
+		return err
+	}
+	if zab.PeerID(wl.From) != want {
+		return refuse(w, fmt.Errorf("%w: reached peer %d, expected %d", ErrHandshake, wl.From, want))
+	}
+	if len(wl.Nonce) != nonceSize {
+		return refuse(w, fmt.Errorf("%w: acceptor nonce of %d bytes", ErrHandshake, len(wl.Nonce)))
+	}
+	var ap authProof
+	if h.key != nil {
+		if !wl.Auth {
+			return refuse(w, fmt.Errorf("%w: peer %d has no secret key", ErrAuth, want))
+		}
+		exp := proof(h.key, roleAcceptor, h.cluster, h.id, want, nd, wl.Nonce)
+		if !hmac.Equal(exp, wl.MAC) {
+			return refuse(w, fmt.Errorf("%w: peer %d did not prove the secret key", ErrAuth, want))
+		}
+		ap.MAC = proof(h.key, roleDialer, h.cluster, h.id, want, nd, wl.Nonce)
+	} else if wl.Auth {
+		return refuse(w, fmt.Errorf("%w: peer %d requires a secret key and we have none", ErrAuth, want))
+	}
+	if err := writeFrame(w, KindAuth, &ap); err != nil {
+		return fmt.Errorf("%w: writing auth: %w", ErrHandshake, err)
+	}
+	return readHandshakeFrame(r, KindAccept, nil)
+}
+
+// accept runs the acceptor's side of the handshake and returns the
+// authenticated id of the dialer. No KindBatch frame is read before it
+// returns successfully.
+func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, error) {
+	var hi hello
+	if err := readHandshakeFrame(r, KindHello, &hi); err != nil {
+		return 0, err
+	}
+	from := zab.PeerID(hi.From)
+	switch {
+	case hi.Cluster != h.cluster:
+		return 0, refuse(w, fmt.Errorf("%w: dialer %d is in cluster %q, not ours", ErrHandshake, from, hi.Cluster))
+	case zab.PeerID(hi.To) != h.id:
+		return 0, refuse(w, fmt.Errorf("%w: dialer %d wants peer %d, this is %d", ErrHandshake, from, hi.To, h.id))
+	case from == 0 || from == h.id:
+		return 0, refuse(w, fmt.Errorf("%w: invalid dialer id %d", ErrHandshake, from))
+	case len(hi.Nonce) != nonceSize:
+		return 0, refuse(w, fmt.Errorf("%w: dialer nonce of %d bytes", ErrHandshake, len(hi.Nonce)))
+	case h.key != nil && !hi.Auth:
+		return 0, refuse(w, fmt.Errorf("%w: dialer %d has no secret key", ErrAuth, from))
+	case h.key == nil && hi.Auth:
+		return 0, refuse(w, fmt.Errorf("%w: dialer %d uses a secret key and we have none", ErrAuth, from))
+	}
+	na, err := h.nonce()
+	if err != nil {
+		return 0, err
+	}
+	wl := welcome{From: uint64(h.id), Nonce: na, Auth: h.key != nil}
+	if h.key != nil {
+		wl.MAC = proof(h.key, roleAcceptor, h.cluster, from, h.id, hi.Nonce, na)
+	}
+	if err := writeFrame(w, KindWelcome, &wl); err != nil {
+		return 0, fmt.Errorf("%w: writing welcome: %w", ErrHandshake, err)
+	}
+	var ap authProof
+	if err := readHandshakeFrame(r, KindAuth, &ap); err != nil {
+		return 0, err
+	}
+	if h.key != nil {
+		exp := proof(h.key, roleDialer, h.cluster, from, h.id, hi.Nonce, na)
+		if !hmac.Equal(exp, ap.MAC) {
+			return 0, refuse(w, fmt.Errorf("%w: dialer %d did not prove the secret key", ErrAuth, from))
+		}
+	} else if len(ap.MAC) != 0 {
+		return 0, refuse(w, fmt.Errorf("%w: unexpected MAC from dialer %d", ErrAuth, from))
+	}
+	if err := writeFrame(w, KindAccept, nil); err != nil {
+		return 0, fmt.Errorf("%w: writing accept: %w", ErrHandshake, err)
+	}
+	return from, nil
+}

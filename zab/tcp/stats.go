@@ -1,0 +1,98 @@
+package tcp
+
+import (
+	"sort"
+	"sync/atomic"
+
+	"github.com/coord-dev/coord/zab"
+)
+
+// counters are the transport-wide statistics, updated atomically.
+type counters struct {
+	framesSent, msgsSent, bytesSent atomic.Uint64
+	framesRecv, msgsRecv, bytesRecv atomic.Uint64
+	queueFull, sendDrops            atomic.Uint64
+	forgedDrops                     atomic.Uint64
+	handshakeFailures, badFrames    atomic.Uint64
+}
+
+// Stats is a point-in-time snapshot of a Transport's counters. Counters are
+// cumulative since New.
+type Stats struct {
+	// Peers describes each known peer, sorted by id.
+	Peers []PeerStats
+
+	FramesSent, MessagesSent, BytesSent             uint64
+	FramesReceived, MessagesReceived, BytesReceived uint64
+
+	// QueueFull counts Send calls refused with zab.ErrQueueFull.
+	QueueFull uint64
+	// SendDrops counts messages accepted by Send and then lost (dial or
+	// write failure, message larger than MaxFrameSize, peer removed).
+	SendDrops uint64
+	// ForgedDrops counts inbound messages dropped because their From was not
+	// the connection's authenticated id or their To was not this node.
+	ForgedDrops uint64
+	// HandshakeFailures counts failed handshakes, inbound and outbound.
+	HandshakeFailures uint64
+	// BadFrames counts inbound connections closed for a malformed, oversized,
+	// wrong-version or unexpected frame.
+	BadFrames uint64
+
+	// InboundConns is the number of accepted connections now open
+	// (authenticated or still in the handshake).
+	InboundConns int
+	// RecvQueueLen is the number of messages waiting in the Receive channel.
+	RecvQueueLen int
+}
+
+// PeerStats describes one peer's outbound side.
+type PeerStats struct {
+	ID           zab.PeerID
+	Addr         string
+	QueueLen     int
+	QueueCap     int
+	Connected    bool
+	Dials        uint64
+	DialFailures uint64
+	Sent         uint64
+	Drops        uint64
+}
+
+// Stats returns a snapshot of the transport's counters and queues. It is safe
+// to call at any time, including after Close.
+func (t *Transport) Stats() Stats {
+	s := Stats{
+		FramesSent:        t.st.framesSent.Load(),
+		MessagesSent:      t.st.msgsSent.Load(),
+		BytesSent:         t.st.bytesSent.Load(),
+		FramesReceived:    t.st.framesRecv.Load(),
+		MessagesReceived:  t.st.msgsRecv.Load(),
+		BytesReceived:     t.st.bytesRecv.Load(),
+		QueueFull:         t.st.queueFull.Load(),
+		SendDrops:         t.st.sendDrops.Load(),
+		ForgedDrops:       t.st.forgedDrops.Load(),
+		HandshakeFailures: t.st.handshakeFailures.Load(),
+		BadFrames:         t.st.badFrames.Load(),
+		RecvQueueLen:      len(t.recv),
+	}
+	t.mu.RLock()
+	s.InboundConns = len(t.inbound)
+	for _, p := range t.peers {
+		addr, _ := p.address()
+		s.Peers = append(s.Peers, PeerStats{
+			ID:           p.id,
+			Addr:         addr,
+			QueueLen:     len(p.queue),
+			QueueCap:     cap(p.queue),
+			Connected:    p.connected.Load(),
+			Dials:        p.dials.Load(),
+			DialFailures: p.dialFailures.Load(),
+			Sent:         p.sent.Load(),
+			Drops:        p.drops.Load(),
+		})
+	}
+	t.mu.RUnlock()
+	sort.Slice(s.Peers, func(i, j int) bool { return s.Peers[i].ID < s.Peers[j].ID })
+	return s
+}

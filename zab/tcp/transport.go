@@ -1,0 +1,372 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/coord-dev/coord/zab"
+)
+
+// ErrClosed is returned by Send after Close.
+var ErrClosed = errors.New("zab/tcp: transport closed")
+
+// Transport is the TCP implementation of zab.Transport. See the package
+// documentation for the connection model, the wire format and the goroutines
+// it runs.
+type Transport struct {
+	cfg  Config
+	log  *slog.Logger
+	hs   handshaker
+	ln   net.Listener
+	recv chan zab.Message
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the transport starts
+	once   sync.Once
+
+	// hsSlots bounds inbound connections still in the handshake.
+	hsSlots chan struct{}
+
+	mu      sync.RWMutex
+	closed  bool
+	peers   map[zab.PeerID]*peer
+	inbound map[*inConn]struct{}   // every accepted connection
+	byPeer  map[zab.PeerID]*inConn // the authenticated inbound connection of each peer
+
+	st counters
+}
+
+var _ zab.Transport = (*Transport)(nil)
+
+// New validates cfg, binds the listener and starts accepting connections.
+// The Transport owns the listener until Close.
+func New(cfg Config) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", uint64(cfg.ID), "component", "zab/tcp")
+	lc := net.ListenConfig{KeepAlive: 15 * time.Second}
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		cfg:     cfg,
+		log:     logger,
+		hs:      handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader},
+		ln:      ln,
+		recv:    make(chan zab.Message, cfg.RecvBufferSize),
+		ctx:     ctx,
+		cancel:  cancel,
+		hsSlots: make(chan struct{}, cfg.MaxPendingHandshakes),
+		peers:   make(map[zab.PeerID]*peer),
+		inbound: make(map[*inConn]struct{}),
+		byPeer:  make(map[zab.PeerID]*inConn),
+	}
+	if cfg.SecretKey == nil {
+		logger.Warn("no secret key: peer connections are not authenticated")
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr returns the address the listener is bound to (with the real port when
+// Config.BindAddr asked for port 0).
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
+
+// ID returns this node's peer id.
+func (t *Transport) ID() zab.PeerID { return t.cfg.ID }
+
+// Receive returns the channel of messages from authenticated peers. Every
+// message on it has From equal to the authenticated id of the connection it
+// came on and To equal to this node's id. It is closed by Close.
+func (t *Transport) Receive() <-chan zab.Message { return t.recv }
+
+// Send queues m for m.To without blocking. It returns zab.ErrUnknownPeer when
+// SetPeer was never called for m.To (or it was removed), zab.ErrQueueFull
+// when that peer's queue is full, and ErrClosed after Close. A queued message
+// may still be lost (broken connection, peer down): it is then counted in
+// Stats.SendDrops. Send does not set m.From; the receiver drops messages whose
+// From is not this node's id.
+func (t *Transport) Send(m zab.Message) error {
+	t.mu.RLock()
+	if t.closed {
+		t.mu.RUnlock()
+		return ErrClosed
+	}
+	p := t.peers[m.To]
+	t.mu.RUnlock()
+	if p == nil {
+		return zab.ErrUnknownPeer
+	}
+	select {
+	case p.queue <- m:
+		return nil
+	default:
+		t.st.queueFull.Add(1)
+		return zab.ErrQueueFull
+	}
+}
+
+// SetPeer records or updates the address of peer id. A changed address makes
+// the peer's writer drop its current connection and dial the new address
+// (this is how a peer that restarted on a new port is reached); queued
+// messages are kept. SetPeer for this node's own id, after Close, or with an
+// empty address is ignored.
+func (t *Transport) SetPeer(id zab.PeerID, addr string) {
+	if id == t.cfg.ID || id == 0 || addr == "" {
+		t.log.Warn("SetPeer ignored", "peer", uint64(id), "addr", addr)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if p := t.peers[id]; p != nil {
+		p.setAddr(addr)
+		return
+	}
+	p := newPeer(t, id, addr)
+	t.peers[id] = p
+	t.wg.Add(1)
+	go p.run()
+}
+
+// RemovePeer forgets peer id: its writer stops, its queued messages are
+// dropped, its outbound connection and its current inbound connection are
+// closed. The peer may connect again later (authentication, not the peer
+// list, decides who may send to us).
+func (t *Transport) RemovePeer(id zab.PeerID) {
+	t.mu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	ic := t.byPeer[id]
+	t.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+	if ic != nil {
+		ic.kill()
+	}
+}
+
+// Close stops the listener, every writer and reader goroutine, closes every
+// connection, waits for all of them and then closes the Receive channel. It is
+// idempotent and always returns nil.
+func (t *Transport) Close() error {
+	t.once.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		peers := t.peers
+		t.peers = map[zab.PeerID]*peer{}
+		var conns []*inConn
+		for ic := range t.inbound {
+			conns = append(conns, ic)
+		}
+		t.mu.Unlock()
+
+		t.cancel()
+		_ = t.ln.Close()
+		for _, p := range peers {
+			p.stop()
+		}
+		for _, ic := range conns {
+			ic.kill()
+		}
+		t.wg.Wait()
+		close(t.recv)
+		t.log.Info("closed")
+	})
+	return nil
+}
+
+// acceptLoop accepts inbound connections until the listener is closed and
+// starts one serveInbound goroutine per connection.
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	var tempDelay time.Duration
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			// Out of file descriptors and the like: back off and retry, as
+			// net/http does, rather than spin or give up.
+			if tempDelay == 0 {
+				tempDelay = 5 * time.Millisecond
+			} else if tempDelay = 2 * tempDelay; tempDelay > time.Second {
+				tempDelay = time.Second
+			}
+			t.log.Warn("accept failed", "err", err, "retry_in", tempDelay)
+			select {
+			case <-time.After(tempDelay):
+				continue
+			case <-t.ctx.Done():
+				return
+			}
+		}
+		tempDelay = 0
+		select {
+		case t.hsSlots <- struct{}{}:
+		default:
+			t.st.handshakeFailures.Add(1)
+			t.log.Warn("too many pending handshakes, closing inbound connection", "remote", c.RemoteAddr().String())
+			_ = c.Close()
+			continue
+		}
+		ic := &inConn{conn: c, done: make(chan struct{}), gone: make(chan struct{})}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			_ = c.Close()
+			<-t.hsSlots
+			return
+		}
+		t.inbound[ic] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go t.serveInbound(ic)
+	}
+}
+
+// inConn is one accepted connection.
+type inConn struct {
+	conn     net.Conn
+	peer     zab.PeerID    // set once authenticated
+	done     chan struct{} // closed when its goroutine has returned
+	gone     chan struct{} // closed by kill
+	killOnce sync.Once
+}
+
+// kill closes the connection and tells its reader to stop delivering.
+func (ic *inConn) kill() {
+	ic.killOnce.Do(func() {
+		close(ic.gone)
+		_ = ic.conn.Close()
+	})
+}
+
+// serveInbound runs the acceptor side of the handshake and then reads batch
+// frames until the connection fails or is killed.
+func (t *Transport) serveInbound(ic *inConn) {
+	defer t.wg.Done()
+	defer close(ic.done)
+	defer ic.kill()
+	remote := ic.conn.RemoteAddr().String()
+	log := t.log.With("remote", remote)
+
+	_ = ic.conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	br := bufio.NewReaderSize(ic.conn, 64<<10)
+	id, err := t.hs.accept(br, ic.conn)
+	<-t.hsSlots
+	if err != nil {
+		t.st.handshakeFailures.Add(1)
+		log.Warn("inbound handshake refused", "err", err)
+		t.forget(ic)
+		return
+	}
+	_ = ic.conn.SetDeadline(time.Time{})
+	log = log.With("peer", uint64(id))
+
+	// One inbound connection per peer: a newer one means the peer redialed,
+	// so the old one is dead on its side. Wait for the old reader to finish
+	// so that messages from the two connections cannot interleave.
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	ic.peer = id
+	old := t.byPeer[id]
+	t.byPeer[id] = ic
+	t.mu.Unlock()
+	defer t.forget(ic)
+	if old != nil {
+		old.kill()
+		select {
+		case <-old.done:
+		case <-ic.gone:
+			return
+		}
+	}
+	log.Debug("inbound connection authenticated")
+
+	var buf []byte
+	warnedForged := false
+	for {
+		h, payload, err := ReadFrame(br, t.cfg.MaxFrameSize, buf)
+		buf = payload
+		if err != nil {
+			select {
+			case <-ic.gone:
+				log.Debug("inbound connection closed")
+			default:
+				if errors.Is(err, io.EOF) {
+					log.Debug("peer closed inbound connection")
+				} else {
+					t.st.badFrames.Add(1)
+					log.Warn("closing inbound connection", "reason", err)
+				}
+			}
+			return
+		}
+		if h.Kind != KindBatch {
+			t.st.badFrames.Add(1)
+			log.Warn("closing inbound connection", "reason", "unexpected "+h.Kind.String()+" frame")
+			return
+		}
+		msgs, err := DecodeBatch(payload)
+		if err != nil {
+			t.st.badFrames.Add(1)
+			log.Warn("closing inbound connection", "reason", err)
+			return
+		}
+		t.st.framesRecv.Add(1)
+		t.st.bytesRecv.Add(uint64(HeaderSize + len(payload)))
+		for _, m := range msgs {
+			if m.From != id || m.To != t.cfg.ID {
+				t.st.forgedDrops.Add(1)
+				if !warnedForged {
+					warnedForged = true
+					log.Warn("dropping message with wrong sender or recipient (further ones counted only)",
+						"from", uint64(m.From), "to", uint64(m.To))
+				}
+				continue
+			}
+			select {
+			case t.recv <- m:
+				t.st.msgsRecv.Add(1)
+			case <-ic.gone:
+				return
+			}
+		}
+	}
+}
+
+// forget removes ic from the connection sets.
+func (t *Transport) forget(ic *inConn) {
+	t.mu.Lock()
+	delete(t.inbound, ic)
+	if ic.peer != 0 && t.byPeer[ic.peer] == ic {
+		delete(t.byPeer, ic.peer)
+	}
+	t.mu.Unlock()
+}
