@@ -1,0 +1,414 @@
+package tree
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Snapshot format, version 1:
+//
+//	magic   "COORDSNP" (8 bytes)
+//	version uint16 big-endian
+//	frames  each: uvarint length, then that many bytes of msgpack
+//	        1. snapMeta
+//	        2. snapMeta.Nodes snapNode frames, parents before children
+//	crc     uint32 big-endian CRC32C of every byte above
+//
+// Frame lengths are bounded before anything is allocated, so corrupt or
+// hostile input gives an error, never a panic or a huge allocation.
+
+const (
+	snapMagic   = "COORDSNP"
+	snapVersion = 1
+	// maxMetaFrame bounds the meta frame (mostly the session table).
+	maxMetaFrame = 256 << 20
+	// snapBatch is how many nodes the writer reads per hold of the read lock.
+	snapBatch = 256
+)
+
+// ErrCorruptSnapshot means a snapshot could not be decoded: bad magic,
+// unknown version, a frame that does not decode, a checksum or digest
+// mismatch, or a tree that breaks the model's rules.
+var ErrCorruptSnapshot = errors.New("tree: corrupt snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type snapMeta struct {
+	Zxid     int64         `msgpack:"z"`
+	Digest   uint64        `msgpack:"d"`
+	Nodes    int64         `msgpack:"n"`
+	Sessions []SessionInfo `msgpack:"s"`
+}
+
+type snapNode struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Path     string
+	Czxid    int64
+	Mzxid    int64
+	Pzxid    int64
+	Ctime    int64
+	Mtime    int64
+	Owner    int64
+	Version  int32
+	Cversion int32
+	Aversion int32
+	Data     []byte
+}
+
+// snapState is a running snapshot's view of the tree as of zxid: the first
+// change after zxid to any node saves the node's state at zxid in pre, so
+// the writer sees the tree exactly as it was while Apply goes on.
+type snapState struct {
+	zxid int64
+	pre  map[*node]*node
+}
+
+// preserve saves n's state as of the running snapshot's zxid before n is
+// changed for the first time since. Caller holds mu for writing.
+func (t *Tree) preserve(n *node) {
+	s := t.snap
+	if s == nil || n.lastChange() > s.zxid {
+		return
+	}
+	if _, ok := s.pre[n]; ok {
+		return
+	}
+	c := *n
+	c.children = maps.Clone(n.children)
+	s.pre[n] = &c
+}
+
+// WriteSnapshot writes the whole tree, as of the moment it is called, to w
+// and returns the zxid it reflects. Apply is not held up beyond brief lock
+// hand-offs: changes made while the snapshot is written are not in it (it is
+// a point-in-time image, stronger than ZooKeeper's fuzzy snapshot), so the
+// snapshot plus the txns after the returned zxid rebuild the live tree.
+// Snapshots are taken one at a time.
+func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
+	t.snapMu.Lock()
+	defer t.snapMu.Unlock()
+
+	t.mu.Lock()
+	s := &snapState{zxid: t.lastZxid, pre: make(map[*node]*node)}
+	t.snap = s
+	meta := snapMeta{Zxid: t.lastZxid, Digest: t.digest, Nodes: int64(t.count)}
+	for id, ss := range t.sessions {
+		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
+	}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.snap = nil
+		t.mu.Unlock()
+	}()
+	slices.SortFunc(meta.Sessions, func(a, b SessionInfo) int { return cmpInt64(a.ID, b.ID) })
+
+	sw := newSnapWriter(w)
+	sw.header()
+	sw.frame(&meta)
+
+	type item struct {
+		path string
+		n    *node
+	}
+	stack := []item{{"/", t.root}}
+	var names []string
+	var rec snapNode
+	for len(stack) > 0 && sw.err == nil {
+		t.mu.RLock()
+		for b := 0; b < snapBatch && len(stack) > 0; b++ {
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			n := it.n
+			if f, ok := s.pre[n]; ok {
+				n = f
+			}
+			rec = snapNode{Path: it.path, Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid,
+				Ctime: n.ctime, Mtime: n.mtime, Owner: n.owner,
+				Version: n.version, Cversion: n.cversion, Aversion: n.aversion, Data: n.data}
+			sw.frame(&rec)
+			names = names[:0]
+			for name := range n.children {
+				names = append(names, name)
+			}
+			// Reverse order on the stack pops children in sorted order, so
+			// equal trees give identical snapshot bytes.
+			slices.SortFunc(names, func(a, b string) int { return strings.Compare(b, a) })
+			for _, name := range names {
+				stack = append(stack, item{joinPath(it.path, name), n.children[name]})
+			}
+		}
+		t.mu.RUnlock()
+	}
+	sw.trailer()
+	if sw.err != nil {
+		return 0, fmt.Errorf("tree: write snapshot: %w", sw.err)
+	}
+	return meta.Zxid, nil
+}
+
+type snapWriter struct {
+	bw  *bufio.Writer
+	crc hash.Hash32
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+	err error
+}
+
+func newSnapWriter(w io.Writer) *snapWriter {
+	sw := &snapWriter{bw: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(castagnoli)}
+	sw.enc = msgpack.NewEncoder(&sw.buf)
+	return sw
+}
+
+func (sw *snapWriter) write(b []byte) {
+	if sw.err != nil {
+		return
+	}
+	sw.crc.Write(b)
+	_, sw.err = sw.bw.Write(b)
+}
+
+func (sw *snapWriter) header() {
+	var b [len(snapMagic) + 2]byte
+	copy(b[:], snapMagic)
+	binary.BigEndian.PutUint16(b[len(snapMagic):], snapVersion)
+	sw.write(b[:])
+}
+
+func (sw *snapWriter) frame(v any) {
+	if sw.err != nil {
+		return
+	}
+	sw.buf.Reset()
+	if err := sw.enc.Encode(v); err != nil {
+		sw.err = err
+		return
+	}
+	var lb [binary.MaxVarintLen64]byte
+	sw.write(lb[:binary.PutUvarint(lb[:], uint64(sw.buf.Len()))])
+	sw.write(sw.buf.Bytes())
+}
+
+func (sw *snapWriter) trailer() {
+	if sw.err != nil {
+		return
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], sw.crc.Sum32())
+	if _, err := sw.bw.Write(b[:]); err != nil {
+		sw.err = err
+		return
+	}
+	sw.err = sw.bw.Flush()
+}
+
+// ReadSnapshot decodes a snapshot written by WriteSnapshot into a new tree
+// with the given options. It checks the format, every frame, the checksum,
+// the node count, the model's rules (parents before children, no children
+// of ephemerals, ephemerals owned by known sessions, data within the limit)
+// and the digest; any failure wraps ErrCorruptSnapshot (or the read error).
+func ReadSnapshot(r io.Reader, opts Options) (*Tree, error) {
+	t := New(opts)
+	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
+	if err := t.readSnapshot(sr); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+type snapReader struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+	buf bytes.Buffer
+	dec *msgpack.Decoder
+	rd  bytes.Reader
+}
+
+func (sr *snapReader) readFull(b []byte) error {
+	if _, err := io.ReadFull(sr.r, b); err != nil {
+		return truncated(err)
+	}
+	sr.crc.Write(b)
+	return nil
+}
+
+// frame reads one frame of at most limit bytes and decodes it into v.
+func (sr *snapReader) frame(limit int, v any) error {
+	n, err := binary.ReadUvarint(byteReader{sr})
+	if err != nil {
+		return truncated(err)
+	}
+	if n > uint64(limit) {
+		return fmt.Errorf("%w: frame of %d bytes exceeds limit %d", ErrCorruptSnapshot, n, limit)
+	}
+	sr.buf.Reset()
+	// Grow with the data actually read, not with the declared length.
+	if _, err := io.CopyN(&sr.buf, sr.r, int64(n)); err != nil {
+		return truncated(err)
+	}
+	sr.crc.Write(sr.buf.Bytes())
+	sr.rd.Reset(sr.buf.Bytes())
+	if sr.dec == nil {
+		sr.dec = msgpack.NewDecoder(&sr.rd)
+	} else {
+		sr.dec.Reset(&sr.rd)
+	}
+	if err := sr.dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
+	}
+	if sr.rd.Len() != 0 {
+		return fmt.Errorf("%w: %d stray bytes in frame", ErrCorruptSnapshot, sr.rd.Len())
+	}
+	return nil
+}
+
+// byteReader feeds the uvarint decoder while keeping the checksum.
+type byteReader struct{ sr *snapReader }
+
+func (b byteReader) ReadByte() (byte, error) {
+	c, err := b.sr.r.ReadByte()
+	if err == nil {
+		b.sr.crc.Write([]byte{c})
+	}
+	return c, err
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: truncated", ErrCorruptSnapshot)
+	}
+	return fmt.Errorf("tree: read snapshot: %w", err)
+}
+
+func (t *Tree) readSnapshot(sr *snapReader) error {
+	var hdr [len(snapMagic) + 2]byte
+	if err := sr.readFull(hdr[:]); err != nil {
+		return err
+	}
+	if string(hdr[:len(snapMagic)]) != snapMagic {
+		return fmt.Errorf("%w: bad magic %q", ErrCorruptSnapshot, hdr[:len(snapMagic)])
+	}
+	if v := binary.BigEndian.Uint16(hdr[len(snapMagic):]); v != snapVersion {
+		return fmt.Errorf("%w: unsupported version %d", ErrCorruptSnapshot, v)
+	}
+	var meta snapMeta
+	if err := sr.frame(maxMetaFrame, &meta); err != nil {
+		return err
+	}
+	if meta.Nodes < 1 || meta.Zxid < 0 {
+		return fmt.Errorf("%w: meta says %d nodes at zxid %d", ErrCorruptSnapshot, meta.Nodes, meta.Zxid)
+	}
+	for _, s := range meta.Sessions {
+		if s.ID <= 0 || s.Timeout <= 0 {
+			return fmt.Errorf("%w: session %d with timeout %d", ErrCorruptSnapshot, s.ID, s.Timeout)
+		}
+		if _, dup := t.sessions[s.ID]; dup {
+			return fmt.Errorf("%w: session %d twice", ErrCorruptSnapshot, s.ID)
+		}
+		t.sessions[s.ID] = &sessionState{timeout: s.Timeout, ephemerals: make(map[string]struct{})}
+	}
+	maxFrame := t.maxData + MaxPathLen + 256
+	for i := int64(0); i < meta.Nodes; i++ {
+		var rec snapNode
+		if err := sr.frame(maxFrame, &rec); err != nil {
+			return err
+		}
+		if err := t.restoreNode(&rec, i == 0); err != nil {
+			return err
+		}
+	}
+	var crc [4]byte
+	sum := sr.crc.Sum32()
+	if _, err := io.ReadFull(sr.r, crc[:]); err != nil {
+		return truncated(err)
+	}
+	if got := binary.BigEndian.Uint32(crc[:]); got != sum {
+		return fmt.Errorf("%w: checksum %08x, computed %08x", ErrCorruptSnapshot, got, sum)
+	}
+	t.lastZxid = meta.Zxid
+	t.digest = t.computeDigest()
+	if t.digest != meta.Digest {
+		return fmt.Errorf("%w: digest %016x, computed %016x", ErrCorruptSnapshot, meta.Digest, t.digest)
+	}
+	return nil
+}
+
+func (t *Tree) restoreNode(rec *snapNode, first bool) error {
+	if len(rec.Data) > t.maxData {
+		return fmt.Errorf("%w: %s has %d bytes of data, limit %d", ErrCorruptSnapshot, rec.Path, len(rec.Data), t.maxData)
+	}
+	n := &node{czxid: rec.Czxid, mzxid: rec.Mzxid, pzxid: rec.Pzxid, ctime: rec.Ctime, mtime: rec.Mtime,
+		owner: rec.Owner, version: rec.Version, cversion: rec.Cversion, aversion: rec.Aversion}
+	if len(rec.Data) > 0 {
+		n.data = rec.Data
+	}
+	if first {
+		if rec.Path != "/" || rec.Owner != 0 {
+			return fmt.Errorf("%w: first node is %q, not the root", ErrCorruptSnapshot, rec.Path)
+		}
+		t.root = n
+		return nil
+	}
+	if err := ValidatePath(rec.Path); err != nil || rec.Path == "/" {
+		return fmt.Errorf("%w: node path %q", ErrCorruptSnapshot, rec.Path)
+	}
+	if n.isTTL() && (n.ttl() <= 0 || n.ttl() > MaxTTL) {
+		return fmt.Errorf("%w: %s has TTL %d", ErrCorruptSnapshot, rec.Path, n.ttl())
+	}
+	if n.owner < 0 && !n.isTTL() && !n.isContainer() {
+		return fmt.Errorf("%w: %s has owner %d", ErrCorruptSnapshot, rec.Path, n.owner)
+	}
+	if n.isEphemeral() && t.sessions[n.owner] == nil {
+		return fmt.Errorf("%w: ephemeral %s of unknown session 0x%x", ErrCorruptSnapshot, rec.Path, n.owner)
+	}
+	parentPath, name := splitPath(rec.Path)
+	parent := t.lookup(parentPath)
+	switch {
+	case parent == nil:
+		return fmt.Errorf("%w: %s comes before its parent", ErrCorruptSnapshot, rec.Path)
+	case parent.isEphemeral():
+		return fmt.Errorf("%w: %s is a child of an ephemeral", ErrCorruptSnapshot, rec.Path)
+	case parent.children[name] != nil:
+		return fmt.Errorf("%w: %s twice", ErrCorruptSnapshot, rec.Path)
+	}
+	if parent.children == nil {
+		parent.children = make(map[string]*node)
+	}
+	parent.children[name] = n
+	t.count++
+	t.index(rec.Path, n)
+	return nil
+}
+
+// computeDigest hashes the whole tree from scratch.
+func (t *Tree) computeDigest() uint64 {
+	var d uint64
+	var walk func(path []byte, n *node)
+	walk = func(path []byte, n *node) {
+		d += nodeHashFrom(fnvBytes(fnvOffset, path), n)
+		for name, ch := range n.children {
+			p := path
+			if len(p) > 1 {
+				p = append(p, '/')
+			}
+			walk(append(p, name...), ch)
+		}
+	}
+	walk(append(make([]byte, 0, 256), '/'), t.root)
+	for id, s := range t.sessions {
+		d += sessionHash(id, s.timeout)
+	}
+	return d
+}

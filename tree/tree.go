@@ -1,0 +1,319 @@
+// Package tree is coord's znode data model: ZooKeeper's hierarchical
+// namespace of nodes with data and Stat, node kinds (persistent, ephemeral,
+// sequential, container, TTL), watches, all-or-nothing multi, sessions'
+// ephemerals, point-in-time snapshots and an incremental digest.
+//
+// A Tree changes only through Apply, called by one goroutine with txns in
+// strictly increasing zxid order; every check an op makes (versions,
+// existence, sessions) is made at apply time from the tree's own state, so
+// applying the same txns to equal trees yields equal trees and equal digests.
+// Reads may run concurrently with Apply and with each other. The tree knows
+// nothing of networks, disks or clocks: time comes in with each txn.
+package tree
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// DefaultMaxDataSize is the default limit on a node's data, 1 MiB as in ZooKeeper.
+const DefaultMaxDataSize = 1 << 20
+
+// Options configure a Tree. The zero value is usable.
+type Options struct {
+	// MaxDataSize limits a node's data in bytes; 0 means DefaultMaxDataSize.
+	MaxDataSize int
+}
+
+// Tree is an in-memory znode tree. See the package documentation for the
+// concurrency contract.
+type Tree struct {
+	mu       sync.RWMutex
+	root     *node
+	count    int   // nodes, the root included
+	lastZxid int64 // zxid of the last applied txn
+	digest   uint64
+	sessions map[int64]*sessionState
+	// reapable holds the paths of container and TTL nodes, the only nodes
+	// the reaper has to look at.
+	reapable map[string]struct{}
+	maxData  int
+
+	// Per-apply scratch, guarded by mu (write).
+	events []Event
+	undo   []undoRec
+	inTxn  bool // recording undo records (inside a multi)
+
+	watches watchTable
+	snap    *snapState // non-nil while a snapshot runs; guarded by mu
+	snapMu  sync.Mutex // one snapshot at a time
+}
+
+// node is one znode. Its name and path are not stored: the name is the key in
+// the parent's children map, the path is known while walking. Kind is encoded
+// in owner, as ZooKeeper encodes it in ephemeralOwner.
+type node struct {
+	czxid, mzxid, pzxid int64
+	ctime, mtime        int64
+	owner               int64 // >0 ephemeral session; 0 persistent; ownerContainer; ttlMarker|ttl
+	version, cversion   int32
+	aversion            int32
+	data                []byte
+	children            map[string]*node
+}
+
+const (
+	ownerContainer = math.MinInt64
+	ttlMarker      = int64(-1) << 56 // 0xFF in the top byte, as ZooKeeper's TTL ephemeral type
+	ttlMask        = int64(1)<<56 - 1
+)
+
+func (n *node) isEphemeral() bool { return n.owner > 0 }
+func (n *node) isContainer() bool { return n.owner == ownerContainer }
+func (n *node) isTTL() bool       { return n.owner != ownerContainer && n.owner&ttlMarker == ttlMarker }
+func (n *node) ttl() int64        { return n.owner & ttlMask }
+
+// lastChange is the zxid of the newest change to the node's data, stat or
+// children; every mutation sets mzxid or pzxid to the mutating txn's zxid.
+func (n *node) lastChange() int64 { return max(n.mzxid, n.pzxid) }
+
+func (n *node) stat() Stat {
+	s := Stat{
+		Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid,
+		Ctime: n.ctime, Mtime: n.mtime,
+		Version: n.version, Cversion: n.cversion, Aversion: n.aversion,
+		DataLength:  int32(len(n.data)),
+		NumChildren: int32(len(n.children)),
+	}
+	if n.isEphemeral() {
+		s.EphemeralOwner = n.owner
+	}
+	return s
+}
+
+type sessionState struct {
+	timeout    int32
+	ephemerals map[string]struct{}
+}
+
+// SessionInfo describes a session known to the tree.
+type SessionInfo struct {
+	ID      int64 `msgpack:"i"`
+	Timeout int32 `msgpack:"t"` // negotiated timeout in ms
+}
+
+// New returns a tree holding only the root node "/".
+func New(opts Options) *Tree {
+	t := &Tree{
+		root:     &node{},
+		count:    1,
+		sessions: make(map[int64]*sessionState),
+		reapable: make(map[string]struct{}),
+		maxData:  opts.MaxDataSize,
+	}
+	if t.maxData <= 0 {
+		t.maxData = DefaultMaxDataSize
+	}
+	t.watches.init()
+	t.digest = nodeHash("/", t.root)
+	return t
+}
+
+// MaxDataSize returns the limit on a node's data in bytes.
+func (t *Tree) MaxDataSize() int { return t.maxData }
+
+// LastZxid returns the zxid of the last applied txn (0 before any).
+func (t *Tree) LastZxid() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.lastZxid
+}
+
+// Digest returns a hash of the whole tree (every node's path, stat and data,
+// and the session table), maintained incrementally. Equal trees have equal
+// digests.
+func (t *Tree) Digest() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.digest
+}
+
+// NodeCount returns the number of nodes, the root included.
+func (t *Tree) NodeCount() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.count
+}
+
+// lookup returns the node at a valid path, or nil.
+func (t *Tree) lookup(p string) *node {
+	n := t.root
+	for i := 1; i < len(p) && n != nil; {
+		j := i
+		for j < len(p) && p[j] != '/' {
+			j++
+		}
+		n = n.children[p[i:j]]
+		i = j + 1
+	}
+	return n
+}
+
+// Get returns the data and stat of the node at path. The returned data is
+// shared with the tree and must not be modified. If w is not nil and the node
+// exists, a one-shot data watch is set for w in the same atomic step.
+func (t *Tree) Get(path string, w Watcher) ([]byte, Stat, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, Stat{}, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.lookup(path)
+	if n == nil {
+		return nil, Stat{}, fmt.Errorf("%w: %s", ErrNoNode, path)
+	}
+	if w != nil {
+		t.watches.add(path, w, WatchData)
+	}
+	return n.data, n.stat(), nil
+}
+
+// Exists returns the stat of the node at path and whether it exists. If w is
+// not nil a one-shot watch is set whether or not the node exists: it fires on
+// the node's creation, data change or deletion.
+func (t *Tree) Exists(path string, w Watcher) (Stat, bool, error) {
+	if err := ValidatePath(path); err != nil {
+		return Stat{}, false, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if w != nil {
+		t.watches.add(path, w, WatchData)
+	}
+	n := t.lookup(path)
+	if n == nil {
+		return Stat{}, false, nil
+	}
+	return n.stat(), true, nil
+}
+
+// Children returns the sorted names of the children of the node at path and
+// its stat. If w is not nil and the node exists, a one-shot child watch is set.
+func (t *Tree) Children(path string, w Watcher) ([]string, Stat, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, Stat{}, err
+	}
+	t.mu.RLock()
+	n := t.lookup(path)
+	if n == nil {
+		t.mu.RUnlock()
+		return nil, Stat{}, fmt.Errorf("%w: %s", ErrNoNode, path)
+	}
+	if w != nil {
+		t.watches.add(path, w, WatchChildren)
+	}
+	names := make([]string, 0, len(n.children))
+	for name := range n.children {
+		names = append(names, name)
+	}
+	st := n.stat()
+	t.mu.RUnlock()
+	sort.Strings(names) // outside the lock: readers need not hold up the applier
+	return names, st, nil
+}
+
+// CountDescendants returns the number of nodes below path (ZooKeeper's
+// getAllChildrenNumber).
+func (t *Tree) CountDescendants(path string) (int, error) {
+	if err := ValidatePath(path); err != nil {
+		return 0, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.lookup(path)
+	if n == nil {
+		return 0, fmt.Errorf("%w: %s", ErrNoNode, path)
+	}
+	return countBelow(n), nil
+}
+
+func countBelow(n *node) int {
+	c := len(n.children)
+	for _, ch := range n.children {
+		if len(ch.children) > 0 {
+			c += countBelow(ch)
+		}
+	}
+	return c
+}
+
+// Ephemerals returns the sorted paths of the ephemeral nodes owned by session.
+func (t *Tree) Ephemerals(session int64) []string {
+	t.mu.RLock()
+	s := t.sessions[session]
+	var out []string
+	if s != nil {
+		out = make([]string, 0, len(s.ephemerals))
+		for p := range s.ephemerals {
+			out = append(out, p)
+		}
+	}
+	t.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// Sessions returns the sessions known to the tree, sorted by id.
+func (t *Tree) Sessions() []SessionInfo {
+	t.mu.RLock()
+	out := make([]SessionInfo, 0, len(t.sessions))
+	for id, s := range t.sessions {
+		out = append(out, SessionInfo{ID: id, Timeout: s.timeout})
+	}
+	t.mu.RUnlock()
+	slices.SortFunc(out, func(a, b SessionInfo) int { return cmpInt64(a.ID, b.ID) })
+	return out
+}
+
+// ReapCandidates returns, sorted, the paths of container nodes that are empty
+// after having had children and of TTL nodes that are childless and were last
+// modified more than their TTL before now (ms). The leader proposes an OpReap
+// for each; the op re-checks eligibility when applied.
+func (t *Tree) ReapCandidates(now int64) []string {
+	t.mu.RLock()
+	var out []string
+	for p := range t.reapable {
+		if n := t.lookup(p); n != nil && reapable(n, now) {
+			out = append(out, p)
+		}
+	}
+	t.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+func reapable(n *node, now int64) bool {
+	if len(n.children) > 0 {
+		return false
+	}
+	switch {
+	case n.isContainer():
+		return n.cversion > 0
+	case n.isTTL():
+		return now-n.mtime > n.ttl()
+	}
+	return false
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
