@@ -101,3 +101,5 @@ func copyDir(t testing.TB, src string) string {
 	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
 	return dst
 }
+
+func slogOf(w *warnLog) *slog.Logger { return slog.New(w) }
