@@ -15,10 +15,17 @@ import (
 )
 
 // eventually waits for cond with a deadline; the poll interval only bounds
-// latency, correctness never depends on it.
+// latency, correctness never depends on it. It polls on the calling
+// goroutine (unlike require.Eventually) so goroutine counts stay exact.
 func eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
-	require.Eventually(t, cond, within, 2*time.Millisecond, append([]any{format}, args...)...)
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			require.FailNowf(t, "condition not met in time", format, args...)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // logBuf is a concurrency-safe log sink for asserting on log lines.

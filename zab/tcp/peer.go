@@ -32,7 +32,7 @@ type peer struct {
 	gen  uint64   // incremented on every address change
 	conn net.Conn // current outbound connection (dialing included), for stop
 
-	connected    atomic.Bool
+	cur          atomic.Pointer[outConn] // the writer's connection, for Stats
 	dials        atomic.Uint64
 	dialFailures atomic.Uint64
 	sent         atomic.Uint64
@@ -122,7 +122,7 @@ func (p *peer) run() {
 		if conn != nil {
 			_ = conn.Close()
 			conn = nil
-			p.connected.Store(false)
+			p.cur.Store(nil)
 		}
 	}
 	defer closeConn()
@@ -191,7 +191,7 @@ func (p *peer) run() {
 			}
 			failures = 0
 			conn = c
-			p.connected.Store(true)
+			p.cur.Store(c)
 		}
 		if err := p.write(conn, enc, batch); err != nil {
 			if p.ctx.Err() != nil {
@@ -227,6 +227,21 @@ func (p *peer) write(conn *outConn, enc *BatchEncoder, batch []zab.Message) erro
 		batch = batch[n:]
 	}
 	return nil
+}
+
+// connected reports whether the peer has an established connection that
+// has not been closed by the other end.
+func (p *peer) connected() bool {
+	c := p.cur.Load()
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c.dead:
+		return false
+	default:
+		return true
+	}
 }
 
 func (p *peer) drop(n int) {

@@ -85,7 +85,7 @@ func (t *Transport) Stats() Stats {
 			Addr:         addr,
 			QueueLen:     len(p.queue),
 			QueueCap:     cap(p.queue),
-			Connected:    p.connected.Load(),
+			Connected:    p.connected(),
 			Dials:        p.dials.Load(),
 			DialFailures: p.dialFailures.Load(),
 			Sent:         p.sent.Load(),
