@@ -117,6 +117,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	sw := newSnapWriter(w)
 	sw.header()
 	sw.frame(&meta)
+	sw.flush()
 
 	type item struct {
 		path string
@@ -150,6 +151,8 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 			}
 		}
 		t.mu.RUnlock()
+		// Written outside the lock: a slow writer must not hold up Apply.
+		sw.flush()
 	}
 	sw.trailer()
 	if sw.err != nil {
@@ -158,33 +161,26 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	return meta.Zxid, nil
 }
 
+// snapWriter encodes frames into a batch in memory and writes each batch
+// to the destination, keeping the running checksum.
 type snapWriter struct {
-	bw  *bufio.Writer
-	crc hash.Hash32
-	buf bytes.Buffer
-	enc *msgpack.Encoder
-	err error
+	w     io.Writer
+	crc   hash.Hash32
+	batch []byte
+	buf   bytes.Buffer
+	enc   *msgpack.Encoder
+	err   error
 }
 
 func newSnapWriter(w io.Writer) *snapWriter {
-	sw := &snapWriter{bw: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(castagnoli)}
+	sw := &snapWriter{w: w, crc: crc32.New(castagnoli)}
 	sw.enc = msgpack.NewEncoder(&sw.buf)
 	return sw
 }
 
-func (sw *snapWriter) write(b []byte) {
-	if sw.err != nil {
-		return
-	}
-	sw.crc.Write(b)
-	_, sw.err = sw.bw.Write(b)
-}
-
 func (sw *snapWriter) header() {
-	var b [len(snapMagic) + 2]byte
-	copy(b[:], snapMagic)
-	binary.BigEndian.PutUint16(b[len(snapMagic):], snapVersion)
-	sw.write(b[:])
+	sw.batch = append(sw.batch, snapMagic...)
+	sw.batch = binary.BigEndian.AppendUint16(sw.batch, snapVersion)
 }
 
 func (sw *snapWriter) frame(v any) {
@@ -196,22 +192,23 @@ func (sw *snapWriter) frame(v any) {
 		sw.err = err
 		return
 	}
-	var lb [binary.MaxVarintLen64]byte
-	sw.write(lb[:binary.PutUvarint(lb[:], uint64(sw.buf.Len()))])
-	sw.write(sw.buf.Bytes())
+	sw.batch = binary.AppendUvarint(sw.batch, uint64(sw.buf.Len()))
+	sw.batch = append(sw.batch, sw.buf.Bytes()...)
+}
+
+func (sw *snapWriter) flush() {
+	if sw.err == nil && len(sw.batch) > 0 {
+		sw.crc.Write(sw.batch)
+		_, sw.err = sw.w.Write(sw.batch)
+	}
+	sw.batch = sw.batch[:0]
 }
 
 func (sw *snapWriter) trailer() {
-	if sw.err != nil {
-		return
+	sw.flush()
+	if sw.err == nil {
+		_, sw.err = sw.w.Write(binary.BigEndian.AppendUint32(nil, sw.crc.Sum32()))
 	}
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], sw.crc.Sum32())
-	if _, err := sw.bw.Write(b[:]); err != nil {
-		sw.err = err
-		return
-	}
-	sw.err = sw.bw.Flush()
 }
 
 // ReadSnapshot decodes a snapshot written by WriteSnapshot into a new tree
