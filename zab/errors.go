@@ -6,6 +6,25 @@ import "errors"
 var (
 	// ErrQueueFull is returned by Transport.Send when the peer's queue is full.
 	ErrQueueFull = errors.New("zab: peer send queue full")
-	// ErrUnknownPeer is returned by Transport.Send for a peer with no address.
+	// ErrUnknownPeer is returned by Transport.Send for a peer with no address,
+	// and by Peer.Step for a message from or to a peer outside the ensemble.
 	ErrUnknownPeer = errors.New("zab: unknown peer")
+
+	// ErrNoLeader is returned by Propose and Sync when the peer does not
+	// currently follow (or is not) an established leader. Nothing was sent:
+	// the request certainly had no effect, and the caller may retry later.
+	ErrNoLeader = errors.New("zab: no established leader")
+	// ErrProposalDropped reports a proposal that certainly never commits: the
+	// leader refused it, or the committed history moved past its zxid without
+	// it.
+	ErrProposalDropped = errors.New("zab: proposal dropped")
+	// ErrOutcomeUnknown reports a proposal whose fate the peer cannot learn
+	// (it lost its leader before hearing the assigned zxid, or a snapshot
+	// covered the zxid). It may or may not have committed.
+	ErrOutcomeUnknown = errors.New("zab: proposal outcome unknown")
+	// ErrLeaderLost reports a Sync that could not complete because the peer
+	// or its leader stopped leading. Retrying is safe.
+	ErrLeaderLost = errors.New("zab: leader lost before sync completed")
+	// ErrInvalidConfig wraps every Config.Validate failure.
+	ErrInvalidConfig = errors.New("zab: invalid config")
 )

@@ -3,6 +3,100 @@ package zab
 // MsgType says what a Message is for.
 type MsgType uint8
 
+// Message types. The comment of each names the fields it uses besides
+// Type, From and To.
+const (
+	// MsgVote is a fast-leader-election notification: the sender's current
+	// vote (Leader, Zxid, Epoch = the proposed leader's current epoch), its
+	// election Round and its State (a Role).
+	MsgVote MsgType = iota + 1
+	// MsgFollowerInfo starts discovery: a learner tells its leader its
+	// accepted epoch (Epoch), last zxid (Zxid), election Round and whether it
+	// is an observer (Observer).
+	MsgFollowerInfo
+	// MsgLeaderInfo proposes the new epoch (Epoch) of the leader elected in
+	// Round.
+	MsgLeaderInfo
+	// MsgAckEpoch acknowledges the new epoch (Epoch) and reports the learner's
+	// current epoch (Current) and last zxid (Zxid). Sent again, it asks the
+	// leader to restart synchronisation from Zxid.
+	MsgAckEpoch
+	// MsgSync is one chunk of a synchronisation (Seq). The first chunk has a
+	// Mode (DIFF, TRUNC or SNAP, with Snap for SNAP) that leaves the learner's
+	// log ending at Prev; Entries follow Prev. Commit is the leader's commit.
+	MsgSync
+	// MsgNewLeader is the last chunk of a synchronisation (fields as MsgSync);
+	// Zxid is the leader's last zxid the learner must hold before acking.
+	MsgNewLeader
+	// MsgUpToDate tells a synced learner that the leader is established
+	// (Commit).
+	MsgUpToDate
+	// MsgProposal carries pipelined proposals (Entries after Prev) and the
+	// leader's Commit.
+	MsgProposal
+	// MsgAck acknowledges that the learner durably holds the leader's history
+	// up to Zxid (cumulative). NewLeader marks the NEWLEADER acknowledgement.
+	MsgAck
+	// MsgCommit tells followers that everything up to Zxid is committed.
+	MsgCommit
+	// MsgInform carries committed entries (Entries after Prev, Commit) to an
+	// observer.
+	MsgInform
+	// MsgResync asks the leader to resend its history after Zxid, the
+	// learner's last zxid, because the learner saw a gap.
+	MsgResync
+	// MsgPing is the leader's heartbeat: Zxid is the last zxid sent to the
+	// learner, Commit the leader's commit, Seq the current read sequence and
+	// Established whether the leader serves.
+	MsgPing
+	// MsgPong answers a ping: Zxid is the learner's last zxid and Seq echoes
+	// the ping's read sequence.
+	MsgPong
+	// MsgPropose forwards a write (Entries[0].Data) with request ReqID. Seq is
+	// the lowest request id the learner still waits for.
+	MsgPropose
+	// MsgProposeResp answers MsgPropose: the assigned Zxid, or Reject.
+	MsgProposeResp
+	// MsgSyncReq forwards a Sync request ReqID to the leader.
+	MsgSyncReq
+	// MsgSyncResp answers MsgSyncReq with the zxid (Zxid) the learner must
+	// apply before the Sync completes, or Reject.
+	MsgSyncResp
+)
+
+var msgTypeNames = [...]string{
+	MsgVote: "VOTE", MsgFollowerInfo: "FOLLOWERINFO", MsgLeaderInfo: "LEADERINFO",
+	MsgAckEpoch: "ACKEPOCH", MsgSync: "SYNC", MsgNewLeader: "NEWLEADER",
+	MsgUpToDate: "UPTODATE", MsgProposal: "PROPOSAL", MsgAck: "ACK",
+	MsgCommit: "COMMIT", MsgInform: "INFORM", MsgResync: "RESYNC", MsgPing: "PING",
+	MsgPong: "PONG", MsgPropose: "PROPOSE", MsgProposeResp: "PROPOSERESP",
+	MsgSyncReq: "SYNCREQ", MsgSyncResp: "SYNCRESP",
+}
+
+// String returns the ZooKeeper-style name of t.
+func (t MsgType) String() string {
+	if int(t) < len(msgTypeNames) && msgTypeNames[t] != "" {
+		return msgTypeNames[t]
+	}
+	return "UNKNOWN"
+}
+
+// SyncMode says how a synchronisation first brings a learner's log in line
+// with the leader's before the DIFF entries follow.
+type SyncMode uint8
+
+const (
+	// SyncNone marks a continuation chunk.
+	SyncNone SyncMode = iota
+	// SyncDiff: the learner's log is a prefix of the leader's; only entries
+	// follow.
+	SyncDiff
+	// SyncTrunc: the learner drops its entries after Prev first.
+	SyncTrunc
+	// SyncSnap: the learner replaces its state with the snapshot at Prev.
+	SyncSnap
+)
+
 // Entry is one proposed transaction: its zxid and the opaque bytes the state
 // machine applies. zab never interprets Data.
 type Entry struct {
@@ -24,4 +118,33 @@ type Message struct {
 	// acknowledged or committed zxid, ...).
 	Zxid    Zxid    `msgpack:"z,omitempty"`
 	Entries []Entry `msgpack:"n,omitempty"`
+
+	// Prev is the zxid the first of Entries follows.
+	Prev Zxid `msgpack:"p,omitempty"`
+	// Commit is the sender's commit zxid.
+	Commit Zxid `msgpack:"c,omitempty"`
+	// Leader is the peer a vote proposes.
+	Leader PeerID `msgpack:"l,omitempty"`
+	// Round is the election round (ZooKeeper's logical clock).
+	Round uint64 `msgpack:"r,omitempty"`
+	// State is the sender's Role in a vote.
+	State Role `msgpack:"s,omitempty"`
+	// Current is a learner's current epoch in MsgAckEpoch.
+	Current uint32 `msgpack:"cu,omitempty"`
+	// Seq is a synchronisation or read sequence number.
+	Seq uint64 `msgpack:"q,omitempty"`
+	// ReqID identifies a forwarded request.
+	ReqID uint64 `msgpack:"i,omitempty"`
+	// Mode is the synchronisation mode of a first sync chunk.
+	Mode SyncMode `msgpack:"m,omitempty"`
+	// Snap is the snapshot of a SNAP synchronisation.
+	Snap []byte `msgpack:"sn,omitempty"`
+	// Reject marks a refused request.
+	Reject bool `msgpack:"x,omitempty"`
+	// NewLeader marks the acknowledgement of NEWLEADER.
+	NewLeader bool `msgpack:"nl,omitempty"`
+	// Observer marks a learner that does not vote.
+	Observer bool `msgpack:"ob,omitempty"`
+	// Established says the pinging leader has a quorum and serves.
+	Established bool `msgpack:"es,omitempty"`
 }

@@ -1,0 +1,254 @@
+package zab
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// ErrCompacted is returned by Storage when the requested zxid lies before the
+// snapshot, i.e. its entries were compacted away.
+var ErrCompacted = errors.New("zab: requested entries are compacted")
+
+// HardState is what a peer must persist besides its log: ZooKeeper's
+// acceptedEpoch (the last epoch it acknowledged in discovery) and
+// currentEpoch (the last epoch whose history it synced with). They are
+// persisted separately because a peer may accept an epoch it never syncs
+// with.
+type HardState struct {
+	AcceptedEpoch uint32 `msgpack:"a"`
+	CurrentEpoch  uint32 `msgpack:"c"`
+}
+
+// IsEmpty reports whether hs is the zero state (nothing to persist).
+func (hs HardState) IsEmpty() bool { return hs == HardState{} }
+
+// Snapshot is an opaque state-machine snapshot that reflects every committed
+// entry up to and including Zxid. zab never interprets Data.
+type Snapshot struct {
+	Zxid Zxid   `msgpack:"z"`
+	Data []byte `msgpack:"d"`
+}
+
+// Storage is the read-only view of a peer's durable state that the protocol
+// core reads (like etcd's raft.Storage). The driver writes to it from Ready
+// before calling Advance; the core never writes. The log is a base zxid (the
+// last compacted entry) followed by entries in increasing zxid order; the
+// latest snapshot lies between the base and the last entry, so a peer can
+// still serve DIFFs from before its snapshot until it compacts.
+//
+// Methods return ErrCompacted for zxids before the base; any other error
+// is a storage failure the core cannot recover from, and it panics with it
+// (the driver should stop the node).
+type Storage interface {
+	// InitialState returns the persisted epochs.
+	InitialState() (HardState, error)
+	// LastZxid returns the zxid of the last entry, or the base when there are
+	// no entries.
+	LastZxid() (Zxid, error)
+	// Floor returns the largest zxid in the log (entries or base) that is at
+	// most z. ErrCompacted if z is before the base.
+	Floor(z Zxid) (Zxid, error)
+	// Entries returns at most max entries with after < zxid <= upTo, in order.
+	// ErrCompacted if after is before the base.
+	Entries(after, upTo Zxid, max int) ([]Entry, error)
+	// Snapshot returns the latest snapshot (zero Snapshot if none).
+	Snapshot() (Snapshot, error)
+}
+
+// MemoryStorage is a Storage kept in memory. It is complete (snapshots,
+// compaction, truncation) and safe for concurrent use; the simulator uses it
+// as the durable state of a peer, and production drivers can use it as the
+// in-memory cache in front of a write-ahead log.
+type MemoryStorage struct {
+	mu   sync.Mutex
+	hs   HardState
+	snap Snapshot
+	base Zxid    // last compacted zxid; base <= snap.Zxid
+	ents []Entry // zxid > base, strictly increasing
+}
+
+var _ Storage = (*MemoryStorage)(nil)
+
+// NewMemoryStorage returns an empty storage.
+func NewMemoryStorage() *MemoryStorage { return &MemoryStorage{} }
+
+// InitialState implements Storage.
+func (s *MemoryStorage) InitialState() (HardState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hs, nil
+}
+
+// LastZxid implements Storage.
+func (s *MemoryStorage) LastZxid() (Zxid, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastLocked(), nil
+}
+
+func (s *MemoryStorage) lastLocked() Zxid {
+	if n := len(s.ents); n > 0 {
+		return s.ents[n-1].Zxid
+	}
+	return s.base
+}
+
+// search returns the index of the first entry with zxid > z.
+func (s *MemoryStorage) search(z Zxid) int {
+	i, found := slices.BinarySearchFunc(s.ents, z, func(e Entry, z Zxid) int { return cmpZxid(e.Zxid, z) })
+	if found {
+		i++
+	}
+	return i
+}
+
+func cmpZxid(a, b Zxid) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Floor implements Storage.
+func (s *MemoryStorage) Floor(z Zxid) (Zxid, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if z < s.base {
+		return 0, ErrCompacted
+	}
+	if i := s.search(z); i > 0 {
+		return s.ents[i-1].Zxid, nil
+	}
+	return s.base, nil
+}
+
+// Entries implements Storage.
+func (s *MemoryStorage) Entries(after, upTo Zxid, max int) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if after < s.base {
+		return nil, ErrCompacted
+	}
+	lo := s.search(after)
+	hi := s.search(upTo)
+	if hi < lo {
+		hi = lo
+	}
+	if max > 0 && hi-lo > max {
+		hi = lo + max
+	}
+	return slices.Clone(s.ents[lo:hi]), nil
+}
+
+// Snapshot implements Storage.
+func (s *MemoryStorage) Snapshot() (Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, nil
+}
+
+// SetHardState persists hs.
+func (s *MemoryStorage) SetHardState(hs HardState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hs = hs
+}
+
+// ApplySnapshot replaces the whole log with snap (Ready.Snapshot).
+func (s *MemoryStorage) ApplySnapshot(snap Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = Snapshot{Zxid: snap.Zxid, Data: slices.Clone(snap.Data)}
+	s.base = snap.Zxid
+	s.ents = nil
+}
+
+// TruncateAfter drops every entry after z (Ready.Truncate). It returns
+// ErrCompacted if z is before the snapshot: committed state is never
+// truncated.
+func (s *MemoryStorage) TruncateAfter(z Zxid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if z < s.snap.Zxid {
+		return ErrCompacted
+	}
+	s.ents = s.ents[:s.search(z)]
+	return nil
+}
+
+// Append adds ents (in increasing zxid order) to the log. Existing entries
+// at or after ents[0] are replaced, as a resynchronised log requires.
+func (s *MemoryStorage) Append(ents []Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := ents[0].Zxid
+	if first <= s.snap.Zxid {
+		return fmt.Errorf("zab: append %v at or before snapshot %v: %w", first, s.snap.Zxid, ErrCompacted)
+	}
+	for i := 1; i < len(ents); i++ {
+		if ents[i].Zxid <= ents[i-1].Zxid {
+			return fmt.Errorf("zab: append out of order at %v", ents[i].Zxid)
+		}
+	}
+	i, _ := slices.BinarySearchFunc(s.ents, first, func(e Entry, z Zxid) int { return cmpZxid(e.Zxid, z) })
+	s.ents = append(s.ents[:i:i], ents...)
+	return nil
+}
+
+// CreateSnapshot records data as the snapshot at z, which must be in the log
+// (or equal the current snapshot) and committed. Entries are kept; call
+// Compact to drop them. Snapshots older than the current one are refused.
+func (s *MemoryStorage) CreateSnapshot(z Zxid, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if z < s.snap.Zxid {
+		return ErrCompacted
+	}
+	if z > s.lastLocked() {
+		return fmt.Errorf("zab: snapshot %v beyond last zxid %v", z, s.lastLocked())
+	}
+	s.snap = Snapshot{Zxid: z, Data: slices.Clone(data)}
+	return nil
+}
+
+// Compact drops the entries up to z, which must not be after the snapshot.
+// Peers behind the new base then need a SNAP to catch up.
+func (s *MemoryStorage) Compact(z Zxid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if z > s.snap.Zxid {
+		return fmt.Errorf("zab: compact %v beyond snapshot %v", z, s.snap.Zxid)
+	}
+	if z <= s.base {
+		return nil
+	}
+	i := s.search(z)
+	if i > 0 {
+		s.base = s.ents[i-1].Zxid
+	}
+	s.ents = slices.Clone(s.ents[i:])
+	return nil
+}
+
+// Clone returns an independent copy of s (the simulator uses it to model the
+// durable state that survives a crash).
+func (s *MemoryStorage) Clone() *MemoryStorage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &MemoryStorage{hs: s.hs, snap: s.snap, base: s.base, ents: slices.Clone(s.ents)}
+}
+
+// Len returns the number of entries after the base.
+func (s *MemoryStorage) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ents)
+}
