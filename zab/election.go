@@ -1,0 +1,219 @@
+package zab
+
+// vote is a fast-leader-election vote: the proposed leader, its last zxid
+// and its current epoch. Votes are totally ordered by (Epoch, Zxid, Leader).
+type vote struct {
+	Leader PeerID
+	Zxid   Zxid
+	Epoch  uint32
+}
+
+func (a vote) greater(b vote) bool {
+	if a.Epoch != b.Epoch {
+		return a.Epoch > b.Epoch
+	}
+	if a.Zxid != b.Zxid {
+		return a.Zxid > b.Zxid
+	}
+	return a.Leader > b.Leader
+}
+
+type notification struct {
+	vote
+	round uint64
+	state Role
+}
+
+// election is the state of ZooKeeper's FastLeaderElection.
+type election struct {
+	round      uint64 // logical clock; also names the leader's reign
+	vote       vote   // current (or, outside LOOKING, decided) vote
+	recv       map[PeerID]vote
+	ooe        map[PeerID]notification // votes of peers out of election
+	finalizeAt uint64                  // 0: not finalizing
+	resendAt   uint64
+}
+
+func (p *Peer) selfVote() vote {
+	return vote{Leader: p.id, Zxid: p.log.last(), Epoch: p.hs.CurrentEpoch}
+}
+
+// becomeLooking starts a new election round.
+func (p *Peer) becomeLooking() {
+	wasLeading := p.role == RoleLeading
+	switch p.role {
+	case RoleLeading:
+		p.leaderStop()
+	case RoleFollowing, RoleObserving:
+		p.failForwarded()
+	}
+	p.role, p.leader, p.epoch, p.phase = RoleLooking, 0, 0, phaseDiscovery
+	p.lead, p.lrn = nil, nil
+	p.el.round++
+	p.el.recv = map[PeerID]vote{}
+	p.el.ooe = map[PeerID]notification{}
+	p.el.finalizeAt = 0
+	if p.isObserver() {
+		p.el.vote = vote{}
+	} else {
+		p.el.vote = p.selfVote()
+		p.el.recv[p.id] = p.el.vote
+	}
+	p.broadcastVote()
+	if wasLeading {
+		// Observers that followed us must learn it too.
+		for _, o := range p.cfg.Observers {
+			p.send(p.voteMsg(o))
+		}
+	}
+	if p.voters.Len() == 1 && !p.isObserver() {
+		p.tryDecide(true)
+	}
+}
+
+func (p *Peer) voteMsg(to PeerID) Message {
+	v := p.el.vote
+	return Message{Type: MsgVote, To: to, Leader: v.Leader, Zxid: v.Zxid, Epoch: v.Epoch,
+		Round: p.el.round, State: p.role}
+}
+
+// broadcastVote sends the current vote to every other voter and schedules
+// the next re-send, jittered so that lost notifications cannot stall the
+// election forever.
+func (p *Peer) broadcastVote() {
+	for _, id := range p.voters.IDs() {
+		if id != p.id {
+			p.send(p.voteMsg(id))
+		}
+	}
+	base := p.cfg.ElectionTicks
+	p.el.resendAt = p.now + uint64(base+p.rand.IntN(base+1))
+}
+
+func (p *Peer) tickLooking() {
+	if p.el.finalizeAt != 0 && p.now >= p.el.finalizeAt {
+		p.tryDecide(true)
+		if p.role != RoleLooking {
+			return
+		}
+	}
+	if p.now >= p.el.resendAt {
+		p.broadcastVote()
+	}
+}
+
+// stepLooking handles a message while looking: only votes matter.
+func (p *Peer) stepLooking(m Message) {
+	if m.Type != MsgVote || !p.voters.Contains(m.From) {
+		// Observers' notifications only ask for our state; looking, we have
+		// none to give.
+		return
+	}
+	n := notification{vote: vote{Leader: m.Leader, Zxid: m.Zxid, Epoch: m.Epoch}, round: m.Round, state: m.State}
+	if n.state != RoleLooking {
+		p.outOfElection(m.From, n)
+		return
+	}
+	if p.isObserver() {
+		return
+	}
+	switch {
+	case n.round > p.el.round:
+		p.el.round = n.round
+		clear(p.el.recv)
+		p.el.finalizeAt = 0
+		p.el.vote = p.selfVote()
+		if n.vote.greater(p.el.vote) {
+			p.el.vote = n.vote
+		}
+		p.el.recv[p.id] = p.el.vote
+		p.broadcastVote()
+	case n.round < p.el.round:
+		// Help the laggard catch up.
+		p.send(p.voteMsg(m.From))
+		return
+	case n.vote.greater(p.el.vote):
+		p.el.vote = n.vote
+		p.el.recv[p.id] = p.el.vote
+		p.el.finalizeAt = 0
+		p.broadcastVote()
+	case n.vote != p.el.vote:
+		// The sender proposes a worse leader: tell it ours.
+		p.send(p.voteMsg(m.From))
+	}
+	p.el.recv[m.From] = n.vote
+	p.tryDecide(false)
+}
+
+// tryDecide ends the election if a quorum agrees with our vote: at once when
+// every voter agrees, else after FinalizeTicks without a better vote.
+func (p *Peer) tryDecide(final bool) {
+	v := p.el.vote
+	if !p.voters.HasQuorum(func(id PeerID) bool { w, ok := p.el.recv[id]; return ok && w == v }) {
+		p.el.finalizeAt = 0
+		return
+	}
+	all := true
+	for _, id := range p.voters.IDs() {
+		if w, ok := p.el.recv[id]; !ok || w != v {
+			all = false
+			break
+		}
+	}
+	if !all && !final {
+		if p.el.finalizeAt == 0 {
+			p.el.finalizeAt = p.now + uint64(p.cfg.FinalizeTicks)
+		}
+		return
+	}
+	p.el.finalizeAt = 0
+	if v.Leader == p.id {
+		p.becomeLeader()
+	} else {
+		p.becomeLearner(v.Leader)
+	}
+}
+
+// outOfElection handles a vote from a peer that already follows or leads:
+// a (re)starting peer joins the established leader once a quorum of voters
+// reports following it and the leader itself says it leads.
+func (p *Peer) outOfElection(from PeerID, n notification) {
+	p.el.ooe[from] = n
+	if n.round == p.el.round && !p.isObserver() {
+		p.el.recv[from] = n.vote
+	}
+	l := n.Leader
+	if l == p.id || l == 0 {
+		return
+	}
+	ln, ok := p.el.ooe[l]
+	if !ok || ln.state != RoleLeading || ln.Leader != l {
+		return
+	}
+	agree := p.voters.HasQuorum(func(id PeerID) bool {
+		o, ok := p.el.ooe[id]
+		return ok && o.Leader == l && o.Epoch == ln.Epoch
+	})
+	if !agree {
+		return
+	}
+	// The leader's round names its reign: discovery checks it.
+	p.el.round = ln.round
+	p.el.vote = ln.vote
+	p.becomeLearner(l)
+}
+
+// replyVote answers a looking peer's notification while following or
+// leading, so it can join us; a notification from our own leader saying it
+// is looking means it stepped down.
+func (p *Peer) replyVote(m Message) {
+	if m.State != RoleLooking {
+		return
+	}
+	if (p.role == RoleFollowing || p.role == RoleObserving) && m.From == p.leader && m.Round > p.el.round {
+		p.becomeLooking()
+		p.stepLooking(m)
+		return
+	}
+	p.send(p.voteMsg(m.From))
+}

@@ -1,0 +1,459 @@
+package zab
+
+import "slices"
+
+// learnerInfo is what a leader knows about one follower or observer.
+type learnerInfo struct {
+	id       PeerID
+	observer bool
+
+	info     bool   // FOLLOWERINFO received in this reign
+	accepted uint32 // its accepted epoch
+	ackEpoch bool   // ACKEPOCH for our epoch received
+	last     Zxid   // its last zxid, as last reported
+	reqSeq   uint64 // its latest synchronisation request
+
+	syncing    bool // synchronisation started: sent is meaningful
+	sent       Zxid // last zxid sent to it
+	acked      Zxid // highest zxid it durably holds (cumulative ACK)
+	nlAcked    bool // it acknowledged NEWLEADER
+	commitSent Zxid
+
+	lastHeard uint64
+	readAck   uint64          // highest read sequence it echoed
+	props     map[uint64]Zxid // forwarded request id -> zxid (0: rejected)
+	lowWater  uint64          // requests below it are settled
+}
+
+type pendingRead struct {
+	seq   uint64
+	from  PeerID
+	id    uint64
+	index Zxid
+}
+
+// leaderState is the state of a peer that won the election.
+type leaderState struct {
+	start        uint64
+	learners     map[PeerID]*learnerInfo
+	order        []PeerID // sorted keys of learners, for determinism
+	epochDecided bool
+	ackQuorum    bool // a quorum acknowledged the epoch: history fixed
+	established  bool // a quorum acknowledged NEWLEADER: serving
+	exhausted    bool // the zxid counter is used up
+	l0           Zxid // our last zxid when the history was fixed
+	counter      uint32
+	readSeq      uint64
+	reads        []pendingRead
+	pingDue      bool
+	nextPing     uint64
+}
+
+func (p *Peer) becomeLeader() {
+	p.role, p.leader, p.phase, p.epoch = RoleLeading, p.id, phaseDiscovery, 0
+	p.lrn = nil
+	p.lead = &leaderState{start: p.now, learners: map[PeerID]*learnerInfo{}}
+	p.leaderCheckInfoQuorum()
+}
+
+// leaderStop is called as the leader steps down.
+func (p *Peer) leaderStop() {
+	for _, r := range p.lead.reads {
+		if r.from == p.id {
+			p.syncs = append(p.syncs, SyncResult{ID: r.id, Err: ErrLeaderLost})
+		} else {
+			p.send(Message{Type: MsgSyncResp, To: r.from, Epoch: p.epoch, ReqID: r.id, Reject: true})
+		}
+	}
+	p.lead.reads = nil
+}
+
+func (p *Peer) learner(id PeerID) *learnerInfo {
+	l := p.lead
+	li, ok := l.learners[id]
+	if !ok {
+		li = &learnerInfo{id: id, observer: p.observers[id], props: map[uint64]Zxid{}}
+		l.learners[id] = li
+		i, _ := slices.BinarySearch(l.order, id)
+		l.order = slices.Insert(l.order, i, id)
+	}
+	return li
+}
+
+// voterOK evaluates pred for a voter learner; the leader itself counts as
+// self.
+func (p *Peer) quorumOf(self bool, pred func(*learnerInfo) bool) bool {
+	return p.voters.HasQuorum(func(id PeerID) bool {
+		if id == p.id {
+			return self
+		}
+		li, ok := p.lead.learners[id]
+		return ok && !li.observer && pred(li)
+	})
+}
+
+// leaderCheckInfoQuorum decides the new epoch once a quorum sent
+// FOLLOWERINFO: one more than the largest accepted epoch among them.
+func (p *Peer) leaderCheckInfoQuorum() {
+	l := p.lead
+	if l.epochDecided || !p.quorumOf(true, func(li *learnerInfo) bool { return li.info }) {
+		return
+	}
+	e := p.hs.AcceptedEpoch
+	for _, id := range l.order {
+		if li := l.learners[id]; li.info && !li.observer && li.accepted > e {
+			e = li.accepted
+		}
+	}
+	e++
+	p.setAccepted(e)
+	p.epoch, l.epochDecided = e, true
+	for _, id := range l.order {
+		if li := l.learners[id]; li.info {
+			p.send(Message{Type: MsgLeaderInfo, To: id, Epoch: e, Round: p.el.round})
+		}
+	}
+	p.leaderCheckAckQuorum()
+}
+
+// leaderCheckAckQuorum fixes the history once a quorum acknowledged the
+// epoch, and starts synchronising every learner that did.
+func (p *Peer) leaderCheckAckQuorum() {
+	l := p.lead
+	if !l.epochDecided || l.ackQuorum || !p.quorumOf(true, func(li *learnerInfo) bool { return li.ackEpoch }) {
+		return
+	}
+	l.ackQuorum = true
+	p.phase = phaseSync
+	p.setCurrent(p.epoch)
+	l.l0 = p.log.last()
+	for _, id := range l.order {
+		if li := l.learners[id]; li.ackEpoch {
+			p.startSync(li, li.reqSeq)
+		}
+	}
+	// A lone voter establishes as soon as its epoch is durable.
+	p.leaderDurable()
+}
+
+// startSync synchronises li from its last zxid: DIFF if its log is a prefix
+// of ours, TRUNC to the last zxid we share, or SNAP if our log no longer
+// reaches back that far; then the entries up to our last zxid and NEWLEADER.
+func (p *Peer) startSync(li *learnerInfo, seq uint64) {
+	first := Message{Type: MsgSync, To: li.id, Epoch: p.epoch, Seq: seq}
+	if fl, err := p.log.floor(li.last); err == nil {
+		first.Mode, first.Prev = SyncTrunc, fl
+		if fl == li.last {
+			first.Mode = SyncDiff
+		}
+	} else {
+		s := p.log.snapshot()
+		first.Mode, first.Prev, first.Snap = SyncSnap, s.Zxid, s.Data
+	}
+	li.syncing = true
+	li.sent = first.Prev
+	p.sendSyncTail(li, first)
+}
+
+// sendSyncTail sends our log after li.sent as synchronisation chunks, the
+// last one being NEWLEADER. first carries the chunk's header fields.
+func (p *Peer) sendSyncTail(li *learnerInfo, first Message) {
+	last := p.log.last()
+	m := first
+	for {
+		ents, err := p.log.entries(li.sent, last, p.cfg.MaxMsgEntries)
+		if err != nil {
+			return // compacted meanwhile: the learner will ask again
+		}
+		m.Type, m.To, m.Epoch = MsgSync, li.id, p.epoch
+		m.Prev, m.Entries, m.Commit = li.sent, ents, p.log.committed
+		if n := len(ents); n > 0 {
+			li.sent = ents[n-1].Zxid
+		}
+		if li.sent >= last {
+			m.Type, m.Zxid = MsgNewLeader, last
+			p.send(m)
+			return
+		}
+		p.send(m)
+		m = Message{Seq: first.Seq}
+	}
+}
+
+// leaderDurable runs after Advance: our own durable log may complete the
+// NEWLEADER quorum or a commit quorum.
+func (p *Peer) leaderDurable() {
+	p.maybeEstablish()
+	p.maybeCommit()
+}
+
+func (p *Peer) selfDurable() Zxid {
+	if p.durableCurrent != p.epoch {
+		return 0
+	}
+	return p.stableLast
+}
+
+func (p *Peer) maybeEstablish() {
+	l := p.lead
+	if !l.ackQuorum || l.established {
+		return
+	}
+	self := p.durableCurrent == p.epoch && p.stableLast >= l.l0
+	if !p.quorumOf(self, func(li *learnerInfo) bool { return li.nlAcked }) {
+		return
+	}
+	l.established = true
+	p.phase = phaseBroadcast
+	if l.l0 > p.log.committed {
+		p.log.committed = l.l0
+	}
+	for _, id := range l.order {
+		if li := l.learners[id]; li.nlAcked {
+			p.send(Message{Type: MsgUpToDate, To: id, Epoch: p.epoch, Commit: p.log.committed})
+			li.commitSent = p.log.committed
+		}
+	}
+	l.nextPing = p.now // announce Established at once
+}
+
+// maybeCommit commits up to the largest zxid a quorum durably holds.
+func (p *Peer) maybeCommit() {
+	l := p.lead
+	if !l.established {
+		return
+	}
+	q := p.voters.CommittedZxid(func(id PeerID) Zxid {
+		if id == p.id {
+			return p.selfDurable()
+		}
+		if li, ok := l.learners[id]; ok && !li.observer && li.nlAcked {
+			return li.acked
+		}
+		return 0
+	})
+	if q > p.log.committed {
+		p.log.committed = q
+	}
+	if l.exhausted && p.log.committed >= NewZxid(p.epoch, p.cfg.MaxCounter) {
+		// Every zxid of this epoch is used and committed: force a new
+		// epoch, as ZooKeeper does on counter rollover.
+		p.becomeLooking()
+	}
+}
+
+// leaderAppend proposes data under the next zxid.
+func (p *Peer) leaderAppend(data []byte) Zxid {
+	l := p.lead
+	l.counter++
+	z := NewZxid(p.epoch, l.counter)
+	p.log.append(Entry{Zxid: z, Data: data})
+	if l.counter >= p.cfg.MaxCounter {
+		l.exhausted = true
+	}
+	return z
+}
+
+func (p *Peer) leaderRead(from PeerID, id uint64) {
+	l := p.lead
+	l.readSeq++
+	l.reads = append(l.reads, pendingRead{seq: l.readSeq, from: from, id: id, index: p.log.committed})
+	l.pingDue = true
+	p.checkReads()
+}
+
+// checkReads answers the reads a quorum has confirmed our leadership for.
+func (p *Peer) checkReads() {
+	l := p.lead
+	n := 0
+	for _, r := range l.reads {
+		if !p.quorumOf(true, func(li *learnerInfo) bool { return li.nlAcked && li.readAck >= r.seq }) {
+			break
+		}
+		n++
+		if r.from == p.id {
+			p.addReadWait(r.id, r.index)
+		} else {
+			p.send(Message{Type: MsgSyncResp, To: r.from, Epoch: p.epoch, ReqID: r.id, Zxid: r.index})
+		}
+	}
+	l.reads = l.reads[n:]
+}
+
+func (p *Peer) ping(li *learnerInfo) {
+	l := p.lead
+	p.send(Message{Type: MsgPing, To: li.id, Epoch: p.epoch, Zxid: li.sent, Commit: p.log.committed,
+		Seq: l.readSeq, Established: l.established})
+}
+
+func (p *Peer) tickLeader() {
+	l := p.lead
+	if !l.established {
+		if p.now-l.start > uint64(p.cfg.InitLimit) {
+			p.becomeLooking()
+			return
+		}
+	} else if !p.quorumOf(true, func(li *learnerInfo) bool {
+		return li.nlAcked && p.now-li.lastHeard <= uint64(p.cfg.SyncLimit)
+	}) {
+		// Lost contact with a quorum for longer than the sync limit.
+		p.becomeLooking()
+		return
+	}
+	if p.now >= l.nextPing {
+		l.nextPing = p.now + uint64(p.cfg.HeartbeatTicks)
+		for _, id := range l.order {
+			if li := l.learners[id]; li.info {
+				p.ping(li)
+			}
+		}
+	}
+}
+
+// leaderFlush batches new proposals, commits and read pings into one
+// message per learner.
+func (p *Peer) leaderFlush() {
+	l := p.lead
+	if !l.established {
+		return
+	}
+	last, c := p.log.last(), p.log.committed
+	for _, id := range l.order {
+		li := l.learners[id]
+		if !li.syncing {
+			continue
+		}
+		target, typ := last, MsgProposal
+		if li.observer {
+			target, typ = c, MsgInform
+		}
+		if li.sent < target {
+			for li.sent < target {
+				ents, err := p.log.entries(li.sent, target, p.cfg.MaxMsgEntries)
+				if err != nil || len(ents) == 0 {
+					break // compacted: the learner resyncs
+				}
+				p.send(Message{Type: typ, To: id, Epoch: p.epoch, Prev: li.sent, Entries: ents, Commit: c})
+				li.sent = ents[len(ents)-1].Zxid
+			}
+			li.commitSent = c
+		} else if li.commitSent < c {
+			p.send(Message{Type: MsgCommit, To: id, Epoch: p.epoch, Zxid: c})
+			li.commitSent = c
+		}
+	}
+	if l.pingDue {
+		l.pingDue = false
+		for _, id := range l.order {
+			if li := l.learners[id]; !li.observer && li.nlAcked {
+				p.ping(li)
+			}
+		}
+	}
+}
+
+func (p *Peer) stepLeader(m Message) {
+	l := p.lead
+	switch m.Type {
+	case MsgVote:
+		p.replyVote(m)
+		return
+	case MsgFollowerInfo:
+		if m.Round != p.el.round {
+			return // a FOLLOWERINFO of another reign
+		}
+		li := p.learner(m.From)
+		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
+		if l.epochDecided {
+			p.send(Message{Type: MsgLeaderInfo, To: m.From, Epoch: p.epoch, Round: p.el.round})
+		} else {
+			p.leaderCheckInfoQuorum()
+		}
+		return
+	}
+	li, ok := l.learners[m.From]
+	if !ok || !li.info || !l.epochDecided || m.Epoch != p.epoch {
+		return
+	}
+	li.lastHeard = p.now
+	switch m.Type {
+	case MsgAckEpoch:
+		if !li.observer && !l.ackQuorum &&
+			(m.Current > p.hs.CurrentEpoch || (m.Current == p.hs.CurrentEpoch && m.Zxid > p.log.last())) {
+			// The follower is ahead of us: we must not lead.
+			p.becomeLooking()
+			return
+		}
+		li.ackEpoch, li.last, li.reqSeq = true, m.Zxid, m.Seq
+		if l.ackQuorum {
+			p.startSync(li, m.Seq)
+		} else {
+			p.leaderCheckAckQuorum()
+		}
+	case MsgAck:
+		if !li.syncing {
+			return
+		}
+		if m.Zxid > li.acked {
+			li.acked = m.Zxid
+		}
+		if m.NewLeader && !li.nlAcked {
+			li.nlAcked = true
+			if l.established {
+				p.send(Message{Type: MsgUpToDate, To: li.id, Epoch: p.epoch, Commit: p.log.committed})
+				li.commitSent = p.log.committed
+			} else if !li.observer {
+				p.maybeEstablish()
+			}
+		}
+		if !li.observer {
+			p.maybeCommit()
+		}
+	case MsgResync:
+		if !li.syncing {
+			return
+		}
+		li.last = m.Zxid
+		if !p.log.contains(m.Zxid) {
+			p.startSync(li, m.Seq) // behind our log's start: SNAP
+			return
+		}
+		if m.Zxid < li.sent {
+			li.sent = m.Zxid
+			if !li.nlAcked {
+				p.sendSyncTail(li, Message{})
+			}
+		}
+	case MsgPong:
+		if m.Seq > li.readAck {
+			li.readAck = m.Seq
+			p.checkReads()
+		}
+	case MsgPropose:
+		if m.Seq > li.lowWater {
+			li.lowWater = m.Seq
+			for k := range li.props {
+				if k < li.lowWater {
+					delete(li.props, k)
+				}
+			}
+		}
+		if m.ReqID < li.lowWater {
+			return // settled long ago: a stale duplicate
+		}
+		z, seen := li.props[m.ReqID]
+		if !seen {
+			if l.established && !l.exhausted && len(m.Entries) == 1 {
+				z = p.leaderAppend(m.Entries[0].Data)
+			}
+			li.props[m.ReqID] = z
+		}
+		p.send(Message{Type: MsgProposeResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID, Zxid: z, Reject: z == 0})
+	case MsgSyncReq:
+		if !l.established {
+			p.send(Message{Type: MsgSyncResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID, Reject: true})
+			return
+		}
+		p.leaderRead(li.id, m.ReqID)
+	}
+}

@@ -1,0 +1,294 @@
+package zab
+
+// learnerState is the state of a follower or observer.
+type learnerState struct {
+	lastHeard    uint64 // last valid message from the leader
+	lastProgress uint64 // last step forward in discovery/synchronisation
+	lastRetry    uint64
+	reqSeq       uint64 // our latest synchronisation request
+	modeSeq      uint64 // the request whose DIFF/TRUNC/SNAP we applied
+	prefixOK     bool   // our log is a prefix of the leader's
+	nlSeen       bool
+	nlZxid       Zxid
+	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
+	serving      bool // the leader is established and we are synced
+	ackDue       bool
+	lastResync   uint64
+	resyncAt     Zxid
+}
+
+func (p *Peer) becomeLearner(leader PeerID) {
+	p.role = RoleFollowing
+	if p.isObserver() {
+		p.role = RoleObserving
+	}
+	p.leader, p.epoch, p.phase = leader, 0, phaseDiscovery
+	p.lead = nil
+	p.lrn = &learnerState{lastHeard: p.now, lastProgress: p.now}
+	p.sendFollowerInfo()
+}
+
+func (p *Peer) sendFollowerInfo() {
+	p.lrn.lastRetry = p.now
+	p.send(Message{Type: MsgFollowerInfo, To: p.leader, Epoch: p.hs.AcceptedEpoch, Zxid: p.log.last(),
+		Round: p.el.round, Observer: p.isObserver()})
+}
+
+func (p *Peer) sendAckEpoch() {
+	lr := p.lrn
+	lr.reqSeq++
+	lr.lastRetry = p.now
+	p.send(Message{Type: MsgAckEpoch, To: p.leader, Epoch: p.epoch, Current: p.hs.CurrentEpoch,
+		Zxid: p.log.last(), Seq: lr.reqSeq})
+}
+
+// maybeResync asks the leader to resend after our last zxid, at most once
+// per RetryTicks for the same position.
+func (p *Peer) maybeResync() {
+	lr := p.lrn
+	last := p.log.last()
+	if lr.resyncAt == last && p.now-lr.lastResync < uint64(p.cfg.RetryTicks) && lr.lastResync != 0 {
+		return
+	}
+	lr.reqSeq++
+	lr.lastResync, lr.resyncAt = p.now, last
+	p.send(Message{Type: MsgResync, To: p.leader, Epoch: p.epoch, Zxid: last, Seq: lr.reqSeq})
+}
+
+func (p *Peer) sendPropose(id uint64, data []byte) {
+	low := id
+	for k := range p.fwdProps {
+		low = min(low, k)
+	}
+	p.send(Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, ReqID: id, Seq: low,
+		Entries: []Entry{{Data: data}}})
+}
+
+func (p *Peer) tickLearner() {
+	lr := p.lrn
+	limit := uint64(p.cfg.InitLimit)
+	if lr.serving {
+		limit = uint64(p.cfg.SyncLimit)
+	}
+	if p.now-lr.lastHeard > limit {
+		p.becomeLooking() // the leader is gone
+		return
+	}
+	retry := uint64(p.cfg.RetryTicks)
+	switch {
+	case p.phase == phaseDiscovery:
+		if p.now-lr.lastRetry >= retry {
+			p.sendFollowerInfo()
+		}
+	case !lr.nlDone:
+		if p.now-lr.lastProgress >= retry && p.now-lr.lastRetry >= retry {
+			p.sendAckEpoch() // restart the synchronisation
+		}
+	}
+	if !lr.serving {
+		return
+	}
+	for _, id := range sortedKeys(p.fwdProps) {
+		if fp := p.fwdProps[id]; p.now-fp.sentAt >= retry {
+			fp.sentAt = p.now
+			p.sendPropose(id, fp.data)
+		}
+	}
+	for _, id := range sortedKeys(p.fwdSyncs) {
+		if p.now-p.fwdSyncs[id] >= retry {
+			p.fwdSyncs[id] = p.now
+			p.send(Message{Type: MsgSyncReq, To: p.leader, Epoch: p.epoch, ReqID: id})
+		}
+	}
+}
+
+func (p *Peer) stepLearner(m Message) {
+	if m.Type == MsgVote {
+		p.replyVote(m)
+		return
+	}
+	lr := p.lrn
+	if m.From != p.leader {
+		return
+	}
+	if m.Type == MsgLeaderInfo {
+		if m.Round != p.el.round || p.phase != phaseDiscovery {
+			return // another reign's, or a duplicate
+		}
+		if m.Epoch < p.hs.AcceptedEpoch {
+			p.becomeLooking() // we accepted a newer epoch elsewhere
+			return
+		}
+		p.setAccepted(m.Epoch)
+		p.epoch, p.phase = m.Epoch, phaseSync
+		lr.lastHeard, lr.lastProgress = p.now, p.now
+		p.sendAckEpoch()
+		return
+	}
+	if p.phase == phaseDiscovery || m.Epoch != p.epoch {
+		return // stale
+	}
+	lr.lastHeard = p.now
+	switch m.Type {
+	case MsgSync, MsgNewLeader:
+		p.learnerSync(m)
+	case MsgProposal, MsgInform:
+		if lr.prefixOK {
+			p.appendChain(m)
+			p.learnerCommit(m.Commit)
+		}
+	case MsgCommit:
+		p.learnerCommit(m.Zxid)
+		if lr.nlDone && m.Zxid > p.log.last() {
+			p.maybeResync()
+		}
+	case MsgUpToDate:
+		p.learnerUpToDate()
+		p.learnerCommit(m.Commit)
+	case MsgPing:
+		p.send(Message{Type: MsgPong, To: m.From, Epoch: p.epoch, Seq: m.Seq, Zxid: p.log.last()})
+		if m.Established {
+			p.learnerUpToDate()
+		}
+		p.learnerCommit(m.Commit)
+		if lr.prefixOK && m.Zxid > p.log.last() {
+			p.maybeResync()
+		}
+	case MsgProposeResp:
+		if _, ok := p.fwdProps[m.ReqID]; !ok {
+			return
+		}
+		delete(p.fwdProps, m.ReqID)
+		if m.Reject {
+			p.props = append(p.props, ProposalResult{ID: m.ReqID, Err: ErrProposalDropped})
+			return
+		}
+		p.addWaiting(m.Zxid, m.ReqID)
+	case MsgSyncResp:
+		if _, ok := p.fwdSyncs[m.ReqID]; !ok {
+			return
+		}
+		delete(p.fwdSyncs, m.ReqID)
+		if m.Reject {
+			p.syncs = append(p.syncs, SyncResult{ID: m.ReqID, Err: ErrLeaderLost})
+			return
+		}
+		p.addReadWait(m.ReqID, m.Zxid)
+	}
+}
+
+func (p *Peer) learnerUpToDate() {
+	if lr := p.lrn; lr.nlDone && !lr.serving {
+		lr.serving = true
+		p.phase = phaseBroadcast
+	}
+}
+
+// learnerSync handles a synchronisation chunk.
+func (p *Peer) learnerSync(m Message) {
+	lr := p.lrn
+	if m.Mode != SyncNone && m.Seq == lr.reqSeq && lr.modeSeq != lr.reqSeq {
+		if !p.applySyncMode(m) {
+			return
+		}
+		lr.modeSeq = lr.reqSeq
+		lr.prefixOK = true
+		lr.lastProgress = p.now
+	}
+	if !lr.prefixOK {
+		return // wait for (or re-request) the first chunk
+	}
+	p.appendChain(m)
+	if m.Type == MsgNewLeader && (!lr.nlSeen || m.Zxid > lr.nlZxid) {
+		lr.nlSeen, lr.nlZxid = true, m.Zxid
+	}
+	p.checkNewLeader()
+	p.learnerCommit(m.Commit)
+}
+
+// applySyncMode brings our log to end at m.Prev as the leader's does. It
+// reports false when it cannot (the chunk is then ignored; the retry timer
+// asks for a new synchronisation).
+func (p *Peer) applySyncMode(m Message) bool {
+	lr := p.lrn
+	last := p.log.last()
+	switch m.Mode {
+	case SyncDiff:
+		return m.Prev == last
+	case SyncTrunc:
+		if lr.nlDone {
+			return false // our log already is the leader's prefix
+		}
+		if !p.log.truncate(m.Prev) {
+			// The leader would drop a committed entry: it must not lead.
+			p.becomeLooking()
+			return false
+		}
+		return p.log.last() == m.Prev
+	case SyncSnap:
+		if m.Prev < p.log.committed || (lr.nlDone && m.Prev <= last) {
+			return false
+		}
+		p.log.installSnapshot(Snapshot{Zxid: m.Prev, Data: m.Snap})
+		p.snapshotInstalled(m.Prev)
+		return true
+	}
+	return false
+}
+
+// appendChain appends the entries of m that follow our last zxid. It needs
+// our log to be a prefix of the leader's (prefixOK); a gap asks for a
+// resend.
+func (p *Peer) appendChain(m Message) {
+	n := len(m.Entries)
+	if n == 0 {
+		return
+	}
+	last := p.log.last()
+	if m.Entries[n-1].Zxid <= last {
+		return // duplicate
+	}
+	if m.Prev > last {
+		p.maybeResync()
+		return
+	}
+	ents := m.Entries[searchEntries(m.Entries, last):]
+	p.log.append(ents...)
+	p.lrn.lastProgress = p.now
+	if p.lrn.nlDone && p.role == RoleFollowing {
+		p.lrn.ackDue = true
+	}
+}
+
+// checkNewLeader acknowledges NEWLEADER once we hold the leader's history
+// up to it; the ack leaves in the Ready that persists currentEpoch and the
+// synced log, so it is only sent once they are durable.
+func (p *Peer) checkNewLeader() {
+	lr := p.lrn
+	if lr.nlDone || !lr.nlSeen || !lr.prefixOK || p.log.last() < lr.nlZxid {
+		return
+	}
+	lr.nlDone = true
+	lr.lastProgress = p.now
+	p.setCurrent(p.epoch)
+	p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true})
+}
+
+func (p *Peer) learnerCommit(c Zxid) {
+	if !p.lrn.nlDone {
+		return
+	}
+	c = min(c, p.log.last())
+	if c > p.log.committed {
+		p.log.committed = c
+	}
+}
+
+// learnerFlush sends one cumulative ACK for everything appended since the
+// last Ready.
+func (p *Peer) learnerFlush() {
+	if lr := p.lrn; lr.ackDue {
+		lr.ackDue = false
+		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last()})
+	}
+}

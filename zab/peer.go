@@ -1,0 +1,511 @@
+package zab
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// Role is what a peer currently does in the ensemble.
+type Role uint8
+
+// Roles, numbered from one so that the zero value means "unknown".
+const (
+	RoleLooking Role = iota + 1
+	RoleFollowing
+	RoleLeading
+	RoleObserving
+)
+
+// String returns ZooKeeper's name for r.
+func (r Role) String() string {
+	switch r {
+	case RoleLooking:
+		return "LOOKING"
+	case RoleFollowing:
+		return "FOLLOWING"
+	case RoleLeading:
+		return "LEADING"
+	case RoleObserving:
+		return "OBSERVING"
+	}
+	return "UNKNOWN"
+}
+
+// phase is the Zab phase a leader or learner is in.
+type phase uint8
+
+const (
+	phaseDiscovery phase = iota
+	phaseSync
+	phaseBroadcast
+)
+
+// SoftState is volatile information about a peer, for the driver's logs
+// and for routing client requests.
+type SoftState struct {
+	Role   Role
+	Leader PeerID // zero while looking
+	Epoch  uint32 // epoch being established or served, zero while looking
+	// Serving is true once the peer can take Propose and Sync: an
+	// established leader, or a learner its leader told it is up to date.
+	Serving bool
+}
+
+// ProposalResult is the outcome of a Propose: Err is nil once the entry
+// Zxid has been handed out in CommittedEntries (of this or an earlier Ready).
+type ProposalResult struct {
+	ID   uint64
+	Zxid Zxid
+	Err  error
+}
+
+// SyncResult is the outcome of a Sync: Err is nil once every entry up to
+// Zxid (the leader's commit when it received the request, confirmed by a
+// quorum) has been handed out in CommittedEntries.
+type SyncResult struct {
+	ID   uint64
+	Zxid Zxid
+	Err  error
+}
+
+// Ready is the work a Peer hands to its driver. The driver must, in order:
+//
+//  1. persist, in one durable write (the group commit): Snapshot (replace the
+//     log), then Truncate (drop entries after TruncateAfter), then append
+//     Entries, then HardState if not empty;
+//  2. send Messages (only now: they may acknowledge what step 1 persisted);
+//  3. restore the state machine from Snapshot if set, then apply
+//     CommittedEntries in order;
+//  4. report Proposals and Syncs to their callers (they refer to entries
+//     applied in step 3 or earlier);
+//  5. call Advance.
+//
+// The driver must not call Step, Tick, Propose or Sync between Ready and
+// Advance.
+type Ready struct {
+	SoftState SoftState
+	// HardState is the epochs to persist; zero if unchanged.
+	HardState HardState
+	// Snapshot, if set, replaces the whole log and state machine (SNAP).
+	Snapshot *Snapshot
+	// Truncate asks to drop every log entry after TruncateAfter (TRUNC).
+	Truncate      bool
+	TruncateAfter Zxid
+	// Entries are to be appended to the log, in zxid order.
+	Entries []Entry
+	// Messages are to be sent after the persistence above.
+	Messages []Message
+	// CommittedEntries are to be applied, in order, exactly once.
+	CommittedEntries []Entry
+	// Proposals and Syncs are completed requests.
+	Proposals []ProposalResult
+	Syncs     []SyncResult
+}
+
+type waitingProp struct {
+	zxid Zxid
+	id   uint64
+}
+
+type readWait struct {
+	id    uint64
+	index Zxid
+}
+
+type fwdProp struct {
+	data   []byte
+	sentAt uint64
+}
+
+// Peer is the deterministic Zab protocol core of one ensemble member:
+// ZooKeeper's fast leader election, then Zab 1.0 discovery, synchronisation
+// and broadcast. It starts no goroutine, reads no clock and does no I/O: the
+// driver feeds it messages (Step), time (Tick) and requests (Propose, Sync),
+// and carries out its Ready. A Peer is not safe for concurrent use; one
+// goroutine owns it.
+type Peer struct {
+	id        PeerID
+	cfg       Config
+	voters    MajorityConfig
+	observers map[PeerID]bool
+	members   []PeerID // voters and observers, sorted
+	rand      *rand.Rand
+
+	log            zlog
+	hs             HardState
+	hsDirty        bool
+	durableCurrent uint32 // currentEpoch known to be persisted
+	stableLast     Zxid   // last zxid known to be persisted
+
+	now    uint64
+	role   Role
+	leader PeerID
+	epoch  uint32
+	phase  phase
+
+	el   election
+	lead *leaderState
+	lrn  *learnerState
+
+	msgs     []Message
+	props    []ProposalResult
+	syncs    []SyncResult
+	waiting  []waitingProp // proposals with a zxid, sorted by zxid
+	readWait []readWait
+	fwdProps map[uint64]*fwdProp
+	fwdSyncs map[uint64]uint64 // id -> tick sent
+	inReady  bool
+}
+
+// NewPeer validates and copies cfg and returns a peer that starts looking
+// for a leader.
+func NewPeer(cfg Config) (*Peer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	hs, err := cfg.Storage.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("zab: reading initial state: %w", err)
+	}
+	p := &Peer{
+		id:             cfg.ID,
+		cfg:            cfg,
+		voters:         NewMajorityConfig(cfg.Voters...),
+		observers:      map[PeerID]bool{},
+		rand:           cfg.Rand,
+		hs:             hs,
+		durableCurrent: hs.CurrentEpoch,
+		fwdProps:       map[uint64]*fwdProp{},
+		fwdSyncs:       map[uint64]uint64{},
+	}
+	for _, o := range cfg.Observers {
+		p.observers[o] = true
+	}
+	p.members = append(slices.Clone(cfg.Voters), cfg.Observers...)
+	slices.Sort(p.members)
+	p.log.storage = cfg.Storage
+	snap, err := cfg.Storage.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("zab: reading snapshot: %w", err)
+	}
+	p.log.committed = snap.Zxid
+	p.log.applied = snap.Zxid
+	if cfg.Applied > p.log.applied {
+		last, err := cfg.Storage.LastZxid()
+		if err != nil {
+			return nil, fmt.Errorf("zab: reading last zxid: %w", err)
+		}
+		if cfg.Applied > last {
+			return nil, fmt.Errorf("%w: Applied %v beyond last zxid %v", ErrInvalidConfig, cfg.Applied, last)
+		}
+		// What the state machine applied was committed.
+		p.log.committed, p.log.applied = cfg.Applied, cfg.Applied
+	}
+	p.stableLast = p.log.last()
+	p.becomeLooking()
+	return p, nil
+}
+
+// ID returns the peer's id.
+func (p *Peer) ID() PeerID { return p.id }
+
+// SoftState returns the peer's current role, leader and epoch.
+func (p *Peer) SoftState() SoftState {
+	return SoftState{Role: p.role, Leader: p.leader, Epoch: p.epoch, Serving: p.serving()}
+}
+
+// HardState returns the epochs as the core currently knows them (possibly
+// not yet persisted).
+func (p *Peer) HardState() HardState { return p.hs }
+
+// LastZxid returns the zxid of the last entry of the peer's log.
+func (p *Peer) LastZxid() Zxid { return p.log.last() }
+
+// Committed returns the highest zxid the peer knows is committed.
+func (p *Peer) Committed() Zxid { return p.log.committed }
+
+func (p *Peer) serving() bool {
+	switch p.role {
+	case RoleLeading:
+		return p.lead.established
+	case RoleFollowing, RoleObserving:
+		return p.lrn.serving
+	}
+	return false
+}
+
+func (p *Peer) isObserver() bool { return p.observers[p.id] }
+
+func (p *Peer) isMember(id PeerID) bool {
+	_, ok := slices.BinarySearch(p.members, id)
+	return ok
+}
+
+func (p *Peer) send(m Message) {
+	m.From = p.id
+	p.msgs = append(p.msgs, m)
+}
+
+func (p *Peer) setAccepted(e uint32) {
+	if e != p.hs.AcceptedEpoch {
+		p.hs.AcceptedEpoch = e
+		p.hsDirty = true
+	}
+}
+
+func (p *Peer) setCurrent(e uint32) {
+	if e != p.hs.CurrentEpoch {
+		p.hs.CurrentEpoch = e
+		p.hsDirty = true
+	}
+}
+
+// Tick advances the peer's clock by one tick: it re-sends votes, pings and
+// stalled requests, and gives up on silent leaders or followers.
+func (p *Peer) Tick() {
+	p.mustNotBeInReady()
+	p.now++
+	switch p.role {
+	case RoleLooking:
+		p.tickLooking()
+	case RoleLeading:
+		p.tickLeader()
+	case RoleFollowing, RoleObserving:
+		p.tickLearner()
+	}
+}
+
+// Step feeds the peer one message from the network. It returns
+// ErrUnknownPeer for a message not addressed to this peer or from a peer
+// outside the ensemble; such messages change nothing. Stale, duplicated or
+// unexpected messages are ignored.
+func (p *Peer) Step(m Message) error {
+	p.mustNotBeInReady()
+	if m.To != p.id || m.From == p.id || !p.isMember(m.From) {
+		return fmt.Errorf("%w: message %v from %d to %d", ErrUnknownPeer, m.Type, m.From, m.To)
+	}
+	switch p.role {
+	case RoleLooking:
+		p.stepLooking(m)
+	case RoleLeading:
+		p.stepLeader(m)
+	case RoleFollowing, RoleObserving:
+		p.stepLearner(m)
+	}
+	return nil
+}
+
+// Propose submits data for replication under the caller's request id, which
+// must be unique and increasing for this peer. A leader assigns the zxid at
+// once; a learner forwards it to its leader. The outcome arrives in a later
+// Ready's Proposals. Propose returns ErrNoLeader (and nothing is sent) when
+// the peer serves no established leader.
+func (p *Peer) Propose(id uint64, data []byte) error {
+	p.mustNotBeInReady()
+	switch p.role {
+	case RoleLeading:
+		if !p.lead.established || p.lead.exhausted {
+			return ErrNoLeader
+		}
+		z := p.leaderAppend(data)
+		p.addWaiting(z, id)
+		return nil
+	case RoleFollowing, RoleObserving:
+		if !p.lrn.serving {
+			return ErrNoLeader
+		}
+		p.fwdProps[id] = &fwdProp{data: data, sentAt: p.now}
+		p.sendPropose(id, data)
+		return nil
+	}
+	return ErrNoLeader
+}
+
+// Sync asks for a linearizable read barrier under the caller's request id:
+// its SyncResult arrives once the local state machine has applied
+// everything the leader had committed when the request reached it, and the
+// leader confirmed with a quorum that it still leads. Sync returns
+// ErrNoLeader when the peer serves no established leader.
+func (p *Peer) Sync(id uint64) error {
+	p.mustNotBeInReady()
+	switch p.role {
+	case RoleLeading:
+		if !p.lead.established {
+			return ErrNoLeader
+		}
+		p.leaderRead(p.id, id)
+		return nil
+	case RoleFollowing, RoleObserving:
+		if !p.lrn.serving {
+			return ErrNoLeader
+		}
+		p.fwdSyncs[id] = p.now
+		p.send(Message{Type: MsgSyncReq, To: p.leader, Epoch: p.epoch, ReqID: id})
+		return nil
+	}
+	return ErrNoLeader
+}
+
+func (p *Peer) mustNotBeInReady() {
+	if p.inReady {
+		panic("zab: Peer used between Ready and Advance")
+	}
+}
+
+// HasReady reports whether Ready has anything to do.
+func (p *Peer) HasReady() bool {
+	p.flush()
+	return p.hsDirty || p.log.hasUnstable() || len(p.msgs) > 0 ||
+		p.log.committed > p.log.applied || len(p.props) > 0 || len(p.syncs) > 0
+}
+
+// Ready returns the work accumulated since the last Advance. See Ready for
+// the order in which the driver must carry it out. Advance must follow.
+func (p *Peer) Ready() Ready {
+	p.mustNotBeInReady()
+	p.flush()
+	rd := Ready{SoftState: p.SoftState(), Entries: p.log.ents, Messages: p.msgs}
+	if p.hsDirty {
+		rd.HardState = p.hs
+	}
+	if p.log.snap != nil {
+		s := *p.log.snap
+		rd.Snapshot = &s
+	}
+	rd.Truncate, rd.TruncateAfter = p.log.truncated, p.log.truncAt
+	p.msgs = nil
+	if p.log.committed > p.log.applied {
+		ents, err := p.log.entries(p.log.applied, p.log.committed, 0)
+		if err != nil {
+			panic(fmt.Errorf("zab: committed entries after %v unavailable: %w", p.log.applied, err))
+		}
+		rd.CommittedEntries = ents
+		p.applied(ents)
+	}
+	rd.Proposals, rd.Syncs = p.props, p.syncs
+	p.props, p.syncs = nil, nil
+	p.inReady = true
+	return rd
+}
+
+// Advance tells the peer the last Ready has been carried out: its state is
+// durable, its messages sent and its entries applied.
+func (p *Peer) Advance() {
+	if !p.inReady {
+		panic("zab: Advance without Ready")
+	}
+	p.inReady = false
+	p.log.stable()
+	if p.hsDirty {
+		p.hsDirty = false
+		p.durableCurrent = p.hs.CurrentEpoch
+	}
+	last, err := p.log.storage.LastZxid()
+	mustStorage(err)
+	p.stableLast = last
+	if p.role == RoleLeading {
+		p.leaderDurable()
+	}
+}
+
+// applied records that ents are handed out for applying and completes the
+// requests waiting for them.
+func (p *Peer) applied(ents []Entry) {
+	for _, e := range ents {
+		for len(p.waiting) > 0 && p.waiting[0].zxid <= e.Zxid {
+			w := p.waiting[0]
+			p.waiting = p.waiting[1:]
+			var err error
+			if w.zxid != e.Zxid {
+				// The committed order moved past w without it.
+				err = ErrProposalDropped
+			}
+			p.props = append(p.props, ProposalResult{ID: w.id, Zxid: w.zxid, Err: err})
+		}
+	}
+	if n := len(ents); n > 0 {
+		p.log.applied = ents[n-1].Zxid
+	}
+	p.resolveReads()
+}
+
+func (p *Peer) resolveReads() {
+	keep := p.readWait[:0]
+	for _, r := range p.readWait {
+		if r.index <= p.log.applied {
+			p.syncs = append(p.syncs, SyncResult{ID: r.id, Zxid: r.index})
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	p.readWait = keep
+}
+
+// snapshotInstalled completes requests a snapshot jumped over.
+func (p *Peer) snapshotInstalled(s Zxid) {
+	for len(p.waiting) > 0 && p.waiting[0].zxid <= s {
+		w := p.waiting[0]
+		p.waiting = p.waiting[1:]
+		p.props = append(p.props, ProposalResult{ID: w.id, Zxid: w.zxid, Err: ErrOutcomeUnknown})
+	}
+	p.resolveReads()
+}
+
+// addWaiting registers a proposal whose zxid is known.
+func (p *Peer) addWaiting(z Zxid, id uint64) {
+	if z <= p.log.applied {
+		// Already handed out (the answer raced the commit): look it up.
+		var err error
+		switch f, ferr := p.log.floor(z); {
+		case ferr != nil:
+			err = ErrOutcomeUnknown
+		case f != z:
+			err = ErrProposalDropped
+		}
+		p.props = append(p.props, ProposalResult{ID: id, Zxid: z, Err: err})
+		return
+	}
+	i, _ := slices.BinarySearchFunc(p.waiting, z, func(w waitingProp, z Zxid) int { return cmpZxid(w.zxid, z) })
+	p.waiting = slices.Insert(p.waiting, i, waitingProp{zxid: z, id: id})
+}
+
+func (p *Peer) addReadWait(id uint64, index Zxid) {
+	p.readWait = append(p.readWait, readWait{id: id, index: index})
+	p.resolveReads()
+}
+
+// failForwarded fails the requests a learner forwarded to a leader it lost.
+func (p *Peer) failForwarded() {
+	for _, id := range sortedKeys(p.fwdProps) {
+		p.props = append(p.props, ProposalResult{ID: id, Err: ErrOutcomeUnknown})
+	}
+	for _, id := range sortedKeys(p.fwdSyncs) {
+		p.syncs = append(p.syncs, SyncResult{ID: id, Err: ErrLeaderLost})
+	}
+	clear(p.fwdProps)
+	clear(p.fwdSyncs)
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	ks := make([]uint64, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// flush turns pending leader work into messages (batched per Ready).
+func (p *Peer) flush() {
+	if p.inReady {
+		return
+	}
+	switch p.role {
+	case RoleLeading:
+		p.leaderFlush()
+	case RoleFollowing, RoleObserving:
+		p.learnerFlush()
+	}
+}
