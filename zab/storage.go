@@ -199,7 +199,11 @@ func (s *MemoryStorage) Append(ents []Entry) error {
 		}
 	}
 	i, _ := slices.BinarySearchFunc(s.ents, first, func(e Entry, z Zxid) int { return cmpZxid(e.Zxid, z) })
-	s.ents = append(s.ents[:i:i], ents...)
+	if i < len(s.ents) {
+		// Replacing a suffix: copy, since callers may hold slices of it.
+		s.ents = slices.Clone(s.ents[:i])
+	}
+	s.ents = append(s.ents, ents...)
 	return nil
 }
 

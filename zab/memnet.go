@@ -1,0 +1,467 @@
+package zab
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+)
+
+// SimConfig configures a simulated ensemble. Times are virtual units.
+type SimConfig struct {
+	Seed      uint64
+	Voters    int // ids 1..Voters
+	Observers int // ids after the voters
+	// Peer is the template for every peer's Config (ID, Voters, Observers,
+	// Storage and Seed are filled in).
+	Peer Config
+	// TickInterval is the virtual time between two ticks of a peer.
+	// Default 10.
+	TickInterval int64
+	// MinDelay and MaxDelay bound a message's delivery delay. Default 1..3.
+	MinDelay, MaxDelay int64
+	// DropRate and DupRate are the probabilities that a message is lost or
+	// delivered twice.
+	DropRate, DupRate float64
+	// Reorder lets messages between two peers overtake each other; without
+	// it each pair is FIFO, like a TCP connection.
+	Reorder bool
+	// SnapshotEvery makes each peer snapshot its state machine every that
+	// many applied entries and compact its log up to the previous snapshot
+	// (so peers further behind need a SNAP). Zero disables snapshots.
+	SnapshotEvery int
+}
+
+// Sim is a deterministic, single-threaded simulation of an ensemble of
+// Peers on an in-memory network with a virtual clock: every delivery, drop,
+// duplication, delay, partition and tick follows from the seed, so a run
+// replays exactly. A crash keeps only what the peer persisted (its
+// MemoryStorage); the state machine is rebuilt from the snapshot.
+type Sim struct {
+	cfg    SimConfig
+	rng    *rand.Rand
+	now    int64
+	seq    uint64
+	events eventQueue
+	nodes  map[PeerID]*SimNode
+	ids    []PeerID
+	cut    map[[2]PeerID]bool
+	fifo   map[[2]PeerID]int64 // last delivery time per pair
+	// history maps each applied zxid to the state-machine digest right
+	// after it, as first seen: a peer that applies in another order or
+	// twice diverges from it.
+	history map[Zxid]uint64
+	// Err records the first invariant violation seen by the driver.
+	Err error
+	// Delivered counts messages handed to peers.
+	Delivered int
+	// OnDeliver, if set, sees every message just before it is stepped.
+	OnDeliver func(Message)
+}
+
+// SimNode is one simulated peer with its driver state.
+type SimNode struct {
+	ID      PeerID
+	Peer    *Peer // nil while crashed
+	Storage *MemoryStorage
+	SM      SimStateMachine
+	// Proposals and Syncs collect the results reported by Ready.
+	Proposals map[uint64]ProposalResult
+	Syncs     map[uint64]SyncResult
+	nextReq   uint64
+	lastSnap  int
+	prevSnap  Zxid
+	cfg       Config
+}
+
+// SimStateMachine is the replicated state of the simulation: a count and a
+// running digest of every applied entry, in order.
+type SimStateMachine struct {
+	N      uint64
+	Digest uint64
+	Last   Zxid
+}
+
+func (s *SimStateMachine) apply(e Entry) {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], s.Digest)
+	binary.BigEndian.PutUint64(b[8:], uint64(e.Zxid))
+	h.Write(b[:])
+	h.Write(e.Data)
+	s.N++
+	s.Digest = h.Sum64()
+	s.Last = e.Zxid
+}
+
+func (s SimStateMachine) encode() []byte {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint64(b, s.N)
+	binary.BigEndian.PutUint64(b[8:], s.Digest)
+	binary.BigEndian.PutUint64(b[16:], uint64(s.Last))
+	return b
+}
+
+func decodeSM(b []byte) SimStateMachine {
+	if len(b) != 24 {
+		return SimStateMachine{}
+	}
+	return SimStateMachine{N: binary.BigEndian.Uint64(b), Digest: binary.BigEndian.Uint64(b[8:]),
+		Last: Zxid(binary.BigEndian.Uint64(b[16:]))}
+}
+
+type event struct {
+	at   int64
+	seq  uint64
+	tick PeerID // non-zero: a tick of this peer
+	msg  Message
+}
+
+type eventQueue []event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// NewSim builds and starts a simulated ensemble.
+func NewSim(cfg SimConfig) (*Sim, error) {
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 10
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MinDelay, cfg.MaxDelay = 1, 3
+	}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[PeerID]*SimNode{},
+		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}}
+	var voters, observers []PeerID
+	for i := 1; i <= cfg.Voters; i++ {
+		voters = append(voters, PeerID(i))
+	}
+	for i := 1; i <= cfg.Observers; i++ {
+		observers = append(observers, PeerID(cfg.Voters+i))
+	}
+	for _, id := range append(slices.Clone(voters), observers...) {
+		pc := cfg.Peer
+		pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, voters, observers, cfg.Seed, nil
+		n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc}
+		s.nodes[id] = n
+		s.ids = append(s.ids, id)
+		if err := s.start(n); err != nil {
+			return nil, err
+		}
+		// Spread the ticks so peers do not act in lockstep.
+		s.push(event{at: s.now + 1 + s.rng.Int64N(cfg.TickInterval), tick: id})
+	}
+	return s, nil
+}
+
+func (s *Sim) start(n *SimNode) error {
+	snap, _ := n.Storage.Snapshot()
+	n.SM = decodeSM(snap.Data)
+	n.prevSnap = snap.Zxid
+	n.lastSnap = int(n.SM.N)
+	n.Proposals = map[uint64]ProposalResult{}
+	n.Syncs = map[uint64]SyncResult{}
+	cfg := n.cfg
+	cfg.Storage = n.Storage
+	cfg.Seed = s.rng.Uint64() // a restarted peer draws new jitter
+	p, err := NewPeer(cfg)
+	if err != nil {
+		return err
+	}
+	n.Peer = p
+	s.process(n)
+	return nil
+}
+
+func (s *Sim) push(e event) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.events, e)
+}
+
+// Now returns the virtual time.
+func (s *Sim) Now() int64 { return s.now }
+
+// Node returns the simulated peer id.
+func (s *Sim) Node(id PeerID) *SimNode { return s.nodes[id] }
+
+// IDs returns every peer id, voters first.
+func (s *Sim) IDs() []PeerID { return s.ids }
+
+func (s *Sim) send(m Message) {
+	if s.cut[[2]PeerID{m.From, m.To}] || s.nodes[m.To] == nil {
+		return
+	}
+	copies := 1
+	if s.cfg.DropRate > 0 && s.rng.Float64() < s.cfg.DropRate {
+		copies = 0
+	}
+	if s.cfg.DupRate > 0 && s.rng.Float64() < s.cfg.DupRate {
+		copies++
+	}
+	for range copies {
+		at := s.now + s.cfg.MinDelay + s.rng.Int64N(s.cfg.MaxDelay-s.cfg.MinDelay+1)
+		if !s.cfg.Reorder {
+			k := [2]PeerID{m.From, m.To}
+			at = max(at, s.fifo[k])
+			s.fifo[k] = at
+		}
+		s.push(event{at: at, msg: m})
+	}
+}
+
+// process runs the driver loop of n until its Ready is empty.
+func (s *Sim) process(n *SimNode) {
+	p := n.Peer
+	for p != nil && p.HasReady() {
+		rd := p.Ready()
+		// 1. persist
+		if rd.Snapshot != nil {
+			n.Storage.ApplySnapshot(*rd.Snapshot)
+		}
+		if rd.Truncate {
+			if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
+				s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
+			}
+		}
+		if err := n.Storage.Append(rd.Entries); err != nil {
+			s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
+		}
+		if !rd.HardState.IsEmpty() {
+			n.Storage.SetHardState(rd.HardState)
+		}
+		// 2. send
+		for _, m := range rd.Messages {
+			s.send(m)
+		}
+		// 3. apply
+		if rd.Snapshot != nil {
+			n.SM = decodeSM(rd.Snapshot.Data)
+		}
+		for _, e := range rd.CommittedEntries {
+			if e.Zxid <= n.SM.Last {
+				s.fail(fmt.Errorf("peer %d: applies %v after %v", n.ID, e.Zxid, n.SM.Last))
+			}
+			n.SM.apply(e)
+			if d, ok := s.history[e.Zxid]; !ok {
+				s.history[e.Zxid] = n.SM.Digest
+			} else if d != n.SM.Digest {
+				s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, e.Zxid))
+			}
+		}
+		// 4. report
+		for _, r := range rd.Proposals {
+			n.Proposals[r.ID] = r
+		}
+		for _, r := range rd.Syncs {
+			if r.Err == nil && r.Zxid > n.SM.Last {
+				s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.SM.Last))
+			}
+			n.Syncs[r.ID] = r
+		}
+		p.Advance()
+		s.maybeSnapshot(n)
+	}
+}
+
+func (s *Sim) maybeSnapshot(n *SimNode) {
+	every := s.cfg.SnapshotEvery
+	if every <= 0 || int(n.SM.N)-n.lastSnap < every || n.SM.Last == 0 {
+		return
+	}
+	if err := n.Storage.CreateSnapshot(n.SM.Last, n.SM.encode()); err != nil {
+		s.fail(fmt.Errorf("peer %d: snapshot: %w", n.ID, err))
+		return
+	}
+	if err := n.Storage.Compact(n.prevSnap); err != nil {
+		s.fail(fmt.Errorf("peer %d: compact: %w", n.ID, err))
+	}
+	n.prevSnap = n.SM.Last
+	n.lastSnap = int(n.SM.N)
+}
+
+func (s *Sim) fail(err error) {
+	if s.Err == nil {
+		s.Err = err
+	}
+}
+
+// Step runs the next event; it returns false when none is left.
+func (s *Sim) Step() bool {
+	if len(s.events) == 0 {
+		return false
+	}
+	e := heap.Pop(&s.events).(event)
+	s.now = e.at
+	if e.tick != 0 {
+		s.push(event{at: s.now + s.cfg.TickInterval, tick: e.tick})
+		if n := s.nodes[e.tick]; n.Peer != nil {
+			n.Peer.Tick()
+			s.process(n)
+		}
+		return true
+	}
+	n := s.nodes[e.msg.To]
+	if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
+		return true
+	}
+	s.Delivered++
+	if s.OnDeliver != nil {
+		s.OnDeliver(e.msg)
+	}
+	if err := n.Peer.Step(e.msg); err != nil {
+		s.fail(fmt.Errorf("peer %d: step: %w", n.ID, err))
+	}
+	s.process(n)
+	return true
+}
+
+// RunFor runs the simulation for d units of virtual time.
+func (s *Sim) RunFor(d int64) {
+	end := s.now + d
+	for len(s.events) > 0 && s.events[0].at <= end {
+		s.Step()
+	}
+	s.now = end
+}
+
+// RunUntil runs until cond holds (checked after every event) or d units of
+// virtual time passed; it reports whether cond held.
+func (s *Sim) RunUntil(d int64, cond func() bool) bool {
+	end := s.now + d
+	for !cond() {
+		if len(s.events) == 0 || s.events[0].at > end {
+			s.now = end
+			return false
+		}
+		s.Step()
+	}
+	return true
+}
+
+// Leader returns the serving leader with the highest epoch among running
+// peers, or zero.
+func (s *Sim) Leader() PeerID {
+	var best PeerID
+	var epoch uint32
+	for _, id := range s.ids {
+		n := s.nodes[id]
+		if n.Peer == nil {
+			continue
+		}
+		if st := n.Peer.SoftState(); st.Role == RoleLeading && st.Serving && (best == 0 || st.Epoch > epoch) {
+			best, epoch = id, st.Epoch
+		}
+	}
+	return best
+}
+
+// Stable reports whether there is a serving leader that every running peer
+// other than it follows and serves.
+func (s *Sim) Stable() bool {
+	l := s.Leader()
+	if l == 0 {
+		return false
+	}
+	epoch := s.nodes[l].Peer.SoftState().Epoch
+	for _, id := range s.ids {
+		n := s.nodes[id]
+		if n.Peer == nil || id == l {
+			continue
+		}
+		if st := n.Peer.SoftState(); !st.Serving || st.Leader != l || st.Epoch != epoch {
+			return false
+		}
+	}
+	return true
+}
+
+// Propose submits data at peer id under a fresh request id, which it
+// returns with the immediate error.
+func (s *Sim) Propose(id PeerID, data []byte) (uint64, error) {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return 0, ErrNoLeader
+	}
+	n.nextReq++
+	err := n.Peer.Propose(n.nextReq, data)
+	s.process(n)
+	return n.nextReq, err
+}
+
+// Sync starts a Sync at peer id under a fresh request id.
+func (s *Sim) Sync(id PeerID) (uint64, error) {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return 0, ErrNoLeader
+	}
+	n.nextReq++
+	err := n.Peer.Sync(n.nextReq)
+	s.process(n)
+	return n.nextReq, err
+}
+
+// Crash stops peer id, keeping only its persisted storage.
+func (s *Sim) Crash(id PeerID) { s.nodes[id].Peer = nil }
+
+// Restart starts a crashed peer again from its storage.
+func (s *Sim) Restart(id PeerID) error {
+	n := s.nodes[id]
+	if n.Peer != nil {
+		return nil
+	}
+	req := n.nextReq
+	err := s.start(n)
+	n.nextReq = req
+	return err
+}
+
+// Partition cuts every link between peers of different groups; peers in no
+// group keep their links.
+func (s *Sim) Partition(groups ...[]PeerID) {
+	group := map[PeerID]int{}
+	for i, g := range groups {
+		for _, id := range g {
+			group[id] = i + 1
+		}
+	}
+	for _, a := range s.ids {
+		for _, b := range s.ids {
+			ga, gb := group[a], group[b]
+			if ga != 0 && gb != 0 && ga != gb {
+				s.cut[[2]PeerID{a, b}] = true
+			}
+		}
+	}
+}
+
+// Isolate cuts every link of id.
+func (s *Sim) Isolate(id PeerID) {
+	for _, o := range s.ids {
+		if o != id {
+			s.cut[[2]PeerID{id, o}] = true
+			s.cut[[2]PeerID{o, id}] = true
+		}
+	}
+}
+
+// Heal restores every link.
+func (s *Sim) Heal() { clear(s.cut) }
+
+// SetFaults changes the drop and duplication rates.
+func (s *Sim) SetFaults(drop, dup float64) { s.cfg.DropRate, s.cfg.DupRate = drop, dup }

@@ -1,0 +1,148 @@
+package zab
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "replay the simulation tests with this seed")
+
+// testSeed returns the seed to use and logs it so a failure replays with
+// -seed.
+func testSeed(t testing.TB, def uint64) uint64 {
+	t.Helper()
+	s := def
+	if *seedFlag != 0 {
+		s = *seedFlag
+	}
+	t.Logf("seed=%d (replay with -seed=%d)", s, s)
+	return s
+}
+
+func newSim(t testing.TB, cfg SimConfig) *Sim {
+	t.Helper()
+	s, err := NewSim(cfg)
+	require.NoError(t, err)
+	return s
+}
+
+// waitStable runs s until an established leader has every running peer in
+// sync, failing the test after d virtual units.
+func waitStable(t testing.TB, s *Sim, d int64) PeerID {
+	t.Helper()
+	require.True(t, s.RunUntil(d, s.Stable), "no stable leader by t=%d: %s", s.Now(), describe(s))
+	require.NoError(t, s.Err)
+	return s.Leader()
+}
+
+func describe(s *Sim) string {
+	out := ""
+	for _, id := range s.IDs() {
+		n := s.Node(id)
+		if n.Peer == nil {
+			out += fmt.Sprintf("[%d down] ", id)
+			continue
+		}
+		st := n.Peer.SoftState()
+		out += fmt.Sprintf("[%d %v leader=%d epoch=%d serving=%v last=%v commit=%v applied=%d] ", id, st.Role,
+			st.Leader, st.Epoch, st.Serving, n.Peer.LastZxid(), n.Peer.Committed(), n.SM.N)
+	}
+	return out
+}
+
+func TestSimElectsLeader(t *testing.T) {
+	for _, tc := range []struct{ voters, observers int }{{1, 0}, {3, 0}, {3, 1}, {5, 1}} {
+		t.Run(fmt.Sprintf("%dv%do", tc.voters, tc.observers), func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: testSeed(t, 1), Voters: tc.voters, Observers: tc.observers})
+			l := waitStable(t, s, 2000)
+			require.LessOrEqual(t, int(l), tc.voters, "an observer must never lead")
+		})
+	}
+}
+
+// submit proposes count entries, round-robin over the running peers (so
+// learners forward), batch at a time, and returns the request ids per peer.
+func submit(t testing.TB, s *Sim, count, batch int) map[PeerID][]uint64 {
+	t.Helper()
+	reqs := map[PeerID][]uint64{}
+	next := 0
+	for sent := 0; sent < count; {
+		for i := 0; i < batch && sent < count; i++ {
+			id := s.IDs()[next%len(s.IDs())]
+			next++
+			if s.Node(id).Peer == nil {
+				continue
+			}
+			req, err := s.Propose(id, fmt.Appendf(nil, "v%d", sent))
+			if err != nil {
+				continue
+			}
+			reqs[id] = append(reqs[id], req)
+			sent++
+		}
+		s.RunFor(3)
+		require.NoError(t, s.Err)
+	}
+	return reqs
+}
+
+// settled reports whether every request in reqs has a result.
+func settled(s *Sim, reqs map[PeerID][]uint64) bool {
+	for id, rs := range reqs {
+		for _, r := range rs {
+			if _, ok := s.Node(id).Proposals[r]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// converged reports whether every running peer applied the same state.
+func converged(s *Sim) bool {
+	var ref *SimStateMachine
+	for _, id := range s.IDs() {
+		n := s.Node(id)
+		if n.Peer == nil {
+			continue
+		}
+		if ref == nil {
+			ref = &n.SM
+		} else if *ref != n.SM {
+			return false
+		}
+	}
+	return true
+}
+
+func requireAllCommitted(t testing.TB, s *Sim, reqs map[PeerID][]uint64) int {
+	t.Helper()
+	ok := 0
+	for id, rs := range reqs {
+		for _, r := range rs {
+			res := s.Node(id).Proposals[r]
+			require.NoError(t, res.Err, "peer %d request %d", id, r)
+			ok++
+		}
+	}
+	return ok
+}
+
+func TestSimCommitsInOrder(t *testing.T) {
+	for _, tc := range []struct{ voters, observers int }{{3, 1}, {5, 1}} {
+		t.Run(fmt.Sprintf("%dv%do", tc.voters, tc.observers), func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: testSeed(t, 7), Voters: tc.voters, Observers: tc.observers})
+			waitStable(t, s, 2000)
+			reqs := submit(t, s, 10000, 50)
+			require.True(t, s.RunUntil(5000, func() bool { return settled(s, reqs) && converged(s) }), describe(s))
+			require.NoError(t, s.Err)
+			require.Equal(t, 10000, requireAllCommitted(t, s, reqs))
+			for _, id := range s.IDs() {
+				require.EqualValues(t, 10000, s.Node(id).SM.N, "peer %d", id)
+			}
+		})
+	}
+}
