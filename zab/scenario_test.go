@@ -1,0 +1,188 @@
+package zab
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// requireResultsConsistent checks every reported outcome against the
+// committed history: a success must name a committed zxid.
+func requireResultsConsistent(t testing.TB, s *Sim) {
+	t.Helper()
+	for _, id := range s.IDs() {
+		for _, r := range s.Node(id).Proposals {
+			if r.Err == nil {
+				_, ok := s.history[r.Zxid]
+				require.True(t, ok, "peer %d: request %d reported committed at %v, which no peer applied", id, r.ID, r.Zxid)
+			}
+		}
+	}
+}
+
+func settleAndConverge(t testing.TB, s *Sim, reqs map[PeerID][]uint64, d int64) {
+	t.Helper()
+	require.True(t, s.RunUntil(d, func() bool { return s.Stable() && settled(s, reqs) && converged(s) }),
+		"no convergence by t=%d: %s", s.Now(), describe(s))
+	require.NoError(t, s.Err)
+	requireResultsConsistent(t, s)
+}
+
+func TestSimLeaderLoss(t *testing.T) {
+	for _, tc := range []struct{ voters, observers int }{{3, 1}, {5, 1}} {
+		t.Run(fmt.Sprintf("%dv%do", tc.voters, tc.observers), func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: testSeed(t, 11), Voters: tc.voters, Observers: tc.observers})
+			old := waitStable(t, s, 2000)
+			reqs := submit(t, s, 300, 20)
+			settleAndConverge(t, s, reqs, 3000)
+			require.Equal(t, 300, requireAllCommitted(t, s, reqs))
+			oldEpoch := s.Node(old).Peer.SoftState().Epoch
+
+			s.Crash(old)
+			l := waitStable(t, s, 3000)
+			require.NotEqual(t, old, l)
+			require.Greater(t, s.Node(l).Peer.SoftState().Epoch, oldEpoch)
+			// The new leader has every committed transaction.
+			require.GreaterOrEqual(t, s.Node(l).SM.N, uint64(300))
+
+			more := submit(t, s, 200, 20)
+			settleAndConverge(t, s, more, 3000)
+			require.Equal(t, 200, requireAllCommitted(t, s, more))
+
+			require.NoError(t, s.Restart(old))
+			settleAndConverge(t, s, nil, 3000)
+			require.Equal(t, l, s.Leader(), "a restarted peer must follow the established leader")
+			require.EqualValues(t, 500, s.Node(old).SM.N)
+		})
+	}
+}
+
+func TestSimMinorityPartition(t *testing.T) {
+	s := newSim(t, SimConfig{Seed: testSeed(t, 13), Voters: 5, Observers: 1})
+	old := waitStable(t, s, 2000)
+	base := submit(t, s, 100, 20)
+	settleAndConverge(t, s, base, 3000)
+
+	// The old leader and one follower form the minority.
+	other := PeerID(1)
+	if other == old {
+		other = 2
+	}
+	minority := []PeerID{old, other}
+	var majority []PeerID
+	for _, id := range s.IDs() {
+		if id != old && id != other {
+			majority = append(majority, id)
+		}
+	}
+	s.Partition(minority, majority)
+	committedBefore := s.Node(old).Peer.Committed()
+	var stale []uint64
+	for i := range 10 {
+		if r, err := s.Propose(old, fmt.Appendf(nil, "stale%d", i)); err == nil {
+			stale = append(stale, r)
+		}
+	}
+	s.RunFor(300)
+	for _, id := range minority {
+		require.LessOrEqual(t, s.Node(id).Peer.Committed(), committedBefore, "minority peer %d committed", id)
+	}
+	require.NotEqual(t, RoleLeading, s.Node(old).Peer.SoftState().Role, "a leader without quorum must step down")
+
+	// The majority elects a leader and makes progress.
+	require.True(t, s.RunUntil(2000, func() bool { l := s.Leader(); return l != 0 && l != old }), describe(s))
+	l := s.Leader()
+	var fresh []uint64
+	for i := range 50 {
+		if r, err := s.Propose(l, fmt.Appendf(nil, "fresh%d", i)); err == nil {
+			fresh = append(fresh, r)
+		}
+		s.RunFor(2)
+	}
+	require.True(t, s.RunUntil(2000, func() bool { return settled(s, map[PeerID][]uint64{l: fresh}) }))
+	requireAllCommitted(t, s, map[PeerID][]uint64{l: fresh})
+
+	s.Heal()
+	settleAndConverge(t, s, map[PeerID][]uint64{old: stale}, 3000)
+	for _, r := range stale {
+		require.Error(t, s.Node(old).Proposals[r].Err, "a write proposed by a leader without quorum was reported committed")
+	}
+}
+
+// syncModes records the synchronisation modes each peer received.
+func syncModes(s *Sim) map[PeerID][]SyncMode {
+	got := map[PeerID][]SyncMode{}
+	s.OnDeliver = func(m Message) {
+		if (m.Type == MsgSync || m.Type == MsgNewLeader) && m.Mode != SyncNone {
+			got[m.To] = append(got[m.To], m.Mode)
+		}
+	}
+	return got
+}
+
+func TestSimCatchUp(t *testing.T) {
+	tests := []struct {
+		name     string
+		snapshot int
+		behind   int
+		want     SyncMode
+	}{
+		{"diff", 0, 200, SyncDiff},
+		{"snap", 100, 1000, SyncSnap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: testSeed(t, 17), Voters: 3, Observers: 1, SnapshotEvery: tt.snapshot})
+			l := waitStable(t, s, 2000)
+			reqs := submit(t, s, 50, 10)
+			settleAndConverge(t, s, reqs, 2000)
+			down := PeerID(1)
+			if down == l {
+				down = 2
+			}
+			s.Crash(down)
+			more := submit(t, s, tt.behind, 50)
+			require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
+			modes := syncModes(s)
+			require.NoError(t, s.Restart(down))
+			settleAndConverge(t, s, nil, 3000)
+			require.Contains(t, modes[down], tt.want, "modes sent to %d: %v", down, modes[down])
+			require.EqualValues(t, 50+tt.behind, s.Node(down).SM.N)
+		})
+	}
+}
+
+func TestSimTruncatesOldEpoch(t *testing.T) {
+	s := newSim(t, SimConfig{Seed: testSeed(t, 19), Voters: 3, Observers: 1})
+	old := waitStable(t, s, 2000)
+	reqs := submit(t, s, 50, 10)
+	settleAndConverge(t, s, reqs, 2000)
+
+	// The leader, cut off, logs proposals no one else sees, then crashes.
+	s.Isolate(old)
+	for i := range 5 {
+		_, err := s.Propose(old, fmt.Appendf(nil, "orphan%d", i))
+		require.NoError(t, err)
+	}
+	s.RunFor(5)
+	orphanLast := s.Node(old).Peer.LastZxid()
+	persisted, _ := s.Node(old).Storage.LastZxid()
+	require.Equal(t, orphanLast, persisted)
+	s.Crash(old)
+	s.Heal()
+
+	l := waitStable(t, s, 3000)
+	more := submit(t, s, 20, 10)
+	settleAndConverge(t, s, more, 3000)
+
+	modes := syncModes(s)
+	require.NoError(t, s.Restart(old))
+	settleAndConverge(t, s, nil, 3000)
+	require.Contains(t, modes[old], SyncTrunc)
+	require.Equal(t, l, s.Leader())
+	require.EqualValues(t, 70, s.Node(old).SM.N, "orphaned proposals must not be applied")
+	f, err := s.Node(old).Storage.Floor(orphanLast)
+	require.NoError(t, err)
+	require.NotEqual(t, orphanLast, f, "the old epoch's uncommitted entries must be truncated")
+}
