@@ -106,3 +106,37 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkRoundTripLatency: one message out and one back, sequentially, so
+// ns/op is the loopback round-trip time through both transports (two
+// frames, no batching).
+func BenchmarkRoundTripLatency(b *testing.B) {
+	a, r := newTransport(b, 1), newTransport(b, 2)
+	connect(a, r)
+	echoDone := make(chan struct{})
+	go func() {
+		defer close(echoDone)
+		for m := range r.Receive() {
+			m.From, m.To = 2, 1
+			if r.Send(m) != nil {
+				return
+			}
+		}
+	}()
+	ping := zab.Message{Type: 13, From: 1, To: 2}
+	require.NoError(b, a.Send(ping))
+	recvN(b, a, 1, wait)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Send(ping); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-a.Receive():
+		case <-time.After(wait):
+			b.Fatal("no echo")
+		}
+	}
+	require.NoError(b, r.Close())
+	<-echoDone
+}

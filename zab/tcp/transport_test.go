@@ -391,3 +391,21 @@ func TestSendConcurrentWithSetPeerAndClose(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestOversizedMessageDropped: a message that cannot fit MaxFrameSize is
+// dropped and counted by the sender; the messages around it still arrive.
+func TestOversizedMessageDropped(t *testing.T) {
+	lb := &logBuf{}
+	small := func(c *Config) { c.MaxFrameSize = 1024 }
+	a, b := newTransport(t, 1, small, withLog(lb)), newTransport(t, 2, small)
+	connect(a, b)
+	require.NoError(t, a.Send(msg(1, 2, 1)))
+	big := msg(1, 2, 2)
+	big.Entries = []zab.Entry{{Data: make([]byte, 2000)}}
+	require.NoError(t, a.Send(big))
+	require.NoError(t, a.Send(msg(1, 2, 3)))
+	require.Equal(t, []zab.Message{msg(1, 2, 1), msg(1, 2, 3)}, recvN(t, b, 2, wait))
+	require.Equal(t, uint64(1), a.Stats().SendDrops)
+	require.True(t, lb.has("message larger than max frame size"))
+	require.Zero(t, b.Stats().BadFrames)
+}
