@@ -9,6 +9,7 @@
 //	snap-<zxid, 16 hex>.snap        snapshot (snapshot.go)
 //	acceptedEpoch, currentEpoch     epoch files (epoch.go)
 //	*.tmp                           unfinished writes, removed on open
+//	wal.lock                        flock held by the open Log (one writer per directory)
 //
 // A segment is preallocated (Options.SegmentSize) and starts with a 24-byte
 // header; frames follow. A frame is a 16-byte header (data length, zxid,

@@ -21,6 +21,9 @@ var (
 	// on-disk state is unknown (a failed fsync may have dropped dirty pages), so
 	// every later call fails until the Log is reopened and recovered.
 	ErrFailed = errors.New("wal: log failed")
+	// ErrLocked is returned by Open when another Log (in this or another
+	// process) has the directory open: two writers would corrupt the log.
+	ErrLocked = errors.New("wal: directory locked by another Log")
 	// ErrNoSnapshot is returned by SnapshotStore.OpenNewest when no valid
 	// snapshot exists.
 	ErrNoSnapshot = errors.New("wal: no valid snapshot")

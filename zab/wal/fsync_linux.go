@@ -57,3 +57,26 @@ func preallocate(f *os.File, size int64) error {
 	}
 	return f.Truncate(size)
 }
+
+// tryLock takes an exclusive advisory lock on f without blocking.
+func tryLock(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			lerr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+			if !errors.Is(lerr, syscall.EINTR) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if errors.Is(lerr, syscall.EWOULDBLOCK) {
+		return ErrLocked
+	}
+	return lerr
+}

@@ -38,7 +38,8 @@ type Log struct {
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when an fsync ends or the Log closes
 	segs     []*segment
-	active   *handle // read-write handle of the last segment; nil when segs is empty
+	active   *handle  // read-write handle of the last segment; nil when segs is empty
+	lock     *os.File // holds the directory lock until Close
 	buf      []byte
 	appended uint64 // Append calls that wrote something
 	synced   uint64 // appended value covered by a completed fsync
@@ -82,16 +83,28 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, opts: o}
+	lock, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := tryLock(lock); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("wal: locking %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, opts: o, lock: lock}
 	l.cond.L = &l.mu
 	if err := l.recover(); err != nil {
 		if l.active != nil {
 			l.active.f.Close()
 		}
+		lock.Close()
 		return nil, err
 	}
 	return l, nil
 }
+
+// lockName is the file Open flocks so that one directory has one writer.
+const lockName = "wal.lock"
 
 func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 
@@ -683,6 +696,7 @@ func (l *Log) Close() error {
 		l.retire(l.active)
 		l.active = nil
 	}
+	l.lock.Close() // releases the flock
 	l.cond.Broadcast()
 	return err
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -571,4 +573,43 @@ func TestIterateDuringAppends(t *testing.T) {
 	}
 	<-done
 	assert.Equal(t, all, readAll(t, l, 0))
+}
+
+func TestOpenLocksDirectory(t *testing.T) {
+	dir := t.TempDir()
+	o, _ := testOpts(4096)
+	l, err := Open(dir, o)
+	require.NoError(t, err)
+	_, err = Open(dir, o)
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, l.Close())
+	l2, err := Open(dir, o)
+	require.NoError(t, err, "Close releases the lock")
+	require.NoError(t, l2.Close())
+}
+
+func TestNoGoroutinesLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	o, _ := testOpts(256)
+	l, err := Open(t.TempDir(), o)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	z := uint64(0)
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				mu.Lock()
+				z++
+				err := l.Append(Record{Zxid: z, Data: []byte("abc")})
+				mu.Unlock()
+				assert.NoError(t, err)
+				assert.NoError(t, l.Sync())
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, l.Close())
+	// The writers' goroutines may still be exiting after wg.Wait returns.
+	assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= before }, 5*time.Second, 10*time.Millisecond)
 }
