@@ -1,0 +1,314 @@
+package zab
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// harness drives one Peer by hand, as a driver would, recording what each
+// Ready asked for.
+type harness struct {
+	t  *testing.T
+	p  *Peer
+	st *MemoryStorage
+}
+
+func newHarness(t *testing.T, id PeerID, voters, observers []PeerID) *harness {
+	st := NewMemoryStorage()
+	p, err := NewPeer(Config{ID: id, Voters: voters, Observers: observers, Storage: st, Seed: 1})
+	require.NoError(t, err)
+	return &harness{t: t, p: p, st: st}
+}
+
+// drain carries out every Ready and returns the messages and Readies.
+func (h *harness) drain() ([]Message, []Ready) {
+	var msgs []Message
+	var rds []Ready
+	for h.p.HasReady() {
+		rd := h.p.Ready()
+		if rd.Snapshot != nil {
+			h.st.ApplySnapshot(*rd.Snapshot)
+		}
+		if rd.Truncate {
+			require.NoError(h.t, h.st.TruncateAfter(rd.TruncateAfter))
+		}
+		require.NoError(h.t, h.st.Append(rd.Entries))
+		if !rd.HardState.IsEmpty() {
+			h.st.SetHardState(rd.HardState)
+		}
+		msgs = append(msgs, rd.Messages...)
+		rds = append(rds, rd)
+		h.p.Advance()
+	}
+	return msgs, rds
+}
+
+func (h *harness) step(m Message) {
+	m.To = h.p.ID()
+	require.NoError(h.t, h.p.Step(m))
+}
+
+func only(msgs []Message, typ MsgType) []Message {
+	var out []Message
+	for _, m := range msgs {
+		if m.Type == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// elect makes peer 1 of {1,2,3} win the election and decide epoch 1 with
+// peer 2's FOLLOWERINFO.
+func electOne(t *testing.T) *harness {
+	h := newHarness(t, 1, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	for _, from := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgVote, From: from, Leader: 1, Round: 1, State: RoleLooking})
+	}
+	require.Equal(t, RoleLeading, h.p.SoftState().Role)
+	h.step(Message{Type: MsgFollowerInfo, From: 2, Round: 1})
+	msgs, rds := h.drain()
+	li := only(msgs, MsgLeaderInfo)
+	require.Len(t, li, 1)
+	require.EqualValues(t, 1, li[0].Epoch)
+	require.EqualValues(t, 1, rds[0].HardState.AcceptedEpoch, "LEADERINFO goes out with the accepted epoch persisted")
+	return h
+}
+
+func TestLeaderElectionNeedsQuorumOfVoters(t *testing.T) {
+	h := newHarness(t, 1, []PeerID{1, 2, 3}, []PeerID{4, 5})
+	h.drain()
+	// Observers cannot vote: their notifications change nothing.
+	for _, from := range []PeerID{4, 5} {
+		h.step(Message{Type: MsgVote, From: from, Leader: 1, Round: 1, State: RoleLooking})
+	}
+	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+	h.step(Message{Type: MsgVote, From: 2, Leader: 1, Round: 1, State: RoleLooking})
+	// A quorum agrees but not everyone: wait FinalizeTicks for better votes.
+	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+	h.p.Tick()
+	h.p.Tick()
+	require.Equal(t, RoleLeading, h.p.SoftState().Role)
+}
+
+func TestElectionHigherVoteWins(t *testing.T) {
+	h := newHarness(t, 1, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 3, Leader: 3, Zxid: NewZxid(1, 5), Epoch: 1, Round: 1, State: RoleLooking})
+	msgs, _ := h.drain()
+	votes := only(msgs, MsgVote)
+	require.NotEmpty(t, votes)
+	for _, v := range votes {
+		require.EqualValues(t, 3, v.Leader, "adopts the higher vote and tells everyone")
+	}
+	h.step(Message{Type: MsgVote, From: 2, Leader: 3, Zxid: NewZxid(1, 5), Epoch: 1, Round: 1, State: RoleLooking})
+	require.Equal(t, RoleFollowing, h.p.SoftState().Role)
+	require.EqualValues(t, 3, h.p.SoftState().Leader)
+}
+
+func TestRestartingPeerJoinsEstablishedLeader(t *testing.T) {
+	h := newHarness(t, 3, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	// Peers 1 and 2 answer our LOOKING vote: 2 follows 1, 1 leads.
+	h.step(Message{Type: MsgVote, From: 2, Leader: 1, Epoch: 4, Round: 9, State: RoleFollowing})
+	require.Equal(t, RoleLooking, h.p.SoftState().Role, "a follower's word alone is not enough")
+	h.step(Message{Type: MsgVote, From: 1, Leader: 1, Epoch: 4, Round: 9, State: RoleLeading})
+	require.Equal(t, RoleFollowing, h.p.SoftState().Role)
+	msgs, _ := h.drain()
+	fi := only(msgs, MsgFollowerInfo)
+	require.Len(t, fi, 1)
+	require.EqualValues(t, 9, fi[0].Round, "joins the leader's reign")
+}
+
+func TestDiscoveryFollowerAheadForcesElection(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Current: 3, Zxid: NewZxid(3, 1), Seq: 1})
+	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+}
+
+func TestDiscoveryNewEpochIsMaxAcceptedPlusOne(t *testing.T) {
+	h := newHarness(t, 1, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	for _, from := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgVote, From: from, Leader: 1, Round: 1, State: RoleLooking})
+	}
+	h.step(Message{Type: MsgFollowerInfo, From: 3, Epoch: 7, Round: 1})
+	msgs, _ := h.drain()
+	li := only(msgs, MsgLeaderInfo)
+	require.Len(t, li, 1)
+	require.EqualValues(t, 8, li[0].Epoch)
+	// A FOLLOWERINFO from another reign is ignored.
+	h.step(Message{Type: MsgFollowerInfo, From: 2, Epoch: 20, Round: 0})
+	msgs, _ = h.drain()
+	require.Empty(t, only(msgs, MsgLeaderInfo))
+}
+
+func TestSynchronisationAndEstablishment(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1})
+	msgs, rds := h.drain()
+	require.EqualValues(t, 1, rds[0].HardState.CurrentEpoch, "NEWLEADER goes out with currentEpoch persisted")
+	nl := only(msgs, MsgNewLeader)
+	require.Len(t, nl, 1)
+	require.Equal(t, SyncDiff, nl[0].Mode)
+	require.False(t, h.p.SoftState().Serving, "not before a quorum acked NEWLEADER")
+	require.ErrorIs(t, h.p.Propose(1, []byte("x")), ErrNoLeader)
+
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	msgs, _ = h.drain()
+	require.True(t, h.p.SoftState().Serving)
+	require.Len(t, only(msgs, MsgUpToDate), 1)
+
+	// Broadcast: the leader's own durable append plus one ACK commit.
+	require.NoError(t, h.p.Propose(7, []byte("x")))
+	msgs, rds = h.drain()
+	props := only(msgs, MsgProposal)
+	require.Len(t, props, 1)
+	z := props[0].Entries[0].Zxid
+	require.Equal(t, NewZxid(1, 1), z)
+	require.Zero(t, h.p.Committed(), "one durable copy is no quorum")
+	// Stale-epoch acks are ignored.
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 0, Zxid: z})
+	h.drain()
+	require.Zero(t, h.p.Committed())
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, Zxid: z})
+	msgs, rds = h.drain()
+	require.Equal(t, z, h.p.Committed())
+	require.Len(t, only(msgs, MsgCommit), 1)
+	var applied []Entry
+	var results []ProposalResult
+	for _, rd := range rds {
+		applied = append(applied, rd.CommittedEntries...)
+		results = append(results, rd.Proposals...)
+	}
+	require.Equal(t, []Entry{{Zxid: z, Data: []byte("x")}}, applied)
+	require.Equal(t, []ProposalResult{{ID: 7, Zxid: z}}, results)
+}
+
+// followerAt returns peer 2 following leader 1 in epoch 1, synced to an
+// empty history.
+func followerAt(t *testing.T) *harness {
+	h := newHarness(t, 2, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 1, Leader: 1, Round: 1, State: RoleLeading})
+	h.step(Message{Type: MsgVote, From: 3, Leader: 1, Round: 1, State: RoleFollowing})
+	require.Equal(t, RoleFollowing, h.p.SoftState().Role)
+	h.drain()
+	h.step(Message{Type: MsgLeaderInfo, From: 1, Epoch: 1, Round: 1})
+	msgs, rds := h.drain()
+	require.EqualValues(t, 1, rds[0].HardState.AcceptedEpoch)
+	ack := only(msgs, MsgAckEpoch)
+	require.Len(t, ack, 1)
+	h.step(Message{Type: MsgNewLeader, From: 1, Epoch: 1, Mode: SyncDiff, Seq: ack[0].Seq})
+	msgs, rds = h.drain()
+	acks := only(msgs, MsgAck)
+	require.Len(t, acks, 1)
+	require.True(t, acks[0].NewLeader)
+	require.EqualValues(t, 1, rds[0].HardState.CurrentEpoch, "the NEWLEADER ack leaves with currentEpoch persisted")
+	h.step(Message{Type: MsgUpToDate, From: 1, Epoch: 1})
+	h.drain()
+	require.True(t, h.p.SoftState().Serving)
+	return h
+}
+
+func TestFollowerAcceptsProposalsInSequenceOnly(t *testing.T) {
+	h := followerAt(t)
+	z1, z2, z3 := NewZxid(1, 1), NewZxid(1, 2), NewZxid(1, 3)
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Prev: 0, Entries: []Entry{{Zxid: z1}}})
+	msgs, rds := h.drain()
+	require.Equal(t, []Entry{{Zxid: z1}}, rds[0].Entries)
+	require.Equal(t, z1, only(msgs, MsgAck)[0].Zxid, "ACK in the Ready that appends")
+
+	// A gap: z3 without z2 is refused and a resend requested.
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Prev: z2, Entries: []Entry{{Zxid: z3}}})
+	msgs, _ = h.drain()
+	require.Equal(t, z1, h.p.LastZxid())
+	rs := only(msgs, MsgResync)
+	require.Len(t, rs, 1)
+	require.Equal(t, z1, rs[0].Zxid)
+
+	// Duplicates and other epochs change nothing.
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Prev: 0, Entries: []Entry{{Zxid: z1}}})
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 0, Prev: z1, Entries: []Entry{{Zxid: z2}}})
+	h.step(Message{Type: MsgProposal, From: 3, Epoch: 1, Prev: z1, Entries: []Entry{{Zxid: z2}}})
+	h.drain()
+	require.Equal(t, z1, h.p.LastZxid())
+
+	// The resend, overlapping what we have, fills the gap.
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Prev: 0, Entries: []Entry{{Zxid: z1}, {Zxid: z2}, {Zxid: z3}}, Commit: z2})
+	_, rds = h.drain()
+	require.Equal(t, z3, h.p.LastZxid())
+	var applied []Entry
+	for _, rd := range rds {
+		applied = append(applied, rd.CommittedEntries...)
+	}
+	require.Equal(t, []Entry{{Zxid: z1}, {Zxid: z2}}, applied)
+}
+
+func TestFollowerTruncAndSnap(t *testing.T) {
+	h := newHarness(t, 2, []PeerID{1, 2, 3}, nil)
+	// A log with uncommitted entries of epoch 1.
+	require.NoError(t, h.st.Append([]Entry{{Zxid: NewZxid(1, 1)}, {Zxid: NewZxid(1, 2)}, {Zxid: NewZxid(1, 3)}}))
+	h.st.SetHardState(HardState{AcceptedEpoch: 1, CurrentEpoch: 1})
+	p, err := NewPeer(Config{ID: 2, Voters: []PeerID{1, 2, 3}, Storage: h.st, Seed: 1})
+	require.NoError(t, err)
+	h.p = p
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 1, Leader: 1, Epoch: 2, Round: 4, State: RoleLeading})
+	h.step(Message{Type: MsgVote, From: 3, Leader: 1, Epoch: 2, Round: 4, State: RoleFollowing})
+	h.drain()
+	h.step(Message{Type: MsgLeaderInfo, From: 1, Epoch: 3, Round: 4})
+	msgs, _ := h.drain()
+	ack := only(msgs, MsgAckEpoch)[0]
+	require.Equal(t, NewZxid(1, 3), ack.Zxid)
+
+	h.step(Message{Type: MsgNewLeader, From: 1, Epoch: 3, Mode: SyncTrunc, Prev: NewZxid(1, 1), Seq: ack.Seq,
+		Entries: []Entry{{Zxid: NewZxid(2, 1)}}, Zxid: NewZxid(2, 1), Commit: NewZxid(2, 1)})
+	msgs, rds := h.drain()
+	require.True(t, rds[0].Truncate)
+	require.Equal(t, NewZxid(1, 1), rds[0].TruncateAfter)
+	require.Equal(t, []Entry{{Zxid: NewZxid(2, 1)}}, rds[0].Entries)
+	require.True(t, only(msgs, MsgAck)[0].NewLeader)
+	ents, err := h.st.Entries(0, NewZxid(9, 9), 0)
+	require.NoError(t, err)
+	require.Equal(t, []Entry{{Zxid: NewZxid(1, 1)}, {Zxid: NewZxid(2, 1)}}, ents)
+
+	// A stale (already applied) SNAP of the same request is ignored.
+	h.step(Message{Type: MsgSync, From: 1, Epoch: 3, Mode: SyncSnap, Prev: NewZxid(2, 1), Seq: ack.Seq})
+	_, rds = h.drain()
+	for _, rd := range rds {
+		require.Nil(t, rd.Snapshot)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	st := NewMemoryStorage()
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"ok", Config{ID: 1, Voters: []PeerID{1}, Storage: st}, ""},
+		{"zero id", Config{Voters: []PeerID{1}, Storage: st}, "ID must not be zero"},
+		{"no voters", Config{ID: 1, Observers: []PeerID{1}, Storage: st}, "Voters"},
+		{"not member", Config{ID: 9, Voters: []PeerID{1}, Storage: st}, "neither in Voters nor in Observers"},
+		{"twice", Config{ID: 1, Voters: []PeerID{1}, Observers: []PeerID{1}, Storage: st}, "appears twice"},
+		{"no storage", Config{ID: 1, Voters: []PeerID{1}}, "Storage"},
+		{"sync limit", Config{ID: 1, Voters: []PeerID{1}, Storage: st, SyncLimit: 1}, "SyncLimit"},
+		{"init limit", Config{ID: 1, Voters: []PeerID{1}, Storage: st, InitLimit: 2}, "InitLimit"},
+		{"counter", Config{ID: 1, Voters: []PeerID{1}, Storage: st, MaxCounter: 1}, "MaxCounter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
