@@ -42,6 +42,9 @@ type Stats struct {
 	// InboundConns is the number of accepted connections now open
 	// (authenticated or still in the handshake).
 	InboundConns int
+	// AuthenticatedInbound is the number of those that completed the
+	// handshake (at most one per peer).
+	AuthenticatedInbound int
 	// RecvQueueLen is the number of messages waiting in the Receive channel.
 	RecvQueueLen int
 }
@@ -78,6 +81,7 @@ func (t *Transport) Stats() Stats {
 	}
 	t.mu.RLock()
 	s.InboundConns = len(t.inbound)
+	s.AuthenticatedInbound = len(t.byPeer)
 	for _, p := range t.peers {
 		addr, _ := p.address()
 		s.Peers = append(s.Peers, PeerStats{

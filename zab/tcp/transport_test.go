@@ -286,7 +286,7 @@ func TestRemovePeerClosesInbound(t *testing.T) {
 	connect(a, b)
 	require.NoError(t, b.Send(msg(2, 1, 0)))
 	recvN(t, a, 1, wait)
-	require.Equal(t, 1, a.Stats().InboundConns)
+	require.Equal(t, 1, a.Stats().AuthenticatedInbound)
 	a.RemovePeer(2)
 	eventually(t, wait, func() bool { return a.Stats().InboundConns == 0 }, "inbound connection of removed peer still open")
 	// b's writer notices and redials when it has something to send; a
