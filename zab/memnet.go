@@ -119,7 +119,7 @@ type event struct {
 	msg  Message
 }
 
-type eventQueue []event
+type eventQueue []*event
 
 func (q eventQueue) Len() int { return len(q) }
 func (q eventQueue) Less(i, j int) bool {
@@ -129,10 +129,11 @@ func (q eventQueue) Less(i, j int) bool {
 	return q[i].seq < q[j].seq
 }
 func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
 func (q *eventQueue) Pop() any {
 	old := *q
 	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*q = old[:len(old)-1]
 	return e
 }
@@ -191,7 +192,7 @@ func (s *Sim) start(n *SimNode) error {
 func (s *Sim) push(e event) {
 	s.seq++
 	e.seq = s.seq
-	heap.Push(&s.events, e)
+	heap.Push(&s.events, &e)
 }
 
 // Now returns the virtual time.
@@ -306,7 +307,7 @@ func (s *Sim) Step() bool {
 	if len(s.events) == 0 {
 		return false
 	}
-	e := heap.Pop(&s.events).(event)
+	e := heap.Pop(&s.events).(*event)
 	s.now = e.at
 	if e.tick != 0 {
 		s.push(event{at: s.now + s.cfg.TickInterval, tick: e.tick})
