@@ -1,0 +1,51 @@
+// Package zab replicates an ordered log of opaque transactions across an
+// ensemble the way ZooKeeper does: fast leader election, then Zab 1.0
+// discovery, synchronisation (DIFF, TRUNC or SNAP) and broadcast.
+//
+// # The core
+//
+// Peer is a deterministic state machine in the style of etcd-io/raft's
+// RawNode. It starts no goroutine, reads no clock, draws randomness only
+// from Config.Rand and does no I/O. A driver owns it on one goroutine and
+// loops:
+//
+//	select: tick → p.Tick(); frame → p.Step(m); write → p.Propose(id, data);
+//	        read barrier → p.Sync(id)
+//	for p.HasReady() {
+//	    rd := p.Ready()
+//	    persist rd.Snapshot, rd.Truncate, rd.Entries, rd.HardState (one fsync)
+//	    send rd.Messages
+//	    restore rd.Snapshot, apply rd.CommittedEntries in order
+//	    complete rd.Proposals and rd.Syncs
+//	    p.Advance()
+//	}
+//
+// Messages must only leave after the persistence of the same Ready: an ACK
+// or a NEWLEADER acknowledgement in Messages promises the entries and
+// epochs of that Ready are durable. Persisting a whole Ready in one write is
+// the group commit. No Peer method may be called between Ready and Advance.
+//
+// Storage is the core's read-only view of the durable state; the driver
+// writes it from Ready (MemoryStorage is a complete in-memory
+// implementation). To take a snapshot, the driver records the state
+// machine's bytes at an applied zxid in its storage and may then compact the
+// log up to it; a leader serves SNAP from the storage's latest snapshot, so
+// the core never sees the state machine itself.
+//
+// # Requests
+//
+// Propose and Sync take a caller-chosen request id (unique and increasing
+// per peer). A learner forwards them to its leader and retransmits until
+// answered; the leader deduplicates. Outcomes come back in Ready.Proposals
+// and Ready.Syncs once the local state machine has applied what they refer
+// to, so a write is readable locally when it completes, and a completed Sync
+// makes the next local read linearizable: the leader answers a Sync only
+// after a quorum confirmed it still leads. A write whose fate cannot be
+// known fails with ErrOutcomeUnknown, never a guess.
+//
+// # Testing
+//
+// Sim runs whole ensembles on a seeded, single-threaded network with a
+// virtual clock (drops, delays, duplicates, reordering, partitions, crashes
+// that keep only persisted state); every run replays from its seed.
+package zab
