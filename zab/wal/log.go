@@ -524,7 +524,8 @@ func (l *Log) Commit(recs ...Record) error {
 
 // Iterate calls fn for every record with zxid >= from, in zxid order, until fn
 // returns an error (which Iterate returns). It sees the records appended
-// before it started, including ones not yet synced. fn owns each Record.Data.
+// before it started, including ones not yet synced. fn owns each Record.Data
+// (nil for an empty record).
 func (l *Log) Iterate(from uint64, fn func(Record) error) error {
 	l.structMu.RLock()
 	defer l.structMu.RUnlock()
@@ -566,7 +567,11 @@ func (l *Log) iterateSegment(seg segment, from uint64, fn func(Record) error) er
 		if s.zxid < from {
 			continue
 		}
-		if err := fn(Record{Zxid: s.zxid, Data: bytes.Clone(s.data)}); err != nil {
+		var data []byte // nil for an empty record
+		if len(s.data) > 0 {
+			data = bytes.Clone(s.data)
+		}
+		if err := fn(Record{Zxid: s.zxid, Data: data}); err != nil {
 			return err
 		}
 	}
