@@ -40,6 +40,7 @@ const (
 	KindBatch   Kind = 6 // dialer → acceptor: msgpack array of zab.Message
 )
 
+// String names the kind for logs.
 func (k Kind) String() string {
 	switch k {
 	case KindHello:
@@ -85,9 +86,9 @@ var (
 //	offset 3     frame kind (Kind)
 //	offset 4..7  payload length, big-endian uint32
 type Header struct {
-	Version uint8
-	Kind    Kind
-	Length  uint32
+	Version uint8  // protocol version
+	Kind    Kind   // what the payload is
+	Length  uint32 // payload length in bytes
 }
 
 // PutHeader writes h into b, which must be at least HeaderSize long.
@@ -236,9 +237,11 @@ const MaxMessagesPerFrame = 1 << 16
 const maxDepth = 16
 
 // DecodeBatch decodes the payload of a KindBatch frame into fresh Messages
-// (nothing in them aliases payload). It first checks the payload's msgpack
-// structure (see checkMsgpack), so a hostile length prefix can never make the
-// msgpack library allocate beyond what the payload could hold.
+// (nothing in them aliases payload). It first walks the payload's msgpack
+// structure, checking every length prefix against the bytes that remain and
+// bounding nesting, so a hostile length prefix can never make the msgpack
+// library allocate beyond what the payload could hold. Trailing bytes are an
+// error.
 func DecodeBatch(payload []byte) ([]zab.Message, error) {
 	if err := checkMsgpack(payload); err != nil {
 		return nil, err

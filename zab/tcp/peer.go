@@ -134,6 +134,11 @@ func (p *peer) run() {
 		case <-p.ctx.Done():
 			return
 		case <-p.kick:
+			// Address changed while idle: let go of the old connection now
+			// rather than at the next message.
+			if _, gen := p.address(); conn != nil && conn.gen != gen {
+				closeConn()
+			}
 			continue
 		case m := <-p.queue:
 			batch = append(batch[:0], m)

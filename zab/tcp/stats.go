@@ -22,7 +22,11 @@ type Stats struct {
 	// Peers describes each known peer, sorted by id.
 	Peers []PeerStats
 
-	FramesSent, MessagesSent, BytesSent             uint64
+	// FramesSent, MessagesSent and BytesSent count batch frames written,
+	// the messages in them, and their bytes (headers included).
+	FramesSent, MessagesSent, BytesSent uint64
+	// FramesReceived, MessagesReceived and BytesReceived count batch frames
+	// read, messages delivered on Receive, and frame bytes read.
 	FramesReceived, MessagesReceived, BytesReceived uint64
 
 	// QueueFull counts Send calls refused with zab.ErrQueueFull.
@@ -52,14 +56,14 @@ type Stats struct {
 // PeerStats describes one peer's outbound side.
 type PeerStats struct {
 	ID           zab.PeerID
-	Addr         string
-	QueueLen     int
-	QueueCap     int
-	Connected    bool
-	Dials        uint64
-	DialFailures uint64
-	Sent         uint64
-	Drops        uint64
+	Addr         string // as last given to SetPeer
+	QueueLen     int    // messages waiting in the send queue
+	QueueCap     int    // Config.SendQueueSize
+	Connected    bool   // an authenticated outbound connection is open
+	Dials        uint64 // connection attempts
+	DialFailures uint64 // attempts that failed to connect or handshake
+	Sent         uint64 // messages written
+	Drops        uint64 // messages lost after Send accepted them
 }
 
 // Stats returns a snapshot of the transport's counters and queues. It is safe
