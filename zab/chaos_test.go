@@ -23,6 +23,7 @@ func runChaosRate(t *testing.T, seed uint64, voters, observers int, drop float64
 	rng := rand.New(rand.NewPCG(seed, 99))
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()
+	syncs := 0
 	for round := range 60 {
 		switch rng.IntN(10) {
 		case 0:
@@ -42,6 +43,9 @@ func runChaosRate(t *testing.T, seed uint64, voters, observers int, drop float64
 			id := ids[rng.IntN(len(ids))]
 			if r, err := s.Propose(id, fmt.Appendf(nil, "r%d-%d", round, i)); err == nil {
 				reqs[id] = append(reqs[id], r)
+			}
+			if _, err := s.Sync(ids[rng.IntN(len(ids))]); err == nil {
+				syncs++
 			}
 			s.RunFor(int64(rng.IntN(10)))
 		}
@@ -74,11 +78,18 @@ func runChaosRate(t *testing.T, seed uint64, voters, observers int, drop float64
 	settleAndConverge(t, s, map[PeerID][]uint64{l: {r}}, 5000)
 	require.NoError(t, s.Node(l).Proposals[r].Err)
 	outcomes := map[string]int{}
+	synced := 0
 	for _, id := range ids {
 		for _, r := range s.Node(id).Proposals {
 			outcomes[fmt.Sprint(r.Err)]++
 		}
+		for _, r := range s.Node(id).Syncs {
+			if r.Err == nil {
+				synced++
+			}
+		}
 	}
+	t.Logf("syncs started=%d succeeded=%d", syncs, synced)
 	t.Logf("epoch=%d applied=%d delivered=%d outcomes=%v", s.Node(l).Peer.SoftState().Epoch,
 		s.Node(l).SM.N, s.Delivered, outcomes)
 }

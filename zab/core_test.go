@@ -124,8 +124,21 @@ func TestRestartingPeerJoinsEstablishedLeader(t *testing.T) {
 
 func TestDiscoveryFollowerAheadForcesElection(t *testing.T) {
 	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Current: 3, Zxid: NewZxid(3, 1), Seq: 1})
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Current: 3, Zxid: NewZxid(3, 1), Seq: 1, Accepted: true})
 	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+}
+
+// An ACKEPOCH for an epoch the follower had already accepted (possibly from
+// another leader) is not counted toward the epoch quorum (ZOOKEEPER-1343).
+func TestDiscoveryAlreadyAcceptedEpochNotCounted(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1})
+	msgs, _ := h.drain()
+	require.Empty(t, only(msgs, MsgNewLeader))
+	require.Zero(t, h.p.HardState().CurrentEpoch)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 2, Accepted: true})
+	msgs, _ = h.drain()
+	require.Len(t, only(msgs, MsgNewLeader), 1)
 }
 
 func TestDiscoveryNewEpochIsMaxAcceptedPlusOne(t *testing.T) {
@@ -147,7 +160,7 @@ func TestDiscoveryNewEpochIsMaxAcceptedPlusOne(t *testing.T) {
 
 func TestSynchronisationAndEstablishment(t *testing.T) {
 	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1})
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
 	msgs, rds := h.drain()
 	require.EqualValues(t, 1, rds[0].HardState.CurrentEpoch, "NEWLEADER goes out with currentEpoch persisted")
 	nl := only(msgs, MsgNewLeader)
@@ -201,6 +214,7 @@ func followerAt(t *testing.T) *harness {
 	require.EqualValues(t, 1, rds[0].HardState.AcceptedEpoch)
 	ack := only(msgs, MsgAckEpoch)
 	require.Len(t, ack, 1)
+	require.True(t, ack[0].Accepted)
 	h.step(Message{Type: MsgNewLeader, From: 1, Epoch: 1, Mode: SyncDiff, Seq: ack[0].Seq})
 	msgs, rds = h.drain()
 	acks := only(msgs, MsgAck)

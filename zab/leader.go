@@ -10,6 +10,7 @@ type learnerInfo struct {
 	info     bool   // FOLLOWERINFO received in this reign
 	accepted uint32 // its accepted epoch
 	ackEpoch bool   // ACKEPOCH for our epoch received
+	ackFresh bool   // ... from a learner that newly accepted our epoch
 	last     Zxid   // its last zxid, as last reported
 	reqSeq   uint64 // its latest synchronisation request
 
@@ -120,7 +121,7 @@ func (p *Peer) leaderCheckInfoQuorum() {
 // epoch, and starts synchronising every learner that did.
 func (p *Peer) leaderCheckAckQuorum() {
 	l := p.lead
-	if !l.epochDecided || l.ackQuorum || !p.quorumOf(true, func(li *learnerInfo) bool { return li.ackEpoch }) {
+	if !l.epochDecided || l.ackQuorum || !p.quorumOf(true, func(li *learnerInfo) bool { return li.ackFresh }) {
 		return
 	}
 	l.ackQuorum = true
@@ -385,6 +386,7 @@ func (p *Peer) stepLeader(m Message) {
 			return
 		}
 		li.ackEpoch, li.last, li.reqSeq = true, m.Zxid, m.Seq
+		li.ackFresh = li.ackFresh || m.Accepted
 		if l.ackQuorum {
 			p.startSync(li, m.Seq)
 		} else {

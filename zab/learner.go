@@ -5,6 +5,7 @@ type learnerState struct {
 	lastHeard    uint64 // last valid message from the leader
 	lastProgress uint64 // last step forward in discovery/synchronisation
 	lastRetry    uint64
+	accepted     bool   // we newly accepted the epoch from this leader
 	reqSeq       uint64 // our latest synchronisation request
 	modeSeq      uint64 // the request whose DIFF/TRUNC/SNAP we applied
 	prefixOK     bool   // our log is a prefix of the leader's
@@ -39,7 +40,7 @@ func (p *Peer) sendAckEpoch() {
 	lr.reqSeq++
 	lr.lastRetry = p.now
 	p.send(Message{Type: MsgAckEpoch, To: p.leader, Epoch: p.epoch, Current: p.hs.CurrentEpoch,
-		Zxid: p.log.last(), Seq: lr.reqSeq})
+		Zxid: p.log.last(), Seq: lr.reqSeq, Accepted: lr.accepted})
 }
 
 // maybeResync asks the leader to resend after our last zxid, at most once
@@ -119,6 +120,9 @@ func (p *Peer) stepLearner(m Message) {
 			p.becomeLooking() // we accepted a newer epoch elsewhere
 			return
 		}
+		// An epoch accepted before (from any leader) must not be counted
+		// twice toward an epoch quorum.
+		lr.accepted = m.Epoch > p.hs.AcceptedEpoch
 		p.setAccepted(m.Epoch)
 		p.epoch, p.phase = m.Epoch, phaseSync
 		lr.lastHeard, lr.lastProgress = p.now, p.now

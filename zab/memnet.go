@@ -53,6 +53,9 @@ type Sim struct {
 	// after it, as first seen: a peer that applies in another order or
 	// twice diverges from it.
 	history map[Zxid]uint64
+	// maxApplied is the newest zxid any peer applied; a Sync started
+	// afterwards must cover it (linearizability of Sync + read).
+	maxApplied Zxid
 	// Err records the first invariant violation seen by the driver.
 	Err error
 	// Delivered counts messages handed to peers.
@@ -71,6 +74,7 @@ type SimNode struct {
 	Proposals map[uint64]ProposalResult
 	Syncs     map[uint64]SyncResult
 	nextReq   uint64
+	syncFloor map[uint64]Zxid
 	lastSnap  int
 	prevSnap  Zxid
 	cfg       Config
@@ -177,6 +181,7 @@ func (s *Sim) start(n *SimNode) error {
 	n.lastSnap = int(n.SM.N)
 	n.Proposals = map[uint64]ProposalResult{}
 	n.Syncs = map[uint64]SyncResult{}
+	n.syncFloor = map[uint64]Zxid{}
 	cfg := n.cfg
 	cfg.Storage = n.Storage
 	cfg.Seed = s.rng.Uint64() // a restarted peer draws new jitter
@@ -259,6 +264,7 @@ func (s *Sim) process(n *SimNode) {
 				s.fail(fmt.Errorf("peer %d: applies %v after %v", n.ID, e.Zxid, n.SM.Last))
 			}
 			n.SM.apply(e)
+			s.maxApplied = max(s.maxApplied, e.Zxid)
 			if d, ok := s.history[e.Zxid]; !ok {
 				s.history[e.Zxid] = n.SM.Digest
 			} else if d != n.SM.Digest {
@@ -273,6 +279,10 @@ func (s *Sim) process(n *SimNode) {
 			if r.Err == nil && r.Zxid > n.SM.Last {
 				s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.SM.Last))
 			}
+			if f, ok := n.syncFloor[r.ID]; ok && r.Err == nil && r.Zxid < f {
+				s.fail(fmt.Errorf("peer %d: sync %d done at %v, missing %v applied before it started", n.ID, r.ID, r.Zxid, f))
+			}
+			delete(n.syncFloor, r.ID)
 			n.Syncs[r.ID] = r
 		}
 		p.Advance()
@@ -412,6 +422,7 @@ func (s *Sim) Sync(id PeerID) (uint64, error) {
 		return 0, ErrNoLeader
 	}
 	n.nextReq++
+	n.syncFloor[n.nextReq] = s.maxApplied
 	err := n.Peer.Sync(n.nextReq)
 	s.process(n)
 	return n.nextReq, err

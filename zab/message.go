@@ -18,8 +18,11 @@ const (
 	// Round.
 	MsgLeaderInfo
 	// MsgAckEpoch acknowledges the new epoch (Epoch) and reports the learner's
-	// current epoch (Current) and last zxid (Zxid). Sent again, it asks the
-	// leader to restart synchronisation from Zxid.
+	// current epoch (Current) and last zxid (Zxid). Accepted says the learner
+	// accepted Epoch from this leader for the first time: only such acks
+	// count toward the epoch quorum (ZOOKEEPER-1343), so no two leaders can
+	// both gather one for the same epoch. Sent again, it asks the leader to
+	// restart synchronisation from Zxid.
 	MsgAckEpoch
 	// MsgSync is one chunk of a synchronisation (Seq). The first chunk has a
 	// Mode (DIFF, TRUNC or SNAP, with Snap for SNAP) that leaves the learner's
@@ -143,6 +146,8 @@ type Message struct {
 	Reject bool `msgpack:"x,omitempty"`
 	// NewLeader marks the acknowledgement of NEWLEADER.
 	NewLeader bool `msgpack:"nl,omitempty"`
+	// Accepted marks an ACKEPOCH whose epoch the learner newly accepted.
+	Accepted bool `msgpack:"ac,omitempty"`
 	// Observer marks a learner that does not vote.
 	Observer bool `msgpack:"ob,omitempty"`
 	// Established says the pinging leader has a quorum and serves.
