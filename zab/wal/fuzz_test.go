@@ -11,14 +11,15 @@ import (
 )
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(appendFrame(nil, 1<<32|1, []byte("hello")), uint32(64))
-	f.Add(appendFrame(nil, 5, nil), uint32(0))
-	f.Add(appendSeal(nil, 9), uint32(64))
-	f.Add(make([]byte, 16), uint32(64))
-	f.Add(appendFrame(nil, 5, []byte("too long for the limit")), uint32(4))
-	f.Add(appendFrame(nil, 5, []byte("abc"))[:10], uint32(64))
-	f.Fuzz(func(t *testing.T, b []byte, maxData uint32) {
-		kind, zxid, data, n, err := decodeFrame(b, maxData)
+	f.Add(appendFrame(nil, 7, 1<<32|1, []byte("hello")), uint32(64), uint32(7))
+	f.Add(appendFrame(nil, 0, 5, nil), uint32(0), uint32(0))
+	f.Add(appendSeal(nil, 0xdeadbeef, 9), uint32(64), uint32(0xdeadbeef))
+	f.Add(make([]byte, 16), uint32(64), uint32(1))
+	f.Add(appendFrame(nil, 1, 5, []byte("too long for the limit")), uint32(4), uint32(1))
+	f.Add(appendFrame(nil, 1, 5, []byte("abc"))[:10], uint32(64), uint32(1))
+	f.Add(appendFrame(nil, 1, 5, []byte("other salt")), uint32(64), uint32(2))
+	f.Fuzz(func(t *testing.T, b []byte, maxData, salt uint32) {
+		kind, zxid, data, n, err := decodeFrame(b, maxData, salt)
 		if err != nil {
 			return
 		}
@@ -31,11 +32,11 @@ func FuzzDecodeRecord(f *testing.F) {
 			if zxid == 0 || uint32(len(data)) > maxData || n > len(b) {
 				t.Fatalf("accepted invalid record zxid=%d len=%d n=%d", zxid, len(data), n)
 			}
-			if enc := appendFrame(nil, zxid, data); !bytes.Equal(enc, b[:n]) {
+			if enc := appendFrame(nil, salt, zxid, data); !bytes.Equal(enc, b[:n]) {
 				t.Fatalf("re-encoding differs: %x vs %x", enc, b[:n])
 			}
 		case frameSeal:
-			if enc := appendSeal(nil, zxid); !bytes.Equal(enc, b[:n]) {
+			if enc := appendSeal(nil, salt, zxid); !bytes.Equal(enc, b[:n]) {
 				t.Fatalf("re-encoding seal differs: %x vs %x", enc, b[:n])
 			}
 		}
@@ -72,20 +73,21 @@ func FuzzOpenSnapshot(f *testing.F) {
 // increasing, and whose repair is durable (a second Open warns about nothing
 // and yields the same records).
 func FuzzOpenLog(f *testing.F) {
-	seed := encodeSegHeader(1)
+	const salt = 0x5a17
+	seed := encodeSegHeader(1, salt)
 	for _, r := range []Record{{1, []byte("a")}, {2, []byte("bb")}, {3, nil}} {
-		seed = appendFrame(seed, r.Zxid, r.Data)
+		seed = appendFrame(seed, salt, r.Zxid, r.Data)
 	}
 	f.Add(seed[segHeaderSize:])
 	f.Add(seed[segHeaderSize : len(seed)-5])
-	f.Add(appendSeal(seed[segHeaderSize:], 4))
+	f.Add(appendSeal(seed[segHeaderSize:], salt, 4))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) > 4096 {
 			return
 		}
 		dir := t.TempDir()
-		file := append(encodeSegHeader(1), body...)
+		file := append(encodeSegHeader(1, salt), body...)
 		file = append(file, make([]byte, 64)...) // preallocated zeros
 		require.NoError(t, os.WriteFile(filepath.Join(dir, segName(1)), file, 0o644))
 		o := Options{SegmentSize: 8192}

@@ -83,8 +83,15 @@ func frameOffsets(t testing.TB, path string) []int64 {
 	defer f.Close()
 	st, err := f.Stat()
 	require.NoError(t, err)
+	hdr := make([]byte, segHeaderSize)
+	_, err = f.ReadAt(hdr, 0)
+	require.NoError(t, err)
+	first, ok := parseSegName(filepath.Base(path))
+	require.True(t, ok)
+	salt, err := checkSegHeader(hdr, first)
+	require.NoError(t, err)
 	var offs []int64
-	s := newScanner(f, segHeaderSize, st.Size(), DefaultMaxRecordSize)
+	s := newScanner(f, segHeaderSize, st.Size(), DefaultMaxRecordSize, salt)
 	for {
 		off := s.off
 		if !s.next() || s.kind != frameRecord {

@@ -2,6 +2,8 @@ package wal
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,6 +64,7 @@ type segment struct {
 	last  uint64 // zxid of its last record; 0 only transiently during a roll
 	end   int64  // offset just past the last record
 	size  int64  // file size: the capacity for frames
+	salt  uint32 // seeds frame CRCs (segment header)
 }
 
 // handle is an open segment file that an in-flight fsync may still use after
@@ -209,13 +212,13 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 	if _, err := f.ReadAt(hdr, 0); err != nil {
 		return nil, err
 	}
-	if err := checkSegHeader(hdr, first); err != nil {
+	if seg.salt, err = checkSegHeader(hdr, first); err != nil {
 		return nil, corruptf(path, 0, "%v", err)
 	}
 	if first <= *prev {
 		return nil, corruptf(path, 0, "segment first zxid %#x not above previous zxid %#x", first, *prev)
 	}
-	s := newScanner(f, segHeaderSize, seg.size, l.maxData())
+	s := newScanner(f, segHeaderSize, seg.size, l.maxData(), seg.salt)
 	sealed := false
 	for s.next() {
 		if s.kind == frameSeal {
@@ -253,7 +256,7 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 	if sealed {
 		from = stop + frameHeaderSize
 	}
-	at, found, nonZero, err := scanTail(f, from, seg.size, *prev, l.maxData())
+	at, found, nonZero, err := scanTail(f, from, seg.size, *prev, l.maxData(), seg.salt)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +394,7 @@ func (l *Log) Append(recs ...Record) error {
 			if int64(len(l.buf)+frameHeaderSize+len(recs[j].Data)) > seg.size-seg.end-frameHeaderSize {
 				break
 			}
-			l.buf = appendFrame(l.buf, recs[j].Zxid, recs[j].Data)
+			l.buf = appendFrame(l.buf, seg.salt, recs[j].Zxid, recs[j].Data)
 			j++
 		}
 		if _, err := l.active.f.WriteAt(l.buf, seg.end); err != nil {
@@ -418,7 +421,7 @@ func fits(seg *segment, r Record) bool {
 func (l *Log) roll(first uint64) error {
 	if l.active != nil {
 		seg := l.segs[len(l.segs)-1]
-		if _, err := l.active.f.WriteAt(appendSeal(nil, first), seg.end); err != nil {
+		if _, err := l.active.f.WriteAt(appendSeal(nil, seg.salt, first), seg.end); err != nil {
 			return err
 		}
 		if err := datasync(l.active.f); err != nil {
@@ -430,6 +433,7 @@ func (l *Log) roll(first uint64) error {
 		l.active = nil
 	}
 	name := segName(first)
+	salt := newSalt()
 	tmp := l.path(name + tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -437,7 +441,7 @@ func (l *Log) roll(first uint64) error {
 	}
 	err = preallocate(f, l.opts.SegmentSize)
 	if err == nil {
-		_, err = f.WriteAt(encodeSegHeader(first), 0)
+		_, err = f.WriteAt(encodeSegHeader(first, salt), 0)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -453,9 +457,16 @@ func (l *Log) roll(first uint64) error {
 		os.Remove(tmp)
 		return err
 	}
-	l.segs = append(l.segs, &segment{name: name, first: first, end: segHeaderSize, size: l.opts.SegmentSize})
+	l.segs = append(l.segs, &segment{name: name, first: first, end: segHeaderSize, size: l.opts.SegmentSize, salt: salt})
 	l.active = &handle{f: f}
 	return nil
+}
+
+// newSalt returns a random frame CRC seed for a new segment.
+func newSalt() uint32 {
+	var b [4]byte
+	rand.Read(b[:]) // never fails (Go 1.24+)
+	return binary.LittleEndian.Uint32(b[:])
 }
 
 // retire closes h once no fsync uses it. Callers hold mu.
@@ -556,7 +567,7 @@ func (l *Log) iterateSegment(seg segment, from uint64, fn func(Record) error) er
 		return err
 	}
 	defer f.Close()
-	s := newScanner(f, segHeaderSize, seg.end, l.maxData())
+	s := newScanner(f, segHeaderSize, seg.end, l.maxData(), seg.salt)
 	for s.next() {
 		if l.closed.Load() {
 			return ErrClosed
@@ -631,7 +642,7 @@ func (l *Log) TruncateAfter(zxid uint64) error {
 		return l.fail(err)
 	}
 	cut, last := int64(segHeaderSize), uint64(0)
-	s := newScanner(f, segHeaderSize, seg.end, l.maxData())
+	s := newScanner(f, segHeaderSize, seg.end, l.maxData(), seg.salt)
 	for s.next() && s.kind == frameRecord && s.zxid <= zxid {
 		cut, last = s.off, s.zxid
 	}

@@ -621,3 +621,29 @@ func TestNoGoroutinesLeft(t *testing.T) {
 		t.Errorf("goroutines before %d, after Close %d:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestEmbeddedFrameInTornRecord: a record's payload that encodes a frame
+// (here with every salt a client could guess cheaply) must not make a torn
+// copy of that record look like mid-log corruption. The per-segment salt in
+// the frame CRC is what prevents it.
+func TestEmbeddedFrameInTornRecord(t *testing.T) {
+	var evil []byte
+	for _, salt := range []uint32{0, 1, 0xffffffff} {
+		evil = appendFrame(evil, salt, 1<<60, []byte("forged"))
+	}
+	evil = append(evil, "tail of the payload"...)
+	dir := t.TempDir()
+	o, _ := testOpts(4096)
+	rs := append(recs(1, 1, 3), Record{Zxid: 1<<32 | 4, Data: evil})
+	writeLog(t, dir, o, rs)
+	seg := segFiles(t, dir)[0]
+	offs := frameOffsets(t, seg)
+	b, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	clear(b[offs[3]+frameHeaderSize+int64(len(evil))-5:]) // torn just before the end
+	require.NoError(t, os.WriteFile(seg, b, 0o644))
+	o2, w := testOpts(4096)
+	l := openLog(t, dir, o2)
+	assert.Equal(t, rs[:3], readAll(t, l, 0))
+	assert.Equal(t, []string{"wal: truncating torn tail of the log"}, w.all())
+}

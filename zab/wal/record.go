@@ -18,7 +18,13 @@ type Record struct {
 //
 //	[0:4)   length  uint32  data length; sealLength marks a seal frame (no data)
 //	[4:12)  zxid    uint64  record zxid; for a seal, the first zxid of the next segment
-//	[12:16) crc     uint32  CRC32C (Castagnoli) over bytes [0:12) and the data
+//	[12:16) crc     uint32  CRC32C (Castagnoli) over bytes [0:12) and the data,
+//	                        seeded with the segment's random salt
+//
+// The salt (segment header) makes frames unforgeable by record payloads: a
+// client could otherwise store bytes that encode a valid frame, and recovery,
+// which looks for valid frames after a damaged one, would be misled. It also
+// keeps frames of another segment file from validating here.
 //
 // A header of 16 zero bytes is "end of data": preallocated space reads as
 // zeros and can never form a valid frame (zxid 0 is invalid and the CRC of
@@ -95,8 +101,8 @@ func (h frameHeader) kind() frameKind {
 }
 
 // verify checks the CRC of header bytes hb (16 bytes) and data.
-func (h frameHeader) verify(hb, data []byte) error {
-	c := crc32.Update(0, castagnoli, hb[:12])
+func (h frameHeader) verify(hb, data []byte, salt uint32) error {
+	c := crc32.Update(salt, castagnoli, hb[:12])
 	c = crc32.Update(c, castagnoli, data)
 	if c != h.crc {
 		return errBadCRC
@@ -106,7 +112,7 @@ func (h frameHeader) verify(hb, data []byte) error {
 
 // decodeFrame decodes the frame at the start of b. data aliases b. n is the
 // frame's total size. It never panics and never allocates.
-func decodeFrame(b []byte, maxData uint32) (kind frameKind, zxid uint64, data []byte, n int, err error) {
+func decodeFrame(b []byte, maxData, salt uint32) (kind frameKind, zxid uint64, data []byte, n int, err error) {
 	if len(b) < frameHeaderSize {
 		return 0, 0, nil, 0, errShortFrame
 	}
@@ -119,27 +125,27 @@ func decodeFrame(b []byte, maxData uint32) (kind frameKind, zxid uint64, data []
 	}
 	n = frameHeaderSize + h.dataLen()
 	data = b[frameHeaderSize:n]
-	if err := h.verify(b, data); err != nil {
+	if err := h.verify(b, data, salt); err != nil {
 		return 0, 0, nil, 0, err
 	}
 	return h.kind(), h.zxid, data, n, nil
 }
 
 // appendFrame appends the encoding of a record frame to b.
-func appendFrame(b []byte, zxid uint64, data []byte) []byte {
-	return appendFrameLen(b, uint32(len(data)), zxid, data)
+func appendFrame(b []byte, salt uint32, zxid uint64, data []byte) []byte {
+	return appendFrameLen(b, salt, uint32(len(data)), zxid, data)
 }
 
 // appendSeal appends a seal frame whose zxid names the next segment.
-func appendSeal(b []byte, next uint64) []byte {
-	return appendFrameLen(b, sealLength, next, nil)
+func appendSeal(b []byte, salt uint32, next uint64) []byte {
+	return appendFrameLen(b, salt, sealLength, next, nil)
 }
 
-func appendFrameLen(b []byte, length uint32, zxid uint64, data []byte) []byte {
+func appendFrameLen(b []byte, salt, length uint32, zxid uint64, data []byte) []byte {
 	start := len(b)
 	b = binary.LittleEndian.AppendUint32(b, length)
 	b = binary.LittleEndian.AppendUint64(b, zxid)
-	c := crc32.Update(0, castagnoli, b[start:start+12])
+	c := crc32.Update(salt, castagnoli, b[start:start+12])
 	c = crc32.Update(c, castagnoli, data)
 	b = binary.LittleEndian.AppendUint32(b, c)
 	return append(b, data...)

@@ -16,7 +16,7 @@ import (
 //	[0:4)   magic    "CWAL"
 //	[4:8)   version  uint32 (segVersion)
 //	[8:16)  first    uint64 zxid of the segment's first record, equal to the name's
-//	[16:20) reserved uint32 zero
+//	[16:20) salt     uint32 random, seeds the CRC of every frame in the segment
 //	[20:24) crc      uint32 CRC32C over [0:20)
 //
 // Frames (see record.go) follow from offset segHeaderSize.
@@ -53,30 +53,31 @@ func parseZxidName(name, prefix, suffix string) (uint64, bool) {
 	return z, true
 }
 
-func encodeSegHeader(first uint64) []byte {
+func encodeSegHeader(first uint64, salt uint32) []byte {
 	b := make([]byte, 0, segHeaderSize)
 	b = append(b, segMagic...)
 	b = binary.LittleEndian.AppendUint32(b, segVersion)
 	b = binary.LittleEndian.AppendUint64(b, first)
-	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, salt)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
-// checkSegHeader validates a segment header against the first zxid of its name.
-func checkSegHeader(b []byte, first uint64) error {
+// checkSegHeader validates a segment header against the first zxid of its
+// name and returns the segment's salt.
+func checkSegHeader(b []byte, first uint64) (uint32, error) {
 	switch {
 	case len(b) < segHeaderSize:
-		return errors.New("segment shorter than its header")
+		return 0, errors.New("segment shorter than its header")
 	case string(b[0:4]) != segMagic:
-		return errors.New("bad segment magic")
+		return 0, errors.New("bad segment magic")
 	case crc32.Checksum(b[:20], castagnoli) != binary.LittleEndian.Uint32(b[20:24]):
-		return errors.New("segment header checksum mismatch")
+		return 0, errors.New("segment header checksum mismatch")
 	case binary.LittleEndian.Uint32(b[4:8]) != segVersion:
-		return fmt.Errorf("unsupported segment version %d", binary.LittleEndian.Uint32(b[4:8]))
+		return 0, fmt.Errorf("unsupported segment version %d", binary.LittleEndian.Uint32(b[4:8]))
 	case binary.LittleEndian.Uint64(b[8:16]) != first:
-		return fmt.Errorf("segment header zxid %#x does not match its name", binary.LittleEndian.Uint64(b[8:16]))
+		return 0, fmt.Errorf("segment header zxid %#x does not match its name", binary.LittleEndian.Uint64(b[8:16]))
 	}
-	return nil
+	return binary.LittleEndian.Uint32(b[16:20]), nil
 }
 
 // scanner reads frames of one segment sequentially between off and limit.
@@ -85,6 +86,7 @@ type scanner struct {
 	off     int64 // offset of the next frame; after a stop, of the frame that stopped the scan
 	limit   int64
 	maxData uint32
+	salt    uint32
 	hdr     [frameHeaderSize]byte
 	buf     []byte
 
@@ -97,12 +99,13 @@ type scanner struct {
 	ioErr error // a read error, not a verdict on the bytes
 }
 
-func newScanner(r io.ReaderAt, off, limit int64, maxData uint32) *scanner {
+func newScanner(r io.ReaderAt, off, limit int64, maxData, salt uint32) *scanner {
 	return &scanner{
 		br:      bufio.NewReaderSize(io.NewSectionReader(r, off, limit-off), 256<<10),
 		off:     off,
 		limit:   limit,
 		maxData: maxData,
+		salt:    salt,
 	}
 }
 
@@ -146,7 +149,7 @@ func (s *scanner) next() bool {
 		s.ioErr = err
 		return false
 	}
-	if err := h.verify(s.hdr[:], s.buf); err != nil {
+	if err := h.verify(s.hdr[:], s.buf, s.salt); err != nil {
 		s.err = err
 		return false
 	}
@@ -160,7 +163,7 @@ func (s *scanner) next() bool {
 // whether the place where the last segment stops is its tail: it is only if
 // nothing valid follows. It also reports whether any non-zero byte was seen,
 // so that leftover garbage can be zeroed.
-func scanTail(r io.ReaderAt, from, size int64, after uint64, maxData uint32) (validAt int64, found, nonZero bool, err error) {
+func scanTail(r io.ReaderAt, from, size int64, after uint64, maxData, salt uint32) (validAt int64, found, nonZero bool, err error) {
 	const chunk = 1 << 20
 	buf := make([]byte, chunk+frameHeaderSize)
 	var data []byte
@@ -201,7 +204,7 @@ func scanTail(r io.ReaderAt, from, size int64, after uint64, maxData uint32) (va
 					return 0, false, nonZero, err
 				}
 			}
-			if h.verify(b[q:q+frameHeaderSize], d) == nil {
+			if h.verify(b[q:q+frameHeaderSize], d, salt) == nil {
 				return base + int64(q), true, true, nil
 			}
 		}
