@@ -49,6 +49,19 @@
 // corruption rather than guessing; a process crash (kill -9) cannot cause
 // that, since the page cache survives it.
 //
+// # Duties of the caller (the Zab driver)
+//
+//   - ACK a proposal, or count yourself in a quorum, only after a Sync that
+//     started after its Append returned nil.
+//   - The log must stay gap-free from FirstZxid on, because a DIFF is served
+//     from it. TruncateAfter keeps a prefix and PurgeThrough drops whole
+//     segments from the front, so both preserve that. For a SNAP, write the
+//     snapshot first, then TruncateAfter(0) to empty the log; on start, if the
+//     log ends below the newest snapshot's zxid, empty it the same way (a crash
+//     fell between the two steps). Records above the snapshot from before a
+//     SNAP are uncommitted history that the next synchronization truncates.
+//   - Purge with Retain only up to what a valid retained snapshot covers.
+//
 // # Concurrency and goroutines
 //
 // Log, SnapshotStore and the epoch functions are safe for concurrent use (see

@@ -486,7 +486,8 @@ func (l *Log) release(h *handle) {
 
 // Sync makes every record appended before the call durable. Concurrent calls
 // share fsyncs: a caller whose records an fsync already covered returns
-// without issuing one (unless Options.NoGroupCommit).
+// without issuing one (unless Options.NoGroupCommit). To learn which zxid is
+// durable, read LastZxid before calling Sync: after a nil return it is.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
