@@ -13,13 +13,22 @@ import (
 // keep proposing at random peers. At the end the faults stop and every
 // running peer must converge on one history that holds every write
 // reported committed.
-func runChaos(t *testing.T, seed uint64, voters, observers int) {
-	runChaosRate(t, seed, voters, observers, 0.05)
+// chaosOpts shapes a fault schedule.
+type chaosOpts struct {
+	voters, observers int
+	fault             float64 // drop and duplication rate
+	maxDelay          int64
+	snapshotEvery     int
+	maxCounter        uint32
 }
 
-func runChaosRate(t *testing.T, seed uint64, voters, observers int, drop float64) {
-	s := newSim(t, SimConfig{Seed: seed, Voters: voters, Observers: observers, DropRate: drop, DupRate: drop,
-		Reorder: true, MaxDelay: 8, SnapshotEvery: 40})
+func (o chaosOpts) String() string {
+	return fmt.Sprintf("%dv%do-f%.2f-d%d-s%d-c%d", o.voters, o.observers, o.fault, o.maxDelay, o.snapshotEvery, o.maxCounter)
+}
+
+func runChaos(t *testing.T, seed uint64, o chaosOpts) {
+	s := newSim(t, SimConfig{Seed: seed, Voters: o.voters, Observers: o.observers, DropRate: o.fault, DupRate: o.fault,
+		Reorder: true, MaxDelay: o.maxDelay, SnapshotEvery: o.snapshotEvery, Peer: Config{MaxCounter: o.maxCounter}})
 	rng := rand.New(rand.NewPCG(seed, 99))
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()
@@ -94,18 +103,25 @@ func runChaosRate(t *testing.T, seed uint64, voters, observers int, drop float64
 		s.Node(l).SM.N, s.Delivered, outcomes)
 }
 
+var chaosShapes = []chaosOpts{
+	{voters: 3, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
+	{voters: 5, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
+	{voters: 3, observers: 2, fault: 0.25, maxDelay: 30, snapshotEvery: 10},
+	{voters: 5, observers: 1, fault: 0.10, maxDelay: 5, snapshotEvery: 25, maxCounter: 15},
+}
+
 func TestSimChaos(t *testing.T) {
-	n := 12
+	n := 6
 	if testing.Short() {
-		n = 3
+		n = 2
 	}
 	base := testSeed(t, 1000)
 	for i := range n {
 		seed := base + uint64(i)
-		for _, tc := range []struct{ voters, observers int }{{3, 1}, {5, 1}} {
-			t.Run(fmt.Sprintf("seed%d/%dv%do", seed, tc.voters, tc.observers), func(t *testing.T) {
-				t.Logf("seed=%d (replay with -run 'TestSimChaos' -seed=%d)", seed, seed)
-				runChaos(t, seed, tc.voters, tc.observers)
+		for _, o := range chaosShapes {
+			t.Run(fmt.Sprintf("seed%d/%v", seed, o), func(t *testing.T) {
+				t.Logf("seed=%d (replay with -run 'TestSimChaos/seed%d/%v' -seed=%d)", seed, seed, o, seed)
+				runChaos(t, seed, o)
 			})
 		}
 	}

@@ -14,6 +14,8 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
+	readSeq      uint64 // highest read sequence seen in a ping
+	lastPong     uint64
 	lastResync   uint64
 	resyncAt     Zxid
 }
@@ -86,6 +88,11 @@ func (p *Peer) tickLearner() {
 			p.sendAckEpoch() // restart the synchronisation
 		}
 	}
+	if lr.nlDone && p.now-lr.lastPong >= uint64(p.cfg.HeartbeatTicks) {
+		// Our half of the heartbeat: the leader counts us alive even when
+		// its pings do not reach us.
+		p.pong()
+	}
 	if !lr.serving {
 		return
 	}
@@ -150,7 +157,8 @@ func (p *Peer) stepLearner(m Message) {
 		p.learnerUpToDate()
 		p.learnerCommit(m.Commit)
 	case MsgPing:
-		p.send(Message{Type: MsgPong, To: m.From, Epoch: p.epoch, Seq: m.Seq, Zxid: p.log.last()})
+		lr.readSeq = max(lr.readSeq, m.Seq)
+		p.pong()
 		if m.Established {
 			p.learnerUpToDate()
 		}
@@ -179,6 +187,14 @@ func (p *Peer) stepLearner(m Message) {
 		}
 		p.addReadWait(m.ReqID, m.Zxid)
 	}
+}
+
+// pong tells the leader we still follow it, echoing the newest read
+// sequence we saw: confirming it later than asked is still a confirmation.
+func (p *Peer) pong() {
+	lr := p.lrn
+	lr.lastPong = p.now
+	p.send(Message{Type: MsgPong, To: p.leader, Epoch: p.epoch, Seq: lr.readSeq, Zxid: p.log.last()})
 }
 
 func (p *Peer) learnerUpToDate() {
