@@ -3,6 +3,7 @@ package tree
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Apply applies one committed txn and returns its result. Txns must come in
@@ -146,19 +147,18 @@ func (t *Tree) create(txn *Txn, op *Op) (string, Stat, error) {
 		path = fmt.Sprintf("%s%010d", path, parent.cversion)
 	}
 	_, name := splitPath(path)
-	if _, ok := parent.children[name]; ok {
+	if parent.child(name) != nil {
 		return "", Stat{}, fmt.Errorf("%w: %s", ErrNodeExists, path)
 	}
 	if parent.isEphemeral() {
 		return "", Stat{}, fmt.Errorf("%w: parent %s", ErrNoChildrenForEphemerals, parentPath)
 	}
 	n := &node{
+		name:  strings.Clone(name), // not a slice of the txn's path: keep only the name alive
 		czxid: txn.Zxid, mzxid: txn.Zxid, pzxid: txn.Zxid,
 		ctime: txn.Time, mtime: txn.Time,
 		owner: owner,
-	}
-	if len(op.Data) > 0 {
-		n.data = append([]byte(nil), op.Data...)
+		data:  string(op.Data),
 	}
 	if t.inTxn {
 		t.undo = append(t.undo, undoRec{kind: undoCreate, n: n, parent: parent, name: name, path: path,
@@ -179,7 +179,7 @@ func (t *Tree) delete(path string, version int32, zxid int64) error {
 	parent := t.lookup(parentPath)
 	var n *node
 	if parent != nil {
-		n = parent.children[name]
+		n = parent.child(name)
 	}
 	if n == nil {
 		return fmt.Errorf("%w: %s", ErrNoNode, path)
@@ -214,11 +214,7 @@ func (t *Tree) setData(path string, data []byte, version int32, txn *Txn) (Stat,
 	}
 	t.preserve(n)
 	t.digest -= nodeHash(path, n)
-	if len(data) > 0 {
-		n.data = append([]byte(nil), data...)
-	} else {
-		n.data = nil
-	}
+	n.data = string(data)
 	n.mzxid, n.mtime = txn.Zxid, txn.Time
 	n.version++
 	t.digest += nodeHash(path, n)
@@ -272,7 +268,7 @@ func (t *Tree) closeSession(id int64, zxid int64) error {
 	for _, p := range paths {
 		parentPath, name := splitPath(p)
 		parent := t.lookup(parentPath)
-		t.remove(parent, parentPath, name, p, parent.children[name], zxid)
+		t.remove(parent, parentPath, name, p, parent.child(name), zxid)
 	}
 	t.digest -= sessionHash(id, s.timeout)
 	delete(t.sessions, id)
@@ -290,7 +286,7 @@ func (t *Tree) reap(path string, txn *Txn) error {
 	parent := t.lookup(parentPath)
 	var n *node
 	if parent != nil {
-		n = parent.children[name]
+		n = parent.child(name)
 	}
 	if n == nil {
 		return fmt.Errorf("%w: %s", ErrNoNode, path)
@@ -307,10 +303,7 @@ func (t *Tree) reap(path string, txn *Txn) error {
 func (t *Tree) insert(parent *node, parentPath, name, path string, n *node, zxid int64) {
 	t.preserve(parent)
 	t.digest -= nodeHash(parentPath, parent)
-	if parent.children == nil {
-		parent.children = make(map[string]*node)
-	}
-	parent.children[name] = n
+	parent.addChild(n)
 	parent.cversion++
 	parent.pzxid = zxid
 	t.digest += nodeHash(parentPath, parent) + nodeHash(path, n)
@@ -330,10 +323,7 @@ func (t *Tree) remove(parent *node, parentPath, name, path string, n *node, zxid
 	t.preserve(parent)
 	t.preserve(n)
 	t.digest -= nodeHash(parentPath, parent) + nodeHash(path, n)
-	delete(parent.children, name)
-	if len(parent.children) == 0 {
-		parent.children = nil
-	}
+	parent.removeChild(name)
 	parent.cversion++
 	parent.pzxid = zxid
 	t.digest += nodeHash(parentPath, parent)
@@ -382,7 +372,7 @@ type undoRec struct {
 	parent   *node
 	name     string
 	path     string
-	data     []byte
+	data     string
 	mzxid    int64
 	mtime    int64
 	pzxid    int64
@@ -395,17 +385,11 @@ func (t *Tree) rollback() {
 		u := &t.undo[i]
 		switch u.kind {
 		case undoCreate:
-			delete(u.parent.children, u.name)
-			if len(u.parent.children) == 0 {
-				u.parent.children = nil
-			}
+			u.parent.removeChild(u.name)
 			u.parent.cversion, u.parent.pzxid = u.cversion, u.pzxid
 			t.unindex(u.path, u.n)
 		case undoDelete:
-			if u.parent.children == nil {
-				u.parent.children = make(map[string]*node)
-			}
-			u.parent.children[u.name] = u.n
+			u.parent.addChild(u.n)
 			u.parent.cversion, u.parent.pzxid = u.cversion, u.pzxid
 			t.index(u.path, u.n)
 		case undoSet:

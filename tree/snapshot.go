@@ -9,10 +9,10 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 
+	"github.com/coord-dev/coord/internal/msgpackcheck"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -62,8 +62,7 @@ type snapNode struct {
 	Owner    int64
 	Version  int32
 	Cversion int32
-	Aversion int32
-	Data     []byte
+	Data     string
 }
 
 // snapState is a running snapshot's view of the tree as of zxid: the first
@@ -85,7 +84,7 @@ func (t *Tree) preserve(n *node) {
 		return
 	}
 	c := *n
-	c.children = maps.Clone(n.children)
+	c.children = slices.Clone(n.children)
 	s.pre[n] = &c
 }
 
@@ -124,7 +123,6 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 		n    *node
 	}
 	stack := []item{{"/", t.root}}
-	var names []string
 	var rec snapNode
 	for len(stack) > 0 && sw.err == nil {
 		t.mu.RLock()
@@ -137,17 +135,13 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 			}
 			rec = snapNode{Path: it.path, Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid,
 				Ctime: n.ctime, Mtime: n.mtime, Owner: n.owner,
-				Version: n.version, Cversion: n.cversion, Aversion: n.aversion, Data: n.data}
+				Version: n.version, Cversion: n.cversion, Data: n.data}
 			sw.frame(&rec)
-			names = names[:0]
-			for name := range n.children {
-				names = append(names, name)
-			}
-			// Reverse order on the stack pops children in sorted order, so
-			// equal trees give identical snapshot bytes.
-			slices.SortFunc(names, func(a, b string) int { return strings.Compare(b, a) })
-			for _, name := range names {
-				stack = append(stack, item{joinPath(it.path, name), n.children[name]})
+			// Pushed in reverse, children pop in sorted order, so equal
+			// trees give identical snapshot bytes.
+			for i := len(n.children) - 1; i >= 0; i-- {
+				c := n.children[i]
+				stack = append(stack, item{joinPath(it.path, c.name), c})
 			}
 		}
 		t.mu.RUnlock()
@@ -256,6 +250,9 @@ func (sr *snapReader) frame(limit int, v any) error {
 		return truncated(err)
 	}
 	sr.crc.Write(sr.buf.Bytes())
+	if err := msgpackcheck.Check(sr.buf.Bytes(), 8); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorruptSnapshot, err)
+	}
 	sr.rd.Reset(sr.buf.Bytes())
 	if sr.dec == nil {
 		sr.dec = msgpack.NewDecoder(&sr.rd)
@@ -347,10 +344,7 @@ func (t *Tree) restoreNode(rec *snapNode, first bool) error {
 		return fmt.Errorf("%w: %s has %d bytes of data, limit %d", ErrCorruptSnapshot, rec.Path, len(rec.Data), t.maxData)
 	}
 	n := &node{czxid: rec.Czxid, mzxid: rec.Mzxid, pzxid: rec.Pzxid, ctime: rec.Ctime, mtime: rec.Mtime,
-		owner: rec.Owner, version: rec.Version, cversion: rec.Cversion, aversion: rec.Aversion}
-	if len(rec.Data) > 0 {
-		n.data = rec.Data
-	}
+		owner: rec.Owner, version: rec.Version, cversion: rec.Cversion, data: rec.Data}
 	if first {
 		if rec.Path != "/" || rec.Owner != 0 {
 			return fmt.Errorf("%w: first node is %q, not the root", ErrCorruptSnapshot, rec.Path)
@@ -377,13 +371,11 @@ func (t *Tree) restoreNode(rec *snapNode, first bool) error {
 		return fmt.Errorf("%w: %s comes before its parent", ErrCorruptSnapshot, rec.Path)
 	case parent.isEphemeral():
 		return fmt.Errorf("%w: %s is a child of an ephemeral", ErrCorruptSnapshot, rec.Path)
-	case parent.children[name] != nil:
+	}
+	n.name = strings.Clone(name)
+	if !parent.addChild(n) {
 		return fmt.Errorf("%w: %s twice", ErrCorruptSnapshot, rec.Path)
 	}
-	if parent.children == nil {
-		parent.children = make(map[string]*node)
-	}
-	parent.children[name] = n
 	t.count++
 	t.index(rec.Path, n)
 	return nil
@@ -395,12 +387,12 @@ func (t *Tree) computeDigest() uint64 {
 	var walk func(path []byte, n *node)
 	walk = func(path []byte, n *node) {
 		d += nodeHashFrom(fnvBytes(fnvOffset, path), n)
-		for name, ch := range n.children {
+		for _, ch := range n.children {
 			p := path
 			if len(p) > 1 {
 				p = append(p, '/')
 			}
-			walk(append(p, name...), ch)
+			walk(append(p, ch.name...), ch)
 		}
 	}
 	walk(append(make([]byte, 0, 256), '/'), t.root)

@@ -16,6 +16,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -52,17 +53,51 @@ type Tree struct {
 	snapMu  sync.Mutex // one snapshot at a time
 }
 
-// node is one znode. Its name and path are not stored: the name is the key in
-// the parent's children map, the path is known while walking. Kind is encoded
-// in owner, as ZooKeeper encodes it in ephemeralOwner.
+// node is one znode. Its path is not stored (it is known while walking), only
+// its name; children are kept sorted by name, which makes Children a copy
+// and costs less memory per znode than a map. Kind is encoded in owner, as
+// ZooKeeper encodes it in ephemeralOwner. The layout is kept to 112 bytes.
 type node struct {
+	name                string // last path segment, "" for the root
 	czxid, mzxid, pzxid int64
 	ctime, mtime        int64
 	owner               int64 // >0 ephemeral session; 0 persistent; ownerContainer; ttlMarker|ttl
 	version, cversion   int32
-	aversion            int32
-	data                []byte
-	children            map[string]*node
+	data                string  // replaced on change, never modified in place
+	children            []*node // sorted by name
+}
+
+// find returns the index of the child called name, or where it would go.
+func (n *node) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(n.children, name, func(c *node, name string) int {
+		return strings.Compare(c.name, name)
+	})
+}
+
+func (n *node) child(name string) *node {
+	if i, ok := n.find(name); ok {
+		return n.children[i]
+	}
+	return nil
+}
+
+// addChild links c under n; it reports false if the name is taken.
+func (n *node) addChild(c *node) bool {
+	i, ok := n.find(c.name)
+	if ok {
+		return false
+	}
+	n.children = slices.Insert(n.children, i, c)
+	return true
+}
+
+func (n *node) removeChild(name string) {
+	if i, ok := n.find(name); ok {
+		n.children = slices.Delete(n.children, i, i+1)
+		if len(n.children) == 0 {
+			n.children = nil
+		}
+	}
 }
 
 const (
@@ -84,7 +119,7 @@ func (n *node) stat() Stat {
 	s := Stat{
 		Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid,
 		Ctime: n.ctime, Mtime: n.mtime,
-		Version: n.version, Cversion: n.cversion, Aversion: n.aversion,
+		Version: n.version, Cversion: n.cversion,
 		DataLength:  int32(len(n.data)),
 		NumChildren: int32(len(n.children)),
 	}
@@ -156,29 +191,34 @@ func (t *Tree) lookup(p string) *node {
 		for j < len(p) && p[j] != '/' {
 			j++
 		}
-		n = n.children[p[i:j]]
+		n = n.child(p[i:j])
 		i = j + 1
 	}
 	return n
 }
 
-// Get returns the data and stat of the node at path. The returned data is
-// shared with the tree and must not be modified. If w is not nil and the node
-// exists, a one-shot data watch is set for w in the same atomic step.
+// Get returns a copy of the data and the stat of the node at path (nil data
+// if it has none). If w is not nil and the node exists, a one-shot data watch
+// is set for w in the same atomic step.
 func (t *Tree) Get(path string, w Watcher) ([]byte, Stat, error) {
 	if err := ValidatePath(path); err != nil {
 		return nil, Stat{}, err
 	}
 	t.mu.RLock()
-	defer t.mu.RUnlock()
 	n := t.lookup(path)
 	if n == nil {
+		t.mu.RUnlock()
 		return nil, Stat{}, fmt.Errorf("%w: %s", ErrNoNode, path)
 	}
 	if w != nil {
 		t.watches.add(path, w, WatchData)
 	}
-	return n.data, n.stat(), nil
+	data, st := n.data, n.stat()
+	t.mu.RUnlock()
+	if data == "" {
+		return nil, st, nil
+	}
+	return []byte(data), st, nil
 }
 
 // Exists returns the stat of the node at path and whether it exists. If w is
@@ -215,13 +255,12 @@ func (t *Tree) Children(path string, w Watcher) ([]string, Stat, error) {
 	if w != nil {
 		t.watches.add(path, w, WatchChildren)
 	}
-	names := make([]string, 0, len(n.children))
-	for name := range n.children {
-		names = append(names, name)
+	names := make([]string, len(n.children))
+	for i, c := range n.children {
+		names[i] = c.name
 	}
 	st := n.stat()
 	t.mu.RUnlock()
-	sort.Strings(names) // outside the lock: readers need not hold up the applier
 	return names, st, nil
 }
 

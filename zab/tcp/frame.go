@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/coord-dev/coord/internal/msgpackcheck"
 	"github.com/coord-dev/coord/zab"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -277,136 +278,12 @@ func DecodePayload(payload []byte, v any) error {
 	return nil
 }
 
-// checkMsgpack verifies that b is exactly one well-formed msgpack value whose
-// every length prefix fits in the bytes that remain and whose nesting is at
-// most maxDepth. msgpack v5.4.1 preallocates slices from the declared array
-// length without a cap (decode_slice.go: its alloc-limit test is always
-// true), so without this check five bytes could ask for gigabytes.
+// checkMsgpack verifies that b is exactly one well-formed msgpack value
+// whose length prefixes fit the bytes that remain and whose nesting is at
+// most maxDepth; see package msgpackcheck for why.
 func checkMsgpack(b []byte) error {
-	rest, err := skipValue(b, 0)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	if err := msgpackcheck.Check(b, maxDepth); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
-}
-
-var errTruncated = fmt.Errorf("%w: truncated msgpack", ErrMalformed)
-
-// skipValue returns b after its first msgpack value.
-func skipValue(b []byte, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return nil, fmt.Errorf("%w: nesting deeper than %d", ErrMalformed, maxDepth)
-	}
-	if len(b) == 0 {
-		return nil, errTruncated
-	}
-	c, b := b[0], b[1:]
-	switch {
-	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3: // fixint, nil, bool
-		return b, nil
-	case c >= 0x80 && c <= 0x8f: // fixmap
-		return skipN(b, 2*int(c&0x0f), depth)
-	case c >= 0x90 && c <= 0x9f: // fixarray
-		return skipN(b, int(c&0x0f), depth)
-	case c >= 0xa0 && c <= 0xbf: // fixstr
-		return skipBytes(b, int(c&0x1f))
-	}
-	switch c {
-	case 0xcc, 0xd0: // uint8, int8
-		return skipBytes(b, 1)
-	case 0xcd, 0xd1: // uint16, int16
-		return skipBytes(b, 2)
-	case 0xce, 0xd2, 0xca: // uint32, int32, float32
-		return skipBytes(b, 4)
-	case 0xcf, 0xd3, 0xcb: // uint64, int64, float64
-		return skipBytes(b, 8)
-	case 0xc4, 0xd9: // bin8, str8
-		n, b, err := readLen(b, 1)
-		if err != nil {
-			return nil, err
-		}
-		return skipBytes(b, n)
-	case 0xc5, 0xda: // bin16, str16
-		n, b, err := readLen(b, 2)
-		if err != nil {
-			return nil, err
-		}
-		return skipBytes(b, n)
-	case 0xc6, 0xdb: // bin32, str32
-		n, b, err := readLen(b, 4)
-		if err != nil {
-			return nil, err
-		}
-		return skipBytes(b, n)
-	case 0xdc: // array16
-		n, b, err := readLen(b, 2)
-		if err != nil {
-			return nil, err
-		}
-		return skipN(b, n, depth)
-	case 0xdd: // array32
-		n, b, err := readLen(b, 4)
-		if err != nil {
-			return nil, err
-		}
-		return skipN(b, n, depth)
-	case 0xde: // map16
-		n, b, err := readLen(b, 2)
-		if err != nil {
-			return nil, err
-		}
-		return skipN(b, 2*n, depth)
-	case 0xdf: // map32
-		n, b, err := readLen(b, 4)
-		if err != nil {
-			return nil, err
-		}
-		return skipN(b, 2*n, depth)
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16: type byte + data
-		return skipBytes(b, 1+(1<<(c-0xd4)))
-	case 0xc7, 0xc8, 0xc9: // ext8, ext16, ext32: length, type byte, data
-		n, b, err := readLen(b, 1<<(c-0xc7))
-		if err != nil {
-			return nil, err
-		}
-		return skipBytes(b, 1+n)
-	}
-	return nil, fmt.Errorf("%w: invalid msgpack code 0x%02x", ErrMalformed, c)
-}
-
-// skipN skips n nested values. Every value takes at least one byte, so a
-// count larger than what remains is rejected before walking.
-func skipN(b []byte, n, depth int) ([]byte, error) {
-	if n > len(b) {
-		return nil, errTruncated
-	}
-	var err error
-	for range n {
-		if b, err = skipValue(b, depth+1); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
-func skipBytes(b []byte, n int) ([]byte, error) {
-	if n > len(b) {
-		return nil, errTruncated
-	}
-	return b[n:], nil
-}
-
-// readLen reads a big-endian length of size 1, 2 or 4 bytes.
-func readLen(b []byte, size int) (int, []byte, error) {
-	if len(b) < size {
-		return 0, nil, errTruncated
-	}
-	var n uint64
-	for _, x := range b[:size] {
-		n = n<<8 | uint64(x)
-	}
-	return int(n), b[size:], nil
 }
