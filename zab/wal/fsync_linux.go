@@ -34,8 +34,9 @@ func datasync(f *os.File) error {
 }
 
 // preallocate reserves size bytes of zeros for f, so appends do not allocate
-// blocks on the commit path. Filesystems without fallocate get a sparse file,
-// which reads back as zeros all the same.
+// blocks on the commit path and a full disk fails the roll, not a commit.
+// Filesystems without fallocate get a sparse file, which reads back as zeros
+// all the same.
 func preallocate(f *os.File, size int64) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -52,10 +53,14 @@ func preallocate(f *os.File, size int64) error {
 	}); err != nil {
 		return err
 	}
-	if ferr == nil {
+	switch {
+	case ferr == nil:
 		return nil
+	case errors.Is(ferr, syscall.EOPNOTSUPP) || errors.Is(ferr, syscall.ENOSYS):
+		return f.Truncate(size) // no fallocate here: sparse, still zeros
+	default: // ENOSPC and friends: fail now, not on a later commit
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: ferr}
 	}
-	return f.Truncate(size)
 }
 
 // tryLock takes an exclusive advisory lock on f without blocking.
