@@ -12,8 +12,10 @@
 //	wal.lock                        flock held by the open Log (one writer per directory)
 //
 // A segment is preallocated (Options.SegmentSize) and starts with a 24-byte
-// header; frames follow. A frame is a 16-byte header (data length, zxid,
-// CRC32C over header and data) and the data. Unused space is zeros, and a
+// header (magic, version, first zxid, a random salt, CRC32C); frames follow.
+// A frame is a 16-byte header (data length, zxid, CRC32C over header and data
+// seeded with the segment's salt) and the data. The salt keeps record payloads
+// (client data) from forging frames that recovery would believe. Unused space is zeros, and a
 // zero header means "end of data". When a record does not fit, the segment is
 // closed by a seal frame naming the next segment's first zxid and fsynced
 // before the next segment is created (written under a temporary name,
