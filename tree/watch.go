@@ -1,7 +1,9 @@
 package tree
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -38,15 +40,28 @@ const (
 
 type watchTable struct {
 	mu        sync.Mutex
-	byPath    map[string]map[Watcher]WatchKind
+	byPath    map[string]map[Watcher]watchEntry
 	byWatcher map[Watcher]map[string]struct{}
-	recursive int // registrations with WatchPersistentRecursive
-	seen      []Watcher
+	recursive int    // registrations with WatchPersistentRecursive
+	seq       uint64 // registration counter: watchers hear an event in registration order
+	matched   []match
+	notified  map[Watcher]struct{}
+}
+
+type watchEntry struct {
+	kinds WatchKind
+	seq   uint64
+}
+
+type match struct {
+	w   Watcher
+	seq uint64
 }
 
 func (wt *watchTable) init() {
-	wt.byPath = make(map[string]map[Watcher]WatchKind)
+	wt.byPath = make(map[string]map[Watcher]watchEntry)
 	wt.byWatcher = make(map[Watcher]map[string]struct{})
+	wt.notified = make(map[Watcher]struct{})
 }
 
 func (wt *watchTable) add(path string, w Watcher, k WatchKind) {
@@ -54,14 +69,19 @@ func (wt *watchTable) add(path string, w Watcher, k WatchKind) {
 	defer wt.mu.Unlock()
 	ws := wt.byPath[path]
 	if ws == nil {
-		ws = make(map[Watcher]WatchKind)
+		ws = make(map[Watcher]watchEntry)
 		wt.byPath[path] = ws
 	}
-	old := ws[w]
-	if k&WatchPersistentRecursive != 0 && old&WatchPersistentRecursive == 0 {
+	e, ok := ws[w]
+	if !ok {
+		wt.seq++
+		e.seq = wt.seq
+	}
+	if k&WatchPersistentRecursive != 0 && e.kinds&WatchPersistentRecursive == 0 {
 		wt.recursive++
 	}
-	ws[w] = old | k
+	e.kinds |= k
+	ws[w] = e
 	ps := wt.byWatcher[w]
 	if ps == nil {
 		ps = make(map[string]struct{})
@@ -73,7 +93,8 @@ func (wt *watchTable) add(path string, w Watcher, k WatchKind) {
 // clear removes kinds k of w at path and reports what was removed. Caller holds mu.
 func (wt *watchTable) clear(path string, w Watcher, k WatchKind) WatchKind {
 	ws := wt.byPath[path]
-	old, ok := ws[w]
+	e, ok := ws[w]
+	old := e.kinds
 	if !ok || old&k == 0 {
 		return 0
 	}
@@ -81,7 +102,7 @@ func (wt *watchTable) clear(path string, w Watcher, k WatchKind) WatchKind {
 		wt.recursive--
 	}
 	if rest := old &^ k; rest != 0 {
-		ws[w] = rest
+		ws[w] = watchEntry{kinds: rest, seq: e.seq}
 		return old & k
 	}
 	delete(ws, w)
@@ -98,12 +119,13 @@ func (wt *watchTable) clear(path string, w Watcher, k WatchKind) WatchKind {
 }
 
 // fire delivers events in order. For each event a watcher is notified at
-// most once, however many of its registrations match.
+// most once, however many of its registrations match, and watchers are
+// notified in the order they registered, so replicas behave identically.
 func (wt *watchTable) fire(events []Event) {
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
 	for _, ev := range events {
-		wt.seen = wt.seen[:0]
+		wt.matched = wt.matched[:0]
 		var oneShot, persistent WatchKind
 		switch ev.Type {
 		case EventNodeChildrenChanged:
@@ -113,37 +135,45 @@ func (wt *watchTable) fire(events []Event) {
 		default:
 			oneShot, persistent = WatchData, WatchPersistent|WatchPersistentRecursive
 		}
-		for w, k := range wt.byPath[ev.Path] {
-			if k&(oneShot|persistent) == 0 {
+		for w, e := range wt.byPath[ev.Path] {
+			if e.kinds&(oneShot|persistent) == 0 {
 				continue
 			}
-			if k&oneShot != 0 {
+			if e.kinds&oneShot != 0 {
 				wt.clear(ev.Path, w, oneShot)
 			}
-			wt.notify(w, ev)
+			wt.matched = append(wt.matched, match{w, e.seq})
 		}
+		direct := len(wt.matched)
 		if wt.recursive > 0 && ev.Type != EventNodeChildrenChanged {
 			for p := ev.Path; p != "/"; {
 				p, _ = splitPath(p)
-				for w, k := range wt.byPath[p] {
-					if k&WatchPersistentRecursive != 0 {
-						wt.notify(w, ev)
+				for w, e := range wt.byPath[p] {
+					if e.kinds&WatchPersistentRecursive != 0 {
+						wt.matched = append(wt.matched, match{w, e.seq})
 					}
 				}
 			}
 		}
-	}
-	clear(wt.seen)
-}
-
-func (wt *watchTable) notify(w Watcher, ev Event) {
-	for _, s := range wt.seen {
-		if s == w {
-			return
+		if len(wt.matched) > 1 {
+			slices.SortFunc(wt.matched, func(a, b match) int { return cmp.Compare(a.seq, b.seq) })
+		}
+		if direct == len(wt.matched) {
+			// Only this path's registrations: each watcher once already.
+			for _, m := range wt.matched {
+				m.w.Notify(ev)
+			}
+			continue
+		}
+		clear(wt.notified)
+		for _, m := range wt.matched {
+			if _, dup := wt.notified[m.w]; !dup {
+				wt.notified[m.w] = struct{}{}
+				m.w.Notify(ev)
+			}
 		}
 	}
-	wt.seen = append(wt.seen, w)
-	w.Notify(ev)
+	clear(wt.matched)
 }
 
 // AddWatch sets a persistent watch (recursive or not) for w at path. The node
