@@ -114,11 +114,15 @@ func BenchmarkRecover1M(b *testing.B) {
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}
+	var openT, replayT time.Duration
+	runs := 0
 	for b.Loop() {
+		t0 := time.Now()
 		l, err := Open(dir, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
 		count := 0
 		if err := l.Iterate(0, func(Record) error { count++; return nil }); err != nil {
 			b.Fatal(err)
@@ -126,6 +130,11 @@ func BenchmarkRecover1M(b *testing.B) {
 		if count != n {
 			b.Fatalf("replayed %d records, want %d", count, n)
 		}
+		openT += t1.Sub(t0)
+		replayT += time.Since(t1)
+		runs++
 		l.Close()
 	}
+	b.ReportMetric(float64(openT.Milliseconds())/float64(runs), "open-ms")
+	b.ReportMetric(float64(replayT.Milliseconds())/float64(runs), "replay-ms")
 }
