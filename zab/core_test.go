@@ -326,3 +326,26 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A lost ACK must not stall the commit: the follower's heartbeat re-sends
+// its cumulative acknowledgement.
+func TestFollowerHeartbeatResendsAck(t *testing.T) {
+	h := followerAt(t)
+	z1 := NewZxid(1, 1)
+	h.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Entries: []Entry{{Zxid: z1}}})
+	h.drain() // the ACK in here is "lost"
+	h.p.Tick()
+	msgs, _ := h.drain()
+	acks := only(msgs, MsgAck)
+	require.Len(t, acks, 1)
+	require.Equal(t, z1, acks[0].Zxid)
+	require.True(t, acks[0].NewLeader)
+}
+
+// A voter that accepted a newer epoch can never follow ours: the leader
+// stands down so that a new election picks a higher epoch.
+func TestLeaderStandsDownForHigherAcceptedEpoch(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgFollowerInfo, From: 3, Epoch: 5, Round: 1})
+	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+}

@@ -365,6 +365,13 @@ func (p *Peer) stepLeader(m Message) {
 		}
 		li := p.learner(m.From)
 		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
+		if l.epochDecided && !li.observer && m.Epoch > p.epoch {
+			// This voter accepted a newer epoch (from a leader that failed
+			// to establish it) and can never follow ours: stand down so a
+			// new election picks an epoch above it.
+			p.becomeLooking()
+			return
+		}
 		if l.epochDecided {
 			p.send(Message{Type: MsgLeaderInfo, To: m.From, Epoch: p.epoch, Round: p.el.round})
 		} else {

@@ -89,9 +89,11 @@ func (p *Peer) tickLearner() {
 		}
 	}
 	if lr.nlDone && p.now-lr.lastPong >= uint64(p.cfg.HeartbeatTicks) {
-		// Our half of the heartbeat: the leader counts us alive even when
-		// its pings do not reach us.
-		p.pong()
+		// Our half of the heartbeat, which also re-sends our cumulative
+		// acknowledgement (of NEWLEADER and of what we hold) in case the
+		// last one was lost: commits must not wait for the next proposal.
+		lr.lastPong = p.now
+		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true})
 	}
 	if !lr.serving {
 		return
@@ -123,14 +125,18 @@ func (p *Peer) stepLearner(m Message) {
 		if m.Round != p.el.round || p.phase != phaseDiscovery {
 			return // another reign's, or a duplicate
 		}
-		if m.Epoch < p.hs.AcceptedEpoch {
-			p.becomeLooking() // we accepted a newer epoch elsewhere
+		if m.Epoch < p.hs.AcceptedEpoch && !p.isObserver() {
+			// We promised a newer epoch elsewhere. (Observers promise
+			// nothing: their acknowledgements never count.)
+			p.becomeLooking()
 			return
 		}
 		// An epoch accepted before (from any leader) must not be counted
 		// twice toward an epoch quorum.
 		lr.accepted = m.Epoch > p.hs.AcceptedEpoch
-		p.setAccepted(m.Epoch)
+		if lr.accepted {
+			p.setAccepted(m.Epoch)
+		}
 		p.epoch, p.phase = m.Epoch, phaseSync
 		lr.lastHeard, lr.lastProgress = p.now, p.now
 		p.sendAckEpoch()
