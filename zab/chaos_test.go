@@ -29,9 +29,6 @@ func (o chaosOpts) String() string {
 func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	s := newSim(t, SimConfig{Seed: seed, Voters: o.voters, Observers: o.observers, DropRate: o.fault, DupRate: o.fault,
 		Reorder: true, MaxDelay: o.maxDelay, SnapshotEvery: o.snapshotEvery, Peer: Config{MaxCounter: o.maxCounter}})
-	if dbgHook != nil {
-		dbgHook(s)
-	}
 	rng := rand.New(rand.NewPCG(seed, 99))
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()
@@ -69,7 +66,6 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	for _, id := range ids {
 		require.NoError(t, s.Restart(id))
 	}
-	dbgFrom = s.Now() + 15000
 	require.True(t, s.RunUntil(20000, func() bool { return s.Stable() && converged(s) }),
 		"no convergence: %s", describe(s))
 	require.NoError(t, s.Err)
@@ -115,9 +111,6 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	t.Logf("epoch=%d applied=%d delivered=%d outcomes=%v", s.Node(l).Peer.SoftState().Epoch,
 		s.Node(l).SM.N, s.Delivered, outcomes)
 }
-
-var dbgHook func(*Sim)
-var dbgFrom int64 = 1 << 62
 
 var chaosShapes = []chaosOpts{
 	{voters: 3, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
