@@ -1,9 +1,23 @@
 package wal
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
+
+// ensureDir creates dir if needed and, when it did, fsyncs the parent so the
+// new directory itself survives a crash.
+func ensureDir(dir string) error {
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(filepath.Clean(dir)))
+}
 
 // syncDir fsyncs a directory so that creations, renames and removals in it
 // survive a crash.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -646,4 +647,16 @@ func TestEmbeddedFrameInTornRecord(t *testing.T) {
 	l := openLog(t, dir, o2)
 	assert.Equal(t, rs[:3], readAll(t, l, 0))
 	assert.Equal(t, []string{"wal: truncating torn tail of the log"}, w.all())
+}
+
+func TestOpenCreatesDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "node1")
+	o, _ := testOpts(4096)
+	l := openLog(t, dir, o)
+	require.NoError(t, l.Commit(recs(1, 1, 2)...))
+	s, err := OpenSnapshotStore(filepath.Join(dir, "snaps"), nil)
+	require.NoError(t, err)
+	_, err = s.WriteFrom(1, strings.NewReader("x"))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), (&Log{}).lastZxid(), "an empty log has last zxid 0")
 }

@@ -63,7 +63,7 @@ func OpenSnapshotStore(dir string, logger *slog.Logger) (*SnapshotStore, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
 	entries, err := os.ReadDir(dir)
