@@ -421,6 +421,13 @@ func TestCrashDuringRollAndTruncate(t *testing.T) {
 			clear(b[segHeaderSize:])
 			require.NoError(t, os.WriteFile(p, b, 0o644))
 		}, beforeLast, []string{"wal: removing empty last segment"}},
+		{"next segment's first record torn", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, filepath.Base(files[n-1]))
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			clear(b[segHeaderSize+frameHeaderSize+2:])
+			require.NoError(t, os.WriteFile(p, b, 0o644))
+		}, beforeLast, []string{"wal: truncating torn tail of the log", "wal: removing empty last segment"}},
 		{"next segment still a temporary file", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, filepath.Base(files[n-1]))
 			require.NoError(t, os.Rename(p, p+tmpSuffix))
