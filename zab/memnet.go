@@ -62,6 +62,9 @@ type Sim struct {
 	Delivered int
 	// OnDeliver, if set, sees every message just before it is stepped.
 	OnDeliver func(Message)
+	// dirty peers got requests whose Ready is not processed yet: like a
+	// driver loop, the simulator batches them into one Ready (group commit).
+	dirty map[PeerID]bool
 }
 
 // SimNode is one simulated peer with its driver state.
@@ -151,7 +154,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		cfg.MinDelay, cfg.MaxDelay = 1, 3
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[PeerID]*SimNode{},
-		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}}
+		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}, dirty: map[PeerID]bool{}}
 	var voters, observers []PeerID
 	for i := 1; i <= cfg.Voters; i++ {
 		voters = append(voters, PeerID(i))
@@ -312,8 +315,22 @@ func (s *Sim) fail(err error) {
 	}
 }
 
-// Step runs the next event; it returns false when none is left.
+func (s *Sim) flushDirty() {
+	if len(s.dirty) == 0 {
+		return
+	}
+	for _, id := range s.ids {
+		if s.dirty[id] {
+			s.process(s.nodes[id])
+		}
+	}
+	clear(s.dirty)
+}
+
+// Step runs the next event; it returns false when none is left. Requests
+// submitted since the last event are processed first.
 func (s *Sim) Step() bool {
+	s.flushDirty()
 	if len(s.events) == 0 {
 		return false
 	}
@@ -344,6 +361,7 @@ func (s *Sim) Step() bool {
 
 // RunFor runs the simulation for d units of virtual time.
 func (s *Sim) RunFor(d int64) {
+	s.flushDirty()
 	end := s.now + d
 	for len(s.events) > 0 && s.events[0].at <= end {
 		s.Step()
@@ -411,7 +429,7 @@ func (s *Sim) Propose(id PeerID, data []byte) (uint64, error) {
 	}
 	n.nextReq++
 	err := n.Peer.Propose(n.nextReq, data)
-	s.process(n)
+	s.dirty[id] = true
 	return n.nextReq, err
 }
 
@@ -424,12 +442,15 @@ func (s *Sim) Sync(id PeerID) (uint64, error) {
 	n.nextReq++
 	n.syncFloor[n.nextReq] = s.maxApplied
 	err := n.Peer.Sync(n.nextReq)
-	s.process(n)
+	s.dirty[id] = true
 	return n.nextReq, err
 }
 
 // Crash stops peer id, keeping only its persisted storage.
-func (s *Sim) Crash(id PeerID) { s.nodes[id].Peer = nil }
+func (s *Sim) Crash(id PeerID) {
+	s.nodes[id].Peer = nil
+	delete(s.dirty, id)
+}
 
 // Restart starts a crashed peer again from its storage.
 func (s *Sim) Restart(id PeerID) error {
