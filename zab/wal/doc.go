@@ -43,6 +43,9 @@
 //     garbage after a zero header are zeroed the same way.
 //   - A last segment left without records is removed, with the seal of the
 //     segment before it.
+//   - A frame whose length exceeds Options.MaxRecordSize but whose CRC is
+//     valid (written with a larger limit) fails Open with ErrRecordTooLarge
+//     wherever it is; it is never taken for a torn tail.
 //
 // Consequence: bit flips inside the last record of the log look exactly like
 // a torn write and lose that record (with a warning); bit flips in any record

@@ -236,6 +236,10 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 	if s.ioErr != nil {
 		return nil, fmt.Errorf("wal: reading %s at offset %d: %w", path, s.off, s.ioErr)
 	}
+	if s.err == errAboveLimit { // a configuration problem, not damage: never truncate it
+		return nil, fmt.Errorf("%w: %s at offset %d holds a valid record above Options.MaxRecordSize %d; reopen with a larger limit",
+			ErrRecordTooLarge, path, seg.end, l.opts.MaxRecordSize)
+	}
 	stop := seg.end // the scan stopped at a seal, a zero header or an invalid frame here
 	if !isLast {
 		switch {

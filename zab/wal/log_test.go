@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -666,4 +667,18 @@ func TestOpenCreatesDirectory(t *testing.T) {
 	_, err = s.WriteFrom(1, strings.NewReader("x"))
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), (&Log{}).lastZxid(), "an empty log has last zxid 0")
+}
+
+// TestReopenWithSmallerRecordLimit: a valid record above a lowered
+// MaxRecordSize is an error, never mistaken for a torn tail and truncated.
+func TestReopenWithSmallerRecordLimit(t *testing.T) {
+	dir := t.TempDir()
+	big := Options{SegmentSize: 1 << 16, MaxRecordSize: 1 << 15}
+	rs := []Record{{Zxid: 1, Data: []byte("small")}, {Zxid: 2, Data: bytes.Repeat([]byte("B"), 40<<10/2)}}
+	writeLog(t, dir, big, rs)
+	_, err := Open(dir, Options{SegmentSize: 1 << 16, MaxRecordSize: 100})
+	require.ErrorIs(t, err, ErrRecordTooLarge)
+	assert.NotErrorIs(t, err, ErrCorrupt)
+	l := openLog(t, dir, big)
+	assert.Equal(t, rs, readAll(t, l, 0), "nothing was truncated")
 }

@@ -49,6 +49,9 @@ var (
 	errBadLength  = errors.New("frame length above the record size limit")
 	errBadCRC     = errors.New("frame checksum mismatch")
 	errZeroZxid   = errors.New("frame zxid is zero")
+	// errAboveLimit: a frame with a valid CRC whose length exceeds the
+	// configured limit, i.e. written with a larger Options.MaxRecordSize.
+	errAboveLimit = errors.New("valid record above the record size limit")
 )
 
 type frameHeader struct {

@@ -138,6 +138,9 @@ func (s *scanner) next() bool {
 	}
 	if err := h.check(s.maxData, avail-frameHeaderSize); err != nil {
 		s.err = err
+		if err == errBadLength && int64(h.length) <= avail-frameHeaderSize {
+			s.err = s.checkLarge(h)
+		}
 		return false
 	}
 	n := h.dataLen()
@@ -156,6 +159,27 @@ func (s *scanner) next() bool {
 	s.kind, s.zxid, s.data = h.kind(), h.zxid, s.buf
 	s.off += int64(frameHeaderSize + n)
 	return true
+}
+
+// checkLarge tells a record written under a larger size limit (valid CRC:
+// errAboveLimit) from a damaged length (errBadLength), streaming the data
+// through the CRC instead of allocating it.
+func (s *scanner) checkLarge(h frameHeader) error {
+	var chunk [32 << 10]byte
+	c := crc32.Update(s.salt, castagnoli, s.hdr[:12])
+	for left := int(h.length); left > 0; {
+		n, err := s.br.Read(chunk[:min(left, len(chunk))])
+		c = crc32.Update(c, castagnoli, chunk[:n])
+		left -= n
+		if err != nil && left > 0 {
+			s.ioErr = err
+			return errBadLength
+		}
+	}
+	if c == h.crc {
+		return errAboveLimit
+	}
+	return errBadLength
 }
 
 // scanTail looks at every byte offset in [from, size) of r for a valid frame
