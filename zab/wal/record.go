@@ -10,8 +10,8 @@ import (
 // Record is one transaction in the log: its zxid (epoch<<32 | counter) and the
 // opaque bytes the caller encoded.
 type Record struct {
-	Zxid uint64
-	Data []byte
+	Zxid uint64 // non-zero, strictly increasing along the log
+	Data []byte // opaque; at most Options.MaxRecordSize bytes
 }
 
 // Frame layout (little endian), frameHeaderSize bytes followed by the data:

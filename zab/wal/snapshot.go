@@ -195,7 +195,7 @@ func (s *SnapshotStore) List() ([]SnapshotInfo, error) {
 
 // Snapshot is a validated snapshot opened for reading its payload.
 type Snapshot struct {
-	Info SnapshotInfo
+	Info SnapshotInfo // the file; Info.Zxid is where log replay resumes (after it)
 	f    *os.File
 	r    *io.SectionReader
 }
