@@ -135,6 +135,15 @@ func TestSimCommitsInOrder(t *testing.T) {
 	for _, tc := range []struct{ voters, observers int }{{3, 1}, {5, 1}} {
 		t.Run(fmt.Sprintf("%dv%do", tc.voters, tc.observers), func(t *testing.T) {
 			s := newSim(t, SimConfig{Seed: testSeed(t, 7), Voters: tc.voters, Observers: tc.observers})
+			var badInform error
+			s.OnDeliver = func(m Message) {
+				if s.Node(m.To).Peer.isObserver() && m.Type == MsgProposal {
+					badInform = fmt.Errorf("observer %d got a PROPOSAL", m.To)
+				}
+				if m.Type == MsgInform && len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Zxid > m.Commit {
+					badInform = fmt.Errorf("INFORM to %d carries uncommitted %v", m.To, m.Entries[len(m.Entries)-1].Zxid)
+				}
+			}
 			waitStable(t, s, 2000)
 			reqs := submit(t, s, 10000, 50)
 			require.True(t, s.RunUntil(5000, func() bool { return settled(s, reqs) && converged(s) }), describe(s))
@@ -143,6 +152,28 @@ func TestSimCommitsInOrder(t *testing.T) {
 			for _, id := range s.IDs() {
 				require.EqualValues(t, 10000, s.Node(id).SM.N, "peer %d", id)
 			}
+			require.NoError(t, badInform, "observers only hear committed transactions")
 		})
 	}
+}
+
+// The same seed replays the same run, message for message.
+func TestSimDeterministic(t *testing.T) {
+	seed := testSeed(t, 77)
+	run := func() (SimStateMachine, int, int64) {
+		s := newSim(t, SimConfig{Seed: seed, Voters: 3, Observers: 1, DropRate: 0.1, DupRate: 0.1, Reorder: true, MaxDelay: 9})
+		waitStable(t, s, 5000)
+		reqs := submit(t, s, 200, 10)
+		s.Crash(s.Leader())
+		s.SetFaults(0, 0)
+		require.True(t, s.RunUntil(5000, s.Stable))
+		_ = reqs
+		l := s.Leader()
+		return s.Node(l).SM, s.Delivered, s.Now()
+	}
+	sm1, d1, t1 := run()
+	sm2, d2, t2 := run()
+	require.Equal(t, sm1, sm2)
+	require.Equal(t, d1, d2)
+	require.Equal(t, t1, t2)
 }
