@@ -362,8 +362,8 @@ func (l *Log) Stats() Stats {
 	return s
 }
 
-// Append writes records after the last one without waiting for fsync; call
-// Sync (or use Commit) before acknowledging them. Zxids must be non-zero and
+// Append writes records after the last one without waiting for fsync (unless
+// Options.NoGroupCommit); call Sync (or use Commit) before acknowledging them. Zxids must be non-zero and
 // strictly increasing, also across calls; otherwise nothing is written and the
 // error wraps ErrOutOfOrder. Append does not retain recs.
 func (l *Log) Append(recs ...Record) error {
@@ -394,7 +394,7 @@ func (l *Log) Append(recs ...Record) error {
 		seg := l.segs[len(l.segs)-1]
 		l.buf = l.buf[:0]
 		j := i
-		for j < len(recs) && fits(seg, recs[j]) {
+		for j < len(recs) && fits(seg, recs[j]) && (j == i || !l.opts.NoGroupCommit) {
 			if int64(len(l.buf)+frameHeaderSize+len(recs[j].Data)) > seg.size-seg.end-frameHeaderSize {
 				break
 			}
@@ -404,6 +404,12 @@ func (l *Log) Append(recs ...Record) error {
 		if _, err := l.active.f.WriteAt(l.buf, seg.end); err != nil {
 			return l.fail(err)
 		}
+		if l.opts.NoGroupCommit { // one record per write and fsync
+			if err := datasync(l.active.f); err != nil {
+				return l.fail(err)
+			}
+			l.stats.Syncs++
+		}
 		seg.end += int64(len(l.buf))
 		seg.last = recs[j-1].Zxid
 		l.stats.Records += uint64(j - i)
@@ -411,6 +417,9 @@ func (l *Log) Append(recs ...Record) error {
 		i = j
 	}
 	l.appended++
+	if l.opts.NoGroupCommit {
+		l.synced = l.appended
+	}
 	return nil
 }
 
@@ -490,7 +499,8 @@ func (l *Log) release(h *handle) {
 
 // Sync makes every record appended before the call durable. Concurrent calls
 // share fsyncs: a caller whose records an fsync already covered returns
-// without issuing one (unless Options.NoGroupCommit). To learn which zxid is
+// without issuing one. (With Options.NoGroupCommit, Append already fsynced
+// every record and Sync returns at once.) To learn which zxid is
 // durable, read LastZxid before calling Sync: after a nil return it is.
 func (l *Log) Sync() error {
 	l.mu.Lock()
@@ -500,7 +510,7 @@ func (l *Log) Sync() error {
 		if err := l.usable(); err != nil {
 			return err
 		}
-		if !l.opts.NoGroupCommit && l.synced >= target {
+		if l.synced >= target {
 			return nil
 		}
 		if !l.syncing {

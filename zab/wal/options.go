@@ -26,9 +26,10 @@ type Options struct {
 	// DefaultMaxRecordSize, lowered to fit SegmentSize). Records written with a
 	// larger limit fail recovery with a smaller one.
 	MaxRecordSize int
-	// NoGroupCommit makes every Sync issue its own fsync even when a
-	// concurrent one already covered its records. It exists to measure what
-	// group commit buys; production code leaves it false.
+	// NoGroupCommit disables group commit: Append writes and fsyncs every
+	// record on its own (one fsync per record, serialized), and Sync has
+	// nothing left to do. It exists to measure what group commit buys;
+	// production code leaves it false.
 	NoGroupCommit bool
 	// Logger receives recovery warnings (torn tails, leftover files). Nil
 	// discards them.
