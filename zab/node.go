@@ -1,0 +1,493 @@
+package zab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// StateMachine is what a Node replicates into. Apply and Restore are called
+// only from the Node's goroutine; Snapshot runs on another goroutine while
+// Apply goes on, so it must produce a point-in-time image without blocking
+// Apply for long (tree.Tree.WriteSnapshot does).
+type StateMachine interface {
+	// Apply applies a committed entry. Entries come in zxid order, each once.
+	Apply(e Entry)
+	// Snapshot writes an image of the state to w and returns the zxid of the
+	// last entry it reflects.
+	Snapshot(w io.Writer) (Zxid, error)
+	// Restore replaces the whole state with a snapshot.
+	Restore(s Snapshot) error
+}
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	// Core configures the protocol core; its Storage is set by the Node.
+	Core Config
+	// Transport carries messages to the other peers; the Node closes it.
+	Transport Transport
+	// StateMachine receives committed entries.
+	StateMachine StateMachine
+	// DataDir holds the log, epochs and snapshots; empty means in memory,
+	// which is not durable.
+	DataDir string
+	// TickInterval is the real time of one core tick. Default 50ms.
+	TickInterval time.Duration
+	// SnapshotEvery is how many applied entries trigger a background
+	// snapshot (and log compaction). Default 10,000.
+	SnapshotEvery int
+	// SnapshotRetain is how many snapshots the data dir keeps. Default 3.
+	SnapshotRetain int
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Status is a snapshot of a Node's state for routing and observability.
+type Status struct {
+	ID        PeerID
+	SoftState SoftState
+	LastZxid  Zxid // last entry in the log
+	Committed Zxid // last entry known committed
+	Applied   Zxid // last entry applied to the state machine
+	// Snapshots counts snapshots taken by this node since it started.
+	Snapshots int
+	// FsyncP50 and FsyncP99 are recent durable-write latencies (zero in memory).
+	FsyncP50, FsyncP99 time.Duration
+	// LoopBusy is the fraction of recent wall time the driver loop spent working.
+	LoopBusy float64
+}
+
+// ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
+var ErrNodeClosed = errors.New("zab: node closed")
+
+// Node runs a Peer: it owns the core on one goroutine that ticks it, steps it
+// with inbound messages and requests, persists each Ready (one durable write
+// per Ready: the group commit), sends messages only after that, applies
+// committed entries and completes requests.
+//
+// Goroutines: run (the driver loop; stopped by Close or a fatal storage
+// error) and at most one snapshotter at a time (started by run, waited for
+// by run before it returns).
+type Node struct {
+	cfg     NodeConfig
+	log     *slog.Logger
+	peer    *Peer
+	mem     *MemoryStorage
+	disk    *diskLog // nil in memory
+	propc   chan *request
+	syncc   chan *request
+	snapc   chan snapDone
+	stopc   chan struct{}
+	done    chan struct{}
+	stopped sync.Once
+	err     error // fatal error, set before done closes
+
+	status atomic.Pointer[Status]
+
+	// Owned by run.
+	nextID    uint64
+	pending   map[uint64]*request
+	applied   Zxid
+	sinceSnap int
+	snapping  bool
+	snapshots int
+	prevSnap  Zxid
+	snapWG    sync.WaitGroup
+	busy      busyMeter
+}
+
+type request struct {
+	data []byte
+	res  chan result
+}
+
+type result struct {
+	zxid Zxid
+	err  error
+}
+
+type snapDone struct {
+	zxid Zxid
+	data []byte
+	err  error
+}
+
+// StartNode recovers the node's state (from DataDir if set), restores the
+// state machine and starts the driver loop.
+func StartNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Transport == nil || cfg.StateMachine == nil {
+		return nil, fmt.Errorf("%w: NodeConfig needs a Transport and a StateMachine", ErrInvalidConfig)
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 50 * time.Millisecond
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 10000
+	}
+	if cfg.SnapshotRetain <= 0 {
+		cfg.SnapshotRetain = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		mem:     NewMemoryStorage(),
+		propc:   make(chan *request, 256),
+		syncc:   make(chan *request, 256),
+		snapc:   make(chan snapDone, 1),
+		stopc:   make(chan struct{}),
+		done:    make(chan struct{}),
+		pending: make(map[uint64]*request),
+		// Request ids must increase across restarts: start from the clock.
+		nextID: uint64(time.Now().UnixNano()),
+	}
+	if cfg.DataDir != "" {
+		d, err := openDiskLog(cfg.DataDir, cfg.SnapshotRetain, n.log)
+		if err != nil {
+			return nil, err
+		}
+		snap, err := d.recover(n.mem)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		if snap.Zxid != 0 {
+			if err := cfg.StateMachine.Restore(snap); err != nil {
+				d.close()
+				return nil, fmt.Errorf("zab: restoring snapshot %v: %w", snap.Zxid, err)
+			}
+		}
+		n.disk = d
+		n.applied, n.prevSnap = snap.Zxid, snap.Zxid
+	} else {
+		n.log.Warn("zab: no DataDir: running in memory, nothing survives a restart")
+	}
+	core := cfg.Core
+	core.Storage = n.mem
+	core.Applied = n.applied
+	p, err := NewPeer(core)
+	if err != nil {
+		if n.disk != nil {
+			n.disk.close()
+		}
+		return nil, err
+	}
+	n.peer = p
+	n.publish()
+	go n.run()
+	return n, nil
+}
+
+// Propose replicates data and returns its zxid once the local state machine
+// has applied it. If ctx ends after the request reached the core, the error
+// wraps ErrOutcomeUnknown: the entry may still commit.
+func (n *Node) Propose(ctx context.Context, data []byte) (Zxid, error) {
+	return n.request(ctx, n.propc, data)
+}
+
+// Sync returns once the local state machine has applied everything the
+// leader had committed when it received the request, the leader having
+// confirmed with a quorum that it still leads.
+func (n *Node) Sync(ctx context.Context) (Zxid, error) {
+	return n.request(ctx, n.syncc, nil)
+}
+
+func (n *Node) request(ctx context.Context, c chan *request, data []byte) (Zxid, error) {
+	req := &request{data: data, res: make(chan result, 1)}
+	select {
+	case c <- req:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.done:
+		return 0, n.closedErr()
+	}
+	select {
+	case r := <-req.res:
+		return r.zxid, r.err
+	case <-ctx.Done():
+		if c == n.propc {
+			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		}
+		return 0, ctx.Err()
+	case <-n.done:
+		if c == n.propc {
+			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, n.closedErr())
+		}
+		return 0, n.closedErr()
+	}
+}
+
+func (n *Node) closedErr() error {
+	if n.err != nil {
+		return fmt.Errorf("%w: %w", ErrNodeClosed, n.err)
+	}
+	return ErrNodeClosed
+}
+
+// Status returns the node's latest published status.
+func (n *Node) Status() Status { return *n.status.Load() }
+
+// Done is closed when the node has stopped, by Close or a fatal error.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns the fatal error that stopped the node, or nil.
+func (n *Node) Err() error {
+	select {
+	case <-n.done:
+		return n.err
+	default:
+		return nil
+	}
+}
+
+// Close stops the driver loop, waits for it and closes the transport and
+// the log. It is idempotent.
+func (n *Node) Close() error {
+	n.stopped.Do(func() { close(n.stopc) })
+	<-n.done
+	return nil
+}
+
+func (n *Node) run() {
+	var fatal error
+	defer func() {
+		n.snapWG.Wait()
+		for id, req := range n.pending {
+			req.res <- result{err: fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrNodeClosed)}
+			delete(n.pending, id)
+		}
+		n.cfg.Transport.Close()
+		if n.disk != nil {
+			n.disk.close()
+		}
+		n.err = fatal
+		close(n.done)
+	}()
+	defer func() {
+		// The core panics on storage failures it cannot handle.
+		if r := recover(); r != nil {
+			fatal = fmt.Errorf("zab: node stopped: %v", r)
+			n.log.Error("zab: fatal", "err", fatal)
+		}
+	}()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	recv := n.cfg.Transport.Receive()
+	for {
+		n.busy.idle()
+		select {
+		case <-n.stopc:
+			return
+		case <-ticker.C:
+			n.busy.work()
+			n.peer.Tick()
+		case m, ok := <-recv:
+			n.busy.work()
+			if !ok {
+				fatal = errors.New("zab: transport closed")
+				return
+			}
+			if err := n.peer.Step(m); err != nil {
+				n.log.Debug("zab: step", "from", m.From, "type", m.Type, "err", err)
+			}
+		case req := <-n.propc:
+			n.busy.work()
+			n.submit(req, n.peer.Propose)
+		case req := <-n.syncc:
+			n.busy.work()
+			n.submit(req, func(id uint64, _ []byte) error { return n.peer.Sync(id) })
+		case sd := <-n.snapc:
+			n.busy.work()
+			n.snapshotTaken(sd)
+		}
+		for n.peer.HasReady() {
+			if err := n.handleReady(n.peer.Ready()); err != nil {
+				fatal = err
+				n.log.Error("zab: fatal storage error", "err", err)
+				return
+			}
+			n.peer.Advance()
+		}
+		n.maybeSnapshot()
+		n.publish()
+	}
+}
+
+func (n *Node) submit(req *request, call func(uint64, []byte) error) {
+	n.nextID++
+	id := n.nextID
+	if err := call(id, req.data); err != nil {
+		req.res <- result{err: err}
+		return
+	}
+	n.pending[id] = req
+}
+
+func (n *Node) handleReady(rd Ready) error {
+	// 1. Persist, in one durable write.
+	if rd.Snapshot != nil {
+		if n.disk != nil {
+			if err := n.disk.installSnapshot(*rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		n.mem.ApplySnapshot(*rd.Snapshot)
+	}
+	if rd.Truncate {
+		if n.disk != nil {
+			if err := n.disk.truncateAfter(rd.TruncateAfter); err != nil {
+				return err
+			}
+		}
+		if err := n.mem.TruncateAfter(rd.TruncateAfter); err != nil {
+			return err
+		}
+	}
+	if len(rd.Entries) > 0 {
+		if err := n.mem.Append(rd.Entries); err != nil {
+			return err
+		}
+	}
+	if n.disk != nil {
+		if err := n.disk.persist(rd.Entries, rd.HardState); err != nil {
+			return err
+		}
+	}
+	if !rd.HardState.IsEmpty() {
+		n.mem.SetHardState(rd.HardState)
+	}
+	// 2. Send, now that what the messages promise is durable.
+	for _, m := range rd.Messages {
+		if err := n.cfg.Transport.Send(m); err != nil {
+			n.log.Debug("zab: send", "to", m.To, "type", m.Type, "err", err)
+		}
+	}
+	// 3. Apply.
+	if rd.Snapshot != nil {
+		if err := n.cfg.StateMachine.Restore(*rd.Snapshot); err != nil {
+			return fmt.Errorf("zab: restoring snapshot %v: %w", rd.Snapshot.Zxid, err)
+		}
+		n.applied = rd.Snapshot.Zxid
+	}
+	for _, e := range rd.CommittedEntries {
+		if e.Zxid <= n.applied {
+			continue
+		}
+		n.cfg.StateMachine.Apply(e)
+		n.applied = e.Zxid
+		n.sinceSnap++
+	}
+	// 4. Complete requests.
+	for _, pr := range rd.Proposals {
+		n.complete(pr.ID, result{zxid: pr.Zxid, err: pr.Err})
+	}
+	for _, sr := range rd.Syncs {
+		n.complete(sr.ID, result{zxid: sr.Zxid, err: sr.Err})
+	}
+	return nil
+}
+
+func (n *Node) complete(id uint64, r result) {
+	if req, ok := n.pending[id]; ok {
+		req.res <- r
+		delete(n.pending, id)
+	}
+}
+
+// maybeSnapshot starts a background snapshot every SnapshotEvery entries.
+func (n *Node) maybeSnapshot() {
+	if n.snapping || n.sinceSnap < n.cfg.SnapshotEvery {
+		return
+	}
+	n.snapping, n.sinceSnap = true, 0
+	n.snapWG.Add(1)
+	go func() {
+		defer n.snapWG.Done()
+		var buf bytes.Buffer
+		z, err := n.cfg.StateMachine.Snapshot(&buf)
+		if err == nil && n.disk != nil {
+			err = n.disk.saveSnapshot(z, buf.Bytes())
+		}
+		n.snapc <- snapDone{zxid: z, data: buf.Bytes(), err: err}
+	}()
+}
+
+// snapshotTaken records a finished snapshot in the core's storage (so SNAP
+// can serve it) and compacts the in-memory log up to the previous snapshot,
+// keeping one interval of entries for DIFFs.
+func (n *Node) snapshotTaken(sd snapDone) {
+	n.snapping = false
+	if sd.err != nil {
+		n.log.Warn("zab: snapshot failed", "err", sd.err)
+		return
+	}
+	if err := n.mem.CreateSnapshot(sd.zxid, sd.data); err != nil {
+		n.log.Debug("zab: snapshot not recorded", "zxid", sd.zxid, "err", err)
+		return
+	}
+	if n.prevSnap > 0 {
+		if err := n.mem.Compact(n.prevSnap); err != nil {
+			n.log.Debug("zab: compact", "zxid", n.prevSnap, "err", err)
+		}
+	}
+	n.prevSnap = sd.zxid
+	n.snapshots++
+	n.log.Debug("zab: snapshot taken", "zxid", sd.zxid, "bytes", len(sd.data))
+}
+
+func (n *Node) publish() {
+	st := &Status{
+		ID:        n.peer.ID(),
+		SoftState: n.peer.SoftState(),
+		LastZxid:  n.peer.LastZxid(),
+		Committed: n.peer.Committed(),
+		Applied:   n.applied,
+		Snapshots: n.snapshots,
+		LoopBusy:  n.busy.fraction(),
+	}
+	if n.disk != nil {
+		st.FsyncP50, st.FsyncP99 = n.disk.fsyncPercentiles()
+	}
+	n.status.Store(st)
+}
+
+// busyMeter measures the share of wall time the loop spends working, over
+// a decaying window (hashicorp/raft's saturation metric, simplified).
+type busyMeter struct {
+	start      time.Time
+	working    bool
+	busy, span float64
+}
+
+func (b *busyMeter) work() { b.mark(true) }
+func (b *busyMeter) idle() { b.mark(false) }
+
+func (b *busyMeter) mark(working bool) {
+	now := time.Now()
+	if !b.start.IsZero() {
+		d := now.Sub(b.start).Seconds()
+		b.span += d
+		if b.working {
+			b.busy += d
+		}
+	}
+	b.start, b.working = now, working
+	if b.span > 10 { // decay: halve the window every ~10s of wall time
+		b.busy, b.span = b.busy/2, b.span/2
+	}
+}
+
+func (b *busyMeter) fraction() float64 {
+	if b.span == 0 {
+		return 0
+	}
+	return b.busy / b.span
+}
