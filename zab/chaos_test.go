@@ -47,6 +47,17 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 			s.Partition(ids[:cut], ids[cut:])
 		case 4, 5:
 			s.Heal()
+		case 6:
+			a, b := ids[rng.IntN(len(ids))], ids[rng.IntN(len(ids))]
+			if a != b {
+				s.Cut(a, b)
+			}
+		case 7:
+			if rng.IntN(3) == 0 {
+				for _, id := range ids {
+					s.Crash(id) // the whole ensemble loses power
+				}
+			}
 		}
 		for i := range 5 {
 			id := ids[rng.IntN(len(ids))]

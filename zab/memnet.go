@@ -493,6 +493,9 @@ func (s *Sim) Isolate(id PeerID) {
 	}
 }
 
+// Cut drops every message from one peer to another (one direction only).
+func (s *Sim) Cut(from, to PeerID) { s.cut[[2]PeerID{from, to}] = true }
+
 // Heal restores every link.
 func (s *Sim) Heal() { clear(s.cut) }
 
