@@ -2,6 +2,7 @@ package zab
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -25,6 +26,8 @@ type Config struct {
 	Rand *rand.Rand
 	// Seed seeds the default Rand.
 	Seed uint64
+	// Logger receives role changes and anomalies. Nil discards them.
+	Logger *slog.Logger
 	// Applied is the last zxid the state machine had applied when the peer
 	// (re)started; committed entries after it are handed out again. Zero
 	// means the zxid of the storage's snapshot.
@@ -72,6 +75,9 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxMsgEntries, 1024)
 	if c.MaxCounter == 0 {
 		c.MaxCounter = math.MaxUint32
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(c.Seed, uint64(c.ID)))

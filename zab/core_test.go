@@ -349,3 +349,18 @@ func TestLeaderStandsDownForHigherAcceptedEpoch(t *testing.T) {
 	h.step(Message{Type: MsgFollowerInfo, From: 3, Epoch: 5, Round: 1})
 	require.Equal(t, RoleLooking, h.p.SoftState().Role)
 }
+
+func TestStepRejectsBadMessages(t *testing.T) {
+	h := followerAt(t)
+	last := h.p.LastZxid()
+	for _, m := range []Message{
+		{Type: MsgProposal, From: 1, To: 2, Epoch: 1, Entries: []Entry{{Zxid: NewZxid(1, 2)}, {Zxid: NewZxid(1, 1)}}},
+		{Type: MsgProposal, From: 1, To: 2, Epoch: 1, Prev: NewZxid(1, 3), Entries: []Entry{{Zxid: NewZxid(1, 3)}}},
+	} {
+		require.ErrorIs(t, h.p.Step(m), ErrBadMessage)
+	}
+	require.ErrorIs(t, h.p.Step(Message{Type: MsgPing, From: 9, To: 2}), ErrUnknownPeer)
+	require.ErrorIs(t, h.p.Step(Message{Type: MsgPing, From: 1, To: 3}), ErrUnknownPeer)
+	h.drain()
+	require.Equal(t, last, h.p.LastZxid())
+}

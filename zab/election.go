@@ -50,6 +50,7 @@ func (p *Peer) becomeLooking() {
 	p.role, p.leader, p.epoch, p.phase = RoleLooking, 0, 0, phaseDiscovery
 	p.lead, p.lrn = nil, nil
 	p.el.round++
+	p.logger.Info("zab: looking for a leader", "round", p.el.round, "last", p.log.last())
 	p.el.recv = map[PeerID]vote{}
 	p.el.ooe = map[PeerID]notification{}
 	p.el.finalizeAt = 0

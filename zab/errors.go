@@ -25,6 +25,8 @@ var (
 	// ErrLeaderLost reports a Sync that could not complete because the peer
 	// or its leader stopped leading. Retrying is safe.
 	ErrLeaderLost = errors.New("zab: leader lost before sync completed")
+	// ErrBadMessage is returned by Peer.Step for a malformed message.
+	ErrBadMessage = errors.New("zab: malformed message")
 	// ErrInvalidConfig wraps every Config.Validate failure.
 	ErrInvalidConfig = errors.New("zab: invalid config")
 )

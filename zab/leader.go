@@ -54,6 +54,7 @@ func (p *Peer) becomeLeader() {
 	p.role, p.leader, p.phase, p.epoch = RoleLeading, p.id, phaseDiscovery, 0
 	p.lrn = nil
 	p.lead = &leaderState{start: p.now, learners: map[PeerID]*learnerInfo{}}
+	p.logger.Info("zab: elected leader", "round", p.el.round, "last", p.log.last())
 	p.leaderCheckInfoQuorum()
 }
 
@@ -206,6 +207,7 @@ func (p *Peer) maybeEstablish() {
 	}
 	l.established = true
 	p.phase = phaseBroadcast
+	p.logger.Info("zab: leading", "epoch", p.epoch, "history", l.l0)
 	if l.l0 > p.log.committed {
 		p.log.committed = l.l0
 	}
@@ -298,6 +300,7 @@ func (p *Peer) tickLeader() {
 		return li.nlAcked && p.now-li.lastHeard <= uint64(p.cfg.SyncLimit)
 	}) {
 		// Lost contact with a quorum for longer than the sync limit.
+		p.logger.Warn("zab: lost quorum, stepping down", "epoch", p.epoch)
 		p.becomeLooking()
 		return
 	}
@@ -389,6 +392,7 @@ func (p *Peer) stepLeader(m Message) {
 		if !li.observer && !l.ackQuorum &&
 			(m.Current > p.hs.CurrentEpoch || (m.Current == p.hs.CurrentEpoch && m.Zxid > p.log.last())) {
 			// The follower is ahead of us: we must not lead.
+			p.logger.Warn("zab: follower ahead of leader, re-electing", "follower", m.From, "its_last", m.Zxid)
 			p.becomeLooking()
 			return
 		}

@@ -28,6 +28,7 @@ func (p *Peer) becomeLearner(leader PeerID) {
 	p.leader, p.epoch, p.phase = leader, 0, phaseDiscovery
 	p.lead = nil
 	p.lrn = &learnerState{lastHeard: p.now, lastProgress: p.now}
+	p.logger.Info("zab: following", "leader", leader, "round", p.el.round)
 	p.sendFollowerInfo()
 }
 

@@ -2,6 +2,7 @@ package zab
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 )
@@ -131,6 +132,7 @@ type Peer struct {
 	observers map[PeerID]bool
 	members   []PeerID // voters and observers, sorted
 	rand      *rand.Rand
+	logger    *slog.Logger
 
 	log            zlog
 	hs             HardState
@@ -175,6 +177,7 @@ func NewPeer(cfg Config) (*Peer, error) {
 		voters:         NewMajorityConfig(cfg.Voters...),
 		observers:      map[PeerID]bool{},
 		rand:           cfg.Rand,
+		logger:         cfg.Logger.With("peer", cfg.ID),
 		hs:             hs,
 		durableCurrent: hs.CurrentEpoch,
 		fwdProps:       map[uint64]*fwdProp{},
@@ -279,12 +282,18 @@ func (p *Peer) Tick() {
 
 // Step feeds the peer one message from the network. It returns
 // ErrUnknownPeer for a message not addressed to this peer or from a peer
-// outside the ensemble; such messages change nothing. Stale, duplicated or
+// outside the ensemble, and ErrBadMessage for a malformed one; such
+// messages change nothing. Stale, duplicated or
 // unexpected messages are ignored.
 func (p *Peer) Step(m Message) error {
 	p.mustNotBeInReady()
 	if m.To != p.id || m.From == p.id || !p.isMember(m.From) {
 		return fmt.Errorf("%w: message %v from %d to %d", ErrUnknownPeer, m.Type, m.From, m.To)
+	}
+	for i, e := range m.Entries {
+		if (i == 0 && m.Type != MsgPropose && e.Zxid <= m.Prev) || (i > 0 && e.Zxid <= m.Entries[i-1].Zxid) {
+			return fmt.Errorf("%w: %v from %d has entries out of order", ErrBadMessage, m.Type, m.From)
+		}
 	}
 	switch p.role {
 	case RoleLooking:
