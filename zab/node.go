@@ -46,6 +46,9 @@ type NodeConfig struct {
 	SnapshotRetain int
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+	// OnApp, if set, receives MsgApp payloads from other peers. It runs on
+	// the driver goroutine and must not block.
+	OnApp func(from PeerID, payload []byte)
 }
 
 // Status is a snapshot of a Node's state for routing and observability.
@@ -294,6 +297,12 @@ func (n *Node) run() {
 			if !ok {
 				fatal = errors.New("zab: transport closed")
 				return
+			}
+			if m.Type == MsgApp {
+				if n.cfg.OnApp != nil && m.To == n.peer.ID() {
+					n.cfg.OnApp(m.From, m.Snap)
+				}
+				continue
 			}
 			if err := n.peer.Step(m); err != nil {
 				n.log.Debug("zab: step", "from", m.From, "type", m.Type, "err", err)
