@@ -118,4 +118,3 @@ func (t *Tree) diffBelow(p string, old, cur *node, seen map[string]bool) {
 		t.diffBelow(cp, pair[0], pair[1], seen)
 	}
 }
-
