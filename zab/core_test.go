@@ -364,3 +364,28 @@ func TestStepRejectsBadMessages(t *testing.T) {
 	h.drain()
 	require.Equal(t, last, h.p.LastZxid())
 }
+
+func TestReportUnreachablePausesStreaming(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	h.drain()
+	require.NoError(t, h.p.Propose(1, []byte("a")))
+	msgs, _ := h.drain()
+	require.Len(t, only(msgs, MsgProposal), 1)
+
+	h.p.ReportUnreachable(2)
+	require.NoError(t, h.p.Propose(2, []byte("b")))
+	msgs, _ = h.drain()
+	require.Empty(t, only(msgs, MsgProposal), "nothing streams to an unreachable follower")
+
+	// It speaks again (having lost everything after the NEWLEADER): the
+	// leader resends from its acknowledgement.
+	h.step(Message{Type: MsgPong, From: 2, Epoch: 1})
+	msgs, _ = h.drain()
+	props := only(msgs, MsgProposal)
+	require.Len(t, props, 1)
+	require.Equal(t, Zxid(0), props[0].Prev)
+	require.Len(t, props[0].Entries, 2)
+}

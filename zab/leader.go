@@ -21,6 +21,7 @@ type learnerInfo struct {
 	commitSent Zxid
 
 	lastHeard uint64
+	paused    bool            // unreachable: stream nothing until it speaks again
 	readAck   uint64          // highest read sequence it echoed
 	props     map[uint64]Zxid // forwarded request id -> zxid (0: rejected)
 	lowWater  uint64          // requests below it are settled
@@ -327,6 +328,9 @@ func (p *Peer) leaderFlush() {
 		if !li.syncing {
 			continue
 		}
+		if li.paused {
+			continue
+		}
 		target, typ := last, MsgProposal
 		if li.observer {
 			target, typ = c, MsgInform
@@ -387,6 +391,9 @@ func (p *Peer) stepLeader(m Message) {
 		return
 	}
 	li.lastHeard = p.now
+	if li.paused && (m.Type == MsgAck || m.Type == MsgPong) {
+		p.resume(li, m)
+	}
 	switch m.Type {
 	case MsgAckEpoch:
 		if !li.observer && !l.ackQuorum &&
@@ -468,5 +475,33 @@ func (p *Peer) stepLeader(m Message) {
 			return
 		}
 		p.leaderRead(li.id, m.ReqID)
+	}
+}
+
+// resume restarts streaming to a paused learner from what it reports to
+// hold, once it shows it is reachable again.
+func (p *Peer) resume(li *learnerInfo, m Message) {
+	li.paused = false
+	from := li.acked
+	if m.Type == MsgAck && m.Zxid > from {
+		from = m.Zxid
+	}
+	if from < li.sent && p.log.contains(from) {
+		li.sent = from
+	}
+}
+
+// ReportUnreachable tells a leader that a message to id could not be
+// queued (for example Transport.Send returned ErrQueueFull). The leader
+// stops streaming proposals to id, sending only heartbeats, until id
+// answers; then it resends from what id acknowledged. Call it after
+// Advance, never between Ready and Advance. Other roles ignore it.
+func (p *Peer) ReportUnreachable(id PeerID) {
+	p.mustNotBeInReady()
+	if p.role != RoleLeading {
+		return
+	}
+	if li, ok := p.lead.learners[id]; ok && li.syncing {
+		li.paused = true
 	}
 }

@@ -28,6 +28,10 @@ type SimConfig struct {
 	// Reorder lets messages between two peers overtake each other; without
 	// it each pair is FIFO, like a TCP connection.
 	Reorder bool
+	// QueueLimit bounds the messages in flight on each link, like a
+	// transport's send queue: beyond it a message is refused and the driver
+	// calls ReportUnreachable. Zero means unbounded.
+	QueueLimit int
 	// SnapshotEvery makes each peer snapshot its state machine every that
 	// many applied entries and compact its log up to the previous snapshot
 	// (so peers further behind need a SNAP). Zero disables snapshots.
@@ -49,6 +53,7 @@ type Sim struct {
 	ids    []PeerID
 	cut    map[[2]PeerID]bool
 	fifo   map[[2]PeerID]int64 // last delivery time per pair
+	queued map[[2]PeerID]int   // messages in flight per pair
 	// history maps each applied zxid to the state-machine digest right
 	// after it, as first seen: a peer that applies in another order or
 	// twice diverges from it.
@@ -154,7 +159,8 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		cfg.MinDelay, cfg.MaxDelay = 1, 3
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[PeerID]*SimNode{},
-		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}, dirty: map[PeerID]bool{}}
+		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}, dirty: map[PeerID]bool{},
+		queued: map[[2]PeerID]int{}}
 	var voters, observers []PeerID
 	for i := 1; i <= cfg.Voters; i++ {
 		voters = append(voters, PeerID(i))
@@ -212,9 +218,14 @@ func (s *Sim) Node(id PeerID) *SimNode { return s.nodes[id] }
 // IDs returns every peer id, voters first.
 func (s *Sim) IDs() []PeerID { return s.ids }
 
-func (s *Sim) send(m Message) {
-	if s.cut[[2]PeerID{m.From, m.To}] || s.nodes[m.To] == nil {
-		return
+// send queues m; it reports false when the link's queue is full.
+func (s *Sim) send(m Message) bool {
+	k := [2]PeerID{m.From, m.To}
+	if s.cfg.QueueLimit > 0 && s.queued[k] >= s.cfg.QueueLimit {
+		return false
+	}
+	if s.cut[k] || s.nodes[m.To] == nil {
+		return true
 	}
 	copies := 1
 	if s.cfg.DropRate > 0 && s.rng.Float64() < s.cfg.DropRate {
@@ -226,12 +237,13 @@ func (s *Sim) send(m Message) {
 	for range copies {
 		at := s.now + s.cfg.MinDelay + s.rng.Int64N(s.cfg.MaxDelay-s.cfg.MinDelay+1)
 		if !s.cfg.Reorder {
-			k := [2]PeerID{m.From, m.To}
 			at = max(at, s.fifo[k])
 			s.fifo[k] = at
 		}
+		s.queued[k]++
 		s.push(event{at: at, msg: m})
 	}
+	return true
 }
 
 // process runs the driver loop of n until its Ready is empty.
@@ -255,8 +267,11 @@ func (s *Sim) process(n *SimNode) {
 			n.Storage.SetHardState(rd.HardState)
 		}
 		// 2. send
+		var unreachable []PeerID
 		for _, m := range rd.Messages {
-			s.send(m)
+			if !s.send(m) && !slices.Contains(unreachable, m.To) {
+				unreachable = append(unreachable, m.To)
+			}
 		}
 		// 3. apply
 		if rd.Snapshot != nil {
@@ -289,6 +304,9 @@ func (s *Sim) process(n *SimNode) {
 			n.Syncs[r.ID] = r
 		}
 		p.Advance()
+		for _, id := range unreachable {
+			p.ReportUnreachable(id)
+		}
 		s.maybeSnapshot(n)
 	}
 }
@@ -344,6 +362,7 @@ func (s *Sim) Step() bool {
 		}
 		return true
 	}
+	s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
 	n := s.nodes[e.msg.To]
 	if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
 		return true
