@@ -12,6 +12,9 @@ import (
 // other txn, failed or not, advances LastZxid, as in ZooKeeper where a failed
 // request still consumes its zxid.
 //
+// A txn's time is raised to the largest time applied before it, so node
+// times never go back although the proposers' clocks disagree.
+//
 // Watches triggered by the txn are notified before Apply returns and before
 // any read can observe the new state.
 func (t *Tree) Apply(txn Txn) Result {
@@ -21,6 +24,9 @@ func (t *Tree) Apply(txn Txn) Result {
 		return Result{Type: txn.Op.Type, Err: fmt.Errorf("%w: %d after %d", ErrZxidOrder, txn.Zxid, t.lastZxid)}
 	}
 	t.lastZxid = txn.Zxid
+	// Proposers' clocks differ; keep ctime/mtime and TTL checks monotonic.
+	txn.Time = max(txn.Time, t.lastTime)
+	t.lastTime = txn.Time
 	t.events = t.events[:0]
 	res := t.apply(&txn)
 	if len(t.events) > 0 {

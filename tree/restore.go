@@ -22,7 +22,7 @@ func (t *Tree) Restore(r io.Reader) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	oldRoot := t.root
-	t.root, t.count, t.lastZxid, t.digest = fresh.root, fresh.count, fresh.lastZxid, fresh.digest
+	t.root, t.count, t.lastZxid, t.lastTime, t.digest = fresh.root, fresh.count, fresh.lastZxid, fresh.lastTime, fresh.digest
 	t.sessions, t.reapable = fresh.sessions, fresh.reapable
 
 	t.events = t.events[:0]

@@ -49,6 +49,7 @@ type snapMeta struct {
 	Digest   uint64        `msgpack:"d"`
 	Nodes    int64         `msgpack:"n"`
 	Sessions []SessionInfo `msgpack:"s"`
+	LastTime int64         `msgpack:"t"`
 }
 
 type snapNode struct {
@@ -101,7 +102,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	t.mu.Lock()
 	s := &snapState{zxid: t.lastZxid, pre: make(map[*node]*node)}
 	t.snap = s
-	meta := snapMeta{Zxid: t.lastZxid, Digest: t.digest, Nodes: int64(t.count)}
+	meta := snapMeta{Zxid: t.lastZxid, Digest: t.digest, Nodes: int64(t.count), LastTime: t.lastTime}
 	for id, ss := range t.sessions {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
 	}
@@ -331,7 +332,7 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 	if got := binary.BigEndian.Uint32(crc[:]); got != sum {
 		return fmt.Errorf("%w: checksum %08x, computed %08x", ErrCorruptSnapshot, got, sum)
 	}
-	t.lastZxid = meta.Zxid
+	t.lastZxid, t.lastTime = meta.Zxid, meta.LastTime
 	t.digest = t.computeDigest()
 	if t.digest != meta.Digest {
 		return fmt.Errorf("%w: digest %016x, computed %016x", ErrCorruptSnapshot, meta.Digest, t.digest)

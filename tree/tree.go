@@ -36,6 +36,7 @@ type Tree struct {
 	root     *node
 	count    int   // nodes, the root included
 	lastZxid int64 // zxid of the last applied txn
+	lastTime int64 // largest txn time applied: txn times never go back
 	digest   uint64
 	sessions map[int64]*sessionState
 	// reapable holds the paths of container and TTL nodes, the only nodes

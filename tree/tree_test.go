@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -329,4 +330,20 @@ func TestMulti(t *testing.T) {
 		{Type: EventNodeDataChanged, Path: "/m", Zxid: a.zxid},
 		{Type: EventNodeChildrenChanged, Path: "/m", Zxid: a.zxid},
 	}, w.take())
+}
+
+func TestTxnTimeNeverGoesBack(t *testing.T) {
+	tr := New(Options{})
+	require.NoError(t, tr.Apply(Txn{Zxid: 1, Time: 500, Op: Op{Type: OpCreate, Path: "/a"}}).Err)
+	r := tr.Apply(Txn{Zxid: 2, Time: 100, Op: Op{Type: OpCreate, Path: "/b"}})
+	require.NoError(t, r.Err)
+	require.Equal(t, int64(500), r.Stat.Ctime, "a proposer with a slow clock cannot move time back")
+
+	var buf bytes.Buffer
+	_, err := tr.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	back, err := ReadSnapshot(&buf, Options{})
+	require.NoError(t, err)
+	r = back.Apply(Txn{Zxid: 3, Time: 200, Op: Op{Type: OpCreate, Path: "/c"}})
+	require.Equal(t, int64(500), r.Stat.Ctime, "the snapshot carries the clock")
 }

@@ -1,0 +1,48 @@
+package coord
+
+import (
+	"errors"
+
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+)
+
+// Errors returned by coord, comparable with errors.Is. The znode errors are
+// the tree package's own values, so errors.Is works with either name.
+var (
+	// ErrNoNode: the node (or a create's parent) does not exist.
+	ErrNoNode = tree.ErrNoNode
+	// ErrNodeExists: a create named an existing node.
+	ErrNodeExists = tree.ErrNodeExists
+	// ErrBadVersion: the expected version did not match.
+	ErrBadVersion = tree.ErrBadVersion
+	// ErrNotEmpty: a delete named a node with children.
+	ErrNotEmpty = tree.ErrNotEmpty
+	// ErrNoChildrenForEphemerals: a create named an ephemeral as parent.
+	ErrNoChildrenForEphemerals = tree.ErrNoChildrenForEphemerals
+	// ErrInvalidPath: a path broke ZooKeeper's path rules.
+	ErrInvalidPath = tree.ErrInvalidPath
+	// ErrDataTooLarge: data exceeded Config.MaxDataSize.
+	ErrDataTooLarge = tree.ErrDataTooLarge
+	// ErrBadArguments: an operation's arguments are invalid (a bad TTL, a
+	// delete of the root, ...).
+	ErrBadArguments = tree.ErrBadArguments
+	// ErrSessionExpired: the session is gone (closed, expired or lost);
+	// writes through it fail and its ephemerals are deleted.
+	ErrSessionExpired = tree.ErrSessionExpired
+	// ErrRuntimeInconsistency marks the ops of a failed multi after the
+	// failing one: they were not attempted.
+	ErrRuntimeInconsistency = tree.ErrRuntimeInconsistency
+	// ErrOutcomeUnknown: a write may or may not have been applied (its
+	// context ended, or the leader was lost, after it was sent). Read to find
+	// out; never assume either way.
+	ErrOutcomeUnknown = zab.ErrOutcomeUnknown
+	// ErrNoQuorum: no leader is established (an election is running, or this
+	// node cannot reach a quorum), so the write or Sync was not attempted.
+	ErrNoQuorum = errors.New("coord: no leader with a quorum")
+	// ErrClosed: the Node or Session is closed.
+	ErrClosed = errors.New("coord: closed")
+	// ErrWatchOverflow ends a persistent watch whose consumer fell more than
+	// MaxWatchBacklog events behind; re-read and watch again.
+	ErrWatchOverflow = errors.New("coord: watch consumer too slow, events dropped")
+)
