@@ -13,11 +13,6 @@ import (
 	"github.com/coord-dev/coord/zab/wal"
 )
 
-const (
-	acceptedEpochFile = "acceptedEpoch"
-	currentEpochFile  = "currentEpoch"
-)
-
 // diskLog persists a Node's Readys with package wal: entries in the log
 // (one fsync per Ready), epochs in their files, snapshots in the store.
 type diskLog struct {
@@ -51,7 +46,7 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	for _, f := range []struct {
 		name string
 		dst  *uint32
-	}{{acceptedEpochFile, &hs.AcceptedEpoch}, {currentEpochFile, &hs.CurrentEpoch}} {
+	}{{wal.AcceptedEpochFile, &hs.AcceptedEpoch}, {wal.CurrentEpochFile, &hs.CurrentEpoch}} {
 		e, err := wal.ReadEpoch(d.dir, f.name)
 		switch {
 		case err == nil:
@@ -82,6 +77,12 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 		if err := d.wal.TruncateAfter(0); err != nil {
 			return Snapshot{}, err
 		}
+	}
+	if first := Zxid(d.wal.FirstZxid()); first != 0 && first > snap.Zxid+1 && d.wal.LastZxid() != 0 {
+		// The log starts after the snapshot we could load (a newer one was
+		// corrupt and the log it needed is purged): entries are missing.
+		return Snapshot{}, fmt.Errorf("zab: log starts at %v but the newest valid snapshot is at %v: %w",
+			first, snap.Zxid, wal.ErrCorrupt)
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
@@ -118,12 +119,12 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 	}
 	// acceptedEpoch first: currentEpoch never exceeds it on disk.
 	if hs.AcceptedEpoch != d.hs.AcceptedEpoch {
-		if err := wal.WriteEpoch(d.dir, acceptedEpochFile, hs.AcceptedEpoch); err != nil {
+		if err := wal.WriteEpoch(d.dir, wal.AcceptedEpochFile, hs.AcceptedEpoch); err != nil {
 			return err
 		}
 	}
 	if hs.CurrentEpoch != d.hs.CurrentEpoch {
-		if err := wal.WriteEpoch(d.dir, currentEpochFile, hs.CurrentEpoch); err != nil {
+		if err := wal.WriteEpoch(d.dir, wal.CurrentEpochFile, hs.CurrentEpoch); err != nil {
 			return err
 		}
 	}
