@@ -78,9 +78,11 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 			return Snapshot{}, err
 		}
 	}
-	if first := Zxid(d.wal.FirstZxid()); first != 0 && first > snap.Zxid+1 && d.wal.LastZxid() != 0 {
+	if first := Zxid(d.wal.FirstZxid()); snap.Zxid != 0 && first > snap.Zxid+1 && first.Counter() != 1 {
 		// The log starts after the snapshot we could load (a newer one was
 		// corrupt and the log it needed is purged): entries are missing.
+		// (A log starting with a new epoch's first zxid may follow any
+		// snapshot, so that case cannot be told from a gap here.)
 		return Snapshot{}, fmt.Errorf("zab: log starts at %v but the newest valid snapshot is at %v: %w",
 			first, snap.Zxid, wal.ErrCorrupt)
 	}
