@@ -13,8 +13,8 @@ type Entry struct {
 	Timeout time.Duration
 }
 
-// Status is what a Tracker knows about one session.
-type Status struct {
+// Info is what a Tracker knows about one session.
+type Info struct {
 	ID      ID
 	Timeout time.Duration
 	// Expiry is when the session expires unless touched, rounded up to the
@@ -170,6 +170,7 @@ func (t *Tracker) Expired(now time.Time) []ID {
 		b := t.buckets[idx]
 		delete(t.buckets, idx)
 		start := len(out)
+		out = slices.Grow(out, len(b))
 		for _, s := range b {
 			t.scanned++
 			s.closing = true
@@ -197,12 +198,12 @@ func (t *Tracker) NextExpiry() (time.Time, bool) {
 }
 
 // Lookup returns what the tracker knows about session id.
-func (t *Tracker) Lookup(id ID) (Status, bool) {
+func (t *Tracker) Lookup(id ID) (Info, bool) {
 	s, ok := t.sessions[id]
 	if !ok {
-		return Status{}, false
+		return Info{}, false
 	}
-	st := Status{ID: id, Timeout: s.timeout, Closing: s.closing}
+	st := Info{ID: id, Timeout: s.timeout, Closing: s.closing}
 	if !s.closing {
 		st.Expiry = t.indexTime(s.bucket)
 	}
@@ -210,13 +211,13 @@ func (t *Tracker) Lookup(id ID) (Status, bool) {
 }
 
 // Sessions returns the tracked sessions sorted by id, closing ones included.
-func (t *Tracker) Sessions() []Status {
-	out := make([]Status, 0, len(t.sessions))
+func (t *Tracker) Sessions() []Info {
+	out := make([]Info, 0, len(t.sessions))
 	for id := range t.sessions {
 		st, _ := t.Lookup(id)
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b Status) int {
+	slices.SortFunc(out, func(a, b Info) int {
 		switch {
 		case a.ID < b.ID:
 			return -1

@@ -1,0 +1,74 @@
+// Package session holds coord's session logic: timeout negotiation, session
+// ids, the leader's expiry tracker and the owner's connection-state machine.
+//
+// It is pure logic. Nothing here touches the network, starts a goroutine,
+// reads the clock or sends on a channel: every time comes in as a parameter
+// and every outcome is returned, so coord's driver and a deterministic
+// simulator run the same code.
+//
+// # Pieces
+//
+//   - Negotiate and Limits clamp a requested timeout into the cluster's
+//     bounds, as ZooKeeper does (defaults 2 and 20 ticks).
+//   - ID is a session id: the zxid of the session's createSession txn, so
+//     ids are unique across leaders and positive while the epoch is < 2^31.
+//   - Tracker runs on the leader (ZooKeeper's SessionTrackerImpl and
+//     ExpiryQueue): Add on createSession, Touch on every heartbeat, Expired
+//     on a timer (NextExpiry says when), MarkClosing on a client's close,
+//     Remove when the closeSession txn is applied, Reset when a new leader
+//     takes over.
+//   - State runs on the session's owner: fed HeartbeatSent, HeartbeatAcked,
+//     LeaderLost, Expired and Tick, it moves Connected → Suspended → Lost
+//     (with Reconnected on Suspended → Connected) and queues an Event for
+//     each transition.
+//
+// # Safety: Lost is never later than the leader's expiry
+//
+// Let h be the newest heartbeat whose acknowledgement the owner has seen, sent
+// at owner time s (its lease; the createSession request counts as the first
+// heartbeat). The owner declares Lost at s + T, T the negotiated timeout. A
+// leader acknowledges only heartbeats it received, and it received h at some
+// r ≥ s in real time; Touch then set the session's expiry to at least
+// r + T, rounded up to the next tick, and an expiry never moves earlier.
+// Heartbeats sent after h that reached the leader only push its expiry
+// further out. So the leader that acknowledged h expires the session no
+// earlier than r + T ≥ s + T: at the moment the owner says Lost, the leader
+// has expired the session or has not yet, never the other way round, and
+// when the leader does expire it, the owner has already said Lost (or says so
+// at once, on the leader's "session expired" reply). A leader that takes over
+// calls Reset at its takeover time k, which gives every session until k + T;
+// this is safe provided k ≥ s for every acknowledged heartbeat, that is, no
+// deposed leader acknowledges a heartbeat sent after its successor took over.
+// coord's driver guarantees that by answering a heartbeat only after a quorum
+// round that started after the heartbeat arrived (the same leadership check
+// Sync makes): a quorum that still answered the old leader then had not yet
+// joined the new epoch, so the new leader's takeover came later.
+//
+// The argument compares durations measured by two clocks, the owner's
+// (s to s + T) and the leader's (r to r + T). It needs no synchronised wall
+// clocks, only that the owner's clock does not run slower than the leader's:
+// use monotonic readings (time.Now's, which Sub uses) and, where clock rates
+// may differ by a relative error ρ, set Config.DriftMargin to at least ρ·T.
+// The leader's rounding up to its tick and the network delay r - s add
+// further slack on the safe side.
+//
+// # Why a lock holder stops at Suspended, not at Lost
+//
+// Lost is only the latest moment at which the session is certainly gone; the
+// ephemeral lock node may be deleted by the leader as soon as that moment and
+// another process may take the lock right after. An application that keeps
+// acting until Lost therefore races the next holder. Suspended comes
+// Timeout-DriftMargin-SuspendAfter earlier (half the timeout by default) and
+// means "I can no longer prove the session is alive": a holder that stops
+// there finishes its in-flight work while the session is still certainly
+// alive, and resumes only after Reconnected, when a fresh acknowledgement has
+// proved the session (and so the lock) survived. State.Remaining gives the
+// same answer as a fencing check right before each action.
+//
+// # Concurrency
+//
+// Tracker and State are not safe for concurrent use. In coord, the leader's
+// driver loop owns the Tracker and each session's heartbeat loop owns its
+// State; they drain State.Events after each input and deliver them to the
+// application on a channel.
+package session
