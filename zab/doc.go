@@ -25,6 +25,10 @@
 // epochs of that Ready are durable. Persisting a whole Ready in one write is
 // the group commit. No Peer method may be called between Ready and Advance.
 //
+// If the transport refuses a message for lack of queue space, the driver
+// calls ReportUnreachable after Advance: the leader stops streaming to that
+// peer until it answers, then resends from its acknowledgement.
+//
 // Storage is the core's read-only view of the durable state; the driver
 // writes it from Ready (MemoryStorage is a complete in-memory
 // implementation). To take a snapshot, the driver records the state
