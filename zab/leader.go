@@ -83,8 +83,8 @@ func (p *Peer) learner(id PeerID) *learnerInfo {
 	return li
 }
 
-// voterOK evaluates pred for a voter learner; the leader itself counts as
-// self.
+// quorumOf reports whether a quorum of voters satisfies pred; the leader
+// itself counts when self is true. Observers never count.
 func (p *Peer) quorumOf(self bool, pred func(*learnerInfo) bool) bool {
 	return p.voters.HasQuorum(func(id PeerID) bool {
 		if id == p.id {

@@ -28,7 +28,7 @@ func mustStorage(err error) {
 	}
 }
 
-// base returns the zxid before the first entry the log can serve.
+// baseLast returns the last zxid of the log before its unstable entries.
 func (l *zlog) baseLast() Zxid {
 	if l.snap != nil {
 		return l.snap.Zxid
