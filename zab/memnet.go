@@ -58,6 +58,9 @@ type Sim struct {
 	// after it, as first seen: a peer that applies in another order or
 	// twice diverges from it.
 	history map[Zxid]uint64
+	// leaders records who established each epoch: two leaders of one epoch
+	// would break zxid uniqueness.
+	leaders map[uint32]PeerID
 	// maxApplied is the newest zxid any peer applied; a Sync started
 	// afterwards must cover it (linearizability of Sync + read).
 	maxApplied Zxid
@@ -160,7 +163,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	}
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[PeerID]*SimNode{},
 		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}, dirty: map[PeerID]bool{},
-		queued: map[[2]PeerID]int{}}
+		queued: map[[2]PeerID]int{}, leaders: map[uint32]PeerID{}}
 	var voters, observers []PeerID
 	for i := 1; i <= cfg.Voters; i++ {
 		voters = append(voters, PeerID(i))
@@ -251,6 +254,12 @@ func (s *Sim) process(n *SimNode) {
 	p := n.Peer
 	for p != nil && p.HasReady() {
 		rd := p.Ready()
+		if st := rd.SoftState; st.Role == RoleLeading && st.Serving {
+			if l, ok := s.leaders[st.Epoch]; ok && l != n.ID {
+				s.fail(fmt.Errorf("peers %d and %d both established epoch %d", l, n.ID, st.Epoch))
+			}
+			s.leaders[st.Epoch] = n.ID
+		}
 		// 1. persist
 		if rd.Snapshot != nil {
 			n.Storage.ApplySnapshot(*rd.Snapshot)
