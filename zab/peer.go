@@ -307,8 +307,11 @@ func (p *Peer) Step(m Message) error {
 }
 
 // Propose submits data for replication under the caller's request id, which
-// must be unique and increasing for this peer. A leader assigns the zxid at
-// once; a learner forwards it to its leader. The outcome arrives in a later
+// must be unique and increasing for this peer, also across restarts (the
+// leader deduplicates retransmitted forwards by id and drops ids below the
+// lowest one the learner still waits for; start the counter from, e.g., the
+// boot time in nanoseconds). A leader assigns the zxid at once; a learner
+// forwards it to its leader and retransmits until answered. The outcome arrives in a later
 // Ready's Proposals. Propose returns ErrNoLeader (and nothing is sent) when
 // the peer serves no established leader.
 func (p *Peer) Propose(id uint64, data []byte) error {
