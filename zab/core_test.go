@@ -389,3 +389,19 @@ func TestReportUnreachablePausesStreaming(t *testing.T) {
 	require.Equal(t, Zxid(0), props[0].Prev)
 	require.Len(t, props[0].Entries, 2)
 }
+
+func TestStatus(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	h.drain()
+	require.NoError(t, h.p.Propose(1, []byte("a")))
+	h.drain()
+	st := h.p.Status()
+	require.Equal(t, RoleLeading, st.Role)
+	require.True(t, st.Serving)
+	require.Equal(t, HardState{AcceptedEpoch: 1, CurrentEpoch: 1}, st.HardState)
+	require.Equal(t, NewZxid(1, 1), st.LastZxid)
+	require.Equal(t, Progress{Synced: true, Sent: NewZxid(1, 1)}, st.Progress[2])
+}

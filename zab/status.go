@@ -1,0 +1,43 @@
+package zab
+
+// Progress is what a leader knows about one learner.
+type Progress struct {
+	Observer bool
+	// Synced is true once the learner acknowledged NEWLEADER.
+	Synced bool
+	// Sent is the last zxid streamed to it, Acked the last it acknowledged
+	// holding durably.
+	Sent, Acked Zxid
+	// Paused is true while streaming waits for it to answer (see
+	// ReportUnreachable).
+	Paused bool
+	// IdleTicks is how many ticks ago it was last heard from.
+	IdleTicks uint64
+}
+
+// PeerStatus is a snapshot of a Peer's state for monitoring.
+type PeerStatus struct {
+	SoftState
+	HardState
+	LastZxid  Zxid
+	Committed Zxid
+	Applied   Zxid
+	// Progress is set on a leader only: one entry per learner that
+	// contacted it in this reign.
+	Progress map[PeerID]Progress
+}
+
+// Status returns the peer's current state. It is cheap enough to call on
+// every driver loop iteration for metrics.
+func (p *Peer) Status() PeerStatus {
+	st := PeerStatus{SoftState: p.SoftState(), HardState: p.hs, LastZxid: p.log.last(),
+		Committed: p.log.committed, Applied: p.log.applied}
+	if p.role == RoleLeading {
+		st.Progress = make(map[PeerID]Progress, len(p.lead.learners))
+		for id, li := range p.lead.learners {
+			st.Progress[id] = Progress{Observer: li.observer, Synced: li.nlAcked, Sent: li.sent, Acked: li.acked,
+				Paused: li.paused, IdleTicks: p.now - li.lastHeard}
+		}
+	}
+	return st
+}
