@@ -60,9 +60,13 @@ func (p *Peer) maybeResync() {
 }
 
 func (p *Peer) sendPropose(id uint64, data []byte) {
+	// Ids increase, so the oldest unsettled one is the lowest.
+	for len(p.fwdOrder) > 0 && p.fwdProps[p.fwdOrder[0]] == nil {
+		p.fwdOrder = p.fwdOrder[1:]
+	}
 	low := id
-	for k := range p.fwdProps {
-		low = min(low, k)
+	if len(p.fwdOrder) > 0 {
+		low = min(low, p.fwdOrder[0])
 	}
 	p.send(Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, ReqID: id, Seq: low,
 		Entries: []Entry{{Data: data}}})
@@ -99,8 +103,18 @@ func (p *Peer) tickLearner() {
 	if !lr.serving {
 		return
 	}
-	for _, id := range sortedKeys(p.fwdProps) {
-		if fp := p.fwdProps[id]; p.now-fp.sentAt >= retry {
+	if len(p.fwdOrder) > 2*len(p.fwdProps)+16 {
+		// Drop settled ids stuck behind an old pending one.
+		keep := p.fwdOrder[:0]
+		for _, id := range p.fwdOrder {
+			if p.fwdProps[id] != nil {
+				keep = append(keep, id)
+			}
+		}
+		p.fwdOrder = keep
+	}
+	for _, id := range p.fwdOrder {
+		if fp := p.fwdProps[id]; fp != nil && p.now-fp.sentAt >= retry {
 			fp.sentAt = p.now
 			p.sendPropose(id, fp.data)
 		}

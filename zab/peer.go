@@ -156,6 +156,7 @@ type Peer struct {
 	waiting  []waitingProp // proposals with a zxid, sorted by zxid
 	readWait []readWait
 	fwdProps map[uint64]*fwdProp
+	fwdOrder []uint64          // ids of fwdProps (and settled ones) in submission order
 	fwdSyncs map[uint64]uint64 // id -> tick sent
 	inReady  bool
 }
@@ -329,6 +330,7 @@ func (p *Peer) Propose(id uint64, data []byte) error {
 			return ErrNoLeader
 		}
 		p.fwdProps[id] = &fwdProp{data: data, sentAt: p.now}
+		p.fwdOrder = append(p.fwdOrder, id)
 		p.sendPropose(id, data)
 		return nil
 	}
@@ -497,6 +499,7 @@ func (p *Peer) failForwarded() {
 		p.syncs = append(p.syncs, SyncResult{ID: id, Err: ErrLeaderLost})
 	}
 	clear(p.fwdProps)
+	p.fwdOrder = nil
 	clear(p.fwdSyncs)
 }
 
