@@ -1,0 +1,154 @@
+package coord
+
+import (
+	"github.com/coord-dev/coord/internal/gossip"
+)
+
+// MemberState is a member's liveness as this node's gossip sees it.
+type MemberState uint8
+
+// Member states.
+const (
+	MemberAlive MemberState = iota
+	MemberSuspect
+	MemberDead
+	MemberLeft
+)
+
+var memberStateNames = [...]string{"alive", "suspect", "dead", "left"}
+
+// String returns the state's name.
+func (s MemberState) String() string {
+	if int(s) < len(memberStateNames) {
+		return memberStateNames[s]
+	}
+	return "MemberState(?)"
+}
+
+// Member is one node of the cluster as seen through gossip.
+type Member struct {
+	ID              uint64
+	GossipAddr      string
+	ReplicationAddr string
+	Role            Role
+	State           MemberState
+}
+
+func memberOf(m gossip.Member) Member {
+	r := RoleVoter
+	if m.Role == gossip.RoleObserver {
+		r = RoleObserver
+	}
+	return Member{ID: m.NodeID, GossipAddr: m.Addr, ReplicationAddr: m.ReplicationAddr, Role: r, State: MemberState(m.State)}
+}
+
+// Members returns the cluster's members as gossip sees them, this node
+// included. Gossip is not the quorum: a member listed alive may be
+// unreachable for replication, and the voter set is the committed
+// configuration, not this list.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.gossip.Members() {
+		out = append(out, memberOf(m))
+	}
+	return out
+}
+
+// Leader returns the id of the leader this node follows (or itself) and the
+// epoch; 0, 0 while there is none.
+func (n *Node) Leader() (id uint64, epoch uint32) {
+	ss := n.zab.Status().SoftState
+	return uint64(ss.Leader), ss.Epoch
+}
+
+// ClusterEventType says what a ClusterEvent reports.
+type ClusterEventType uint8
+
+// Cluster event types.
+const (
+	EventMemberJoined ClusterEventType = iota + 1
+	EventMemberUpdated
+	EventMemberLeft
+	EventMemberFailed
+	EventLeaderChanged
+)
+
+// ClusterEvent is a change of membership (Member set) or of leader (Leader
+// and Epoch set; Leader 0 while an election runs).
+type ClusterEvent struct {
+	Type   ClusterEventType
+	Member Member
+	Leader uint64
+	Epoch  uint32
+}
+
+func memberEventType(t gossip.EventType) ClusterEventType {
+	switch t {
+	case gossip.EventJoin:
+		return EventMemberJoined
+	case gossip.EventUpdate:
+		return EventMemberUpdated
+	case gossip.EventLeave:
+		return EventMemberLeft
+	}
+	return EventMemberFailed
+}
+
+// Events returns the channel of membership and leader changes. It is
+// buffered; when the reader falls behind, the oldest events are dropped
+// (call Members and Leader for the current state).
+func (n *Node) Events() <-chan ClusterEvent { return n.events }
+
+func (n *Node) emit(ev ClusterEvent) {
+	select {
+	case n.events <- ev:
+	default:
+		select {
+		case <-n.events:
+		default:
+		}
+		select {
+		case n.events <- ev:
+		default:
+		}
+	}
+}
+
+// Stats is a snapshot of a node's state for monitoring.
+type Stats struct {
+	ID        uint64
+	Role      string // LOOKING, FOLLOWING, LEADING or OBSERVING, as ZooKeeper says
+	Leader    uint64
+	Epoch     uint32
+	LastZxid  uint64
+	Committed uint64
+	Applied   uint64
+	Znodes    int
+	Sessions  int // sessions in the replicated table
+	Watches   int // watch registrations on this node
+	// SendQueues is the replication send queue depth per peer.
+	SendQueues map[uint64]int
+	// FsyncP50 and FsyncP99 are recent log write latencies (zero in memory).
+	FsyncP50, FsyncP99 string
+	// LoopBusy is the fraction of time the replication loop was busy.
+	LoopBusy float64
+	// Snapshots taken since the node started.
+	Snapshots int
+}
+
+// Stats returns a snapshot of the node's state.
+func (n *Node) Stats() Stats {
+	st := n.zab.Status()
+	s := Stats{
+		ID: n.cfg.NodeID, Role: st.SoftState.Role.String(), Leader: uint64(st.SoftState.Leader), Epoch: st.SoftState.Epoch,
+		LastZxid: uint64(st.LastZxid), Committed: uint64(st.Committed), Applied: uint64(st.Applied),
+		Znodes: n.tree.NodeCount(), Sessions: len(n.tree.Sessions()), Watches: n.tree.WatchCount(),
+		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50.String(), FsyncP99: st.FsyncP99.String(),
+		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots,
+	}
+	for _, p := range n.tr.Stats().Peers {
+		s.SendQueues[uint64(p.ID)] = p.QueueLen
+	}
+	return s
+}
+

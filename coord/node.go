@@ -1,0 +1,540 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coord-dev/coord/internal/gossip"
+	"github.com/coord-dev/coord/session"
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/tcp"
+)
+
+// Node is a member of a coordination cluster: it holds a replica of the
+// znode tree, takes part in elections and replication (as a voter or an
+// observer), serves reads locally and sends writes through the leader. Its
+// methods act through the node's default session; use Session for more.
+//
+// Goroutines: the zab driver (zab.Node), the gossip's own, membership (feeds
+// gossip events to the transport), maintenance (session heartbeats and, on
+// the leader, session expiry and the reaper), one pump per persistent watch
+// and short-lived proposers of expiries and reaps. Close stops them all.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	tree   *tree.Tree
+	fsm    *fsm
+	zab    *zab.Node
+	tr     *tcp.Transport
+	gossip *gossip.Gossip
+	voters []zab.PeerID
+
+	sessMu   sync.Mutex
+	sessions map[int64]*Session
+	def      *Session
+
+	trackMu sync.Mutex
+	tracker *session.Tracker // non-nil while this node leads
+	leading bool
+
+	events    chan ClusterEvent
+	closing   chan struct{}
+	closeOnce sync.Once
+	closed    atomic.Bool
+	wg        sync.WaitGroup
+}
+
+// Join starts a node with cfg and returns once it has synchronised with an
+// established leader, or fails when cfg.JoinTimeout passes, saying what is
+// missing. See JoinContext.
+func Join(cfg Config) (*Node, error) {
+	c := cfg.withDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), c.JoinTimeout)
+	defer cancel()
+	return JoinContext(ctx, cfg)
+}
+
+// JoinContext is Join bounded by ctx instead of cfg.JoinTimeout.
+func JoinContext(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+	if len(cfg.SecretKey) == 0 {
+		logger.Warn("coord: no SecretKey: anyone who can reach the gossip and replication ports can join")
+	}
+	n = &Node{
+		cfg:      cfg,
+		log:      logger,
+		tree:     tree.New(tree.Options{MaxDataSize: cfg.MaxDataSize}),
+		sessions: make(map[int64]*Session),
+		events:   make(chan ClusterEvent, 64),
+		closing:  make(chan struct{}),
+	}
+	n.fsm = newFSM(cfg.NodeID, n.tree)
+	n.fsm.onApply = n.onApply
+	defer func() {
+		if err != nil {
+			n.shutdown()
+		}
+	}()
+
+	tcfg := tcp.DefaultConfig(zab.PeerID(cfg.NodeID))
+	tcfg.BindAddr, tcfg.Cluster, tcfg.SecretKey, tcfg.Logger = cfg.ReplicationBindAddr, cfg.Cluster, cfg.SecretKey, logger
+	if n.tr, err = tcp.New(tcfg); err != nil {
+		return nil, fmt.Errorf("coord: replication transport: %w", err)
+	}
+	replAddr := cfg.ReplicationAdvertiseAddr
+	if replAddr == "" {
+		replAddr = n.tr.Addr().String()
+	}
+	role := gossip.RoleVoter
+	if cfg.Role == RoleObserver {
+		role = gossip.RoleObserver
+	}
+	n.gossip, err = gossip.New(gossip.Config{
+		NodeID: cfg.NodeID, Cluster: cfg.Cluster,
+		BindAddr: cfg.GossipBindAddr, AdvertiseAddr: cfg.GossipAdvertiseAddr,
+		Seeds: cfg.Seeds, SecretKey: cfg.SecretKey, Logger: logger,
+		Meta:          gossip.Meta{NodeID: cfg.NodeID, Cluster: cfg.Cluster, ReplicationAddr: replAddr, Role: role},
+		ProbeInterval: cfg.GossipProbeInterval, HealInterval: cfg.GossipHealInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coord: gossip: %w", err)
+	}
+	if err := n.gossip.Join(ctx); err != nil {
+		return nil, fmt.Errorf("coord: join: %w", err)
+	}
+	n.wg.Add(1)
+	go n.membership()
+
+	voters, observers, err := n.ensemble(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n.voters = voters
+	n.zab, err = zab.StartNode(zab.NodeConfig{
+		Core: zab.Config{
+			ID: zab.PeerID(cfg.NodeID), Voters: voters, Observers: observers,
+			Seed:           cfg.NodeID ^ uint64(time.Now().UnixNano()),
+			HeartbeatTicks: cfg.ticks(cfg.HeartbeatInterval),
+			SyncLimit:      cfg.ticks(cfg.SyncLimit),
+			ElectionTicks:  cfg.ticks(cfg.ElectionTimeout),
+			InitLimit:      2 * cfg.ticks(cfg.SyncLimit),
+		},
+		Transport:      n.tr,
+		StateMachine:   n.fsm,
+		DataDir:        cfg.DataDir,
+		TickInterval:   cfg.TickInterval,
+		SnapshotEvery:  cfg.SnapshotEvery,
+		SnapshotRetain: cfg.SnapshotRetain,
+		Logger:         logger,
+		OnApp:          n.onApp,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coord: replication: %w", err)
+	}
+	if err := n.waitServing(ctx); err != nil {
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.maintain()
+	if n.def, err = n.Session(ctx, SessionOptions{}); err != nil {
+		return nil, fmt.Errorf("coord: default session: %w", err)
+	}
+	n.log.Info("coord: joined", "voters", voters, "leader", n.zab.Status().SoftState.Leader)
+	return n, nil
+}
+
+// ensemble returns the voters (from the config, or the first
+// BootstrapExpect voters seen in gossip) and the observers seen so far.
+func (n *Node) ensemble(ctx context.Context) (voters, observers []zab.PeerID, err error) {
+	for _, v := range n.cfg.Voters {
+		voters = append(voters, zab.PeerID(v))
+	}
+	for {
+		seen := map[uint64]gossip.Role{n.cfg.NodeID: roleOf(n.cfg.Role)}
+		for _, m := range n.gossip.Members() {
+			if m.State == gossip.StateAlive || m.State == gossip.StateSuspect {
+				seen[m.NodeID] = m.Role
+			}
+		}
+		var seenVoters []zab.PeerID
+		observers = observers[:0]
+		for id, r := range seen {
+			if r == gossip.RoleObserver {
+				observers = append(observers, zab.PeerID(id))
+			} else {
+				seenVoters = append(seenVoters, zab.PeerID(id))
+			}
+		}
+		slices.Sort(seenVoters)
+		slices.Sort(observers)
+		if n.cfg.BootstrapExpect == 0 {
+			return voters, observers, nil
+		}
+		if len(seenVoters) >= n.cfg.BootstrapExpect {
+			return seenVoters[:n.cfg.BootstrapExpect], observers, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("coord: join: %d of %d voters seen in gossip (BootstrapExpect): %w",
+				len(seenVoters), n.cfg.BootstrapExpect, ctx.Err())
+		case <-time.After(n.cfg.TickInterval):
+		}
+	}
+}
+
+func roleOf(r Role) gossip.Role {
+	if r == RoleObserver {
+		return gossip.RoleObserver
+	}
+	return gossip.RoleVoter
+}
+
+// waitServing waits until the node follows (or is) an established leader.
+func (n *Node) waitServing(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		if n.zab.Status().SoftState.Serving {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			seen := 0
+			alive := map[uint64]bool{n.cfg.NodeID: true}
+			for _, m := range n.gossip.Members() {
+				if m.State == gossip.StateAlive {
+					alive[m.NodeID] = true
+				}
+			}
+			for _, v := range n.voters {
+				if alive[uint64(v)] {
+					seen++
+				}
+			}
+			return fmt.Errorf("%w: join: no leader after %d of %d voters seen in gossip (a quorum is %d): %w",
+				ErrNoQuorum, seen, len(n.voters), len(n.voters)/2+1, ctx.Err())
+		case <-n.zab.Done():
+			return fmt.Errorf("coord: replication stopped: %w", n.zab.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// membership keeps the transport's peer addresses in step with gossip.
+func (n *Node) membership() {
+	defer n.wg.Done()
+	for _, m := range n.gossip.Members() {
+		n.learn(m)
+	}
+	for {
+		select {
+		case <-n.closing:
+			return
+		case ev, ok := <-n.gossip.Events():
+			if !ok {
+				return
+			}
+			n.learn(ev.Member)
+			n.emit(ClusterEvent{Type: memberEventType(ev.Type), Member: memberOf(ev.Member)})
+		}
+	}
+}
+
+func (n *Node) learn(m gossip.Member) {
+	if m.NodeID != n.cfg.NodeID && m.ReplicationAddr != "" {
+		n.tr.SetPeer(zab.PeerID(m.NodeID), m.ReplicationAddr)
+	}
+}
+
+// maintain drives sessions and, on the leader, session expiry and the reaper.
+func (n *Node) maintain() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	var lastLeader zab.PeerID
+	var lastEpoch uint32
+	var nextReap time.Time
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-n.zab.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		st := n.zab.Status()
+		ss := st.SoftState
+		if ss.Leader != lastLeader || ss.Epoch != lastEpoch {
+			lastLeader, lastEpoch = ss.Leader, ss.Epoch
+			n.emit(ClusterEvent{Type: EventLeaderChanged, Leader: uint64(ss.Leader), Epoch: ss.Epoch})
+		}
+		n.tickSessions(now, ss.Leader, ss.Serving)
+		leading := ss.Role == zab.RoleLeading && ss.Serving
+		expired := n.leaderTick(now, leading)
+		for _, id := range expired {
+			n.proposeAsync(tree.Op{Type: tree.OpCloseSession, Session: int64(id)})
+		}
+		if leading && !now.Before(nextReap) {
+			nextReap = now.Add(max(time.Second, n.cfg.TickInterval))
+			for _, p := range n.tree.ReapCandidates(now.UnixMilli()) {
+				n.proposeAsync(tree.Op{Type: tree.OpReap, Path: p})
+			}
+		}
+	}
+}
+
+// leaderTick keeps the session tracker while this node leads and returns
+// the sessions whose expiry passed.
+func (n *Node) leaderTick(now time.Time, leading bool) []session.ID {
+	n.trackMu.Lock()
+	defer n.trackMu.Unlock()
+	switch {
+	case leading && !n.leading:
+		// A new leader gives every session a full timeout from now, as
+		// ZooKeeper does, so a fail-over never expires a healthy session.
+		tr, err := session.NewTracker(n.cfg.TickInterval, now)
+		if err != nil {
+			n.log.Error("coord: session tracker", "err", err)
+			return nil
+		}
+		var entries []session.Entry
+		for _, s := range n.tree.Sessions() {
+			entries = append(entries, session.Entry{ID: session.ID(s.ID), Timeout: time.Duration(s.Timeout) * time.Millisecond})
+		}
+		if err := tr.Reset(entries, now); err != nil {
+			n.log.Error("coord: session tracker reset", "err", err)
+		}
+		n.tracker = tr
+	case !leading:
+		n.tracker = nil
+	}
+	n.leading = leading
+	if n.tracker == nil {
+		return nil
+	}
+	return n.tracker.Expired(now)
+}
+
+// touchSession refreshes a session on the leader. It reports whether this
+// node leads (only then may it answer) and whether the session lives.
+func (n *Node) touchSession(id int64) (leading, alive bool) {
+	n.trackMu.Lock()
+	defer n.trackMu.Unlock()
+	if n.tracker == nil {
+		return false, false
+	}
+	now := time.Now()
+	if n.tracker.Touch(session.ID(id), now) {
+		return true, true
+	}
+	if info, ok := n.tracker.Lookup(session.ID(id)); ok && info.Closing {
+		return true, false
+	}
+	// Not tracked: the session may have been created just before this node
+	// took over. Trust the replicated table.
+	for _, s := range n.tree.Sessions() {
+		if s.ID == id {
+			_ = n.tracker.Add(session.ID(id), time.Duration(s.Timeout)*time.Millisecond, now)
+			return true, true
+		}
+	}
+	return true, false
+}
+
+// onApply runs on the zab driver goroutine for every applied txn.
+func (n *Node) onApply(txn tree.Txn, res tree.Result) {
+	if res.Err != nil {
+		return
+	}
+	switch txn.Op.Type {
+	case tree.OpCreateSession:
+		n.trackMu.Lock()
+		if n.tracker != nil {
+			_ = n.tracker.Add(session.ID(txn.Op.Session), time.Duration(txn.Op.Timeout)*time.Millisecond, time.Now())
+		}
+		n.trackMu.Unlock()
+	case tree.OpCloseSession:
+		n.trackMu.Lock()
+		if n.tracker != nil {
+			n.tracker.Remove(session.ID(txn.Op.Session))
+		}
+		n.trackMu.Unlock()
+		n.sessMu.Lock()
+		s := n.sessions[txn.Op.Session]
+		n.sessMu.Unlock()
+		if s != nil {
+			// Expired by the leader or closed elsewhere: the owner learns it now.
+			s.mu.Lock()
+			s.state.Expired(time.Now())
+			s.drainLocked()
+			s.mu.Unlock()
+			s.finish(ErrSessionExpired)
+		}
+	}
+}
+
+// proposeAsync proposes a leader housekeeping op without blocking the caller.
+func (n *Node) proposeAsync(op tree.Op) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
+		defer cancel()
+		go func() {
+			select {
+			case <-n.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := n.propose(ctx, 0, op); err != nil {
+			n.log.Debug("coord: housekeeping op failed", "op", op.Type, "path", op.Path, "session", op.Session, "err", err)
+		}
+	}()
+}
+
+// usable reports whether the node is open.
+func (n *Node) usable() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close leaves the cluster: the default session and every other session of
+// this node are closed (their ephemerals go at once), the node leaves the
+// gossip, and every goroutine stops. Close is idempotent; ctx bounds the
+// session closes and the gossip leave.
+func (n *Node) Close(ctx context.Context) error {
+	if n.closed.Swap(true) {
+		<-n.closing
+		return nil
+	}
+	n.sessMu.Lock()
+	ss := make([]*Session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	n.sessMu.Unlock()
+	var ids []int64
+	for _, s := range ss {
+		ids = append(ids, s.id)
+	}
+	if len(ids) > 0 && n.zab != nil && n.zab.Status().SoftState.Serving {
+		// Without a quorum the sessions cannot be closed; the leader will
+		// expire them. Bound the wait so Close does not hang on a dead cluster.
+		cctx, cancel := context.WithTimeout(ctx, 4*n.cfg.SyncLimit)
+		for _, id := range ids {
+			op := tree.Op{Type: tree.OpCloseSession, Session: id}
+			if _, err := n.propose(cctx, 0, op); err != nil && !errors.Is(err, ErrSessionExpired) {
+				n.log.Warn("coord: closing session on leave", "session", session.ID(id), "err", err)
+			}
+		}
+		cancel()
+	}
+	for _, s := range ss {
+		s.finish(ErrClosed)
+	}
+	if n.gossip != nil {
+		if err := n.gossip.Leave(ctx); err != nil {
+			n.log.Debug("coord: gossip leave", "err", err)
+		}
+	}
+	n.shutdown()
+	return nil
+}
+
+// shutdown stops everything; it is safe on a half-started node.
+func (n *Node) shutdown() {
+	n.closed.Store(true)
+	n.closeOnce.Do(func() { close(n.closing) })
+	if n.zab != nil {
+		n.zab.Close() // closes the transport
+	} else if n.tr != nil {
+		n.tr.Close()
+	}
+	if n.gossip != nil {
+		n.gossip.Close()
+	}
+	n.wg.Wait()
+}
+
+// ID returns the node's id.
+func (n *Node) ID() uint64 { return n.cfg.NodeID }
+
+// DefaultSession returns the session the Node's own methods use.
+func (n *Node) DefaultSession() *Session { return n.def }
+
+// Create creates a node through the default session; see Session.Create.
+func (n *Node) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
+	return n.def.Create(ctx, path, data, mode, opts...)
+}
+
+// Get reads a node from the local replica; see Session.Get.
+func (n *Node) Get(ctx context.Context, path string) ([]byte, Stat, error) {
+	return n.def.Get(ctx, path)
+}
+
+// GetW is Get with a one-shot watch; see Session.GetW.
+func (n *Node) GetW(ctx context.Context, path string) ([]byte, Stat, <-chan Event, error) {
+	return n.def.GetW(ctx, path)
+}
+
+// Exists reports whether a node exists; see Session.Exists.
+func (n *Node) Exists(ctx context.Context, path string) (Stat, bool, error) {
+	return n.def.Exists(ctx, path)
+}
+
+// ExistsW is Exists with a one-shot watch; see Session.ExistsW.
+func (n *Node) ExistsW(ctx context.Context, path string) (Stat, bool, <-chan Event, error) {
+	return n.def.ExistsW(ctx, path)
+}
+
+// Children lists a node's children; see Session.Children.
+func (n *Node) Children(ctx context.Context, path string) ([]string, Stat, error) {
+	return n.def.Children(ctx, path)
+}
+
+// ChildrenW is Children with a one-shot watch; see Session.ChildrenW.
+func (n *Node) ChildrenW(ctx context.Context, path string) ([]string, Stat, <-chan Event, error) {
+	return n.def.ChildrenW(ctx, path)
+}
+
+// Set replaces a node's data; see Session.Set.
+func (n *Node) Set(ctx context.Context, path string, data []byte, version int32) (Stat, error) {
+	return n.def.Set(ctx, path, data, version)
+}
+
+// Delete deletes a node; see Session.Delete.
+func (n *Node) Delete(ctx context.Context, path string, version int32) error {
+	return n.def.Delete(ctx, path, version)
+}
+
+// Multi applies ops atomically; see Session.Multi.
+func (n *Node) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
+	return n.def.Multi(ctx, ops...)
+}
+
+// Sync makes the next local read linearizable; see Session.Sync.
+func (n *Node) Sync(ctx context.Context) error { return n.def.Sync(ctx) }
+
+// Watch sets a persistent watch; see Session.Watch.
+func (n *Node) Watch(ctx context.Context, path string, recursive bool) (*Watch, error) {
+	return n.def.Watch(ctx, path, recursive)
+}

@@ -1,0 +1,278 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// freeAddr returns a loopback address whose port is free for both TCP and
+// UDP right now (memberlist needs both on one port).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+type testCluster struct {
+	t     *testing.T
+	cfgs  map[uint64]Config
+	nodes map[uint64]*Node
+}
+
+// startCluster joins n voters on loopback concurrently and waits for all.
+func startCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, cfgs: map[uint64]Config{}, nodes: map[uint64]*Node{}}
+	var seeds []string
+	var voters []uint64
+	for i := 1; i <= n; i++ {
+		seeds = append(seeds, freeAddr(t))
+		voters = append(voters, uint64(i))
+	}
+	for i := 1; i <= n; i++ {
+		cfg := LocalConfig(uint64(i))
+		cfg.Cluster = "test"
+		cfg.GossipBindAddr = seeds[i-1]
+		cfg.Seeds = seeds
+		cfg.Voters = voters
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		c.cfgs[uint64(i)] = cfg
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, n+1)
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func(id uint64) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			node, err := JoinContext(ctx, c.cfgs[id])
+			mu.Lock()
+			defer mu.Unlock()
+			errs[id] = err
+			if err == nil {
+				c.nodes[id] = node
+			}
+		}(uint64(i))
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, node := range c.nodes {
+			node.Close(ctx)
+		}
+	})
+	for i := 1; i <= n; i++ {
+		require.NoError(t, errs[i], "node %d", i)
+	}
+	return c
+}
+
+func (c *testCluster) leader() uint64 {
+	var id uint64
+	require.Eventually(c.t, func() bool {
+		for nid, n := range c.nodes {
+			if l, _ := n.Leader(); l == nid && n.Stats().Role == "LEADING" {
+				id = nid
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	return id
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestJoinAndOperate(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	n1, n2, n3 := c.nodes[1], c.nodes[2], c.nodes[3]
+
+	// A write on one node is readable on the others after Sync.
+	p, err := n1.Create(ctx, "/app", []byte("v1"), Persistent)
+	require.NoError(t, err)
+	require.Equal(t, "/app", p)
+	require.NoError(t, n2.Sync(ctx))
+	data, st, err := n2.Get(ctx, "/app")
+	require.NoError(t, err)
+	require.Equal(t, "v1", string(data))
+	require.Equal(t, int32(0), st.Version)
+
+	// A watch on the third node sees a change made on the second.
+	require.NoError(t, n3.Sync(ctx))
+	_, _, ch, err := n3.GetW(ctx, "/app")
+	require.NoError(t, err)
+	_, err = n2.Set(ctx, "/app", []byte("v2"), 0)
+	require.NoError(t, err)
+	select {
+	case ev := <-ch:
+		require.Equal(t, EventNodeDataChanged, ev.Type)
+		require.Equal(t, "/app", ev.Path)
+	case <-ctx.Done():
+		t.Fatal("no watch event")
+	}
+	_, ok := <-ch
+	require.False(t, ok, "one-shot channel closes")
+
+	// Errors.
+	_, err = n1.Set(ctx, "/app", nil, 0)
+	require.ErrorIs(t, err, ErrBadVersion)
+	_, err = n1.Create(ctx, "/app", nil, Persistent)
+	require.ErrorIs(t, err, ErrNodeExists)
+	_, err = n1.Create(ctx, "/no/parent", nil, Persistent)
+	require.ErrorIs(t, err, ErrNoNode)
+	_, err = n1.Create(ctx, "bad", nil, Persistent)
+	require.ErrorIs(t, err, ErrInvalidPath)
+	_, err = n1.Create(ctx, "/big", make([]byte, 2<<20), Persistent)
+	require.ErrorIs(t, err, ErrDataTooLarge)
+	_, err = n1.Create(ctx, "/app/x", nil, Persistent)
+	require.NoError(t, err)
+	require.ErrorIs(t, n1.Delete(ctx, "/app", AnyVersion), ErrNotEmpty)
+	_, _, err = n1.Get(ctx, "/nope")
+	require.ErrorIs(t, err, ErrNoNode)
+
+	// Multi: all or nothing.
+	res, err := n3.Multi(ctx, CreateOp("/m", nil, Persistent), CheckOp("/app", 99))
+	require.ErrorIs(t, err, ErrBadVersion)
+	require.Len(t, res, 2)
+	_, ok, err = n3.Exists(ctx, "/m")
+	require.NoError(t, err)
+	require.False(t, ok)
+	res, err = n3.Multi(ctx, CreateOp("/m", nil, Persistent), CreateOp("/m/s-", nil, PersistentSequential))
+	require.NoError(t, err)
+	require.Equal(t, "/m/s-0000000000", res[1].Path)
+
+	// Sequential names and children.
+	for i := 0; i < 3; i++ {
+		_, err := n2.Create(ctx, "/m/s-", nil, PersistentSequential)
+		require.NoError(t, err)
+	}
+	require.NoError(t, n1.Sync(ctx))
+	names, _, err := n1.Children(ctx, "/m")
+	require.NoError(t, err)
+	require.Equal(t, []string{"s-0000000000", "s-0000000001", "s-0000000002", "s-0000000003"}, names)
+
+	require.Len(t, n1.Members(), 3)
+}
+
+func TestEphemeralsGoWithTheirSession(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	n1, n2 := c.nodes[1], c.nodes[2]
+
+	s, err := n2.Session(ctx, SessionOptions{Timeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "/e", nil, Ephemeral)
+	require.NoError(t, err)
+	require.NoError(t, n1.Sync(ctx))
+	st, ok, err := n1.Exists(ctx, "/e")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, s.ID(), st.EphemeralOwner)
+
+	// Heartbeats keep it alive well past its timeout.
+	time.Sleep(1200 * time.Millisecond)
+	require.NoError(t, n1.Sync(ctx))
+	_, ok, _ = n1.Exists(ctx, "/e")
+	require.True(t, ok, "a heartbeating session stays")
+
+	require.NoError(t, s.Close(ctx))
+	require.NoError(t, n1.Sync(ctx))
+	_, ok, _ = n1.Exists(ctx, "/e")
+	require.False(t, ok, "closing the session deletes its ephemerals")
+	_, err = s.Create(ctx, "/e2", nil, Ephemeral)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestKilledNodeEphemeralsExpire(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	leader := c.leader()
+	var victim, other uint64
+	for id := range c.nodes {
+		if id != leader && victim == 0 {
+			victim = id
+		} else if id != leader {
+			other = id
+		}
+	}
+	s, err := c.nodes[victim].Session(ctx, SessionOptions{Timeout: 400 * time.Millisecond})
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "/victim", nil, Ephemeral)
+	require.NoError(t, err)
+
+	// Kill: no Close, no session close; heartbeats just stop.
+	c.nodes[victim].shutdown()
+	delete(c.nodes, victim)
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		_, ok, err := c.nodes[other].Exists(ctx, "/victim")
+		return err == nil && !ok
+	}, 5*time.Second, 10*time.Millisecond)
+	t.Logf("ephemeral of the killed node gone after %v (timeout 400ms)", time.Since(start))
+}
+
+func TestLeaderKilledWritesResume(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	leader := c.leader()
+	var acked []string
+	var follower uint64
+	for id := range c.nodes {
+		if id != leader {
+			follower = id
+		}
+	}
+	for i := 0; i < 20; i++ {
+		p := fmt.Sprintf("/k%d", i)
+		_, err := c.nodes[follower].Create(ctx, p, nil, Persistent)
+		require.NoError(t, err)
+		acked = append(acked, p)
+	}
+	c.nodes[leader].shutdown()
+	delete(c.nodes, leader)
+	start := time.Now()
+	for {
+		_, err := c.nodes[follower].Create(ctx, "/after", nil, Persistent)
+		if err == nil {
+			break
+		}
+		require.NoError(t, ctx.Err(), "writes never resumed: %v", err)
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("writes resumed %v after the leader was killed", time.Since(start))
+	for id, n := range c.nodes {
+		require.NoError(t, n.Sync(ctx))
+		for _, p := range acked {
+			_, ok, err := n.Exists(ctx, p)
+			require.NoError(t, err)
+			require.True(t, ok, "node %d lost acknowledged %s", id, p)
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/coord-dev/coord/internal/msgpackcheck"
+	"github.com/coord-dev/coord/session"
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+)
+
+// SessionEvent is a change of a session's state: Connected (the first),
+// Suspended, Reconnected or Lost (the last), with when and why.
+type SessionEvent = session.Event
+
+// Session event types.
+const (
+	SessionConnected   = session.EventConnected
+	SessionSuspended   = session.EventSuspended
+	SessionReconnected = session.EventReconnected
+	SessionLost        = session.EventLost
+)
+
+// SessionOptions configure a session.
+type SessionOptions struct {
+	// Timeout is the requested session timeout; it is clamped to the
+	// node's [MinSessionTimeout, MaxSessionTimeout]. Zero means
+	// DefaultSessionTimeout.
+	Timeout time.Duration
+}
+
+// Session owns ephemeral nodes and watches. It heartbeats the leader; if the
+// leader hears nothing for the session's timeout it expires the session and
+// deletes its ephemerals in one txn. The owner side moves Connected →
+// Suspended (no recent acknowledgement: stop relying on ephemerals and
+// locks) → Lost (the timeout has passed: the leader has expired the
+// session, or will) and reports each step on Events.
+//
+// All operations of a Node are available on a Session; writes through a
+// Lost session fail with ErrSessionExpired.
+type Session struct {
+	n       *Node
+	id      int64
+	timeout time.Duration
+	events  chan SessionEvent
+
+	mu      sync.Mutex
+	state   *session.State
+	nextHB  time.Time
+	watches map[watchSink]struct{}
+	closed  bool
+}
+
+// sessionEventBuffer is how many session events wait for a slow reader; the
+// states are few, so only a consumer that never reads loses (old) events.
+const sessionEventBuffer = 16
+
+// Session creates a new session. It returns once the session is created on
+// the quorum and applied locally.
+func (n *Node) Session(ctx context.Context, opts SessionOptions) (*Session, error) {
+	if err := n.usable(); err != nil {
+		return nil, err
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = n.cfg.DefaultSessionTimeout
+	}
+	timeout = session.Negotiate(timeout, n.cfg.MinSessionTimeout, n.cfg.MaxSessionTimeout)
+	sent := time.Now()
+	_, z, err := n.proposeAt(ctx, 0, tree.Op{Type: tree.OpCreateSession, Timeout: int32(timeout.Milliseconds())})
+	if err != nil {
+		return nil, err
+	}
+	// The session's id is the zxid of its createSession txn.
+	id := int64(z)
+	st, err := session.NewState(session.Config{Timeout: timeout}, sent, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{n: n, id: id, timeout: timeout, events: make(chan SessionEvent, sessionEventBuffer),
+		state: st, watches: make(map[watchSink]struct{})}
+	s.nextHB = st.NextHeartbeat(time.Now())
+	s.drainLocked()
+	n.sessMu.Lock()
+	n.sessions[id] = s
+	n.sessMu.Unlock()
+	return s, nil
+}
+
+// ID returns the session's id (the zxid of its creation).
+func (s *Session) ID() int64 { return s.id }
+
+// Timeout returns the negotiated session timeout.
+func (s *Session) Timeout() time.Duration { return s.timeout }
+
+// Events returns the channel of state changes. It is buffered; an
+// application that never reads it misses changes, never blocks the node.
+// The channel is closed after the Lost event (or by Close).
+func (s *Session) Events() <-chan SessionEvent { return s.events }
+
+// State returns the session's current state: session.Connected,
+// session.Suspended or session.Lost.
+func (s *Session) State() session.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Status()
+}
+
+// Close ends the session: its ephemerals are deleted at once everywhere and
+// its watches end with ErrClosed. It is idempotent.
+func (s *Session) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	_, err := s.n.propose(ctx, 0, tree.Op{Type: tree.OpCloseSession, Session: s.id})
+	if err != nil && !errors.Is(err, ErrSessionExpired) {
+		return err
+	}
+	s.finish(ErrClosed)
+	return nil
+}
+
+// usable reports whether the session can still be used.
+func (s *Session) usable() error {
+	if err := s.n.usable(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return fmt.Errorf("%w: session %s", ErrClosed, session.ID(s.id))
+	case s.state.Status() == session.Lost:
+		return fmt.Errorf("%w: session %s", ErrSessionExpired, session.ID(s.id))
+	}
+	return nil
+}
+
+func (s *Session) addWatch(w watchSink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watches[w] = struct{}{}
+}
+
+func (s *Session) forgetWatch(w watchSink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.watches, w)
+}
+
+func (s *Session) dropWatch(w watchSink) {
+	s.forgetWatch(w)
+	s.n.tree.RemoveWatcher(w)
+}
+
+// finish ends the session locally: every watch gets a final event with err
+// and the events channel closes.
+func (s *Session) finish(err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	ws := make([]watchSink, 0, len(s.watches))
+	for w := range s.watches {
+		ws = append(ws, w)
+	}
+	s.watches = map[watchSink]struct{}{}
+	close(s.events)
+	s.mu.Unlock()
+	for _, w := range ws {
+		s.n.tree.RemoveWatcher(w)
+		w.end(err)
+	}
+	s.n.sessMu.Lock()
+	delete(s.n.sessions, s.id)
+	s.n.sessMu.Unlock()
+}
+
+// drainLocked moves the state machine's events to the channel. Caller
+// holds s.mu (or owns s exclusively).
+func (s *Session) drainLocked() (lost bool) {
+	for _, ev := range s.state.Events() {
+		select {
+		case s.events <- ev:
+		default:
+			// A reader that never reads loses the oldest event, not the newest.
+			select {
+			case <-s.events:
+			default:
+			}
+			s.events <- ev
+		}
+		if ev.Type == session.EventLost {
+			lost = true
+		}
+	}
+	return lost
+}
+
+// appMsg is a session heartbeat (owner → leader) or its acknowledgement.
+type appMsg struct {
+	Kind    uint8 `msgpack:"k"`
+	Session int64 `msgpack:"s"`
+	Sent    int64 `msgpack:"t"` // owner's clock when sent, ns; echoed in the ack
+	OK      bool  `msgpack:"ok,omitempty"`
+}
+
+const (
+	msgHeartbeat    = 1
+	msgHeartbeatAck = 2
+)
+
+// tickSessions runs on the maintenance goroutine: heartbeats, leader loss
+// and the passage of time for every local session.
+func (n *Node) tickSessions(now time.Time, leader zab.PeerID, serving bool) {
+	n.sessMu.Lock()
+	ss := make([]*Session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	n.sessMu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			continue
+		}
+		if !serving {
+			s.state.LeaderLost(now)
+		}
+		s.state.Tick(now)
+		send := serving && s.state.Status() != session.Lost && !now.Before(s.nextHB)
+		if send {
+			s.state.HeartbeatSent(now)
+			s.nextHB = s.state.NextHeartbeat(now)
+		}
+		lost := s.drainLocked()
+		s.mu.Unlock()
+		if lost {
+			s.finish(ErrSessionExpired)
+			continue
+		}
+		if send {
+			n.sendHeartbeat(leader, appMsg{Kind: msgHeartbeat, Session: s.id, Sent: now.UnixNano()})
+		}
+	}
+}
+
+func (n *Node) sendHeartbeat(leader zab.PeerID, m appMsg) {
+	if leader == zab.PeerID(n.cfg.NodeID) {
+		n.onHeartbeat(leader, m)
+		return
+	}
+	b, err := msgpack.Marshal(&m)
+	if err == nil {
+		_ = n.zab.SendApp(leader, b)
+	}
+}
+
+// onApp handles heartbeats and acks; it runs on the zab driver goroutine and
+// must not block.
+func (n *Node) onApp(from zab.PeerID, payload []byte) {
+	var m appMsg
+	if msgpackcheck.Check(payload, 4) != nil || msgpack.Unmarshal(payload, &m) != nil {
+		n.log.Debug("coord: bad app message", "from", from)
+		return
+	}
+	switch m.Kind {
+	case msgHeartbeat:
+		n.onHeartbeat(from, m)
+	case msgHeartbeatAck:
+		n.onHeartbeatAck(m)
+	}
+}
+
+// onHeartbeat is the leader's side: refresh the session and answer.
+func (n *Node) onHeartbeat(from zab.PeerID, m appMsg) {
+	leading, alive := n.touchSession(m.Session)
+	if !leading {
+		return // only the leader may vouch for a session; the owner retries
+	}
+	ack := appMsg{Kind: msgHeartbeatAck, Session: m.Session, Sent: m.Sent, OK: alive}
+	if from == zab.PeerID(n.cfg.NodeID) {
+		n.onHeartbeatAck(ack)
+		return
+	}
+	b, err := msgpack.Marshal(&ack)
+	if err == nil {
+		_ = n.zab.SendApp(from, b)
+	}
+}
+
+// onHeartbeatAck is the owner's side.
+func (n *Node) onHeartbeatAck(m appMsg) {
+	n.sessMu.Lock()
+	s := n.sessions[m.Session]
+	n.sessMu.Unlock()
+	if s == nil {
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if m.OK {
+		s.state.HeartbeatAcked(time.Unix(0, m.Sent), now)
+	} else {
+		s.state.Expired(now)
+	}
+	lost := s.drainLocked()
+	s.mu.Unlock()
+	if lost {
+		s.finish(ErrSessionExpired)
+	}
+}
