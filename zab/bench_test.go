@@ -6,10 +6,11 @@ import (
 )
 
 // benchCommit measures commit throughput of 3 voters on the simulated
-// network (no faults, no fsync): b.N proposals at the leader, at most
-// window in flight. ns/op is the wall-clock cost per committed proposal,
+// network (no faults, no fsync): b.N proposals at the leader (or forwarded
+// by a follower), at most window in flight, counted done once applied where
+// proposed. ns/op is the wall-clock cost per committed proposal,
 // summed over the three peers and the network, all on one goroutine.
-func benchCommit(b *testing.B, window int) {
+func benchCommit(b *testing.B, window int, viaFollower bool) {
 	s, err := NewSim(SimConfig{Seed: 1, Voters: 3, MinDelay: 1, MaxDelay: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -18,7 +19,11 @@ func benchCommit(b *testing.B, window int) {
 		b.Fatal("no leader")
 	}
 	l := s.Leader()
-	n := s.Node(l)
+	at := l
+	if viaFollower {
+		at = l%3 + 1 // forwarded writes
+	}
+	n := s.Node(at)
 	data := make([]byte, 64)
 	start, t0 := n.SM.N, s.Now()
 	b.ReportAllocs()
@@ -27,7 +32,7 @@ func benchCommit(b *testing.B, window int) {
 	sent := 0
 	for sent < b.N {
 		for sent < b.N && sent-int(n.SM.N-start) < window {
-			if _, err := s.Propose(l, data); err != nil {
+			if _, err := s.Propose(at, data); err != nil {
 				b.Fatal(err)
 			}
 			sent++
@@ -50,7 +55,9 @@ func benchCommit(b *testing.B, window int) {
 }
 
 func BenchmarkCommit3Voters(b *testing.B) {
-	for _, w := range []int{1, 64, 1024} {
-		b.Run(fmt.Sprintf("window=%d", w), func(b *testing.B) { benchCommit(b, w) })
+	for _, via := range []string{"leader", "follower"} {
+		for _, w := range []int{1, 64, 1024} {
+			b.Run(fmt.Sprintf("at=%s/window=%d", via, w), func(b *testing.B) { benchCommit(b, w, via == "follower") })
+		}
 	}
 }

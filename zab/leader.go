@@ -24,6 +24,7 @@ type learnerInfo struct {
 	paused    bool            // unreachable: stream nothing until it speaks again
 	readAck   uint64          // highest read sequence it echoed
 	props     map[uint64]Zxid // forwarded request id -> zxid (0: rejected)
+	propOrder []uint64        // keys of props in arrival order
 	lowWater  uint64          // requests below it are settled
 }
 
@@ -450,31 +451,48 @@ func (p *Peer) stepLeader(m Message) {
 			p.checkReads()
 		}
 	case MsgPropose:
-		if m.Seq > li.lowWater {
-			li.lowWater = m.Seq
-			for k := range li.props {
-				if k < li.lowWater {
-					delete(li.props, k)
-				}
-			}
-		}
-		if m.ReqID < li.lowWater {
-			return // settled long ago: a stale duplicate
-		}
-		z, seen := li.props[m.ReqID]
-		if !seen {
-			if l.established && !l.exhausted && len(m.Entries) == 1 {
-				z = p.leaderAppend(m.Entries[0].Data)
-			}
-			li.props[m.ReqID] = z
-		}
-		p.send(Message{Type: MsgProposeResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID, Zxid: z, Reject: z == 0})
+		p.leaderForwarded(li, m)
 	case MsgSyncReq:
 		if !l.established {
 			p.send(Message{Type: MsgSyncResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID, Reject: true})
 			return
 		}
 		p.leaderRead(li.id, m.ReqID)
+	}
+}
+
+// leaderForwarded proposes the writes a learner forwarded, once each: a
+// retransmitted request gets the zxid it got the first time.
+func (p *Peer) leaderForwarded(li *learnerInfo, m Message) {
+	l := p.lead
+	if m.Seq > li.lowWater {
+		li.lowWater = m.Seq
+		// Forget the settled ones (ids increase, so they lead the order).
+		n := 0
+		for n < len(li.propOrder) && li.propOrder[n] < li.lowWater {
+			delete(li.props, li.propOrder[n])
+			n++
+		}
+		li.propOrder = li.propOrder[n:]
+	}
+	resp := Message{Type: MsgProposeResp, To: li.id, Epoch: p.epoch}
+	for i, id := range m.ReqIDs {
+		if id < li.lowWater {
+			continue // settled long ago: a stale duplicate
+		}
+		z, seen := li.props[id]
+		if !seen {
+			if l.established && !l.exhausted {
+				z = p.leaderAppend(m.Entries[i].Data)
+			}
+			li.props[id] = z
+			li.propOrder = append(li.propOrder, id)
+		}
+		resp.ReqIDs = append(resp.ReqIDs, id)
+		resp.Entries = append(resp.Entries, Entry{Zxid: z})
+	}
+	if len(resp.ReqIDs) > 0 {
+		p.send(resp)
 	}
 }
 

@@ -14,6 +14,7 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
+	fwdDue       bool   // new forwarded writes wait to be sent
 	readSeq      uint64 // highest read sequence seen in a ping
 	lastPong     uint64
 	lastResync   uint64
@@ -59,17 +60,33 @@ func (p *Peer) maybeResync() {
 	p.send(Message{Type: MsgResync, To: p.leader, Epoch: p.epoch, Zxid: last, Seq: lr.reqSeq})
 }
 
-func (p *Peer) sendPropose(id uint64, data []byte) {
+// sendForwards sends, in batches, the forwarded writes not sent yet (or
+// all unanswered ones sent RetryTicks ago, when retry is set).
+func (p *Peer) sendForwards(retry bool) {
 	// Ids increase, so the oldest unsettled one is the lowest.
 	for len(p.fwdOrder) > 0 && p.fwdProps[p.fwdOrder[0]] == nil {
 		p.fwdOrder = p.fwdOrder[1:]
 	}
-	low := id
-	if len(p.fwdOrder) > 0 {
-		low = min(low, p.fwdOrder[0])
+	if len(p.fwdOrder) == 0 {
+		return
 	}
-	p.send(Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, ReqID: id, Seq: low,
-		Entries: []Entry{{Data: data}}})
+	m := Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, Seq: p.fwdOrder[0]}
+	for _, id := range p.fwdOrder {
+		fp := p.fwdProps[id]
+		if fp == nil || (fp.sent && !(retry && p.now-fp.sentAt >= uint64(p.cfg.RetryTicks))) || (!fp.sent && retry) {
+			continue
+		}
+		fp.sent, fp.sentAt = true, p.now
+		m.ReqIDs = append(m.ReqIDs, id)
+		m.Entries = append(m.Entries, Entry{Data: fp.data})
+		if len(m.Entries) >= p.cfg.MaxMsgEntries {
+			p.send(m)
+			m.ReqIDs, m.Entries = nil, nil
+		}
+	}
+	if len(m.Entries) > 0 {
+		p.send(m)
+	}
 }
 
 func (p *Peer) tickLearner() {
@@ -113,12 +130,7 @@ func (p *Peer) tickLearner() {
 		}
 		p.fwdOrder = keep
 	}
-	for _, id := range p.fwdOrder {
-		if fp := p.fwdProps[id]; fp != nil && p.now-fp.sentAt >= retry {
-			fp.sentAt = p.now
-			p.sendPropose(id, fp.data)
-		}
-	}
+	p.sendForwards(true)
 	for _, id := range sortedKeys(p.fwdSyncs) {
 		if p.now-p.fwdSyncs[id] >= retry {
 			p.fwdSyncs[id] = p.now
@@ -188,15 +200,17 @@ func (p *Peer) stepLearner(m Message) {
 			p.maybeResync()
 		}
 	case MsgProposeResp:
-		if _, ok := p.fwdProps[m.ReqID]; !ok {
-			return
+		for i, id := range m.ReqIDs {
+			if _, ok := p.fwdProps[id]; !ok {
+				continue // answered before: a duplicate
+			}
+			delete(p.fwdProps, id)
+			if z := m.Entries[i].Zxid; z != 0 {
+				p.addWaiting(z, id)
+			} else {
+				p.props = append(p.props, ProposalResult{ID: id, Err: ErrProposalDropped})
+			}
 		}
-		delete(p.fwdProps, m.ReqID)
-		if m.Reject {
-			p.props = append(p.props, ProposalResult{ID: m.ReqID, Err: ErrProposalDropped})
-			return
-		}
-		p.addWaiting(m.Zxid, m.ReqID)
 	case MsgSyncResp:
 		if _, ok := p.fwdSyncs[m.ReqID]; !ok {
 			return
@@ -326,10 +340,15 @@ func (p *Peer) learnerCommit(c Zxid) {
 }
 
 // learnerFlush sends one cumulative ACK for everything appended since the
-// last Ready.
+// last Ready, and the writes forwarded since then in one message.
 func (p *Peer) learnerFlush() {
-	if lr := p.lrn; lr.ackDue {
+	lr := p.lrn
+	if lr.ackDue {
 		lr.ackDue = false
 		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last()})
+	}
+	if lr.fwdDue {
+		lr.fwdDue = false
+		p.sendForwards(false)
 	}
 }

@@ -55,10 +55,11 @@ const (
 	// MsgPong answers a ping: Zxid is the learner's last zxid and Seq echoes
 	// the ping's read sequence.
 	MsgPong
-	// MsgPropose forwards a write (Entries[0].Data) with request ReqID. Seq is
-	// the lowest request id the learner still waits for.
+	// MsgPropose forwards writes: Entries[i].Data under request ReqIDs[i].
+	// Seq is the lowest request id the learner still waits for.
 	MsgPropose
-	// MsgProposeResp answers MsgPropose: the assigned Zxid, or Reject.
+	// MsgProposeResp answers MsgPropose: Entries[i].Zxid is the zxid
+	// assigned to ReqIDs[i], or zero if the leader refused it.
 	MsgProposeResp
 	// MsgSyncReq forwards a Sync request ReqID to the leader.
 	MsgSyncReq
@@ -138,6 +139,9 @@ type Message struct {
 	Seq uint64 `msgpack:"q,omitempty"`
 	// ReqID identifies a forwarded request.
 	ReqID uint64 `msgpack:"i,omitempty"`
+	// ReqIDs identify the forwarded writes of MsgPropose and
+	// MsgProposeResp, one per entry.
+	ReqIDs []uint64 `msgpack:"is,omitempty"`
 	// Mode is the synchronisation mode of a first sync chunk.
 	Mode SyncMode `msgpack:"m,omitempty"`
 	// Snap is the snapshot of a SNAP synchronisation.

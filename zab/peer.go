@@ -116,6 +116,7 @@ type readWait struct {
 
 type fwdProp struct {
 	data   []byte
+	sent   bool
 	sentAt uint64
 }
 
@@ -292,9 +293,16 @@ func (p *Peer) Step(m Message) error {
 		return fmt.Errorf("%w: message %v from %d to %d", ErrUnknownPeer, m.Type, m.From, m.To)
 	}
 	for i, e := range m.Entries {
-		if (i == 0 && m.Type != MsgPropose && e.Zxid <= m.Prev) || (i > 0 && e.Zxid <= m.Entries[i-1].Zxid) {
+		if m.Type == MsgPropose || m.Type == MsgProposeResp {
+			break // not a log: entries pair with ReqIDs
+		}
+		if (i == 0 && e.Zxid <= m.Prev) || (i > 0 && e.Zxid <= m.Entries[i-1].Zxid) {
 			return fmt.Errorf("%w: %v from %d has entries out of order", ErrBadMessage, m.Type, m.From)
 		}
+	}
+	if (m.Type == MsgPropose || m.Type == MsgProposeResp) && len(m.ReqIDs) != len(m.Entries) {
+		return fmt.Errorf("%w: %v from %d pairs %d ids with %d entries", ErrBadMessage, m.Type, m.From,
+			len(m.ReqIDs), len(m.Entries))
 	}
 	switch p.role {
 	case RoleLooking:
@@ -329,9 +337,10 @@ func (p *Peer) Propose(id uint64, data []byte) error {
 		if !p.lrn.serving {
 			return ErrNoLeader
 		}
-		p.fwdProps[id] = &fwdProp{data: data, sentAt: p.now}
+		// Sent with the other new forwards at the next Ready (batched).
+		p.fwdProps[id] = &fwdProp{data: data}
 		p.fwdOrder = append(p.fwdOrder, id)
-		p.sendPropose(id, data)
+		p.lrn.fwdDue = true
 		return nil
 	}
 	return ErrNoLeader
