@@ -151,4 +151,3 @@ func (n *Node) Stats() Stats {
 	}
 	return s
 }
-
