@@ -285,8 +285,8 @@ func (p *Peer) Tick() {
 // Step feeds the peer one message from the network. It returns
 // ErrUnknownPeer for a message not addressed to this peer or from a peer
 // outside the ensemble, and ErrBadMessage for a malformed one; such
-// messages change nothing. Stale, duplicated or
-// unexpected messages are ignored.
+// messages change nothing. Stale, duplicated or unexpected messages are
+// ignored.
 func (p *Peer) Step(m Message) error {
 	p.mustNotBeInReady()
 	if m.To != p.id || m.From == p.id || !p.isMember(m.From) {
@@ -320,9 +320,10 @@ func (p *Peer) Step(m Message) error {
 // leader deduplicates retransmitted forwards by id and drops ids below the
 // lowest one the learner still waits for; start the counter from, e.g., the
 // boot time in nanoseconds). A leader assigns the zxid at once; a learner
-// forwards it to its leader and retransmits until answered. The outcome arrives in a later
-// Ready's Proposals. Propose returns ErrNoLeader (and nothing is sent) when
-// the peer serves no established leader.
+// forwards it (batched with others at the next Ready) to its leader and
+// retransmits until answered. The outcome arrives in a later Ready's
+// Proposals. Propose returns ErrNoLeader (and nothing is sent) when the peer
+// serves no established leader.
 func (p *Peer) Propose(id uint64, data []byte) error {
 	p.mustNotBeInReady()
 	switch p.role {
