@@ -405,3 +405,25 @@ func TestStatus(t *testing.T) {
 	require.Equal(t, NewZxid(1, 1), st.LastZxid)
 	require.Equal(t, Progress{Synced: true, Sent: NewZxid(1, 1)}, st.Progress[2])
 }
+
+// The leader's own copy counts toward the quorum only once it is durable.
+func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	h.drain()
+	require.NoError(t, h.p.Propose(1, []byte("a")))
+	z := NewZxid(1, 1)
+	// The follower's ACK arrives before the leader persisted its own copy.
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, Zxid: z})
+	require.Zero(t, h.p.Committed())
+	rd := h.p.Ready()
+	require.Equal(t, []Entry{{Zxid: z, Data: []byte("a")}}, rd.Entries)
+	require.Empty(t, rd.CommittedEntries)
+	require.NoError(t, h.st.Append(rd.Entries))
+	h.p.Advance()
+	require.Equal(t, z, h.p.Committed())
+	_, rds := h.drain()
+	require.Equal(t, z, rds[0].CommittedEntries[0].Zxid)
+}
