@@ -28,7 +28,18 @@ func (t *Tree) Apply(txn Txn) Result {
 	txn.Time = max(txn.Time, t.lastTime)
 	t.lastTime = txn.Time
 	t.events = t.events[:0]
+	if txn.ReqID != 0 {
+		t.expireDedup(txn.Time)
+		if e, ok := t.dedup[txn.ReqID]; ok {
+			r := e.result
+			r.Duplicate = true
+			return r
+		}
+	}
 	res := t.apply(&txn)
+	if txn.ReqID != 0 && res.Err == nil {
+		t.remember(txn.ReqID, txn.Time, res)
+	}
 	if len(t.events) > 0 {
 		t.watches.fire(t.events)
 		clear(t.events) // drop path references

@@ -95,6 +95,10 @@ func (g *txnGen) next(reapable func(now int64) []string) Txn {
 	g.zxid++
 	g.now += int64(g.r.IntN(20))
 	txn := Txn{Zxid: g.zxid, Time: g.now, Session: g.session()}
+	// Some txns carry request ids, a few of them reused (retries).
+	if k := g.r.IntN(10); k < 3 {
+		txn.ReqID = uint64(1 + g.r.IntN(int(g.zxid)))
+	}
 	switch k := g.r.IntN(100); {
 	case k < 70:
 		txn.Op = g.simpleOp()

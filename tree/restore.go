@@ -24,6 +24,7 @@ func (t *Tree) Restore(r io.Reader) error {
 	oldRoot := t.root
 	t.root, t.count, t.lastZxid, t.lastTime, t.digest = fresh.root, fresh.count, fresh.lastZxid, fresh.lastTime, fresh.digest
 	t.sessions, t.reapable = fresh.sessions, fresh.reapable
+	t.dedup, t.dedupOrder = fresh.dedup, fresh.dedupOrder
 
 	t.events = t.events[:0]
 	t.watches.mu.Lock()

@@ -50,6 +50,7 @@ type snapMeta struct {
 	Nodes    int64         `msgpack:"n"`
 	Sessions []SessionInfo `msgpack:"s"`
 	LastTime int64         `msgpack:"t"`
+	Dedup    []dedupRec    `msgpack:"u,omitempty"`
 }
 
 type snapNode struct {
@@ -105,6 +106,9 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	meta := snapMeta{Zxid: t.lastZxid, Digest: t.digest, Nodes: int64(t.count), LastTime: t.lastTime}
 	for id, ss := range t.sessions {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
+	}
+	for _, e := range t.dedupOrder {
+		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Time: e.time, Res: toRec(e.result)})
 	}
 	t.mu.Unlock()
 	defer func() {
@@ -314,6 +318,14 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		}
 		t.sessions[s.ID] = &sessionState{timeout: s.Timeout, ephemerals: make(map[string]struct{})}
 	}
+	for i, d := range meta.Dedup {
+		if d.ID == 0 || t.dedup[d.ID] != nil || (i > 0 && d.Time < meta.Dedup[i-1].Time) {
+			return fmt.Errorf("%w: dedup entry %d", ErrCorruptSnapshot, i)
+		}
+		e := &dedupEntry{id: d.ID, time: d.Time, result: fromRec(d.Res)}
+		t.dedup[d.ID] = e
+		t.dedupOrder = append(t.dedupOrder, e)
+	}
 	maxFrame := t.maxData + MaxPathLen + 256
 	for i := int64(0); i < meta.Nodes; i++ {
 		var rec snapNode
@@ -399,6 +411,9 @@ func (t *Tree) computeDigest() uint64 {
 	walk(append(make([]byte, 0, 256), '/'), t.root)
 	for id, s := range t.sessions {
 		d += sessionHash(id, s.timeout)
+	}
+	for _, e := range t.dedupOrder {
+		d += dedupHash(e)
 	}
 	return d
 }

@@ -43,6 +43,10 @@ type Tree struct {
 	// the reaper has to look at.
 	reapable map[string]struct{}
 	maxData  int
+	// dedup remembers the results of recent successful txns with a ReqID,
+	// oldest first in dedupOrder, for DedupWindow of txn time.
+	dedup      map[uint64]*dedupEntry
+	dedupOrder []*dedupEntry
 
 	// Per-apply scratch, guarded by mu (write).
 	events []Event
@@ -149,6 +153,7 @@ func New(opts Options) *Tree {
 		sessions: make(map[int64]*sessionState),
 		reapable: make(map[string]struct{}),
 		maxData:  opts.MaxDataSize,
+		dedup:    make(map[uint64]*dedupEntry),
 	}
 	if t.maxData <= 0 {
 		t.maxData = DefaultMaxDataSize

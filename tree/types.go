@@ -119,11 +119,18 @@ type Op struct {
 // leader gave it. Applying the same txns in zxid order to equal trees yields
 // equal trees: every check (versions, existence, sessions) is made at apply
 // time from the tree's own state.
+//
+// A txn with a ReqID is idempotent: if a txn with the same ReqID succeeded
+// within DedupWindow before it, the op is not applied again and the first
+// result is returned (with Duplicate set). Proposers reuse a ReqID only to
+// retry a write whose outcome they could not learn, so a sequential create
+// never leaves an orphan and no write applies twice.
 type Txn struct {
-	Zxid    int64 `msgpack:"z"`
-	Time    int64 `msgpack:"c"`           // ms since the Unix epoch, the leader's clock
-	Session int64 `msgpack:"s,omitempty"` // issuing session (owner of ephemerals); 0 = none
-	Op      Op    `msgpack:"o"`
+	Zxid    int64  `msgpack:"z"`
+	Time    int64  `msgpack:"c"`           // ms since the Unix epoch, the leader's clock
+	Session int64  `msgpack:"s,omitempty"` // issuing session (owner of ephemerals); 0 = none
+	ReqID   uint64 `msgpack:"r,omitempty"` // proposer's unique request id; 0 = none
+	Op      Op     `msgpack:"o"`
 }
 
 // Result is the outcome of applying one op. For a multi, Results holds one
@@ -136,6 +143,9 @@ type Result struct {
 	Path    string // created path (with its sequence suffix)
 	Stat    Stat   // the node's stat after a create or setData
 	Results []Result
+	// Duplicate is set when the txn's ReqID had already succeeded: this is
+	// that first result and nothing was applied now.
+	Duplicate bool
 }
 
 // EventType is the kind of change a watch event reports.

@@ -1,0 +1,82 @@
+package tree
+
+// DedupWindow is how long (in txn time, ms) the result of a txn with a ReqID
+// is remembered, and so how long a proposer may retry it safely.
+const DedupWindow = int64(120_000)
+
+// maxDedup bounds the remembered results whatever the write rate.
+const maxDedup = 200_000
+
+type dedupEntry struct {
+	id     uint64
+	time   int64
+	result Result
+}
+
+// remember records a successful txn's result under its ReqID.
+func (t *Tree) remember(id uint64, time int64, res Result) {
+	e := &dedupEntry{id: id, time: time, result: res}
+	t.dedup[id] = e
+	t.dedupOrder = append(t.dedupOrder, e)
+	t.digest += dedupHash(e)
+	if len(t.dedupOrder) > maxDedup {
+		t.dropDedup(len(t.dedupOrder) - maxDedup)
+	}
+}
+
+// expireDedup forgets results older than DedupWindow before now.
+func (t *Tree) expireDedup(now int64) {
+	n := 0
+	for n < len(t.dedupOrder) && now-t.dedupOrder[n].time > DedupWindow {
+		n++
+	}
+	if n > 0 {
+		t.dropDedup(n)
+	}
+}
+
+func (t *Tree) dropDedup(n int) {
+	for _, e := range t.dedupOrder[:n] {
+		delete(t.dedup, e.id)
+		t.digest -= dedupHash(e)
+	}
+	clear(t.dedupOrder[:n])
+	t.dedupOrder = t.dedupOrder[n:]
+}
+
+func dedupHash(e *dedupEntry) uint64 {
+	h := fnvString(fnvOffset, "dedup")
+	h = fnvUint64(h, e.id)
+	h = fnvUint64(h, uint64(e.time))
+	return mix64(h)
+}
+
+// dedupRec and resultRec are the snapshot form of the dedup table.
+type dedupRec struct {
+	ID   uint64    `msgpack:"i"`
+	Time int64     `msgpack:"t"`
+	Res  resultRec `msgpack:"r"`
+}
+
+type resultRec struct {
+	Type    OpType      `msgpack:"t"`
+	Path    string      `msgpack:"p,omitempty"`
+	Stat    Stat        `msgpack:"s"`
+	Results []resultRec `msgpack:"x,omitempty"`
+}
+
+func toRec(r Result) resultRec {
+	rec := resultRec{Type: r.Type, Path: r.Path, Stat: r.Stat}
+	for _, sub := range r.Results {
+		rec.Results = append(rec.Results, toRec(sub))
+	}
+	return rec
+}
+
+func fromRec(rec resultRec) Result {
+	r := Result{Type: rec.Type, Path: rec.Path, Stat: rec.Stat}
+	for _, sub := range rec.Results {
+		r.Results = append(r.Results, fromRec(sub))
+	}
+	return r
+}

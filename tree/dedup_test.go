@@ -1,0 +1,63 @@
+package tree
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRetriedTxnAppliesOnce(t *testing.T) {
+	a := newApplier(Options{})
+	a.create(t, "/q", "", Persistent)
+	apply := func(id uint64, op Op) Result {
+		a.zxid++
+		a.now += 10
+		return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Op: op})
+	}
+	first := apply(7, Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential})
+	require.NoError(t, first.Err)
+	again := apply(7, Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential})
+	require.NoError(t, again.Err)
+	require.True(t, again.Duplicate)
+	require.Equal(t, first.Path, again.Path, "the retry learns the name the first attempt got")
+	names, _, _ := a.t.Children("/q", nil)
+	require.Len(t, names, 1, "no orphan")
+
+	set := apply(8, Op{Type: OpSetData, Path: "/q", Data: []byte("x"), Version: -1})
+	require.NoError(t, set.Err)
+	dup := apply(8, Op{Type: OpSetData, Path: "/q", Data: []byte("x"), Version: -1})
+	require.Equal(t, set.Stat, dup.Stat)
+	_, st, _ := a.t.Get("/q", nil)
+	require.Equal(t, int32(1), st.Version, "a retried set does not bump the version again")
+
+	// A delete retried after it succeeded reports success, not ErrNoNode.
+	require.NoError(t, apply(9, Op{Type: OpDelete, Path: first.Path, Version: -1}).Err)
+	require.NoError(t, apply(9, Op{Type: OpDelete, Path: first.Path, Version: -1}).Err)
+
+	// Failed txns are not remembered: a retry is applied.
+	require.ErrorIs(t, apply(10, Op{Type: OpCreate, Path: "/r/x"}).Err, ErrNoNode)
+	a.create(t, "/r", "", Persistent)
+	r := apply(10, Op{Type: OpCreate, Path: "/r/x"})
+	require.NoError(t, r.Err)
+	require.False(t, r.Duplicate)
+
+	// The result survives a snapshot.
+	var buf bytes.Buffer
+	_, err := a.t.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	back, err := ReadSnapshot(&buf, Options{})
+	require.NoError(t, err)
+	require.Equal(t, a.t.Digest(), back.Digest())
+	dupAfter := back.Apply(Txn{Zxid: a.zxid + 1, Time: a.now + 1, ReqID: 7, Op: Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential}})
+	require.True(t, dupAfter.Duplicate)
+	require.Equal(t, first.Path, dupAfter.Path)
+
+	// After the window the id is forgotten.
+	a.now += DedupWindow + 1
+	late := apply(7, Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential})
+	require.NoError(t, late.Err)
+	require.False(t, late.Duplicate)
+	require.NotEqual(t, first.Path, late.Path)
+	checkDigest(t, a.t)
+}
