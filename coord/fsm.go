@@ -16,6 +16,7 @@ import (
 // clock and session. Followers forward it unchanged to the leader.
 type request struct {
 	Origin  uint64  `msgpack:"o"`
+	ReqID   uint64  `msgpack:"r,omitempty"` // unique per write; reused only by its retries
 	Time    int64   `msgpack:"t"` // proposer's clock, ms since the Unix epoch
 	Session int64   `msgpack:"s,omitempty"`
 	Op      tree.Op `msgpack:"p"`
@@ -65,7 +66,7 @@ func (f *fsm) Apply(e zab.Entry) {
 		// A session's id is the zxid of its creation: unique across leaders.
 		req.Op.Session = int64(e.Zxid)
 	}
-	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, Op: req.Op}
+	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op}
 	res := f.tree.Apply(txn)
 	if f.onApply != nil {
 		f.onApply(txn, res)

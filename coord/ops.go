@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/coord-dev/coord/tree"
@@ -255,21 +256,52 @@ func (n *Node) propose(ctx context.Context, session int64, op tree.Op) (tree.Res
 	return res, err
 }
 
-// proposeAt is propose that also returns the txn's zxid.
+// proposeAt is propose that also returns the txn's zxid. The request
+// carries a unique id, so when its outcome is unknown (the leader was lost
+// in flight) or no leader is established, it is retried until ctx ends: the
+// tree applies a request id at most once, so a retry never applies a write
+// twice and a retried sequential create returns the name it first got.
 func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.Result, zab.Zxid, error) {
-	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, Time: time.Now().UnixMilli(), Session: session, Op: op})
+	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session, Op: op})
 	if err != nil {
 		return tree.Result{}, 0, err
 	}
-	z, err := n.zab.Propose(ctx, data)
-	if err != nil {
-		return tree.Result{}, 0, n.mapErr(err)
+	var unknown error
+	for {
+		z, err := n.zab.Propose(ctx, data)
+		if err == nil {
+			res, ok := n.fsm.take(z)
+			if !ok {
+				return tree.Result{}, z, fmt.Errorf("%w: result of %v not found", ErrOutcomeUnknown, z)
+			}
+			return res, z, res.Err
+		}
+		retry := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrProposalDropped)
+		if errors.Is(err, zab.ErrOutcomeUnknown) {
+			unknown = err
+		}
+		if !retry || ctx.Err() != nil || n.closed.Load() {
+			if unknown != nil && !errors.Is(err, zab.ErrOutcomeUnknown) {
+				// An earlier attempt may have been applied.
+				return tree.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, n.mapErr(err))
+			}
+			return tree.Result{}, 0, n.mapErr(err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-n.closing:
+		case <-time.After(n.cfg.TickInterval):
+		}
 	}
-	res, ok := n.fsm.take(z)
-	if !ok {
-		return tree.Result{}, z, fmt.Errorf("%w: result of %v not found", ErrOutcomeUnknown, z)
+}
+
+// newReqID returns a random non-zero request id.
+func newReqID() uint64 {
+	for {
+		if id := rand.Uint64(); id != 0 {
+			return id
+		}
 	}
-	return res, z, res.Err
 }
 
 // mapErr turns zab's errors into coord's.
