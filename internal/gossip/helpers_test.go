@@ -14,11 +14,12 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Fast timers for loopback tests: a dead peer is declared within about a
-// second and a split is healed within a few heal rounds.
+// Fast timers for loopback tests: a dead peer is declared within a few
+// seconds and a split is healed within a few heal rounds. Faster probes
+// make a loaded 2-CPU machine running -race declare live peers dead.
 const (
-	testProbe = 50 * time.Millisecond
-	testHeal  = 250 * time.Millisecond
+	testProbe = 100 * time.Millisecond
+	testHeal  = 300 * time.Millisecond
 )
 
 // logRecords is a slog handler that keeps every record as one line
@@ -222,6 +223,38 @@ func waitEvent(t *testing.T, n *testNode, typ EventType, id uint64, timeout time
 			t.Fatalf("node %d: no %v event for node %d within %v", n.cfg.NodeID, typ, id, timeout)
 		}
 	}
+}
+
+// recorder keeps every event of a node, so a test can look for one without
+// consuming (and losing) the others.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// recordEvents reads n's events until Close closes the channel.
+func recordEvents(n *testNode) *recorder {
+	r := &recorder{}
+	go func() {
+		for ev := range n.Events() {
+			r.mu.Lock()
+			r.events = append(r.events, ev)
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// find returns the first recorded event that matches.
+func (r *recorder) find(match func(Event) bool) (Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if match(ev) {
+			return ev, true
+		}
+	}
+	return Event{}, false
 }
 
 // partition cuts gossip between groups of addresses. Nodes whose transport
