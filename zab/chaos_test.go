@@ -21,17 +21,18 @@ type chaosOpts struct {
 	snapshotEvery     int
 	maxCounter        uint32
 	queueLimit        int
+	msgBytes          int
 }
 
 func (o chaosOpts) String() string {
-	return fmt.Sprintf("%dv%do-f%.2f-d%d-s%d-c%d-q%d", o.voters, o.observers, o.fault, o.maxDelay, o.snapshotEvery,
-		o.maxCounter, o.queueLimit)
+	return fmt.Sprintf("%dv%do-f%.2f-d%d-s%d-c%d-q%d-b%d", o.voters, o.observers, o.fault, o.maxDelay, o.snapshotEvery,
+		o.maxCounter, o.queueLimit, o.msgBytes)
 }
 
 func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	s := newSim(t, SimConfig{Seed: seed, Voters: o.voters, Observers: o.observers, DropRate: o.fault, DupRate: o.fault,
 		Reorder: true, MaxDelay: o.maxDelay, SnapshotEvery: o.snapshotEvery, QueueLimit: o.queueLimit,
-		Peer: Config{MaxCounter: o.maxCounter, MaxMsgEntries: 8}})
+		Peer: Config{MaxCounter: o.maxCounter, MaxMsgEntries: 8, MaxMsgBytes: o.msgBytes}})
 	rng := rand.New(rand.NewPCG(seed, 99))
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()
@@ -129,7 +130,7 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 var chaosShapes = []chaosOpts{
 	{voters: 3, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
 	{voters: 5, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
-	{voters: 3, observers: 2, fault: 0.25, maxDelay: 30, snapshotEvery: 10},
+	{voters: 3, observers: 2, fault: 0.25, maxDelay: 30, snapshotEvery: 10, msgBytes: 5},
 	{voters: 5, observers: 1, fault: 0.10, maxDelay: 5, snapshotEvery: 25, maxCounter: 15},
 	{voters: 3, observers: 1, fault: 0.02, maxDelay: 20, snapshotEvery: 30, queueLimit: 4},
 }

@@ -55,6 +55,10 @@ type Config struct {
 	MaxCounter uint32
 	// MaxMsgEntries caps the entries in one message. Default 1024.
 	MaxMsgEntries int
+	// MaxMsgBytes caps the entry data (at least one entry always goes) and
+	// the snapshot chunk in one message, to stay under the transport's
+	// frame limit. Default 1 MiB.
+	MaxMsgBytes int
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.
@@ -73,6 +77,7 @@ func (c Config) withDefaults() Config {
 	def(&c.FinalizeTicks, 1)
 	def(&c.RetryTicks, 3)
 	def(&c.MaxMsgEntries, 1024)
+	def(&c.MaxMsgBytes, 1<<20)
 	if c.MaxCounter == 0 {
 		c.MaxCounter = math.MaxUint32
 	}
@@ -119,7 +124,7 @@ func (c Config) Validate() error {
 		v    int
 	}{{"HeartbeatTicks", c.HeartbeatTicks}, {"SyncLimit", c.SyncLimit}, {"InitLimit", c.InitLimit},
 		{"ElectionTicks", c.ElectionTicks}, {"FinalizeTicks", c.FinalizeTicks}, {"RetryTicks", c.RetryTicks},
-		{"MaxMsgEntries", c.MaxMsgEntries}} {
+		{"MaxMsgEntries", c.MaxMsgEntries}, {"MaxMsgBytes", c.MaxMsgBytes}} {
 		if f.v < 0 {
 			return bad("%s must not be negative", f.name)
 		}

@@ -153,6 +153,15 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 	} else {
 		s := p.log.snapshot()
 		first.Mode, first.Prev, first.Snap = SyncSnap, s.Zxid, s.Data
+		if max := p.cfg.MaxMsgBytes; len(s.Data) > max {
+			// Too big for one frame: stream it ahead of the SNAP itself.
+			for off := 0; off < len(s.Data); off += max {
+				end := min(off+max, len(s.Data))
+				p.send(Message{Type: MsgSnapChunk, To: li.id, Epoch: p.epoch, Seq: seq, Prev: s.Zxid,
+					Offset: uint64(off), Total: uint64(len(s.Data)), Snap: s.Data[off:end]})
+			}
+			first.Snap, first.Offset = nil, uint64(len(s.Data))
+		}
 	}
 	li.syncing = true
 	li.sent = first.Prev
@@ -169,6 +178,7 @@ func (p *Peer) sendSyncTail(li *learnerInfo, first Message) {
 		if err != nil {
 			return // compacted meanwhile: the learner will ask again
 		}
+		ents = p.fitBytes(ents, len(m.Snap))
 		m.Type, m.To, m.Epoch = MsgSync, li.id, p.epoch
 		m.Prev, m.Entries, m.Commit = li.sent, ents, p.log.committed
 		if n := len(ents); n > 0 {
@@ -182,6 +192,18 @@ func (p *Peer) sendSyncTail(li *learnerInfo, first Message) {
 		p.send(m)
 		m = Message{Seq: first.Seq}
 	}
+}
+
+// fitBytes shortens ents so that their data and used bytes already in the
+// message stay within MaxMsgBytes; the first entry always goes.
+func (p *Peer) fitBytes(ents []Entry, used int) []Entry {
+	for i, e := range ents {
+		used += len(e.Data)
+		if used > p.cfg.MaxMsgBytes && i > 0 {
+			return ents[:i]
+		}
+	}
+	return ents
 }
 
 // leaderDurable runs after Advance: our own durable log may complete the
@@ -342,6 +364,7 @@ func (p *Peer) leaderFlush() {
 				if err != nil || len(ents) == 0 {
 					break // compacted: the learner resyncs
 				}
+				ents = p.fitBytes(ents, 0)
 				p.send(Message{Type: typ, To: id, Epoch: p.epoch, Prev: li.sent, Entries: ents, Commit: c})
 				li.sent = ents[len(ents)-1].Zxid
 			}

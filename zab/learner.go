@@ -14,8 +14,14 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
-	fwdDue       bool   // new forwarded writes wait to be sent
-	readSeq      uint64 // highest read sequence seen in a ping
+	snapSeq      uint64 // synchronisation the snapshot chunks in snapBuf belong to
+	snapZxid     Zxid
+	snapBuf      []byte
+	snapGot      map[uint64]bool // offsets of the chunks received
+	snapHave     int             // bytes received
+	snapMode     *Message        // the SNAP itself, if it overtook chunks
+	fwdDue       bool            // new forwarded writes wait to be sent
+	readSeq      uint64          // highest read sequence seen in a ping
 	lastPong     uint64
 	lastResync   uint64
 	resyncAt     Zxid
@@ -176,6 +182,8 @@ func (p *Peer) stepLearner(m Message) {
 	switch m.Type {
 	case MsgSync, MsgNewLeader:
 		p.learnerSync(m)
+	case MsgSnapChunk:
+		p.learnerSnapChunk(m)
 	case MsgProposal, MsgInform:
 		if lr.prefixOK {
 			p.appendChain(m)
@@ -261,6 +269,31 @@ func (p *Peer) learnerSync(m Message) {
 	p.learnerCommit(m.Commit)
 }
 
+// learnerSnapChunk collects the chunks of a large SNAP, in any order.
+func (p *Peer) learnerSnapChunk(m Message) {
+	lr := p.lrn
+	if m.Seq != lr.reqSeq || lr.modeSeq == lr.reqSeq {
+		return // another synchronisation's, or already installed
+	}
+	if m.Offset+uint64(len(m.Snap)) > m.Total || m.Total > 1<<40 {
+		return
+	}
+	if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || uint64(len(lr.snapBuf)) != m.Total {
+		lr.snapSeq, lr.snapZxid = m.Seq, m.Prev
+		lr.snapBuf, lr.snapGot, lr.snapHave = make([]byte, m.Total), map[uint64]bool{}, 0
+	}
+	if lr.snapGot[m.Offset] {
+		return // a duplicate
+	}
+	lr.snapGot[m.Offset] = true
+	lr.snapHave += copy(lr.snapBuf[m.Offset:], m.Snap)
+	lr.lastProgress = p.now
+	if mm := lr.snapMode; mm != nil && lr.snapHave == len(lr.snapBuf) && mm.Seq == lr.snapSeq {
+		lr.snapMode = nil
+		p.learnerSync(*mm)
+	}
+}
+
 // applySyncMode brings our log to end at m.Prev as the leader's does. It
 // reports false when it cannot (the chunk is then ignored; the retry timer
 // asks for a new synchronisation).
@@ -284,7 +317,21 @@ func (p *Peer) applySyncMode(m Message) bool {
 		if m.Prev < p.log.committed || (lr.nlDone && m.Prev <= last) {
 			return false
 		}
-		p.log.installSnapshot(Snapshot{Zxid: m.Prev, Data: m.Snap})
+		data := m.Snap
+		if m.Offset > 0 {
+			// Sent in chunks ahead of this message.
+			if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || uint64(len(lr.snapBuf)) != m.Offset ||
+				lr.snapHave != len(lr.snapBuf) {
+				// Chunks still missing (reordered): apply it once they
+				// are all here.
+				mm := m
+				lr.snapMode = &mm
+				return false
+			}
+			data = lr.snapBuf
+		}
+		lr.snapBuf, lr.snapGot, lr.snapMode = nil, nil, nil
+		p.log.installSnapshot(Snapshot{Zxid: m.Prev, Data: data})
 		p.snapshotInstalled(m.Prev)
 		return true
 	}

@@ -66,6 +66,11 @@ const (
 	// MsgSyncResp answers MsgSyncReq with the zxid (Zxid) the learner must
 	// apply before the Sync completes, or Reject.
 	MsgSyncResp
+	// MsgSnapChunk carries part of a large SNAP (Snap, at Offset, of Total
+	// bytes) of synchronisation Seq, for the snapshot at Prev. The SNAP
+	// MsgSync that follows the chunks has no Snap and the total size in
+	// Offset.
+	MsgSnapChunk
 )
 
 var msgTypeNames = [...]string{
@@ -74,7 +79,7 @@ var msgTypeNames = [...]string{
 	MsgUpToDate: "UPTODATE", MsgProposal: "PROPOSAL", MsgAck: "ACK",
 	MsgCommit: "COMMIT", MsgInform: "INFORM", MsgResync: "RESYNC", MsgPing: "PING",
 	MsgPong: "PONG", MsgPropose: "PROPOSE", MsgProposeResp: "PROPOSERESP",
-	MsgSyncReq: "SYNCREQ", MsgSyncResp: "SYNCRESP",
+	MsgSyncReq: "SYNCREQ", MsgSyncResp: "SYNCRESP", MsgSnapChunk: "SNAPCHUNK",
 }
 
 // String returns the ZooKeeper-style name of t.
@@ -144,8 +149,13 @@ type Message struct {
 	ReqIDs []uint64 `msgpack:"is,omitempty"`
 	// Mode is the synchronisation mode of a first sync chunk.
 	Mode SyncMode `msgpack:"m,omitempty"`
-	// Snap is the snapshot of a SNAP synchronisation.
+	// Snap is the snapshot (or a chunk of it) of a SNAP synchronisation.
 	Snap []byte `msgpack:"sn,omitempty"`
+	// Offset places a snapshot chunk; on a SNAP sent in chunks, it is the
+	// total size.
+	Offset uint64 `msgpack:"of,omitempty"`
+	// Total is the size of the snapshot a chunk belongs to.
+	Total uint64 `msgpack:"tt,omitempty"`
 	// Reject marks a refused request.
 	Reject bool `msgpack:"x,omitempty"`
 	// NewLeader marks the acknowledgement of NEWLEADER.

@@ -126,14 +126,17 @@ func TestSimCatchUp(t *testing.T) {
 		name     string
 		snapshot int
 		behind   int
+		msgBytes int // small: the snapshot travels in chunks
 		want     SyncMode
 	}{
-		{"diff", 0, 200, SyncDiff},
-		{"snap", 100, 1000, SyncSnap},
+		{"diff", 0, 200, 0, SyncDiff},
+		{"snap", 100, 1000, 0, SyncSnap},
+		{"snap-chunked", 100, 1000, 7, SyncSnap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSim(t, SimConfig{Seed: testSeed(t, 17), Voters: 3, Observers: 1, SnapshotEvery: tt.snapshot})
+			s := newSim(t, SimConfig{Seed: testSeed(t, 17), Voters: 3, Observers: 1, SnapshotEvery: tt.snapshot,
+				Peer: Config{MaxMsgBytes: tt.msgBytes}})
 			l := waitStable(t, s, 2000)
 			reqs := submit(t, s, 50, 10)
 			settleAndConverge(t, s, reqs, 2000)
@@ -145,9 +148,20 @@ func TestSimCatchUp(t *testing.T) {
 			more := submit(t, s, tt.behind, 50)
 			require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
 			modes := syncModes(s)
+			chunks := 0
+			onDeliver := s.OnDeliver
+			s.OnDeliver = func(m Message) {
+				onDeliver(m)
+				if m.Type == MsgSnapChunk && m.To == down {
+					chunks++
+				}
+			}
 			require.NoError(t, s.Restart(down))
 			settleAndConverge(t, s, nil, 3000)
 			require.Contains(t, modes[down], tt.want, "modes sent to %d: %v", down, modes[down])
+			if tt.msgBytes > 0 {
+				require.GreaterOrEqual(t, chunks, 4, "a 24-byte snapshot in 7-byte chunks")
+			}
 			require.EqualValues(t, 50+tt.behind, s.Node(down).SM.N)
 		})
 	}
