@@ -41,6 +41,7 @@ func (t *Tree) Apply(txn Txn) Result {
 		t.remember(txn.ReqID, txn.Time, res)
 	}
 	if len(t.events) > 0 {
+		t.history.add(t.events)
 		t.watches.fire(t.events)
 		clear(t.events) // drop path references
 	}

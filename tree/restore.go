@@ -46,6 +46,8 @@ func (t *Tree) Restore(r io.Reader) error {
 			t.diffBelow(p, lookupFrom(oldRoot, p), t.lookup(p), seen)
 		}
 	}
+	// The history cannot span a restore: resuming across it must re-read.
+	t.history.reset(t.lastZxid)
 	if len(t.events) > 0 {
 		t.watches.fire(t.events)
 		clear(t.events)

@@ -27,7 +27,14 @@ const DefaultMaxDataSize = 1 << 20
 type Options struct {
 	// MaxDataSize limits a node's data in bytes; 0 means DefaultMaxDataSize.
 	MaxDataSize int
+	// WatchHistory is how many recent events the tree keeps so a persistent
+	// watch can resume from a zxid (AddWatchFrom); 0 means
+	// DefaultWatchHistory, negative keeps none.
+	WatchHistory int
 }
+
+// DefaultWatchHistory is the default number of recent events kept.
+const DefaultWatchHistory = 16384
 
 // Tree is an in-memory znode tree. See the package documentation for the
 // concurrency contract.
@@ -54,6 +61,7 @@ type Tree struct {
 	inTxn  bool // recording undo records (inside a multi)
 
 	watches watchTable
+	history eventRing  // recent events, guarded by mu
 	snap    *snapState // non-nil while a snapshot runs; guarded by mu
 	snapMu  sync.Mutex // one snapshot at a time
 }
@@ -159,6 +167,7 @@ func New(opts Options) *Tree {
 		t.maxData = DefaultMaxDataSize
 	}
 	t.watches.init()
+	t.history.init(opts.WatchHistory)
 	t.digest = nodeHash("/", t.root)
 	return t
 }
