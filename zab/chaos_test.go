@@ -37,7 +37,7 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()
 	syncs := 0
-	for round := range 60 {
+	for round := range chaosRounds {
 		switch rng.IntN(10) {
 		case 0:
 			id := ids[rng.IntN(len(ids))]
@@ -126,6 +126,9 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	t.Logf("epoch=%d applied=%d delivered=%d outcomes=%v", s.Node(l).Peer.SoftState().Epoch,
 		s.Node(l).SM.N, s.Delivered, outcomes)
 }
+
+// chaosRounds is the length of a fault schedule.
+var chaosRounds = 60
 
 var chaosShapes = []chaosOpts{
 	{voters: 3, observers: 1, fault: 0.05, maxDelay: 8, snapshotEvery: 40},
