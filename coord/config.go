@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 	"unicode"
+
+	"github.com/coord-dev/coord/internal/gossip"
 )
 
 // ErrInvalidConfig is wrapped by every problem Config.Validate reports.
@@ -513,4 +515,56 @@ func checkAddr(bad func(field, format string, args ...any), field, s string, kin
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
+}
+
+// gossipConfig returns the membership configuration of a validated config
+// c; replAddr is the replication address to advertise (see
+// replicationAdvertiseAddr).
+func (c Config) gossipConfig(replAddr string) gossip.Config {
+	role := gossip.RoleVoter
+	if c.Role == RoleObserver {
+		role = gossip.RoleObserver
+	}
+	return gossip.Config{
+		NodeID:        c.NodeID,
+		Cluster:       c.Cluster,
+		BindAddr:      c.GossipBindAddr,
+		AdvertiseAddr: c.GossipAdvertiseAddr,
+		Seeds:         slices.Clone(c.Seeds),
+		SecretKey:     slices.Clone(c.SecretKey),
+		Logger:        c.Logger,
+		Meta:          gossip.Meta{ReplicationAddr: replAddr, Role: role},
+		ProbeInterval: c.GossipProbeInterval,
+		HealInterval:  c.GossipHealInterval,
+	}
+}
+
+// replicationAdvertiseAddr applies ReplicationAdvertiseAddr's rules once
+// the replication listener is bound at bound (IP:port) and gossip
+// advertises gossipAddr (IP:port): an empty advertise address means the
+// bound one, with the gossip IP if bound to an unspecified address; port 0
+// means the bound port.
+func (c Config) replicationAdvertiseAddr(bound, gossipAddr string) (string, error) {
+	b, err := netip.ParseAddrPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("coord: replication bound address %q: %w", bound, err)
+	}
+	if c.ReplicationAdvertiseAddr != "" {
+		host, port, err := net.SplitHostPort(c.ReplicationAdvertiseAddr)
+		if err != nil {
+			return "", fmt.Errorf("%w: ReplicationAdvertiseAddr: %w", ErrInvalidConfig, err)
+		}
+		if port == "0" {
+			port = strconv.Itoa(int(b.Port()))
+		}
+		return net.JoinHostPort(host, port), nil
+	}
+	if !b.Addr().IsUnspecified() {
+		return b.String(), nil
+	}
+	g, err := netip.ParseAddrPort(gossipAddr)
+	if err != nil {
+		return "", fmt.Errorf("coord: gossip address %q: %w", gossipAddr, err)
+	}
+	return netip.AddrPortFrom(g.Addr(), b.Port()).String(), nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coord-dev/coord/internal/gossip"
 )
 
 // validLocal is a LocalConfig that passes Validate: node 1 of voters 1..3.
@@ -236,5 +238,49 @@ func TestTicks(t *testing.T) {
 func TestRoleString(t *testing.T) {
 	if RoleVoter.String() != "voter" || RoleObserver.String() != "observer" || Role(9).String() != "Role(9)" {
 		t.Fatal("Role.String")
+	}
+}
+
+func TestGossipConfig(t *testing.T) {
+	c := validLocal()
+	c.NodeID = 4
+	c.Role = RoleObserver
+	c.Cluster = "payments"
+	c.Seeds = []string{"127.0.0.1:7001"}
+	c.SecretKey = make([]byte, 16)
+	c = c.withDefaults()
+	g := c.gossipConfig("127.0.0.1:2888")
+	if g.NodeID != 4 || g.Cluster != "payments" || g.BindAddr != "127.0.0.1:0" || g.Meta.Role != gossip.RoleObserver ||
+		g.Meta.ReplicationAddr != "127.0.0.1:2888" || g.ProbeInterval != c.GossipProbeInterval ||
+		g.HealInterval != c.GossipHealInterval || len(g.SecretKey) != 16 || g.Seeds[0] != "127.0.0.1:7001" {
+		t.Fatalf("%+v", g)
+	}
+	c.Role = RoleVoter
+	if c.gossipConfig("h:1").Meta.Role != gossip.RoleVoter {
+		t.Fatal("voter role not mapped")
+	}
+	// The presets produce configurations the gossip layer accepts.
+	for _, p := range []Config{LocalConfig(1), LANConfig(1)} {
+		p.GossipBindAddr = "127.0.0.1:0"
+		g, err := gossip.New(p.withDefaults().gossipConfig("127.0.0.1:2888"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Close()
+	}
+}
+
+func TestReplicationAdvertiseAddr(t *testing.T) {
+	for _, tt := range []struct{ adv, bound, gossip, want string }{
+		{"", "127.0.0.1:4000", "127.0.0.1:5000", "127.0.0.1:4000"},
+		{"", "0.0.0.0:4000", "10.1.2.3:7946", "10.1.2.3:4000"},
+		{"db1.example:0", "0.0.0.0:4000", "10.1.2.3:7946", "db1.example:4000"},
+		{"10.9.9.9:2888", "0.0.0.0:4000", "10.1.2.3:7946", "10.9.9.9:2888"},
+	} {
+		c := Config{ReplicationAdvertiseAddr: tt.adv}
+		got, err := c.replicationAdvertiseAddr(tt.bound, tt.gossip)
+		if err != nil || got != tt.want {
+			t.Errorf("%+v: got %q, %v", tt, got, err)
+		}
 	}
 }

@@ -423,6 +423,9 @@ func (g *Gossip) Join(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if last == nil {
+				return fmt.Errorf("%w after %d attempts (seeds %v): %w", ErrNoSeedReachable, attempt, g.seeds, ctx.Err())
+			}
 			return fmt.Errorf("%w after %d attempts (seeds %v): %w; last error: %w",
 				ErrNoSeedReachable, attempt, g.seeds, ctx.Err(), last)
 		case <-g.closing:

@@ -513,3 +513,43 @@ func TestCloseIsIdempotentAndLeavesNoGoroutine(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestRestartWithSameIDOnSameAddress(t *testing.T) {
+	nodes := cluster(t, 3, nil)
+	addr := nodes[2].Addr()
+	nodes[2].Close() // crash; restart at once on the same port
+
+	cfg := testConfig(3, nodes[0].Addr())
+	cfg.BindAddr = addr
+	n3 := start(t, cfg)
+	join(t, n3)
+	// The new process starts at a lower incarnation than the one the peers
+	// remember; it wins by refuting what they say about it.
+	waitFor(t, 15*time.Second, "node 3 is alive everywhere again", func() bool {
+		return seesAlive(nodes[0], n3) && seesAlive(nodes[1], n3) && seesAlive(n3, nodes[0], nodes[1])
+	})
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	good, _ := encodeMeta(Meta{NodeID: 3, Cluster: "c", ReplicationAddr: "h:1", Role: RoleVoter}, true)
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0xde, 0x00, 0x01, 0xa1, 'v', 0xcc, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, leaving, err := decodeMeta(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidMeta) {
+				t.Fatalf("error %v does not wrap ErrInvalidMeta", err)
+			}
+			return
+		}
+		if m.check() != nil {
+			t.Fatalf("decoded invalid meta %+v", m)
+		}
+		// What decodes re-encodes within memberlist's limit.
+		if _, err := encodeMeta(m, leaving); err != nil {
+			t.Fatalf("re-encode %+v: %v", m, err)
+		}
+	})
+}
