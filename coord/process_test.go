@@ -21,7 +21,7 @@
 // Flags (after the package, e.g. go test -race -run TestProcessCrashRecovery ./coord/ -args -coord.crashrounds=200):
 //
 //	-coord.crashrounds=N  kill/restart rounds of TestProcessCrashRecovery;
-//	                      default 8, cut short after about 35s so CI stays
+//	                      default 8, cut short after about 30s so CI stays
 //	                      bounded; with the flag set there is no time cut
 //	                      (give go test a long enough -timeout).
 //	-coord.crashseed=S    seed of the kill schedule; default time-based. The
@@ -114,7 +114,13 @@ func runProcChild() error {
 	}
 	cfg.DataDir = os.Getenv(procEnvDir)
 	cfg.JoinTimeout = 30 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if l := os.Getenv("COORD_PROC_LOG"); l != "" {
+		if err := level.UnmarshalText([]byte(l)); err != nil {
+			return fmt.Errorf("COORD_PROC_LOG: %w", err)
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	out := &procOut{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -287,18 +293,27 @@ func procWrite(ctx context.Context, node *coord.Node, writer string, out *procOu
 func procDump(ctx context.Context, node *coord.Node, out *procOut) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	// A fresh session: the default one may have expired while this node was
+	// cut off from a quorum (the node does not renew it).
+	var sess *coord.Session
 	for {
-		err := node.Sync(dctx)
+		s, err := node.Session(dctx, coord.SessionOptions{})
 		if err == nil {
-			break
+			err = s.Sync(dctx)
+			if err == nil {
+				sess = s
+				break
+			}
+			s.Close(dctx)
 		}
 		if dctx.Err() != nil {
-			out.line("DUMPERR sync: %v", err)
+			out.line("DUMPERR session+sync: %v", err)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	names, _, err := node.Children(dctx, procParent)
+	defer sess.Close(dctx)
+	names, _, err := sess.Children(dctx, procParent)
 	if errors.Is(err, coord.ErrNoNode) {
 		names, err = nil, nil
 	}
@@ -308,7 +323,7 @@ func procDump(ctx context.Context, node *coord.Node, out *procOut) {
 	}
 	out.line("DUMP %d", len(names))
 	for _, name := range names {
-		data, st, err := node.Get(dctx, procParent+"/"+name)
+		data, st, err := sess.Get(dctx, procParent+"/"+name)
 		if err != nil {
 			out.line("DUMPERR get %s: %v", name, err)
 			return
@@ -432,9 +447,16 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 		ackOf:  map[string]int{},
 	}
 	base := t.TempDir()
+	logBase := base
+	if d := os.Getenv("COORD_PROC_LOGDIR"); d != "" {
+		logBase = filepath.Join(d, t.Name())
+		if err := os.MkdirAll(logBase, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := 1; i <= n; i++ {
 		c.dirs = append(c.dirs, filepath.Join(base, fmt.Sprintf("data%d", i)))
-		c.logs = append(c.logs, filepath.Join(base, fmt.Sprintf("node%d.log", i)))
+		c.logs = append(c.logs, filepath.Join(logBase, fmt.Sprintf("node%d.log", i)))
 	}
 	t.Cleanup(c.cleanup)
 	return c
@@ -1034,7 +1056,7 @@ func TestProcessFailover(t *testing.T) {
 func TestProcessCrashRecovery(t *testing.T) {
 	rounds, budget := *crashRounds, time.Duration(0)
 	if rounds <= 0 {
-		rounds, budget = 8, 35*time.Second
+		rounds, budget = 8, 30*time.Second
 	}
 	seed := *crashSeed
 	if seed == 0 {
@@ -1096,9 +1118,12 @@ func TestProcessCrashRecovery(t *testing.T) {
 			c.start(id)
 		}
 		c.waitReady(45*time.Second, victims...)
+		joined := time.Since(restarted)
 		if !c.waitFor(30*time.Second, func() bool { return c.acksSince(restarted) > 0 }) {
 			t.Fatalf("round %d (%s %v): no write acknowledged within 30s of the restart", round, kind, victims)
 		}
+		t.Logf("round %d: killed %s %v; restarted, joined after %v, writing again after %v", round, kind, victims,
+			joined.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 		done++
 	}
 	c.stopAll()
