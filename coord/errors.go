@@ -33,6 +33,9 @@ var (
 	// ErrRuntimeInconsistency marks the ops of a failed multi after the
 	// failing one: they were not attempted.
 	ErrRuntimeInconsistency = tree.ErrRuntimeInconsistency
+	// ErrHistoryCompacted: WatchFrom asked for events older than the node
+	// keeps; read the current state and Watch from now.
+	ErrHistoryCompacted = tree.ErrHistoryCompacted
 	// ErrOutcomeUnknown: a write may or may not have been applied (its
 	// context ended, or the leader was lost, after it was sent). Read to find
 	// out; never assume either way.

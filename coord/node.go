@@ -379,12 +379,20 @@ func (n *Node) onApply(txn tree.Txn, res tree.Result) {
 		s := n.sessions[txn.Op.Session]
 		n.sessMu.Unlock()
 		if s != nil {
-			// Expired by the leader or closed elsewhere: the owner learns it now.
+			// Closed by its owner, or expired by the leader: the owner
+			// learns it now.
 			s.mu.Lock()
-			s.state.Expired(time.Now())
-			s.drainLocked()
+			byOwner := s.closing
+			if !byOwner {
+				s.state.Expired(time.Now())
+				s.drainLocked()
+			}
 			s.mu.Unlock()
-			s.finish(ErrSessionExpired)
+			if byOwner {
+				s.finish(ErrClosed)
+			} else {
+				s.finish(ErrSessionExpired)
+			}
 		}
 	}
 }
@@ -537,4 +545,9 @@ func (n *Node) Sync(ctx context.Context) error { return n.def.Sync(ctx) }
 // Watch sets a persistent watch; see Session.Watch.
 func (n *Node) Watch(ctx context.Context, path string, recursive bool) (*Watch, error) {
 	return n.def.Watch(ctx, path, recursive)
+}
+
+// WatchFrom resumes a persistent watch from a zxid; see Session.WatchFrom.
+func (n *Node) WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*Watch, error) {
+	return n.def.WatchFrom(ctx, path, recursive, zxid)
 }

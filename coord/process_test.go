@@ -767,6 +767,26 @@ func (c *procCluster) acksSince(at time.Time) int {
 	return n
 }
 
+// longestGap returns the longest time without an acknowledged write, on
+// any node, from since until now.
+func (c *procCluster) longestGap(since time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var at []int64
+	for _, a := range c.acks {
+		if a.at >= since.UnixNano() {
+			at = append(at, a.at)
+		}
+	}
+	slices.Sort(at)
+	prev, gap := since.UnixNano(), int64(0)
+	for _, t := range append(at, time.Now().UnixNano()) {
+		gap = max(gap, t-prev)
+		prev = t
+	}
+	return time.Duration(gap)
+}
+
 // stopAll ends the writes on every node.
 func (c *procCluster) stopAll() {
 	c.t.Helper()
@@ -1111,7 +1131,7 @@ func TestProcessCrashRecovery(t *testing.T) {
 			kind, victims = "one", []int{1 + rng.Intn(3)}
 		}
 		kinds = append(kinds, fmt.Sprintf("%s%v", kind, victims))
-		c.kill(victims...)
+		killedAt := c.kill(victims...)
 		time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
 		restarted := time.Now()
 		for _, id := range victims {
@@ -1122,8 +1142,8 @@ func TestProcessCrashRecovery(t *testing.T) {
 		if !c.waitFor(30*time.Second, func() bool { return c.acksSince(restarted) > 0 }) {
 			t.Fatalf("round %d (%s %v): no write acknowledged within 30s of the restart", round, kind, victims)
 		}
-		t.Logf("round %d: killed %s %v; restarted, joined after %v, writing again after %v", round, kind, victims,
-			joined.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+		t.Logf("round %d: killed %s %v; restarted, joined after %v, writing again after %v; longest gap between acks %v", round, kind, victims,
+			joined.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond), c.longestGap(killedAt).Round(time.Millisecond))
 		done++
 	}
 	c.stopAll()

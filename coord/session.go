@@ -54,6 +54,7 @@ type Session struct {
 	state   *session.State
 	nextHB  time.Time
 	watches map[watchSink]struct{}
+	closing bool // the owner asked to close it
 	closed  bool
 }
 
@@ -120,6 +121,7 @@ func (s *Session) Close(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closing = true
 	s.mu.Unlock()
 	_, err := s.n.propose(ctx, 0, tree.Op{Type: tree.OpCloseSession, Session: s.id})
 	if err != nil && !errors.Is(err, ErrSessionExpired) {

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/coord-dev/coord/tree"
@@ -97,6 +98,23 @@ type Watch struct {
 // every node below it (no child events, as in ZooKeeper). Events are queued
 // for a slow consumer up to MaxWatchBacklog.
 func (s *Session) Watch(ctx context.Context, path string, recursive bool) (*Watch, error) {
+	return s.watch(ctx, path, recursive, -1)
+}
+
+// WatchFrom is Watch that first delivers every event after zxid the watch
+// would have reported, so a consumer that remembers the Zxid of the last
+// event it handled can resume after its watch ended (session lost, overflow,
+// restart of the consumer) without missing a change, something ZooKeeper
+// cannot do. The node keeps the last tree.DefaultWatchHistory events; older
+// zxids fail with ErrHistoryCompacted: read the state again and Watch.
+func (s *Session) WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*Watch, error) {
+	if zxid < 0 {
+		return nil, fmt.Errorf("%w: negative zxid", ErrBadArguments)
+	}
+	return s.watch(ctx, path, recursive, zxid)
+}
+
+func (s *Session) watch(ctx context.Context, path string, recursive bool, from int64) (*Watch, error) {
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
@@ -106,7 +124,13 @@ func (s *Session) Watch(ctx context.Context, path string, recursive bool) (*Watc
 		return nil, err
 	}
 	s.addWatch(w)
-	if err := s.n.tree.AddWatch(path, w, recursive); err != nil {
+	var err error
+	if from >= 0 {
+		err = s.n.tree.AddWatchFrom(path, w, recursive, from)
+	} else {
+		err = s.n.tree.AddWatch(path, w, recursive)
+	}
+	if err != nil {
 		s.forgetWatch(w)
 		return nil, err
 	}

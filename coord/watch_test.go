@@ -1,0 +1,113 @@
+package coord
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func recv(t *testing.T, ch <-chan Event) Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		require.True(t, ok, "channel closed early")
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+	return Event{}
+}
+
+func TestPersistentWatches(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[1]
+
+	all, err := n.Watch(ctx, "/w", true)
+	require.NoError(t, err)
+	flat, err := n.Watch(ctx, "/w", false)
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/w", nil, Persistent)
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/w/x", nil, Persistent)
+	require.NoError(t, err)
+	_, err = n.Set(ctx, "/w/x", []byte("1"), AnyVersion)
+	require.NoError(t, err)
+
+	require.Equal(t, EventNodeCreated, recv(t, all.C()).Type)
+	ev := recv(t, all.C())
+	require.Equal(t, EventNodeCreated, ev.Type)
+	require.Equal(t, "/w/x", ev.Path)
+	last := recv(t, all.C())
+	require.Equal(t, EventNodeDataChanged, last.Type)
+
+	require.Equal(t, EventNodeCreated, recv(t, flat.C()).Type)
+	require.Equal(t, EventNodeChildrenChanged, recv(t, flat.C()).Type)
+
+	// Resume: a new watch from the zxid of the second event replays the third.
+	again, err := n.WatchFrom(ctx, "/w", true, ev.Zxid)
+	require.NoError(t, err)
+	require.Equal(t, last, recv(t, again.C()))
+	_, err = n.WatchFrom(ctx, "/w", true, 1<<40)
+	require.ErrorIs(t, err, ErrBadArguments)
+
+	// Close ends the watch with a final event, then the channel closes.
+	require.NoError(t, all.Close())
+	end := recv(t, all.C())
+	require.ErrorIs(t, end.Err, ErrClosed)
+	_, ok := <-all.C()
+	require.False(t, ok)
+	require.NoError(t, all.Close(), "idempotent")
+}
+
+func TestSessionEndEndsItsWatches(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[1]
+	s, err := n.Session(ctx, SessionOptions{})
+	require.NoError(t, err)
+	w, err := s.Watch(ctx, "/", true)
+	require.NoError(t, err)
+	_, _, one, err := s.ExistsW(ctx, "/nothing")
+	require.NoError(t, err)
+	require.Equal(t, SessionConnected, (<-s.Events()).Type)
+
+	require.NoError(t, s.Close(ctx))
+	require.ErrorIs(t, recv(t, one).Err, ErrClosed)
+	require.ErrorIs(t, recv(t, w.C()).Err, ErrClosed)
+	_, ok := <-s.Events()
+	require.False(t, ok, "session events close")
+	_, err = s.Watch(ctx, "/", true)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestWatchOverflowIsReported(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[1]
+	w, err := n.Watch(ctx, "/o", false)
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/o", nil, Persistent)
+	require.NoError(t, err)
+	// Nobody reads while MaxWatchBacklog+1 more events are queued.
+	ops := make([]Op, 0, 100)
+	for len(ops) < cap(ops) {
+		ops = append(ops, SetOp("/o", nil, AnyVersion))
+	}
+	for i := 0; i < MaxWatchBacklog/len(ops)+2; i++ {
+		_, err := n.Multi(ctx, ops...)
+		require.NoError(t, err)
+	}
+	var got int
+	for ev := range w.C() {
+		if ev.Err != nil {
+			require.ErrorIs(t, ev.Err, ErrWatchOverflow)
+			break
+		}
+		got++
+	}
+	require.LessOrEqual(t, got, MaxWatchBacklog+1)
+	_, ok := <-w.C()
+	require.False(t, ok)
+}
