@@ -1,0 +1,54 @@
+// Package coord gives a Go service ZooKeeper's coordination guarantees
+// in-process. Every replica of the service calls Join; the replicas find
+// each other by gossip, elect a leader, replicate every change through a
+// quorum (Zab) and each hold the whole znode tree in memory.
+//
+// # Guarantees
+//
+//   - A write (Create, Set, Delete, Multi) returns after a quorum has made it
+//     durable (with a DataDir) and the local replica has applied it, so the
+//     caller reads its own writes on this node. Writes are applied in one
+//     total order (zxid) everywhere.
+//   - A write whose fate cannot be known returns an error wrapping
+//     ErrOutcomeUnknown, never a guess. Writes carry a request id and are
+//     retried under it while their context allows, so a retry never applies
+//     twice and a sequential create never leaves an orphan node.
+//   - Reads (Get, Exists, Children) answer from the local replica: they are
+//     sequentially consistent, like ZooKeeper's. Sync followed by a read is
+//     linearizable: the leader confirms with a quorum that it still leads
+//     before answering (stronger than ZooKeeper's sync).
+//   - Watches are ZooKeeper's (one-shot data/exists/child, persistent,
+//     persistent recursive), delivered on channels in zxid order; a watcher
+//     gets an event before any read on this node returns the new state. A
+//     persistent watch can resume from a zxid with WatchFrom.
+//   - Ephemeral nodes belong to a Session. The leader expires a session
+//     whose heartbeats stop for its timeout and deletes its ephemerals in one
+//     txn. The owner sees Connected, Suspended (stop acting on locks and
+//     leadership) and Lost, and Lost is reported no later than the leader
+//     can have expired the session.
+//
+// # The caller's duties
+//
+//   - Give every node a unique, stable NodeID and the same Voters (or
+//     BootstrapExpect) and Cluster; keep DataDir across restarts. A node
+//     that loses its DataDir must rejoin with a new id.
+//   - Use a SecretKey on any network that others can reach.
+//   - Pass contexts with deadlines: writes wait for a quorum and retry
+//     through elections until their context ends.
+//   - Read watch and session channels promptly. A persistent watch holds
+//     MaxWatchBacklog events for a slow reader, then ends with
+//     ErrWatchOverflow.
+//   - Stop acting on anything tied to a session (a lock, a leadership) when
+//     it is Suspended, and give it up when it is Lost.
+//   - Call Close when the service stops: the node's sessions end at once
+//     (their ephemerals vanish everywhere) and every goroutine stops.
+//
+// # Concurrency
+//
+// Node, Session and Watch methods are safe for concurrent use. Nothing is
+// global: several nodes (of one or several clusters) can live in one
+// process, as the examples and tests do. Errors are sentinels to compare
+// with errors.Is: ErrNoNode, ErrNodeExists, ErrBadVersion, ErrNotEmpty,
+// ErrSessionExpired, ErrNoQuorum, ErrOutcomeUnknown, ErrClosed and the rest
+// in errors.go.
+package coord
