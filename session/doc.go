@@ -54,10 +54,10 @@
 //
 // # Why a lock holder stops at Suspended, not at Lost
 //
-// Lost is only the latest moment at which the session is certainly gone; the
-// ephemeral lock node may be deleted by the leader as soon as that moment and
-// another process may take the lock right after. An application that keeps
-// acting until Lost therefore races the next holder. Suspended comes
+// Lost marks the earliest moment at which the leader may expire the
+// session: right after it the ephemeral lock node may be deleted and another
+// process may take the lock. An application that keeps acting until Lost
+// therefore races the next holder. Suspended comes
 // Timeout-DriftMargin-SuspendAfter earlier (half the timeout by default) and
 // means "I can no longer prove the session is alive": a holder that stops
 // there finishes its in-flight work while the session is still certainly

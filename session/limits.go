@@ -62,9 +62,14 @@ func (l Limits) Negotiate(requested time.Duration) time.Duration {
 // Negotiate clamps a client's requested session timeout into [min, max], as
 // ZooKeeper's server does when it creates a session: a request below min
 // (including zero or negative) gets min, a request above max gets max, and
-// anything in between is granted as asked. The bounds are assumed valid
-// (see Limits.Validate); if min > max, max wins, so the result never exceeds max.
+// anything in between is granted as asked, truncated to whole milliseconds.
+// The truncation matters: the tree replicates timeouts in milliseconds, and
+// the owner must run with exactly the timeout the leader will use, never a
+// longer one. The bounds are assumed valid (see Limits.Validate: whole
+// milliseconds, min <= max); if min > max, max wins, so the result never
+// exceeds max.
 func Negotiate(requested, min, max time.Duration) time.Duration {
+	requested = requested.Truncate(time.Millisecond)
 	if requested < min {
 		requested = min
 	}

@@ -23,6 +23,8 @@ func TestNegotiate(t *testing.T) {
 		{"at min", 4 * time.Second, 4 * time.Second},
 		{"between", 10 * time.Second, 10 * time.Second},
 		{"odd value kept", 12345 * time.Millisecond, 12345 * time.Millisecond},
+		{"truncated to whole ms", 12345*time.Millisecond + 999*time.Microsecond, 12345 * time.Millisecond},
+		{"truncation then clamp", 4*time.Second - time.Nanosecond, 4 * time.Second},
 		{"at max", 40 * time.Second, 40 * time.Second},
 		{"above max", 41 * time.Second, 40 * time.Second},
 		{"huge", time.Duration(1 << 62), 40 * time.Second},

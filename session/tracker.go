@@ -117,6 +117,11 @@ func (t *Tracker) Add(id ID, timeout time.Duration, now time.Time) error {
 // is being closed, its closeSession txn may already be proposed, and the
 // owner must be told the session is gone rather than have it revived (as
 // ZooKeeper's touchSession refuses a session marked isClosing).
+//
+// A session whose expiry has passed but which Expired has not reported yet
+// (the leader's timer fired late) is still refreshed, as in ZooKeeper. That is
+// safe: nothing was deleted, and the new expiry is later than the lease any
+// acknowledgement of this heartbeat can give the owner.
 func (t *Tracker) Touch(id ID, now time.Time) bool {
 	s, ok := t.sessions[id]
 	if !ok || s.closing {
