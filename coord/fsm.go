@@ -17,7 +17,7 @@ import (
 type request struct {
 	Origin  uint64  `msgpack:"o"`
 	ReqID   uint64  `msgpack:"r,omitempty"` // unique per write; reused only by its retries
-	Time    int64   `msgpack:"t"` // proposer's clock, ms since the Unix epoch
+	Time    int64   `msgpack:"t"`           // proposer's clock, ms since the Unix epoch
 	Session int64   `msgpack:"s,omitempty"`
 	Op      tree.Op `msgpack:"p"`
 }
