@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -16,7 +17,9 @@ var simSeed = flag.Uint64("session.seed", 20261125, "first seed of TestLostNever
 // The randomized property behind the package's safety argument: a leader
 // Tracker and an owner State run in one seeded, virtual-time simulation with
 // heartbeats sent on the owner's schedule, random message delays, losses and
-// reordering, partitions and leader failovers. Whenever a tracker expires the
+// reordering, partitions, leader failovers, and an owner clock with an
+// arbitrary offset that may run up to 5% slow (with DriftMargin set to cover
+// it, as the package doc prescribes). Whenever a tracker expires the
 // session at time E, the owner must be Lost by E (ticked at E it is Lost, and
 // its Lost event is dated at or before E); and at every step a live session's
 // tracker expiry is never before the owner's LeaseEnd.
@@ -132,9 +135,24 @@ func runSessionSim(seed uint64) (simStats, error) {
 	if rng.IntN(2) == 0 {
 		cfg.SuspendAfter = time.Duration(T/3+1+rng.Int64N(T/2)) * time.Microsecond
 	}
-	if rng.IntN(4) == 0 {
+	// The owner's clock: an arbitrary offset (no synchronised clocks) and,
+	// in half the trials, a rate up to 5% slower than the leader's, covered
+	// by a DriftMargin of at least ρ·T as the package doc prescribes.
+	off := rng.Int64N(7_200_000_000) - 3_600_000_000
+	var ppm int64
+	if rng.IntN(2) == 0 {
+		ppm = rng.Int64N(50_001)
+		cfg.DriftMargin = time.Duration((ppm*T+999_999)/1_000_000+1) * time.Microsecond
+	} else if rng.IntN(2) == 0 {
 		cfg.DriftMargin = time.Duration(rng.Int64N(T/10)) * time.Microsecond
 	}
+	// own maps real (leader) time to the owner's clock, toReal maps back
+	// (rounded down), realCeil back rounded up.
+	own := func(r int64) int64 { return off + r - r*ppm/1_000_000 }
+	rate := 1 - float64(ppm)/1e6
+	toReal := func(o int64) int64 { return int64(math.Floor(float64(o-off) / rate)) }
+	realCeil := func(o int64) int64 { return int64(math.Ceil(float64(o-off) / rate)) }
+	ou := func(r int64) time.Time { return us(own(r)) } // owner's reading at real time r
 	// Partitions: windows in which every message is lost.
 	type window struct{ from, to int64 }
 	var parts []window
@@ -179,7 +197,7 @@ func runSessionSim(seed uint64) (simStats, error) {
 		return st, err
 	}
 	replied := created + delay()
-	owner, err := NewState(cfg, us(0), us(replied))
+	owner, err := NewState(cfg, ou(0), ou(replied))
 	if err != nil {
 		return st, err
 	}
@@ -242,20 +260,21 @@ func runSessionSim(seed uint64) (simStats, error) {
 			if owner.Status() == Lost {
 				continue
 			}
-			owner.Tick(us(now))
-			if next := owner.NextHeartbeat(us(now)); !next.After(us(now)) && owner.Status() != Lost {
-				owner.HeartbeatSent(us(now))
+			owner.Tick(ou(now))
+			if next := owner.NextHeartbeat(ou(now)); !next.After(ou(now)) && owner.Status() != Lost {
+				owner.HeartbeatSent(ou(now))
 				if !lost(now) {
-					push(simEvent{at: now + delay(), kind: evHeartbeatArrive, sentAt: now})
+					push(simEvent{at: now + delay(), kind: evHeartbeatArrive, sentAt: own(now)})
 				}
 			}
 			if owner.Status() != Lost {
-				next := owner.NextHeartbeat(us(now))
+				next := owner.NextHeartbeat(ou(now))
 				if d := owner.Deadline(); d.Before(next) {
 					next = d
 				}
 				// Jitter: the owner's timer fires up to a little late.
-				push(simEvent{at: next.Sub(t0).Microseconds() + rng.Int64N(T/50+1), kind: evOwnerWake})
+				wake := max(now+1, realCeil(next.Sub(t0).Microseconds()))
+				push(simEvent{at: wake + rng.Int64N(T/50+1), kind: evOwnerWake})
 			}
 		case evHeartbeatArrive:
 			if tr == nil {
@@ -269,9 +288,9 @@ func runSessionSim(seed uint64) (simStats, error) {
 				push(simEvent{at: now + delay(), kind: evExpiredArrive})
 			}
 		case evAckArrive:
-			owner.HeartbeatAcked(us(e.sentAt), us(now))
+			owner.HeartbeatAcked(us(e.sentAt), ou(now))
 		case evExpiredArrive:
-			owner.Expired(us(now))
+			owner.Expired(ou(now))
 		case evLeaderCheck:
 			if tr == nil || e.epoch != epoch {
 				continue
@@ -283,16 +302,16 @@ func runSessionSim(seed uint64) (simStats, error) {
 				st.expiries++
 				// The property: the owner, ticked at the expiry instant, is Lost,
 				// and said so no later than now.
-				owner.Tick(us(now))
+				owner.Tick(ou(now))
 				if err := drain(); err != nil {
 					return st, err
 				}
 				if owner.Status() != Lost {
-					return st, fmt.Errorf("leader expired the session at %v but the owner is %s (lease end %v, T %v, tick %v)",
-						us(now).Sub(t0), owner.Status(), owner.LeaseEnd().Sub(t0), cfg.Timeout, time.Duration(tick)*time.Microsecond)
+					return st, fmt.Errorf("leader expired the session at %v but the owner is %s (lease end %v real, T %v, tick %v, drift %d ppm)",
+						us(now).Sub(t0), owner.Status(), toReal(owner.LeaseEnd().Sub(t0).Microseconds()), cfg.Timeout, time.Duration(tick)*time.Microsecond, ppm)
 				}
-				if lostAt, _ := ownerLostAt(); lostAt.After(us(now)) {
-					return st, fmt.Errorf("owner Lost at %v, after the leader's expiry at %v", lostAt.Sub(t0), us(now).Sub(t0))
+				if lostAt, _ := ownerLostAt(); lostAt.After(ou(now)) {
+					return st, fmt.Errorf("owner Lost at %v (owner clock), after the leader's expiry at %v (%v on the owner's clock)", lostAt.Sub(t0), us(now).Sub(t0), ou(now).Sub(t0))
 				}
 				// Propose closeSession; it commits unless the leader is deposed first.
 				push(simEvent{at: now + delay(), kind: evCloseCommit, epoch: epoch})
@@ -341,7 +360,7 @@ func runSessionSim(seed uint64) (simStats, error) {
 				push(simEvent{at: now + rng.Int64N(4*T), kind: evLeaderCheck, epoch: epoch, extra: true})
 			}
 		case evLeaderLostNotice:
-			owner.LeaderLost(us(now))
+			owner.LeaderLost(ou(now))
 		}
 		if err := drain(); err != nil {
 			return st, err
@@ -349,8 +368,9 @@ func runSessionSim(seed uint64) (simStats, error) {
 		// Continuous invariant: a live session's expiry on the current leader
 		// is never before the owner's lease end.
 		if tr != nil && owner.Status() != Lost {
-			if info, ok := tr.Lookup(id); ok && !info.Closing && info.Expiry.Before(owner.LeaseEnd()) {
-				return st, fmt.Errorf("at %v: leader expiry %v before owner lease end %v", us(now).Sub(t0), info.Expiry.Sub(t0), owner.LeaseEnd().Sub(t0))
+			leaseEnd := us(toReal(owner.LeaseEnd().Sub(t0).Microseconds())) // in real time
+			if info, ok := tr.Lookup(id); ok && !info.Closing && info.Expiry.Before(leaseEnd) {
+				return st, fmt.Errorf("at %v: leader expiry %v before owner lease end %v (drift %d ppm)", us(now).Sub(t0), info.Expiry.Sub(t0), leaseEnd.Sub(t0), ppm)
 			}
 		}
 	}
