@@ -62,7 +62,7 @@ func Join(cfg Config) (*Node, error) {
 }
 
 // JoinContext is Join bounded by ctx instead of cfg.JoinTimeout.
-func JoinContext(ctx context.Context, cfg Config) (n *Node, err error) {
+func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func JoinContext(ctx context.Context, cfg Config) (n *Node, err error) {
 	if len(cfg.SecretKey) == 0 {
 		logger.Warn("coord: no SecretKey: anyone who can reach the gossip and replication ports can join")
 	}
-	n = &Node{
+	n := &Node{
 		cfg:      cfg,
 		log:      logger,
 		tree:     tree.New(tree.Options{MaxDataSize: cfg.MaxDataSize}),

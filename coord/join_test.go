@@ -1,0 +1,88 @@
+package coord
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestJoinRefusesWrongKey(t *testing.T) {
+	key := []byte("0123456789abcdef")
+	c := startCluster(t, 3, func(cfg *Config) { cfg.SecretKey = key })
+	ctx := ctxT(t)
+	_, err := c.nodes[1].Create(ctx, "/secret", nil, Persistent)
+	require.NoError(t, err)
+
+	for name, k := range map[string][]byte{"wrong key": []byte("fedcba9876543210"), "no key": nil} {
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
+			cfg := LocalConfig(4)
+			cfg.Cluster = "test"
+			cfg.Seeds = c.cfgs[1].Seeds
+			cfg.Voters = []uint64{1, 2, 3}
+			cfg.Role = RoleObserver
+			cfg.SecretKey = k
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			jctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := JoinContext(jctx, cfg)
+			if n != nil {
+				n.Close(context.Background())
+			}
+			require.Error(t, err, "a node without the cluster's key must not join")
+			t.Logf("refused: %v", err)
+			for _, m := range c.nodes[1].Members() {
+				require.NotEqual(t, uint64(4), m.ID, "the intruder appears in the membership")
+			}
+		})
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	_, err := Join(Config{})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+
+	// Two of three voters never come: Join says what is missing.
+	cfg := LocalConfig(1)
+	cfg.Voters = []uint64{1, 2, 3}
+	cfg.JoinTimeout = 500 * time.Millisecond
+	_, err = Join(cfg)
+	require.ErrorIs(t, err, ErrNoQuorum)
+	require.Contains(t, err.Error(), "1 of 3 voters seen")
+}
+
+func TestCloseIsIdempotentAndStopsOperations(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[1]
+	ctx := ctxT(t)
+	require.NoError(t, n.Close(ctx))
+	require.NoError(t, n.Close(ctx))
+	_, err := n.Create(ctx, "/x", nil, Persistent)
+	require.ErrorIs(t, err, ErrClosed)
+	_, _, err = n.Get(ctx, "/")
+	require.ErrorIs(t, err, ErrClosed)
+	delete(c.nodes, 1)
+}
