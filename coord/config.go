@@ -310,6 +310,10 @@ func (c Config) Validate() error {
 	if c.GossipAdvertiseAddr != "" {
 		checkAddr(bad, "GossipAdvertiseAddr", c.GossipAdvertiseAddr, addrAdvertiseIP)
 	}
+	if gbOK && gb.Addr().Is6() && gb.Addr().IsUnspecified() && c.GossipAdvertiseAddr == "" {
+		// memberlist picks a private address only for 0.0.0.0.
+		bad("GossipAdvertiseAddr", "must be set when GossipBindAddr is the IPv6 wildcard %s", c.GossipBindAddr)
+	}
 	rb, rbOK := checkAddr(bad, "ReplicationBindAddr", c.ReplicationBindAddr, addrBind)
 	if c.ReplicationAdvertiseAddr != "" {
 		checkAddr(bad, "ReplicationAdvertiseAddr", c.ReplicationAdvertiseAddr, addrAdvertiseHost)

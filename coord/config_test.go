@@ -91,6 +91,7 @@ func TestValidateRules(t *testing.T) {
 		{"gossip bind bad port", func(c *Config) { c.GossipBindAddr = "127.0.0.1:70000" }, "GossipBindAddr", "port"},
 		{"gossip advertise unspecified", func(c *Config) { c.GossipAdvertiseAddr = "0.0.0.0:7946" }, "GossipAdvertiseAddr", "cannot be dialled"},
 		{"gossip advertise host name", func(c *Config) { c.GossipAdvertiseAddr = "node1:7946" }, "GossipAdvertiseAddr", "IP literal"},
+		{"ipv6 wildcard without advertise", func(c *Config) { c.GossipBindAddr = "[::]:7946" }, "GossipAdvertiseAddr", "IPv6 wildcard"},
 		{"replication bind missing host", func(c *Config) { c.ReplicationBindAddr = ":2888" }, "ReplicationBindAddr", "missing host"},
 		{"replication advertise bad", func(c *Config) { c.ReplicationAdvertiseAddr = "node1" }, "ReplicationAdvertiseAddr", "host:port"},
 		{"same ports", func(c *Config) {

@@ -56,7 +56,10 @@ type Config struct {
 	// the node id on every line. Nil discards.
 	Logger *slog.Logger
 	// Meta is what this node advertises. NodeID and Cluster may be left zero
-	// (they are taken from the Config); ReplicationAddr is required.
+	// (they are taken from the Config); ReplicationAddr is required, but an
+	// empty or unspecified host in it ("0.0.0.0:2888", ":2888") is replaced
+	// by this node's gossip advertise IP, so a node bound to all interfaces
+	// still advertises an address peers can dial.
 	Meta Meta
 
 	// ProbeInterval is memberlist's failure-detection period. The other
@@ -170,9 +173,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Meta.Cluster != c.Cluster {
 		bad("Meta.Cluster", "%q differs from Cluster %q", c.Meta.Cluster, c.Cluster)
 	}
-	if err := c.Meta.check(); err != nil {
+	// The host may still be replaced (withHost); check with a stand-in.
+	probe := c.Meta
+	probe.ReplicationAddr = withHost(probe.ReplicationAddr, netip.IPv6Loopback())
+	if err := probe.check(); err != nil {
 		bad("Meta", "%v", err)
-	} else if b, err := encodeMeta(c.Meta, false); err != nil {
+	} else if b, err := encodeMeta(probe, false); err != nil {
 		bad("Meta", "%v", err)
 	} else if len(b) > memberlist.MetaMaxSize {
 		bad("Meta", "encodes to %d bytes, memberlist allows %d", len(b), memberlist.MetaMaxSize)

@@ -128,7 +128,8 @@ type Gossip struct {
 	name   string
 	log    *slog.Logger
 	ml     *memberlist.Memberlist
-	self   string // advertised gossip address
+	self   string     // advertised gossip address
+	advIP  netip.Addr // its IP
 	seeds  []string
 	events chan Event
 
@@ -178,9 +179,6 @@ func New(cfg Config) (*Gossip, error) {
 		logged:  make(map[string]time.Time),
 		rng:     rand.New(rand.NewPCG(cfg.NodeID, uint64(time.Now().UnixNano()))),
 	}
-	if g.metaBytes, err = encodeMeta(cfg.Meta, false); err != nil {
-		return nil, fmt.Errorf("%w: Meta: %w", ErrInvalidConfig, err)
-	}
 	mlLog := log.New(&logBridge{g: g}, "", 0)
 
 	bind := netip.MustParseAddrPort(cfg.BindAddr) // checked by withDefaults
@@ -207,6 +205,23 @@ func New(cfg Config) (*Gossip, error) {
 		if ap.Port() != 0 {
 			mc.AdvertisePort = int(ap.Port())
 		}
+	}
+	// The IP memberlist will advertise (its choice of a private address when
+	// bound to all interfaces) also completes a host-less replication address.
+	advIP, _, err := nt.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("gossip: advertise address: %w", err)
+	}
+	g.advIP, _ = netip.AddrFromSlice(advIP)
+	if g.advIP = g.advIP.Unmap(); !g.advIP.IsValid() || g.advIP.IsUnspecified() {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("%w: AdvertiseAddr: bound to %s, set an address peers can reach", ErrInvalidConfig, cfg.BindAddr)
+	}
+	g.meta.ReplicationAddr = withHost(g.meta.ReplicationAddr, g.advIP)
+	if g.metaBytes, err = encodeMeta(g.meta, false); err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("%w: Meta: %w", ErrInvalidConfig, err)
 	}
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = g.t.probeTimeout
@@ -343,9 +358,12 @@ func (g *Gossip) Meta() Meta {
 }
 
 // UpdateMeta changes what this node advertises. NodeID and Cluster cannot
-// change (zero means unchanged). The change is in effect locally at once
-// and spreads by gossip; UpdateMeta does not wait for it.
+// change (zero means unchanged); a replication address without a specific
+// host gets the gossip advertise IP, as in Config.Meta. The change is in
+// effect locally at once and spreads by gossip; UpdateMeta does not wait
+// for it.
 func (g *Gossip) UpdateMeta(m Meta) error {
+	m.ReplicationAddr = withHost(m.ReplicationAddr, g.advIP)
 	if m.NodeID == 0 {
 		m.NodeID = g.cfg.NodeID
 	}

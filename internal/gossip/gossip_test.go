@@ -553,3 +553,28 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 	})
 }
+
+func TestReplicationHostFilledFromAdvertiseIP(t *testing.T) {
+	cfg := testConfig(1)
+	cfg.BindAddr = "0.0.0.0:0"
+	cfg.AdvertiseAddr = "127.0.0.1:0"
+	cfg.Meta.ReplicationAddr = "0.0.0.0:2888"
+	n := start(t, cfg)
+	if got := n.Meta().ReplicationAddr; got != "127.0.0.1:2888" {
+		t.Fatalf("advertised replication address %q", got)
+	}
+	if !strings.HasPrefix(n.Addr(), "127.0.0.1:") || strings.HasSuffix(n.Addr(), ":0") {
+		t.Fatalf("gossip address %q", n.Addr())
+	}
+	if err := n.UpdateMeta(Meta{ReplicationAddr: ":2999", Role: RoleVoter}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Meta().ReplicationAddr; got != "127.0.0.1:2999" {
+		t.Fatalf("after UpdateMeta: %q", got)
+	}
+	// A peer advertising an unspecified host is malformed.
+	bad := Meta{NodeID: 2, Cluster: "test", ReplicationAddr: "0.0.0.0:2888", Role: RoleVoter}
+	if err := bad.check(); !errors.Is(err, ErrInvalidMeta) {
+		t.Fatalf("unspecified replication host accepted: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 
 	"github.com/hashicorp/memberlist"
@@ -73,6 +74,10 @@ func (m Meta) check() error {
 	if err != nil || host == "" {
 		return fmt.Errorf("%w: replication address %.80q is not host:port", ErrInvalidMeta, m.ReplicationAddr)
 	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		// Dialling 0.0.0.0 reaches the dialler itself.
+		return fmt.Errorf("%w: replication address %.80q cannot be dialled", ErrInvalidMeta, m.ReplicationAddr)
+	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return fmt.Errorf("%w: replication address %.80q has no valid port", ErrInvalidMeta, m.ReplicationAddr)
 	}
@@ -130,4 +135,17 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		return Meta{}, false, err
 	}
 	return m, w.Leaving, nil
+}
+
+// withHost returns addr (host:port) with ip as its host if the host is empty
+// or an unspecified IP; any other addr is returned unchanged.
+func withHost(addr string, ip netip.Addr) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if h, err := netip.ParseAddr(host); host != "" && (err != nil || !h.IsUnspecified()) {
+		return addr
+	}
+	return net.JoinHostPort(ip.Unmap().String(), port)
 }
