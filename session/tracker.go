@@ -33,8 +33,10 @@ type Info struct {
 //
 // Expiry times are rounded up to the next multiple of the tick (counted from
 // the time given to NewTracker), so sessions fall into per-tick buckets:
-// Touch moves a session between buckets in O(1), and Expired visits only the
-// buckets that are due, costing O(expired·log) rather than O(sessions).
+// Touch moves a session between buckets in O(1) (plus a heap push when it
+// opens a new bucket), and Expired visits only the buckets that are due: it
+// costs O(k log k) for k expired sessions plus O(log b) per due bucket (b
+// buckets pending), independent of the number of live sessions.
 // Rounding up only ever makes the leader expire later than the exact
 // last-heartbeat + timeout, never earlier, which is the direction safety needs
 // (see the package doc).
