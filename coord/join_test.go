@@ -3,6 +3,7 @@ package coord
 import (
 	"bytes"
 	"context"
+	"expvar"
 	"log/slog"
 	"sync"
 	"testing"
@@ -85,4 +86,28 @@ func TestCloseIsIdempotentAndStopsOperations(t *testing.T) {
 	_, _, err = n.Get(ctx, "/")
 	require.ErrorIs(t, err, ErrClosed)
 	delete(c.nodes, 1)
+}
+
+func TestStatsAndExpvar(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.ExpvarName = "coord-test-stats" })
+	ctx := ctxT(t)
+	n := c.nodes[1]
+	_, err := n.Create(ctx, "/s", nil, Persistent)
+	require.NoError(t, err)
+	st := n.Stats()
+	require.Equal(t, "LEADING", st.Role)
+	require.Equal(t, uint64(1), st.Leader)
+	require.Equal(t, 2, st.Znodes)
+	require.Equal(t, 1, st.Sessions, "the default session")
+	require.Equal(t, st.Committed, st.Applied)
+	v := expvar.Get("coord-test-stats")
+	require.NotNil(t, v)
+	require.Contains(t, v.String(), `"Role":"LEADING"`)
+
+	// A second node may not take the same name.
+	cfg := LocalConfig(1)
+	cfg.Voters = []uint64{1}
+	cfg.ExpvarName = "coord-test-stats"
+	_, err = Join(cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
 }

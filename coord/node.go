@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -153,6 +154,11 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	go n.maintain()
 	if n.def, err = n.Session(ctx, SessionOptions{}); err != nil {
 		return nil, fmt.Errorf("coord: default session: %w", err)
+	}
+	if cfg.ExpvarName != "" {
+		if err := n.publishExpvar(cfg.ExpvarName); err != nil {
+			return nil, err
+		}
 	}
 	n.log.Info("coord: joined", "voters", voters, "leader", n.zab.Status().SoftState.Leader)
 	return n, nil
@@ -550,4 +556,20 @@ func (n *Node) Watch(ctx context.Context, path string, recursive bool) (*Watch, 
 // WatchFrom resumes a persistent watch from a zxid; see Session.WatchFrom.
 func (n *Node) WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*Watch, error) {
 	return n.def.WatchFrom(ctx, path, recursive, zxid)
+}
+
+// publishExpvar publishes Stats under name in the standard library's expvar
+// registry (the one global coord touches, and only when asked). expvar
+// cannot unpublish: after Close the variable reports {"closed": true}.
+func (n *Node) publishExpvar(name string) error {
+	if expvar.Get(name) != nil {
+		return fmt.Errorf("%w: ExpvarName %q is already published", ErrInvalidConfig, name)
+	}
+	expvar.Publish(name, expvar.Func(func() any {
+		if n.closed.Load() {
+			return map[string]bool{"closed": true}
+		}
+		return n.Stats()
+	}))
+	return nil
 }

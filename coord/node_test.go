@@ -339,3 +339,42 @@ func TestNoOrphansAcrossFailover(t *testing.T) {
 	}
 	t.Logf("%d sequential creates across a leader kill, no orphans", len(acked))
 }
+
+// TestSessionSurvivesFailover: a session on a follower goes Suspended when
+// the leader dies and Reconnected under the new leader, and its ephemeral
+// stays: a fail-over shorter than the session timeout expires nothing.
+func TestSessionSurvivesFailover(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	leader := c.leader()
+	var follower *Node
+	for id, n := range c.nodes {
+		if id != leader {
+			follower = n
+		}
+	}
+	s, err := follower.Session(ctx, SessionOptions{Timeout: 4 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, SessionConnected, (<-s.Events()).Type)
+	_, err = s.Create(ctx, "/owned", nil, Ephemeral)
+	require.NoError(t, err)
+
+	c.nodes[leader].shutdown()
+	delete(c.nodes, leader)
+	seen := map[SessionEventType]bool{}
+	deadline := time.After(8 * time.Second)
+	for !seen[SessionReconnected] {
+		select {
+		case ev := <-s.Events():
+			require.NotEqual(t, SessionLost, ev.Type, "lost across a fail-over")
+			seen[ev.Type] = true
+		case <-deadline:
+			t.Fatalf("no Reconnected; saw %v", seen)
+		}
+	}
+	require.True(t, seen[SessionSuspended])
+	require.NoError(t, follower.Sync(ctx))
+	_, ok, err := follower.Exists(ctx, "/owned")
+	require.NoError(t, err)
+	require.True(t, ok)
+}

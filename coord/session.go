@@ -19,6 +19,9 @@ import (
 // Suspended, Reconnected or Lost (the last), with when and why.
 type SessionEvent = session.Event
 
+// SessionEventType is the kind of a SessionEvent.
+type SessionEventType = session.EventType
+
 // Session event types.
 const (
 	SessionConnected   = session.EventConnected
