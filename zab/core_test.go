@@ -427,3 +427,26 @@ func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
 	_, rds := h.drain()
 	require.Equal(t, z, rds[0].CommittedEntries[0].Zxid)
 }
+
+// A restarted peer hands out only the committed entries its state machine
+// does not have yet (Config.Applied).
+func TestRestartSkipsApplied(t *testing.T) {
+	st := NewMemoryStorage()
+	require.NoError(t, st.Append(ents(1, 2, 3)))
+	st.SetHardState(HardState{AcceptedEpoch: 1, CurrentEpoch: 1})
+	p, err := NewPeer(Config{ID: 1, Voters: []PeerID{1}, Storage: st, Applied: zx(2)})
+	require.NoError(t, err)
+	h := &harness{t: t, p: p, st: st}
+	_, rds := h.drain()
+	require.Equal(t, RoleLeading, p.SoftState().Role)
+	require.True(t, p.SoftState().Serving)
+	var applied []Entry
+	for _, rd := range rds {
+		applied = append(applied, rd.CommittedEntries...)
+	}
+	require.Equal(t, ents(3), applied)
+	require.EqualValues(t, 2, p.HardState().CurrentEpoch, "a lone voter still moves to a new epoch")
+
+	_, err = NewPeer(Config{ID: 1, Voters: []PeerID{1}, Storage: st, Applied: zx(9)})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
