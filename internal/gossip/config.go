@@ -72,7 +72,8 @@ type Config struct {
 	// ForgetAfter is how long a dead member stays in Members and in the
 	// heal targets. Default 24h, like Serf's reconnect timeout.
 	ForgetAfter time.Duration
-	// EventBuffer is the capacity of the Events channel. Default 256.
+	// EventBuffer is the capacity of the Events channel. Default 256. A
+	// full channel never blocks gossip (events coalesce per member).
 	EventBuffer int
 
 	// wrapTransport, if set, wraps the UDP/TCP transport (tests use it to

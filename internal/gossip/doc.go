@@ -36,16 +36,19 @@
 // # Goroutines
 //
 // New starts memberlist's goroutines (listeners, packet handler, probe,
-// gossip and push/pull tickers) and one heal loop. Join runs each blocking
-// memberlist join in a goroutine so that its context can cut the wait
-// short; the heal loop runs its joins concurrently. Close stops memberlist,
-// then waits for every goroutine this package started; memberlist's own
-// exit as soon as its listeners close.
+// gossip and push/pull tickers), one heal loop and one event pump. Join
+// runs each blocking memberlist join in a goroutine so that its context can
+// cut the wait short; the heal loop runs its joins concurrently. Close
+// stops memberlist, then waits for every goroutine this package started;
+// memberlist's own exit as soon as its listeners close.
 //
 // # Events
 //
-// Event delivery never blocks memberlist: events go into a buffered channel
-// and are dropped, and counted in Stats.DroppedEvents, when it is full.
-// Events are hints; Members is the truth, so a consumer that sees the drop
-// counter move re-reads Members.
+// Event delivery never blocks memberlist: the delegates queue events and a
+// pump goroutine sends them on a buffered channel. While the consumer lags,
+// a member's queued event is replaced by its newer one (counted in
+// Stats.CoalescedEvents), so the queue holds at most one event per member
+// and nothing is dropped: the last event a consumer receives for a member
+// carries that member's latest state, though intermediate states (a failure
+// followed by a rejoin) may be skipped. Members is always current.
 package gossip

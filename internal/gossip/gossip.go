@@ -101,8 +101,9 @@ type Event struct {
 
 // Stats are counters since New.
 type Stats struct {
-	// DroppedEvents counts events dropped because Events was full.
-	DroppedEvents uint64
+	// CoalescedEvents counts events merged into a later event of the same
+	// member because the consumer had not taken the earlier one yet.
+	CoalescedEvents uint64
 	// VetoedPeers counts peers refused for bad or foreign metadata.
 	VetoedPeers uint64
 	// AuthFailures counts gossip traffic refused for a wrong label or key.
@@ -150,7 +151,13 @@ type Gossip struct {
 	logged     map[string]time.Time // rate limit of repeated warnings
 	rng        *rand.Rand
 
-	dropped, vetoed, authFail, conflicts, healRounds, healJoins atomic.Uint64
+	// Events not yet handed to the pump goroutine's send, at most one per
+	// member (see emit).
+	pendingIDs []uint64
+	pendingEv  map[uint64]Event
+	evSignal   chan struct{}
+
+	coalesced, vetoed, authFail, conflicts, healRounds, healJoins atomic.Uint64
 }
 
 // New starts a memberlist node for cfg; it is alone until Join. It fails
@@ -166,18 +173,20 @@ func New(cfg Config) (*Gossip, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{
-		cfg:     cfg,
-		t:       cfg.timers(),
-		name:    nodeName(cfg.NodeID),
-		log:     lg.With("node", cfg.NodeID, "component", "gossip"),
-		events:  make(chan Event, cfg.EventBuffer),
-		closing: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		meta:    cfg.Meta,
-		members: make(map[uint64]*record),
-		pending: make(map[string]time.Time),
-		logged:  make(map[string]time.Time),
-		rng:     rand.New(rand.NewPCG(cfg.NodeID, uint64(time.Now().UnixNano()))),
+		cfg:       cfg,
+		t:         cfg.timers(),
+		name:      nodeName(cfg.NodeID),
+		log:       lg.With("node", cfg.NodeID, "component", "gossip"),
+		events:    make(chan Event, cfg.EventBuffer),
+		pendingEv: make(map[uint64]Event),
+		evSignal:  make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		meta:      cfg.Meta,
+		members:   make(map[uint64]*record),
+		pending:   make(map[string]time.Time),
+		logged:    make(map[string]time.Time),
+		rng:       rand.New(rand.NewPCG(cfg.NodeID, uint64(time.Now().UnixNano()))),
 	}
 	mlLog := log.New(&logBridge{g: g}, "", 0)
 
@@ -257,8 +266,9 @@ func New(cfg Config) (*Gossip, error) {
 	if len(cfg.SecretKey) == 0 {
 		g.log.Warn("gossip is not encrypted: without a SecretKey anyone who can reach " + g.self + " can join the cluster")
 	}
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.healLoop()
+	go g.pumpEvents()
 	g.log.Debug("gossip started", "addr", g.self, "cluster", cfg.Cluster)
 	return g, nil
 }
@@ -298,19 +308,20 @@ func normAddr(s string) string {
 // other nodes can use as a seed.
 func (g *Gossip) Addr() string { return g.self }
 
-// Events returns the channel of member events. It is closed by Close.
-// See the package doc for what happens when the consumer is slow.
+// Events returns the channel of member events. It is closed by Close. A
+// slow consumer never blocks gossip: while it lags, the events of one
+// member coalesce into the latest (see the package doc).
 func (g *Gossip) Events() <-chan Event { return g.events }
 
 // Stats returns the counters.
 func (g *Gossip) Stats() Stats {
 	return Stats{
-		DroppedEvents: g.dropped.Load(),
-		VetoedPeers:   g.vetoed.Load(),
-		AuthFailures:  g.authFail.Load(),
-		Conflicts:     g.conflicts.Load(),
-		HealRounds:    g.healRounds.Load(),
-		HealJoins:     g.healJoins.Load(),
+		CoalescedEvents: g.coalesced.Load(),
+		VetoedPeers:     g.vetoed.Load(),
+		AuthFailures:    g.authFail.Load(),
+		Conflicts:       g.conflicts.Load(),
+		HealRounds:      g.healRounds.Load(),
+		HealJoins:       g.healJoins.Load(),
 	}
 }
 
@@ -553,26 +564,67 @@ func (g *Gossip) Close() error {
 		}
 		g.opMu.Unlock()
 		g.wg.Wait()
-		// memberlist may still call a delegate (a suspicion timer firing):
-		// those see closed under mu and never send.
-		g.mu.Lock()
+		// Only the pump sends on events, and it has returned. memberlist
+		// may still call a delegate (a suspicion timer firing): emit sees
+		// closed and queues nothing.
 		close(g.events)
-		g.mu.Unlock()
 		g.log.Debug("gossip closed")
 	})
 	return nil
 }
 
-// emit sends ev without blocking; g.mu is held.
+// emit queues ev for the pump without blocking; g.mu is held. At most one
+// event per member waits: a newer one replaces it, keeping "join" over a
+// later "update" so the consumer still learns the member is new. The queue
+// is thus bounded by the number of members, and the last event a consumer
+// gets for a member always carries its latest state.
 func (g *Gossip) emit(ev Event) {
 	if g.closed {
 		return
 	}
+	id := ev.Member.NodeID
+	if old, ok := g.pendingEv[id]; ok {
+		if old.Type == EventJoin && ev.Type == EventUpdate {
+			ev.Type = EventJoin
+		}
+		g.pendingEv[id] = ev
+		if g.coalesced.Add(1) == 1 {
+			g.log.Debug("gossip event consumer is slow, coalescing events")
+		}
+		return
+	}
+	g.pendingEv[id] = ev
+	g.pendingIDs = append(g.pendingIDs, id)
 	select {
-	case g.events <- ev:
+	case g.evSignal <- struct{}{}:
 	default:
-		if g.dropped.Add(1) == 1 {
-			g.log.Warn("gossip event consumer is slow, dropping events", "buffer", cap(g.events))
+	}
+}
+
+// pumpEvents moves queued events to the Events channel, in arrival order
+// (per member), blocking only itself on a slow consumer, until Close.
+func (g *Gossip) pumpEvents() {
+	defer g.wg.Done()
+	for {
+		g.mu.Lock()
+		if len(g.pendingIDs) == 0 {
+			g.mu.Unlock()
+			select {
+			case <-g.evSignal:
+				continue
+			case <-g.closing:
+				return
+			}
+		}
+		id := g.pendingIDs[0]
+		g.pendingIDs = g.pendingIDs[1:]
+		ev := g.pendingEv[id]
+		delete(g.pendingEv, id)
+		g.mu.Unlock()
+		select {
+		case g.events <- ev:
+		case <-g.closing:
+			return
 		}
 	}
 }

@@ -439,15 +439,39 @@ func TestMembersReportsSuspect(t *testing.T) {
 	})
 }
 
-func TestSlowEventConsumerDoesNotBlock(t *testing.T) {
-	nodes := cluster(t, 4, func(c *Config) { c.EventBuffer = 1 })
-	// Nobody reads events; membership still converged (cluster waited for
-	// it) and node 1 had more events than its buffer holds.
-	if nodes[0].Stats().DroppedEvents == 0 {
-		t.Fatal("no event dropped with a buffer of 1 and 3 joins")
+func TestSlowEventConsumerCoalesces(t *testing.T) {
+	// Nobody reads events while the cluster forms: gossip must not block
+	// (cluster waits until every node sees every other).
+	nodes := cluster(t, 3, func(c *Config) { c.EventBuffer = 1 })
+	for port := 31001; port <= 31005; port++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if err := nodes[1].UpdateMeta(Meta{ReplicationAddr: addr, Role: RoleVoter}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "node 1 sees "+addr, func() bool {
+			m, _ := member(nodes[0], 2)
+			return m.ReplicationAddr == addr
+		})
 	}
-	if !nodes[0].logs.has(slog.LevelWarn, "dropping events") {
-		t.Fatal("drops not logged")
+	if nodes[0].Stats().CoalescedEvents == 0 {
+		t.Fatal("no event coalesced with a buffer of 1 and nobody reading")
+	}
+	// Now the consumer catches up: the last event for node 2 carries its
+	// latest metadata, and the intermediate updates were merged away.
+	var got []Event
+	deadline := time.After(5 * time.Second)
+	for len(got) == 0 || got[len(got)-1].Member.ReplicationAddr != "127.0.0.1:31005" {
+		select {
+		case ev := <-nodes[0].Events():
+			if ev.Member.NodeID == 2 {
+				got = append(got, ev)
+			}
+		case <-deadline:
+			t.Fatalf("node 2's latest meta never arrived; got %+v", got)
+		}
+	}
+	if len(got) > 3 {
+		t.Fatalf("%d events for node 2, want its updates coalesced: %+v", len(got), got)
 	}
 }
 
