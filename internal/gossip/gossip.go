@@ -551,7 +551,10 @@ func (g *Gossip) Leave(ctx context.Context) error {
 
 // Close stops gossip without a leave message (peers will declare this node
 // dead; call Leave first to leave gracefully), waits for every goroutine the
-// package started, and closes Events. It is idempotent.
+// package started, and closes Events. It is idempotent. A state exchange in
+// flight when Close is called (Join, healing) cannot be interrupted: with a
+// peer that accepts the connection but never answers, Close waits up to
+// memberlist's TCP timeout (10 probe intervals, at least 1s).
 func (g *Gossip) Close() error {
 	g.closeOnce.Do(func() {
 		g.opMu.Lock()

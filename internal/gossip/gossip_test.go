@@ -489,10 +489,17 @@ func TestJoinBoundedByContext(t *testing.T) {
 		t.Fatalf("Join took %v after a 400ms context", d)
 	}
 	// Without seeds other than itself, a node is the first one.
-	self := start(t, testConfig(2))
-	self.seeds = nil
-	if err := self.Join(ctx); err != nil {
+	first := start(t, testConfig(2))
+	if err := first.Join(context.Background()); err != nil {
 		t.Fatalf("Join without seeds: %v", err)
+	}
+	addr := first.Addr()
+	first.Close()
+	cfg := testConfig(3, addr)
+	cfg.BindAddr = addr // its own address as its only seed
+	self := start(t, cfg)
+	if err := self.Join(context.Background()); err != nil {
+		t.Fatalf("Join with only itself as seed: %v", err)
 	}
 }
 
