@@ -609,3 +609,22 @@ func TestReplicationHostFilledFromAdvertiseIP(t *testing.T) {
 		t.Fatalf("unspecified replication host accepted: %v", err)
 	}
 }
+
+func TestDeadMembersForgottenAfterForgetAfter(t *testing.T) {
+	nodes := cluster(t, 2, func(c *Config) { c.ForgetAfter = 500 * time.Millisecond })
+	nodes[1].Close()
+	waitFor(t, 10*time.Second, "node 2 declared dead", func() bool {
+		st, _ := stateOf(nodes[0], 2)
+		return st == StateDead
+	})
+	if targets := nodes[0].healTargets(time.Now()); len(targets) == 0 {
+		t.Fatal("a dead member is not a heal target")
+	}
+	waitFor(t, 5*time.Second, "node 2 forgotten", func() bool {
+		_, known := member(nodes[0], 2)
+		return !known
+	})
+	if targets := nodes[0].healTargets(time.Now()); len(targets) != 0 {
+		t.Fatalf("heal targets after forgetting: %v", targets)
+	}
+}
