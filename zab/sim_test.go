@@ -177,3 +177,20 @@ func TestSimDeterministic(t *testing.T) {
 	require.Equal(t, d1, d2)
 	require.Equal(t, t1, t2)
 }
+
+// Election terminates under heavy loss, duplication and reordering: votes
+// are re-sent on ticks with jitter.
+func TestSimElectionUnderLoss(t *testing.T) {
+	base := testSeed(t, 300)
+	for i := range 10 {
+		seed := base + uint64(i)
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: seed, Voters: 5, Observers: 1, DropRate: 0.3, DupRate: 0.2,
+				Reorder: true, MaxDelay: 20})
+			waitStable(t, s, 20000)
+			// And again after the leader dies.
+			s.Crash(s.Leader())
+			waitStable(t, s, 20000)
+		})
+	}
+}
