@@ -41,6 +41,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -78,7 +79,9 @@ var (
 	flagLabel     = flag.String("label", "", "cluster label stored in the result (default \"<nodes>node\")")
 	flagRun       = flag.Int("run", 0, "run number stored in the result")
 	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the measured workload(s) to this file")
+	flagMemSettle = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers write results for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
 	flagMemProf   = flag.String("memprofile", "", "mem workload: write a heap profile (after the forced GC with the znodes loaded) to this file")
+	flagLog       = flag.String("log", "", "write the nodes' logs to stderr at this level (debug, info, warn); empty discards them")
 	flagStats     = flag.Bool("stats", false, "print every node's Stats to stderr after each measurement")
 	flagSummarize = flag.String("summarize", "", "print Markdown tables of coord, ZooKeeper and etcd side by side from this results file and exit")
 )
@@ -229,6 +232,13 @@ func startCluster(n int) (*cluster, error) {
 		cfg.Voters = voters
 		if !*flagInMemory {
 			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i+1)
+		}
+		if *flagLog != "" {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(*flagLog)); err != nil {
+				return nil, fmt.Errorf("-log: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 		}
 		// sessions of 10 s, as the peers' ZooKeeper sessions
 		cfg.MaxSessionTimeout = max(cfg.MaxSessionTimeout, *flagSessionTO)
@@ -1095,6 +1105,22 @@ func mem(c *cluster, value []byte) error {
 	debug.FreeOSMemory()
 	if err := emitMem(fmt.Sprintf("%dk keys, after full GC", keys/1000)); err != nil {
 		return err
+	}
+	if *flagMemSettle > 0 {
+		time.Sleep(*flagMemSettle)
+		s, err := c.session(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Set(ctx, "/mem", nil, coord.AnyVersion); err != nil {
+			return err
+		}
+		closeSessions([]*coord.Session{s})
+		runtime.GC()
+		debug.FreeOSMemory()
+		if err := emitMem(fmt.Sprintf("%dk keys, %v later + 1 write, after full GC", keys/1000, *flagMemSettle)); err != nil {
+			return err
+		}
 	}
 	if *flagMemProf != "" {
 		f, err := os.Create(*flagMemProf)
