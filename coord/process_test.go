@@ -4,24 +4,34 @@
 // The test binary re-executes itself (TestProcessChild, selected by the
 // COORD_PROC_CHILD=1 environment variable) to run one node per process. A
 // child joins with LocalConfig on the gossip and replication ports the
-// parent chose, then creates persistent sequential znodes under /w in a
-// loop and reports on stdout, one flushed line each, every attempt (TRY)
-// before it is made, every acknowledged write (ACK, with its path and
-// czxid) and every leader change (LEADER). On stdin it takes "stop" (end
+// parent chose, then two goroutines create persistent sequential znodes
+// under /w, one at a time each. The child reports on stdout, one line (one
+// write) each: every attempt (TRY) before it is made, every acknowledged
+// write (ACK, with its path and czxid) and every leader change (LEADER). On stdin it takes "stop" (end
 // the writes), "dump" (Sync, then print every znode under /w) and "exit"
 // (Close and exit); it exits when stdin closes, so a dying parent leaves no
 // orphans behind.
 //
 // TestProcessFailover (issue 5) kills the leader and measures how long the
 // survivors take to acknowledge writes again; TestProcessCrashRecovery
-// (issue 4) kills nodes at random moments, restarts them on the same ports
-// and DataDirs, and checks that every acknowledged write survives on every
-// node, in order, and that nothing appears that no writer attempted.
+// (issue 4) kills one node, the leader, two nodes or all three at random
+// moments (sometimes again while they recover), restarts them on the same
+// ports and DataDirs, and checks that every acknowledged write survives on
+// every node, in order, and that nothing appears that no writer attempted.
 //
-// Flags (after the package, e.g. go test -race -run TestProcessCrashRecovery ./coord/ -args -coord.crashrounds=200):
+// Both run with the race detector when the parent does (the child is the
+// same binary). Under -race a restarted node needs seconds to join (see
+// the round lines in -v output), so the default crash run does few rounds;
+// soaks are best run without -race. COORD_PROC_LOG=debug sets the
+// children's log level (default warn) and COORD_PROC_LOGDIR=dir keeps their
+// logs in dir; otherwise the tail of each log is shown when a test fails.
+//
+// Flags, given after -args, e.g. a soak of 200 rounds:
+//
+//	go test -run '^TestProcessCrashRecovery$' -v -timeout 30m ./coord/ -args -coord.crashrounds=200
 //
 //	-coord.crashrounds=N  kill/restart rounds of TestProcessCrashRecovery;
-//	                      default 8, cut short after about 30s so CI stays
+//	                      default 8, no new round after 25s so CI stays
 //	                      bounded; with the flag set there is no time cut
 //	                      (give go test a long enough -timeout).
 //	-coord.crashseed=S    seed of the kill schedule; default time-based. The
@@ -58,12 +68,17 @@ var (
 )
 
 const (
-	procEnvChild  = "COORD_PROC_CHILD"
-	procEnvID     = "COORD_PROC_ID"
-	procEnvSeeds  = "COORD_PROC_SEEDS"
-	procEnvRepl   = "COORD_PROC_REPL"
-	procEnvDir    = "COORD_PROC_DIR"
-	procEnvWriter = "COORD_PROC_WRITER"
+	procEnvChild   = "COORD_PROC_CHILD"
+	procEnvID      = "COORD_PROC_ID"
+	procEnvSeeds   = "COORD_PROC_SEEDS"
+	procEnvRepl    = "COORD_PROC_REPL"
+	procEnvDir     = "COORD_PROC_DIR"
+	procEnvWriter  = "COORD_PROC_WRITER"
+	procEnvWriters = "COORD_PROC_WRITERS"
+
+	// procWriters is how many goroutines of each child write concurrently
+	// (so that appends are group-committed), each one write at a time.
+	procWriters = 2
 
 	procParent = "/w"
 	procPrefix = "/w/n-"
@@ -182,9 +197,18 @@ func runProcChild() error {
 
 	stop := make(chan struct{})
 	writerDone := make(chan struct{})
+	writers, _ := strconv.Atoi(os.Getenv(procEnvWriters))
+	var wwg sync.WaitGroup
+	for k := range max(writers, 1) {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			procWrite(ctx, node, fmt.Sprintf("%s.%d", writer, k), out, stop)
+		}()
+	}
 	go func() {
-		defer close(writerDone)
-		procWrite(ctx, node, writer, out, stop)
+		wwg.Wait()
+		close(writerDone)
 	}()
 	stopWriter := func() {
 		select {
@@ -529,6 +553,7 @@ func (c *procCluster) start(id int) *procChild {
 		procEnvRepl+"="+c.repl[id-1],
 		procEnvDir+"="+c.dirs[id-1],
 		fmt.Sprintf("%s=w%d.%d", procEnvWriter, id, inc),
+		fmt.Sprintf("%s=%d", procEnvWriters, procWriters),
 	)
 	cmd.Stdout = w
 	cmd.Stderr = logf
@@ -1086,13 +1111,14 @@ func TestProcessFailover(t *testing.T) {
 
 // TestProcessCrashRecovery runs 3 nodes as processes with DataDirs under
 // write load and SIGKILLs one, two or all of them (sometimes the leader) at
-// random moments, restarting them on the same ports and DataDirs. At the
+// random moments, restarting them on the same ports and DataDirs; one round
+// in five kills the restarted nodes again while they recover or join. At the
 // end every acknowledged write must be on every node, in order, and no
 // znode may hold data no writer attempted. See the flags at the top.
 func TestProcessCrashRecovery(t *testing.T) {
 	rounds, budget := *crashRounds, time.Duration(0)
 	if rounds <= 0 {
-		rounds, budget = 8, 30*time.Second
+		rounds, budget = 8, 25*time.Second
 	}
 	seed := *crashSeed
 	if seed == 0 {
@@ -1153,7 +1179,18 @@ func TestProcessCrashRecovery(t *testing.T) {
 		for _, id := range victims {
 			c.start(id)
 		}
-		c.waitReady(45*time.Second, victims...)
+		if rng.Float64() < 0.2 {
+			// Again while recovering or joining, then for good.
+			kinds["again"]++
+			time.Sleep(time.Duration(rng.Intn(1000)) * time.Millisecond)
+			c.kill(victims...)
+			time.Sleep(time.Duration(rng.Intn(200)) * time.Millisecond)
+			restarted = time.Now()
+			for _, id := range victims {
+				c.start(id)
+			}
+		}
+		c.waitReady(90*time.Second, victims...) // a restart under -race spends seconds scanning the preallocated log
 		joined := time.Since(restarted)
 		if !c.waitFor(30*time.Second, func() bool { return c.acksSince(restarted) > 0 }) {
 			t.Fatalf("round %d (%s %v): no write acknowledged within 30s of the restart", round, kind, victims)
@@ -1170,8 +1207,8 @@ func TestProcessCrashRecovery(t *testing.T) {
 	c.checkLogs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t.Logf("seed %d: %d rounds in %v (kills of a random node %d, the leader %d, two nodes %d, all three %d), %d SIGKILLs; "+
+	t.Logf("seed %d: %d rounds in %v (kills of a random node %d, the leader %d, two nodes %d, all three %d; killed again while restarting %d), %d SIGKILLs; "+
 		"%d writes attempted, %d acknowledged and checked on all 3 nodes, %d failed, %d znodes",
-		seed, done, time.Since(start).Round(time.Millisecond), kinds["one"], kinds["leader"], kinds["two"], kinds["all"],
+		seed, done, time.Since(start).Round(time.Millisecond), kinds["one"], kinds["leader"], kinds["two"], kinds["all"], kinds["again"],
 		c.kills, len(c.tries), checked, c.fails, len(tree))
 }
