@@ -73,9 +73,8 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("node", cfg.NodeID)
-	if len(cfg.SecretKey) == 0 {
-		logger.Warn("coord: no SecretKey: anyone who can reach the gossip and replication ports can join")
-	}
+	// Without a SecretKey the gossip layer warns once (and the transport
+	// accepts any peer): not repeated here.
 	n := &Node{
 		cfg:      cfg,
 		log:      logger,
@@ -97,22 +96,19 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.tr, err = tcp.New(tcfg); err != nil {
 		return nil, fmt.Errorf("coord: replication transport: %w", err)
 	}
-	replAddr := cfg.ReplicationAdvertiseAddr
-	if replAddr == "" {
-		replAddr = n.tr.Addr().String()
+	// An unspecified replication bind advertises the gossip IP (and gossip
+	// fills in its own advertise IP when that is unspecified too).
+	gaddr := cfg.GossipAdvertiseAddr
+	if gaddr == "" {
+		gaddr = cfg.GossipBindAddr
 	}
-	role := gossip.RoleVoter
-	if cfg.Role == RoleObserver {
-		role = gossip.RoleObserver
-	}
-	n.gossip, err = gossip.New(gossip.Config{
-		NodeID: cfg.NodeID, Cluster: cfg.Cluster,
-		BindAddr: cfg.GossipBindAddr, AdvertiseAddr: cfg.GossipAdvertiseAddr,
-		Seeds: cfg.Seeds, SecretKey: cfg.SecretKey, Logger: logger,
-		Meta:          gossip.Meta{NodeID: cfg.NodeID, Cluster: cfg.Cluster, ReplicationAddr: replAddr, Role: role},
-		ProbeInterval: cfg.GossipProbeInterval, HealInterval: cfg.GossipHealInterval,
-	})
+	replAddr, err := cfg.replicationAdvertiseAddr(n.tr.Addr().String(), gaddr)
 	if err != nil {
+		return nil, err
+	}
+	gcfg := cfg.gossipConfig(replAddr)
+	gcfg.Logger = logger
+	if n.gossip, err = gossip.New(gcfg); err != nil {
 		return nil, fmt.Errorf("coord: gossip: %w", err)
 	}
 	if err := n.gossip.Join(ctx); err != nil {

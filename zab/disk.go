@@ -21,6 +21,8 @@ type diskLog struct {
 	wal    *wal.Log
 	snaps  *wal.SnapshotStore
 	hs     HardState
+	// noGroup fsyncs each entry separately (benchmarks only).
+	noGroup bool
 
 	mu     sync.Mutex // guards fsyncs
 	fsyncs []time.Duration
@@ -111,7 +113,13 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 			recs[i] = wal.Record{Zxid: uint64(e.Zxid), Data: e.Data}
 		}
 		start := time.Now()
-		if err := d.wal.Commit(recs...); err != nil {
+		if d.noGroup {
+			for _, r := range recs {
+				if err := d.wal.Commit(r); err != nil {
+					return err
+				}
+			}
+		} else if err := d.wal.Commit(recs...); err != nil {
 			return err
 		}
 		d.recordFsync(time.Since(start))
