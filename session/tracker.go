@@ -51,7 +51,7 @@ type Tracker struct {
 	// buckets maps a bucket index to the sessions expiring at base+index*tick.
 	// A bucket emptied by touches stays until it is due (or NextExpiry drops
 	// it), so every key has exactly one entry in due.
-	buckets map[int64][]*tracked
+	buckets map[int64]*bucket
 	due     indexHeap // min-heap of the keys of buckets
 	scanned int       // entries visited by Expired; tests check it is O(expired)
 }
@@ -59,9 +59,15 @@ type Tracker struct {
 type tracked struct {
 	id      ID
 	timeout time.Duration
-	bucket  int64 // index of the bucket it sits in; its expiry is bucket*tick
-	pos     int   // index within that bucket's slice
+	b       *bucket // the bucket it sits in; nil once closing
+	pos     int     // index within b.items
 	closing bool
+}
+
+// bucket holds the sessions expiring at base+idx*tick.
+type bucket struct {
+	idx   int64
+	items []*tracked
 }
 
 // NewTracker returns an empty tracker whose expiry buckets are tick wide,
@@ -76,7 +82,7 @@ func NewTracker(tick time.Duration, now time.Time) (*Tracker, error) {
 		tick:     tick,
 		base:     now,
 		sessions: make(map[ID]*tracked),
-		buckets:  make(map[int64][]*tracked),
+		buckets:  make(map[int64]*bucket),
 	}, nil
 }
 
@@ -105,7 +111,7 @@ func (t *Tracker) Add(id ID, timeout time.Duration, now time.Time) error {
 		}
 		return nil
 	}
-	s := &tracked{id: id, timeout: timeout, bucket: -1}
+	s := &tracked{id: id, timeout: timeout}
 	t.sessions[id] = s
 	t.place(s, t.bucketFor(now, timeout))
 	return nil
@@ -177,11 +183,11 @@ func (t *Tracker) Expired(now time.Time) []ID {
 		b := t.buckets[idx]
 		delete(t.buckets, idx)
 		start := len(out)
-		out = slices.Grow(out, len(b))
-		for _, s := range b {
+		out = slices.Grow(out, len(b.items))
+		for _, s := range b.items {
 			t.scanned++
 			s.closing = true
-			s.bucket = -1
+			s.b = nil
 			out = append(out, s.id)
 		}
 		slices.Sort(out[start:])
@@ -195,7 +201,7 @@ func (t *Tracker) Expired(now time.Time) []ID {
 func (t *Tracker) NextExpiry() (time.Time, bool) {
 	for len(t.due) > 0 {
 		idx := t.due[0]
-		if len(t.buckets[idx]) > 0 {
+		if len(t.buckets[idx].items) > 0 {
 			return t.indexTime(idx), true
 		}
 		t.due.pop() // emptied by touches: drop it so the next call is O(1)
@@ -212,7 +218,7 @@ func (t *Tracker) Lookup(id ID) (Info, bool) {
 	}
 	st := Info{ID: id, Timeout: s.timeout, Closing: s.closing}
 	if !s.closing {
-		st.Expiry = t.indexTime(s.bucket)
+		st.Expiry = t.indexTime(s.b.idx)
 	}
 	return st, true
 }
@@ -264,7 +270,7 @@ func (t *Tracker) Reset(sessions []Entry, now time.Time) error {
 // already there or later.
 func (t *Tracker) refresh(s *tracked, now time.Time) {
 	idx := t.bucketFor(now, s.timeout)
-	if idx <= s.bucket {
+	if idx <= s.b.idx {
 		return
 	}
 	t.unplace(s)
@@ -274,20 +280,24 @@ func (t *Tracker) refresh(s *tracked, now time.Time) {
 func (t *Tracker) place(s *tracked, idx int64) {
 	b, ok := t.buckets[idx]
 	if !ok {
+		b = &bucket{idx: idx}
+		t.buckets[idx] = b
 		t.due.push(idx)
 	}
-	s.bucket, s.pos = idx, len(b)
-	t.buckets[idx] = append(b, s)
+	s.b, s.pos = b, len(b.items)
+	b.items = append(b.items, s)
 }
 
+// unplace takes a live session out of its bucket. The bucket stays even if
+// empty: it still has its heap entry.
 func (t *Tracker) unplace(s *tracked) {
-	b := t.buckets[s.bucket]
-	last := len(b) - 1
-	b[s.pos] = b[last]
-	b[s.pos].pos = s.pos
-	b[last] = nil
-	t.buckets[s.bucket] = b[:last] // kept even if empty: it still has its heap entry
-	s.bucket = -1
+	items := s.b.items
+	last := len(items) - 1
+	items[s.pos] = items[last]
+	items[s.pos].pos = s.pos
+	items[last] = nil
+	s.b.items = items[:last]
+	s.b = nil
 }
 
 // bucketFor returns the bucket of a session touched at now with timeout: the
