@@ -1104,7 +1104,7 @@ func TestProcessFailover(t *testing.T) {
 			ackedBefore++
 		}
 	}
-	t.Logf("%d writes attempted, %d acknowledged (%d before the kill) and found on both survivors, %d failed; %d znodes",
+	t.Logf("%d writes attempted, %d acknowledged (%d before the kill) and checked on both survivors, %d failed; %d znodes",
 		len(c.tries), checked, ackedBefore, c.fails, len(tree))
 	c.mu.Unlock()
 }
