@@ -45,6 +45,10 @@ type Node struct {
 	tracker *session.Tracker // non-nil while this node leads
 	leading bool
 
+	ackMu       sync.Mutex
+	pendingAcks []pendingAck // heartbeats waiting for a leadership check
+	acking      bool         // a check is running
+
 	events    chan ClusterEvent
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -289,6 +293,7 @@ func (n *Node) maintain() {
 		n.tickSessions(now, ss.Leader, ss.Serving)
 		leading := ss.Role == zab.RoleLeading && ss.Serving
 		expired := n.leaderTick(now, leading)
+		n.flushAcks()
 		for _, id := range expired {
 			n.proposeAsync(tree.Op{Type: tree.OpCloseSession, Session: int64(id)})
 		}

@@ -289,20 +289,70 @@ func (n *Node) onApp(from zab.PeerID, payload []byte) {
 	}
 }
 
-// onHeartbeat is the leader's side: refresh the session and answer.
+// onHeartbeat is the leader's side: refresh the session at once (a leader
+// may only ever expire later than the owner thinks, which is safe), but
+// acknowledge only after a quorum has confirmed, in a round started after
+// the heartbeat arrived, that this node still leads (flushAcks). Otherwise a
+// deposed leader that does not know it yet could extend an owner's lease
+// past the expiry the new leader computes, and two owners could believe
+// they hold the same lock.
 func (n *Node) onHeartbeat(from zab.PeerID, m appMsg) {
 	leading, alive := n.touchSession(m.Session)
 	if !leading {
 		return // only the leader may vouch for a session; the owner retries
 	}
 	ack := appMsg{Kind: msgHeartbeatAck, Session: m.Session, Sent: m.Sent, OK: alive}
-	if from == zab.PeerID(n.cfg.NodeID) {
+	if !alive {
+		n.deliverAck(from, ack) // "expired" can only make the owner stop sooner
+		return
+	}
+	n.ackMu.Lock()
+	n.pendingAcks = append(n.pendingAcks, pendingAck{from: from, ack: ack})
+	n.ackMu.Unlock()
+}
+
+type pendingAck struct {
+	from zab.PeerID
+	ack  appMsg
+}
+
+// flushAcks runs on the maintenance goroutine: one leadership-confirming
+// Sync covers every heartbeat that arrived before it started.
+func (n *Node) flushAcks() {
+	n.ackMu.Lock()
+	if n.acking || len(n.pendingAcks) == 0 {
+		n.ackMu.Unlock()
+		return
+	}
+	batch := n.pendingAcks
+	n.pendingAcks, n.acking = nil, true
+	n.ackMu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.SyncLimit)
+		_, err := n.zab.Sync(ctx)
+		cancel()
+		n.ackMu.Lock()
+		n.acking = false
+		n.ackMu.Unlock()
+		if err != nil {
+			return // not confirmed as leader: say nothing, owners retry
+		}
+		for _, p := range batch {
+			n.deliverAck(p.from, p.ack)
+		}
+	}()
+}
+
+func (n *Node) deliverAck(to zab.PeerID, ack appMsg) {
+	if to == zab.PeerID(n.cfg.NodeID) {
 		n.onHeartbeatAck(ack)
 		return
 	}
 	b, err := msgpack.Marshal(&ack)
 	if err == nil {
-		_ = n.zab.SendApp(from, b)
+		_ = n.zab.SendApp(to, b)
 	}
 }
 
