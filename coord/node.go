@@ -128,7 +128,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.voters = voters
 	n.zab, err = zab.StartNode(zab.NodeConfig{
 		Core: zab.Config{
-			ID: zab.PeerID(cfg.NodeID), Voters: voters, Observers: observers,
+			ID: zab.PeerID(cfg.NodeID), Voters: voters, Observers: observers, Logger: logger,
 			Seed:           cfg.NodeID ^ uint64(time.Now().UnixNano()),
 			HeartbeatTicks: cfg.ticks(cfg.HeartbeatInterval),
 			SyncLimit:      cfg.ticks(cfg.SyncLimit),

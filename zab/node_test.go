@@ -316,7 +316,7 @@ func BenchmarkNodeCommitTCP(b *testing.B) {
 								if err == nil {
 									break
 								}
-								if !errors.Is(err, zab.ErrNoLeader) && !errors.Is(err, zab.ErrOutcomeUnknown) {
+								if !errors.Is(err, zab.ErrNoLeader) && !errors.Is(err, zab.ErrOutcomeUnknown) && !errors.Is(err, zab.ErrProposalDropped) {
 									b.Error(err)
 									return
 								}
