@@ -39,7 +39,9 @@ type Node struct {
 
 	sessMu   sync.Mutex
 	sessions map[int64]*Session
-	def      *Session
+
+	defMu sync.Mutex
+	def   *Session // the default session, replaced when it is lost
 
 	trackMu sync.Mutex
 	tracker *session.Tracker // non-nil while this node leads
@@ -152,7 +154,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.maintain()
-	if n.def, err = n.Session(ctx, SessionOptions{}); err != nil {
+	if _, err = n.defaultSession(ctx); err != nil {
 		return nil, fmt.Errorf("coord: default session: %w", err)
 	}
 	if cfg.ExpvarName != "" {
@@ -493,70 +495,150 @@ func (n *Node) shutdown() {
 // ID returns the node's id.
 func (n *Node) ID() uint64 { return n.cfg.NodeID }
 
-// DefaultSession returns the session the Node's own methods use.
-func (n *Node) DefaultSession() *Session { return n.def }
+// DefaultSession returns the session the Node's own methods use. If the
+// previous one was lost (its timeout passed without a leader, say), a new
+// one is created first: the old one's ephemerals are gone, and Node-level
+// ephemerals and watches must be set again. Use your own Sessions to own
+// ephemerals whose loss you must notice.
+func (n *Node) DefaultSession(ctx context.Context) (*Session, error) {
+	return n.defaultSession(ctx)
+}
+
+func (n *Node) defaultSession(ctx context.Context) (*Session, error) {
+	if err := n.usable(); err != nil {
+		return nil, err
+	}
+	n.defMu.Lock()
+	defer n.defMu.Unlock()
+	if n.def != nil && n.def.usable() == nil {
+		return n.def, nil
+	}
+	s, err := n.Session(ctx, SessionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if n.def != nil {
+		n.log.Info("coord: default session replaced", "old", session.ID(n.def.id), "new", session.ID(s.id))
+	}
+	n.def = s
+	return s, nil
+}
 
 // Create creates a node through the default session; see Session.Create.
 func (n *Node) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
-	return n.def.Create(ctx, path, data, mode, opts...)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.Create(ctx, path, data, mode, opts...)
 }
 
 // Get reads a node from the local replica; see Session.Get.
 func (n *Node) Get(ctx context.Context, path string) ([]byte, Stat, error) {
-	return n.def.Get(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, Stat{}, err
+	}
+	return s.Get(ctx, path)
 }
 
 // GetW is Get with a one-shot watch; see Session.GetW.
 func (n *Node) GetW(ctx context.Context, path string) ([]byte, Stat, <-chan Event, error) {
-	return n.def.GetW(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, Stat{}, nil, err
+	}
+	return s.GetW(ctx, path)
 }
 
 // Exists reports whether a node exists; see Session.Exists.
 func (n *Node) Exists(ctx context.Context, path string) (Stat, bool, error) {
-	return n.def.Exists(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return Stat{}, false, err
+	}
+	return s.Exists(ctx, path)
 }
 
 // ExistsW is Exists with a one-shot watch; see Session.ExistsW.
 func (n *Node) ExistsW(ctx context.Context, path string) (Stat, bool, <-chan Event, error) {
-	return n.def.ExistsW(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return Stat{}, false, nil, err
+	}
+	return s.ExistsW(ctx, path)
 }
 
 // Children lists a node's children; see Session.Children.
 func (n *Node) Children(ctx context.Context, path string) ([]string, Stat, error) {
-	return n.def.Children(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, Stat{}, err
+	}
+	return s.Children(ctx, path)
 }
 
 // ChildrenW is Children with a one-shot watch; see Session.ChildrenW.
 func (n *Node) ChildrenW(ctx context.Context, path string) ([]string, Stat, <-chan Event, error) {
-	return n.def.ChildrenW(ctx, path)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, Stat{}, nil, err
+	}
+	return s.ChildrenW(ctx, path)
 }
 
 // Set replaces a node's data; see Session.Set.
 func (n *Node) Set(ctx context.Context, path string, data []byte, version int32) (Stat, error) {
-	return n.def.Set(ctx, path, data, version)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return Stat{}, err
+	}
+	return s.Set(ctx, path, data, version)
 }
 
 // Delete deletes a node; see Session.Delete.
 func (n *Node) Delete(ctx context.Context, path string, version int32) error {
-	return n.def.Delete(ctx, path, version)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, path, version)
 }
 
 // Multi applies ops atomically; see Session.Multi.
 func (n *Node) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
-	return n.def.Multi(ctx, ops...)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Multi(ctx, ops...)
 }
 
 // Sync makes the next local read linearizable; see Session.Sync.
-func (n *Node) Sync(ctx context.Context) error { return n.def.Sync(ctx) }
+func (n *Node) Sync(ctx context.Context) error {
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Sync(ctx)
+}
 
 // Watch sets a persistent watch; see Session.Watch.
 func (n *Node) Watch(ctx context.Context, path string, recursive bool) (*Watch, error) {
-	return n.def.Watch(ctx, path, recursive)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Watch(ctx, path, recursive)
 }
 
 // WatchFrom resumes a persistent watch from a zxid; see Session.WatchFrom.
 func (n *Node) WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*Watch, error) {
-	return n.def.WatchFrom(ctx, path, recursive, zxid)
+	s, err := n.defaultSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.WatchFrom(ctx, path, recursive, zxid)
 }
 
 // publishExpvar publishes Stats under name in the standard library's expvar

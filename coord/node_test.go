@@ -378,3 +378,34 @@ func TestSessionSurvivesFailover(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 }
+
+// TestDefaultSessionRenewedAfterLoss: when the quorum is gone for longer than
+// the default session's timeout, the session is Lost; once a leader is back,
+// the Node's methods work again on a new default session.
+func TestDefaultSessionRenewedAfterLoss(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.DataDir = t.TempDir()
+		cfg.DefaultSessionTimeout = 500 * time.Millisecond
+	})
+	ctx := ctxT(t)
+	survivor := c.nodes[1]
+	old, err := survivor.DefaultSession(ctx)
+	require.NoError(t, err)
+	for _, id := range []uint64{2, 3} {
+		c.nodes[id].shutdown()
+		delete(c.nodes, id)
+	}
+	require.Eventually(t, func() bool { return old.usable() != nil }, 5*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, old.usable(), ErrSessionExpired, "a lost session says expired, not closed")
+
+	for _, id := range []uint64{2, 3} {
+		n, err := JoinContext(ctx, c.cfgs[id])
+		require.NoError(t, err)
+		c.nodes[id] = n
+	}
+	_, err = survivor.Create(ctx, "/after-loss", nil, Persistent)
+	require.NoError(t, err)
+	cur, err := survivor.DefaultSession(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, old.ID(), cur.ID())
+}

@@ -248,7 +248,11 @@ func runProcChild() error {
 // Each attempt has unique data "<writer>.<n>"; TRY is printed before the
 // attempt, ACK only after the create returned success.
 func procWrite(ctx context.Context, node *coord.Node, writer string, out *procOut, stop <-chan struct{}) {
-	sess := node.DefaultSession()
+	sess, err := node.DefaultSession(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "process child: default session: %v\n", err)
+		return
+	}
 	stopped := func() bool {
 		select {
 		case <-stop:

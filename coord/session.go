@@ -57,8 +57,9 @@ type Session struct {
 	state   *session.State
 	nextHB  time.Time
 	watches map[watchSink]struct{}
-	closing bool // the owner asked to close it
-	closed  bool
+	closing bool  // the owner asked to close it
+	closed  bool  // ended: see endErr
+	endErr  error // ErrClosed or ErrSessionExpired
 }
 
 // sessionEventBuffer is how many session events wait for a slow reader; the
@@ -142,10 +143,10 @@ func (s *Session) usable() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closed:
-		return fmt.Errorf("%w: session %s", ErrClosed, session.ID(s.id))
 	case s.state.Status() == session.Lost:
 		return fmt.Errorf("%w: session %s", ErrSessionExpired, session.ID(s.id))
+	case s.closed:
+		return fmt.Errorf("%w: session %s", s.endErr, session.ID(s.id))
 	}
 	return nil
 }
@@ -175,7 +176,7 @@ func (s *Session) finish(err error) {
 		s.mu.Unlock()
 		return
 	}
-	s.closed = true
+	s.closed, s.endErr = true, err
 	ws := make([]watchSink, 0, len(s.watches))
 	for w := range s.watches {
 		ws = append(ws, w)
