@@ -57,9 +57,10 @@ type Session struct {
 	state   *session.State
 	nextHB  time.Time
 	watches map[watchSink]struct{}
-	closing bool  // the owner asked to close it
-	closed  bool  // ended: see endErr
-	endErr  error // ErrClosed or ErrSessionExpired
+	leases  []chan struct{} // closed at the next Suspended or Lost
+	closing bool            // the owner asked to close it
+	closed  bool            // ended: see endErr
+	endErr  error           // ErrClosed or ErrSessionExpired
 }
 
 // sessionEventBuffer is how many session events wait for a slow reader; the
@@ -177,6 +178,7 @@ func (s *Session) finish(err error) {
 		return
 	}
 	s.closed, s.endErr = true, err
+	s.breakLeases()
 	ws := make([]watchSink, 0, len(s.watches))
 	for w := range s.watches {
 		ws = append(ws, w)
@@ -210,8 +212,36 @@ func (s *Session) drainLocked() (lost bool) {
 		if ev.Type == session.EventLost {
 			lost = true
 		}
+		if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
+			s.breakLeases()
+		}
 	}
 	return lost
+}
+
+// Suspended returns a channel closed at the session's next Suspended or
+// Lost transition (at once if it is not Connected now). Anything that relies
+// on the session, a lock or a leadership, stops acting when it closes:
+// between Suspended and Lost the leader may already be about to expire the
+// session. Unlike Events, any number of callers may use it.
+func (s *Session) Suspended() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	if s.closed || s.state.Status() != session.Connected {
+		close(ch)
+		return ch
+	}
+	s.leases = append(s.leases, ch)
+	return ch
+}
+
+// breakLeases closes every Suspended channel. Caller holds s.mu.
+func (s *Session) breakLeases() {
+	for _, ch := range s.leases {
+		close(ch)
+	}
+	s.leases = nil
 }
 
 // appMsg is a session heartbeat (owner → leader) or its acknowledgement.
