@@ -111,3 +111,24 @@ func TestWatchOverflowIsReported(t *testing.T) {
 	_, ok := <-w.C()
 	require.False(t, ok)
 }
+
+func TestReaperRemovesContainersAndTTLNodes(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[1]
+	_, err := n.Create(ctx, "/box", nil, Container)
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/box/item", nil, Persistent)
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/ttl", nil, PersistentWithTTL, WithTTL(200*time.Millisecond))
+	require.NoError(t, err)
+	_, err = n.Create(ctx, "/bad-ttl", nil, Persistent, WithTTL(time.Second))
+	require.ErrorIs(t, err, ErrBadArguments)
+
+	require.NoError(t, n.Delete(ctx, "/box/item", AnyVersion))
+	require.Eventually(t, func() bool {
+		_, boxOK, _ := n.Exists(ctx, "/box")
+		_, ttlOK, _ := n.Exists(ctx, "/ttl")
+		return !boxOK && !ttlOK
+	}, 5*time.Second, 20*time.Millisecond, "the leader's reaper removes the empty container and the expired TTL node")
+}
