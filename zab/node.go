@@ -308,24 +308,37 @@ func (n *Node) run() {
 				fatal = errors.New("zab: transport closed")
 				return
 			}
-			if m.Type == MsgApp {
-				if n.cfg.OnApp != nil && m.To == n.peer.ID() {
-					n.cfg.OnApp(m.From, m.Snap)
-				}
-				continue
-			}
-			if err := n.peer.Step(m); err != nil {
-				n.log.Debug("zab: step", "from", m.From, "type", m.Type, "err", err)
-			}
+			n.step(m)
 		case req := <-n.propc:
 			n.busy.work()
 			n.submit(req, n.peer.Propose)
 		case req := <-n.syncc:
 			n.busy.work()
-			n.submit(req, func(id uint64, _ []byte) error { return n.peer.Sync(id) })
+			n.submit(req, n.syncCall)
 		case sd := <-n.snapc:
 			n.busy.work()
 			n.snapshotTaken(sd)
+		}
+		// Take in whatever else is already waiting, so one Ready (one
+		// fsync, one batch of messages) covers it all: the group commit.
+		for i := 0; i < maxBatch; i++ {
+			select {
+			case m, ok := <-recv:
+				if !ok {
+					fatal = errors.New("zab: transport closed")
+					return
+				}
+				n.step(m)
+				continue
+			case req := <-n.propc:
+				n.submit(req, n.peer.Propose)
+				continue
+			case req := <-n.syncc:
+				n.submit(req, n.syncCall)
+				continue
+			default:
+			}
+			break
 		}
 		for n.peer.HasReady() {
 			if err := n.handleReady(n.peer.Ready()); err != nil {
@@ -345,6 +358,28 @@ func (n *Node) run() {
 	}
 }
 
+// maxBatch bounds how many waiting inputs one loop turn takes in before it
+// persists and sends, so ticks are not starved.
+const maxBatch = 1024
+
+// step hands one inbound message to the core (or MsgApp to OnApp).
+func (n *Node) step(m Message) {
+	if m.Type == MsgApp {
+		if n.cfg.OnApp != nil && m.To == n.peer.ID() {
+			n.cfg.OnApp(m.From, m.Snap)
+		}
+		return
+	}
+	if err := n.peer.Step(m); err != nil {
+		n.log.Debug("zab: step", "from", m.From, "type", m.Type, "err", err)
+	}
+}
+
+// syncCall adapts Peer.Sync to submit's shape.
+func (n *Node) syncCall(id uint64, _ []byte) error { return n.peer.Sync(id) }
+
+// submit hands a request to the core (Propose, or Sync which ignores the
+// data) and remembers it until the core completes it.
 func (n *Node) submit(req *request, call func(uint64, []byte) error) {
 	n.nextID++
 	id := n.nextID
