@@ -1,6 +1,8 @@
 package coord
 
 import (
+	"time"
+
 	"github.com/coord-dev/coord/internal/gossip"
 )
 
@@ -128,6 +130,8 @@ type Stats struct {
 	Watches   int // watch registrations on this node
 	// SendQueues is the replication send queue depth per peer.
 	SendQueues map[uint64]int
+	// Followers is, on the leader, each learner's replication state.
+	Followers map[uint64]FollowerStats
 	// FsyncP50 and FsyncP99 are recent log write latencies (zero in memory).
 	FsyncP50, FsyncP99 string
 	// LoopBusy is the fraction of time the replication loop was busy.
@@ -149,5 +153,28 @@ func (n *Node) Stats() Stats {
 	for _, p := range n.tr.Stats().Peers {
 		s.SendQueues[uint64(p.ID)] = p.QueueLen
 	}
+	if len(st.Progress) > 0 {
+		s.Followers = make(map[uint64]FollowerStats, len(st.Progress))
+		for id, p := range st.Progress {
+			f := FollowerStats{Observer: p.Observer, Synced: p.Synced, Acked: uint64(p.Acked), Paused: p.Paused,
+				Lag: -1, Idle: time.Duration(p.IdleTicks) * n.cfg.TickInterval}
+			if p.Acked.Epoch() == st.LastZxid.Epoch() {
+				f.Lag = int64(st.LastZxid.Counter()) - int64(p.Acked.Counter())
+			}
+			s.Followers[uint64(id)] = f
+		}
+	}
 	return s
+}
+
+// FollowerStats is the leader's view of one follower or observer.
+type FollowerStats struct {
+	Observer bool
+	Synced   bool   // acknowledged NEWLEADER in this epoch
+	Acked    uint64 // last zxid it acknowledged holding durably
+	// Lag is how many txns of this epoch it has not acknowledged yet (-1
+	// while it has acknowledged nothing of this epoch).
+	Lag    int64
+	Paused bool          // streaming waits for it (its send queue was full)
+	Idle   time.Duration // since it was last heard from
 }

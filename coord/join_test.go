@@ -111,3 +111,23 @@ func TestStatsAndExpvar(t *testing.T) {
 	_, err = Join(cfg)
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
+
+func TestStatsShowFollowers(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	leader := c.leader()
+	_, err := c.nodes[leader].Create(ctx, "/f", nil, Persistent)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st := c.nodes[leader].Stats()
+		if len(st.Followers) != 2 {
+			return false
+		}
+		for _, f := range st.Followers {
+			if !f.Synced || f.Lag != 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "the leader sees both followers synced with no lag")
+}

@@ -69,6 +69,8 @@ type Status struct {
 	FsyncP50, FsyncP99 time.Duration
 	// LoopBusy is the fraction of recent wall time the driver loop spent working.
 	LoopBusy float64
+	// Progress is, on a leader, what it knows of each learner (nil otherwise).
+	Progress map[PeerID]Progress
 }
 
 // ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
@@ -506,14 +508,16 @@ func (n *Node) snapshotTaken(sd snapDone) {
 }
 
 func (n *Node) publish() {
+	ps := n.peer.Status()
 	st := &Status{
 		ID:        n.peer.ID(),
-		SoftState: n.peer.SoftState(),
-		LastZxid:  n.peer.LastZxid(),
-		Committed: n.peer.Committed(),
+		SoftState: ps.SoftState,
+		LastZxid:  ps.LastZxid,
+		Committed: ps.Committed,
 		Applied:   n.applied,
 		Snapshots: n.snapshots,
 		LoopBusy:  n.busy.fraction(),
+		Progress:  ps.Progress,
 	}
 	if n.disk != nil {
 		st.FsyncP50, st.FsyncP99 = n.disk.fsyncPercentiles()
