@@ -186,21 +186,28 @@ func (t *Tree) create(txn *Txn, op *Op) (string, Stat, error) {
 	return path, n.stat(), nil
 }
 
-func (t *Tree) delete(path string, version int32, zxid int64) error {
+// deletable finds a node a delete or reap may remove, with its parent.
+func (t *Tree) deletable(path string) (parent *node, parentPath, name string, n *node, err error) {
 	if err := ValidatePath(path); err != nil {
-		return err
+		return nil, "", "", nil, err
 	}
 	if path == "/" {
-		return fmt.Errorf("%w: the root cannot be deleted", ErrBadArguments)
+		return nil, "", "", nil, fmt.Errorf("%w: the root cannot be deleted", ErrBadArguments)
 	}
-	parentPath, name := splitPath(path)
-	parent := t.lookup(parentPath)
-	var n *node
-	if parent != nil {
+	parentPath, name = splitPath(path)
+	if parent = t.lookup(parentPath); parent != nil {
 		n = parent.child(name)
 	}
 	if n == nil {
-		return fmt.Errorf("%w: %s", ErrNoNode, path)
+		return nil, "", "", nil, fmt.Errorf("%w: %s", ErrNoNode, path)
+	}
+	return parent, parentPath, name, n, nil
+}
+
+func (t *Tree) delete(path string, version int32, zxid int64) error {
+	parent, parentPath, name, n, err := t.deletable(path)
+	if err != nil {
+		return err
 	}
 	if version != -1 && version != n.version {
 		return fmt.Errorf("%w: %s is at version %d, expected %d", ErrBadVersion, path, n.version, version)
@@ -294,20 +301,9 @@ func (t *Tree) closeSession(id int64, zxid int64) error {
 }
 
 func (t *Tree) reap(path string, txn *Txn) error {
-	if err := ValidatePath(path); err != nil {
+	parent, parentPath, name, n, err := t.deletable(path)
+	if err != nil {
 		return err
-	}
-	if path == "/" {
-		return fmt.Errorf("%w: the root cannot be deleted", ErrBadArguments)
-	}
-	parentPath, name := splitPath(path)
-	parent := t.lookup(parentPath)
-	var n *node
-	if parent != nil {
-		n = parent.child(name)
-	}
-	if n == nil {
-		return fmt.Errorf("%w: %s", ErrNoNode, path)
 	}
 	if !reapable(n, txn.Time) {
 		return fmt.Errorf("%w: %s", ErrNotEligible, path)

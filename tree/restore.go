@@ -55,19 +55,6 @@ func (t *Tree) Restore(r io.Reader) error {
 	return nil
 }
 
-func lookupFrom(root *node, p string) *node {
-	n := root
-	for i := 1; i < len(p) && n != nil; {
-		j := i
-		for j < len(p) && p[j] != '/' {
-			j++
-		}
-		n = n.child(p[i:j])
-		i = j + 1
-	}
-	return n
-}
-
 // diffPath queues the events that turn old into new at path p.
 func (t *Tree) diffPath(p string, old, cur *node, seen map[string]bool) {
 	if seen[p] {

@@ -199,8 +199,11 @@ func (t *Tree) NodeCount() int {
 }
 
 // lookup returns the node at a valid path, or nil.
-func (t *Tree) lookup(p string) *node {
-	n := t.root
+func (t *Tree) lookup(p string) *node { return lookupFrom(t.root, p) }
+
+// lookupFrom walks from root down a valid path.
+func lookupFrom(root *node, p string) *node {
+	n := root
 	for i := 1; i < len(p) && n != nil; {
 		j := i
 		for j < len(p) && p[j] != '/' {
