@@ -3,31 +3,20 @@ package coord
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/coord-dev/coord/internal/loopback"
 )
 
-// freeAddr returns a loopback address whose port is free for both TCP and
-// UDP right now (memberlist needs both on one port).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	addr, err := loopback.FreeAddr()
+	require.NoError(t, err)
+	return addr
 }
 
 type testCluster struct {

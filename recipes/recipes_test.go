@@ -3,7 +3,6 @@ package recipes_test
 import (
 	"context"
 	"errors"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,25 +10,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/coord-dev/coord/internal/loopback"
+
 	"github.com/coord-dev/coord/coord"
 	"github.com/coord-dev/coord/recipes"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	addr, err := loopback.FreeAddr()
+	require.NoError(t, err)
+	return addr
 }
 
 // cluster joins n voters on loopback.

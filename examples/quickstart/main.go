@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/loopback"
 )
 
 func main() {
@@ -141,7 +141,7 @@ func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error)
 	var seeds []string
 	var voters []uint64
 	for i := 1; i <= n; i++ {
-		addr, err := freeAddr()
+		addr, err := loopback.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -173,22 +173,4 @@ func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error)
 		return nil, err
 	}
 	return nodes, nil
-}
-
-// freeAddr returns a loopback address with a port free for TCP and UDP.
-func freeAddr() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr, nil
-		}
-	}
-	return "", errors.New("no free port")
 }
