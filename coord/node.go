@@ -456,7 +456,7 @@ func (n *Node) Close(ctx context.Context) error {
 	if len(ids) > 0 && n.zab != nil && n.zab.Status().SoftState.Serving {
 		// Without a quorum the sessions cannot be closed; the leader will
 		// expire them. Bound the wait so Close does not hang on a dead cluster.
-		cctx, cancel := context.WithTimeout(ctx, 4*n.cfg.SyncLimit)
+		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.SyncLimit)
 		for _, id := range ids {
 			op := tree.Op{Type: tree.OpCloseSession, Session: id}
 			if _, err := n.propose(cctx, 0, op); err != nil && !errors.Is(err, ErrSessionExpired) {
@@ -467,6 +467,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	for _, s := range ss {
 		s.finish(ErrClosed)
+	}
+	if n.zab != nil {
+		n.handoff(ctx)
 	}
 	if n.gossip != nil {
 		if err := n.gossip.Leave(ctx); err != nil {
@@ -655,4 +658,24 @@ func (n *Node) publishExpvar(name string) error {
 		return n.Stats()
 	}))
 	return nil
+}
+
+// handoff, on the leader, tells the others it is leaving so they elect a
+// new leader at once, and gives the transport a moment to send that.
+func (n *Node) handoff(ctx context.Context) {
+	if n.zab.Status().SoftState.Role != zab.RoleLeading {
+		return
+	}
+	n.zab.Handoff()
+	deadline := time.Now().Add(4 * n.cfg.TickInterval)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		queued := 0
+		for _, p := range n.tr.Stats().Peers {
+			queued += p.QueueLen
+		}
+		if queued == 0 {
+			return
+		}
+		time.Sleep(n.cfg.TickInterval / 4)
+	}
 }

@@ -398,3 +398,31 @@ func TestDefaultSessionRenewedAfterLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, old.ID(), cur.ID())
 }
+
+// TestLeaderCloseHandsOff: a leader that closes tells the others, who elect
+// a new leader at once instead of waiting out SyncLimit.
+func TestLeaderCloseHandsOff(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) { cfg.SyncLimit = 2 * time.Second })
+	ctx := ctxT(t)
+	leader := c.leader()
+	var survivor *Node
+	for id, n := range c.nodes {
+		if id != leader {
+			survivor = n
+		}
+	}
+	require.NoError(t, c.nodes[leader].Close(ctx))
+	delete(c.nodes, leader)
+	start := time.Now()
+	for {
+		_, err := survivor.Create(ctx, "/after-handoff", nil, Persistent)
+		if err == nil {
+			break
+		}
+		require.NoError(t, ctx.Err(), "no new leader: %v", err)
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(start)
+	t.Logf("writes resumed %v after the leader closed (SyncLimit 2s)", took)
+	require.Less(t, took, 2*time.Second, "the followers did not wait out SyncLimit")
+}

@@ -399,3 +399,15 @@ func (p *Peer) learnerFlush() {
 		p.sendForwards(false)
 	}
 }
+
+// LeaderLeaving tells a learner that from, if it is its leader, is shutting
+// down on purpose: the learner starts an election at once instead of
+// waiting SyncLimit ticks to notice the silence. Anything else is ignored.
+// The caller must have authenticated from (the transport does).
+func (p *Peer) LeaderLeaving(from PeerID) {
+	p.mustNotBeInReady()
+	if (p.role == RoleFollowing || p.role == RoleObserving) && p.leader == from && from != p.id {
+		p.logger.Info("zab: leader is leaving, looking for a new one", "leader", from)
+		p.becomeLooking()
+	}
+}

@@ -366,9 +366,15 @@ const maxBatch = 1024
 
 // step hands one inbound message to the core (or MsgApp to OnApp).
 func (n *Node) step(m Message) {
-	if m.Type == MsgApp {
+	switch m.Type {
+	case MsgApp:
 		if n.cfg.OnApp != nil && m.To == n.peer.ID() {
 			n.cfg.OnApp(m.From, m.Snap)
+		}
+		return
+	case MsgLeaving:
+		if m.To == n.peer.ID() {
+			n.peer.LeaderLeaving(m.From)
 		}
 		return
 	}
