@@ -5,6 +5,7 @@ import (
 	"context"
 	"expvar"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -130,4 +131,38 @@ func TestStatsShowFollowers(t *testing.T) {
 		}
 		return true
 	}, 5*time.Second, 10*time.Millisecond, "the leader sees both followers synced with no lag")
+}
+
+// TestCloseLeavesNoGoroutines: a whole cluster's life, watches and sessions
+// included, leaves no goroutine behind once every node is closed.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		c := startCluster(t, 3, func(cfg *Config) { cfg.DataDir = t.TempDir() })
+		ctx := ctxT(t)
+		n := c.nodes[1]
+		_, err := n.Create(ctx, "/g", nil, Persistent)
+		require.NoError(t, err)
+		w, err := n.Watch(ctx, "/", true)
+		require.NoError(t, err)
+		_ = w
+		s, err := c.nodes[2].Session(ctx, SessionOptions{})
+		require.NoError(t, err)
+		_, err = s.Create(ctx, "/g/e", nil, Ephemeral)
+		require.NoError(t, err)
+		_, _, _, err = c.nodes[3].GetW(ctx, "/g")
+		require.NoError(t, err)
+		for id, node := range c.nodes {
+			require.NoError(t, node.Close(ctx))
+			delete(c.nodes, id)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }
