@@ -769,7 +769,10 @@ func lock(c *cluster, n, warm, total int) error {
 // the leader node is stopped (Close with an already cancelled context: no
 // session is closed through the quorum, but the gossip leave is still
 // announced and its sockets are closed, as a killed process's would be).
-// The figures count from the moment Close has returned (t0).
+// The figures count from the moment Close has returned (t0). Since the
+// leader hands off on Close (MsgLeaving), a new leader may be in place
+// before t0: then the trial measures a hand-off, not a crash (new_leader_in_log_ms
+// is absent; stop_call_ms says how long Close took).
 // Writers whose session lived on the stopped node die with it, as an
 // embedded client dies with its process; the recovery figures are of the
 // writers on the surviving nodes. Then the node is restarted on its data
@@ -922,7 +925,7 @@ func failover(c *cluster, trial int, value []byte) error {
 	res.Errors = atomic.LoadInt64(&errCount)
 	res.Extra["trial"] = trial
 	res.Extra["killed_endpoint"] = fmt.Sprintf("coord%d", killedID)
-	res.Extra["stop_is"] = "Node.Close with a cancelled context (in-process; not kill -9)"
+	res.Extra["stop_is"] = "Node.Close with a cancelled context (in-process; not kill -9; the leader may hand off)"
 	res.Extra["stop_call_ms"] = ms(closeTook)
 	res.Extra["writers_on_stopped_node"] = n - survivors
 	res.Extra["first_write_ok_ms"] = ms(first)
