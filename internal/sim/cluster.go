@@ -1,0 +1,280 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+)
+
+// request is what a simulated node replicates, the same shape and msgpack
+// tags as coord's: one tree op with the proposing node, its clock and a
+// unique request id that only the op's retries reuse (the tree applies a
+// ReqID at most once).
+type request struct {
+	Origin  uint64  `msgpack:"o"`
+	ReqID   uint64  `msgpack:"r,omitempty"`
+	Time    int64   `msgpack:"t"`
+	Session int64   `msgpack:"s,omitempty"`
+	Op      tree.Op `msgpack:"p"`
+}
+
+// replica is a node's real znode tree, fed the entries its zab state
+// machine applied, in order.
+type replica struct {
+	id      zab.PeerID
+	tree    *tree.Tree
+	applied zab.Zxid
+	// results of this node's own proposals, by zxid, until a client takes them.
+	results map[zab.Zxid]tree.Result
+}
+
+// cluster wraps a zab.Sim and keeps one tree per peer in step with the
+// peer's state machine. zab.Sim applies committed entries to a digest; the
+// cluster reads the same entries back from the peer's storage right after
+// each simulator step and applies them to the tree, so every tree sees
+// exactly the entries, in the order, that zab handed to the state machine.
+// (Snapshots are off: a SNAP would carry the Sim's digest, not a tree.)
+type cluster struct {
+	s    *zab.Sim
+	reps map[zab.PeerID]*replica
+	// digests holds the tree digest right after each zxid, as first seen:
+	// trees that apply the same entries must agree.
+	digests map[zab.Zxid]uint64
+	// reqs records the ReqID of every applied entry, for the lost-write check.
+	reqs map[zab.Zxid]uint64
+	err  error
+}
+
+func newCluster(cfg zab.SimConfig) (*cluster, error) {
+	s, err := zab.NewSim(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{}}
+	for _, id := range s.IDs() {
+		c.reps[id] = &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+	}
+	return c, nil
+}
+
+func (c *cluster) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf(format, args...)
+	}
+}
+
+// step runs one simulator event and brings every tree up to its state
+// machine.
+func (c *cluster) step() {
+	c.s.Step()
+	for _, id := range c.s.IDs() {
+		c.catchUp(c.reps[id])
+	}
+}
+
+func (c *cluster) catchUp(r *replica) {
+	n := c.s.Node(r.id)
+	if n.Peer == nil {
+		return
+	}
+	last := n.SM.Last
+	switch {
+	case last == r.applied:
+		return
+	case last < r.applied:
+		c.fail("peer %d: state machine went back from %v to %v without a restart", r.id, r.applied, last)
+		return
+	}
+	ents, err := n.Storage.Entries(r.applied, last, 0)
+	if err != nil {
+		c.fail("peer %d: reading applied entries (%v, %v]: %w", r.id, r.applied, last, err)
+		return
+	}
+	if len(ents) == 0 || ents[len(ents)-1].Zxid != last {
+		c.fail("peer %d: storage lacks entries it applied up to %v", r.id, last)
+		return
+	}
+	for _, e := range ents {
+		c.apply(r, e)
+	}
+}
+
+func (c *cluster) apply(r *replica, e zab.Entry) {
+	var req request
+	if err := msgpack.Unmarshal(e.Data, &req); err != nil {
+		c.fail("peer %d: entry %v does not decode: %w", r.id, e.Zxid, err)
+		return
+	}
+	res := r.tree.Apply(tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op})
+	if errors.Is(res.Err, tree.ErrZxidOrder) {
+		c.fail("peer %d: %v", r.id, res.Err)
+	}
+	if req.Origin == uint64(r.id) {
+		r.results[e.Zxid] = res
+	}
+	r.applied = e.Zxid
+	d := r.tree.Digest()
+	if prev, ok := c.digests[e.Zxid]; !ok {
+		c.digests[e.Zxid] = d
+		c.reqs[e.Zxid] = req.ReqID
+	} else if prev != d {
+		c.fail("peer %d: tree after %v differs from another peer's (digest %x, first seen %x)", r.id, e.Zxid, d, prev)
+	}
+}
+
+// crash stops a peer; only its storage survives.
+func (c *cluster) crash(id zab.PeerID) { c.s.Crash(id) }
+
+// restart starts a crashed peer from its storage, with an empty tree: its
+// state machine starts from the (absent) snapshot and zab hands the
+// committed entries out again.
+func (c *cluster) restart(id zab.PeerID) {
+	n := c.s.Node(id)
+	if n.Peer != nil {
+		return
+	}
+	if err := c.s.Restart(id); err != nil {
+		c.fail("peer %d: restart: %w", id, err)
+		return
+	}
+	c.reps[id] = &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+	if n.SM.Last != 0 {
+		c.fail("peer %d: restarted at %v without a snapshot", id, n.SM.Last)
+	}
+	c.catchUp(c.reps[id])
+}
+
+func (c *cluster) running(id zab.PeerID) bool { return c.s.Node(id).Peer != nil }
+
+// converged reports whether a leader serves every running peer and every
+// tree applied the leader's whole log.
+func (c *cluster) converged() bool {
+	if !c.s.Stable() {
+		return false
+	}
+	last := c.s.Node(c.s.Leader()).Peer.LastZxid()
+	for _, id := range c.s.IDs() {
+		if !c.running(id) || c.s.Node(id).SM.Last != last || c.reps[id].applied != last {
+			return false
+		}
+	}
+	return true
+}
+
+// checkConverged verifies, once converged, that every peer holds the same
+// committed log and every tree the same digest.
+func (c *cluster) checkConverged() error {
+	l := c.s.Leader()
+	ref, err := c.s.Node(l).Storage.Entries(0, c.reps[l].applied, 0)
+	if err != nil {
+		return fmt.Errorf("leader %d: reading log: %w", l, err)
+	}
+	want := c.reps[l].tree.Digest()
+	for _, id := range c.s.IDs() {
+		r := c.reps[id]
+		if r.tree.Digest() != want || r.tree.LastZxid() != int64(r.applied) {
+			return fmt.Errorf("peer %d: tree digest %x at %v, leader %d has %x at %v", id, r.tree.Digest(),
+				r.applied, l, want, c.reps[l].applied)
+		}
+		ents, err := c.s.Node(id).Storage.Entries(0, r.applied, 0)
+		if err != nil {
+			return fmt.Errorf("peer %d: reading log: %w", id, err)
+		}
+		if len(ents) != len(ref) {
+			return fmt.Errorf("peer %d: %d committed entries, leader %d has %d", id, len(ents), l, len(ref))
+		}
+		for i := range ents {
+			if ents[i].Zxid != ref[i].Zxid || !bytes.Equal(ents[i].Data, ref[i].Data) {
+				return fmt.Errorf("peer %d: committed entry %d is %v, leader %d has %v", id, i, ents[i].Zxid, l, ref[i].Zxid)
+			}
+		}
+	}
+	return nil
+}
+
+// propose submits a request at peer id.
+func (c *cluster) propose(id zab.PeerID, req request) (uint64, error) {
+	data, err := msgpack.Marshal(&req)
+	if err != nil {
+		return 0, err
+	}
+	return c.s.Propose(id, data)
+}
+
+// read is a local get on peer id's tree.
+func (c *cluster) read(id zab.PeerID, path string) Output {
+	data, st, err := c.reps[id].tree.Get(path, nil)
+	if err != nil {
+		return Output{Code: codeOf(err), Failed: -1}
+	}
+	return Output{Code: OK, Data: string(data), Version: st.Version, Failed: -1}
+}
+
+func codeOf(err error) Code {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, tree.ErrNoNode):
+		return NoNode
+	case errors.Is(err, tree.ErrNodeExists):
+		return NodeExists
+	case errors.Is(err, tree.ErrBadVersion):
+		return BadVersion
+	case errors.Is(err, tree.ErrNotEmpty):
+		return NotEmpty
+	}
+	return OtherErr
+}
+
+// outputOf turns a tree result into what the client saw.
+func outputOf(res tree.Result) Output {
+	if res.Type == tree.OpMulti {
+		if res.Err != nil {
+			failed := -1
+			for i, r := range res.Results {
+				if r.Err != nil && !errors.Is(r.Err, tree.ErrRuntimeInconsistency) {
+					failed = i
+					break
+				}
+			}
+			return Output{Code: codeOf(res.Err), Failed: failed}
+		}
+		out := Output{Code: OK, Failed: -1, Results: make([]Output, len(res.Results))}
+		for i, r := range res.Results {
+			out.Results[i] = outputOf(r)
+		}
+		return out
+	}
+	if res.Err != nil {
+		return Output{Code: codeOf(res.Err), Failed: -1}
+	}
+	return Output{Code: OK, Path: res.Path, Version: res.Stat.Version, Failed: -1}
+}
+
+// toOp turns a model input into the tree op a client proposes.
+func toOp(in Input) tree.Op {
+	switch in.Kind {
+	case Create:
+		return tree.Op{Type: tree.OpCreate, Path: in.Path, Data: []byte(in.Data)}
+	case CreateSeq:
+		return tree.Op{Type: tree.OpCreate, Path: in.Path, Data: []byte(in.Data), Mode: tree.PersistentSequential}
+	case Delete:
+		return tree.Op{Type: tree.OpDelete, Path: in.Path, Version: in.Version}
+	case Set:
+		return tree.Op{Type: tree.OpSetData, Path: in.Path, Data: []byte(in.Data), Version: in.Version}
+	case Check:
+		return tree.Op{Type: tree.OpCheck, Path: in.Path, Version: in.Version}
+	case Multi:
+		op := tree.Op{Type: tree.OpMulti}
+		for _, sub := range in.Ops {
+			op.Ops = append(op.Ops, toOp(sub))
+		}
+		return op
+	}
+	panic(fmt.Sprintf("sim: %v is not a write", in.Kind))
+}

@@ -1,0 +1,565 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/coord-dev/coord/zab"
+)
+
+// Config shapes one seeded run. The zero value of every field but Seed is a
+// sensible default; the fault mix itself is drawn from the seed.
+type Config struct {
+	Seed uint64
+	// Voters is 3 or 5; zero picks from the seed.
+	Voters int
+	// Clients is the number of concurrent virtual clients; default 4.
+	Clients int
+	// Duration is the virtual time of the fault phase; default 1500.
+	Duration int64
+	// CheckTimeout bounds porcupine; default 20s. Unknown is a failure.
+	CheckTimeout time.Duration
+
+	// StaleReads is a test-only mutation: "linearizable" reads skip the
+	// Sync and answer from the local tree at once. The checker must catch it.
+	StaleReads bool
+	// FreshRetryIDs is a test-only mutation: a retried write gets a new
+	// ReqID, so the tree cannot recognise it and may apply it twice.
+	FreshRetryIDs bool
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed    uint64
+	Voters  int
+	History []porcupine.Operation
+	Pending int // writes with unknown outcome
+	Check   porcupine.CheckResult
+	Info    porcupine.LinearizationInfo
+	// Err is the first violation: an invariant of the simulator or the
+	// harness, a lost acknowledged write, diverging trees, or a history
+	// porcupine does not find linearizable (or cannot decide in time).
+	Err error
+	// Schedule is the run's log in virtual time: faults, leaders, calls and
+	// returns.
+	Schedule []string
+	Steps    int
+}
+
+// Failed reports whether the run found a violation.
+func (r *Result) Failed() bool { return r.Err != nil }
+
+const (
+	attemptTimeout = 300 // virtual time an attempt waits for its outcome
+	maxAttempts    = 4
+	pendingReturn  = 1 << 40 // the return time of a write that never returned
+)
+
+var keys = []string{"/k0", "/k1", "/k2", "/k3"}
+
+type call struct {
+	in       Input
+	start    int64
+	reqID    uint64
+	attempts int
+	unknown  bool // some attempt may have been applied
+	node     zab.PeerID
+	zid      uint64 // zab request id of the current attempt
+	deadline int64
+	retryAt  int64 // waiting to retry at this time
+}
+
+type client struct {
+	id      int
+	home    zab.PeerID
+	cur     *call
+	nextAt  int64
+	seq     int
+	created []string         // sequential nodes this client created
+	version map[string]int32 // last version seen per path, for CAS
+	final   bool             // the end-of-run reader: reads only
+}
+
+type runner struct {
+	cfg     Config
+	c       *cluster
+	rng     *rand.Rand
+	clients []*client
+	hist    []porcupine.Operation
+	acked   map[zab.Zxid]uint64 // acknowledged writes: zxid -> ReqID
+	nextReq uint64
+	log     []string
+	leader  zab.PeerID
+	pending int
+	steps   int
+}
+
+func (r *runner) logf(format string, args ...any) {
+	r.log = append(r.log, fmt.Sprintf("%6d ", r.c.s.Now())+fmt.Sprintf(format, args...))
+}
+
+// Run runs one seed: a cluster under the seed's faults with clients whose
+// history is checked for linearizability, then heals and checks convergence.
+func Run(cfg Config) *Result {
+	if cfg.Voters == 0 {
+		cfg.Voters = 3 + 2*int(cfg.Seed%2)
+	}
+	if cfg.Clients == 0 {
+		cfg.Clients = 4
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = 1500
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = 20 * time.Second
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0xc0071))
+	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, MaxDelay: 1 + rng.Int64N(12), Reorder: rng.IntN(2) == 0}
+	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
+	c, err := newCluster(sc)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	r := &runner{cfg: cfg, c: c, rng: rng, acked: map[zab.Zxid]uint64{}}
+	r.logf("seed=%d voters=%d maxDelay=%d reorder=%v clients=%d", cfg.Seed, cfg.Voters, sc.MaxDelay, sc.Reorder, cfg.Clients)
+	res.Err = r.run()
+	if res.Err == nil {
+		res.Check, res.Info = porcupine.CheckOperationsVerbose(Model(), r.hist, cfg.CheckTimeout)
+		switch res.Check {
+		case porcupine.Illegal:
+			res.Err = errors.New("history is not linearizable")
+		case porcupine.Unknown:
+			res.Err = fmt.Errorf("porcupine could not decide within %v (counts as a failure)", cfg.CheckTimeout)
+		}
+	}
+	res.History, res.Pending, res.Schedule, res.Steps = r.hist, r.pending, r.log, r.steps
+	return res
+}
+
+func (r *runner) run() error {
+	c := r.c
+	// Setup, fault-free: a leader, and /q (the parent of sequential nodes).
+	if !r.until(5000, func() bool { return c.s.Stable() }) {
+		return errors.New("setup: no leader")
+	}
+	setup := &client{id: -1, home: c.s.Leader(), version: map[string]int32{}}
+	r.clients = []*client{setup}
+	r.begin(setup, Input{Kind: Create, Path: "/q"})
+	if !r.until(5000, func() bool { return setup.cur == nil }) || len(r.hist) != 1 || r.hist[0].Output.(Output).Code != OK {
+		return errors.New("setup: cannot create /q")
+	}
+	r.hist = r.hist[:0]
+	if !r.until(5000, c.converged) {
+		return errors.New("setup: no convergence")
+	}
+	drop := []float64{0, 0.02, 0.05, 0.15}[r.rng.IntN(4)]
+	dup := []float64{0, 0.02, 0.1}[r.rng.IntN(3)]
+	c.s.SetFaults(drop, dup)
+	r.logf("faults: drop=%.2f dup=%.2f", drop, dup)
+
+	ids := c.s.IDs()
+	r.clients = r.clients[:0]
+	for i := range r.cfg.Clients {
+		r.clients = append(r.clients, &client{id: i, home: ids[r.rng.IntN(len(ids))], nextAt: c.s.Now() + int64(r.rng.IntN(20)),
+			version: map[string]int32{}})
+	}
+	end := c.s.Now() + r.cfg.Duration
+	nextFault := c.s.Now() + 50 + r.rng.Int64N(200)
+	for c.s.Now() < end && c.err == nil {
+		if c.s.Now() >= nextFault {
+			r.fault()
+			nextFault = c.s.Now() + 50 + r.rng.Int64N(250)
+		}
+		r.tick(true)
+	}
+	if c.err != nil {
+		return r.wrap(c.err)
+	}
+
+	// Heal: no faults, every peer up; the clients finish what they started.
+	r.logf("heal: links restored, faults off, every peer restarted")
+	c.s.Heal()
+	c.s.SetFaults(0, 0)
+	for _, id := range ids {
+		c.restart(id)
+	}
+	idle := func() bool {
+		for _, cl := range r.clients {
+			if cl.cur != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if !r.untilTick(20000, false, func() bool { return idle() && c.converged() }) {
+		return r.wrap(fmt.Errorf("no convergence after heal: leader=%d stable=%v", c.s.Leader(), c.s.Stable()))
+	}
+	if err := c.checkConverged(); err != nil {
+		return r.wrap(err)
+	}
+	// No acknowledged write lost: the final log holds every one at its zxid.
+	for z, id := range r.acked {
+		if got, ok := c.reqs[z]; !ok || got != id || z > c.reps[c.s.Leader()].applied {
+			return r.wrap(fmt.Errorf("acknowledged write (req %d at %v) is not in the final history", id, z))
+		}
+	}
+	// Final linearizable reads of every key on every peer go into the history.
+	r.clients = r.clients[:0]
+	for i, id := range ids {
+		r.clients = append(r.clients, &client{id: r.cfg.Clients + i, home: id, nextAt: c.s.Now(), final: true,
+			version: map[string]int32{}})
+	}
+	finals := map[int]int{}
+	for _, cl := range r.clients {
+		finals[cl.id] = 0
+	}
+	if !r.untilTick(20000, false, func() bool {
+		for _, cl := range r.clients {
+			if cl.cur == nil && finals[cl.id] < len(keys)+1 {
+				p := "/q"
+				if finals[cl.id] < len(keys) {
+					p = keys[finals[cl.id]]
+				}
+				finals[cl.id]++
+				r.begin(cl, Input{Kind: Read, Path: p})
+			}
+		}
+		return idle() && allDone(finals, len(keys)+1)
+	}) {
+		return r.wrap(errors.New("final reads did not finish"))
+	}
+	return r.wrap(c.err)
+}
+
+func allDone(m map[int]int, n int) bool {
+	for _, v := range m {
+		if v < n {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) wrap(err error) error {
+	if err == nil {
+		err = r.c.s.Err
+	}
+	if err == nil {
+		err = r.c.err
+	}
+	return err
+}
+
+// until steps the simulation until cond holds or d virtual time passed,
+// serving only calls already started.
+func (r *runner) until(d int64, cond func() bool) bool {
+	return r.untilTick(d, false, cond)
+}
+
+func (r *runner) untilTick(d int64, issue bool, cond func() bool) bool {
+	end := r.c.s.Now() + d
+	for !cond() {
+		if r.c.s.Now() > end || r.c.err != nil || r.c.s.Err != nil {
+			return false
+		}
+		r.tick(issue)
+	}
+	return true
+}
+
+// tick runs one simulator event, then lets every client look at its call's
+// outcome and, if issue is set, start new calls.
+func (r *runner) tick(issue bool) {
+	r.c.step()
+	r.steps++
+	if r.c.s.Err != nil && r.c.err == nil {
+		r.c.err = r.c.s.Err
+	}
+	if l := r.c.s.Leader(); l != r.leader {
+		r.leader = l
+		if l != 0 {
+			r.logf("leader: %d epoch %d", l, r.c.s.Node(l).Peer.SoftState().Epoch)
+		} else {
+			r.logf("leader: none")
+		}
+	}
+	now := r.c.s.Now()
+	for _, cl := range r.clients {
+		if cl.cur != nil {
+			r.poll(cl)
+		}
+		if issue && cl.cur == nil && !cl.final && now >= cl.nextAt {
+			r.begin(cl, r.nextOp(cl))
+		}
+	}
+}
+
+// fault applies one fault action drawn from the seed.
+func (r *runner) fault() {
+	c, ids := r.c, r.c.s.IDs()
+	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
+	switch r.rng.IntN(11) {
+	case 0, 1:
+		if l := c.s.Leader(); l != 0 {
+			c.s.Isolate(l)
+			r.logf("fault: isolate leader %d", l)
+		}
+	case 2:
+		ord := slices.Clone(ids)
+		r.rng.Shuffle(len(ord), func(i, j int) { ord[i], ord[j] = ord[j], ord[i] })
+		cut := 1 + r.rng.IntN(len(ord)-1)
+		c.s.Partition(ord[:cut], ord[cut:])
+		r.logf("fault: partition %v | %v", ord[:cut], ord[cut:])
+	case 3:
+		a, b := pick(), pick()
+		if a != b {
+			c.s.Cut(a, b)
+			r.logf("fault: cut %d -> %d (one way)", a, b)
+		}
+	case 4, 5:
+		c.s.Heal()
+		r.logf("fault: heal")
+	case 6:
+		id := pick()
+		if c.running(id) {
+			c.crash(id)
+			r.logf("fault: crash %d", id)
+		}
+	case 7:
+		if l := c.s.Leader(); l != 0 {
+			c.crash(l)
+			r.logf("fault: crash leader %d", l)
+		}
+	case 8, 9:
+		var up []zab.PeerID
+		for _, id := range ids {
+			if !c.running(id) {
+				c.restart(id)
+				up = append(up, id)
+			}
+		}
+		if len(up) > 0 {
+			r.logf("fault: restart %v", up)
+		}
+	case 10:
+		drop := []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
+		dup := []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
+		c.s.SetFaults(drop, dup)
+		r.logf("fault: drop=%.2f dup=%.2f", drop, dup)
+	}
+}
+
+// nextOp draws a client's next operation.
+func (r *runner) nextOp(cl *client) Input {
+	cl.seq++
+	data := fmt.Sprintf("c%d.%d", cl.id, cl.seq)
+	key := func() string { return keys[r.rng.IntN(len(keys))] }
+	ver := func(p string) int32 {
+		if r.rng.IntN(4) == 0 {
+			return int32(r.rng.IntN(3))
+		}
+		return cl.version[p]
+	}
+	switch n := r.rng.IntN(100); {
+	case n < 12:
+		return Input{Kind: Create, Path: key(), Data: data}
+	case n < 20:
+		return Input{Kind: CreateSeq, Path: "/q/s-", Data: data}
+	case n < 28:
+		k := key()
+		v := int32(-1)
+		if r.rng.IntN(2) == 0 {
+			v = ver(k)
+		}
+		return Input{Kind: Delete, Path: k, Version: v}
+	case n < 32 && len(cl.created) > 0:
+		i := r.rng.IntN(len(cl.created))
+		p := cl.created[i]
+		cl.created = slices.Delete(cl.created, i, i+1)
+		return Input{Kind: Delete, Path: p, Version: -1}
+	case n < 44:
+		return Input{Kind: Set, Path: key(), Data: data, Version: -1}
+	case n < 58:
+		k := key()
+		return Input{Kind: Set, Path: k, Data: data, Version: ver(k)}
+	case n < 66:
+		a, b := key(), key()
+		ops := []Input{{Kind: Check, Path: a, Version: ver(a)}, {Kind: Set, Path: b, Data: data, Version: -1}}
+		switch r.rng.IntN(3) {
+		case 0:
+			ops = append(ops, Input{Kind: CreateSeq, Path: "/q/m-", Data: data})
+		case 1:
+			ops = append(ops, Input{Kind: Create, Path: key(), Data: data})
+		}
+		return Input{Kind: Multi, Ops: ops}
+	}
+	p := key()
+	if len(cl.created) > 0 && r.rng.IntN(8) == 0 {
+		p = cl.created[r.rng.IntN(len(cl.created))]
+	}
+	return Input{Kind: Read, Path: p}
+}
+
+// begin starts a call.
+func (r *runner) begin(cl *client, in Input) {
+	r.nextReq++
+	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq}
+	r.logf("client %d: call %s", cl.id, describeInput(in))
+	r.attempt(cl)
+}
+
+// attempt sends the current call to a peer: the client's home first, then
+// a random peer.
+func (r *runner) attempt(cl *client) {
+	k, c := cl.cur, r.c
+	now := c.s.Now()
+	k.retryAt = 0
+	k.node = cl.home
+	if k.attempts > 0 && !cl.final {
+		k.node = c.s.IDs()[r.rng.IntN(len(c.s.IDs()))]
+	}
+	k.attempts++
+	k.deadline = now + attemptTimeout
+	var err error
+	if k.in.Kind == Read {
+		if r.cfg.StaleReads {
+			if c.running(k.node) {
+				r.finish(cl, c.read(k.node, k.in.Path))
+				return
+			}
+			err = zab.ErrNoLeader
+		} else {
+			k.zid, err = c.s.Sync(k.node)
+		}
+	} else {
+		id := k.reqID
+		if r.cfg.FreshRetryIDs && k.attempts > 1 {
+			r.nextReq++
+			id = r.nextReq
+		}
+		k.zid, err = c.propose(k.node, request{Origin: uint64(k.node), ReqID: id, Time: now, Op: toOp(k.in)})
+	}
+	if err != nil {
+		// Nothing was sent: this attempt certainly had no effect.
+		r.retry(cl, false)
+	}
+}
+
+// poll looks for the outcome of a client's current attempt.
+func (r *runner) poll(cl *client) {
+	k, c := cl.cur, r.c
+	now := c.s.Now()
+	if k.retryAt > 0 {
+		if now >= k.retryAt {
+			r.attempt(cl)
+		}
+		return
+	}
+	n := c.s.Node(k.node)
+	if k.in.Kind == Read {
+		if res, ok := n.Syncs[k.zid]; ok {
+			delete(n.Syncs, k.zid)
+			if res.Err == nil {
+				r.finish(cl, c.read(k.node, k.in.Path))
+			} else {
+				r.retry(cl, false)
+			}
+		} else if now > k.deadline {
+			r.retry(cl, false)
+		}
+		return
+	}
+	res, ok := n.Proposals[k.zid]
+	if !ok {
+		if now > k.deadline {
+			r.logf("client %d: attempt %d at peer %d timed out", cl.id, k.attempts, k.node)
+			r.retry(cl, true)
+		}
+		return
+	}
+	delete(n.Proposals, k.zid)
+	switch {
+	case res.Err == nil:
+		rep := c.reps[k.node]
+		tr, ok := rep.results[res.Zxid]
+		if !ok {
+			c.fail("peer %d: write %d reported done at %v, which its tree did not apply", k.node, k.zid, res.Zxid)
+			return
+		}
+		delete(rep.results, res.Zxid)
+		if tr.Err == nil {
+			r.acked[res.Zxid] = c.reqs[res.Zxid]
+		}
+		r.finish(cl, outputOf(tr))
+	case errors.Is(res.Err, zab.ErrProposalDropped), errors.Is(res.Err, zab.ErrNoLeader):
+		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, res.Err)
+		r.retry(cl, false)
+	default:
+		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, res.Err)
+		r.retry(cl, true)
+	}
+}
+
+// retry schedules another attempt, or gives the call up: a read or a write
+// that certainly never applied leaves no trace; a write that may have
+// applied stays pending forever.
+func (r *runner) retry(cl *client, unknown bool) {
+	k := cl.cur
+	k.unknown = k.unknown || unknown
+	if k.attempts < maxAttempts || cl.final {
+		k.retryAt = r.c.s.Now() + 20 + r.rng.Int64N(60)
+		return
+	}
+	cl.cur = nil
+	cl.nextAt = r.c.s.Now() + r.rng.Int64N(30)
+	if k.in.Kind == Read || !k.unknown {
+		r.logf("client %d: gave up %s (no effect)", cl.id, describeInput(k.in))
+		return
+	}
+	r.pending++
+	r.logf("client %d: gave up %s (outcome unknown)", cl.id, describeInput(k.in))
+	r.hist = append(r.hist, porcupine.Operation{ClientId: r.clientIndex(cl), Input: k.in, Call: k.start,
+		Output: Output{Unknown: true}, Return: pendingReturn})
+}
+
+// finish records a call's return.
+func (r *runner) finish(cl *client, out Output) {
+	k := cl.cur
+	now := r.c.s.Now()
+	cl.cur = nil
+	cl.nextAt = now + r.rng.Int64N(30)
+	r.logf("client %d: return %s", cl.id, describeOp(k.in, out))
+	r.hist = append(r.hist, porcupine.Operation{ClientId: r.clientIndex(cl), Input: k.in, Call: k.start, Output: out,
+		Return: now})
+	switch {
+	case out.Code != OK:
+	case k.in.Kind == Read || k.in.Kind == Set:
+		cl.version[k.in.Path] = out.Version
+	case k.in.Kind == Create:
+		cl.version[k.in.Path] = 0
+	case k.in.Kind == CreateSeq:
+		cl.created = append(cl.created, out.Path)
+	}
+}
+
+// clientIndex numbers clients from zero for porcupine's visualisation; the
+// setup client's one call is dropped before checking.
+func (r *runner) clientIndex(cl *client) int { return max(cl.id, 0) }
+
+// String renders a result's summary.
+func (res *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d (%d voters): %d ops, %d pending, %d steps, check %s", res.Seed, res.Voters,
+		len(res.History), res.Pending, res.Steps, res.Check)
+	if res.Err != nil {
+		fmt.Fprintf(&b, ": %v", res.Err)
+	}
+	return b.String()
+}

@@ -1,0 +1,164 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+var (
+	seedFlag  = flag.Uint64("seed", 0, "run only this seed (replays a failure)")
+	seedsFlag = flag.Int("sim.seeds", 200, "number of seeds TestLinearizable runs (from -sim.base)")
+	baseFlag  = flag.Uint64("sim.base", 1, "first seed of TestLinearizable")
+)
+
+// seeds returns the seeds to run: -seed alone, or -sim.seeds from -sim.base.
+func seeds() []uint64 {
+	if *seedFlag != 0 {
+		return []uint64{*seedFlag}
+	}
+	out := make([]uint64, *seedsFlag)
+	for i := range out {
+		out[i] = *baseFlag + uint64(i)
+	}
+	return out
+}
+
+// runSeeds runs cfg for every seed on all CPUs and returns the results in
+// seed order. If stopAtFirst, it stops starting seeds once one failed.
+func runSeeds(seedList []uint64, cfg func(seed uint64) Config, stopAtFirst bool) []*Result {
+	results := make([]*Result, len(seedList))
+	var (
+		mu     sync.Mutex
+		next   int
+		failed bool
+		wg     sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next == len(seedList) || (stopAtFirst && failed) {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				res := Run(cfg(seedList[i]))
+				mu.Lock()
+				results[i] = res
+				failed = failed || res.Failed()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// report prints everything needed to replay and understand a failed run:
+// the replay command, the porcupine visualisation and the schedule.
+func report(t *testing.T, test string, res *Result) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d -v\n", res, test, res.Seed)
+	if res.Check == porcupine.Illegal || res.Check == porcupine.Unknown {
+		if f, err := os.CreateTemp("", fmt.Sprintf("coord-sim-seed%d-*.html", res.Seed)); err == nil {
+			if err := porcupine.Visualize(Model(), res.Info, f); err == nil {
+				fmt.Fprintf(&b, "porcupine visualisation: %s\n", f.Name())
+			}
+			f.Close()
+		}
+	}
+	if f, err := os.CreateTemp("", fmt.Sprintf("coord-sim-seed%d-*.log", res.Seed)); err == nil {
+		fmt.Fprintln(f, strings.Join(res.Schedule, "\n"))
+		f.Close()
+		fmt.Fprintf(&b, "schedule (%d lines): %s\n", len(res.Schedule), f.Name())
+	}
+	tail := res.Schedule[max(0, len(res.Schedule)-40):]
+	fmt.Fprintf(&b, "last lines of the schedule:\n%s", strings.Join(tail, "\n"))
+	t.Error(b.String())
+}
+
+// TestLinearizable runs seeded fault schedules against 3- and 5-voter
+// clusters of real trees and checks every client history with porcupine,
+// then convergence after heal. go test ./internal/sim -sim.seeds=10000 runs
+// a long soak; -seed N replays one seed.
+func TestLinearizable(t *testing.T) {
+	list := seeds()
+	start := time.Now()
+	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed} }, false)
+	elapsed := time.Since(start)
+	ops, pending, failures := 0, 0, 0
+	for _, res := range results {
+		ops += len(res.History)
+		pending += res.Pending
+		if res.Failed() {
+			failures++
+			if failures <= 3 {
+				report(t, "TestLinearizable", res)
+			}
+		} else if len(list) == 1 {
+			t.Log(res)
+		}
+	}
+	t.Logf("%d seeds in %v (%.1f seeds/s), %d ops checked (%d with unknown outcome), %d failed",
+		len(list), elapsed.Round(time.Millisecond), float64(len(list))/elapsed.Seconds(), ops, pending, failures)
+}
+
+// mutationBudget is how many seeds a mutation test may run: the CI budget.
+func mutationBudget() []uint64 {
+	if *seedFlag != 0 {
+		return []uint64{*seedFlag}
+	}
+	n := min(*seedsFlag, 200)
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = *baseFlag + uint64(i)
+	}
+	return out
+}
+
+// requireCaught runs a mutated harness and asserts the checker reports a
+// non-linearizable history within the CI seed budget.
+func requireCaught(t *testing.T, mutate func(*Config)) {
+	t.Helper()
+	list := mutationBudget()
+	results := runSeeds(list, func(seed uint64) Config {
+		cfg := Config{Seed: seed}
+		mutate(&cfg)
+		return cfg
+	}, true)
+	for i, res := range results {
+		if res != nil && res.Failed() {
+			t.Logf("caught at seed %d (%d of %d seeds): %v", res.Seed, i+1, len(list), res.Err)
+			if res.Check != porcupine.Illegal {
+				t.Errorf("seed %d: caught by %v, want porcupine to find the history illegal", res.Seed, res.Err)
+			}
+			return
+		}
+	}
+	t.Fatalf("the mutation survived %d seeds: the checker is blind to it", len(list))
+}
+
+// TestCheckerCatchesStaleReads serves "linearizable" reads from the local
+// tree without the Sync: the checker must find a stale read.
+func TestCheckerCatchesStaleReads(t *testing.T) {
+	requireCaught(t, func(c *Config) { c.StaleReads = true })
+}
+
+// TestCheckerCatchesDuplicateRetries retries writes under a fresh ReqID, so
+// a write whose first attempt did apply applies twice.
+func TestCheckerCatchesDuplicateRetries(t *testing.T) {
+	requireCaught(t, func(c *Config) { c.FreshRetryIDs = true })
+}
