@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -38,7 +40,9 @@ type replica struct {
 // cluster reads the same entries back from the peer's storage right after
 // each simulator step and applies them to the tree, so every tree sees
 // exactly the entries, in the order, that zab handed to the state machine.
-// (Snapshots are off: a SNAP would carry the Sim's digest, not a tree.)
+// A zab snapshot holds the Sim's digest, not a tree: when a peer restores
+// one (restart or SNAP), its tree is rebuilt at the snapshot's zxid from the
+// applied history and goes through the tree's own snapshot and restore.
 type cluster struct {
 	s    *zab.Sim
 	reps map[zab.PeerID]*replica
@@ -47,7 +51,9 @@ type cluster struct {
 	digests map[zab.Zxid]uint64
 	// reqs records the ReqID of every applied entry, for the lost-write check.
 	reqs map[zab.Zxid]uint64
-	err  error
+	// log is the applied history, every entry as first applied by any peer.
+	log map[zab.Zxid]zab.Entry
+	err error
 }
 
 func newCluster(cfg zab.SimConfig) (*cluster, error) {
@@ -55,7 +61,8 @@ func newCluster(cfg zab.SimConfig) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{}}
+	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
+		log: map[zab.Zxid]zab.Entry{}}
 	for _, id := range s.IDs() {
 		c.reps[id] = &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
 	}
@@ -91,17 +98,75 @@ func (c *cluster) catchUp(r *replica) {
 		return
 	}
 	ents, err := n.Storage.Entries(r.applied, last, 0)
+	if errors.Is(err, zab.ErrCompacted) {
+		// The peer installed a SNAP past what the tree applied.
+		snap, _ := n.Storage.Snapshot()
+		if snap.Zxid <= r.applied || snap.Zxid > last {
+			c.fail("peer %d: applied %v, tree at %v, but the snapshot is at %v", r.id, last, r.applied, snap.Zxid)
+			return
+		}
+		c.restore(r, snap.Zxid)
+		if r.applied == last {
+			return
+		}
+		ents, err = n.Storage.Entries(r.applied, last, 0)
+	}
 	if err != nil {
 		c.fail("peer %d: reading applied entries (%v, %v]: %w", r.id, r.applied, last, err)
 		return
 	}
 	if len(ents) == 0 || ents[len(ents)-1].Zxid != last {
-		c.fail("peer %d: storage lacks entries it applied up to %v", r.id, last)
+		snap, _ := n.Storage.Snapshot()
+		lz, _ := n.Storage.LastZxid()
+		c.fail("peer %d: storage lacks entries it applied in (%v, %v]: got %d entries, snapshot at %v, last %v",
+			r.id, r.applied, last, len(ents), snap.Zxid, lz)
 		return
 	}
 	for _, e := range ents {
 		c.apply(r, e)
 	}
+}
+
+// restore replaces r's tree by the state at zxid z, as a snapshot would: it
+// replays the committed history up to z into a fresh tree, writes that
+// tree's snapshot and restores r's tree from the bytes (coord's
+// Snapshot/Restore path).
+func (c *cluster) restore(r *replica, z zab.Zxid) {
+	src := tree.New(tree.Options{})
+	for _, zx := range slices.Sorted(maps.Keys(c.log)) {
+		if zx > z {
+			break
+		}
+		var req request
+		if err := msgpack.Unmarshal(c.log[zx].Data, &req); err != nil {
+			c.fail("entry %v does not decode: %w", zx, err)
+			return
+		}
+		src.Apply(tree.Txn{Zxid: int64(zx), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op})
+	}
+	if src.LastZxid() != int64(z) {
+		c.fail("harness: cannot rebuild the tree at %v for peer %d: history known up to %v", z, r.id, src.LastZxid())
+		return
+	}
+	if d := c.digests[z]; d != src.Digest() {
+		c.fail("harness: tree rebuilt at %v has digest %x, peers had %x", z, src.Digest(), d)
+		return
+	}
+	var buf bytes.Buffer
+	if _, err := src.WriteSnapshot(&buf); err != nil {
+		c.fail("tree snapshot at %v: %w", z, err)
+		return
+	}
+	t := tree.New(tree.Options{})
+	if err := t.Restore(&buf); err != nil {
+		c.fail("peer %d: tree restore at %v: %w", r.id, z, err)
+		return
+	}
+	if t.Digest() != src.Digest() || t.LastZxid() != int64(z) {
+		c.fail("peer %d: tree restored at %v differs from the snapshotted one", r.id, z)
+		return
+	}
+	r.tree, r.applied = t, z
 }
 
 func (c *cluster) apply(r *replica, e zab.Entry) {
@@ -119,9 +184,13 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 	}
 	r.applied = e.Zxid
 	d := r.tree.Digest()
+	if prev, ok := c.log[e.Zxid]; ok && !bytes.Equal(prev.Data, e.Data) {
+		c.fail("peer %d: applied another entry at %v than a peer before it", r.id, e.Zxid)
+	}
 	if prev, ok := c.digests[e.Zxid]; !ok {
 		c.digests[e.Zxid] = d
 		c.reqs[e.Zxid] = req.ReqID
+		c.log[e.Zxid] = e
 	} else if prev != d {
 		c.fail("peer %d: tree after %v differs from another peer's (digest %x, first seen %x)", r.id, e.Zxid, d, prev)
 	}
@@ -142,11 +211,12 @@ func (c *cluster) restart(id zab.PeerID) {
 		c.fail("peer %d: restart: %w", id, err)
 		return
 	}
-	c.reps[id] = &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+	r := &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+	c.reps[id] = r
 	if n.SM.Last != 0 {
-		c.fail("peer %d: restarted at %v without a snapshot", id, n.SM.Last)
+		c.restore(r, n.SM.Last)
 	}
-	c.catchUp(c.reps[id])
+	c.catchUp(r)
 }
 
 func (c *cluster) running(id zab.PeerID) bool { return c.s.Node(id).Peer != nil }
@@ -170,27 +240,33 @@ func (c *cluster) converged() bool {
 // committed log and every tree the same digest.
 func (c *cluster) checkConverged() error {
 	l := c.s.Leader()
-	ref, err := c.s.Node(l).Storage.Entries(0, c.reps[l].applied, 0)
-	if err != nil {
-		return fmt.Errorf("leader %d: reading log: %w", l, err)
-	}
 	want := c.reps[l].tree.Digest()
 	for _, id := range c.s.IDs() {
 		r := c.reps[id]
-		if r.tree.Digest() != want || r.tree.LastZxid() != int64(r.applied) {
+		if r.tree.Digest() != want || r.tree.LastZxid() != int64(r.applied) || r.applied != c.reps[l].applied {
 			return fmt.Errorf("peer %d: tree digest %x at %v, leader %d has %x at %v", id, r.tree.Digest(),
 				r.applied, l, want, c.reps[l].applied)
 		}
-		ents, err := c.s.Node(id).Storage.Entries(0, r.applied, 0)
+		// The log the peer kept (after its snapshot) is the common history.
+		snap, _ := c.s.Node(id).Storage.Snapshot()
+		base := snap.Zxid
+		ents, err := c.s.Node(id).Storage.Entries(base, r.applied, 0)
 		if err != nil {
 			return fmt.Errorf("peer %d: reading log: %w", id, err)
 		}
-		if len(ents) != len(ref) {
-			return fmt.Errorf("peer %d: %d committed entries, leader %d has %d", id, len(ents), l, len(ref))
+		var known []zab.Zxid
+		for z := range c.log {
+			if z > base && z <= r.applied {
+				known = append(known, z)
+			}
 		}
-		for i := range ents {
-			if ents[i].Zxid != ref[i].Zxid || !bytes.Equal(ents[i].Data, ref[i].Data) {
-				return fmt.Errorf("peer %d: committed entry %d is %v, leader %d has %v", id, i, ents[i].Zxid, l, ref[i].Zxid)
+		slices.Sort(known)
+		if len(ents) != len(known) {
+			return fmt.Errorf("peer %d: %d committed entries after %v, the history has %d", id, len(ents), base, len(known))
+		}
+		for i, e := range ents {
+			if e.Zxid != known[i] || !bytes.Equal(e.Data, c.log[known[i]].Data) {
+				return fmt.Errorf("peer %d: committed entry %v differs from the history's %v", id, e.Zxid, known[i])
 			}
 		}
 	}

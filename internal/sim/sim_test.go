@@ -107,6 +107,8 @@ func TestLinearizable(t *testing.T) {
 			failures++
 			if failures <= 3 {
 				report(t, "TestLinearizable", res)
+			} else {
+				t.Errorf("%v", res)
 			}
 		} else if len(list) == 1 {
 			t.Log(res)
