@@ -19,9 +19,9 @@ type Config struct {
 	Seed uint64
 	// Voters is 3 or 5; zero picks from the seed.
 	Voters int
-	// Clients is the number of concurrent virtual clients; default 4.
+	// Clients is the number of concurrent virtual clients; default 5.
 	Clients int
-	// Duration is the virtual time of the fault phase; default 1500.
+	// Duration is the virtual time of the fault phase; default 3000.
 	Duration int64
 	// CheckTimeout bounds porcupine; default 20s. Unknown is a failure.
 	CheckTimeout time.Duration
@@ -56,9 +56,12 @@ type Result struct {
 func (r *Result) Failed() bool { return r.Err != nil }
 
 const (
-	attemptTimeout = 300 // virtual time an attempt waits for its outcome
-	maxAttempts    = 4
-	pendingReturn  = 1 << 40 // the return time of a write that never returned
+	// callTimeout is a call's deadline, like the context of a coord call.
+	// A call is retried, at the same peer and under the same ReqID, only
+	// when zab reports a verdict (outcome unknown, no leader, dropped), as
+	// coord's proposeAt does; at the deadline it gives up.
+	callTimeout   = 600
+	pendingReturn = 1 << 40 // the return time of a write that never returned
 )
 
 var keys = []string{"/k0", "/k1", "/k2", "/k3"}
@@ -71,8 +74,8 @@ type call struct {
 	unknown  bool // some attempt may have been applied
 	node     zab.PeerID
 	zid      uint64 // zab request id of the current attempt
-	deadline int64
-	retryAt  int64 // waiting to retry at this time
+	deadline int64  // the call's
+	retryAt  int64  // waiting to retry at this time
 }
 
 type client struct {
@@ -111,10 +114,10 @@ func Run(cfg Config) *Result {
 		cfg.Voters = 3 + 2*int(cfg.Seed%2)
 	}
 	if cfg.Clients == 0 {
-		cfg.Clients = 4
+		cfg.Clients = 5
 	}
 	if cfg.Duration == 0 {
-		cfg.Duration = 1500
+		cfg.Duration = 3000
 	}
 	if cfg.CheckTimeout == 0 {
 		cfg.CheckTimeout = 20 * time.Second
@@ -307,7 +310,7 @@ func (r *runner) tick(issue bool) {
 func (r *runner) fault() {
 	c, ids := r.c, r.c.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
-	switch r.rng.IntN(11) {
+	switch r.rng.IntN(15) {
 	case 0, 1:
 		if l := c.s.Leader(); l != 0 {
 			c.s.Isolate(l)
@@ -349,6 +352,44 @@ func (r *runner) fault() {
 		}
 		if len(up) > 0 {
 			r.logf("fault: restart %v", up)
+		}
+	case 11:
+		if r.rng.IntN(3) == 0 {
+			for _, id := range ids {
+				c.crash(id)
+			}
+			r.logf("fault: crash every peer (power loss)")
+		}
+	case 12:
+		// Bridge: two halves that only one peer connects.
+		ord := slices.Clone(ids)
+		r.rng.Shuffle(len(ord), func(i, j int) { ord[i], ord[j] = ord[j], ord[i] })
+		bridge, rest := ord[0], ord[1:]
+		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
+		for _, x := range a {
+			for _, y := range b {
+				c.s.Cut(x, y)
+				c.s.Cut(y, x)
+			}
+		}
+		r.logf("fault: bridge %v - %d - %v", a, bridge, b)
+	case 13:
+		if l := c.s.Leader(); l != 0 {
+			for _, id := range ids {
+				if id != l {
+					c.s.Cut(l, id)
+				}
+			}
+			r.logf("fault: leader %d can hear but not speak", l)
+		}
+	case 14:
+		if l := c.s.Leader(); l != 0 {
+			for _, id := range ids {
+				if id != l {
+					c.s.Cut(id, l)
+				}
+			}
+			r.logf("fault: leader %d can speak but not hear", l)
 		}
 	case 10:
 		drop := []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
@@ -412,23 +453,18 @@ func (r *runner) nextOp(cl *client) Input {
 // begin starts a call.
 func (r *runner) begin(cl *client, in Input) {
 	r.nextReq++
-	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq}
+	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq, deadline: r.c.s.Now() + callTimeout}
 	r.logf("client %d: call %s", cl.id, describeInput(in))
 	r.attempt(cl)
 }
 
-// attempt sends the current call to a peer: the client's home first, then
-// a random peer.
+// attempt sends the current call to the client's peer.
 func (r *runner) attempt(cl *client) {
 	k, c := cl.cur, r.c
 	now := c.s.Now()
 	k.retryAt = 0
 	k.node = cl.home
-	if k.attempts > 0 && !cl.final {
-		k.node = c.s.IDs()[r.rng.IntN(len(c.s.IDs()))]
-	}
 	k.attempts++
-	k.deadline = now + attemptTimeout
 	var err error
 	if k.in.Kind == Read {
 		if r.cfg.StaleReads {
@@ -469,12 +505,13 @@ func (r *runner) poll(cl *client) {
 		if res, ok := n.Syncs[k.zid]; ok {
 			delete(n.Syncs, k.zid)
 			if res.Err == nil {
+				r.logf("client %d: sync at peer %d done at %v, tree at %v", cl.id, k.node, res.Zxid, c.reps[k.node].applied)
 				r.finish(cl, c.read(k.node, k.in.Path))
 			} else {
 				r.retry(cl, false)
 			}
-		} else if now > k.deadline {
-			r.retry(cl, false)
+		} else if now > k.deadline && !cl.final {
+			r.giveUp(cl, false)
 		}
 		return
 	}
@@ -482,7 +519,7 @@ func (r *runner) poll(cl *client) {
 	if !ok {
 		if now > k.deadline {
 			r.logf("client %d: attempt %d at peer %d timed out", cl.id, k.attempts, k.node)
-			r.retry(cl, true)
+			r.giveUp(cl, true)
 		}
 		return
 	}
@@ -499,6 +536,8 @@ func (r *runner) poll(cl *client) {
 		if tr.Err == nil {
 			r.acked[res.Zxid] = c.reqs[res.Zxid]
 		}
+		r.logf("client %d: attempt %d at peer %d committed at %v (req %d)", cl.id, k.attempts, k.node, res.Zxid,
+			c.reqs[res.Zxid])
 		r.finish(cl, outputOf(tr))
 	case errors.Is(res.Err, zab.ErrProposalDropped), errors.Is(res.Err, zab.ErrNoLeader):
 		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, res.Err)
@@ -515,10 +554,17 @@ func (r *runner) poll(cl *client) {
 func (r *runner) retry(cl *client, unknown bool) {
 	k := cl.cur
 	k.unknown = k.unknown || unknown
-	if k.attempts < maxAttempts || cl.final {
-		k.retryAt = r.c.s.Now() + 20 + r.rng.Int64N(60)
+	if at := r.c.s.Now() + 20 + r.rng.Int64N(40); at < k.deadline || cl.final {
+		k.retryAt = at
 		return
 	}
+	r.giveUp(cl, unknown)
+}
+
+// giveUp ends the current call at its deadline.
+func (r *runner) giveUp(cl *client, unknown bool) {
+	k := cl.cur
+	k.unknown = k.unknown || unknown
 	cl.cur = nil
 	cl.nextAt = r.c.s.Now() + r.rng.Int64N(30)
 	if k.in.Kind == Read || !k.unknown {
@@ -562,6 +608,48 @@ func (res *Result) String() string {
 		len(res.History), res.Pending, res.Steps, res.Check)
 	if res.Err != nil {
 		fmt.Fprintf(&b, ": %v", res.Err)
+	}
+	return b.String()
+}
+
+// Explain describes why porcupine rejected the history: the longest
+// linearizable prefix it found, the model state after it, and the earliest
+// returning operation it could not place next.
+func (res *Result) Explain() string {
+	parts := res.Info.PartialLinearizations()
+	if res.Check != porcupine.Illegal || len(parts) == 0 || len(parts[0]) == 0 {
+		return ""
+	}
+	var best []int
+	for _, p := range parts[0] {
+		if len(p) > len(best) {
+			best = p
+		}
+	}
+	m := Model()
+	st := m.Init()
+	done := map[int]bool{}
+	var b strings.Builder
+	fmt.Fprintf(&b, "longest linearizable prefix: %d of %d ops; its last ones:\n", len(best), len(res.History))
+	for i, id := range best {
+		op := res.History[id]
+		_, st = m.Step(st, op.Input, op.Output)
+		done[id] = true
+		if i >= len(best)-8 {
+			fmt.Fprintf(&b, "  [%d,%d] client %d: %s\n", op.Call, op.Return, op.ClientId, m.DescribeOperation(op.Input, op.Output))
+		}
+	}
+	fmt.Fprintf(&b, "state then: %s\n", m.DescribeState(st))
+	stuck := -1
+	for i, op := range res.History {
+		if !done[i] && (stuck < 0 || op.Return < res.History[stuck].Return) {
+			stuck = i
+		}
+	}
+	if stuck >= 0 {
+		op := res.History[stuck]
+		fmt.Fprintf(&b, "cannot place next (earliest return): [%d,%d] client %d: %s", op.Call, op.Return, op.ClientId,
+			m.DescribeOperation(op.Input, op.Output))
 	}
 	return b.String()
 }

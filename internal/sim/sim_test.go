@@ -72,6 +72,9 @@ func report(t *testing.T, test string, res *Result) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d -v\n", res, test, res.Seed)
+	if e := res.Explain(); e != "" {
+		fmt.Fprintln(&b, e)
+	}
 	if res.Check == porcupine.Illegal || res.Check == porcupine.Unknown {
 		if f, err := os.CreateTemp("", fmt.Sprintf("coord-sim-seed%d-*.html", res.Seed)); err == nil {
 			if err := porcupine.Visualize(Model(), res.Info, f); err == nil {
