@@ -64,7 +64,7 @@ func newCluster(cfg zab.SimConfig) (*cluster, error) {
 	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
 		log: map[zab.Zxid]zab.Entry{}}
 	for _, id := range s.IDs() {
-		c.reps[id] = &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	}
 	return c, nil
 }
@@ -132,7 +132,7 @@ func (c *cluster) catchUp(r *replica) {
 // tree's snapshot and restores r's tree from the bytes (coord's
 // Snapshot/Restore path).
 func (c *cluster) restore(r *replica, z zab.Zxid) {
-	src := tree.New(tree.Options{})
+	src := tree.New(treeOptions)
 	for _, zx := range slices.Sorted(maps.Keys(c.log)) {
 		if zx > z {
 			break
@@ -157,7 +157,7 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 		c.fail("tree snapshot at %v: %w", z, err)
 		return
 	}
-	t := tree.New(tree.Options{})
+	t := tree.New(treeOptions)
 	if err := t.Restore(&buf); err != nil {
 		c.fail("peer %d: tree restore at %v: %w", r.id, z, err)
 		return
@@ -196,6 +196,9 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 	}
 }
 
+// treeOptions keep no watch history: the harness sets no watches.
+var treeOptions = tree.Options{WatchHistory: -1}
+
 // crash stops a peer; only its storage survives.
 func (c *cluster) crash(id zab.PeerID) { c.s.Crash(id) }
 
@@ -211,7 +214,7 @@ func (c *cluster) restart(id zab.PeerID) {
 		c.fail("peer %d: restart: %w", id, err)
 		return
 	}
-	r := &replica{id: id, tree: tree.New(tree.Options{}), results: map[zab.Zxid]tree.Result{}}
+	r := &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	c.reps[id] = r
 	if n.SM.Last != 0 {
 		c.restore(r, n.SM.Last)

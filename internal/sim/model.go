@@ -2,7 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -235,16 +234,16 @@ func Model() porcupine.Model {
 			return maps.Equal(x.nodes, y.nodes) && maps.Equal(x.cver, y.cver)
 		},
 		Hash: func(st any) uint64 {
+			// Order-independent: a sum of per-entry hashes.
 			s := st.(state)
-			h := fnv.New64a()
-			for _, k := range slices.Sorted(maps.Keys(s.nodes)) {
-				n := s.nodes[k]
-				fmt.Fprintf(h, "%s=%s@%d;", k, n.data, n.version)
+			var sum uint64
+			for k, n := range s.nodes {
+				sum += mix(hashString(hashString(fnvOffset, k), n.data) ^ uint64(uint32(n.version)))
 			}
-			for _, k := range slices.Sorted(maps.Keys(s.cver)) {
-				fmt.Fprintf(h, "%s#%d;", k, s.cver[k])
+			for k, v := range s.cver {
+				sum += mix(hashString(fnvOffset^1, k) ^ uint64(uint32(v)))
 			}
-			return h.Sum64()
+			return sum
 		},
 		DescribeOperation: func(in, out any) string { return describeOp(in.(Input), out.(Output)) },
 		DescribeState: func(st any) string {
@@ -260,6 +259,22 @@ func Model() porcupine.Model {
 			return b.String()
 		},
 	}
+}
+
+const fnvOffset = 14695981039346656037
+
+func hashString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 func describeInput(in Input) string {

@@ -123,7 +123,8 @@ func Run(cfg Config) *Result {
 		cfg.CheckTimeout = 20 * time.Second
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xc0071))
-	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, MaxDelay: 1 + rng.Int64N(12), Reorder: rng.IntN(2) == 0,
+	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
+		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)]}}
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	c, err := newCluster(sc)
@@ -132,8 +133,8 @@ func Run(cfg Config) *Result {
 		return res
 	}
 	r := &runner{cfg: cfg, c: c, rng: rng, acked: map[zab.Zxid]uint64{}}
-	r.logf("seed=%d voters=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d clients=%d", cfg.Seed, cfg.Voters,
-		sc.MaxDelay, sc.Reorder, sc.SnapshotEvery, sc.Peer.MaxMsgEntries, cfg.Clients)
+	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d clients=%d", cfg.Seed, cfg.Voters,
+		sc.Observers, sc.MaxDelay, sc.Reorder, sc.SnapshotEvery, sc.Peer.MaxMsgEntries, cfg.Clients)
 	res.Err = r.run()
 	if res.Err == nil {
 		res.Check, res.Info = porcupine.CheckOperationsVerbose(Model(), r.hist, cfg.CheckTimeout)
