@@ -87,6 +87,12 @@ type client struct {
 	created []string         // sequential nodes this client created
 	version map[string]int32 // last version seen per path, for CAS
 	final   bool             // the end-of-run reader: reads only
+	// seen is the newest zxid this client's calls observed at its peer
+	// (in the peer's incarnation rep): a later plain get there must not
+	// show an older tree (read-your-writes, monotonic reads).
+	seen    zab.Zxid
+	seenRep *replica
+	gets    int
 }
 
 type runner struct {
@@ -302,9 +308,43 @@ func (r *runner) tick(issue bool) {
 			r.poll(cl)
 		}
 		if issue && cl.cur == nil && !cl.final && now >= cl.nextAt {
+			if r.rng.IntN(10) == 0 {
+				r.plainGet(cl)
+				continue
+			}
 			r.begin(cl, r.nextOp(cl))
 		}
 	}
+}
+
+// plainGet is a local read with no Sync: coord promises only sequential
+// consistency for it, so it stays out of the linearizability history; it
+// must still show the client its own earlier calls' effects.
+func (r *runner) plainGet(cl *client) {
+	c := r.c
+	cl.nextAt = c.s.Now() + r.rng.Int64N(30)
+	if !c.running(cl.home) {
+		return
+	}
+	rep := c.reps[cl.home]
+	p := keys[r.rng.IntN(len(keys))]
+	out := c.read(cl.home, p)
+	r.logf("client %d: local get %s at peer %d (tree at %v) -> %s", cl.id, p, cl.home, rep.applied, describeOutput(out))
+	if rep == cl.seenRep && rep.applied < cl.seen {
+		c.fail("client %d: local get at peer %d sees the tree at %v, older than its own earlier call at %v",
+			cl.id, cl.home, rep.applied, cl.seen)
+	}
+	r.observe(cl, rep.applied)
+	cl.gets++
+}
+
+// observe records that the client's call saw its peer's tree at z.
+func (r *runner) observe(cl *client, z zab.Zxid) {
+	rep := r.c.reps[cl.home]
+	if rep != cl.seenRep {
+		cl.seenRep, cl.seen = rep, 0
+	}
+	cl.seen = max(cl.seen, z)
 }
 
 // fault applies one fault action drawn from the seed.
@@ -507,6 +547,7 @@ func (r *runner) poll(cl *client) {
 			delete(n.Syncs, k.zid)
 			if res.Err == nil {
 				r.logf("client %d: sync at peer %d done at %v, tree at %v", cl.id, k.node, res.Zxid, c.reps[k.node].applied)
+				r.observe(cl, c.reps[k.node].applied)
 				r.finish(cl, c.read(k.node, k.in.Path))
 			} else {
 				r.retry(cl, false)
@@ -534,6 +575,7 @@ func (r *runner) poll(cl *client) {
 			return
 		}
 		delete(rep.results, res.Zxid)
+		r.observe(cl, res.Zxid)
 		if tr.Err == nil {
 			r.acked[res.Zxid] = c.reqs[res.Zxid]
 		}
