@@ -383,6 +383,16 @@ func (n *Node) step(m Message) {
 	}
 }
 
+// send hands m to the transport, noting peers whose queue is full.
+func (n *Node) send(m Message) {
+	if err := n.cfg.Transport.Send(m); err != nil {
+		if errors.Is(err, ErrQueueFull) && !slices.Contains(n.unreachable, m.To) {
+			n.unreachable = append(n.unreachable, m.To)
+		}
+		n.log.Debug("zab: send", "to", m.To, "type", m.Type, "err", err)
+	}
+}
+
 // syncCall adapts Peer.Sync to submit's shape.
 func (n *Node) syncCall(id uint64, _ []byte) error { return n.peer.Sync(id) }
 
@@ -399,6 +409,14 @@ func (n *Node) submit(req *request, call func(uint64, []byte) error) {
 }
 
 func (n *Node) handleReady(rd Ready) error {
+	// A leader's PROPOSALs promise nothing about its own log (the core
+	// counts the leader in a quorum only once its copy is durable), so they
+	// go out first: followers write while the leader does.
+	for _, m := range rd.Messages {
+		if m.Type == MsgProposal || m.Type == MsgInform {
+			n.send(m)
+		}
+	}
 	// 1. Persist, in one durable write.
 	if rd.Snapshot != nil {
 		if n.disk != nil {
@@ -431,13 +449,10 @@ func (n *Node) handleReady(rd Ready) error {
 	if !rd.HardState.IsEmpty() {
 		n.mem.SetHardState(rd.HardState)
 	}
-	// 2. Send, now that what the messages promise is durable.
+	// 2. Send the rest, now that what they promise is durable.
 	for _, m := range rd.Messages {
-		if err := n.cfg.Transport.Send(m); err != nil {
-			if errors.Is(err, ErrQueueFull) && !slices.Contains(n.unreachable, m.To) {
-				n.unreachable = append(n.unreachable, m.To)
-			}
-			n.log.Debug("zab: send", "to", m.To, "type", m.Type, "err", err)
+		if m.Type != MsgProposal && m.Type != MsgInform {
+			n.send(m)
 		}
 	}
 	// 3. Apply.
