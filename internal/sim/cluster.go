@@ -51,6 +51,8 @@ type cluster struct {
 	digests map[zab.Zxid]uint64
 	// reqs records the ReqID of every applied entry, for the lost-write check.
 	reqs map[zab.Zxid]uint64
+	// outcome is every applied entry's result, as first applied.
+	outcome map[zab.Zxid]tree.Result
 	// log is the applied history, every entry as first applied by any peer.
 	log map[zab.Zxid]zab.Entry
 	err error
@@ -62,7 +64,8 @@ func newCluster(cfg zab.SimConfig) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
-		log: map[zab.Zxid]zab.Entry{}}
+		outcome: map[zab.Zxid]tree.Result{},
+		log:     map[zab.Zxid]zab.Entry{}}
 	for _, id := range s.IDs() {
 		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	}
@@ -190,6 +193,7 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 	if prev, ok := c.digests[e.Zxid]; !ok {
 		c.digests[e.Zxid] = d
 		c.reqs[e.Zxid] = req.ReqID
+		c.outcome[e.Zxid] = res
 		c.log[e.Zxid] = e
 	} else if prev != d {
 		c.fail("peer %d: tree after %v differs from another peer's (digest %x, first seen %x)", r.id, e.Zxid, d, prev)

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -70,6 +71,7 @@ type call struct {
 	in       Input
 	start    int64
 	reqID    uint64
+	ids      []uint64 // every ReqID its attempts used
 	attempts int
 	unknown  bool // some attempt may have been applied
 	node     zab.PeerID
@@ -143,6 +145,7 @@ func Run(cfg Config) *Result {
 		sc.Observers, sc.MaxDelay, sc.Reorder, sc.SnapshotEvery, sc.Peer.MaxMsgEntries, cfg.Clients)
 	res.Err = r.run()
 	if res.Err == nil {
+		r.resolvePending()
 		res.Check, res.Info = porcupine.CheckOperationsVerbose(Model(), r.hist, cfg.CheckTimeout)
 		switch res.Check {
 		case porcupine.Illegal:
@@ -494,7 +497,7 @@ func (r *runner) nextOp(cl *client) Input {
 // begin starts a call.
 func (r *runner) begin(cl *client, in Input) {
 	r.nextReq++
-	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq, deadline: r.c.s.Now() + callTimeout}
+	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq, ids: []uint64{r.nextReq}, deadline: r.c.s.Now() + callTimeout}
 	r.logf("client %d: call %s", cl.id, describeInput(in))
 	r.attempt(cl)
 }
@@ -522,6 +525,9 @@ func (r *runner) attempt(cl *client) {
 		if r.cfg.FreshRetryIDs && k.attempts > 1 {
 			r.nextReq++
 			id = r.nextReq
+		}
+		if !slices.Contains(k.ids, id) {
+			k.ids = append(k.ids, id)
 		}
 		k.zid, err = c.propose(k.node, request{Origin: uint64(k.node), ReqID: id, Time: now, Op: toOp(k.in)})
 	}
@@ -617,7 +623,41 @@ func (r *runner) giveUp(cl *client, unknown bool) {
 	r.pending++
 	r.logf("client %d: gave up %s (outcome unknown)", cl.id, describeInput(k.in))
 	r.hist = append(r.hist, porcupine.Operation{ClientId: r.clientIndex(cl), Input: k.in, Call: k.start,
-		Output: Output{Unknown: true}, Return: pendingReturn})
+		Output: Output{Unknown: true}, Return: pendingReturn, Metadata: k.ids})
+}
+
+// resolvePending settles, from the committed history, the writes whose
+// clients never learnt their outcome, which makes the check cheaper and no
+// weaker: a write whose ReqID never succeeded had no effect and leaves the
+// history; one that did keeps an unknown return time but gets its real
+// result (the zxid order with real results linearizes a correct run, and a
+// second success of the same write stays unexplained by the model).
+func (r *runner) resolvePending() {
+	zxids := slices.Sorted(maps.Keys(r.c.reqs))
+	keep := r.hist[:0]
+	for _, op := range r.hist {
+		out := op.Output.(Output)
+		if !out.Unknown {
+			keep = append(keep, op)
+			continue
+		}
+		ids := op.Metadata.([]uint64)
+		found := false
+		for _, z := range zxids {
+			if res := r.c.outcome[z]; slices.Contains(ids, r.c.reqs[z]) && res.Err == nil && !res.Duplicate {
+				op.Output = outputOf(res)
+				found = true
+				break
+			}
+		}
+		if found {
+			keep = append(keep, op)
+			r.logf("pending %s: took effect: %s", describeInput(op.Input.(Input)), describeOutput(op.Output.(Output)))
+		} else {
+			r.logf("pending %s: had no effect", describeInput(op.Input.(Input)))
+		}
+	}
+	r.hist = keep
 }
 
 // finish records a call's return.
