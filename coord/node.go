@@ -470,6 +470,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	if n.zab != nil {
 		n.handoff(ctx)
+		// Stop replicating at once: a leader that lingers (the gossip leave
+		// below takes a while) would win back the followers it just released.
+		n.zab.Close()
 	}
 	if n.gossip != nil {
 		if err := n.gossip.Leave(ctx); err != nil {
