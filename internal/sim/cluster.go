@@ -51,6 +51,9 @@ type cluster struct {
 	digests map[zab.Zxid]uint64
 	// reqs records the ReqID of every applied entry, for the lost-write check.
 	reqs map[zab.Zxid]uint64
+	// returned maps the ReqIDs of calls that returned a result to the zxid
+	// of that result: none of them may take effect later.
+	returned map[uint64]zab.Zxid
 	// outcome is every applied entry's result, as first applied.
 	outcome map[zab.Zxid]tree.Result
 	// log is the applied history, every entry as first applied by any peer.
@@ -64,8 +67,8 @@ func newCluster(cfg zab.SimConfig) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
-		outcome: map[zab.Zxid]tree.Result{},
-		log:     map[zab.Zxid]zab.Entry{}}
+		outcome: map[zab.Zxid]tree.Result{}, returned: map[uint64]zab.Zxid{},
+		log: map[zab.Zxid]zab.Entry{}}
 	for _, id := range s.IDs() {
 		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	}
@@ -194,6 +197,9 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 		c.digests[e.Zxid] = d
 		c.reqs[e.Zxid] = req.ReqID
 		c.outcome[e.Zxid] = res
+		if z, ok := c.returned[req.ReqID]; ok && res.Err == nil && !res.Duplicate {
+			c.fail("write req %d took effect at %v after its call returned the result of %v", req.ReqID, e.Zxid, z)
+		}
 		c.log[e.Zxid] = e
 	} else if prev != d {
 		c.fail("peer %d: tree after %v differs from another peer's (digest %x, first seen %x)", r.id, e.Zxid, d, prev)

@@ -337,12 +337,15 @@ func (r *runner) plainGet(cl *client) {
 		c.fail("client %d: local get at peer %d sees the tree at %v, older than its own earlier call at %v",
 			cl.id, cl.home, rep.applied, cl.seen)
 	}
-	r.observe(cl, rep.applied)
+	r.observe(cl, cl.home, rep.applied)
 	cl.gets++
 }
 
-// observe records that the client's call saw its peer's tree at z.
-func (r *runner) observe(cl *client, z zab.Zxid) {
+// observe records that the client's call saw peer id's tree at z.
+func (r *runner) observe(cl *client, id zab.PeerID, z zab.Zxid) {
+	if id != cl.home {
+		return
+	}
 	rep := r.c.reps[cl.home]
 	if rep != cl.seenRep {
 		cl.seenRep, cl.seen = rep, 0
@@ -553,7 +556,7 @@ func (r *runner) poll(cl *client) {
 			delete(n.Syncs, k.zid)
 			if res.Err == nil {
 				r.logf("client %d: sync at peer %d done at %v, tree at %v", cl.id, k.node, res.Zxid, c.reps[k.node].applied)
-				r.observe(cl, c.reps[k.node].applied)
+				r.observe(cl, k.node, c.reps[k.node].applied)
 				r.finish(cl, c.read(k.node, k.in.Path))
 			} else {
 				r.retry(cl, false)
@@ -581,7 +584,10 @@ func (r *runner) poll(cl *client) {
 			return
 		}
 		delete(rep.results, res.Zxid)
-		r.observe(cl, res.Zxid)
+		r.observe(cl, k.node, res.Zxid)
+		for _, id := range k.ids {
+			c.returned[id] = res.Zxid
+		}
 		if tr.Err == nil {
 			r.acked[res.Zxid] = c.reqs[res.Zxid]
 		}
