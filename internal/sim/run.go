@@ -133,7 +133,8 @@ func Run(cfg Config) *Result {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xc0071))
 	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
-		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)]}}
+		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
+		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	c, err := newCluster(sc)
 	if err != nil {
@@ -141,8 +142,9 @@ func Run(cfg Config) *Result {
 		return res
 	}
 	r := &runner{cfg: cfg, c: c, rng: rng, acked: map[zab.Zxid]uint64{}}
-	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d clients=%d", cfg.Seed, cfg.Voters,
-		sc.Observers, sc.MaxDelay, sc.Reorder, sc.SnapshotEvery, sc.Peer.MaxMsgEntries, cfg.Clients)
+	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d "+
+		"queueLimit=%d maxCounter=%d clients=%d", cfg.Seed, cfg.Voters, sc.Observers, sc.MaxDelay, sc.Reorder,
+		sc.SnapshotEvery, sc.Peer.MaxMsgEntries, sc.QueueLimit, sc.Peer.MaxCounter, cfg.Clients)
 	res.Err = r.run()
 	if res.Err == nil {
 		r.resolvePending()
