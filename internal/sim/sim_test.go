@@ -17,6 +17,7 @@ var (
 	seedFlag  = flag.Uint64("seed", 0, "run only this seed (replays a failure)")
 	seedsFlag = flag.Int("sim.seeds", 200, "number of seeds TestLinearizable runs (from -sim.base)")
 	baseFlag  = flag.Uint64("sim.base", 1, "first seed of TestLinearizable")
+	durFlag   = flag.Int64("sim.duration", 0, "virtual time of each run's fault phase (0: Config's default)")
 )
 
 // seeds returns the seeds to run: -seed alone, or -sim.seeds from -sim.base.
@@ -100,7 +101,7 @@ func report(t *testing.T, test string, res *Result) {
 func TestLinearizable(t *testing.T) {
 	list := seeds()
 	start := time.Now()
-	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed} }, false)
+	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag} }, false)
 	elapsed := time.Since(start)
 	ops, pending, failures := 0, 0, 0
 	for _, res := range results {
