@@ -664,19 +664,28 @@ func (n *Node) publishExpvar(name string) error {
 }
 
 // handoff, on the leader, tells the others it is leaving so they elect a
-// new leader at once, and gives the transport a moment to send that.
+// new leader at once, and waits (briefly) until the transport has written
+// that message to every peer it is connected to.
 func (n *Node) handoff(ctx context.Context) {
 	if n.zab.Status().SoftState.Role != zab.RoleLeading {
 		return
 	}
-	n.zab.Handoff()
-	deadline := time.Now().Add(4 * n.cfg.TickInterval)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		queued := 0
-		for _, p := range n.tr.Stats().Peers {
-			queued += p.QueueLen
+	before := map[zab.PeerID]uint64{}
+	for _, p := range n.tr.Stats().Peers {
+		if p.Connected {
+			before[p.ID] = p.Sent + p.Drops
 		}
-		if queued == 0 {
+	}
+	n.zab.Handoff()
+	deadline := time.Now().Add(10 * n.cfg.TickInterval)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		done := true
+		for _, p := range n.tr.Stats().Peers {
+			if b, ok := before[p.ID]; ok && p.Sent+p.Drops <= b {
+				done = false
+			}
+		}
+		if done {
 			return
 		}
 		time.Sleep(n.cfg.TickInterval / 4)

@@ -25,6 +25,9 @@ func (n *Node) Handoff() {
 	if st.SoftState.Role != RoleLeading {
 		return
 	}
+	// From now on the core hears nothing: a leader that still answered
+	// votes would be followed again by whoever has not yet read MsgLeaving.
+	n.leaving.Store(true)
 	self := n.peer.ID()
 	for _, id := range append(append([]PeerID(nil), n.cfg.Core.Voters...), n.cfg.Core.Observers...) {
 		if id != self {

@@ -98,7 +98,8 @@ type Node struct {
 	stopped sync.Once
 	err     error // fatal error, set before done closes
 
-	status atomic.Pointer[Status]
+	status  atomic.Pointer[Status]
+	leaving atomic.Bool // Handoff was called: inbound messages are dropped
 
 	// Owned by run.
 	nextID    uint64
@@ -366,6 +367,9 @@ const maxBatch = 1024
 
 // step hands one inbound message to the core (or MsgApp to OnApp).
 func (n *Node) step(m Message) {
+	if n.leaving.Load() {
+		return // handed off: deaf until Close
+	}
 	switch m.Type {
 	case MsgApp:
 		if n.cfg.OnApp != nil && m.To == n.peer.ID() {
