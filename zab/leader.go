@@ -331,11 +331,22 @@ func (p *Peer) tickLeader() {
 	if p.now >= l.nextPing {
 		l.nextPing = p.now + uint64(p.cfg.HeartbeatTicks)
 		for _, id := range l.order {
-			if li := l.learners[id]; li.info {
+			if li := l.learners[id]; li.info && !p.silent(li) {
 				p.ping(li)
 			}
 		}
 	}
+}
+
+// silent reports whether a learner has not been heard from for longer than
+// the sync limit. The leader then stops sending it anything, as ZooKeeper's
+// leader drops such a learner: otherwise a learner whose messages no longer
+// reach the leader (a one-way cut) would keep hearing pings, stay
+// "serving" and hold its clients' requests for ever. Once its leader is
+// silent too, the learner looks for a leader again; anything it says later
+// revives it here.
+func (p *Peer) silent(li *learnerInfo) bool {
+	return p.now-li.lastHeard > uint64(p.cfg.SyncLimit)
 }
 
 // leaderFlush batches new proposals, commits and read pings into one
@@ -351,7 +362,7 @@ func (p *Peer) leaderFlush() {
 		if !li.syncing {
 			continue
 		}
-		if li.paused {
+		if li.paused || p.silent(li) {
 			continue
 		}
 		target, typ := last, MsgProposal

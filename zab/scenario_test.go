@@ -200,3 +200,33 @@ func TestSimTruncatesOldEpoch(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, orphanLast, f, "the old epoch's uncommitted entries must be truncated")
 }
+
+// TestSimOneWayCutReleasesFollower: a follower whose messages no longer
+// reach the leader (while the leader's still reach it) must not stay
+// "serving" for ever with its requests hanging: the leader stops talking to
+// a learner silent for SyncLimit, so the learner looks for a leader again.
+func TestSimOneWayCutReleasesFollower(t *testing.T) {
+	s := newSim(t, SimConfig{Seed: testSeed(t, 74), Voters: 3})
+	l := waitStable(t, s, 2000)
+	var f PeerID
+	for _, id := range s.IDs() {
+		if id != l {
+			f = id
+			break
+		}
+	}
+	s.Cut(f, l)
+	released := s.RunUntil(s.Now()+5000, func() bool {
+		ss := s.Node(f).Peer.SoftState()
+		return !(ss.Role == RoleFollowing && ss.Leader == l && ss.Serving)
+	})
+	require.True(t, released, "the cut-off follower still follows and serves")
+	_, err := s.Propose(f, []byte("x"))
+	if err == nil {
+		// Accepted only if it found a leader it can reach (it cannot: both
+		// other voters are needed), so it must not report serving.
+		require.False(t, s.Node(f).Peer.SoftState().Serving)
+	}
+	s.Heal()
+	settleAndConverge(t, s, nil, 5000)
+}
