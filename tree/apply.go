@@ -37,7 +37,9 @@ func (t *Tree) Apply(txn Txn) Result {
 		}
 	}
 	res := t.apply(&txn)
-	if txn.ReqID != 0 && res.Err == nil {
+	if txn.ReqID != 0 {
+		// Failures too: a retry racing a slow first attempt must not fail
+		// and then see the first attempt succeed after it.
 		t.remember(txn.ReqID, txn.Time, res)
 	}
 	if len(t.events) > 0 {

@@ -1,5 +1,10 @@
 package tree
 
+import (
+	"errors"
+	"slices"
+)
+
 // DedupWindow is how long (in txn time, ms) the result of a txn with a ReqID
 // is remembered, and so how long a proposer may retry it safely.
 const DedupWindow = int64(120_000)
@@ -60,13 +65,39 @@ type dedupRec struct {
 
 type resultRec struct {
 	Type    OpType      `msgpack:"t"`
+	Err     uint8       `msgpack:"e,omitempty"` // errCodes index; 0 = nil
 	Path    string      `msgpack:"p,omitempty"`
 	Stat    Stat        `msgpack:"s"`
 	Results []resultRec `msgpack:"x,omitempty"`
 }
 
+// errCodes numbers the errors a remembered result can carry, for snapshots.
+// Append only: the numbers are on disk.
+var errCodes = []error{nil, ErrNoNode, ErrNodeExists, ErrBadVersion, ErrNotEmpty,
+	ErrNoChildrenForEphemerals, ErrInvalidPath, ErrDataTooLarge, ErrBadArguments,
+	ErrSessionExpired, ErrRuntimeInconsistency, ErrNotEligible}
+
+func errCode(err error) uint8 {
+	if err == nil {
+		return 0
+	}
+	for i, e := range errCodes[1:] {
+		if errors.Is(err, e) {
+			return uint8(i + 1)
+		}
+	}
+	return uint8(slices.Index(errCodes, ErrBadArguments))
+}
+
+func codeErr(c uint8) error {
+	if int(c) < len(errCodes) {
+		return errCodes[c]
+	}
+	return ErrBadArguments
+}
+
 func toRec(r Result) resultRec {
-	rec := resultRec{Type: r.Type, Path: r.Path, Stat: r.Stat}
+	rec := resultRec{Type: r.Type, Err: errCode(r.Err), Path: r.Path, Stat: r.Stat}
 	for _, sub := range r.Results {
 		rec.Results = append(rec.Results, toRec(sub))
 	}
@@ -74,7 +105,7 @@ func toRec(r Result) resultRec {
 }
 
 func fromRec(rec resultRec) Result {
-	r := Result{Type: rec.Type, Path: rec.Path, Stat: rec.Stat}
+	r := Result{Type: rec.Type, Err: codeErr(rec.Err), Path: rec.Path, Stat: rec.Stat}
 	for _, sub := range rec.Results {
 		r.Results = append(r.Results, fromRec(sub))
 	}

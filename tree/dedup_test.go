@@ -35,12 +35,15 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	require.NoError(t, apply(9, Op{Type: OpDelete, Path: first.Path, Version: -1}).Err)
 	require.NoError(t, apply(9, Op{Type: OpDelete, Path: first.Path, Version: -1}).Err)
 
-	// Failed txns are not remembered: a retry is applied.
+	// A failure is remembered too: a retry that comes after the state
+	// changed still reports the first outcome and applies nothing.
 	require.ErrorIs(t, apply(10, Op{Type: OpCreate, Path: "/r/x"}).Err, ErrNoNode)
 	a.create(t, "/r", "", Persistent)
 	r := apply(10, Op{Type: OpCreate, Path: "/r/x"})
-	require.NoError(t, r.Err)
-	require.False(t, r.Duplicate)
+	require.ErrorIs(t, r.Err, ErrNoNode)
+	require.True(t, r.Duplicate)
+	_, ok, _ := a.t.Exists("/r/x", nil)
+	require.False(t, ok)
 
 	// The result survives a snapshot.
 	var buf bytes.Buffer
@@ -52,6 +55,8 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	dupAfter := back.Apply(Txn{Zxid: a.zxid + 1, Time: a.now + 1, ReqID: 7, Op: Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential}})
 	require.True(t, dupAfter.Duplicate)
 	require.Equal(t, first.Path, dupAfter.Path)
+	failedAfter := back.Apply(Txn{Zxid: a.zxid + 2, Time: a.now + 2, ReqID: 10, Op: Op{Type: OpCreate, Path: "/r/x"}})
+	require.ErrorIs(t, failedAfter.Err, ErrNoNode, "a remembered failure survives the snapshot")
 
 	// After the window the id is forgotten.
 	a.now += DedupWindow + 1

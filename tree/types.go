@@ -120,9 +120,9 @@ type Op struct {
 // equal trees: every check (versions, existence, sessions) is made at apply
 // time from the tree's own state.
 //
-// A txn with a ReqID is idempotent: if a txn with the same ReqID succeeded
-// within DedupWindow before it, the op is not applied again and the first
-// result is returned (with Duplicate set). Proposers reuse a ReqID only to
+// A txn with a ReqID is idempotent: if a txn with the same ReqID was
+// applied within DedupWindow before it (successfully or not), the op is not
+// applied again and the first result is returned (with Duplicate set). Proposers reuse a ReqID only to
 // retry a write whose outcome they could not learn, so a sequential create
 // never leaves an orphan and no write applies twice.
 type Txn struct {
