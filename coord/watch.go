@@ -89,6 +89,7 @@ type Watch struct {
 
 	mu      sync.Mutex
 	backlog []Event
+	inHand  int  // events the pump took from backlog and has not delivered
 	ended   bool // no more events will be queued
 }
 
@@ -156,7 +157,7 @@ func (w *Watch) Notify(ev tree.Event) {
 	if w.ended {
 		return
 	}
-	if len(w.backlog) >= MaxWatchBacklog {
+	if len(w.backlog)+w.inHand >= MaxWatchBacklog {
 		w.backlog = append(w.backlog, Event{Err: ErrWatchOverflow})
 		w.ended = true
 	} else {
@@ -198,7 +199,7 @@ func (w *Watch) pump() {
 		}
 		w.mu.Lock()
 		batch := w.backlog
-		w.backlog = nil
+		w.backlog, w.inHand = nil, len(batch)
 		w.mu.Unlock()
 		for _, ev := range batch {
 			select {
@@ -206,6 +207,9 @@ func (w *Watch) pump() {
 			case <-w.s.n.closing:
 				return
 			}
+			w.mu.Lock()
+			w.inHand--
+			w.mu.Unlock()
 			if ev.Err != nil {
 				return
 			}
