@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -56,6 +55,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/loopback"
 )
 
 var (
@@ -218,7 +218,7 @@ func startCluster(n int) (*cluster, error) {
 	var seeds []string
 	var voters []uint64
 	for i := 1; i <= n; i++ {
-		addr, err := freeAddr()
+		addr, err := loopback.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -341,24 +341,6 @@ func (c *cluster) close() {
 	close(c.stop)
 	c.wg.Wait()
 	os.RemoveAll(c.dir)
-}
-
-// freeAddr returns a loopback address with a port free for TCP and UDP.
-func freeAddr() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr, nil
-		}
-	}
-	return "", errors.New("no free port")
 }
 
 // session opens client i's session on node i mod n.
