@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"expvar"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -90,7 +91,9 @@ func TestCloseIsIdempotentAndStopsOperations(t *testing.T) {
 }
 
 func TestStatsAndExpvar(t *testing.T) {
-	c := startCluster(t, 1, func(cfg *Config) { cfg.ExpvarName = "coord-test-stats" })
+	// expvar's registry is process-wide and cannot forget: a fresh name per run.
+	name := fmt.Sprintf("coord-test-stats-%d", time.Now().UnixNano())
+	c := startCluster(t, 1, func(cfg *Config) { cfg.ExpvarName = name })
 	ctx := ctxT(t)
 	n := c.nodes[1]
 	_, err := n.Create(ctx, "/s", nil, Persistent)
@@ -101,14 +104,14 @@ func TestStatsAndExpvar(t *testing.T) {
 	require.Equal(t, 2, st.Znodes)
 	require.Equal(t, 1, st.Sessions, "the default session")
 	require.Equal(t, st.Committed, st.Applied)
-	v := expvar.Get("coord-test-stats")
+	v := expvar.Get(name)
 	require.NotNil(t, v)
 	require.Contains(t, v.String(), `"Role":"LEADING"`)
 
 	// A second node may not take the same name.
 	cfg := LocalConfig(1)
 	cfg.Voters = []uint64{1}
-	cfg.ExpvarName = "coord-test-stats"
+	cfg.ExpvarName = name
 	_, err = Join(cfg)
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
