@@ -146,7 +146,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{
 		ID: n.cfg.NodeID, Role: st.SoftState.Role.String(), Leader: uint64(st.SoftState.Leader), Epoch: st.SoftState.Epoch,
 		LastZxid: uint64(st.LastZxid), Committed: uint64(st.Committed), Applied: uint64(st.Applied),
-		Znodes: n.tree.NodeCount(), Sessions: len(n.tree.Sessions()), Watches: n.tree.WatchCount(),
+		Znodes: n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50.String(), FsyncP99: st.FsyncP99.String(),
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots,
 	}

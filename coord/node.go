@@ -357,11 +357,9 @@ func (n *Node) touchSession(id int64) (leading, alive bool) {
 	}
 	// Not tracked: the session may have been created just before this node
 	// took over. Trust the replicated table.
-	for _, s := range n.tree.Sessions() {
-		if s.ID == id {
-			_ = n.tracker.Add(session.ID(id), time.Duration(s.Timeout)*time.Millisecond, now)
-			return true, true
-		}
+	if timeout, ok := n.tree.Session(id); ok {
+		_ = n.tracker.Add(session.ID(id), time.Duration(timeout)*time.Millisecond, now)
+		return true, true
 	}
 	return true, false
 }

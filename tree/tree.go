@@ -215,28 +215,39 @@ func lookupFrom(root *node, p string) *node {
 	return n
 }
 
+// readNode runs read on the node at path under the read lock, after setting
+// a one-shot watch of kind for w (if not nil) in the same atomic step. It
+// fails with ErrNoNode, setting no watch, if the node does not exist.
+func (t *Tree) readNode(path string, w Watcher, kind WatchKind, read func(*node)) error {
+	if err := ValidatePath(path); err != nil {
+		return err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := t.lookup(path)
+	if n == nil {
+		return fmt.Errorf("%w: %s", ErrNoNode, path)
+	}
+	if w != nil {
+		t.watches.add(path, w, kind)
+	}
+	read(n)
+	return nil
+}
+
 // Get returns a copy of the data and the stat of the node at path (nil data
 // if it has none). If w is not nil and the node exists, a one-shot data watch
 // is set for w in the same atomic step.
 func (t *Tree) Get(path string, w Watcher) ([]byte, Stat, error) {
-	if err := ValidatePath(path); err != nil {
+	var data string
+	var st Stat
+	if err := t.readNode(path, w, WatchData, func(n *node) { data, st = n.data, n.stat() }); err != nil {
 		return nil, Stat{}, err
 	}
-	t.mu.RLock()
-	n := t.lookup(path)
-	if n == nil {
-		t.mu.RUnlock()
-		return nil, Stat{}, fmt.Errorf("%w: %s", ErrNoNode, path)
-	}
-	if w != nil {
-		t.watches.add(path, w, WatchData)
-	}
-	data, st := n.data, n.stat()
-	t.mu.RUnlock()
 	if data == "" {
 		return nil, st, nil
 	}
-	return []byte(data), st, nil
+	return []byte(data), st, nil // copied outside the lock
 }
 
 // Exists returns the stat of the node at path and whether it exists. If w is
@@ -261,24 +272,18 @@ func (t *Tree) Exists(path string, w Watcher) (Stat, bool, error) {
 // Children returns the sorted names of the children of the node at path and
 // its stat. If w is not nil and the node exists, a one-shot child watch is set.
 func (t *Tree) Children(path string, w Watcher) ([]string, Stat, error) {
-	if err := ValidatePath(path); err != nil {
+	var names []string
+	var st Stat
+	err := t.readNode(path, w, WatchChildren, func(n *node) {
+		names = make([]string, len(n.children))
+		for i, c := range n.children {
+			names[i] = c.name
+		}
+		st = n.stat()
+	})
+	if err != nil {
 		return nil, Stat{}, err
 	}
-	t.mu.RLock()
-	n := t.lookup(path)
-	if n == nil {
-		t.mu.RUnlock()
-		return nil, Stat{}, fmt.Errorf("%w: %s", ErrNoNode, path)
-	}
-	if w != nil {
-		t.watches.add(path, w, WatchChildren)
-	}
-	names := make([]string, len(n.children))
-	for i, c := range n.children {
-		names[i] = c.name
-	}
-	st := n.stat()
-	t.mu.RUnlock()
 	return names, st, nil
 }
 
@@ -321,6 +326,24 @@ func (t *Tree) Ephemerals(session int64) []string {
 	t.mu.RUnlock()
 	sort.Strings(out)
 	return out
+}
+
+// Session returns the timeout (ms) of a session the tree knows.
+func (t *Tree) Session(id int64) (timeout int32, ok bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s, ok := t.sessions[id]
+	if !ok {
+		return 0, false
+	}
+	return s.timeout, true
+}
+
+// SessionCount returns the number of sessions the tree knows.
+func (t *Tree) SessionCount() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.sessions)
 }
 
 // Sessions returns the sessions known to the tree, sorted by id.
