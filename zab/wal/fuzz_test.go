@@ -11,13 +11,14 @@ import (
 )
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(appendFrame(nil, 7, 1<<32|1, []byte("hello")), uint32(64), uint32(7))
-	f.Add(appendFrame(nil, 0, 5, nil), uint32(0), uint32(0))
+	f.Add(appendFrame(nil, 7, 1<<32|1, []byte("hello"), false), uint32(64), uint32(7))
+	f.Add(appendFrame(nil, 0, 5, nil, false), uint32(0), uint32(0))
 	f.Add(appendSeal(nil, 0xdeadbeef, 9), uint32(64), uint32(0xdeadbeef))
 	f.Add(make([]byte, 16), uint32(64), uint32(1))
-	f.Add(appendFrame(nil, 1, 5, []byte("too long for the limit")), uint32(4), uint32(1))
-	f.Add(appendFrame(nil, 1, 5, []byte("abc"))[:10], uint32(64), uint32(1))
-	f.Add(appendFrame(nil, 1, 5, []byte("other salt")), uint32(64), uint32(2))
+	f.Add(appendFrame(nil, 1, 5, []byte("too long for the limit"), false), uint32(4), uint32(1))
+	f.Add(appendFrame(nil, 1, 5, []byte("abc"), false)[:10], uint32(64), uint32(1))
+	f.Add(appendFrame(nil, 1, 5, []byte("other salt"), false), uint32(64), uint32(2))
+	f.Add(appendFrame(nil, 3, 9, []byte{1, 2, 3}, true), uint32(64), uint32(3))
 	f.Fuzz(func(t *testing.T, b []byte, maxData, salt uint32) {
 		kind, zxid, data, n, err := decodeFrame(b, maxData, salt)
 		if err != nil {
@@ -28,11 +29,11 @@ func FuzzDecodeRecord(f *testing.F) {
 			if !bytes.Equal(b[:frameHeaderSize], make([]byte, frameHeaderSize)) {
 				t.Fatalf("end of data on a non-zero header %x", b[:frameHeaderSize])
 			}
-		case frameRecord:
+		case frameRecord, frameMeta:
 			if zxid == 0 || uint32(len(data)) > maxData || n > len(b) {
 				t.Fatalf("accepted invalid record zxid=%d len=%d n=%d", zxid, len(data), n)
 			}
-			if enc := appendFrame(nil, salt, zxid, data); !bytes.Equal(enc, b[:n]) {
+			if enc := appendFrame(nil, salt, zxid, data, kind == frameMeta); !bytes.Equal(enc, b[:n]) {
 				t.Fatalf("re-encoding differs: %x vs %x", enc, b[:n])
 			}
 		case frameSeal:
@@ -75,8 +76,8 @@ func FuzzOpenSnapshot(f *testing.F) {
 func FuzzOpenLog(f *testing.F) {
 	const salt = 0x5a17
 	seed := encodeSegHeader(1, salt)
-	for _, r := range []Record{{1, []byte("a")}, {2, []byte("bb")}, {3, nil}} {
-		seed = appendFrame(seed, salt, r.Zxid, r.Data)
+	for _, r := range []Record{{1, []byte("a"), false}, {2, []byte("bb"), true}, {3, nil, false}} {
+		seed = appendFrame(seed, salt, r.Zxid, r.Data, r.Meta)
 	}
 	f.Add(seed[segHeaderSize:])
 	f.Add(seed[segHeaderSize : len(seed)-5])

@@ -53,7 +53,9 @@ func recs(epoch uint32, from, n int) []Record {
 	out := make([]Record, n)
 	for i := range out {
 		c := from + i
-		out[i] = Record{Zxid: uint64(epoch)<<32 | uint64(c), Data: []byte(fmt.Sprintf("txn-%d-%d", epoch, c))}
+		// Every seventh is a Meta record, so they travel through every test.
+		out[i] = Record{Zxid: uint64(epoch)<<32 | uint64(c), Data: []byte(fmt.Sprintf("txn-%d-%d", epoch, c)),
+			Meta: c%7 == 0}
 	}
 	return out
 }
@@ -94,7 +96,7 @@ func frameOffsets(t testing.TB, path string) []int64 {
 	s := newScanner(f, segHeaderSize, st.Size(), DefaultMaxRecordSize, salt)
 	for {
 		off := s.off
-		if !s.next() || s.kind != frameRecord {
+		if !s.next() || !s.kind.isRecord() {
 			break
 		}
 		offs = append(offs, off)

@@ -398,7 +398,7 @@ func (l *Log) Append(recs ...Record) error {
 			if int64(len(l.buf)+frameHeaderSize+len(recs[j].Data)) > seg.size-seg.end-frameHeaderSize {
 				break
 			}
-			l.buf = appendFrame(l.buf, seg.salt, recs[j].Zxid, recs[j].Data)
+			l.buf = appendFrame(l.buf, seg.salt, recs[j].Zxid, recs[j].Data, recs[j].Meta)
 			j++
 		}
 		if _, err := l.active.f.WriteAt(l.buf, seg.end); err != nil {
@@ -587,7 +587,7 @@ func (l *Log) iterateSegment(seg segment, from uint64, fn func(Record) error) er
 		if l.closed.Load() {
 			return ErrClosed
 		}
-		if s.kind != frameRecord {
+		if !s.kind.isRecord() {
 			return corruptf(path, s.off, "unexpected seal inside the log")
 		}
 		if s.zxid < from {
@@ -597,7 +597,7 @@ func (l *Log) iterateSegment(seg segment, from uint64, fn func(Record) error) er
 		if len(s.data) > 0 {
 			data = bytes.Clone(s.data)
 		}
-		if err := fn(Record{Zxid: s.zxid, Data: data}); err != nil {
+		if err := fn(Record{Zxid: s.zxid, Data: data, Meta: s.kind == frameMeta}); err != nil {
 			return err
 		}
 	}
@@ -658,7 +658,7 @@ func (l *Log) TruncateAfter(zxid uint64) error {
 	}
 	cut, last := int64(segHeaderSize), uint64(0)
 	s := newScanner(f, segHeaderSize, seg.end, l.maxData(), seg.salt)
-	for s.next() && s.kind == frameRecord && s.zxid <= zxid {
+	for s.next() && s.kind.isRecord() && s.zxid <= zxid {
 		cut, last = s.off, s.zxid
 	}
 	if s.ioErr != nil || s.err != nil {

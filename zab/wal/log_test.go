@@ -638,7 +638,7 @@ func TestNoGoroutinesLeft(t *testing.T) {
 func TestEmbeddedFrameInTornRecord(t *testing.T) {
 	var evil []byte
 	for _, salt := range []uint32{0, 1, 0xffffffff} {
-		evil = appendFrame(evil, salt, 1<<60, []byte("forged"))
+		evil = appendFrame(evil, salt, 1<<60, []byte("forged"), false)
 	}
 	evil = append(evil, "tail of the payload"...)
 	dir := t.TempDir()

@@ -54,7 +54,7 @@ func (o Options) resolve() (Options, error) {
 	if o.MaxRecordSize == 0 {
 		o.MaxRecordSize = int(min(int64(DefaultMaxRecordSize), room))
 	}
-	if o.MaxRecordSize < 0 || int64(o.MaxRecordSize) > room || int64(o.MaxRecordSize) >= sealLength {
+	if o.MaxRecordSize < 0 || int64(o.MaxRecordSize) > room || int64(o.MaxRecordSize) >= metaFlag {
 		return o, fmt.Errorf("wal: Options.MaxRecordSize %d must be in [1, %d] for Options.SegmentSize %d",
 			o.MaxRecordSize, room, o.SegmentSize)
 	}

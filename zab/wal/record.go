@@ -12,11 +12,16 @@ import (
 type Record struct {
 	Zxid uint64 // non-zero, strictly increasing along the log
 	Data []byte // opaque; at most Options.MaxRecordSize bytes
+	// Meta marks a record the log's user keeps for itself rather than for
+	// its state machine (zab's configuration entries). It is stored in the
+	// frame's length field, so it costs nothing.
+	Meta bool
 }
 
 // Frame layout (little endian), frameHeaderSize bytes followed by the data:
 //
-//	[0:4)   length  uint32  data length; sealLength marks a seal frame (no data)
+//	[0:4)   length  uint32  data length, with metaFlag set for a Meta record;
+//	                        sealLength marks a seal frame (no data)
 //	[4:12)  zxid    uint64  record zxid; for a seal, the first zxid of the next segment
 //	[12:16) crc     uint32  CRC32C (Castagnoli) over bytes [0:12) and the data,
 //	                        seeded with the segment's random salt
@@ -32,6 +37,7 @@ type Record struct {
 const (
 	frameHeaderSize = 16
 	sealLength      = math.MaxUint32
+	metaFlag        = 1 << 31 // record lengths stay below it (MaxRecordSize)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -42,7 +48,11 @@ const (
 	frameEnd    frameKind = iota // zero header: no more data
 	frameRecord                  // a transaction record
 	frameSeal                    // end-of-segment marker naming the next segment
+	frameMeta                    // a Meta record
 )
+
+// isRecord reports whether k carries a Record (plain or Meta).
+func (k frameKind) isRecord() bool { return k == frameRecord || k == frameMeta }
 
 var (
 	errShortFrame = errors.New("frame extends past the end of the data")
@@ -80,10 +90,10 @@ func (h frameHeader) check(maxData uint32, avail int64) error {
 	if h.length == sealLength {
 		return nil
 	}
-	if h.length > maxData {
+	if uint32(h.dataLen()) > maxData {
 		return errBadLength
 	}
-	if int64(h.length) > avail {
+	if int64(h.dataLen()) > avail {
 		return errShortFrame
 	}
 	return nil
@@ -93,12 +103,15 @@ func (h frameHeader) dataLen() int {
 	if h.length == sealLength {
 		return 0
 	}
-	return int(h.length)
+	return int(h.length &^ metaFlag)
 }
 
 func (h frameHeader) kind() frameKind {
 	if h.length == sealLength {
 		return frameSeal
+	}
+	if h.length&metaFlag != 0 {
+		return frameMeta
 	}
 	return frameRecord
 }
@@ -135,8 +148,12 @@ func decodeFrame(b []byte, maxData, salt uint32) (kind frameKind, zxid uint64, d
 }
 
 // appendFrame appends the encoding of a record frame to b.
-func appendFrame(b []byte, salt uint32, zxid uint64, data []byte) []byte {
-	return appendFrameLen(b, salt, uint32(len(data)), zxid, data)
+func appendFrame(b []byte, salt uint32, zxid uint64, data []byte, meta bool) []byte {
+	n := uint32(len(data))
+	if meta {
+		n |= metaFlag
+	}
+	return appendFrameLen(b, salt, n, zxid, data)
 }
 
 // appendSeal appends a seal frame whose zxid names the next segment.

@@ -139,7 +139,7 @@ func (s *scanner) next() bool {
 	}
 	if err := h.check(s.maxData, avail-frameHeaderSize); err != nil {
 		s.err = err
-		if err == errBadLength && int64(h.length) <= avail-frameHeaderSize {
+		if err == errBadLength && int64(h.dataLen()) <= avail-frameHeaderSize {
 			s.err = s.checkLarge(h)
 		}
 		return false
@@ -168,7 +168,7 @@ func (s *scanner) next() bool {
 func (s *scanner) checkLarge(h frameHeader) error {
 	var chunk [32 << 10]byte
 	c := crc32.Update(s.salt, castagnoli, s.hdr[:12])
-	for left := int(h.length); left > 0; {
+	for left := h.dataLen(); left > 0; {
 		n, err := s.br.Read(chunk[:min(left, len(chunk))])
 		c = crc32.Update(c, castagnoli, chunk[:n])
 		left -= n
