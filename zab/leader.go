@@ -149,6 +149,8 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 		first.Mode, first.Prev = SyncTrunc, fl
 		if fl == li.last {
 			first.Mode = SyncDiff
+		} else if p.cfg.Mistake == MistakeDiffWithoutTrunc {
+			first.Mode, first.Prev = SyncDiff, li.last // test-only, see mistake.go
 		}
 	} else {
 		s := p.log.snapshot()

@@ -33,6 +33,9 @@ type Config struct {
 	// FreshRetryIDs is a test-only mutation: a retried write gets a new
 	// ReqID, so the tree cannot recognise it and may apply it twice.
 	FreshRetryIDs bool
+	// Mistake is a test-only protocol mistake every peer makes (see
+	// zab.Mistake): the simulator's checks must catch it.
+	Mistake zab.Mistake
 }
 
 // Result is the outcome of one run.
@@ -135,6 +138,7 @@ func Run(cfg Config) *Result {
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
+	sc.Peer.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	c, err := newCluster(sc)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/coord-dev/coord/zab"
 )
 
 var (
@@ -167,4 +169,12 @@ func TestCheckerCatchesStaleReads(t *testing.T) {
 // a write whose first attempt did apply applies twice.
 func TestCheckerCatchesDuplicateRetries(t *testing.T) {
 	requireCaught(t, false, func(c *Config) { c.FreshRetryIDs = true })
+}
+
+// TestCheckerCatchesDiffWithoutTrunc re-introduces a protocol mistake in
+// every peer: a leader synchronises a learner that holds entries it lacks
+// (an old epoch's uncommitted tail) with a DIFF instead of a TRUNC. The
+// simulator must find the divergence by its normal checks.
+func TestCheckerCatchesDiffWithoutTrunc(t *testing.T) {
+	requireCaught(t, false, func(c *Config) { c.Mistake = zab.MistakeDiffWithoutTrunc })
 }
