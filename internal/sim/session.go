@@ -1,0 +1,1049 @@
+package sim
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/coord-dev/coord/session"
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+)
+
+// SessionConfig shapes one seeded run of RunSessions: sessions, ephemerals,
+// watches and (with LockClients) the lock recipe, in virtual time. One
+// virtual unit stands for a millisecond of coord's clock; the zab tick is 10.
+type SessionConfig struct {
+	Seed uint64
+	// Voters is 3 or 5; zero picks from the seed.
+	Voters int
+	// EphClients own sessions and create, change and delete ephemerals and
+	// set one-shot watches. LockClients run the lock recipe. Both zero:
+	// 4 ephemeral clients.
+	EphClients, LockClients int
+	// Duration is the virtual time of the fault phase; default 4000.
+	Duration int64
+
+	// Test-only mutations; the checker must catch each.
+
+	// AckWithoutSync makes the leader acknowledge heartbeats at once, with
+	// no quorum round, so a deposed leader can extend a lease.
+	AckWithoutSync bool
+	// ExpireEarly gives the leader's tracker half of each session's timeout.
+	ExpireEarly bool
+	// NoExpiry makes the leader never propose the expiry of a session.
+	NoExpiry bool
+	// HolderIgnoresSuspended keeps a lock holder acting until Lost.
+	HolderIgnoresSuspended bool
+	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
+	// tree.Restore, so the watches set on the old one are lost.
+	RestoreDropsWatches bool
+}
+
+// SessionResult is the outcome of one RunSessions run.
+type SessionResult struct {
+	Seed   uint64
+	Voters int
+	// Err is the first violation found.
+	Err error
+	// Schedule is the run's log in virtual time.
+	Schedule []string
+	Steps    int
+	// Counters, for the test's summary.
+	Sessions, Expired, Lost, Acquired, Actions, Events, OneShots int
+}
+
+// Failed reports whether the run found a violation.
+func (r *SessionResult) Failed() bool { return r.Err != nil }
+
+// String summarises the run.
+func (r *SessionResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d (%d voters): %d sessions (%d expired by a leader, %d lost), %d lock acquisitions, "+
+		"%d fenced actions, %d watch events, %d one-shot watches, %d steps", r.Seed, r.Voters, r.Sessions, r.Expired,
+		r.Lost, r.Acquired, r.Actions, r.Events, r.OneShots, r.Steps)
+	if r.Err != nil {
+		fmt.Fprintf(&b, ": %v", r.Err)
+	}
+	return b.String()
+}
+
+// Timing of the coord mirror, in virtual units (ms), as coord's test
+// profile: a 10 ms tick, SyncLimit 5 ticks.
+const (
+	sTick        = 10
+	sSyncLimit   = 5 * sTick
+	sCallTimeout = 800
+	// sReapEvery is coord's max(time.Second, TickInterval).
+	sReapEvery = 1000
+)
+
+var (
+	errCallTimeout = errors.New("sim: call deadline passed")
+	errUnknown     = errors.New("sim: outcome unknown")
+	errNoSession   = errors.New("sim: session unusable")
+)
+
+// vt turns a virtual time into the time.Time that session.State and
+// session.Tracker take.
+func vt(v int64) time.Time { return time.Unix(1_000_000, 0).Add(time.Duration(v) * time.Millisecond) }
+
+// untime is vt's inverse.
+func untime(t time.Time) int64 { return int64(t.Sub(vt(0)) / time.Millisecond) }
+
+// appMsg is coord's heartbeat (owner → leader) or its acknowledgement,
+// carried outside zab like coord's MsgApp frames.
+type appMsg struct {
+	ack     bool
+	session int64
+	sent    int64
+	ok      bool
+}
+
+type appEvent struct {
+	at, seq  int64
+	from, to zab.PeerID
+	m        appMsg
+}
+
+type appQueue []*appEvent
+
+func (q appQueue) Len() int { return len(q) }
+func (q appQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q appQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *appQueue) Push(x any)   { *q = append(*q, x.(*appEvent)) }
+func (q *appQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// snode mirrors one coord.Node around a simulated peer: the maintain loop
+// (session ticks, leader tracker, acks after a quorum-confirming Sync,
+// expiry and reaper proposals) and the owner side of its sessions. A crash
+// loses it all; a restart makes a new one.
+type snode struct {
+	id  zab.PeerID
+	inc int
+	// leader side (coord: trackMu)
+	tracker *session.Tracker
+	leading bool
+	// heartbeats waiting for a leadership check (coord: ackMu)
+	pending     []pendingHB
+	acking      bool
+	ackZid      uint64
+	ackBatch    []pendingHB
+	ackDeadline int64
+	nextTick    int64
+	nextReap    int64
+	stallUntil  int64 // maintain loop paused (a slow goroutine) until then
+	sessions    map[int64]*ssession
+}
+
+type pendingHB struct {
+	from zab.PeerID
+	m    appMsg
+}
+
+// ssession is the owner side of one session (coord.Session).
+type ssession struct {
+	id      int64
+	timeout int64
+	node    *snode
+	state   *session.State
+	nextHB  int64
+	closing bool
+	closed  bool
+	// breaks counts Suspended and Lost transitions: a lease taken when it
+	// was n is broken once it is more (coord.Session.Suspended).
+	breaks int
+	lostAt int64 // -1 until Lost
+	client *sclient
+	// ephemerals the owner created and has not (tried to) delete.
+	ephemerals map[string]bool
+	watches    []*oneShot
+}
+
+// prop is one proposal retried as coord's proposeAt retries it: same peer,
+// same request (ReqID), again after a tick on a zab verdict, until its
+// deadline.
+type prop struct {
+	node     *snode
+	req      request
+	data     []byte
+	zid      uint64
+	waiting  bool
+	retryAt  int64
+	deadline int64
+	unknown  bool
+	done     func(res tree.Result, z zab.Zxid, err error)
+	over     bool
+}
+
+type srunner struct {
+	cfg   SessionConfig
+	s     *zab.Sim
+	sc    zab.SimConfig
+	rng   *rand.Rand
+	reps  map[zab.PeerID]*srep
+	nodes map[zab.PeerID]*snode
+	incs  map[zab.PeerID]int
+	cut   map[[2]zab.PeerID]bool
+	drop  float64
+	msgs  appQueue
+	mseq  int64
+	props []*prop
+	// clients run the workloads; dead ones (their peer crashed) are
+	// replaced when it restarts.
+	clients []*sclient
+	nextReq uint64
+	log     []string
+	leader  zab.PeerID
+	steps   int
+	err     error
+	quiet   bool // heal phase: clients start nothing new
+
+	// history, as first applied by any peer
+	entries  map[zab.Zxid]zab.Entry
+	digests  map[zab.Zxid]uint64
+	appliedT map[zab.Zxid]int64
+	// gone records the first apply of each node deletion: path -> (zxid, time).
+	gone map[string][]goneAt
+	// owners maps a session id to its owner; expiredAt to the first time a
+	// leader decided to expire it.
+	owners    map[int64]*ssession
+	expiredAt map[int64]int64
+
+	lock *lockState
+	res  SessionResult
+}
+
+type goneAt struct {
+	z  zab.Zxid
+	at int64
+}
+
+func (r *srunner) logf(format string, args ...any) {
+	r.log = append(r.log, fmt.Sprintf("[%6d] ", r.s.Now())+fmt.Sprintf(format, args...))
+}
+
+func (r *srunner) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("t=%d: "+format, append([]any{r.s.Now()}, args...)...)
+		r.logf("VIOLATION: %v", r.err)
+	}
+}
+
+// RunSessions runs one seed of the session simulation and checks, under
+// faults: ephemerals exist iff their session lives (at every peer after
+// every txn, and for every live owner after heal); a leader never expires a
+// session whose owner is not yet Lost by its own clock; watch events match
+// the applied txns exactly, in zxid order; and, with lock clients, that
+// successive holders' fencing tokens increase, no two clients hold the lock
+// with unsuspended sessions at once, and a fenced resource never sees a
+// stale token.
+func RunSessions(cfg SessionConfig) *SessionResult {
+	if cfg.Voters == 0 {
+		cfg.Voters = 3 + 2*int(cfg.Seed%2)
+	}
+	if cfg.EphClients == 0 && cfg.LockClients == 0 {
+		cfg.EphClients = 4
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = 4000
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5e55))
+	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
+		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
+		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
+		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
+	r := &srunner{cfg: cfg, sc: sc, rng: rng, reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
+		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
+		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
+		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}}
+	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
+	s, err := zab.NewSim(sc)
+	if err != nil {
+		r.res.Err = err
+		return &r.res
+	}
+	r.s = s
+	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d queueLimit=%d "+
+		"maxCounter=%d ephClients=%d lockClients=%d", cfg.Seed, cfg.Voters, sc.Observers, sc.MaxDelay, sc.Reorder,
+		sc.SnapshotEvery, sc.Peer.MaxMsgEntries, sc.QueueLimit, sc.Peer.MaxCounter, cfg.EphClients, cfg.LockClients)
+	for _, id := range s.IDs() {
+		r.incs[id] = 1
+		r.reps[id] = r.newRep(id)
+		r.nodes[id] = r.newNode(id)
+	}
+	r.run()
+	if r.err == nil {
+		r.err = s.Err
+	}
+	r.res.Err, r.res.Schedule, r.res.Steps = r.err, r.log, r.steps
+	return &r.res
+}
+
+func (r *srunner) newNode(id zab.PeerID) *snode {
+	return &snode{id: id, inc: r.incs[id], nextTick: r.s.Now() + 1 + r.rng.Int64N(sTick), sessions: map[int64]*ssession{}}
+}
+
+func (r *srunner) running(id zab.PeerID) bool { return r.s.Node(id).Peer != nil }
+
+func (r *srunner) alive(n *snode) bool { return r.running(n.id) && r.nodes[n.id] == n }
+
+func (r *srunner) run() {
+	s := r.s
+	if !r.until(5000, s.Stable) {
+		r.fail("setup: no leader")
+		return
+	}
+	ids := s.IDs()
+	// The ephemeral parents; /lock is made by the recipe itself.
+	ok := false
+	r.propose(r.nodes[s.Leader()], 0, tree.Op{Type: tree.OpCreate, Path: "/eph"}, 5000,
+		func(res tree.Result, _ zab.Zxid, err error) { ok = err == nil })
+	if !r.until(5000, func() bool { return ok }) {
+		r.fail("setup: cannot create /eph")
+		return
+	}
+	r.drop = []float64{0, 0.02, 0.05, 0.15}[r.rng.IntN(4)]
+	dup := []float64{0, 0.02, 0.1}[r.rng.IntN(3)]
+	s.SetFaults(r.drop, dup)
+	r.logf("faults: drop=%.2f dup=%.2f", r.drop, dup)
+	for i := range r.cfg.EphClients + r.cfg.LockClients {
+		cl := &sclient{id: i, home: ids[r.rng.IntN(len(ids))], lock: i >= r.cfg.EphClients}
+		cl.inc = r.incs[cl.home]
+		cl.timeout = []int64{200, 300, 500, 800}[r.rng.IntN(4)]
+		cl.nextAt = s.Now() + r.rng.Int64N(50)
+		r.clients = append(r.clients, cl)
+	}
+	if r.cfg.LockClients > 0 {
+		r.lock = &lockState{}
+	}
+	end := s.Now() + r.cfg.Duration
+	nextFault := s.Now() + 100 + r.rng.Int64N(300)
+	for s.Now() < end && r.err == nil && s.Err == nil {
+		if s.Now() >= nextFault {
+			r.fault()
+			nextFault = s.Now() + 50 + r.rng.Int64N(400)
+		}
+		r.step()
+	}
+	if r.err != nil || s.Err != nil {
+		return
+	}
+	r.heal()
+}
+
+// heal ends the faults, lets every session settle and checks the final
+// state: equal trees, live owners Connected, and sessions and ephemerals
+// present exactly for live owners.
+func (r *srunner) heal() {
+	s := r.s
+	r.logf("heal: links restored, faults off, every peer restarted; clients start nothing new")
+	r.heal1()
+	s.SetFaults(0, 0)
+	r.drop = 0
+	for _, id := range s.IDs() {
+		r.restart(id)
+		r.nodes[id].stallUntil = 0
+	}
+	r.quiet = true
+	maxT := int64(800)
+	// Long enough for every dead owner's session to expire and its
+	// closeSession to commit, and for live owners to reconnect.
+	r.until(3*maxT+1000, func() bool { return false })
+	if r.err != nil {
+		return
+	}
+	if !r.until(20000, func() bool { return r.converged() && r.idle() }) {
+		r.fail("no convergence after heal: leader=%d stable=%v idle=%v", s.Leader(), s.Stable(), r.idle())
+		return
+	}
+	r.checkFinal()
+}
+
+func (r *srunner) idle() bool {
+	for _, p := range r.props {
+		if !p.over {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *srunner) converged() bool {
+	if !r.s.Stable() {
+		return false
+	}
+	last := r.s.Node(r.s.Leader()).Peer.LastZxid()
+	for _, id := range r.s.IDs() {
+		if !r.running(id) || r.s.Node(id).SM.Last != last || r.reps[id].applied != last {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *srunner) until(d int64, cond func() bool) bool {
+	end := r.s.Now() + d
+	for !cond() {
+		if r.s.Now() > end || r.err != nil || r.s.Err != nil {
+			return false
+		}
+		r.step()
+	}
+	return true
+}
+
+// step runs one simulator event, then everything due in the coord mirror:
+// trees catch up (with their checks and onApply), app messages are
+// delivered, maintain loops tick, proposals and clients move on, and the
+// lock invariants are checked.
+func (r *srunner) step() {
+	s := r.s
+	s.Step()
+	r.steps++
+	if s.Err != nil && r.err == nil {
+		r.err = s.Err
+	}
+	for _, id := range s.IDs() {
+		r.catchUp(r.reps[id])
+	}
+	if l := s.Leader(); l != r.leader {
+		r.leader = l
+		if l != 0 {
+			r.logf("leader: %d epoch %d", l, s.Node(l).Peer.SoftState().Epoch)
+		} else {
+			r.logf("leader: none")
+		}
+	}
+	now := s.Now()
+	for len(r.msgs) > 0 && r.msgs[0].at <= now {
+		r.deliver(heap.Pop(&r.msgs).(*appEvent))
+	}
+	for _, id := range s.IDs() {
+		n := r.nodes[id]
+		if !r.running(id) {
+			continue
+		}
+		r.pollAcks(n)
+		if now >= n.nextTick {
+			n.nextTick = max(n.nextTick+sTick, now+1)
+			if now >= n.stallUntil {
+				r.maintain(n)
+			}
+		}
+	}
+	for i := 0; i < len(r.props); i++ {
+		r.pollProp(r.props[i])
+	}
+	r.props = slices.DeleteFunc(r.props, func(p *prop) bool { return p.over })
+	for _, cl := range r.clients {
+		r.clientStep(cl)
+	}
+	if r.lock != nil {
+		r.lockTick()
+	}
+}
+
+// --- the app-message network (heartbeats), beside zab's ---
+
+func (r *srunner) send(from, to zab.PeerID, m appMsg) {
+	if from == to {
+		panic("sim: local app message")
+	}
+	if r.cut[[2]zab.PeerID{from, to}] || (r.drop > 0 && r.rng.Float64() < r.drop) {
+		return
+	}
+	r.mseq++
+	at := r.s.Now() + 1 + r.rng.Int64N(r.sc.MaxDelay)
+	heap.Push(&r.msgs, &appEvent{at: at, seq: r.mseq, from: from, to: to, m: m})
+}
+
+func (r *srunner) deliver(e *appEvent) {
+	if !r.running(e.to) || r.cut[[2]zab.PeerID{e.from, e.to}] {
+		return
+	}
+	n := r.nodes[e.to]
+	if e.m.ack {
+		r.onHeartbeatAck(n, e.m)
+	} else {
+		r.onHeartbeat(n, e.from, e.m)
+	}
+}
+
+// --- coord's maintain loop, on virtual time ---
+
+func (r *srunner) maintain(n *snode) {
+	now := r.s.Now()
+	ss := r.s.Node(n.id).Peer.SoftState()
+	r.tickSessions(n, now, ss.Leader, ss.Serving)
+	leading := ss.Role == zab.RoleLeading && ss.Serving
+	expired := r.leaderTick(n, now, leading)
+	r.flushAcks(n)
+	for _, id := range expired {
+		r.expire(n, int64(id))
+	}
+	if leading && now >= n.nextReap {
+		n.nextReap = now + sReapEvery
+		for _, p := range r.reps[n.id].tree.ReapCandidates(now) {
+			r.propose(n, 0, tree.Op{Type: tree.OpReap, Path: p}, 10*sSyncLimit, nil)
+		}
+	}
+}
+
+// expire is the leader's decision to expire a session, checked against
+// its owner's clock, then proposed as coord does.
+func (r *srunner) expire(n *snode, sid int64) {
+	now := r.s.Now()
+	r.res.Expired++
+	if _, ok := r.expiredAt[sid]; !ok {
+		r.expiredAt[sid] = now
+	}
+	r.logf("node %d: leader expires session %x", n.id, sid)
+	if o := r.owners[sid]; o != nil {
+		r.checkNotExpiredEarly(o)
+	}
+	if r.cfg.NoExpiry {
+		return
+	}
+	r.propose(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, nil)
+}
+
+// checkNotExpiredEarly: once a leader decided to expire o's session at e,
+// the owner must be Lost by e on its own clock: its lease end (the
+// documented bound Lease+Timeout-DriftMargin) at or before e, or an
+// earlier Lost. The owner's lease never moves back, so checking after each
+// of its inputs covers late acknowledgements too.
+func (r *srunner) checkNotExpiredEarly(o *ssession) {
+	e, ok := r.expiredAt[o.id]
+	if !ok || o.closing || !r.alive(o.node) || (o.lostAt >= 0 && o.lostAt <= e) {
+		return
+	}
+	if end := untime(o.state.LeaseEnd()); end > e {
+		r.fail("session %x (client %d at node %d) expired by a leader at %d while its owner's lease (from %d) runs to %d: "+
+			"the owner is not Lost yet", o.id, o.client.id, o.node.id, e, untime(o.state.Lease()), end)
+	}
+}
+
+func (r *srunner) leaderTick(n *snode, now int64, leading bool) []session.ID {
+	switch {
+	case leading && !n.leading:
+		tr, err := session.NewTracker(sTick*time.Millisecond, vt(now))
+		if err != nil {
+			r.fail("tracker: %v", err)
+			return nil
+		}
+		var entries []session.Entry
+		for _, s := range r.reps[n.id].tree.Sessions() {
+			entries = append(entries, session.Entry{ID: session.ID(s.ID), Timeout: r.trackTimeout(s.Timeout)})
+		}
+		if err := tr.Reset(entries, vt(now)); err != nil {
+			r.fail("tracker reset: %v", err)
+		}
+		n.tracker = tr
+		r.logf("node %d: leads, tracker reset with %d sessions", n.id, len(entries))
+	case !leading:
+		n.tracker = nil
+	}
+	n.leading = leading
+	if n.tracker == nil {
+		return nil
+	}
+	return n.tracker.Expired(vt(now))
+}
+
+// trackTimeout is the timeout the leader's tracker uses for a session.
+func (r *srunner) trackTimeout(ms int32) time.Duration {
+	d := time.Duration(ms) * time.Millisecond
+	if r.cfg.ExpireEarly {
+		d /= 2
+	}
+	return d
+}
+
+// tickSessions is coord's: leader loss, time, heartbeats for every session
+// of the node.
+func (r *srunner) tickSessions(n *snode, now int64, leader zab.PeerID, serving bool) {
+	for _, s := range sortedSessions(n) {
+		if s.closed {
+			continue
+		}
+		if !serving {
+			s.state.LeaderLost(vt(now))
+		}
+		s.state.Tick(vt(now))
+		send := serving && s.state.Status() != session.Lost && now >= s.nextHB
+		if send {
+			s.state.HeartbeatSent(vt(now))
+			s.nextHB = untime(s.state.NextHeartbeat(vt(now)))
+		}
+		if r.drain(s) {
+			r.finish(s, false)
+			continue
+		}
+		if send {
+			m := appMsg{session: s.id, sent: now}
+			if leader == n.id {
+				r.onHeartbeat(n, n.id, m)
+			} else {
+				r.send(n.id, leader, m)
+			}
+		}
+	}
+}
+
+func sortedSessions(n *snode) []*ssession {
+	out := make([]*ssession, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *ssession) int { return int(a.id - b.id) })
+	return out
+}
+
+// onHeartbeat is the leader's side: refresh at once, acknowledge only after
+// a quorum round started after the heartbeat arrived.
+func (r *srunner) onHeartbeat(n *snode, from zab.PeerID, m appMsg) {
+	leading, alive := r.touchSession(n, m.session)
+	if !leading {
+		return
+	}
+	ack := appMsg{ack: true, session: m.session, sent: m.sent, ok: alive}
+	if !alive {
+		r.deliverAck(n, from, ack)
+		return
+	}
+	n.pending = append(n.pending, pendingHB{from: from, m: ack})
+	if r.cfg.AckWithoutSync {
+		r.deliverBatch(n)
+	}
+}
+
+func (r *srunner) touchSession(n *snode, sid int64) (leading, alive bool) {
+	if n.tracker == nil {
+		return false, false
+	}
+	now := vt(r.s.Now())
+	if n.tracker.Touch(session.ID(sid), now) {
+		return true, true
+	}
+	if info, ok := n.tracker.Lookup(session.ID(sid)); ok && info.Closing {
+		return true, false
+	}
+	if timeout, ok := r.reps[n.id].tree.Session(sid); ok {
+		_ = n.tracker.Add(session.ID(sid), r.trackTimeout(timeout), now)
+		return true, true
+	}
+	return true, false
+}
+
+func (r *srunner) deliverBatch(n *snode) {
+	batch := n.pending
+	n.pending = nil
+	for _, p := range batch {
+		r.deliverAck(n, p.from, p.m)
+	}
+}
+
+// flushAcks starts one leadership-confirming Sync for every heartbeat
+// queued before it (coord's flushAcks; the Sync runs on its own goroutine
+// there, polled by pollAcks here).
+func (r *srunner) flushAcks(n *snode) {
+	if n.acking || len(n.pending) == 0 {
+		return
+	}
+	n.ackBatch, n.pending = n.pending, nil
+	zid, err := r.s.Sync(n.id)
+	if err != nil {
+		n.ackBatch = nil
+		return
+	}
+	n.acking, n.ackZid, n.ackDeadline = true, zid, r.s.Now()+2*sSyncLimit
+}
+
+func (r *srunner) pollAcks(n *snode) {
+	if !n.acking {
+		return
+	}
+	sn := r.s.Node(n.id)
+	res, ok := sn.Syncs[n.ackZid]
+	if !ok {
+		if r.s.Now() > n.ackDeadline {
+			n.acking, n.ackBatch = false, nil
+		}
+		return
+	}
+	delete(sn.Syncs, n.ackZid)
+	n.acking = false
+	batch := n.ackBatch
+	n.ackBatch = nil
+	if res.Err != nil {
+		return
+	}
+	for _, p := range batch {
+		r.deliverAck(n, p.from, p.m)
+	}
+}
+
+func (r *srunner) deliverAck(n *snode, to zab.PeerID, ack appMsg) {
+	if to == n.id {
+		r.onHeartbeatAck(n, ack)
+		return
+	}
+	r.send(n.id, to, ack)
+}
+
+// onHeartbeatAck is the owner's side.
+func (r *srunner) onHeartbeatAck(n *snode, m appMsg) {
+	s := n.sessions[m.session]
+	if s == nil || s.closed {
+		return
+	}
+	now := vt(r.s.Now())
+	if m.ok {
+		s.state.HeartbeatAcked(vt(m.sent), now)
+	} else {
+		s.state.Expired(now)
+	}
+	if r.drain(s) {
+		r.finish(s, false)
+	}
+}
+
+// drain takes the state machine's events (coord's drainLocked): a
+// Suspended or Lost breaks the session's leases. It reports Lost.
+func (r *srunner) drain(s *ssession) (lost bool) {
+	for _, ev := range s.state.Events() {
+		r.logf("client %d: session %x %s (%s, at %d)", s.client.id, s.id, ev.Type, ev.Cause, untime(ev.At))
+		if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
+			s.breaks++
+			r.onBreak(s.client, s, ev.Type == session.EventLost)
+		}
+		if ev.Type == session.EventLost {
+			lost = true
+			s.lostAt = r.s.Now()
+			r.res.Lost++
+		}
+	}
+	r.checkNotExpiredEarly(s)
+	return lost
+}
+
+// finish ends a session locally: its watches go, the node forgets it.
+func (r *srunner) finish(s *ssession, closedByOwner bool) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.lostAt < 0 && !closedByOwner {
+		s.lostAt = r.s.Now()
+	}
+	rep := r.reps[s.node.id]
+	for _, w := range s.watches {
+		if rep.inc == s.node.inc {
+			rep.tree.RemoveWatcher(w)
+		}
+		w.removed = true
+	}
+	s.watches = nil
+	delete(s.node.sessions, s.id)
+	r.logf("client %d: session %x ends (by owner: %v)", s.client.id, s.id, closedByOwner)
+}
+
+// onApply is coord's, for node n after its tree applied txn.
+func (r *srunner) onApply(n *snode, txn tree.Txn, res tree.Result) {
+	if res.Err != nil {
+		return
+	}
+	now := r.s.Now()
+	switch txn.Op.Type {
+	case tree.OpCreateSession:
+		if n.tracker != nil {
+			_ = n.tracker.Add(session.ID(txn.Op.Session), r.trackTimeout(txn.Op.Timeout), vt(now))
+		}
+	case tree.OpCloseSession:
+		if n.tracker != nil {
+			n.tracker.Remove(session.ID(txn.Op.Session))
+		}
+		if s := n.sessions[txn.Op.Session]; s != nil {
+			if !s.closing {
+				s.state.Expired(vt(now))
+				r.drain(s)
+			}
+			r.finish(s, s.closing)
+		}
+	}
+}
+
+// --- proposals, as coord's proposeAt ---
+
+// propose replicates op for session sid (0: none) at node n, retrying as
+// coord does until d has passed; done (if any) gets the local result.
+func (r *srunner) propose(n *snode, sid int64, op tree.Op, d int64, done func(tree.Result, zab.Zxid, error)) *prop {
+	r.nextReq++
+	req := request{Origin: uint64(n.id), ReqID: r.nextReq, Time: r.s.Now(), Session: sid, Op: op}
+	data, err := msgpack.Marshal(&req)
+	if err != nil {
+		r.fail("encode: %v", err)
+	}
+	p := &prop{node: n, req: req, data: data, deadline: r.s.Now() + d, done: done}
+	r.props = append(r.props, p)
+	r.attempt(p)
+	return p
+}
+
+func (r *srunner) attempt(p *prop) {
+	p.retryAt = 0
+	zid, err := r.s.Propose(p.node.id, p.data)
+	if err != nil {
+		r.retryProp(p, err)
+		return
+	}
+	p.zid, p.waiting = zid, true
+}
+
+func (r *srunner) retryProp(p *prop, err error) {
+	p.waiting = false
+	if at := r.s.Now() + sTick; at < p.deadline {
+		p.retryAt = at
+		return
+	}
+	if p.unknown {
+		err = errUnknown
+	}
+	r.endProp(p, tree.Result{}, 0, err)
+}
+
+func (r *srunner) endProp(p *prop, res tree.Result, z zab.Zxid, err error) {
+	p.over = true
+	if p.done != nil {
+		p.done(res, z, err)
+	}
+}
+
+func (r *srunner) pollProp(p *prop) {
+	if p.over {
+		return
+	}
+	if !r.alive(p.node) {
+		p.over = true // the process died with its call
+		return
+	}
+	now := r.s.Now()
+	if !p.waiting {
+		if now >= p.retryAt {
+			r.attempt(p)
+		}
+		return
+	}
+	sn := r.s.Node(p.node.id)
+	res, ok := sn.Proposals[p.zid]
+	if !ok {
+		if now > p.deadline {
+			// The context ended while zab still had it: it may commit.
+			r.endProp(p, tree.Result{}, 0, errUnknown)
+		}
+		return
+	}
+	delete(sn.Proposals, p.zid)
+	switch {
+	case res.Err == nil:
+		rep := r.reps[p.node.id]
+		tr, ok := rep.results[res.Zxid]
+		if !ok {
+			r.fail("node %d: write reported done at %v, which its tree did not apply", p.node.id, res.Zxid)
+			return
+		}
+		delete(rep.results, res.Zxid)
+		r.endProp(p, tr, res.Zxid, tr.Err)
+	case errors.Is(res.Err, zab.ErrOutcomeUnknown):
+		p.unknown = true
+		r.retryProp(p, res.Err)
+	case errors.Is(res.Err, zab.ErrProposalDropped), errors.Is(res.Err, zab.ErrNoLeader):
+		r.retryProp(p, res.Err)
+	default:
+		if p.unknown {
+			res.Err = errUnknown
+		}
+		r.endProp(p, tree.Result{}, 0, res.Err)
+	}
+}
+
+// --- faults ---
+
+func (r *srunner) heal1() {
+	r.s.Heal()
+	clear(r.cut)
+}
+
+func (r *srunner) cutLink(a, b zab.PeerID) {
+	r.s.Cut(a, b)
+	r.cut[[2]zab.PeerID{a, b}] = true
+}
+
+func (r *srunner) isolate(id zab.PeerID) {
+	for _, o := range r.s.IDs() {
+		if o != id {
+			r.cutLink(id, o)
+			r.cutLink(o, id)
+		}
+	}
+}
+
+func (r *srunner) partition(a, b []zab.PeerID) {
+	for _, x := range a {
+		for _, y := range b {
+			r.cutLink(x, y)
+			r.cutLink(y, x)
+		}
+	}
+}
+
+func (r *srunner) crash(id zab.PeerID) {
+	if !r.running(id) {
+		return
+	}
+	r.s.Crash(id)
+	// The process dies with its sessions and clients.
+	for _, cl := range r.clients {
+		if cl.home == id && !cl.dead {
+			r.kill(cl)
+		}
+	}
+}
+
+func (r *srunner) restart(id zab.PeerID) {
+	if r.running(id) {
+		return
+	}
+	if err := r.s.Restart(id); err != nil {
+		r.fail("peer %d: restart: %v", id, err)
+		return
+	}
+	r.incs[id]++
+	r.nodes[id] = r.newNode(id)
+	rep := r.newRep(id)
+	r.reps[id] = rep
+	if z := r.s.Node(id).SM.Last; z != 0 {
+		r.restore(rep, z)
+	}
+	r.catchUp(rep)
+	// The clients of the restarted process start afresh.
+	for i, cl := range r.clients {
+		if cl.home == id && cl.dead {
+			ncl := &sclient{id: cl.id, home: id, inc: r.incs[id], lock: cl.lock, timeout: cl.timeout,
+				nextAt: r.s.Now() + r.rng.Int64N(50)}
+			r.clients[i] = ncl
+		}
+	}
+}
+
+func (r *srunner) fault() {
+	s, ids := r.s, r.s.IDs()
+	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
+	switch r.rng.IntN(16) {
+	case 0, 1:
+		if l := s.Leader(); l != 0 {
+			r.isolate(l)
+			r.logf("fault: isolate leader %d", l)
+		}
+	case 2:
+		ord := slices.Clone(ids)
+		r.rng.Shuffle(len(ord), func(i, j int) { ord[i], ord[j] = ord[j], ord[i] })
+		cut := 1 + r.rng.IntN(len(ord)-1)
+		r.partition(ord[:cut], ord[cut:])
+		r.logf("fault: partition %v | %v", ord[:cut], ord[cut:])
+	case 3:
+		a, b := pick(), pick()
+		if a != b {
+			r.cutLink(a, b)
+			r.logf("fault: cut %d -> %d (one way)", a, b)
+		}
+	case 4, 5:
+		r.heal1()
+		r.logf("fault: heal")
+	case 6:
+		id := pick()
+		if r.running(id) {
+			r.crash(id)
+			r.logf("fault: crash %d", id)
+		}
+	case 7:
+		if l := s.Leader(); l != 0 {
+			r.crash(l)
+			r.logf("fault: crash leader %d", l)
+		}
+	case 8, 9:
+		var up []zab.PeerID
+		for _, id := range ids {
+			if !r.running(id) {
+				r.restart(id)
+				up = append(up, id)
+			}
+		}
+		if len(up) > 0 {
+			r.logf("fault: restart %v", up)
+		}
+	case 10:
+		r.drop = []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
+		dup := []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
+		s.SetFaults(r.drop, dup)
+		r.logf("fault: drop=%.2f dup=%.2f", r.drop, dup)
+	case 11:
+		// Isolate the peer of a client, the lock holder's if there is one.
+		id := pick()
+		if r.lock != nil && r.lock.holder != nil {
+			id = r.lock.holder.home
+		} else if len(r.clients) > 0 {
+			id = r.clients[r.rng.IntN(len(r.clients))].home
+		}
+		r.isolate(id)
+		r.logf("fault: isolate client peer %d", id)
+	case 12:
+		ord := slices.Clone(ids)
+		r.rng.Shuffle(len(ord), func(i, j int) { ord[i], ord[j] = ord[j], ord[i] })
+		bridge, rest := ord[0], ord[1:]
+		a, b := rest[:len(rest)/2], rest[len(rest)/2:]
+		r.partition(a, b)
+		r.logf("fault: bridge %v - %d - %v", a, bridge, b)
+	case 13:
+		if l := s.Leader(); l != 0 {
+			for _, id := range ids {
+				if id != l {
+					r.cutLink(l, id)
+				}
+			}
+			r.logf("fault: leader %d can hear but not speak", l)
+		}
+	case 14:
+		if l := s.Leader(); l != 0 {
+			for _, id := range ids {
+				if id != l {
+					r.cutLink(id, l)
+				}
+			}
+			r.logf("fault: leader %d can speak but not hear", l)
+		}
+	case 15:
+		// A slow maintain loop (GC pause, busy goroutine): zab runs on.
+		id := pick()
+		d := []int64{30, 100, 300}[r.rng.IntN(3)]
+		r.nodes[id].stallUntil = s.Now() + d
+		r.logf("fault: maintain loop of node %d stalls for %d", id, d)
+	}
+}

@@ -1,0 +1,192 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sessionSeedsCI is the default seed count of TestSimSessions and
+// TestSimLock: under ~40 s each with -race on two cores. -sim.seeds
+// overrides it (soaks), -seed replays one seed.
+const sessionSeedsCI = 60
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// sessionSeeds returns -seed alone, or -sim.seeds (default n) seeds from
+// -sim.base.
+func sessionSeeds(n int) []uint64 {
+	if *seedFlag != 0 {
+		return []uint64{*seedFlag}
+	}
+	if flagSet("sim.seeds") {
+		n = *seedsFlag
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = *baseFlag + uint64(i)
+	}
+	return out
+}
+
+// runSessionSeeds runs cfg for every seed on all CPUs, in seed order; with
+// stopAtFirst it starts no seed after one failed.
+func runSessionSeeds(list []uint64, cfg func(uint64) SessionConfig, stopAtFirst bool) []*SessionResult {
+	results := make([]*SessionResult, len(list))
+	var (
+		mu     sync.Mutex
+		next   int
+		failed bool
+		wg     sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next == len(list) || (stopAtFirst && failed) {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				res := RunSessions(cfg(list[i]))
+				mu.Lock()
+				results[i] = res
+				failed = failed || res.Failed()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// reportSession prints the replay command and the schedule of a failed run.
+func reportSession(t *testing.T, test string, res *SessionResult) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d -v\n", res, test, res.Seed)
+	if f, err := os.CreateTemp("", fmt.Sprintf("coord-simsess-seed%d-*.log", res.Seed)); err == nil {
+		fmt.Fprintln(f, strings.Join(res.Schedule, "\n"))
+		f.Close()
+		fmt.Fprintf(&b, "schedule (%d lines): %s\n", len(res.Schedule), f.Name())
+	}
+	tail := res.Schedule[max(0, len(res.Schedule)-60):]
+	fmt.Fprintf(&b, "last lines of the schedule:\n%s", strings.Join(tail, "\n"))
+	t.Error(b.String())
+}
+
+func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
+	list := sessionSeeds(sessionSeedsCI)
+	start := time.Now()
+	results := runSessionSeeds(list, cfg, false)
+	elapsed := time.Since(start)
+	var sum SessionResult
+	failures := 0
+	for _, res := range results {
+		sum.Sessions += res.Sessions
+		sum.Expired += res.Expired
+		sum.Lost += res.Lost
+		sum.Acquired += res.Acquired
+		sum.Actions += res.Actions
+		sum.Events += res.Events
+		sum.OneShots += res.OneShots
+		sum.Steps += res.Steps
+		if res.Failed() {
+			failures++
+			if failures <= 3 {
+				reportSession(t, test, res)
+			} else {
+				t.Errorf("%v", res)
+			}
+		} else if len(list) == 1 {
+			t.Log(res)
+			if testing.Verbose() {
+				t.Log(strings.Join(res.Schedule[max(0, len(res.Schedule)-30):], "\n"))
+			}
+		}
+	}
+	t.Logf("%d seeds in %v (%.1f seeds/s), %d failed; totals: %d sessions, %d expiries, %d lost, %d lock acquisitions, "+
+		"%d fenced actions, %d watch events, %d one-shot watches, %d steps", len(list), elapsed.Round(time.Millisecond),
+		float64(len(list))/elapsed.Seconds(), failures, sum.Sessions, sum.Expired, sum.Lost, sum.Acquired, sum.Actions,
+		sum.Events, sum.OneShots, sum.Steps)
+}
+
+// TestSimSessions runs seeded fault schedules with clients that own
+// sessions, create and delete ephemerals and set watches, and checks
+// ephemerals against sessions, leader expiry against the owners' clocks
+// and watch events against the applied txns. -seed N replays one seed;
+// -sim.seeds=N soaks.
+func TestSimSessions(t *testing.T) {
+	runSessionTest(t, "TestSimSessions", func(seed uint64) SessionConfig {
+		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag}
+	})
+}
+
+// requireSessionCaught runs a mutated harness within the CI seed budget and
+// asserts the checker reports a violation whose message contains want.
+func requireSessionCaught(t *testing.T, want string, mutate func(*SessionConfig)) {
+	t.Helper()
+	list := sessionSeeds(sessionSeedsCI)
+	results := runSessionSeeds(list, func(seed uint64) SessionConfig {
+		cfg := SessionConfig{Seed: seed}
+		mutate(&cfg)
+		return cfg
+	}, true)
+	for i, res := range results {
+		if res != nil && res.Failed() {
+			t.Logf("caught at seed %d (%d of %d seeds): %v", res.Seed, i+1, len(list), res.Err)
+			if !strings.Contains(res.Err.Error(), want) {
+				t.Errorf("seed %d: caught by %v, want a violation mentioning %q", res.Seed, res.Err, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("the mutation survived %d seeds: the checker is blind to it", len(list))
+}
+
+// TestCheckerCatchesEarlyExpiry: a leader that expires sessions at half
+// their timeout must be caught expiring a session its owner still holds.
+func TestCheckerCatchesEarlyExpiry(t *testing.T) {
+	requireSessionCaught(t, "the owner is not Lost yet", func(c *SessionConfig) {
+		c.EphClients, c.ExpireEarly = 4, true
+	})
+}
+
+// TestCheckerCatchesAckWithoutSync: a leader that acknowledges heartbeats
+// without confirming its leadership lets a deposed leader extend leases
+// past the new leader's expiry.
+func TestCheckerCatchesAckWithoutSync(t *testing.T) {
+	requireSessionCaught(t, "the owner is not Lost yet", func(c *SessionConfig) {
+		c.EphClients, c.AckWithoutSync = 4, true
+	})
+}
+
+// TestCheckerCatchesNoExpiry: sessions whose owners died must be expired,
+// their ephemerals deleted.
+func TestCheckerCatchesNoExpiry(t *testing.T) {
+	requireSessionCaught(t, "has no live owner", func(c *SessionConfig) {
+		c.EphClients, c.NoExpiry = 4, true
+	})
+}
+
+// TestCheckerCatchesLostWatches: installing a snapshot without
+// tree.Restore loses the watches, which the watch checks must notice.
+func TestCheckerCatchesLostWatches(t *testing.T) {
+	requireSessionCaught(t, "heard", func(c *SessionConfig) {
+		c.EphClients, c.RestoreDropsWatches = 4, true
+	})
+}
