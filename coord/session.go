@@ -257,6 +257,15 @@ const (
 	msgHeartbeatAck = 2
 )
 
+// decodeAppMsg decodes a MsgApp payload from a peer (pure, fuzzed).
+func decodeAppMsg(b []byte) (appMsg, error) {
+	var m appMsg
+	if err := msgpackcheck.Check(b, 4); err != nil {
+		return m, err
+	}
+	return m, msgpack.Unmarshal(b, &m)
+}
+
 // tickSessions runs on the maintenance goroutine: heartbeats, leader loss
 // and the passage of time for every local session.
 func (n *Node) tickSessions(now time.Time, leader zab.PeerID, serving bool) {
@@ -307,8 +316,8 @@ func (n *Node) sendHeartbeat(leader zab.PeerID, m appMsg) {
 // onApp handles heartbeats and acks; it runs on the zab driver goroutine and
 // must not block.
 func (n *Node) onApp(from zab.PeerID, payload []byte) {
-	var m appMsg
-	if msgpackcheck.Check(payload, 4) != nil || msgpack.Unmarshal(payload, &m) != nil {
+	m, err := decodeAppMsg(payload)
+	if err != nil {
 		n.log.Debug("coord: bad app message", "from", from)
 		return
 	}
