@@ -36,6 +36,11 @@ type SimConfig struct {
 	// many applied entries and compact its log up to the previous snapshot
 	// (so peers further behind need a SNAP). Zero disables snapshots.
 	SnapshotEvery int
+	// Storage, if set, returns the durable state peer id starts from (a
+	// fresh storage each call); nil means an empty one. Tests use it to
+	// start an ensemble with a history, e.g. with zxids near the top of
+	// their ranges.
+	Storage func(id PeerID) *MemoryStorage
 }
 
 // Sim is a deterministic, single-threaded simulation of an ensemble of
@@ -73,6 +78,10 @@ type Sim struct {
 	// dirty peers got requests whose Ready is not processed yet: like a
 	// driver loop, the simulator batches them into one Ready (group commit).
 	dirty map[PeerID]bool
+	// OnFault, if set, hears about the faults the simulator decides itself
+	// (what a torn write kept, a failed fsync's fail-stop), for the
+	// caller's schedule log.
+	OnFault func(id PeerID, what string)
 }
 
 // SimNode is one simulated peer with its driver state.
@@ -89,7 +98,42 @@ type SimNode struct {
 	lastSnap  int
 	prevSnap  Zxid
 	cfg       Config
+
+	// Driver faults (see SlowDisk, CrashInPersist, FailFsync, Pause,
+	// StallTicks). While the driver is blocked (a Ready's fsync in flight,
+	// or the process paused) it takes in nothing: messages that reach it
+	// wait in backlog, requests in deferred, and of the ticks that fire
+	// only one is kept (like a time.Ticker's channel).
+	inflight    *Ready
+	early       []PeerID // unreachable peers found sending the inflight PROPOSALs
+	pausedUntil int64
+	backlog     []Message
+	deferred    []simRequest
+	tickDue     bool
+	slowUntil   int64 // until then every persisting Ready takes fsyncDelay
+	fsyncDelay  int64
+	stallUntil  int64     // no ticks until then (a stopped clock)
+	armed       diskFault // what happens to the next persisting Ready
+	armedMin    int       // ... that has at least this many records
 }
+
+// simRequest is a Propose or Sync submitted while the driver was blocked.
+type simRequest struct {
+	id   uint64
+	data []byte
+	sync bool
+}
+
+// diskFault is what goes wrong with a peer's next persisting Ready.
+type diskFault uint8
+
+const (
+	diskOK diskFault = iota
+	// diskCrash: the process dies in the middle of the write.
+	diskCrash
+	// diskError: the fsync fails and the driver stops the node.
+	diskError
+)
 
 // SimStateMachine is the replicated state of the simulation: a count and a
 // running digest of every applied entry, in order.
@@ -132,7 +176,23 @@ type event struct {
 	seq  uint64
 	tick PeerID // non-zero: a tick of this peer
 	msg  Message
+	// held: msg reached its peer while the driver was blocked and is taken
+	// in now (it left the link long ago).
+	held bool
+	// wake, if non-zero, is a driver event of this peer: an fsync completes
+	// (kind wakeFsync), a pause ends (wakeResume), or the tick a blocked
+	// driver's ticker kept (wakeTick).
+	wake PeerID
+	kind wakeKind
 }
+
+type wakeKind uint8
+
+const (
+	wakeFsync wakeKind = iota + 1
+	wakeResume
+	wakeTick
+)
 
 type eventQueue []*event
 
@@ -175,6 +235,11 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 		pc := cfg.Peer
 		pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, voters, observers, cfg.Seed, nil
 		n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc}
+		if cfg.Storage != nil {
+			if st := cfg.Storage(id); st != nil {
+				n.Storage = st
+			}
+		}
 		s.nodes[id] = n
 		s.ids = append(s.ids, id)
 		if err := s.start(n); err != nil {
@@ -249,76 +314,338 @@ func (s *Sim) send(m Message) bool {
 	return true
 }
 
-// process runs the driver loop of n until its Ready is empty.
+// process runs the driver loop of n until its Ready is empty (or the driver
+// blocks on a slow fsync).
 func (s *Sim) process(n *SimNode) {
-	p := n.Peer
-	for p != nil && p.HasReady() {
-		rd := p.Ready()
+	for n.Peer != nil && !s.blocked(n) && n.Peer.HasReady() {
+		rd := n.Peer.Ready()
 		if st := rd.SoftState; st.Role == RoleLeading && st.Serving {
 			if l, ok := s.leaders[st.Epoch]; ok && l != n.ID {
 				s.fail(fmt.Errorf("peers %d and %d both established epoch %d", l, n.ID, st.Epoch))
 			}
 			s.leaders[st.Epoch] = n.ID
 		}
-		// 1. persist
-		if rd.Snapshot != nil {
-			n.Storage.ApplySnapshot(*rd.Snapshot)
-		}
-		if rd.Truncate {
-			if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
-				s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
+		if persists(rd) {
+			if f := n.armed; f != diskOK && s.records(n, rd) >= n.armedMin {
+				n.armed = diskOK
+				s.sendProposals(rd)
+				s.tear(n, rd, f)
+				return
+			}
+			if s.now < n.slowUntil && n.fsyncDelay > 0 {
+				// A slow fsync: like coord's driver, the leader's
+				// PROPOSALs go out first; everything else waits for the
+				// write, and the driver takes in nothing meanwhile.
+				n.early = s.sendProposals(rd)
+				n.inflight = &rd
+				s.push(event{at: s.now + n.fsyncDelay, wake: n.ID, kind: wakeFsync})
+				return
 			}
 		}
-		if err := n.Storage.Append(rd.Entries); err != nil {
-			s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
-		}
-		if !rd.HardState.IsEmpty() {
-			n.Storage.SetHardState(rd.HardState)
-		}
-		// 2. send
-		var unreachable []PeerID
-		for _, m := range rd.Messages {
+		s.finish(n, rd, false)
+	}
+}
+
+// persists reports whether rd writes anything durable (an fsync).
+func persists(rd Ready) bool {
+	return rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
+}
+
+// sendProposals sends rd's PROPOSALs and INFORMs, which a driver may send
+// before its own write (see Node.handleReady); it returns the peers whose
+// queue was full.
+func (s *Sim) sendProposals(rd Ready) []PeerID {
+	var unreachable []PeerID
+	for _, m := range rd.Messages {
+		if m.Type == MsgProposal || m.Type == MsgInform {
 			if !s.send(m) && !slices.Contains(unreachable, m.To) {
 				unreachable = append(unreachable, m.To)
 			}
 		}
-		// 3. apply
-		if rd.Snapshot != nil {
-			n.SM = decodeSM(rd.Snapshot.Data)
+	}
+	return unreachable
+}
+
+// finish carries out rd after the Ready call: persist, send (all, or, if
+// early, all but the PROPOSALs sent before the write), apply, report,
+// Advance.
+func (s *Sim) finish(n *SimNode, rd Ready, early bool) {
+	p := n.Peer
+	// 1. persist
+	if rd.Snapshot != nil {
+		n.Storage.ApplySnapshot(*rd.Snapshot)
+	}
+	if rd.Truncate {
+		if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
+			s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
 		}
-		for _, e := range rd.CommittedEntries {
-			if e.Zxid <= n.SM.Last {
-				s.fail(fmt.Errorf("peer %d: applies %v after %v", n.ID, e.Zxid, n.SM.Last))
-			}
-			n.SM.apply(e)
-			s.maxApplied = max(s.maxApplied, e.Zxid)
-			if d, ok := s.history[e.Zxid]; !ok {
-				s.history[e.Zxid] = n.SM.Digest
-			} else if d != n.SM.Digest {
-				s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, e.Zxid))
-			}
+	}
+	if err := n.Storage.Append(rd.Entries); err != nil {
+		s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
+	}
+	if !rd.HardState.IsEmpty() {
+		n.Storage.SetHardState(rd.HardState)
+	}
+	// 2. send
+	var unreachable []PeerID
+	if early {
+		unreachable, n.early = n.early, nil
+	}
+	for _, m := range rd.Messages {
+		if early && (m.Type == MsgProposal || m.Type == MsgInform) {
+			continue
 		}
-		// 4. report
-		for _, r := range rd.Proposals {
-			n.Proposals[r.ID] = r
+		if !s.send(m) && !slices.Contains(unreachable, m.To) {
+			unreachable = append(unreachable, m.To)
 		}
-		for _, r := range rd.Syncs {
-			if r.Err == nil && r.Zxid > n.SM.Last {
-				s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.SM.Last))
-			}
-			if f, ok := n.syncFloor[r.ID]; ok && r.Err == nil && r.Zxid < f {
-				s.fail(fmt.Errorf("peer %d: sync %d done at %v, missing %v applied before it started", n.ID, r.ID, r.Zxid, f))
-			}
-			delete(n.syncFloor, r.ID)
-			n.Syncs[r.ID] = r
+	}
+	// 3. apply
+	if rd.Snapshot != nil {
+		n.SM = decodeSM(rd.Snapshot.Data)
+	}
+	for _, e := range rd.CommittedEntries {
+		if e.Zxid <= n.SM.Last {
+			s.fail(fmt.Errorf("peer %d: applies %v after %v", n.ID, e.Zxid, n.SM.Last))
 		}
-		p.Advance()
-		for _, id := range unreachable {
-			p.ReportUnreachable(id)
+		n.SM.apply(e)
+		s.maxApplied = max(s.maxApplied, e.Zxid)
+		if d, ok := s.history[e.Zxid]; !ok {
+			s.history[e.Zxid] = n.SM.Digest
+		} else if d != n.SM.Digest {
+			s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, e.Zxid))
 		}
-		s.maybeSnapshot(n)
+	}
+	// 4. report
+	for _, r := range rd.Proposals {
+		n.Proposals[r.ID] = r
+	}
+	for _, r := range rd.Syncs {
+		if r.Err == nil && r.Zxid > n.SM.Last {
+			s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.SM.Last))
+		}
+		if f, ok := n.syncFloor[r.ID]; ok && r.Err == nil && r.Zxid < f {
+			s.fail(fmt.Errorf("peer %d: sync %d done at %v, missing %v applied before it started", n.ID, r.ID, r.Zxid, f))
+		}
+		delete(n.syncFloor, r.ID)
+		n.Syncs[r.ID] = r
+	}
+	p.Advance()
+	for _, id := range unreachable {
+		p.ReportUnreachable(id)
+	}
+	s.maybeSnapshot(n)
+}
+
+// tear ends n in the middle of persisting rd: a crash (f == diskCrash) or
+// a failed fsync after which the driver stops the node (diskError). The
+// driver writes rd's records in order (snapshot, truncation, entries, then
+// acceptedEpoch and currentEpoch) and a torn log tail is cut on recovery,
+// so what survives is a prefix of them, drawn from the seed: nothing (the
+// fsync never happened), a part, or all of it (the write completed but no
+// message left). Either way none of rd's messages but the PROPOSALs went
+// out, and nothing was applied.
+func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
+	old, _ := n.Storage.InitialState()
+	hs := rd.HardState
+	recs := s.records(n, rd)
+	accepted := !hs.IsEmpty() && hs.AcceptedEpoch != old.AcceptedEpoch
+	current := !hs.IsEmpty() && hs.CurrentEpoch != old.CurrentEpoch
+	var keep int
+	switch s.rng.IntN(3) {
+	case 0: // nothing reached the disk
+	case 1:
+		keep = recs
+	default:
+		keep = s.rng.IntN(recs + 1)
+	}
+	kept := keep
+	if rd.Snapshot != nil && keep > 0 {
+		n.Storage.ApplySnapshot(*rd.Snapshot)
+		keep--
+	}
+	if rd.Truncate && keep > 0 {
+		if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
+			s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
+		}
+		keep--
+	}
+	if k := min(keep, len(rd.Entries)); k > 0 {
+		if err := n.Storage.Append(rd.Entries[:k]); err != nil {
+			s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
+		}
+		keep -= k
+	}
+	if accepted && keep > 0 {
+		old.AcceptedEpoch = hs.AcceptedEpoch
+		keep--
+	}
+	if current && keep > 0 {
+		old.CurrentEpoch = hs.CurrentEpoch
+	}
+	n.Storage.SetHardState(old)
+	what := "crashed while persisting"
+	if f == diskError {
+		what = "fsync failed, node stopped,"
+	}
+	s.fault(n.ID, fmt.Sprintf("%s: %d of %d records durable (snapshot=%v truncate=%v entries=%d hardstate=%+v)",
+		what, kept, recs, rd.Snapshot != nil, rd.Truncate, len(rd.Entries), hs))
+	s.Crash(n.ID)
+}
+
+// records counts the records persisting rd writes, in the order a driver
+// writes them: snapshot, truncation, each entry, acceptedEpoch,
+// currentEpoch.
+func (s *Sim) records(n *SimNode, rd Ready) int {
+	old, _ := n.Storage.InitialState()
+	hs := rd.HardState
+	recs := len(rd.Entries)
+	if rd.Snapshot != nil {
+		recs++
+	}
+	if rd.Truncate {
+		recs++
+	}
+	if !hs.IsEmpty() && hs.AcceptedEpoch != old.AcceptedEpoch {
+		recs++
+	}
+	if !hs.IsEmpty() && hs.CurrentEpoch != old.CurrentEpoch {
+		recs++
+	}
+	return recs
+}
+
+func (s *Sim) fault(id PeerID, what string) {
+	if s.OnFault != nil {
+		s.OnFault(id, what)
 	}
 }
+
+// blocked reports whether n's driver takes in nothing now.
+func (s *Sim) blocked(n *SimNode) bool { return n.inflight != nil || s.now < n.pausedUntil }
+
+// release lets a driver that is no longer blocked take in what waited: the
+// requests, then the messages in arrival order and the kept tick.
+func (s *Sim) release(n *SimNode) {
+	if n.Peer == nil || s.blocked(n) {
+		return
+	}
+	reqs := n.deferred
+	n.deferred = nil
+	for _, r := range reqs {
+		if r.sync {
+			if err := n.Peer.Sync(r.id); err != nil {
+				delete(n.syncFloor, r.id)
+				n.Syncs[r.id] = SyncResult{ID: r.id, Err: err}
+			}
+		} else if err := n.Peer.Propose(r.id, r.data); err != nil {
+			n.Proposals[r.id] = ProposalResult{ID: r.id, Err: err}
+		}
+	}
+	msgs := n.backlog
+	n.backlog = nil
+	for _, m := range msgs {
+		s.push(event{at: s.now, msg: m, held: true})
+	}
+	if n.tickDue {
+		n.tickDue = false
+		s.push(event{at: s.now, wake: n.ID, kind: wakeTick})
+	}
+	s.process(n)
+}
+
+// SlowDisk makes every Ready of peer id that writes something take delay
+// units of virtual time to become durable, until virtual time until: its
+// messages (but a leader's PROPOSALs) and applies wait for the write, and
+// the driver takes in nothing meanwhile.
+func (s *Sim) SlowDisk(id PeerID, delay, until int64) {
+	n := s.nodes[id]
+	n.fsyncDelay, n.slowUntil = delay, until
+}
+
+// CrashInPersist makes peer id crash in the middle of persisting its next
+// Ready that writes at least minRecords records (at once if a write is in
+// flight): a prefix of that Ready's records survives (see tear). Restart
+// it as after Crash.
+func (s *Sim) CrashInPersist(id PeerID, minRecords int) {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return
+	}
+	if n.inflight != nil {
+		rd := *n.inflight
+		n.inflight = nil
+		s.tear(n, rd, diskCrash)
+		return
+	}
+	n.armed, n.armedMin = diskCrash, minRecords
+}
+
+// FailFsync makes the fsync of peer id's next Ready that writes at least
+// minRecords records fail: the driver stops the node, as a real one must
+// (the page cache may have dropped the dirty pages: what survives is a
+// prefix, as for a crash). Restart it later as after Crash.
+func (s *Sim) FailFsync(id PeerID, minRecords int) {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return
+	}
+	if n.inflight != nil {
+		rd := *n.inflight
+		n.inflight = nil
+		s.tear(n, rd, diskError)
+		return
+	}
+	n.armed, n.armedMin = diskError, minRecords
+}
+
+// Pause stops peer id's process for d units of virtual time (a long GC or
+// VM pause, SIGSTOP): it gets no ticks and takes in no message or request;
+// those that reach it wait and are taken in when it resumes with its old
+// state, unlike after a crash.
+func (s *Sim) Pause(id PeerID, d int64) {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return
+	}
+	n.pausedUntil = max(n.pausedUntil, s.now+d)
+	s.push(event{at: n.pausedUntil, wake: id, kind: wakeResume})
+}
+
+// StallTicks stops peer id's clock for d units of virtual time: it still
+// takes in messages and requests, but gets no tick.
+func (s *Sim) StallTicks(id PeerID, d int64) {
+	n := s.nodes[id]
+	n.stallUntil = max(n.stallUntil, s.now+d)
+}
+
+// TickBurst makes peer id's clock jump: it gets k ticks at once (each
+// followed by its Ready, as a driver that catches up with the wall clock).
+// A blocked driver keeps one tick.
+func (s *Sim) TickBurst(id PeerID, k int) {
+	n := s.nodes[id]
+	for range k {
+		if n.Peer == nil {
+			return
+		}
+		if s.blocked(n) {
+			n.tickDue = true
+			return
+		}
+		n.Peer.Tick()
+		s.process(n)
+	}
+}
+
+// ClearDiskFaults ends peer id's slow disk and disarms a pending crash in
+// the middle of a write or fsync failure.
+func (s *Sim) ClearDiskFaults(id PeerID) {
+	n := s.nodes[id]
+	n.slowUntil, n.fsyncDelay, n.armed = 0, 0, diskOK
+}
+
+// Blocked reports whether peer id's driver is blocked (a slow fsync in
+// flight or the process paused).
+func (s *Sim) Blocked(id PeerID) bool { return s.blocked(s.nodes[id]) }
 
 func (s *Sim) maybeSnapshot(n *SimNode) {
 	every := s.cfg.SnapshotEvery
@@ -363,17 +690,54 @@ func (s *Sim) Step() bool {
 	}
 	e := heap.Pop(&s.events).(*event)
 	s.now = e.at
+	if e.wake != 0 {
+		n := s.nodes[e.wake]
+		if n.Peer == nil {
+			return true
+		}
+		switch e.kind {
+		case wakeFsync:
+			if n.inflight != nil {
+				rd := *n.inflight
+				n.inflight = nil
+				s.finish(n, rd, true)
+			}
+		case wakeTick:
+			if s.blocked(n) {
+				n.tickDue = true
+				return true
+			}
+			if s.now >= n.stallUntil {
+				n.Peer.Tick()
+			}
+		}
+		s.release(n)
+		return true
+	}
 	if e.tick != 0 {
 		s.push(event{at: s.now + s.cfg.TickInterval, tick: e.tick})
-		if n := s.nodes[e.tick]; n.Peer != nil {
+		n := s.nodes[e.tick]
+		switch {
+		case n.Peer == nil || s.now < n.stallUntil:
+		case s.blocked(n):
+			n.tickDue = true
+		default:
 			n.Peer.Tick()
 			s.process(n)
 		}
 		return true
 	}
-	s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
 	n := s.nodes[e.msg.To]
-	if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
+	if !e.held {
+		s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
+		if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
+			return true
+		}
+	} else if n.Peer == nil {
+		return true
+	}
+	if s.blocked(n) {
+		n.backlog = append(n.backlog, e.msg)
 		return true
 	}
 	s.Delivered++
@@ -456,6 +820,11 @@ func (s *Sim) Propose(id PeerID, data []byte) (uint64, error) {
 		return 0, ErrNoLeader
 	}
 	n.nextReq++
+	if s.blocked(n) {
+		// The driver takes the request in once it is no longer blocked.
+		n.deferred = append(n.deferred, simRequest{id: n.nextReq, data: data})
+		return n.nextReq, nil
+	}
 	err := n.Peer.Propose(n.nextReq, data)
 	s.dirty[id] = true
 	return n.nextReq, err
@@ -469,14 +838,28 @@ func (s *Sim) Sync(id PeerID) (uint64, error) {
 	}
 	n.nextReq++
 	n.syncFloor[n.nextReq] = s.maxApplied
+	if s.blocked(n) {
+		n.deferred = append(n.deferred, simRequest{id: n.nextReq, sync: true})
+		return n.nextReq, nil
+	}
 	err := n.Peer.Sync(n.nextReq)
 	s.dirty[id] = true
 	return n.nextReq, err
 }
 
-// Crash stops peer id, keeping only its persisted storage.
+// Crash stops peer id, keeping only its persisted storage. A crash while a
+// slow fsync is in flight tears that write (see CrashInPersist).
 func (s *Sim) Crash(id PeerID) {
-	s.nodes[id].Peer = nil
+	n := s.nodes[id]
+	if n.inflight != nil && n.Peer != nil {
+		rd := *n.inflight
+		n.inflight = nil
+		s.tear(n, rd, diskCrash) // calls Crash again
+		return
+	}
+	n.Peer = nil
+	n.inflight, n.early, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
+	n.pausedUntil, n.armed = 0, diskOK
 	delete(s.dirty, id)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -31,6 +32,8 @@ type replica struct {
 	id      zab.PeerID
 	tree    *tree.Tree
 	applied zab.Zxid
+	// snapAt is the zxid of the last snapshot the tree was restored from.
+	snapAt zab.Zxid
 	// results of this node's own proposals, by zxid, until a client takes them.
 	results map[zab.Zxid]tree.Result
 }
@@ -172,7 +175,7 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 		c.fail("peer %d: tree restored at %v differs from the snapshotted one", r.id, z)
 		return
 	}
-	r.tree, r.applied = t, z
+	r.tree, r.applied, r.snapAt = t, z, z
 }
 
 func (c *cluster) apply(r *replica, e zab.Entry) {
@@ -247,6 +250,24 @@ func (c *cluster) converged() bool {
 		}
 	}
 	return true
+}
+
+// describe sums up every peer's state, for failure messages.
+func (c *cluster) describe() string {
+	var parts []string
+	for _, id := range c.s.IDs() {
+		n := c.s.Node(id)
+		if n.Peer == nil {
+			parts = append(parts, fmt.Sprintf("peer %d down", id))
+			continue
+		}
+		st := n.Peer.SoftState()
+		snap, _ := n.Storage.Snapshot()
+		parts = append(parts, fmt.Sprintf("peer %d %v leader=%d epoch=%d serving=%v last=%v committed=%v sm=%v "+
+			"tree=%v snapshot=%v blocked=%v", id, st.Role, st.Leader, st.Epoch, st.Serving, n.Peer.LastZxid(),
+			n.Peer.Committed(), n.SM.Last, c.reps[id].applied, snap.Zxid, c.s.Blocked(id)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // checkConverged verifies, once converged, that every peer holds the same

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/coord-dev/coord/zab"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// Mistake is a test-only protocol mistake every peer makes (see
 	// zab.Mistake): the simulator's checks must catch it.
 	Mistake zab.Mistake
+	// Disable leaves these fault classes out of the schedule (their
+	// actions are still drawn from the seed, then skipped): the shrinker
+	// uses it, and -sim.disable replays its result.
+	Disable Faults
 }
 
 // Result is the outcome of one run.
@@ -107,11 +112,13 @@ type runner struct {
 	clients []*client
 	hist    []porcupine.Operation
 	acked   map[zab.Zxid]uint64 // acknowledged writes: zxid -> ReqID
-	nextReq uint64
-	log     []string
-	leader  zab.PeerID
-	pending int
-	steps   int
+	// restartAt holds when peers stopped by a disk fault restart.
+	restartAt map[zab.PeerID]int64
+	nextReq   uint64
+	log       []string
+	leader    zab.PeerID
+	pending   int
+	steps     int
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -140,15 +147,36 @@ func Run(cfg Config) *Result {
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
 	sc.Peer.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
+	r := &runner{cfg: cfg, rng: rng, acked: map[zab.Zxid]uint64{}, restartAt: map[zab.PeerID]int64{}}
+	// One seed in four starts from a history near the top of the zxid
+	// ranges (see highStart).
+	var high *highStart
+	if rng.IntN(4) == 0 {
+		var ids []zab.PeerID
+		for i := 1; i <= sc.Voters+sc.Observers; i++ {
+			ids = append(ids, zab.PeerID(i))
+		}
+		var err error
+		if high, err = newHighStart(r, ids); err != nil {
+			res.Err = err
+			return res
+		}
+		sc.Storage = high.storage
+	}
 	c, err := newCluster(sc)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	r := &runner{cfg: cfg, c: c, rng: rng, acked: map[zab.Zxid]uint64{}}
+	r.c = c
+	c.s.OnFault = func(id zab.PeerID, what string) { r.logf("disk: peer %d %s", id, what) }
 	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d "+
-		"queueLimit=%d maxCounter=%d clients=%d", cfg.Seed, cfg.Voters, sc.Observers, sc.MaxDelay, sc.Reorder,
-		sc.SnapshotEvery, sc.Peer.MaxMsgEntries, sc.QueueLimit, sc.Peer.MaxCounter, cfg.Clients)
+		"queueLimit=%d maxCounter=%d clients=%d disabled=%v", cfg.Seed, cfg.Voters, sc.Observers, sc.MaxDelay, sc.Reorder,
+		sc.SnapshotEvery, sc.Peer.MaxMsgEntries, sc.QueueLimit, sc.Peer.MaxCounter, cfg.Clients, cfg.Disable)
+	if high != nil {
+		r.logf("high start: every peer at epoch %d holding a prefix of %d entries %v..%v (kept %v)", high.epoch,
+			len(high.ents), high.ents[0].Zxid, high.ents[len(high.ents)-1].Zxid, high.keep)
+	}
 	res.Err = r.run()
 	if res.Err == nil {
 		r.resolvePending()
@@ -168,20 +196,23 @@ func (r *runner) run() error {
 	c := r.c
 	// Setup, fault-free: a leader, and /q (the parent of sequential nodes).
 	if !r.until(5000, func() bool { return c.s.Stable() }) {
-		return errors.New("setup: no leader")
+		return r.setupErr("no leader")
 	}
 	setup := &client{id: -1, home: c.s.Leader(), version: map[string]int32{}}
 	r.clients = []*client{setup}
 	r.begin(setup, Input{Kind: Create, Path: "/q"})
 	if !r.until(5000, func() bool { return setup.cur == nil }) || len(r.hist) != 1 || r.hist[0].Output.(Output).Code != OK {
-		return errors.New("setup: cannot create /q")
+		return r.setupErr("cannot create /q")
 	}
 	r.hist = r.hist[:0]
 	if !r.until(5000, c.converged) {
-		return errors.New("setup: no convergence")
+		return r.setupErr("no convergence")
 	}
 	drop := []float64{0, 0.02, 0.05, 0.15}[r.rng.IntN(4)]
 	dup := []float64{0, 0.02, 0.1}[r.rng.IntN(3)]
+	if !r.on(FaultNet) {
+		drop, dup = 0, 0
+	}
 	c.s.SetFaults(drop, dup)
 	r.logf("faults: drop=%.2f dup=%.2f", drop, dup)
 
@@ -198,6 +229,9 @@ func (r *runner) run() error {
 			r.fault()
 			nextFault = c.s.Now() + 50 + r.rng.Int64N(250)
 		}
+		if len(r.restartAt) > 0 {
+			r.restartDue()
+		}
 		r.tick(true)
 	}
 	if c.err != nil {
@@ -208,7 +242,9 @@ func (r *runner) run() error {
 	r.logf("heal: links restored, faults off, every peer restarted")
 	c.s.Heal()
 	c.s.SetFaults(0, 0)
+	clear(r.restartAt)
 	for _, id := range ids {
+		c.s.ClearDiskFaults(id)
 		c.restart(id)
 	}
 	idle := func() bool {
@@ -220,7 +256,8 @@ func (r *runner) run() error {
 		return true
 	}
 	if !r.untilTick(20000, false, func() bool { return idle() && c.converged() }) {
-		return r.wrap(fmt.Errorf("no convergence after heal: leader=%d stable=%v", c.s.Leader(), c.s.Stable()))
+		return r.wrap(fmt.Errorf("no convergence after heal: leader=%d stable=%v; %s", c.s.Leader(), c.s.Stable(),
+			c.describe()))
 	}
 	if err := c.checkConverged(); err != nil {
 		return r.wrap(err)
@@ -257,6 +294,15 @@ func (r *runner) run() error {
 		return r.wrap(errors.New("final reads did not finish"))
 	}
 	return r.wrap(c.err)
+}
+
+// setupErr is a failure of the fault-free setup: the first violation seen,
+// if any, else what did not happen.
+func (r *runner) setupErr(what string) error {
+	if err := r.wrap(nil); err != nil {
+		return fmt.Errorf("setup: %s: %w", what, err)
+	}
+	return errors.New("setup: " + what)
 }
 
 func allDone(m map[int]int, n int) bool {
@@ -363,7 +409,40 @@ func (r *runner) observe(cl *client, id zab.PeerID, z zab.Zxid) {
 func (r *runner) fault() {
 	c, ids := r.c, r.c.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
-	switch r.rng.IntN(15) {
+	n := r.rng.IntN(21)
+	if n >= 15 {
+		r.driverFault(n - 15)
+		return
+	}
+	class := FaultPartition
+	switch n {
+	case 6, 7, 8, 9, 11:
+		class = FaultCrash
+	case 10:
+		class = FaultNet
+	}
+	if !r.on(class) {
+		// Drawn but left out: keep the draws of the seed's schedule.
+		switch n {
+		case 2:
+			r.rng.Shuffle(len(ids), func(int, int) {})
+			r.rng.IntN(len(ids) - 1)
+		case 3:
+			pick()
+			pick()
+		case 6:
+			pick()
+		case 10:
+			r.rng.IntN(3)
+			r.rng.IntN(3)
+		case 11:
+			r.rng.IntN(3)
+		case 12:
+			r.rng.Shuffle(len(ids), func(int, int) {})
+		}
+		return
+	}
+	switch n {
 	case 0, 1:
 		if l := c.s.Leader(); l != 0 {
 			c.s.Isolate(l)
@@ -585,8 +664,23 @@ func (r *runner) poll(cl *client) {
 	case res.Err == nil:
 		rep := c.reps[k.node]
 		tr, ok := rep.results[res.Zxid]
+		if !ok && res.Zxid <= rep.snapAt {
+			// A snapshot installed at or past the write's zxid covered it
+			// (zab reports success if the answer to a forwarded write
+			// arrives after a SNAP at its zxid): the tree never applied it
+			// on its own, so there is no result, and coord answers
+			// ErrOutcomeUnknown ("result not found") without a retry.
+			r.logf("client %d: attempt %d at peer %d committed at %v, covered by the snapshot at %v: no result",
+				cl.id, k.attempts, k.node, res.Zxid, rep.snapAt)
+			r.giveUp(cl, true)
+			return
+		}
 		if !ok {
-			c.fail("peer %d: write %d reported done at %v, which its tree did not apply", k.node, k.zid, res.Zxid)
+			var there request
+			_ = msgpack.Unmarshal(c.log[res.Zxid].Data, &there)
+			c.fail("peer %d: write %d (req %d) reported done at %v, which its tree did not apply (tree at %v; "+
+				"the entry there: req %d from peer %d)", k.node, k.zid, k.ids[len(k.ids)-1], res.Zxid, rep.applied,
+				there.ReqID, there.Origin)
 			return
 		}
 		delete(rep.results, res.Zxid)

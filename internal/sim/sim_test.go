@@ -20,7 +20,17 @@ var (
 	seedsFlag = flag.Int("sim.seeds", 200, "number of seeds TestLinearizable runs (from -sim.base)")
 	baseFlag  = flag.Uint64("sim.base", 1, "first seed of TestLinearizable")
 	durFlag   = flag.Int64("sim.duration", 0, "virtual time of each run's fault phase (0: Config's default)")
+	disFlag   = flag.String("sim.disable", "", "fault classes to leave out, comma-separated ("+AllFaults.String()+")")
 )
+
+// disabled returns the fault classes -sim.disable leaves out.
+func disabled(t *testing.T) Faults {
+	f, err := ParseFaults(*disFlag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
 
 // seeds returns the seeds to run: -seed alone, or -sim.seeds from -sim.base.
 func seeds() []uint64 {
@@ -103,7 +113,8 @@ func report(t *testing.T, test string, res *Result) {
 func TestLinearizable(t *testing.T) {
 	list := seeds()
 	start := time.Now()
-	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag} }, false)
+	dis := disabled(t)
+	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag, Disable: dis} }, false)
 	elapsed := time.Since(start)
 	ops, pending, failures := 0, 0, 0
 	for _, res := range results {

@@ -1,0 +1,217 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
+)
+
+// Faults is a set of fault classes. A run draws its schedule from the seed
+// whatever the set; a disabled class's actions are drawn but skipped, so
+// the shrinker can leave classes out and keep the rest of the schedule.
+type Faults uint16
+
+// The fault classes.
+const (
+	// FaultNet: message loss and duplication rates.
+	FaultNet Faults = 1 << iota
+	// FaultPartition: isolating the leader, partitions, bridges, one-way
+	// cuts (and the heals between them).
+	FaultPartition
+	// FaultCrash: crashes (one peer, the leader, every peer) and restarts.
+	FaultCrash
+	// FaultDisk: a crash in the middle of persisting a Ready (a prefix of
+	// its writes survives) and failed fsyncs (fail-stop, restart later).
+	FaultDisk
+	// FaultSlowDisk: a peer's fsyncs take several ticks for a while (its
+	// messages and applies wait for them).
+	FaultSlowDisk
+	// FaultPause: a process pause longer than the timeouts; messages sent
+	// to it meanwhile are taken in late, its state kept.
+	FaultPause
+	// FaultClock: clock jumps, a burst of many ticks at once, or no tick
+	// for a while.
+	FaultClock
+
+	// AllFaults is every class.
+	AllFaults = FaultNet | FaultPartition | FaultCrash | FaultDisk | FaultSlowDisk | FaultPause | FaultClock
+)
+
+var faultNames = []struct {
+	f    Faults
+	name string
+}{{FaultNet, "net"}, {FaultPartition, "partition"}, {FaultCrash, "crash"}, {FaultDisk, "disk"},
+	{FaultSlowDisk, "slowdisk"}, {FaultPause, "pause"}, {FaultClock, "clock"}}
+
+// String lists the classes in f, comma-separated ("none" if empty).
+func (f Faults) String() string {
+	var names []string
+	for _, n := range faultNames {
+		if f&n.f != 0 {
+			names = append(names, n.name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
+}
+
+// ParseFaults parses a comma-separated list of class names (as String
+// prints them; "" and "none" are the empty set, "all" every class).
+func ParseFaults(s string) (Faults, error) {
+	var f Faults
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		switch part {
+		case "", "none":
+			continue
+		case "all":
+			f |= AllFaults
+			continue
+		}
+		found := false
+		for _, n := range faultNames {
+			if n.name == part {
+				f |= n.f
+				found = true
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("sim: unknown fault class %q", part)
+		}
+	}
+	return f, nil
+}
+
+// on reports whether the run uses fault class f.
+func (r *runner) on(f Faults) bool { return r.cfg.Disable&f == 0 }
+
+// driverFault applies one of the driver-level faults (disk, slow disk,
+// pause, clock) number n, its parameters drawn from the seed.
+func (r *runner) driverFault(n int) {
+	c, ids := r.c, r.c.s.IDs()
+	pick := func() zab.PeerID {
+		// The leader half of the time: its faults matter most.
+		if l := c.s.Leader(); l != 0 && r.rng.IntN(2) == 0 {
+			return l
+		}
+		return ids[r.rng.IntN(len(ids))]
+	}
+	now := c.s.Now()
+	switch n {
+	case 0: // crash in the middle of the next write
+		id := pick()
+		min := 1 + r.rng.IntN(3) // 2 or 3 records: a sync, a batch
+		if r.on(FaultDisk) && c.running(id) {
+			c.s.CrashInPersist(id, min)
+			at := now + 100 + r.rng.Int64N(500)
+			r.restartAt[id] = at
+			r.logf("fault: peer %d crashes in the middle of its next write of %d+ records (restart at %d)", id, min, at)
+		}
+	case 1: // failed fsync: fail-stop, restart later
+		id := pick()
+		min := 1 + r.rng.IntN(2)
+		if r.on(FaultDisk) && c.running(id) {
+			c.s.FailFsync(id, min)
+			at := now + 100 + r.rng.Int64N(500)
+			r.restartAt[id] = at
+			r.logf("fault: peer %d's next fsync (of %d+ records) fails (restart at %d)", id, min, at)
+		}
+	case 2: // slow fsync for a while
+		id := pick()
+		delay := (1 + r.rng.Int64N(8)) * 10
+		until := now + 200 + r.rng.Int64N(800)
+		if r.on(FaultSlowDisk) {
+			c.s.SlowDisk(id, delay, until)
+			r.logf("fault: peer %d's fsyncs take %d until %d", id, delay, until)
+		}
+	case 3: // process pause beyond the timeouts
+		id := pick()
+		d := 60 + r.rng.Int64N(440)
+		if r.on(FaultPause) && c.running(id) {
+			c.s.Pause(id, d)
+			r.logf("fault: peer %d pauses for %d", id, d)
+		}
+	case 4: // clock jump forward: a burst of ticks
+		id := pick()
+		k := 5 + r.rng.IntN(40)
+		if r.on(FaultClock) && c.running(id) {
+			r.logf("fault: peer %d's clock jumps %d ticks", id, k)
+			c.s.TickBurst(id, k)
+		}
+	case 5: // clock stops: no tick for a while
+		id := pick()
+		d := 60 + r.rng.Int64N(340)
+		if r.on(FaultClock) {
+			c.s.StallTicks(id, d)
+			r.logf("fault: peer %d's clock stops for %d", id, d)
+		}
+	}
+}
+
+// restartDue restarts the peers whose failed fsync stopped them, once
+// their time has come.
+func (r *runner) restartDue() {
+	now := r.c.s.Now()
+	for _, id := range r.c.s.IDs() {
+		if at, ok := r.restartAt[id]; ok && now >= at {
+			delete(r.restartAt, id)
+			if !r.c.running(id) {
+				r.c.restart(id)
+				r.logf("fault: restart %d after its disk error", id)
+			}
+		}
+	}
+}
+
+// highStart is the durable state every peer of a "high zxid" seed starts
+// from: a history whose last epoch ran its counter to the very top (so the
+// next leader had to start a new epoch), every peer holding a prefix of it,
+// epochs near the top of the 31-bit range. The entries touch /h only, no
+// key of the model.
+type highStart struct {
+	epoch uint32
+	ents  []zab.Entry
+	keep  map[zab.PeerID]int
+}
+
+// highEpoch is the epoch of a high seed's initial history. Zxids are
+// int64 in the tree (as in coord's state machine and ZooKeeper), so an
+// epoch at or above 2^31 makes them negative: see the package doc.
+const highEpoch = math.MaxInt32 - 1000
+
+func newHighStart(r *runner, ids []zab.PeerID) (*highStart, error) {
+	h := &highStart{epoch: highEpoch, keep: map[zab.PeerID]int{}}
+	n := 10 + r.rng.IntN(41)
+	for i := range n {
+		op := tree.Op{Type: tree.OpSetData, Path: "/h", Data: fmt.Appendf(nil, "h%d", i), Version: -1}
+		if i == 0 {
+			op = tree.Op{Type: tree.OpCreate, Path: "/h", Data: []byte("h0")}
+		}
+		data, err := msgpack.Marshal(&request{Origin: 0, ReqID: 1<<50 + uint64(i), Op: op})
+		if err != nil {
+			return nil, err
+		}
+		h.ents = append(h.ents, zab.Entry{Zxid: zab.NewZxid(h.epoch, math.MaxUint32-uint32(n-1-i)), Data: data})
+	}
+	for _, id := range ids {
+		h.keep[id] = max(1, n-r.rng.IntN(6))
+	}
+	return h, nil
+}
+
+// storage returns peer id's initial storage.
+func (h *highStart) storage(id zab.PeerID) *zab.MemoryStorage {
+	st := zab.NewMemoryStorage()
+	st.SetHardState(zab.HardState{AcceptedEpoch: h.epoch, CurrentEpoch: h.epoch})
+	if err := st.Append(h.ents[:h.keep[id]]); err != nil {
+		panic(err)
+	}
+	return st
+}
