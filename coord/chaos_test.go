@@ -39,6 +39,8 @@
 //	go test -race ./coord -run 'TestChaos/nodes=3$' -v -args -coord.chaosseed=S        # replay a seed
 //
 // COORD_PROC_LOG and COORD_PROC_LOGDIR work as for the process tests.
+// COORD_CHAOS_UNSAFE_READS=1 makes the children read without Sync, which
+// the check must then reject: a test of the checker, not of coord.
 package coord_test
 
 import (
@@ -50,6 +52,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -83,6 +86,9 @@ const (
 	chaosEnvBind  = "COORD_CHAOS_BIND"
 	chaosEnvAdv   = "COORD_CHAOS_ADV"
 	chaosEnvDir   = "COORD_CHAOS_DIR"
+	// chaosEnvUnsafeReads=1 makes the children read without Sync: the
+	// history should then fail the check (the checker's self-test).
+	chaosEnvUnsafeReads = "COORD_CHAOS_UNSAFE_READS"
 
 	chaosDefault = 12 * time.Second
 	// chaosOpTimeout bounds one operation in a child; the parent waits
@@ -312,7 +318,12 @@ func (ch *chaosChild) do(ctx context.Context, r chaosReq) chaosRes {
 	case "delete":
 		err = s.Delete(ctx, r.Path, r.Version)
 	case "read":
-		if err = s.Sync(ctx); err == nil {
+		if os.Getenv(chaosEnvUnsafeReads) == "1" {
+			err = nil // a self-check of the checker: local reads are not linearizable
+		} else {
+			err = s.Sync(ctx)
+		}
+		if err == nil {
 			var data []byte
 			var st coord.Stat
 			data, st, err = s.Get(ctx, r.Path)
@@ -425,8 +436,20 @@ type chaosCluster struct {
 	procs   []*chaosProc
 	incs    []int
 	nextReq int64
-	faults  []string // the fault log
-	leaders []string // leader changes as the nodes report them
+	faults  []string         // the fault log
+	leaders []chaosLeaderRep // leader changes as the nodes report them
+}
+
+// chaosLeaderRep is one LEADER line of a child: node follows leader in epoch.
+type chaosLeaderRep struct {
+	at     int64
+	node   int
+	leader uint64
+	epoch  uint32
+}
+
+func (r chaosLeaderRep) String() string {
+	return fmt.Sprintf("%8.3fs node %d follows %d in epoch %d", time.Duration(r.at).Seconds(), r.node, r.leader, r.epoch)
 }
 
 func newChaosCluster(t *testing.T, n int) *chaosCluster {
@@ -605,7 +628,7 @@ func (c *chaosCluster) read(p *chaosProc, r *os.File) {
 			e, _ := strconv.ParseUint(f[1], 10, 32)
 			c.mu.Lock()
 			p.leader, p.epoch = l, uint32(e)
-			c.leaders = append(c.leaders, fmt.Sprintf("%s node %d follows %d in epoch %d", c.since(), p.id, l, e))
+			c.leaders = append(c.leaders, chaosLeaderRep{at: c.now(), node: p.id, leader: l, epoch: uint32(e)})
 			c.mu.Unlock()
 		case "RES":
 			var res chaosRes
@@ -682,7 +705,7 @@ func (c *chaosCluster) ready(id int) *chaosProc {
 }
 
 // leader returns the leader that the running nodes report in the highest
-// epoch, and that epoch; 0 if none.
+// epoch, and that epoch, if that leader runs; 0 if none.
 func (c *chaosCluster) leader() (uint64, uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -692,6 +715,14 @@ func (c *chaosCluster) leader() (uint64, uint32) {
 		if p != nil && !p.dead && p.leader != 0 && p.epoch >= epoch {
 			id, epoch = p.leader, p.epoch
 		}
+	}
+	// A leader that was just killed or stopped is still reported by its
+	// followers for a while: it is no target for a fault on the leader.
+	if id == 0 || int(id) > len(c.procs) {
+		return 0, 0
+	}
+	if l := c.procs[id-1]; l == nil || l.dead || l.stopped || !l.ready {
+		return 0, 0
 	}
 	return id, epoch
 }
@@ -1006,9 +1037,14 @@ func (c *chaosCluster) chaos(rng *rand.Rand, until time.Time, counts map[string]
 	}
 	var restarts sync.WaitGroup
 	defer restarts.Wait()
+	stacked := false
 	for time.Now().Before(until) {
 		time.Sleep(time.Duration(100+rng.Intn(500)) * time.Millisecond)
+		// Mostly shorter than the session timeout (2s), sometimes longer.
 		hold := time.Duration(200+rng.Intn(1500)) * time.Millisecond
+		if rng.Intn(5) == 0 {
+			hold = time.Duration(2000+rng.Intn(2500)) * time.Millisecond
+		}
 		leader, epoch := c.leader()
 		target := 1 + rng.Intn(n)
 		aimed := leader != 0 && rng.Intn(2) == 0
@@ -1110,6 +1146,13 @@ func (c *chaosCluster) chaos(rng *rand.Rand, until time.Time, counts map[string]
 			}
 		}
 		time.Sleep(hold)
+		// Now and then the next fault comes on top of this one.
+		if !stacked && rng.Intn(4) == 0 {
+			stacked = true
+			c.fault("(kept: the next fault adds to it)")
+			continue
+		}
+		stacked = false
 		c.fault("heal")
 		c.proxy.HealAll()
 	}
@@ -1160,7 +1203,10 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 		}
 		fmt.Fprintf(&b, "fault log:\n%s\n", strings.Join(c.faults, "\n"))
 		if f, err := os.CreateTemp("", fmt.Sprintf("coord-chaos-%d-seed%d-*.log", n, seed)); err == nil {
-			fmt.Fprintf(f, "%s\nleader reports:\n%s\n", b.String(), strings.Join(c.leaders, "\n"))
+			fmt.Fprintf(f, "%s\nleader reports:\n", b.String())
+			for _, r := range c.leaders {
+				fmt.Fprintln(f, r)
+			}
 			f.Close()
 			fmt.Fprintf(&b, "fault log and leader reports: %s", f.Name())
 		}
@@ -1210,6 +1256,28 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	}
 	counts := map[string]int{}
 	faultStart := time.Now()
+	if *chaosDuration > 0 { // a soak: a progress line a minute
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tk := time.NewTicker(time.Minute)
+			defer tk.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tk.C:
+				}
+				h.mu.Lock()
+				calls, pending := h.calls, h.pending
+				h.mu.Unlock()
+				c.mu.Lock()
+				nf := len(c.faults)
+				c.mu.Unlock()
+				t.Logf("%s: %d calls (%d pending), %d fault log lines", c.since(), calls, pending, nf)
+			}
+		}()
+	}
 	lf := c.chaos(rng, faultStart.Add(dur), counts)
 
 	// Heal everything and bring every node back.
@@ -1362,24 +1430,57 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 		if res == porcupine.Unknown {
 			t.Errorf("porcupine could not decide within 60s (counts as a failure)")
 		} else {
-			t.Errorf("history is not linearizable")
+			t.Errorf("history is not linearizable:\n%s", chaosExplain(ops, info))
 		}
 	}
 
 	// Fail-over times: from a fault aimed at the leader to the first
-	// acknowledged set in a later epoch.
+	// report of a new leader by another node, and to the first acknowledged
+	// set in a later epoch.
 	var failovers []string
 	h.mu.Lock()
 	acks := slices.Clone(h.acks)
 	h.mu.Unlock()
 	sort.Slice(acks, func(i, j int) bool { return acks[i].at < acks[j].at })
+	c.mu.Lock()
+	leaders := slices.Clone(c.leaders)
+	c.mu.Unlock()
+	wroteBy := map[string][]time.Duration{}
 	for _, f := range lf {
-		for _, a := range acks {
-			if a.at > f.at && uint32(uint64(a.zxid)>>32) > f.epoch {
-				failovers = append(failovers, fmt.Sprintf("%s %v", f.what, time.Duration(a.at-f.at).Round(time.Millisecond)))
+		elected, wrote := "-", "-"
+		for _, r := range leaders {
+			if r.at > f.at && r.node != int(f.leader) && r.leader != 0 && r.epoch > f.epoch {
+				elected = time.Duration(r.at - f.at).Round(time.Millisecond).String()
 				break
 			}
 		}
+		for _, a := range acks {
+			if a.at > f.at && uint32(uint64(a.zxid)>>32) > f.epoch {
+				d := time.Duration(a.at - f.at).Round(time.Millisecond)
+				wrote = d.String()
+				wroteBy[f.what] = append(wroteBy[f.what], d)
+				break
+			}
+		}
+		failovers = append(failovers, fmt.Sprintf("%s %s/%s", f.what, elected, wrote))
+	}
+	if len(failovers) > 12 {
+		// A soak: per kind, how many, and the median and maximum time to
+		// the first write in a later epoch (a fault can also end before
+		// the leader changes: those count as "kept").
+		var sum []string
+		for _, k := range slices.Sorted(maps.Keys(wroteBy)) {
+			ds := wroteBy[k]
+			slices.Sort(ds)
+			n := 0
+			for _, f := range lf {
+				if f.what == k {
+					n++
+				}
+			}
+			sum = append(sum, fmt.Sprintf("%s: %d faults, %d new epochs, median %v, max %v", k, n, len(ds), ds[len(ds)/2], ds[len(ds)-1]))
+		}
+		failovers = sum
 	}
 	kinds := slices.Sorted(func(yield func(string) bool) {
 		for k := range counts {
@@ -1404,8 +1505,65 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	}
 	st := c.proxy.Stats()
 	t.Logf("seed %d, %d nodes: %v of faults (%s); %d calls, %d ops checked by porcupine in %v over %d keys (%d pending: outcome unknown; %d dropped: failed or unanswered reads); "+
-		"%d unique creates acknowledged, %d lost; %d znodes equal on all nodes; proxy: %d connections, %d refused, %d MiB; "+
-		"fail-overs after a fault on the leader (fault, time to the first write acknowledged in a later epoch): %v; total %v",
+		"%d unique creates acknowledged, %d lost; %d znodes equal on all nodes; proxy: %d connections (%d with an unidentified dialer), %d refused, %d MiB; "+
+		"fail-overs after a fault on the leader (fault, time to a new leader / to the first write acknowledged in a later epoch): %v; total %v",
 		seed, n, dur, strings.Join(kc, ", "), h.calls, len(ops), checkTook.Round(time.Millisecond), len(keys), h.pending, h.dropped,
-		acked, lost, len(dumps[0]), st.Accepted, st.Refused, st.Bytes>>20, failovers, time.Since(c.t0).Round(time.Millisecond))
+		acked, lost, len(dumps[0]), st.Accepted, st.Unidentified, st.Refused, st.Bytes>>20, failovers, time.Since(c.t0).Round(time.Millisecond))
+}
+
+// chaosExplain says, for each key whose history is not linearizable, where
+// the longest linearizable prefix ends and which operations cannot follow
+// it (times are since the cluster was made).
+func chaosExplain(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	m := sim.Model()
+	desc := func(op porcupine.Operation) string {
+		ret := "never"
+		if op.Return != chaosPending {
+			ret = fmt.Sprintf("%.3fs", time.Duration(op.Return).Seconds())
+		}
+		return fmt.Sprintf("client %d [%.3fs, %s] %s", op.ClientId, time.Duration(op.Call).Seconds(), ret,
+			m.DescribeOperation(op.Input, op.Output))
+	}
+	parts := chaosModel().Partition(ops)
+	partials := info.PartialLinearizationsOperations()
+	var b strings.Builder
+	for i, part := range parts {
+		if i >= len(partials) {
+			break
+		}
+		var best []porcupine.Operation
+		for _, p := range partials[i] {
+			if len(p) > len(best) {
+				best = p
+			}
+		}
+		if len(best) == len(part) {
+			continue
+		}
+		fmt.Fprintf(&b, "key %s: %d ops, the longest linearizable prefix has %d; it ends with:\n",
+			part[0].Input.(sim.Input).Path, len(part), len(best))
+		for _, op := range best[max(0, len(best)-5):] {
+			fmt.Fprintf(&b, "    %s\n", desc(op))
+		}
+		type id struct {
+			client int
+			call   int64
+		}
+		in := map[id]bool{}
+		for _, op := range best {
+			in[id{op.ClientId, op.Call}] = true
+		}
+		var rest []porcupine.Operation
+		for _, op := range part {
+			if !in[id{op.ClientId, op.Call}] {
+				rest = append(rest, op)
+			}
+		}
+		sort.Slice(rest, func(i, j int) bool { return rest[i].Return < rest[j].Return })
+		fmt.Fprintf(&b, "  and none of these (first to return first) can follow it:\n")
+		for _, op := range rest[:min(len(rest), 5)] {
+			fmt.Fprintf(&b, "    %s\n", desc(op))
+		}
+	}
+	return b.String()
 }

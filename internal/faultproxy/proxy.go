@@ -96,10 +96,11 @@ type fault struct {
 
 // Stats counts what the proxy did.
 type Stats struct {
-	Accepted int // connections accepted
-	Refused  int // closed at once: cut link, too many connections, dial failure
-	Live     int // proxied connections open now
-	Bytes    int64
+	Accepted     int // connections accepted
+	Unidentified int // of which Identify could not name the dialer
+	Refused      int // closed at once: cut link, too many connections, dial failure
+	Live         int // proxied connections open now
+	Bytes        int64
 }
 
 // Proxy forwards connections from its listeners to their targets, applying
@@ -369,6 +370,9 @@ func (pc *pconn) serve(target string) {
 		if id, err := p.cfg.Identify(br); err == nil {
 			from = id
 		} else {
+			p.mu.Lock()
+			p.st.Unidentified++
+			p.mu.Unlock()
 			p.logf("faultproxy: ->%d: cannot identify dialer: %v", pc.to, err)
 		}
 		_ = pc.client.SetReadDeadline(time.Time{})

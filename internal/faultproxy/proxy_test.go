@@ -329,6 +329,9 @@ func TestUnidentifiedDialer(t *testing.T) {
 	p.Stall(Unknown, 2)
 	c.Write([]byte("x"))
 	silent(t, sc, 200*time.Millisecond)
+	if st := p.Stats(); st.Unidentified != 1 {
+		t.Fatalf("stats %+v, want 1 unidentified", st)
+	}
 }
 
 func TestCloseStopsEverything(t *testing.T) {
