@@ -44,6 +44,11 @@ type lockClient struct {
 	holding  bool // believes it holds the lock and acts on it
 	holdEnd  int64
 	nextAct  int64
+	// inflight is the holder's request to the resource, not yet answered:
+	// it acts again, and releases, only after the answer (the work in
+	// flight at a Suspended is what SuspendAfter leaves time for).
+	inflight  bool
+	releasing bool // wants to release once the answer is in
 }
 
 // lockState is the shared view the checks need.
@@ -57,7 +62,7 @@ type lockState struct {
 
 type action struct {
 	at, token int64
-	client    int
+	cl        *sclient
 	sent      int64
 }
 
@@ -96,7 +101,8 @@ func (r *srunner) lockStep(cl *sclient) {
 		}
 	case lkHolding:
 		switch {
-		case now >= lk.holdEnd:
+		case lk.inflight:
+		case lk.releasing || now >= lk.holdEnd:
 			r.release(cl)
 		case lk.holding && now >= lk.nextAct:
 			r.act(cl)
@@ -197,6 +203,7 @@ func (r *srunner) acquired(cl *sclient, token int64) {
 	lk := &cl.lk
 	now := r.s.Now()
 	lk.token, lk.phase = token, lkHolding
+	lk.inflight, lk.releasing = false, false
 	lk.holdEnd = now + 30 + r.rng.Int64N(300)
 	lk.nextAct = now
 	if cl.sess.breaks > lk.breaks0 || cl.sess.closed {
@@ -227,15 +234,25 @@ func (r *srunner) act(cl *sclient) {
 			return
 		}
 	}
-	d := 1 + r.rng.Int64N(max(1, min(40, cl.timeout/4)))
-	r.lock.inflight = append(r.lock.inflight, action{at: now + d, token: lk.token, client: cl.id, sent: now})
-	lk.nextAct = now + 10 + r.rng.Int64N(40)
+	d := 1 + r.rng.Int64N(max(1, min(30, cl.timeout/8)))
+	r.lock.inflight = append(r.lock.inflight, action{at: now + d, token: lk.token, cl: cl, sent: now})
+	lk.inflight = true
+	lk.nextAct = now + d + r.rng.Int64N(40)
 	r.res.Actions++
 }
 
-// release is Lease.Release: stop acting, then delete the node.
+// release is Lease.Release: stop acting, let the request in flight
+// finish, then delete the node.
 func (r *srunner) release(cl *sclient) {
 	lk := &cl.lk
+	if lk.inflight {
+		lk.holding, lk.releasing = false, true
+		if r.lock.holder == cl {
+			r.lock.holder = nil
+		}
+		return
+	}
+	lk.releasing = false
 	if lk.holding {
 		r.logf("client %d: releases %s (token %d)", cl.id, lk.path, lk.token)
 	}
@@ -289,7 +306,11 @@ func (r *srunner) lockTick() {
 		}
 		if a.token < l.maxToken {
 			r.fail("the fenced resource got token %d from client %d (sent at %d) after token %d: two holders' "+
-				"work interleaved", a.token, a.client, a.sent, l.maxToken)
+				"work interleaved", a.token, a.cl.id, a.sent, l.maxToken)
+		}
+		// The answer goes back at once (its delay is in the request's).
+		if a.cl.lk.token == a.token {
+			a.cl.lk.inflight = false
 		}
 		l.maxToken = max(l.maxToken, a.token)
 	}

@@ -8,7 +8,8 @@ import "testing"
 // of the session checks. -seed N replays one seed; -sim.seeds=N soaks.
 func TestSimLock(t *testing.T) {
 	runSessionTest(t, "TestSimLock", func(seed uint64) SessionConfig {
-		return SessionConfig{Seed: seed, EphClients: 1, LockClients: 4, Duration: *durFlag}
+		return SessionConfig{Seed: seed, EphClients: 1, LockClients: 4, Duration: *durFlag,
+			CoordExpiryRetry: *coordRetryFlag}
 	})
 }
 

@@ -41,6 +41,14 @@ type SessionConfig struct {
 	NoExpiry bool
 	// HolderIgnoresSuspended keeps a lock holder acting until Lost.
 	HolderIgnoresSuspended bool
+	// CoordExpiryRetry proposes a leader's closeSession as coord's
+	// proposeAsync does today: retried through proposeAt, so a leader that
+	// was deposed (without noticing, its clock stalled) when it decided
+	// re-submits the expiry through its successor, which commits it
+	// although it has been acknowledging the session's heartbeats. Off, the
+	// mirror proposes an expiry only while the deciding leader still leads
+	// in the epoch it decided in (see the package report).
+	CoordExpiryRetry bool
 	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
 	// tree.Restore, so the watches set on the old one are lost.
 	RestoreDropsWatches bool
@@ -149,6 +157,7 @@ type snode struct {
 	nextTick    int64
 	nextReap    int64
 	stallUntil  int64 // maintain loop paused (a slow goroutine) until then
+	paused      int64 // the whole process paused until then
 	sessions    map[int64]*ssession
 }
 
@@ -188,6 +197,7 @@ type prop struct {
 	retryAt  int64
 	deadline int64
 	unknown  bool
+	epoch    uint32 // non-zero: only as the leader of this epoch
 	done     func(res tree.Result, z zab.Zxid, err error)
 	over     bool
 }
@@ -214,6 +224,7 @@ type srunner struct {
 	steps   int
 	err     error
 	quiet   bool // heal phase: clients start nothing new
+	healAt  int64
 
 	// history, as first applied by any peer
 	entries  map[zab.Zxid]zab.Entry
@@ -225,6 +236,9 @@ type srunner struct {
 	// leader decided to expire it.
 	owners    map[int64]*ssession
 	expiredAt map[int64]int64
+	// expiries maps the ReqID of each leader's closeSession to when it
+	// decided.
+	expiries map[uint64]int64
 
 	lock *lockState
 	res  SessionResult
@@ -272,7 +286,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 	r := &srunner{cfg: cfg, sc: sc, rng: rng, reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
-		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}}
+		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}}
 	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
 	s, err := zab.NewSim(sc)
 	if err != nil {
@@ -294,6 +308,25 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 	}
 	r.res.Err, r.res.Schedule, r.res.Steps = r.err, r.log, r.steps
 	return &r.res
+}
+
+// pickTimeout draws a client's session timeout. Most are long enough for
+// the heartbeat round trip (heartbeat, a tick, the quorum round, the ack:
+// four message delays and a tick) to fit in the Timeout/6 between
+// HeartbeatInterval and SuspendAfter; the others keep flapping between
+// Connected and Suspended, legal but harsh on locks.
+func (r *srunner) pickTimeout() int64 {
+	all := []int64{200, 300, 500, 800, 1000}
+	if r.rng.IntN(4) == 0 {
+		return all[r.rng.IntN(len(all))]
+	}
+	var ok []int64
+	for _, t := range all {
+		if t/6 > 4*r.sc.MaxDelay+2*sTick {
+			ok = append(ok, t)
+		}
+	}
+	return ok[r.rng.IntN(len(ok))]
 }
 
 func (r *srunner) newNode(id zab.PeerID) *snode {
@@ -326,7 +359,7 @@ func (r *srunner) run() {
 	for i := range r.cfg.EphClients + r.cfg.LockClients {
 		cl := &sclient{id: i, home: ids[r.rng.IntN(len(ids))], lock: i >= r.cfg.EphClients}
 		cl.inc = r.incs[cl.home]
-		cl.timeout = []int64{200, 300, 500, 800}[r.rng.IntN(4)]
+		cl.timeout = r.pickTimeout()
 		cl.nextAt = s.Now() + r.rng.Int64N(50)
 		r.clients = append(r.clients, cl)
 	}
@@ -359,10 +392,10 @@ func (r *srunner) heal() {
 	r.drop = 0
 	for _, id := range s.IDs() {
 		r.restart(id)
-		r.nodes[id].stallUntil = 0
 	}
 	r.quiet = true
-	maxT := int64(800)
+	r.healAt = s.Now()
+	maxT := int64(1000)
 	// Long enough for every dead owner's session to expire and its
 	// closeSession to commit, and for live owners to reconnect.
 	r.until(3*maxT+1000, func() bool { return false })
@@ -479,6 +512,12 @@ func (r *srunner) deliver(e *appEvent) {
 		return
 	}
 	n := r.nodes[e.to]
+	if n.paused > r.s.Now() {
+		// The process is paused: the frame waits in its socket.
+		e.at = n.paused
+		heap.Push(&r.msgs, e)
+		return
+	}
 	if e.m.ack {
 		r.onHeartbeatAck(n, e.m)
 	} else {
@@ -506,37 +545,49 @@ func (r *srunner) maintain(n *snode) {
 	}
 }
 
-// expire is the leader's decision to expire a session, checked against
-// its owner's clock, then proposed as coord does.
+// expire is the leader's decision to expire a session, proposed as coord
+// does; the decision is checked against the owner's clock if and when the
+// closeSession commits (a deposed leader that has not noticed yet decides
+// too, but cannot commit).
 func (r *srunner) expire(n *snode, sid int64) {
-	now := r.s.Now()
 	r.res.Expired++
-	if _, ok := r.expiredAt[sid]; !ok {
-		r.expiredAt[sid] = now
-	}
 	r.logf("node %d: leader expires session %x", n.id, sid)
-	if o := r.owners[sid]; o != nil {
-		r.checkNotExpiredEarly(o)
-	}
 	if r.cfg.NoExpiry {
 		return
 	}
-	r.propose(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, nil)
+	var guard uint32
+	if !r.cfg.CoordExpiryRetry {
+		guard = r.s.Node(n.id).Peer.SoftState().Epoch
+	}
+	p := r.proposeGuarded(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, guard, nil)
+	r.expiries[p.req.ReqID] = r.s.Now()
 }
 
-// checkNotExpiredEarly: once a leader decided to expire o's session at e,
-// the owner must be Lost by e on its own clock: its lease end (the
-// documented bound Lease+Timeout-DriftMargin) at or before e, or an
-// earlier Lost. The owner's lease never moves back, so checking after each
-// of its inputs covers late acknowledgements too.
+// expiryCommitted runs at the first apply of a leader's closeSession,
+// decided at e.
+func (r *srunner) expiryCommitted(sid, e int64) {
+	if old, ok := r.expiredAt[sid]; !ok || e < old {
+		r.expiredAt[sid] = e
+	}
+	if o := r.owners[sid]; o != nil {
+		r.checkNotExpiredEarly(o)
+	}
+}
+
+// checkNotExpiredEarly: once a leader's expiry of o's session, decided at
+// e, committed, the owner must have been Lost by e on its own clock: its
+// lease end (the documented bound Lease+Timeout-DriftMargin) at or before
+// e, or an earlier Lost. The owner's lease never moves back, so checking
+// after each of its inputs covers late acknowledgements too.
 func (r *srunner) checkNotExpiredEarly(o *ssession) {
 	e, ok := r.expiredAt[o.id]
 	if !ok || o.closing || !r.alive(o.node) || (o.lostAt >= 0 && o.lostAt <= e) {
 		return
 	}
 	if end := untime(o.state.LeaseEnd()); end > e {
-		r.fail("session %x (client %d at node %d) expired by a leader at %d while its owner's lease (from %d) runs to %d: "+
-			"the owner is not Lost yet", o.id, o.client.id, o.node.id, e, untime(o.state.Lease()), end)
+		r.fail("session %x (client %d at node %d): a leader decided at %d to expire it (committed) while its owner's "+
+			"lease (from %d) runs to %d: the owner is not Lost yet", o.id, o.client.id, o.node.id, e,
+			untime(o.state.Lease()), end)
 	}
 }
 
@@ -795,13 +846,20 @@ func (r *srunner) onApply(n *snode, txn tree.Txn, res tree.Result) {
 // propose replicates op for session sid (0: none) at node n, retrying as
 // coord does until d has passed; done (if any) gets the local result.
 func (r *srunner) propose(n *snode, sid int64, op tree.Op, d int64, done func(tree.Result, zab.Zxid, error)) *prop {
+	return r.proposeGuarded(n, sid, op, d, 0, done)
+}
+
+// proposeGuarded is propose that, with a non-zero epoch, submits only
+// while n leads in that epoch and gives up as soon as it does not.
+func (r *srunner) proposeGuarded(n *snode, sid int64, op tree.Op, d int64, epoch uint32,
+	done func(tree.Result, zab.Zxid, error)) *prop {
 	r.nextReq++
 	req := request{Origin: uint64(n.id), ReqID: r.nextReq, Time: r.s.Now(), Session: sid, Op: op}
 	data, err := msgpack.Marshal(&req)
 	if err != nil {
 		r.fail("encode: %v", err)
 	}
-	p := &prop{node: n, req: req, data: data, deadline: r.s.Now() + d, done: done}
+	p := &prop{node: n, req: req, data: data, deadline: r.s.Now() + d, done: done, epoch: epoch}
 	r.props = append(r.props, p)
 	r.attempt(p)
 	return p
@@ -809,6 +867,12 @@ func (r *srunner) propose(n *snode, sid int64, op tree.Op, d int64, done func(tr
 
 func (r *srunner) attempt(p *prop) {
 	p.retryAt = 0
+	if p.epoch != 0 {
+		if st := r.s.Node(p.node.id).Peer.SoftState(); st.Role != zab.RoleLeading || !st.Serving || st.Epoch != p.epoch {
+			r.endProp(p, tree.Result{}, 0, zab.ErrNoLeader)
+			return
+		}
+	}
 	zid, err := r.s.Propose(p.node.id, p.data)
 	if err != nil {
 		r.retryProp(p, err)
@@ -956,7 +1020,7 @@ func (r *srunner) restart(id zab.PeerID) {
 func (r *srunner) fault() {
 	s, ids := r.s, r.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
-	switch r.rng.IntN(16) {
+	switch r.rng.IntN(18) {
 	case 0, 1:
 		if l := s.Leader(); l != 0 {
 			r.isolate(l)
@@ -1040,10 +1104,33 @@ func (r *srunner) fault() {
 			r.logf("fault: leader %d can speak but not hear", l)
 		}
 	case 15:
-		// A slow maintain loop (GC pause, busy goroutine): zab runs on.
+		// A slow maintain loop (a busy goroutine): zab runs on.
 		id := pick()
 		d := []int64{30, 100, 300}[r.rng.IntN(3)]
-		r.nodes[id].stallUntil = s.Now() + d
+		r.nodes[id].stallUntil = max(r.nodes[id].stallUntil, s.Now()+d)
 		r.logf("fault: maintain loop of node %d stalls for %d", id, d)
+	case 16:
+		// A leader cut off whose clock stops: it keeps believing it leads
+		// while the others elect a successor (the case coord's
+		// acknowledgement after a quorum round exists for).
+		if l := s.Leader(); l != 0 {
+			d := []int64{100, 300, 600}[r.rng.IntN(3)]
+			if st, ok := any(s).(interface{ StallTicks(zab.PeerID, int64) }); ok {
+				st.StallTicks(l, d)
+				r.isolate(l)
+				r.logf("fault: isolate leader %d and stop its zab clock for %d", l, d)
+			}
+		}
+	case 17:
+		// A whole process pauses (GC, SIGSTOP): zab (if the simulator can)
+		// and the coord node with its clients.
+		id := pick()
+		d := []int64{50, 150, 400}[r.rng.IntN(3)]
+		if p, ok := any(s).(interface{ Pause(zab.PeerID, int64) }); ok && r.running(id) {
+			p.Pause(id, d)
+		}
+		n := r.nodes[id]
+		n.stallUntil, n.paused = max(n.stallUntil, s.Now()+d), max(n.paused, s.Now()+d)
+		r.logf("fault: process %d pauses for %d", id, d)
 	}
 }

@@ -45,7 +45,7 @@ func (r *srunner) clientStep(cl *sclient) {
 		return
 	}
 	n := r.nodes[cl.home]
-	if r.s.Now() < n.stallUntil {
+	if r.s.Now() < n.paused {
 		return // the whole process is paused
 	}
 	if cl.lock {
@@ -230,8 +230,11 @@ func (r *srunner) checkFinal() {
 				continue
 			}
 			live[s.id] = s
-			if st := s.state.Status(); st != session.Connected {
-				r.fail("after heal: session %x of client %d at node %d is %v", s.id, s.client.id, id, st)
+			// Connected, or at least kept alive since heal (a short timeout
+			// may flap to Suspended and back on every heartbeat).
+			if st := s.state.Status(); st == session.Lost || untime(s.state.Lease()) <= r.healAt {
+				r.fail("after heal: session %x of client %d at node %d is %v, acknowledged last for a heartbeat "+
+					"sent at %d", s.id, s.client.id, id, st, untime(s.state.Lease()))
 				return
 			}
 		}

@@ -16,6 +16,9 @@ import (
 // overrides it (soaks), -seed replays one seed.
 const sessionSeedsCI = 60
 
+var coordRetryFlag = flag.Bool("sim.coordretry", false, "TestSimSessions/TestSimLock: propose leader expiries "+
+	"as coord does today (retried through a successor), to replay the bug it has")
+
 // flagSet reports whether the named flag was given on the command line.
 func flagSet(name string) bool {
 	set := false
@@ -132,7 +135,7 @@ func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
 // -sim.seeds=N soaks.
 func TestSimSessions(t *testing.T) {
 	runSessionTest(t, "TestSimSessions", func(seed uint64) SessionConfig {
-		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag}
+		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag, CoordExpiryRetry: *coordRetryFlag}
 	})
 }
 
@@ -149,6 +152,11 @@ func requireSessionCaught(t *testing.T, want string, mutate func(*SessionConfig)
 	for i, res := range results {
 		if res != nil && res.Failed() {
 			t.Logf("caught at seed %d (%d of %d seeds): %v", res.Seed, i+1, len(list), res.Err)
+			if f, err := os.CreateTemp("", fmt.Sprintf("coord-simsess-mut-seed%d-*.log", res.Seed)); err == nil {
+				fmt.Fprintln(f, strings.Join(res.Schedule, "\n"))
+				f.Close()
+				t.Logf("schedule: %s", f.Name())
+			}
 			if !strings.Contains(res.Err.Error(), want) {
 				t.Errorf("seed %d: caught by %v, want a violation mentioning %q", res.Seed, res.Err, want)
 			}
