@@ -80,11 +80,24 @@ func runSeeds(seedList []uint64, cfg func(seed uint64) Config, stopAtFirst bool)
 }
 
 // report prints everything needed to replay and understand a failed run:
-// the replay command, the porcupine visualisation and the schedule.
-func report(t *testing.T, test string, res *Result) {
+// the replay command, the porcupine visualisation and the schedule. If
+// cfg is not nil, it also shrinks the run's fault classes (see Shrink) and
+// prints the replay command of the smallest set that still fails.
+func report(t *testing.T, test string, res *Result, cfg *Config) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d -v\n", res, test, res.Seed)
+	replay := fmt.Sprintf("go test ./internal/sim -run '%s$' -seed %d -v", test, res.Seed)
+	if cfg != nil {
+		replay = ReplayCommand(test, *cfg)
+	}
+	fmt.Fprintf(&b, "%v\nreplay: %s\n", res, replay)
+	if cfg != nil {
+		on, sr := Shrink(*cfg, res)
+		small := *cfg
+		small.Disable = AllFaults &^ on
+		fmt.Fprintf(&b, "shrunk: still fails with only the fault classes {%v}: %v\nreplay: %s\n", on, sr.Err,
+			ReplayCommand(test, small))
+	}
 	if e := res.Explain(); e != "" {
 		fmt.Fprintln(&b, e)
 	}
@@ -114,7 +127,8 @@ func TestLinearizable(t *testing.T) {
 	list := seeds()
 	start := time.Now()
 	dis := disabled(t)
-	results := runSeeds(list, func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag, Disable: dis} }, false)
+	cfgOf := func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag, Disable: dis} }
+	results := runSeeds(list, cfgOf, false)
 	elapsed := time.Since(start)
 	ops, pending, failures := 0, 0, 0
 	for _, res := range results {
@@ -123,7 +137,8 @@ func TestLinearizable(t *testing.T) {
 		if res.Failed() {
 			failures++
 			if failures <= 3 {
-				report(t, "TestLinearizable", res)
+				cfg := cfgOf(res.Seed)
+				report(t, "TestLinearizable", res, &cfg)
 			} else {
 				t.Errorf("%v", res)
 			}

@@ -1,0 +1,37 @@
+package sim
+
+import "fmt"
+
+// Shrink looks for fewer fault classes that still make cfg's seed fail: it
+// leaves the enabled classes out one at a time, in a fixed order, and keeps
+// each one out if the run still fails (a greedy one-pass shrink: at most
+// one run per class). A class's actions are still drawn from the seed, so
+// the rest of the schedule stays close. It returns the classes still in use
+// and the last failing result (res itself if nothing could be left out).
+func Shrink(cfg Config, res *Result) (Faults, *Result) {
+	best := res
+	for _, n := range faultNames {
+		if cfg.Disable&n.f != 0 {
+			continue
+		}
+		try := cfg
+		try.Disable |= n.f
+		if r := Run(try); r.Failed() {
+			cfg, best = try, r
+		}
+	}
+	return AllFaults &^ cfg.Disable, best
+}
+
+// ReplayCommand returns the go test command line that replays cfg's seed
+// (test names the test function).
+func ReplayCommand(test string, cfg Config) string {
+	cmd := fmt.Sprintf("go test ./internal/sim -run '%s$' -seed %d", test, cfg.Seed)
+	if cfg.Disable != 0 {
+		cmd += " -sim.disable=" + cfg.Disable.String()
+	}
+	if cfg.Duration != 0 {
+		cmd += fmt.Sprintf(" -sim.duration=%d", cfg.Duration)
+	}
+	return cmd + " -v"
+}
