@@ -234,7 +234,9 @@ func (r *srunner) act(cl *sclient) {
 			return
 		}
 	}
-	d := 1 + r.rng.Int64N(max(1, min(30, cl.timeout/8)))
+	// Work may take up to a quarter of the timeout: a holder that stops at
+	// Suspended (half the timeout before Lost) still finishes it in time.
+	d := 1 + r.rng.Int64N(max(1, cl.timeout/4))
 	r.lock.inflight = append(r.lock.inflight, action{at: now + d, token: lk.token, cl: cl, sent: now})
 	lk.inflight = true
 	lk.nextAct = now + d + r.rng.Int64N(40)
@@ -318,11 +320,13 @@ func (r *srunner) lockTick() {
 	r.checkExclusive()
 }
 
-// checkExclusive: no two clients believe they hold the lock at once.
+// checkExclusive: no two clients believe they hold the lock at once. A
+// client whose process is paused cannot act, and on resume its maintain
+// loop runs first.
 func (r *srunner) checkExclusive() {
 	var hs []*sclient
 	for _, cl := range r.clients {
-		if !cl.dead && cl.lk.holding {
+		if !cl.dead && cl.lk.holding && r.s.Now() >= r.nodes[cl.home].paused {
 			hs = append(hs, cl)
 		}
 	}

@@ -41,14 +41,20 @@ type SessionConfig struct {
 	NoExpiry bool
 	// HolderIgnoresSuspended keeps a lock holder acting until Lost.
 	HolderIgnoresSuspended bool
-	// CoordExpiryRetry proposes a leader's closeSession as coord's
-	// proposeAsync does today: retried through proposeAt, so a leader that
-	// was deposed (without noticing, its clock stalled) when it decided
-	// re-submits the expiry through its successor, which commits it
-	// although it has been acknowledging the session's heartbeats. Off, the
-	// mirror proposes an expiry only while the deciding leader still leads
-	// in the epoch it decided in (see the package report).
-	CoordExpiryRetry bool
+	// CoordAsIs mirrors two session bugs coord has today, which the
+	// default mirror fixes:
+	//   - a leader's closeSession is retried through proposeAt, so a
+	//     leader that was deposed without noticing (its clock stalled) when
+	//     it decided re-submits the expiry through its successor, which
+	//     commits it although it has been acknowledging the session's
+	//     heartbeats (fixed: proposed only while the deciding leader still
+	//     leads in the epoch it decided in);
+	//   - a createSession retried after an unknown outcome and applied
+	//     twice gives the owner the duplicate's zxid as its session id, a
+	//     session the tree does not have, and onApply adds that id to the
+	//     leader's tracker (fixed: the owner gets the id of the first
+	//     apply, onApply ignores duplicates).
+	CoordAsIs bool
 	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
 	// tree.Restore, so the watches set on the old one are lost.
 	RestoreDropsWatches bool
@@ -236,6 +242,8 @@ type srunner struct {
 	// leader decided to expire it.
 	owners    map[int64]*ssession
 	expiredAt map[int64]int64
+	// sessOf maps the ReqID of a createSession to the session it created.
+	sessOf map[uint64]int64
 	// expiries maps the ReqID of each leader's closeSession to when it
 	// decided.
 	expiries map[uint64]int64
@@ -286,7 +294,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 	r := &srunner{cfg: cfg, sc: sc, rng: rng, reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
-		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}}
+		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
 	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
 	s, err := zab.NewSim(sc)
 	if err != nil {
@@ -556,7 +564,7 @@ func (r *srunner) expire(n *snode, sid int64) {
 		return
 	}
 	var guard uint32
-	if !r.cfg.CoordExpiryRetry {
+	if !r.cfg.CoordAsIs {
 		guard = r.s.Node(n.id).Peer.SoftState().Epoch
 	}
 	p := r.proposeGuarded(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, guard, nil)
@@ -818,7 +826,7 @@ func (r *srunner) finish(s *ssession, closedByOwner bool) {
 
 // onApply is coord's, for node n after its tree applied txn.
 func (r *srunner) onApply(n *snode, txn tree.Txn, res tree.Result) {
-	if res.Err != nil {
+	if res.Err != nil || (res.Duplicate && !r.cfg.CoordAsIs) {
 		return
 	}
 	now := r.s.Now()
@@ -1131,6 +1139,8 @@ func (r *srunner) fault() {
 		}
 		n := r.nodes[id]
 		n.stallUntil, n.paused = max(n.stallUntil, s.Now()+d), max(n.paused, s.Now()+d)
+		// On resume the maintain loop runs before the application acts.
+		n.nextTick = max(n.nextTick, n.paused)
 		r.logf("fault: process %d pauses for %d", id, d)
 	}
 }

@@ -69,7 +69,8 @@ func (r *srunner) openSession(cl *sclient) {
 	sent := r.s.Now()
 	cl.busy = true
 	r.logf("client %d: opens a session at node %d (timeout %d)", cl.id, n.id, cl.timeout)
-	r.propose(n, 0, tree.Op{Type: tree.OpCreateSession, Timeout: int32(cl.timeout)}, sCallTimeout,
+	var p *prop
+	p = r.propose(n, 0, tree.Op{Type: tree.OpCreateSession, Timeout: int32(cl.timeout)}, sCallTimeout,
 		func(res tree.Result, z zab.Zxid, err error) {
 			cl.busy = false
 			now := r.s.Now()
@@ -83,7 +84,11 @@ func (r *srunner) openSession(cl *sclient) {
 				r.fail("session state: %v", err)
 				return
 			}
-			s := &ssession{id: int64(z), timeout: cl.timeout, node: n, state: st, lostAt: -1, client: cl,
+			id := int64(z)
+			if res.Duplicate && !r.cfg.CoordAsIs {
+				id = r.sessOf[p.req.ReqID]
+			}
+			s := &ssession{id: id, timeout: cl.timeout, node: n, state: st, lostAt: -1, client: cl,
 				ephemerals: map[string]bool{}}
 			s.nextHB = untime(st.NextHeartbeat(vt(now)))
 			n.sessions[s.id] = s

@@ -360,6 +360,9 @@ func (r *srunner) apply(rep *srep, e zab.Entry) {
 		r.entries[e.Zxid] = e
 		r.appliedT[e.Zxid] = r.s.Now()
 		r.logf("peer %d: applies %v: %s -> %s", rep.id, e.Zxid, describeTxn(txn), describeResult(res))
+		if txn.Op.Type == tree.OpCreateSession && res.Err == nil && !res.Duplicate {
+			r.sessOf[txn.ReqID] = txn.Op.Session
+		}
 		if at, ok := r.expiries[txn.ReqID]; ok && txn.Op.Type == tree.OpCloseSession && res.Err == nil && !res.Duplicate {
 			r.expiryCommitted(txn.Op.Session, at)
 		}
