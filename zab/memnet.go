@@ -115,6 +115,7 @@ type SimNode struct {
 	stallUntil  int64     // no ticks until then (a stopped clock)
 	armed       diskFault // what happens to the next persisting Ready
 	armedMin    int       // ... that has at least this many records
+	inc         uint64    // incarnation: bumped by every crash
 }
 
 // simRequest is a Propose or Sync submitted while the driver was blocked.
@@ -176,14 +177,11 @@ type event struct {
 	seq  uint64
 	tick PeerID // non-zero: a tick of this peer
 	msg  Message
-	// held: msg reached its peer while the driver was blocked and is taken
-	// in now (it left the link long ago).
-	held bool
-	// wake, if non-zero, is a driver event of this peer: an fsync completes
-	// (kind wakeFsync), a pause ends (wakeResume), or the tick a blocked
-	// driver's ticker kept (wakeTick).
+	// wake, if non-zero, is a driver event of this peer's incarnation inc:
+	// an fsync completes (kind wakeFsync) or a pause ends (wakeResume).
 	wake PeerID
 	kind wakeKind
+	inc  uint64
 }
 
 type wakeKind uint8
@@ -191,7 +189,6 @@ type wakeKind uint8
 const (
 	wakeFsync wakeKind = iota + 1
 	wakeResume
-	wakeTick
 )
 
 type eventQueue []*event
@@ -338,7 +335,7 @@ func (s *Sim) process(n *SimNode) {
 				// write, and the driver takes in nothing meanwhile.
 				n.early = s.sendProposals(rd)
 				n.inflight = &rd
-				s.push(event{at: s.now + n.fsyncDelay, wake: n.ID, kind: wakeFsync})
+				s.push(event{at: s.now + n.fsyncDelay, wake: n.ID, kind: wakeFsync, inc: n.inc})
 				return
 			}
 		}
@@ -523,8 +520,9 @@ func (s *Sim) fault(id PeerID, what string) {
 // blocked reports whether n's driver takes in nothing now.
 func (s *Sim) blocked(n *SimNode) bool { return n.inflight != nil || s.now < n.pausedUntil }
 
-// release lets a driver that is no longer blocked take in what waited: the
-// requests, then the messages in arrival order and the kept tick.
+// release lets a driver that is no longer blocked take in what waited, in
+// order (each followed by its Ready, which may block the driver again):
+// the requests, the messages in arrival order, then the kept tick.
 func (s *Sim) release(n *SimNode) {
 	if n.Peer == nil || s.blocked(n) {
 		return
@@ -541,14 +539,29 @@ func (s *Sim) release(n *SimNode) {
 			n.Proposals[r.id] = ProposalResult{ID: r.id, Err: err}
 		}
 	}
-	msgs := n.backlog
-	n.backlog = nil
-	for _, m := range msgs {
-		s.push(event{at: s.now, msg: m, held: true})
+	s.process(n)
+	for len(n.backlog) > 0 && n.Peer != nil && !s.blocked(n) {
+		m := n.backlog[0]
+		n.backlog = n.backlog[1:]
+		s.deliver(n, m)
 	}
-	if n.tickDue {
+	if n.tickDue && n.Peer != nil && !s.blocked(n) {
 		n.tickDue = false
-		s.push(event{at: s.now, wake: n.ID, kind: wakeTick})
+		if s.now >= n.stallUntil {
+			n.Peer.Tick()
+			s.process(n)
+		}
+	}
+}
+
+// deliver hands m to n's peer and runs its driver loop.
+func (s *Sim) deliver(n *SimNode, m Message) {
+	s.Delivered++
+	if s.OnDeliver != nil {
+		s.OnDeliver(m)
+	}
+	if err := n.Peer.Step(m); err != nil {
+		s.fail(fmt.Errorf("peer %d: step: %w", n.ID, err))
 	}
 	s.process(n)
 }
@@ -608,7 +621,7 @@ func (s *Sim) Pause(id PeerID, d int64) {
 		return
 	}
 	n.pausedUntil = max(n.pausedUntil, s.now+d)
-	s.push(event{at: n.pausedUntil, wake: id, kind: wakeResume})
+	s.push(event{at: n.pausedUntil, wake: id, kind: wakeResume, inc: n.inc})
 }
 
 // StallTicks stops peer id's clock for d units of virtual time: it still
@@ -692,24 +705,13 @@ func (s *Sim) Step() bool {
 	s.now = e.at
 	if e.wake != 0 {
 		n := s.nodes[e.wake]
-		if n.Peer == nil {
-			return true
+		if n.Peer == nil || e.inc != n.inc {
+			return true // the incarnation that waited crashed
 		}
-		switch e.kind {
-		case wakeFsync:
-			if n.inflight != nil {
-				rd := *n.inflight
-				n.inflight = nil
-				s.finish(n, rd, true)
-			}
-		case wakeTick:
-			if s.blocked(n) {
-				n.tickDue = true
-				return true
-			}
-			if s.now >= n.stallUntil {
-				n.Peer.Tick()
-			}
+		if e.kind == wakeFsync && n.inflight != nil {
+			rd := *n.inflight
+			n.inflight = nil
+			s.finish(n, rd, true)
 		}
 		s.release(n)
 		return true
@@ -728,26 +730,16 @@ func (s *Sim) Step() bool {
 		return true
 	}
 	n := s.nodes[e.msg.To]
-	if !e.held {
-		s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
-		if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
-			return true
-		}
-	} else if n.Peer == nil {
+	s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
+	if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
 		return true
 	}
 	if s.blocked(n) {
+		// The driver's inbound queue holds it until the driver is back.
 		n.backlog = append(n.backlog, e.msg)
 		return true
 	}
-	s.Delivered++
-	if s.OnDeliver != nil {
-		s.OnDeliver(e.msg)
-	}
-	if err := n.Peer.Step(e.msg); err != nil {
-		s.fail(fmt.Errorf("peer %d: step: %w", n.ID, err))
-	}
-	s.process(n)
+	s.deliver(n, e.msg)
 	return true
 }
 
@@ -858,6 +850,7 @@ func (s *Sim) Crash(id PeerID) {
 		return
 	}
 	n.Peer = nil
+	n.inc++
 	n.inflight, n.early, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
 	n.pausedUntil, n.armed = 0, diskOK
 	delete(s.dirty, id)
