@@ -777,6 +777,41 @@ func (c *chaosCluster) signal(id int, sig syscall.Signal) {
 	}
 }
 
+// allReady waits up to d for every node to have joined.
+func (c *chaosCluster) allReady(d time.Duration) bool {
+	return c.waitFor(d, func() bool {
+		for _, p := range c.procs {
+			if p == nil || !p.ready {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// states describes every node for a failure message.
+func (c *chaosCluster) states() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []string
+	for i, p := range c.procs {
+		switch {
+		case p == nil:
+			parts = append(parts, fmt.Sprintf("node %d: not running", i+1))
+		default:
+			st := "running"
+			select {
+			case <-p.done:
+				st = "exited: " + p.cmd.ProcessState.String()
+			default:
+			}
+			parts = append(parts, fmt.Sprintf("node %d (incarnation %d, pid %d): %s, ready %v, stopped %v, follows %d in epoch %d",
+				i+1, p.inc, p.cmd.Process.Pid, st, p.ready, p.stopped, p.leader, p.epoch))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // impaired counts the nodes that are down, joining or stopped.
 func (c *chaosCluster) impaired() int {
 	c.mu.Lock()
@@ -1016,6 +1051,7 @@ func (c *chaosCluster) client(name string, id int, seed int64, h *chaosHistory, 
 // leaderFault is a fault aimed at the leader, for fail-over times.
 type leaderFault struct {
 	at     int64
+	until  int64 // when the next fault began: later changes are not this one's
 	epoch  uint32
 	leader uint64
 	what   string
@@ -1037,6 +1073,11 @@ func (c *chaosCluster) chaos(rng *rand.Rand, until time.Time, counts map[string]
 	}
 	var restarts sync.WaitGroup
 	defer restarts.Wait()
+	defer func() {
+		if k := len(lf) - 1; k >= 0 && lf[k].until == 0 {
+			lf[k].until = c.now()
+		}
+	}()
 	stacked := false
 	for time.Now().Before(until) {
 		time.Sleep(time.Duration(100+rng.Intn(500)) * time.Millisecond)
@@ -1060,7 +1101,15 @@ func (c *chaosCluster) chaos(rng *rand.Rand, until time.Time, counts map[string]
 			kinds = append(kinds, "kill", "kill", "stop", "stop")
 		}
 		kind := kinds[rng.Intn(len(kinds))]
+		if (kind == "kill" || kind == "stop") && c.ready(target) == nil {
+			// Down (a restart is pending) or still joining: a second
+			// incarnation on the same ports and DataDir must not start.
+			kind = "delay"
+		}
 		counts[kind]++
+		if k := len(lf) - 1; k >= 0 && lf[k].until == 0 {
+			lf[k].until = c.now()
+		}
 		if aimed && kind != "delay" && kind != "oneway-in" {
 			lf = append(lf, leaderFault{at: c.now(), epoch: epoch, leader: leader, what: kind})
 		}
@@ -1216,15 +1265,8 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	for id := 1; id <= n; id++ {
 		c.start(id)
 	}
-	if !c.waitFor(90*time.Second, func() bool {
-		for _, p := range c.procs {
-			if p == nil || !p.ready {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.Fatal("nodes did not all join within 90s")
+	if !c.allReady(90 * time.Second) {
+		t.Fatalf("nodes did not all join within 90s: %s", c.states())
 	}
 	c.fault("all %d nodes joined", n)
 	// Setup before the history: /q (the model's initial state) and /c.
@@ -1297,15 +1339,8 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	time.Sleep(time.Second)
 	close(stop)
 	clients.Wait()
-	if !c.waitFor(90*time.Second, func() bool {
-		for _, p := range c.procs {
-			if p == nil || !p.ready {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.Fatal("nodes did not all join within 90s of the heal")
+	if !c.allReady(90 * time.Second) {
+		t.Fatalf("nodes did not all join within 90s of the heal: %s", c.states())
 	}
 	c.fault("all nodes up; final reads and dumps")
 
@@ -1436,7 +1471,8 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 
 	// Fail-over times: from a fault aimed at the leader to the first
 	// report of a new leader by another node, and to the first acknowledged
-	// set in a later epoch.
+	// set in a later epoch, before the next fault began ("-": none, e.g.
+	// the leader kept a quorum through a one-way stall).
 	var failovers []string
 	h.mu.Lock()
 	acks := slices.Clone(h.acks)
@@ -1449,13 +1485,13 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	for _, f := range lf {
 		elected, wrote := "-", "-"
 		for _, r := range leaders {
-			if r.at > f.at && r.node != int(f.leader) && r.leader != 0 && r.epoch > f.epoch {
+			if r.at > f.at && r.at < f.until && r.node != int(f.leader) && r.leader != 0 && r.epoch > f.epoch {
 				elected = time.Duration(r.at - f.at).Round(time.Millisecond).String()
 				break
 			}
 		}
 		for _, a := range acks {
-			if a.at > f.at && uint32(uint64(a.zxid)>>32) > f.epoch {
+			if a.at > f.at && a.at < f.until && uint32(uint64(a.zxid)>>32) > f.epoch {
 				d := time.Duration(a.at - f.at).Round(time.Millisecond)
 				wrote = d.String()
 				wroteBy[f.what] = append(wroteBy[f.what], d)
@@ -1469,16 +1505,18 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 		// the first write in a later epoch (a fault can also end before
 		// the leader changes: those count as "kept").
 		var sum []string
-		for _, k := range slices.Sorted(maps.Keys(wroteBy)) {
+		nBy := map[string]int{}
+		for _, f := range lf {
+			nBy[f.what]++
+		}
+		for _, k := range slices.Sorted(maps.Keys(nBy)) {
 			ds := wroteBy[k]
 			slices.Sort(ds)
-			n := 0
-			for _, f := range lf {
-				if f.what == k {
-					n++
-				}
+			line := fmt.Sprintf("%s: %d faults, %d writes in a new epoch before the next fault", k, nBy[k], len(ds))
+			if len(ds) > 0 {
+				line += fmt.Sprintf(" (median %v, max %v)", ds[len(ds)/2], ds[len(ds)-1])
 			}
-			sum = append(sum, fmt.Sprintf("%s: %d faults, %d new epochs, median %v, max %v", k, n, len(ds), ds[len(ds)/2], ds[len(ds)-1]))
+			sum = append(sum, line)
 		}
 		failovers = sum
 	}
