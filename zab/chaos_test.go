@@ -62,6 +62,8 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 					s.Crash(id) // the whole ensemble loses power
 				}
 			}
+		case 8:
+			driverChaos(s, rng, ids[rng.IntN(len(ids))])
 		}
 		for i := range 5 {
 			id := ids[rng.IntN(len(ids))]
@@ -79,6 +81,7 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	s.Heal()
 	s.SetFaults(0, 0)
 	for _, id := range ids {
+		s.ClearDiskFaults(id)
 		require.NoError(t, s.Restart(id))
 	}
 	require.True(t, s.RunUntil(20000, func() bool { return s.Stable() && converged(s) }),
@@ -125,6 +128,27 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	t.Logf("syncs started=%d succeeded=%d", syncs, synced)
 	t.Logf("epoch=%d applied=%d delivered=%d outcomes=%v", s.Node(l).Peer.SoftState().Epoch,
 		s.Node(l).SM.N, s.Delivered, outcomes)
+}
+
+// driverChaos hits peer id with one driver fault: a crash in the middle of
+// a write (a prefix survives), a failed fsync (fail-stop), slow fsyncs, a
+// process pause, or a clock jump. The schedule's restarts bring stopped
+// peers back.
+func driverChaos(s *Sim, rng *rand.Rand, id PeerID) {
+	switch rng.IntN(6) {
+	case 0:
+		s.CrashInPersist(id, 1+rng.IntN(3))
+	case 1:
+		s.FailFsync(id, 1)
+	case 2:
+		s.SlowDisk(id, 10+rng.Int64N(60), s.Now()+200+rng.Int64N(600))
+	case 3:
+		s.Pause(id, 60+rng.Int64N(400))
+	case 4:
+		s.TickBurst(id, 5+rng.IntN(40))
+	case 5:
+		s.StallTicks(id, 60+rng.Int64N(300))
+	}
 }
 
 // chaosRounds is the length of a fault schedule.
