@@ -1,3 +1,30 @@
+// Sessions, ephemerals, watches and the lock recipe in the simulator.
+//
+// RunSessions drives one seed, in one goroutine and virtual time (a unit
+// is a millisecond of coord's clock): a zab.Sim ensemble whose peers each
+// feed a real tree.Tree, and beside every peer a mirror of coord.Node's
+// session machinery on the same rules and the same session.State and
+// session.Tracker: clients open sessions with a createSession txn (the id
+// is its zxid, the lease starts when it was sent), heartbeat through their
+// peer to the leader on an app-message network that shares zab's cuts and
+// drop rate, the leader refreshes its tracker on arrival and acknowledges
+// only after a quorum-confirming Sync, expires sessions from its tracker
+// and proposes the closeSession, and the owner moves Connected, Suspended,
+// Lost on its own clock. Faults: zab.Sim's (drops, duplicates, delays,
+// partitions, one-way cuts, crashes and restarts, which kill a node's
+// clients), isolating a client's peer, a stalled maintain loop, and, when
+// the simulator offers them, a leader whose zab clock stops (deposed
+// without knowing) and whole-process pauses.
+//
+// Replay a failure with
+//
+//	go test ./internal/sim -run 'TestSimSessions$' -seed N -v
+//	go test ./internal/sim -run 'TestSimLock$' -seed N -v
+//
+// (the failure prints the schedule's file); soak with -sim.seeds=N
+// -sim.base=B; -sim.coordasis mirrors coord as it is today, with the two
+// bugs SessionConfig.CoordAsIs describes.
+
 package sim
 
 import (
@@ -54,6 +81,10 @@ type SessionConfig struct {
 	//     session the tree does not have, and onApply adds that id to the
 	//     leader's tracker (fixed: the owner gets the id of the first
 	//     apply, onApply ignores duplicates).
+	// The fixed mirror also resets the leader's tracker when its epoch
+	// changed between two maintain ticks, not only when it starts leading:
+	// otherwise an expiry dropped with the old epoch (first fix) would
+	// leave the session marked closing, never expired again.
 	CoordAsIs bool
 	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
 	// tree.Restore, so the watches set on the old one are lost.
@@ -154,6 +185,7 @@ type snode struct {
 	// leader side (coord: trackMu)
 	tracker *session.Tracker
 	leading bool
+	epoch   uint32
 	// heartbeats waiting for a leadership check (coord: ackMu)
 	pending     []pendingHB
 	acking      bool
@@ -411,7 +443,24 @@ func (r *srunner) heal() {
 		return
 	}
 	if !r.until(20000, func() bool { return r.converged() && r.idle() }) {
-		r.fail("no convergence after heal: leader=%d stable=%v idle=%v", s.Leader(), s.Stable(), r.idle())
+		var b strings.Builder
+		for _, id := range s.IDs() {
+			if n := s.Node(id); n.Peer != nil {
+				st := n.Peer.Status()
+				fmt.Fprintf(&b, " peer %d: %v last %v committed %v applied %v tree %v", id, st.Role, st.LastZxid,
+					st.Committed, n.SM.Last, r.reps[id].applied)
+				if l := s.Leader(); l != 0 && l != id {
+					pr := s.Node(l).Peer.Status().Progress[id]
+					fmt.Fprintf(&b, " (leader's view: sent %v acked %v paused %v idle %d)", pr.Sent, pr.Acked, pr.Paused,
+						pr.IdleTicks)
+				}
+				if bl, ok := any(s).(interface{ Blocked(zab.PeerID) bool }); ok && bl.Blocked(id) {
+					b.WriteString(" (blocked)")
+				}
+				b.WriteString(";")
+			}
+		}
+		r.fail("no convergence after heal: leader=%d stable=%v idle=%v:%s", s.Leader(), s.Stable(), r.idle(), b.String())
 		return
 	}
 	r.checkFinal()
@@ -540,7 +589,7 @@ func (r *srunner) maintain(n *snode) {
 	ss := r.s.Node(n.id).Peer.SoftState()
 	r.tickSessions(n, now, ss.Leader, ss.Serving)
 	leading := ss.Role == zab.RoleLeading && ss.Serving
-	expired := r.leaderTick(n, now, leading)
+	expired := r.leaderTick(n, now, leading, ss.Epoch)
 	r.flushAcks(n)
 	for _, id := range expired {
 		r.expire(n, int64(id))
@@ -599,9 +648,14 @@ func (r *srunner) checkNotExpiredEarly(o *ssession) {
 	}
 }
 
-func (r *srunner) leaderTick(n *snode, now int64, leading bool) []session.ID {
+func (r *srunner) leaderTick(n *snode, now int64, leading bool, epoch uint32) []session.ID {
+	// coord resets only when it sees leading start; the fixed mirror also
+	// when the epoch changed between two ticks (a lost and regained
+	// leadership: the old tracker's touches and closing marks are stale).
+	newReign := !n.leading || (!r.cfg.CoordAsIs && epoch != n.epoch)
+	n.epoch = epoch
 	switch {
-	case leading && !n.leading:
+	case leading && newReign:
 		tr, err := session.NewTracker(sTick*time.Millisecond, vt(now))
 		if err != nil {
 			r.fail("tracker: %v", err)

@@ -31,6 +31,7 @@ type srep struct {
 	rec     *recorder // recursive at "/"
 	kids    *recorder // persistent at "/" and ephDirs
 	oneShot []*oneShot
+	fired   []*oneShot // settled: each must never hear anything again
 }
 
 type recorder struct{ evs []tree.Event }
@@ -401,6 +402,12 @@ func (r *srunner) apply(rep *srep, e zab.Entry) {
 // events were evs: a watch fires with the first event matching it, once,
 // and not before.
 func (r *srunner) checkOneShots(rep *srep, evs []tree.Event) {
+	for _, w := range rep.fired {
+		if len(w.got) > 1 {
+			r.fail("peer %d: one-shot watch on %s (set at %v) fired again: %v", rep.id, w.path, w.z0, w.got)
+			return
+		}
+	}
 	keep := rep.oneShot[:0]
 	for _, w := range rep.oneShot {
 		if w.want == nil {
@@ -423,6 +430,8 @@ func (r *srunner) checkOneShots(rep *srep, evs []tree.Event) {
 		case w.want != nil && (len(w.got) != 1 || w.got[0] != *w.want):
 			r.fail("peer %d: one-shot watch on %s (set at %v) heard %v, want exactly %v", rep.id, w.path, w.z0,
 				w.got, *w.want)
+		case w.want != nil:
+			rep.fired = append(rep.fired, w)
 		case w.want == nil:
 			keep = append(keep, w)
 		}
