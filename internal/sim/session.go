@@ -86,6 +86,11 @@ type SessionConfig struct {
 	// otherwise an expiry dropped with the old epoch (first fix) would
 	// leave the session marked closing, never expired again.
 	CoordAsIs bool
+	// LongMaintainStalls stalls a node's maintain loop for up to 300 units
+	// (default: at most 40, a fifth of the shortest timeout). A lease's
+	// Done closes only when that loop ticks, so a longer stall lets a lock
+	// holder act on after its session expired (see the report).
+	LongMaintainStalls bool
 	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
 	// tree.Restore, so the watches set on the old one are lost.
 	RestoreDropsWatches bool
@@ -1168,7 +1173,10 @@ func (r *srunner) fault() {
 	case 15:
 		// A slow maintain loop (a busy goroutine): zab runs on.
 		id := pick()
-		d := []int64{30, 100, 300}[r.rng.IntN(3)]
+		d := []int64{10, 25, 40}[r.rng.IntN(3)]
+		if r.cfg.LongMaintainStalls {
+			d = []int64{30, 100, 300}[r.rng.IntN(3)]
+		}
 		r.nodes[id].stallUntil = max(r.nodes[id].stallUntil, s.Now()+d)
 		r.logf("fault: maintain loop of node %d stalls for %d", id, d)
 	case 16:

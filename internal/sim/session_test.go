@@ -20,6 +20,8 @@ const sessionSeedsCI = 60
 
 var coordAsIsFlag = flag.Bool("sim.coordasis", false, "TestSimSessions/TestSimLock: mirror coord's session "+
 	"handling as it is today, with the two bugs SessionConfig.CoordAsIs describes")
+var longStallsFlag = flag.Bool("sim.longstalls", false, "TestSimSessions/TestSimLock: stall maintain loops "+
+	"for up to 300 units (see SessionConfig.LongMaintainStalls)")
 
 // flagSet reports whether the named flag was given on the command line.
 func flagSet(name string) bool {
@@ -137,7 +139,7 @@ func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
 // -sim.seeds=N soaks.
 func TestSimSessions(t *testing.T) {
 	runSessionTest(t, "TestSimSessions", func(seed uint64) SessionConfig {
-		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag, CoordAsIs: *coordAsIsFlag}
+		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag, CoordAsIs: *coordAsIsFlag, LongMaintainStalls: *longStallsFlag}
 	})
 }
 
