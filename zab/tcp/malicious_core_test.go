@@ -1,0 +1,95 @@
+package tcp
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/coord-dev/coord/zab"
+)
+
+// TestHostileAcksFromAQuorum: a key holder acknowledges, in the name of
+// every follower, a zxid the leader never proposed. (One such ack is
+// covered by TestHostilePeerAgainstEnsemble.) The leader must not commit
+// past its own log.
+//
+// Known bug in the zab core, reported and not fixed here (zab/leader.go is
+// being changed for reconfiguration): stepLeader's MsgAck takes m.Zxid
+// unclamped into li.acked, maybeCommit then sets committed beyond the log,
+// and Node.run spins forever in `for n.peer.HasReady()` (Ready hands out
+// the entries up to the log's end, committed stays above applied): the
+// leader stops serving and its Close never returns. Run it with
+// ZAB_HOSTILE_REPRO=1 go test -race -timeout 60s -run TestHostileAcksFromAQuorum ./zab/tcp
+func TestHostileAcksFromAQuorum(t *testing.T) {
+	if os.Getenv("ZAB_HOSTILE_REPRO") == "" {
+		t.Skip("known zab core bug (leader takes unclamped ACK zxids): set ZAB_HOSTILE_REPRO=1 to reproduce")
+	}
+	c := startHostileCluster(t)
+	c.write()
+	L, e, F1, F2 := c.roles()
+	never := zab.NewZxid(e, 1<<30)
+	c.send(F1, L, zab.Message{Type: zab.MsgAck, Epoch: e, Zxid: never})
+	c.send(F2, L, zab.Message{Type: zab.MsgAck, Epoch: e, Zxid: never})
+	c.write()
+	c.write()
+	c.verify(e + 3)
+}
+
+// TestHostileFollowerInfoRounds: a key holder sends, in a follower's name,
+// FOLLOWERINFOs claiming a huge accepted epoch for every small election
+// round. The ensemble must go on committing and must not adopt the epoch.
+func TestHostileFollowerInfoRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node ensemble")
+	}
+	c := startHostileCluster(t)
+	c.write()
+	L, e, F1, _ := c.roles()
+	var msgs []zab.Message
+	for r := uint64(0); r < 64; r++ {
+		msgs = append(msgs, zab.Message{Type: zab.MsgFollowerInfo, Epoch: 1<<32 - 1, Zxid: zab.NewZxid(1<<32-1, 1), Round: r})
+	}
+	c.send(F1, L, msgs...)
+	c.write()
+	L2, e2, _, _ := c.roles()
+	t.Logf("leader %v epoch %d before, leader %v epoch %d after", L, e, L2, e2)
+	c.write()
+	c.verify(e + 3)
+}
+
+// TestHostileFollowerInfoFlood: the same FOLLOWERINFOs, sent for a while to
+// every node in another voter's name, race the genuine ones of the
+// discoveries they cause. Found: every one that reaches an established
+// leader makes it stand down (a FOLLOWERINFO with a newer epoch, from a
+// voter it already leads), so a flood of them re-elects over and over
+// (epoch 1 -> 16 in 3 s here); and a leader-elect that counts one during
+// discovery takes max accepted epoch + 1 as its new epoch, which for
+// 2^32-1 wraps to 0 (leaderCheckInfoQuorum; not observed in these runs,
+// the genuine FOLLOWERINFO usually wins the race). Both are zab core.
+func TestHostileFollowerInfoFlood(t *testing.T) {
+	if os.Getenv("ZAB_HOSTILE_REPRO") == "" {
+		t.Skip("known zab core hazard (FOLLOWERINFO epoch taken unchecked): set ZAB_HOSTILE_REPRO=1 to reproduce")
+	}
+	c := startHostileCluster(t)
+	c.write()
+	_, e, _, _ := c.roles()
+	var msgs []zab.Message
+	for r := uint64(0); r < 16; r++ {
+		msgs = append(msgs, zab.Message{Type: zab.MsgFollowerInfo, Epoch: 1<<32 - 1, Zxid: zab.NewZxid(1<<32-1, 1), Round: r})
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, to := range c.ids {
+			c.send(c.ids[int(to)%3], to, msgs...)
+		}
+	}
+	c.write()
+	for _, id := range c.ids {
+		st := c.nodes[id].node.Status().SoftState
+		t.Logf("node %v: %+v", id, st)
+		require.GreaterOrEqual(t, st.Epoch, e, "node %v: epoch went back (wrapped)", id)
+	}
+	c.verify(1 << 20)
+}
