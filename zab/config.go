@@ -12,12 +12,15 @@ import (
 // at a fixed interval (for example every 50ms) and chooses the limits to
 // match, like ZooKeeper's tickTime, initLimit and syncLimit.
 type Config struct {
-	// ID is this peer's id; it must appear in Voters or Observers.
+	// ID is this peer's id. A peer that is not among the voters observes.
 	ID PeerID
-	// Voters is the voting ensemble. A quorum is a strict majority of it.
-	// It is a value so that a later replicated reconfiguration can replace it.
+	// Voters is the initial voting ensemble. A quorum is a strict majority
+	// of it. Once the log or a snapshot holds a configuration (see
+	// ProposeConfig), that one is in force instead.
 	Voters []PeerID
-	// Observers receive committed transactions but never vote.
+	// Observers lists peers known to observe from the start. It is only
+	// checked for overlap with Voters: any peer outside the voters may
+	// observe.
 	Observers []PeerID
 	// Storage is the durable state the peer starts from and reads back.
 	Storage Storage
@@ -115,9 +118,6 @@ func (c Config) Validate() error {
 			return bad("peer %d appears twice in Voters/Observers", id)
 		}
 		seen[id] = true
-	}
-	if !seen[c.ID] {
-		return bad("ID %d is neither in Voters nor in Observers", c.ID)
 	}
 	if c.Storage == nil {
 		return bad("Storage must not be nil")

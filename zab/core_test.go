@@ -307,7 +307,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ok", Config{ID: 1, Voters: []PeerID{1}, Storage: st}, ""},
 		{"zero id", Config{Voters: []PeerID{1}, Storage: st}, "ID must not be zero"},
 		{"no voters", Config{ID: 1, Observers: []PeerID{1}, Storage: st}, "Voters"},
-		{"not member", Config{ID: 9, Voters: []PeerID{1}, Storage: st}, "neither in Voters nor in Observers"},
+		{"observer by default", Config{ID: 9, Voters: []PeerID{1}, Storage: st}, ""},
 		{"twice", Config{ID: 1, Voters: []PeerID{1}, Observers: []PeerID{1}, Storage: st}, "appears twice"},
 		{"no storage", Config{ID: 1, Voters: []PeerID{1}}, "Storage"},
 		{"sync limit", Config{ID: 1, Voters: []PeerID{1}, Storage: st, SyncLimit: 1}, "SyncLimit"},
@@ -356,10 +356,15 @@ func TestStepRejectsBadMessages(t *testing.T) {
 	for _, m := range []Message{
 		{Type: MsgProposal, From: 1, To: 2, Epoch: 1, Entries: []Entry{{Zxid: NewZxid(1, 2)}, {Zxid: NewZxid(1, 1)}}},
 		{Type: MsgProposal, From: 1, To: 2, Epoch: 1, Prev: NewZxid(1, 3), Entries: []Entry{{Zxid: NewZxid(1, 3)}}},
+		{Type: MsgReconfig, From: 1, To: 2, Epoch: 1, Change: 9, Target: 3},
+		{Type: MsgReconfig, From: 1, To: 2, Epoch: 1, Change: ConfAddVoter},
 	} {
 		require.ErrorIs(t, h.p.Step(m), ErrBadMessage)
 	}
-	require.ErrorIs(t, h.p.Step(Message{Type: MsgPing, From: 9, To: 2}), ErrUnknownPeer)
+	require.ErrorIs(t, h.p.Step(Message{Type: MsgPing, From: 0, To: 2}), ErrUnknownPeer)
+	// A stranger (an observer, as far as we know) is no leader of ours.
+	require.NoError(t, h.p.Step(Message{Type: MsgProposal, From: 9, To: 2, Epoch: 1, Prev: last,
+		Entries: []Entry{{Zxid: NewZxid(1, 7)}}}))
 	require.ErrorIs(t, h.p.Step(Message{Type: MsgPing, From: 1, To: 3}), ErrUnknownPeer)
 	h.drain()
 	require.Equal(t, last, h.p.LastZxid())

@@ -69,7 +69,11 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 		if rerr != nil {
 			return Snapshot{}, rerr
 		}
-		snap = Snapshot{Zxid: Zxid(sn.Info.Zxid), Data: data}
+		voters, rest, verr := readVoters(data)
+		if verr != nil {
+			return Snapshot{}, fmt.Errorf("zab: snapshot %s: %w: %w", sn.Info.Path, wal.ErrCorrupt, verr)
+		}
+		snap = Snapshot{Zxid: Zxid(sn.Info.Zxid), Data: rest, Voters: voters}
 		mem.ApplySnapshot(snap)
 	case !errors.Is(err, wal.ErrNoSnapshot):
 		return Snapshot{}, err
@@ -90,7 +94,15 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
-		batch = append(batch, Entry{Zxid: Zxid(r.Zxid), Data: r.Data})
+		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
+		if r.Meta {
+			v, rest, err := readVoters(r.Data)
+			if err != nil || len(v) == 0 || len(rest) > 0 {
+				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
+			}
+			e = Entry{Zxid: e.Zxid, Voters: v}
+		}
+		batch = append(batch, e)
 		if len(batch) == 4096 {
 			err := mem.Append(batch)
 			batch = batch[:0]
@@ -111,6 +123,9 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 		recs := make([]wal.Record, len(ents))
 		for i, e := range ents {
 			recs[i] = wal.Record{Zxid: uint64(e.Zxid), Data: e.Data}
+			if e.IsConfig() {
+				recs[i] = wal.Record{Zxid: uint64(e.Zxid), Data: appendVoters(nil, e.Voters), Meta: true}
+			}
 		}
 		start := time.Now()
 		if d.noGroup {
@@ -147,10 +162,7 @@ func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint6
 // installSnapshot makes a SNAP from the leader durable: the snapshot first,
 // then an empty log (wal's documented order).
 func (d *diskLog) installSnapshot(s Snapshot) error {
-	if _, err := d.snaps.Write(uint64(s.Zxid), func(w io.Writer) error {
-		_, err := w.Write(s.Data)
-		return err
-	}); err != nil {
+	if _, err := d.snaps.Write(uint64(s.Zxid), snapshotWriter(s.Voters, s.Data)); err != nil {
 		return fmt.Errorf("zab: saving SNAP at %v: %w", s.Zxid, err)
 	}
 	return d.wal.TruncateAfter(0)
@@ -158,15 +170,24 @@ func (d *diskLog) installSnapshot(s Snapshot) error {
 
 // saveSnapshot stores a snapshot taken locally and purges what the retained
 // snapshots no longer need. It runs on the snapshotter goroutine.
-func (d *diskLog) saveSnapshot(z Zxid, data []byte) error {
-	if _, err := d.snaps.Write(uint64(z), func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}); err != nil {
+func (d *diskLog) saveSnapshot(z Zxid, voters []PeerID, data []byte) error {
+	if _, err := d.snaps.Write(uint64(z), snapshotWriter(voters, data)); err != nil {
 		return err
 	}
 	_, err := wal.Retain(d.wal, d.snaps, d.retain)
 	return err
+}
+
+// snapshotWriter writes a snapshot file's payload: the configuration at the
+// snapshot (appendVoters), then the state machine's bytes.
+func snapshotWriter(voters []PeerID, data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		if _, err := w.Write(appendVoters(nil, voters)); err != nil {
+			return err
+		}
+		_, err := w.Write(data)
+		return err
+	}
 }
 
 func (d *diskLog) recordFsync(dt time.Duration) {

@@ -1,5 +1,7 @@
 package zab
 
+import "slices"
+
 // vote is a fast-leader-election vote: the proposed leader, its last zxid
 // and its current epoch. Votes are totally ordered by (Epoch, Zxid, Leader).
 type vote struct {
@@ -30,6 +32,7 @@ type election struct {
 	vote       vote   // current (or, outside LOOKING, decided) vote
 	recv       map[PeerID]vote
 	ooe        map[PeerID]notification // votes of peers out of election
+	candidate  bool                    // this round we may lead (see mayLead)
 	finalizeAt uint64                  // 0: not finalizing
 	resendAt   uint64
 }
@@ -40,9 +43,14 @@ func (p *Peer) selfVote() vote {
 
 // becomeLooking starts a new election round.
 func (p *Peer) becomeLooking() {
-	wasLeading := p.role == RoleLeading
+	var notify []PeerID // non-voters that followed us must learn it too
 	switch p.role {
 	case RoleLeading:
+		for _, id := range p.lead.order {
+			if li := p.lead.learners[id]; li.info && !p.voters.Contains(id) {
+				notify = append(notify, id)
+			}
+		}
 		p.leaderStop()
 	case RoleFollowing, RoleObserving:
 		p.failForwarded()
@@ -54,20 +62,16 @@ func (p *Peer) becomeLooking() {
 	p.el.recv = map[PeerID]vote{}
 	p.el.ooe = map[PeerID]notification{}
 	p.el.finalizeAt = 0
-	if p.isObserver() {
-		p.el.vote = vote{}
-	} else {
-		p.el.vote = p.selfVote()
+	p.el.candidate = p.mayLead()
+	p.el.vote = p.initialVote()
+	if p.el.candidate {
 		p.el.recv[p.id] = p.el.vote
 	}
 	p.broadcastVote()
-	if wasLeading {
-		// Observers that followed us must learn it too.
-		for _, o := range p.cfg.Observers {
-			p.send(p.voteMsg(o))
-		}
+	for _, id := range notify {
+		p.send(p.voteMsg(id))
 	}
-	if p.voters.Len() == 1 && !p.isObserver() {
+	if p.voters.Len() == 1 && p.voters.Contains(p.id) {
 		p.tryDecide(true)
 	}
 }
@@ -103,31 +107,38 @@ func (p *Peer) tickLooking() {
 	}
 }
 
-// stepLooking handles a message while looking: only votes matter.
+// stepLooking handles a message while looking: only votes matter. Votes
+// count only from voters of our configuration, but we answer anyone: a peer
+// with a newer configuration may count us. An observer never proposes
+// itself and never decides; it echoes the best candidate it has seen, so
+// that a leader whose newer configuration counts it can win, and it joins
+// the leader once the voters report it established.
 func (p *Peer) stepLooking(m Message) {
-	if m.Type != MsgVote || !p.voters.Contains(m.From) {
-		// Observers' notifications only ask for our state; looking, we have
-		// none to give.
+	if m.Type != MsgVote {
 		return
 	}
 	n := notification{vote: vote{Leader: m.Leader, Zxid: m.Zxid, Epoch: m.Epoch}, round: m.Round, state: m.State}
 	if n.state != RoleLooking {
+		// Anyone may tell us whom it follows (only voters count toward
+		// the quorum): a leader outside our possibly stale configuration
+		// must be able to answer us.
 		p.outOfElection(m.From, n)
 		return
 	}
-	if p.isObserver() {
-		return
-	}
+	counted := p.voters.Contains(m.From)
+	replied := false
 	switch {
 	case n.round > p.el.round:
 		p.el.round = n.round
 		clear(p.el.recv)
 		p.el.finalizeAt = 0
-		p.el.vote = p.selfVote()
+		p.el.vote = p.initialVote()
 		if n.vote.greater(p.el.vote) {
 			p.el.vote = n.vote
 		}
-		p.el.recv[p.id] = p.el.vote
+		if p.el.candidate {
+			p.el.recv[p.id] = p.el.vote
+		}
 		p.broadcastVote()
 	case n.round < p.el.round:
 		// Help the laggard catch up.
@@ -135,15 +146,47 @@ func (p *Peer) stepLooking(m Message) {
 		return
 	case n.vote.greater(p.el.vote):
 		p.el.vote = n.vote
-		p.el.recv[p.id] = p.el.vote
+		if p.el.candidate {
+			p.el.recv[p.id] = p.el.vote
+		}
 		p.el.finalizeAt = 0
 		p.broadcastVote()
 	case n.vote != p.el.vote:
 		// The sender proposes a worse leader: tell it ours.
 		p.send(p.voteMsg(m.From))
+		replied = true
+	}
+	if !counted {
+		if !replied {
+			p.send(p.voteMsg(m.From))
+		}
+		return
 	}
 	p.el.recv[m.From] = n.vote
-	p.tryDecide(false)
+	if p.el.candidate {
+		p.tryDecide(false)
+	}
+}
+
+// initialVote is a round's first vote: ourselves, or nobody for a peer that
+// may not lead.
+func (p *Peer) initialVote() vote {
+	if !p.mayLead() {
+		return vote{}
+	}
+	return p.selfVote()
+}
+
+// mayLead reports whether the peer stands for election: a voter, or a voter
+// removed by a configuration not yet known committed. The latter may hold
+// the longest log, so it may be needed to commit its own removal (as in
+// Raft); it never counts its own vote.
+func (p *Peer) mayLead() bool {
+	if p.voters.Contains(p.id) {
+		return true
+	}
+	n := len(p.confs)
+	return n >= 2 && p.confPending() && slices.Contains(p.confs[n-2].voters, p.id)
 }
 
 // tryDecide ends the election if a quorum agrees with our vote: at once when
@@ -180,7 +223,7 @@ func (p *Peer) tryDecide(final bool) {
 // reports following it and the leader itself says it leads.
 func (p *Peer) outOfElection(from PeerID, n notification) {
 	p.el.ooe[from] = n
-	if n.round == p.el.round && !p.isObserver() {
+	if n.round == p.el.round && p.el.candidate && p.voters.Contains(from) {
 		p.el.recv[from] = n.vote
 	}
 	l := n.Leader
@@ -188,16 +231,31 @@ func (p *Peer) outOfElection(from PeerID, n notification) {
 		return
 	}
 	ln, ok := p.el.ooe[l]
+	if l != from && (!ok || ln.vote != n.vote) {
+		// Ask the leader itself (what we heard from it may be of an older
+		// reign): with a stale configuration we may not count it among the
+		// voters we send our votes to.
+		p.send(p.voteMsg(l))
+	}
 	if !ok || ln.state != RoleLeading || ln.Leader != l {
 		return
 	}
 	agree := p.voters.HasQuorum(func(id PeerID) bool {
+		if id == p.id && p.el.candidate {
+			// We are willing to follow it: without our own voice a voter
+			// just added could not join while another one is down.
+			return true
+		}
 		o, ok := p.el.ooe[id]
 		return ok && o.Leader == l && o.Epoch == ln.Epoch
 	})
-	if !agree {
+	if !agree && p.el.candidate {
 		return
 	}
+	// A peer that may not lead follows whoever says it leads: its own
+	// configuration may be too stale to find a quorum (the leader counts
+	// learners by its configuration, and one without a quorum soon steps
+	// down, sending us looking again).
 	// The leader's round names its reign: discovery checks it.
 	p.el.round = ln.round
 	p.el.vote = ln.vote

@@ -26,6 +26,7 @@ type learnerInfo struct {
 	props     map[uint64]Zxid // forwarded request id -> zxid (0: rejected)
 	propOrder []uint64        // keys of props in arrival order
 	lowWater  uint64          // requests below it are settled
+	confs     map[uint64]Zxid // forwarded configuration changes -> zxid
 }
 
 type pendingRead struct {
@@ -76,7 +77,7 @@ func (p *Peer) learner(id PeerID) *learnerInfo {
 	l := p.lead
 	li, ok := l.learners[id]
 	if !ok {
-		li = &learnerInfo{id: id, observer: p.observers[id], props: map[uint64]Zxid{}}
+		li = &learnerInfo{id: id, observer: !p.voters.Contains(id), props: map[uint64]Zxid{}}
 		l.learners[id] = li
 		i, _ := slices.BinarySearch(l.order, id)
 		l.order = slices.Insert(l.order, i, id)
@@ -154,7 +155,10 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 		}
 	} else {
 		s := p.log.snapshot()
-		first.Mode, first.Prev, first.Snap = SyncSnap, s.Zxid, s.Data
+		first.Mode, first.Prev, first.Snap, first.Voters = SyncSnap, s.Zxid, s.Data, s.Voters
+		if len(first.Voters) == 0 {
+			first.Voters = p.configAt(s.Zxid)
+		}
 		if max := p.cfg.MaxMsgBytes; len(s.Data) > max {
 			// Too big for one frame: stream it ahead of the SNAP itself.
 			for off := 0; off < len(s.Data); off += max {
@@ -233,6 +237,7 @@ func (p *Peer) maybeEstablish() {
 	}
 	l.established = true
 	p.phase = phaseBroadcast
+	p.dropStaleWaiting()
 	p.logger.Info("zab: leading", "epoch", p.epoch, "history", l.l0)
 	if l.l0 > p.log.committed {
 		p.log.committed = l.l0
@@ -263,6 +268,10 @@ func (p *Peer) maybeCommit() {
 	})
 	if q > p.log.committed {
 		p.log.committed = q
+		if !p.voters.Contains(p.id) && !p.confPending() {
+			p.maybeStepDownRemoved()
+			return
+		}
 	}
 	if l.exhausted && p.log.committed >= NewZxid(p.epoch, p.cfg.MaxCounter) {
 		// Every zxid of this epoch is used and committed: force a new
@@ -276,7 +285,7 @@ func (p *Peer) leaderAppend(data []byte) Zxid {
 	l := p.lead
 	l.counter++
 	z := NewZxid(p.epoch, l.counter)
-	p.log.append(Entry{Zxid: z, Data: data})
+	p.appendLog(Entry{Zxid: z, Data: data})
 	if l.counter >= p.cfg.MaxCounter {
 		l.exhausted = true
 	}
@@ -317,6 +326,11 @@ func (p *Peer) ping(li *learnerInfo) {
 
 func (p *Peer) tickLeader() {
 	l := p.lead
+	if l.established && !p.voters.Contains(p.id) && !p.confPending() {
+		// Elected to commit our own removal (mayLead), and it is.
+		p.maybeStepDownRemoved()
+		return
+	}
 	if !l.established {
 		if p.now-l.start > uint64(p.cfg.InitLimit) {
 			p.becomeLooking()
@@ -368,7 +382,10 @@ func (p *Peer) leaderFlush() {
 			continue
 		}
 		target, typ := last, MsgProposal
-		if li.observer {
+		if li.observer && !p.voters.Contains(id) {
+			// A voter still connected as an observer (being added) gets
+			// proposals, so it learns of its promotion before the commit
+			// that may need its vote.
 			target, typ = c, MsgInform
 		}
 		if li.sent < target {
@@ -408,6 +425,14 @@ func (p *Peer) stepLeader(m Message) {
 			return // a FOLLOWERINFO of another reign
 		}
 		li := p.learner(m.From)
+		// Our configuration decides, not the learner's (it may be stale:
+		// a voter that does not know yet it was added must count).
+		if obs := !p.voters.Contains(m.From); obs != li.observer {
+			// It re-joins in its other role: start over with it.
+			li.observer = obs
+			li.ackEpoch, li.ackFresh, li.syncing, li.nlAcked, li.paused = false, false, false, false, false
+			li.sent, li.acked, li.commitSent = 0, 0, 0
+		}
 		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
 		if l.epochDecided && !li.observer && m.Epoch > p.epoch {
 			// This voter accepted a newer epoch (from a leader that failed
@@ -488,6 +513,8 @@ func (p *Peer) stepLeader(m Message) {
 		}
 	case MsgPropose:
 		p.leaderForwarded(li, m)
+	case MsgReconfig:
+		p.leaderReconfig(li, m)
 	case MsgSyncReq:
 		if !l.established {
 			p.send(Message{Type: MsgSyncResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID, Reject: true})

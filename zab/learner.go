@@ -137,6 +137,7 @@ func (p *Peer) tickLearner() {
 		p.fwdOrder = keep
 	}
 	p.sendForwards(true)
+	p.retryReconfigs()
 	for _, id := range sortedKeys(p.fwdSyncs) {
 		if p.now-p.fwdSyncs[id] >= retry {
 			p.fwdSyncs[id] = p.now
@@ -219,6 +220,8 @@ func (p *Peer) stepLearner(m Message) {
 				p.props = append(p.props, ProposalResult{ID: id, Err: ErrProposalDropped})
 			}
 		}
+	case MsgReconfigResp:
+		p.learnerReconfigResp(m)
 	case MsgSyncResp:
 		if _, ok := p.fwdSyncs[m.ReqID]; !ok {
 			return
@@ -244,6 +247,7 @@ func (p *Peer) learnerUpToDate() {
 	if lr := p.lrn; lr.nlDone && !lr.serving {
 		lr.serving = true
 		p.phase = phaseBroadcast
+		p.dropStaleWaiting()
 	}
 }
 
@@ -312,6 +316,7 @@ func (p *Peer) applySyncMode(m Message) bool {
 			p.becomeLooking()
 			return false
 		}
+		p.confTruncated(m.Prev)
 		return p.log.last() == m.Prev
 	case SyncSnap:
 		if m.Prev < p.log.committed || (lr.nlDone && m.Prev <= last) {
@@ -331,7 +336,9 @@ func (p *Peer) applySyncMode(m Message) bool {
 			data = lr.snapBuf
 		}
 		lr.snapBuf, lr.snapGot, lr.snapMode = nil, nil, nil
-		p.log.installSnapshot(Snapshot{Zxid: m.Prev, Data: data})
+		snap := Snapshot{Zxid: m.Prev, Data: data, Voters: m.Voters}
+		p.log.installSnapshot(snap)
+		p.confSnapshot(snap)
 		p.snapshotInstalled(m.Prev)
 		return true
 	}
@@ -355,7 +362,7 @@ func (p *Peer) appendChain(m Message) {
 		return
 	}
 	ents := m.Entries[searchEntries(m.Entries, last):]
-	p.log.append(ents...)
+	p.appendLog(ents...)
 	p.lrn.lastProgress = p.now
 	if p.lrn.nlDone && p.role == RoleFollowing {
 		p.lrn.ackDue = true

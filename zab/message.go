@@ -71,6 +71,12 @@ const (
 	// MsgSync that follows the chunks has no Snap and the total size in
 	// Offset.
 	MsgSnapChunk
+	// MsgReconfig forwards a configuration change (Change, Target) under
+	// request ReqID to the leader.
+	MsgReconfig
+	// MsgReconfigResp answers MsgReconfig: the zxid of the configuration
+	// entry (Zxid), or a refusal (Reject, with the reason in Code).
+	MsgReconfigResp
 )
 
 var msgTypeNames = [...]string{
@@ -80,6 +86,7 @@ var msgTypeNames = [...]string{
 	MsgCommit: "COMMIT", MsgInform: "INFORM", MsgResync: "RESYNC", MsgPing: "PING",
 	MsgPong: "PONG", MsgPropose: "PROPOSE", MsgProposeResp: "PROPOSERESP",
 	MsgSyncReq: "SYNCREQ", MsgSyncResp: "SYNCRESP", MsgSnapChunk: "SNAPCHUNK",
+	MsgReconfig: "RECONFIG", MsgReconfigResp: "RECONFIGRESP",
 }
 
 // String returns the ZooKeeper-style name of t.
@@ -108,10 +115,20 @@ const (
 
 // Entry is one proposed transaction: its zxid and the opaque bytes the state
 // machine applies. zab never interprets Data.
+//
+// An entry with Voters set is a configuration entry instead: it carries the
+// whole new voter set, has no Data, and is zab's own (IsConfig). It takes
+// effect as soon as a peer holds it in its log, committed or not, and
+// successive ones differ by one voter, so any two majorities of
+// neighbouring configurations overlap.
 type Entry struct {
-	Zxid Zxid   `msgpack:"z"`
-	Data []byte `msgpack:"d"`
+	Zxid   Zxid     `msgpack:"z"`
+	Data   []byte   `msgpack:"d"`
+	Voters []PeerID `msgpack:"v,omitempty"`
 }
+
+// IsConfig reports whether e is a configuration entry.
+func (e Entry) IsConfig() bool { return len(e.Voters) > 0 }
 
 // Message is the single frame type exchanged between peers. It is a flat
 // struct (like raftpb.Message) so the wire format stays one versioned msgpack
@@ -166,4 +183,11 @@ type Message struct {
 	Observer bool `msgpack:"ob,omitempty"`
 	// Established says the pinging leader has a quorum and serves.
 	Established bool `msgpack:"es,omitempty"`
+	// Voters is the configuration of the snapshot a SNAP carries.
+	Voters []PeerID `msgpack:"vs,omitempty"`
+	// Change and Target are the configuration change of a MsgReconfig.
+	Change ConfChangeType `msgpack:"ch,omitempty"`
+	Target PeerID         `msgpack:"tg,omitempty"`
+	// Code is why a MsgReconfigResp refuses.
+	Code uint8 `msgpack:"cd,omitempty"`
 }

@@ -19,6 +19,7 @@ import (
 // Apply for long (tree.Tree.WriteSnapshot does).
 type StateMachine interface {
 	// Apply applies a committed entry. Entries come in zxid order, each once.
+	// Configuration entries are zab's own and are not passed on.
 	Apply(e Entry)
 	// Snapshot writes an image of the state to w and returns the zxid of the
 	// last entry it reflects.
@@ -71,6 +72,8 @@ type Status struct {
 	LoopBusy float64
 	// Progress is, on a leader, what it knows of each learner (nil otherwise).
 	Progress map[PeerID]Progress
+	// Voters is the configuration in force on this node.
+	Voters []PeerID
 }
 
 // ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
@@ -117,6 +120,7 @@ type Node struct {
 
 type request struct {
 	data []byte
+	cc   *ConfChange // a configuration change instead of data
 	res  chan result
 }
 
@@ -206,18 +210,27 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 // has applied it. If ctx ends after the request reached the core, the error
 // wraps ErrOutcomeUnknown: the entry may still commit.
 func (n *Node) Propose(ctx context.Context, data []byte) (Zxid, error) {
-	return n.request(ctx, n.propc, data)
+	return n.request(ctx, n.propc, &request{data: data})
+}
+
+// ProposeConfig changes the voters by one (see Peer.ProposeConfig) and
+// returns the configuration entry's zxid once the local node has applied
+// it. A refusal wraps ErrReconfigInProgress, ErrReconfigUnsafe,
+// ErrNotSynced or ErrBadConfChange; as with Propose, an ended ctx wraps
+// ErrOutcomeUnknown.
+func (n *Node) ProposeConfig(ctx context.Context, cc ConfChange) (Zxid, error) {
+	return n.request(ctx, n.propc, &request{cc: &cc})
 }
 
 // Sync returns once the local state machine has applied everything the
 // leader had committed when it received the request, the leader having
 // confirmed with a quorum that it still leads.
 func (n *Node) Sync(ctx context.Context) (Zxid, error) {
-	return n.request(ctx, n.syncc, nil)
+	return n.request(ctx, n.syncc, &request{})
 }
 
-func (n *Node) request(ctx context.Context, c chan *request, data []byte) (Zxid, error) {
-	req := &request{data: data, res: make(chan result, 1)}
+func (n *Node) request(ctx context.Context, c chan *request, req *request) (Zxid, error) {
+	req.res = make(chan result, 1)
 	select {
 	case c <- req:
 	case <-ctx.Done():
@@ -314,7 +327,7 @@ func (n *Node) run() {
 			n.step(m)
 		case req := <-n.propc:
 			n.busy.work()
-			n.submit(req, n.peer.Propose)
+			n.submit(req, n.proposeCall)
 		case req := <-n.syncc:
 			n.busy.work()
 			n.submit(req, n.syncCall)
@@ -334,7 +347,7 @@ func (n *Node) run() {
 				n.step(m)
 				continue
 			case req := <-n.propc:
-				n.submit(req, n.peer.Propose)
+				n.submit(req, n.proposeCall)
 				continue
 			case req := <-n.syncc:
 				n.submit(req, n.syncCall)
@@ -398,14 +411,22 @@ func (n *Node) send(m Message) {
 }
 
 // syncCall adapts Peer.Sync to submit's shape.
-func (n *Node) syncCall(id uint64, _ []byte) error { return n.peer.Sync(id) }
+func (n *Node) syncCall(id uint64, _ *request) error { return n.peer.Sync(id) }
+
+// proposeCall hands a write or a configuration change to the core.
+func (n *Node) proposeCall(id uint64, req *request) error {
+	if req.cc != nil {
+		return n.peer.ProposeConfig(id, *req.cc)
+	}
+	return n.peer.Propose(id, req.data)
+}
 
 // submit hands a request to the core (Propose, or Sync which ignores the
 // data) and remembers it until the core completes it.
-func (n *Node) submit(req *request, call func(uint64, []byte) error) {
+func (n *Node) submit(req *request, call func(uint64, *request) error) {
 	n.nextID++
 	id := n.nextID
-	if err := call(id, req.data); err != nil {
+	if err := call(id, req); err != nil {
 		req.res <- result{err: err}
 		return
 	}
@@ -470,7 +491,9 @@ func (n *Node) handleReady(rd Ready) error {
 		if e.Zxid <= n.applied {
 			continue
 		}
-		n.cfg.StateMachine.Apply(e)
+		if !e.IsConfig() {
+			n.cfg.StateMachine.Apply(e)
+		}
 		n.applied = e.Zxid
 		n.sinceSnap++
 	}
@@ -503,7 +526,10 @@ func (n *Node) maybeSnapshot() {
 		var buf bytes.Buffer
 		z, err := n.cfg.StateMachine.Snapshot(&buf)
 		if err == nil && n.disk != nil {
-			err = n.disk.saveSnapshot(z, buf.Bytes())
+			var voters []PeerID
+			if voters, err = n.mem.VotersAt(z); err == nil {
+				err = n.disk.saveSnapshot(z, voters, buf.Bytes())
+			}
 		}
 		n.snapc <- snapDone{zxid: z, data: buf.Bytes(), err: err}
 	}()
@@ -543,6 +569,7 @@ func (n *Node) publish() {
 		Snapshots: n.snapshots,
 		LoopBusy:  n.busy.fraction(),
 		Progress:  ps.Progress,
+		Voters:    ps.Voters,
 	}
 	if n.disk != nil {
 		st.FsyncP50, st.FsyncP99 = n.disk.fsyncPercentiles()

@@ -129,9 +129,9 @@ type fwdProp struct {
 type Peer struct {
 	id        PeerID
 	cfg       Config
-	voters    MajorityConfig
-	observers map[PeerID]bool
-	members   []PeerID // voters and observers, sorted
+	voters    MajorityConfig // the newest configuration in the log
+	confs     []confAt       // configurations in the log, the first at its base
+	confDirty bool           // voters changed: checkRole must look at our role
 	rand      *rand.Rand
 	logger    *slog.Logger
 
@@ -159,6 +159,7 @@ type Peer struct {
 	fwdProps map[uint64]*fwdProp
 	fwdOrder []uint64          // ids of fwdProps (and settled ones) in submission order
 	fwdSyncs map[uint64]uint64 // id -> tick sent
+	fwdConfs map[uint64]*fwdConf
 	inReady  bool
 }
 
@@ -177,19 +178,14 @@ func NewPeer(cfg Config) (*Peer, error) {
 		id:             cfg.ID,
 		cfg:            cfg,
 		voters:         NewMajorityConfig(cfg.Voters...),
-		observers:      map[PeerID]bool{},
 		rand:           cfg.Rand,
 		logger:         cfg.Logger.With("peer", cfg.ID),
 		hs:             hs,
 		durableCurrent: hs.CurrentEpoch,
 		fwdProps:       map[uint64]*fwdProp{},
 		fwdSyncs:       map[uint64]uint64{},
+		fwdConfs:       map[uint64]*fwdConf{},
 	}
-	for _, o := range cfg.Observers {
-		p.observers[o] = true
-	}
-	p.members = append(slices.Clone(cfg.Voters), cfg.Observers...)
-	slices.Sort(p.members)
 	p.log.storage = cfg.Storage
 	snap, err := cfg.Storage.Snapshot()
 	if err != nil {
@@ -209,6 +205,9 @@ func NewPeer(cfg Config) (*Peer, error) {
 		p.log.committed, p.log.applied = cfg.Applied, cfg.Applied
 	}
 	p.stableLast = p.log.last()
+	if err := p.initConfig(snap); err != nil {
+		return nil, err
+	}
 	p.becomeLooking()
 	return p, nil
 }
@@ -241,12 +240,9 @@ func (p *Peer) serving() bool {
 	return false
 }
 
-func (p *Peer) isObserver() bool { return p.observers[p.id] }
-
-func (p *Peer) isMember(id PeerID) bool {
-	_, ok := slices.BinarySearch(p.members, id)
-	return ok
-}
+// isObserver reports whether the configuration leaves this peer out of the
+// voters: any peer that is not a voter observes.
+func (p *Peer) isObserver() bool { return !p.voters.Contains(p.id) }
 
 func (p *Peer) send(m Message) {
 	m.From = p.id
@@ -272,6 +268,7 @@ func (p *Peer) setCurrent(e uint32) {
 func (p *Peer) Tick() {
 	p.mustNotBeInReady()
 	p.now++
+	defer p.checkRole()
 	switch p.role {
 	case RoleLooking:
 		p.tickLooking()
@@ -283,13 +280,14 @@ func (p *Peer) Tick() {
 }
 
 // Step feeds the peer one message from the network. It returns
-// ErrUnknownPeer for a message not addressed to this peer or from a peer
-// outside the ensemble, and ErrBadMessage for a malformed one; such
-// messages change nothing. Stale, duplicated or unexpected messages are
-// ignored.
+// ErrUnknownPeer for a message not addressed to this peer or without a
+// valid sender, and ErrBadMessage for a malformed one; such messages change
+// nothing. Stale, duplicated or unexpected messages are ignored. Any sender
+// the transport authenticated may talk to the peer: one outside the voters
+// is treated as an observer (only voters' votes and acknowledgements count).
 func (p *Peer) Step(m Message) error {
 	p.mustNotBeInReady()
-	if m.To != p.id || m.From == p.id || !p.isMember(m.From) {
+	if m.To != p.id || m.From == p.id || m.From == 0 {
 		return fmt.Errorf("%w: message %v from %d to %d", ErrUnknownPeer, m.Type, m.From, m.To)
 	}
 	for i, e := range m.Entries {
@@ -304,6 +302,10 @@ func (p *Peer) Step(m Message) error {
 		return fmt.Errorf("%w: %v from %d pairs %d ids with %d entries", ErrBadMessage, m.Type, m.From,
 			len(m.ReqIDs), len(m.Entries))
 	}
+	if m.Type == MsgReconfig && (m.Change != ConfAddVoter && m.Change != ConfRemoveVoter || m.Target == 0) {
+		return fmt.Errorf("%w: %v from %d with change %d of peer %d", ErrBadMessage, m.Type, m.From, m.Change, m.Target)
+	}
+	defer p.checkRole()
 	switch p.role {
 	case RoleLooking:
 		p.stepLooking(m)
@@ -477,6 +479,21 @@ func (p *Peer) snapshotInstalled(s Zxid) {
 	p.resolveReads()
 }
 
+// dropStaleWaiting fails the proposals of older epochs that the history
+// of the epoch now served does not hold: they can never commit. Without it
+// they would wait for a later commit to pass them, which may never come.
+func (p *Peer) dropStaleWaiting() {
+	keep := p.waiting[:0]
+	for _, w := range p.waiting {
+		if w.zxid.Epoch() < p.epoch && !p.log.contains(w.zxid) {
+			p.props = append(p.props, ProposalResult{ID: w.id, Zxid: w.zxid, Err: ErrProposalDropped})
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	p.waiting = keep
+}
+
 // addWaiting registers a proposal whose zxid is known.
 func (p *Peer) addWaiting(z Zxid, id uint64) {
 	if z <= p.log.applied {
@@ -508,9 +525,13 @@ func (p *Peer) failForwarded() {
 	for _, id := range sortedKeys(p.fwdSyncs) {
 		p.syncs = append(p.syncs, SyncResult{ID: id, Err: ErrLeaderLost})
 	}
+	for _, id := range sortedKeys(p.fwdConfs) {
+		p.props = append(p.props, ProposalResult{ID: id, Err: ErrOutcomeUnknown})
+	}
 	clear(p.fwdProps)
 	p.fwdOrder = nil
 	clear(p.fwdSyncs)
+	clear(p.fwdConfs)
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {

@@ -47,8 +47,8 @@ func describe(s *Sim) string {
 			continue
 		}
 		st := n.Peer.SoftState()
-		out += fmt.Sprintf("[%d %v leader=%d epoch=%d serving=%v last=%v commit=%v applied=%d] ", id, st.Role,
-			st.Leader, st.Epoch, st.Serving, n.Peer.LastZxid(), n.Peer.Committed(), n.SM.N)
+		out += fmt.Sprintf("[%d %v leader=%d epoch=%d serving=%v last=%v commit=%v applied=%d voters=%v] ", id, st.Role,
+			st.Leader, st.Epoch, st.Serving, n.Peer.LastZxid(), n.Peer.Committed(), n.SM.N, n.Peer.Voters())
 	}
 	return out
 }

@@ -1,5 +1,7 @@
 package zab
 
+import "slices"
+
 // Progress is what a leader knows about one learner.
 type Progress struct {
 	Observer bool
@@ -25,13 +27,15 @@ type PeerStatus struct {
 	// Progress is set on a leader only: one entry per learner that
 	// contacted it in this reign.
 	Progress map[PeerID]Progress
+	// Voters is the configuration in force (a copy).
+	Voters []PeerID
 }
 
 // Status returns the peer's current state. It is cheap enough to call on
 // every driver loop iteration for metrics.
 func (p *Peer) Status() PeerStatus {
 	st := PeerStatus{SoftState: p.SoftState(), HardState: p.hs, LastZxid: p.log.last(),
-		Committed: p.log.committed, Applied: p.log.applied}
+		Committed: p.log.committed, Applied: p.log.applied, Voters: slices.Clone(p.voters.IDs())}
 	if p.role == RoleLeading {
 		st.Progress = make(map[PeerID]Progress, len(p.lead.learners))
 		for id, li := range p.lead.learners {

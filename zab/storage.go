@@ -29,6 +29,9 @@ func (hs HardState) IsEmpty() bool { return hs == HardState{} }
 type Snapshot struct {
 	Zxid Zxid   `msgpack:"z"`
 	Data []byte `msgpack:"d"`
+	// Voters is the configuration in force at Zxid; nil when the snapshot
+	// predates any (the peers' configured Voters then apply).
+	Voters []PeerID `msgpack:"v,omitempty"`
 }
 
 // Storage is the read-only view of a peer's durable state that the protocol
@@ -163,7 +166,7 @@ func (s *MemoryStorage) SetHardState(hs HardState) {
 func (s *MemoryStorage) ApplySnapshot(snap Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.snap = Snapshot{Zxid: snap.Zxid, Data: slices.Clone(snap.Data)}
+	s.snap = Snapshot{Zxid: snap.Zxid, Data: slices.Clone(snap.Data), Voters: slices.Clone(snap.Voters)}
 	s.base = snap.Zxid
 	s.ents = nil
 }
@@ -219,8 +222,29 @@ func (s *MemoryStorage) CreateSnapshot(z Zxid, data []byte) error {
 	if z > s.lastLocked() {
 		return fmt.Errorf("zab: snapshot %v beyond last zxid %v", z, s.lastLocked())
 	}
-	s.snap = Snapshot{Zxid: z, Data: slices.Clone(data)}
+	s.snap = Snapshot{Zxid: z, Data: slices.Clone(data), Voters: s.votersAtLocked(z)}
 	return nil
+}
+
+// VotersAt returns the configuration in force at z: the newest
+// configuration entry at or before z, else the snapshot's (nil if it has
+// none). ErrCompacted if z is before the snapshot.
+func (s *MemoryStorage) VotersAt(z Zxid) ([]PeerID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if z < s.snap.Zxid {
+		return nil, ErrCompacted
+	}
+	return slices.Clone(s.votersAtLocked(z)), nil
+}
+
+func (s *MemoryStorage) votersAtLocked(z Zxid) []PeerID {
+	for i := s.search(z) - 1; i >= 0 && s.ents[i].Zxid > s.snap.Zxid; i-- {
+		if s.ents[i].IsConfig() {
+			return s.ents[i].Voters
+		}
+	}
+	return s.snap.Voters
 }
 
 // Compact drops the entries up to z, which must not be after the snapshot.
