@@ -84,7 +84,19 @@ type hostileCluster struct {
 	writes int
 }
 
-func startHostileCluster(t *testing.T) *hostileCluster {
+// startHostileCluster starts the ensemble (skipped with -short), commits
+// one write and returns the leader, its epoch and the followers.
+func startHostileCluster(t *testing.T) (c *hostileCluster, leader zab.PeerID, epoch uint32, f1, f2 zab.PeerID) {
+	if testing.Short() {
+		t.Skip("starts a 3-node ensemble")
+	}
+	c = startEnsemble(t)
+	c.write()
+	leader, epoch, f1, f2 = c.roles()
+	return c, leader, epoch, f1, f2
+}
+
+func startEnsemble(t *testing.T) *hostileCluster {
 	c := &hostileCluster{t: t, ids: []zab.PeerID{1, 2, 3}, nodes: map[zab.PeerID]*honestNode{}}
 	var trs []*Transport
 	for _, id := range c.ids {
@@ -244,12 +256,7 @@ func (c *hostileCluster) sendRaw(id, to zab.PeerID, b []byte, closeWrite bool) {
 func evil(z zab.Zxid) []zab.Entry { return []zab.Entry{{Zxid: z, Data: []byte("EVIL")}} }
 
 func TestHostilePeerAgainstEnsemble(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node ensemble")
-	}
-	c := startHostileCluster(t)
-	c.write()
-	L, e, F1, F2 := c.roles()
+	c, L, e, F1, F2 := startHostileCluster(t)
 	const stranger = zab.PeerID(9)
 	const huge = uint32(1<<32 - 2)
 	never := zab.NewZxid(e, 1<<30)

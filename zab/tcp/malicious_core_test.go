@@ -26,9 +26,7 @@ func TestHostileAcksFromAQuorum(t *testing.T) {
 	if os.Getenv("ZAB_HOSTILE_REPRO") == "" {
 		t.Skip("known zab core bug (leader takes unclamped ACK zxids): set ZAB_HOSTILE_REPRO=1 to reproduce")
 	}
-	c := startHostileCluster(t)
-	c.write()
-	L, e, F1, F2 := c.roles()
+	c, L, e, F1, F2 := startHostileCluster(t)
 	never := zab.NewZxid(e, 1<<30)
 	c.send(F1, L, zab.Message{Type: zab.MsgAck, Epoch: e, Zxid: never})
 	c.send(F2, L, zab.Message{Type: zab.MsgAck, Epoch: e, Zxid: never})
@@ -41,17 +39,8 @@ func TestHostileAcksFromAQuorum(t *testing.T) {
 // FOLLOWERINFOs claiming a huge accepted epoch for every small election
 // round. The ensemble must go on committing and must not adopt the epoch.
 func TestHostileFollowerInfoRounds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node ensemble")
-	}
-	c := startHostileCluster(t)
-	c.write()
-	L, e, F1, _ := c.roles()
-	var msgs []zab.Message
-	for r := uint64(0); r < 64; r++ {
-		msgs = append(msgs, zab.Message{Type: zab.MsgFollowerInfo, Epoch: 1<<32 - 1, Zxid: zab.NewZxid(1<<32-1, 1), Round: r})
-	}
-	c.send(F1, L, msgs...)
+	c, L, e, F1, _ := startHostileCluster(t)
+	c.send(F1, L, hugeFollowerInfos(64)...)
 	c.write()
 	L2, e2, _, _ := c.roles()
 	t.Logf("leader %v epoch %d before, leader %v epoch %d after", L, e, L2, e2)
@@ -72,13 +61,8 @@ func TestHostileFollowerInfoFlood(t *testing.T) {
 	if os.Getenv("ZAB_HOSTILE_REPRO") == "" {
 		t.Skip("known zab core hazard (FOLLOWERINFO epoch taken unchecked): set ZAB_HOSTILE_REPRO=1 to reproduce")
 	}
-	c := startHostileCluster(t)
-	c.write()
-	_, e, _, _ := c.roles()
-	var msgs []zab.Message
-	for r := uint64(0); r < 16; r++ {
-		msgs = append(msgs, zab.Message{Type: zab.MsgFollowerInfo, Epoch: 1<<32 - 1, Zxid: zab.NewZxid(1<<32-1, 1), Round: r})
-	}
+	c, _, e, _, _ := startHostileCluster(t)
+	msgs := hugeFollowerInfos(16)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, to := range c.ids {
@@ -92,4 +76,14 @@ func TestHostileFollowerInfoFlood(t *testing.T) {
 		require.GreaterOrEqual(t, st.Epoch, e, "node %v: epoch went back (wrapped)", id)
 	}
 	c.verify(1 << 20)
+}
+
+// hugeFollowerInfos claims the largest accepted epoch for election rounds
+// 0..rounds-1 (rounds are small, so a hostile peer can cover them).
+func hugeFollowerInfos(rounds int) []zab.Message {
+	var msgs []zab.Message
+	for r := range uint64(rounds) {
+		msgs = append(msgs, zab.Message{Type: zab.MsgFollowerInfo, Epoch: 1<<32 - 1, Zxid: zab.NewZxid(1<<32-1, 1), Round: r})
+	}
+	return msgs
 }
