@@ -82,6 +82,11 @@ type Sim struct {
 	// (what a torn write kept, a failed fsync's fail-stop), for the
 	// caller's schedule log.
 	OnFault func(id PeerID, what string)
+	// OnCrash, if set, sees a peer just before it crashes, while its state
+	// machine and storage are still as its last completed Ready left them
+	// (a crash may come in the middle of a Step, after earlier Readies of
+	// that Step applied entries and completed requests).
+	OnCrash func(id PeerID)
 }
 
 // SimNode is one simulated peer with its driver state.
@@ -442,6 +447,9 @@ func (s *Sim) finish(n *SimNode, rd Ready, early bool) {
 // message left). Either way none of rd's messages but the PROPOSALs went
 // out, and nothing was applied.
 func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
+	if s.OnCrash != nil {
+		s.OnCrash(n.ID)
+	}
 	old, _ := n.Storage.InitialState()
 	hs := rd.HardState
 	recs := s.records(n, rd)
@@ -849,6 +857,9 @@ func (s *Sim) Crash(id PeerID) {
 		s.tear(n, rd, diskCrash) // calls Crash again
 		return
 	}
+	if n.Peer != nil && s.OnCrash != nil {
+		s.OnCrash(id)
+	}
 	n.Peer = nil
 	n.inc++
 	n.inflight, n.early, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
@@ -905,17 +916,3 @@ func (s *Sim) Heal() { clear(s.cut) }
 
 // SetFaults changes the drop and duplication rates.
 func (s *Sim) SetFaults(drop, dup float64) { s.cfg.DropRate, s.cfg.DupRate = drop, dup }
-
-// ProposeConfig submits a configuration change at peer id under a fresh
-// request id, which it returns with the immediate error (ErrNoLeader while
-// the peer is down or blocked).
-func (s *Sim) ProposeConfig(id PeerID, cc ConfChange) (uint64, error) {
-	n := s.nodes[id]
-	if n.Peer == nil || s.blocked(n) {
-		return 0, ErrNoLeader
-	}
-	n.nextReq++
-	err := n.Peer.ProposeConfig(n.nextReq, cc)
-	s.dirty[id] = true
-	return n.nextReq, err
-}
