@@ -75,6 +75,10 @@ func newCluster(cfg zab.SimConfig) (*cluster, error) {
 	for _, id := range s.IDs() {
 		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	}
+	// A peer that crashes in the middle of a step (a disk fault) may have
+	// applied entries and completed requests earlier in that step: its
+	// tree catches up first, as coord's state machine would have.
+	s.OnCrash = func(id zab.PeerID) { c.catchUp(c.reps[id]) }
 	return c, nil
 }
 

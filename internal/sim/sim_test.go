@@ -204,3 +204,33 @@ func TestCheckerCatchesDuplicateRetries(t *testing.T) {
 func TestCheckerCatchesDiffWithoutTrunc(t *testing.T) {
 	requireCaught(t, false, func(c *Config) { c.Mistake = zab.MistakeDiffWithoutTrunc })
 }
+
+// TestShrink shrinks a failing run (stale reads fail with few faults) and
+// replays the smaller set: it must still fail, and the names round-trip.
+func TestShrink(t *testing.T) {
+	var cfg Config
+	var res *Result
+	for seed := uint64(1); seed <= 20 && res == nil; seed++ {
+		cfg = Config{Seed: seed, StaleReads: true}
+		if r := Run(cfg); r.Failed() {
+			res = r
+		}
+	}
+	if res == nil {
+		t.Fatal("no failing seed to shrink")
+	}
+	on, sr := Shrink(cfg, res)
+	if !sr.Failed() {
+		t.Fatalf("seed %d: the shrunk result does not fail", cfg.Seed)
+	}
+	small := cfg
+	small.Disable = AllFaults &^ on
+	if !Run(small).Failed() {
+		t.Fatalf("seed %d: replaying with %v no longer fails", cfg.Seed, on)
+	}
+	got, err := ParseFaults(small.Disable.String())
+	if err != nil || got != small.Disable {
+		t.Fatalf("ParseFaults(%q) = %v, %v", small.Disable, got, err)
+	}
+	t.Logf("seed %d (stale reads) still fails with only {%v}; flags: %s", cfg.Seed, on, ReplayCommand("TestLinearizable", small))
+}
