@@ -72,16 +72,18 @@ func (s *entrySM) entries() []zab.Entry {
 
 type honestNode struct {
 	tr   *Transport
+	tap  *tapTransport
 	node *zab.Node
 	sm   *entrySM
 	dir  string
 }
 
 type hostileCluster struct {
-	t      *testing.T
-	ids    []zab.PeerID
-	nodes  map[zab.PeerID]*honestNode
-	writes int
+	t         *testing.T
+	ids       []zab.PeerID
+	nodes     map[zab.PeerID]*honestNode
+	writes    int
+	sentinels uint64
 }
 
 // startHostileCluster starts the ensemble (skipped with -short), commits
@@ -107,9 +109,10 @@ func startEnsemble(t *testing.T) *hostileCluster {
 	connect(trs...)
 	for _, id := range c.ids {
 		h := c.nodes[id]
+		h.tap = newTap(h.tr)
 		n, err := zab.StartNode(zab.NodeConfig{
 			Core:         zab.Config{ID: id, Voters: c.ids, Seed: uint64(id), SyncLimit: 30, InitLimit: 60},
-			Transport:    h.tr,
+			Transport:    h.tap,
 			StateMachine: h.sm,
 			DataDir:      h.dir,
 			TickInterval: 10 * time.Millisecond,
@@ -221,22 +224,79 @@ func (c *hostileCluster) as(id, to zab.PeerID) net.Conn {
 	return conn
 }
 
-// send writes msgs from id to node to in one frame, then a second frame
-// with a harmless message, and waits until the connection reader took both
-// in (the second is counted last), so the core has the hostile ones queued.
+// tapTransport is what a Node gets: the real Transport, with every
+// delivered message seen on the way, so a test knows when its hostile
+// messages reached the node (the real peer's reconnect can cut an
+// impersonating connection before it was read).
+type tapTransport struct {
+	*Transport
+	out  chan zab.Message
+	stop chan struct{}
+	once sync.Once
+	mu   sync.Mutex
+	seen map[uint64]bool // sentinel MsgPong Seqs delivered
+}
+
+func newTap(tr *Transport) *tapTransport {
+	tt := &tapTransport{Transport: tr, out: make(chan zab.Message), stop: make(chan struct{}), seen: map[uint64]bool{}}
+	go func() {
+		defer close(tt.out)
+		for m := range tr.Receive() {
+			if m.Type == zab.MsgPong && m.Seq >= sentinelBase {
+				tt.mu.Lock()
+				tt.seen[m.Seq] = true
+				tt.mu.Unlock()
+			}
+			select {
+			case tt.out <- m:
+			case <-tt.stop:
+				return
+			}
+		}
+	}()
+	return tt
+}
+
+func (tt *tapTransport) Receive() <-chan zab.Message { return tt.out }
+
+func (tt *tapTransport) Close() error {
+	err := tt.Transport.Close()
+	tt.once.Do(func() { close(tt.stop) })
+	return err
+}
+
+func (tt *tapTransport) delivered(seq uint64) bool {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.seen[seq]
+}
+
+// sentinelBase starts the Seqs of the sentinel pongs (ignored by the core:
+// epoch 0) that follow hostile messages.
+const sentinelBase = 1 << 62
+
+// send writes msgs from id to node to in one frame, then a sentinel frame,
+// and retries until the node was handed the sentinel (so every hostile
+// message before it), within stallBound.
 func (c *hostileCluster) send(id, to zab.PeerID, msgs ...zab.Message) {
 	c.t.Helper()
 	for i := range msgs {
 		msgs[i].From, msgs[i].To = id, to
 	}
-	tr := c.nodes[to].tr
-	before := tr.Stats().FramesReceived
-	conn := c.as(id, to)
-	_, err := conn.Write(append(batchFrame(c.t, msgs...), batchFrame(c.t, zab.Message{Type: zab.MsgPong, From: id, To: to})...))
-	require.NoError(c.t, err)
-	eventually(c.t, stallBound, func() bool { return tr.Stats().FramesReceived >= before+2 },
-		"node %v did not read the hostile frames", to)
-	_ = conn.Close()
+	c.sentinels++
+	seq := sentinelBase + c.sentinels
+	frames := append(batchFrame(c.t, msgs...), batchFrame(c.t, zab.Message{Type: zab.MsgPong, From: id, To: to, Seq: seq})...)
+	tap := c.nodes[to].tap
+	deadline := time.Now().Add(stallBound)
+	for !tap.delivered(seq) {
+		require.True(c.t, time.Now().Before(deadline), "node %v was never handed the hostile messages", to)
+		conn := c.as(id, to)
+		_, _ = conn.Write(frames)
+		for end := time.Now().Add(time.Second); time.Now().Before(end) && !tap.delivered(seq); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		_ = conn.Close()
+	}
 }
 
 // sendRaw writes raw bytes after an authenticated handshake as id and
