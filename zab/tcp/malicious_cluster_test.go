@@ -373,8 +373,15 @@ func TestHostilePeerAgainstEnsemble(t *testing.T) {
 		attack func()
 	}{
 		{"non-member speaks every message to every node", func() {
+			// A non-member may observe (reconfiguration), so it may reach
+			// a leader's discovery: it still must not move the epoch.
+			infos := hugeFollowerInfos(64)
+			for _, m := range hugeFollowerInfos(64) {
+				m.Observer = true
+				infos = append(infos, m)
+			}
 			for _, to := range c.ids {
-				c.send(stranger, to, append(all(e), app[1])...)
+				c.send(stranger, to, append(append(all(e), app[1]), infos...)...)
 			}
 		}},
 		{"follower sends leader messages to the other follower, stale, current and future epoch", func() {
