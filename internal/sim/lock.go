@@ -64,6 +64,7 @@ type action struct {
 	at, token int64
 	cl        *sclient
 	sent      int64
+	path      string
 }
 
 func (r *srunner) lockStep(cl *sclient) {
@@ -204,7 +205,9 @@ func (r *srunner) acquired(cl *sclient, token int64) {
 	now := r.s.Now()
 	lk.token, lk.phase = token, lkHolding
 	lk.inflight, lk.releasing = false, false
-	lk.holdEnd = now + 30 + r.rng.Int64N(300)
+	// Some work outlasts the session timeout: a holder then depends on
+	// its session staying alive, and must stop when it may not be.
+	lk.holdEnd = now + 30 + r.rng.Int64N(2*cl.timeout)
 	lk.nextAct = now
 	if cl.sess.breaks > lk.breaks0 || cl.sess.closed {
 		r.logf("client %d: acquired %s (token %d) but the lease is already broken", cl.id, lk.path, token)
@@ -234,10 +237,11 @@ func (r *srunner) act(cl *sclient) {
 			return
 		}
 	}
-	// Work may take up to a quarter of the timeout: a holder that stops at
-	// Suspended (half the timeout before Lost) still finishes it in time.
-	d := 1 + r.rng.Int64N(max(1, cl.timeout/4))
-	r.lock.inflight = append(r.lock.inflight, action{at: now + d, token: lk.token, cl: cl, sent: now})
+	// Work may take almost half the timeout: a holder that stops at
+	// Suspended (half the timeout before Lost, noticed within a tick or a
+	// short maintain stall) still finishes it before the session can expire.
+	d := 1 + r.rng.Int64N(max(1, cl.timeout/2-6*sTick))
+	r.lock.inflight = append(r.lock.inflight, action{at: now + d, token: lk.token, cl: cl, sent: now, path: lk.path})
 	lk.inflight = true
 	lk.nextAct = now + d + r.rng.Int64N(40)
 	r.res.Actions++
@@ -305,6 +309,14 @@ func (r *srunner) lockTick() {
 		if a.at > now {
 			keep = append(keep, a)
 			continue
+		}
+		// The work must land while the lock is still the holder's: before
+		// its node is deleted (by the holder or its session's expiry).
+		for _, g := range r.gone[a.path] {
+			if int64(g.z) > a.token && g.at < now {
+				r.fail("work of client %d under token %d (sent at %d) lands at %d, after its lock node %s was deleted "+
+					"at %v (time %d)", a.cl.id, a.token, a.sent, now, a.path, g.z, g.at)
+			}
 		}
 		if a.token < l.maxToken {
 			r.fail("the fenced resource got token %d from client %d (sent at %d) after token %d: two holders' "+

@@ -1087,7 +1087,7 @@ func (r *srunner) restart(id zab.PeerID) {
 func (r *srunner) fault() {
 	s, ids := r.s, r.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
-	switch r.rng.IntN(18) {
+	switch r.rng.IntN(20) {
 	case 0, 1:
 		if l := s.Leader(); l != 0 {
 			r.isolate(l)
@@ -1135,7 +1135,7 @@ func (r *srunner) fault() {
 		dup := []float64{0, 0.05, 0.2}[r.rng.IntN(3)]
 		s.SetFaults(r.drop, dup)
 		r.logf("fault: drop=%.2f dup=%.2f", r.drop, dup)
-	case 11:
+	case 11, 19:
 		// Isolate the peer of a client, the lock holder's if there is one.
 		id := pick()
 		if r.lock != nil && r.lock.holder != nil {
@@ -1179,12 +1179,12 @@ func (r *srunner) fault() {
 		}
 		r.nodes[id].stallUntil = max(r.nodes[id].stallUntil, s.Now()+d)
 		r.logf("fault: maintain loop of node %d stalls for %d", id, d)
-	case 16:
+	case 16, 18:
 		// A leader cut off whose clock stops: it keeps believing it leads
 		// while the others elect a successor (the case coord's
 		// acknowledgement after a quorum round exists for).
 		if l := s.Leader(); l != 0 {
-			d := []int64{100, 300, 600}[r.rng.IntN(3)]
+			d := []int64{150, 300, 600}[r.rng.IntN(3)]
 			if st, ok := any(s).(interface{ StallTicks(zab.PeerID, int64) }); ok {
 				st.StallTicks(l, d)
 				r.isolate(l)
