@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"slices"
 	"time"
 
 	"github.com/coord-dev/coord/internal/gossip"
@@ -45,13 +46,19 @@ func memberOf(m gossip.Member) Member {
 }
 
 // Members returns the cluster's members as gossip sees them, this node
-// included. Gossip is not the quorum: a member listed alive may be
-// unreachable for replication, and the voter set is the committed
-// configuration, not this list.
+// included, each with its Role in the voter configuration in force here
+// (see Voters). Gossip is not the quorum: a member listed alive may be
+// unreachable for replication.
 func (n *Node) Members() []Member {
+	voters := n.Voters()
 	var out []Member
 	for _, m := range n.gossip.Members() {
-		out = append(out, memberOf(m))
+		mm := memberOf(m)
+		mm.Role = RoleObserver
+		if slices.Contains(voters, mm.ID) {
+			mm.Role = RoleVoter
+		}
+		out = append(out, mm)
 	}
 	return out
 }
@@ -73,6 +80,9 @@ const (
 	EventMemberLeft
 	EventMemberFailed
 	EventLeaderChanged
+	// EventVotersChanged: the voter configuration in force changed
+	// (Voters set).
+	EventVotersChanged
 )
 
 // ClusterEvent is a change of membership (Member set) or of leader (Leader
@@ -82,6 +92,7 @@ type ClusterEvent struct {
 	Member Member
 	Leader uint64
 	Epoch  uint32
+	Voters []uint64
 }
 
 func memberEventType(t gossip.EventType) ClusterEventType {

@@ -45,6 +45,18 @@ var (
 	ErrNoQuorum = errors.New("coord: no leader with a quorum")
 	// ErrClosed: the Node or Session is closed.
 	ErrClosed = errors.New("coord: closed")
+	// ErrReconfigInProgress: another voter change is not committed yet;
+	// changes go one at a time.
+	ErrReconfigInProgress = errors.New("coord: a voter change is still in progress")
+	// ErrReconfigUnsafe: the voter change would leave a voter set without
+	// a live quorum, so it was refused.
+	ErrReconfigUnsafe = errors.New("coord: voter change would leave no live quorum")
+	// ErrNotSynced: AddVoter named a node that is not running as an
+	// observer synced with the leader.
+	ErrNotSynced = errors.New("coord: node is not a synced observer")
+	// ErrInvalidReconfig: the voter change makes no sense (the last voter,
+	// node id 0).
+	ErrInvalidReconfig = errors.New("coord: invalid voter change")
 	// ErrWatchOverflow ends a persistent watch whose consumer fell more than
 	// MaxWatchBacklog events behind; re-read and watch again.
 	ErrWatchOverflow = errors.New("coord: watch consumer too slow, events dropped")

@@ -276,6 +276,7 @@ func (n *Node) maintain() {
 	defer t.Stop()
 	var lastLeader zab.PeerID
 	var lastEpoch uint32
+	var lastVoters []zab.PeerID
 	var nextReap time.Time
 	for {
 		select {
@@ -291,6 +292,12 @@ func (n *Node) maintain() {
 		if ss.Leader != lastLeader || ss.Epoch != lastEpoch {
 			lastLeader, lastEpoch = ss.Leader, ss.Epoch
 			n.emit(ClusterEvent{Type: EventLeaderChanged, Leader: uint64(ss.Leader), Epoch: ss.Epoch})
+		}
+		if !slices.Equal(st.Voters, lastVoters) {
+			if lastVoters != nil {
+				n.emit(ClusterEvent{Type: EventVotersChanged, Voters: n.Voters()})
+			}
+			lastVoters = st.Voters
 		}
 		n.tickSessions(now, ss.Leader, ss.Serving)
 		leading := ss.Role == zab.RoleLeading && ss.Serving

@@ -72,8 +72,10 @@ type Status struct {
 	LoopBusy float64
 	// Progress is, on a leader, what it knows of each learner (nil otherwise).
 	Progress map[PeerID]Progress
-	// Voters is the configuration in force on this node.
-	Voters []PeerID
+	// Voters is the configuration in force on this node, logged at
+	// ConfigZxid.
+	Voters     []PeerID
+	ConfigZxid Zxid
 }
 
 // ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
@@ -561,15 +563,16 @@ func (n *Node) snapshotTaken(sd snapDone) {
 func (n *Node) publish() {
 	ps := n.peer.Status()
 	st := &Status{
-		ID:        n.peer.ID(),
-		SoftState: ps.SoftState,
-		LastZxid:  ps.LastZxid,
-		Committed: ps.Committed,
-		Applied:   n.applied,
-		Snapshots: n.snapshots,
-		LoopBusy:  n.busy.fraction(),
-		Progress:  ps.Progress,
-		Voters:    ps.Voters,
+		ID:         n.peer.ID(),
+		SoftState:  ps.SoftState,
+		LastZxid:   ps.LastZxid,
+		Committed:  ps.Committed,
+		Applied:    n.applied,
+		Snapshots:  n.snapshots,
+		LoopBusy:   n.busy.fraction(),
+		Progress:   ps.Progress,
+		Voters:     ps.Voters,
+		ConfigZxid: ps.ConfigZxid,
 	}
 	if n.disk != nil {
 		st.FsyncP50, st.FsyncP99 = n.disk.fsyncPercentiles()

@@ -144,6 +144,12 @@ func (p *Peer) noteConfigs(ents []Entry) {
 	}
 	if changed {
 		p.setVoters()
+		if p.role == RoleLeading {
+			// Count learners by the new configuration from now on.
+			for id, li := range p.lead.learners {
+				li.observer = !p.voters.Contains(id)
+			}
+		}
 	}
 }
 
@@ -192,8 +198,8 @@ func (p *Peer) setVoters() {
 // confPending reports whether the newest configuration is not committed.
 func (p *Peer) confPending() bool { return p.confs[len(p.confs)-1].zxid > p.log.committed }
 
-// checkRole re-joins in the right role after the configuration made this
-// peer a voter or an observer. A leader removed from the voters keeps
+// checkRole takes the role the configuration gives this peer after it made
+// it a voter or an observer. A leader removed from the voters keeps
 // leading until the change commits (maybeCommit steps it down).
 func (p *Peer) checkRole() {
 	if !p.confDirty {
@@ -206,8 +212,14 @@ func (p *Peer) checkRole() {
 		if voter == (p.role == RoleFollowing) {
 			return
 		}
-		p.logger.Info("zab: role changed by the configuration, re-joining", "voter", voter)
-		p.becomeLooking()
+		// Switch in place: the leader counts us by its configuration,
+		// which holds the same entry, so there is nothing to re-join.
+		p.role = RoleObserving
+		if voter {
+			p.role = RoleFollowing
+			p.lrn.ackDue = p.lrn.nlDone // acknowledge what we hold at once
+		}
+		p.logger.Info("zab: role changed by the configuration", "role", p.role)
 	case RoleLooking:
 		// Votes were cast in the old role.
 		if p.mayLead() != p.el.candidate {

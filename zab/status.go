@@ -27,15 +27,18 @@ type PeerStatus struct {
 	// Progress is set on a leader only: one entry per learner that
 	// contacted it in this reign.
 	Progress map[PeerID]Progress
-	// Voters is the configuration in force (a copy).
-	Voters []PeerID
+	// Voters is the configuration in force (a copy), logged at ConfigZxid
+	// (the snapshot's zxid, or zero, when it predates the log).
+	Voters     []PeerID
+	ConfigZxid Zxid
 }
 
 // Status returns the peer's current state. It is cheap enough to call on
 // every driver loop iteration for metrics.
 func (p *Peer) Status() PeerStatus {
 	st := PeerStatus{SoftState: p.SoftState(), HardState: p.hs, LastZxid: p.log.last(),
-		Committed: p.log.committed, Applied: p.log.applied, Voters: slices.Clone(p.voters.IDs())}
+		Committed: p.log.committed, Applied: p.log.applied, Voters: slices.Clone(p.voters.IDs()),
+		ConfigZxid: p.confs[len(p.confs)-1].zxid}
 	if p.role == RoleLeading {
 		st.Progress = make(map[PeerID]Progress, len(p.lead.learners))
 		for id, li := range p.lead.learners {
