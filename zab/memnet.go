@@ -916,3 +916,17 @@ func (s *Sim) Heal() { clear(s.cut) }
 
 // SetFaults changes the drop and duplication rates.
 func (s *Sim) SetFaults(drop, dup float64) { s.cfg.DropRate, s.cfg.DupRate = drop, dup }
+
+// ProposeConfig submits a configuration change at peer id under a fresh
+// request id, which it returns with the immediate error (ErrNoLeader while
+// the peer is down or blocked).
+func (s *Sim) ProposeConfig(id PeerID, cc ConfChange) (uint64, error) {
+	n := s.nodes[id]
+	if n.Peer == nil || s.blocked(n) {
+		return 0, ErrNoLeader
+	}
+	n.nextReq++
+	err := n.Peer.ProposeConfig(n.nextReq, cc)
+	s.dirty[id] = true
+	return n.nextReq, err
+}
