@@ -462,10 +462,13 @@ func newChaosCluster(t *testing.T, n int) *chaosCluster {
 		procs:  make([]*chaosProc, n),
 		incs:   make([]int, n),
 	}
+	// The proxy listens on ports picked with the others (port 0 could
+	// hand it one of the ports just picked for a node).
+	proxyAddrs := procFreeAddrs(t, n, taken)
 	c.proxy = faultproxy.New(faultproxy.Config{Identify: chaosIdentify})
 	t.Cleanup(func() { c.proxy.Close() })
 	for i := range n {
-		addr, err := c.proxy.Listen(i+1, "127.0.0.1:0", c.bind[i])
+		addr, err := c.proxy.Listen(i+1, proxyAddrs[i], c.bind[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -777,16 +780,24 @@ func (c *chaosCluster) signal(id int, sig syscall.Signal) {
 	}
 }
 
-// allReady waits up to d for every node to have joined.
+// allReady waits up to d for every node to have joined. A node that
+// exits first ends the wait at once (its log says why; a port taken by
+// another process in the meantime is one reason).
 func (c *chaosCluster) allReady(d time.Duration) bool {
-	return c.waitFor(d, func() bool {
+	exited := false
+	ok := c.waitFor(d, func() bool {
+		all := true
 		for _, p := range c.procs {
 			if p == nil || !p.ready {
-				return false
+				all = false
+			}
+			if p != nil && p.dead && !p.ready {
+				exited = true
 			}
 		}
-		return true
+		return all || exited
 	})
+	return ok && !exited
 }
 
 // states describes every node for a failure message.
