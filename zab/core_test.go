@@ -420,7 +420,9 @@ func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
 	h.drain()
 	require.NoError(t, h.p.Propose(1, []byte("a")))
 	z := NewZxid(1, 1)
-	// The follower's ACK arrives before the leader persisted its own copy.
+	// The PROPOSAL is out (flushed), and the follower's ACK arrives
+	// before the leader persisted its own copy.
+	require.True(t, h.p.HasReady())
 	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, Zxid: z})
 	require.Zero(t, h.p.Committed())
 	rd := h.p.Ready()

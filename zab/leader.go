@@ -1,6 +1,9 @@
 package zab
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // learnerInfo is what a leader knows about one follower or observer.
 type learnerInfo struct {
@@ -109,6 +112,13 @@ func (p *Peer) leaderCheckInfoQuorum() {
 		if li := l.learners[id]; li.info && !li.observer && li.accepted > e {
 			e = li.accepted
 		}
+	}
+	if e >= math.MaxUint32-1 {
+		// Only a forged FOLLOWERINFO claims this; wrapping to epoch 0
+		// would reuse every zxid. Refuse to lead.
+		p.logger.Error("zab: epoch space exhausted, refusing to lead", "accepted", e)
+		p.becomeLooking()
+		return
 	}
 	e++
 	p.setAccepted(e)
@@ -266,6 +276,7 @@ func (p *Peer) maybeCommit() {
 		}
 		return 0
 	})
+	q = min(q, p.log.last())
 	if q > p.log.committed {
 		p.log.committed = q
 		if !p.voters.Contains(p.id) && !p.confPending() {
@@ -476,8 +487,10 @@ func (p *Peer) stepLeader(m Message) {
 		if !li.syncing {
 			return
 		}
-		if m.Zxid > li.acked {
-			li.acked = m.Zxid
+		// Never credit more than we sent it: an acknowledgement beyond
+		// that (a bug or a forgery) would commit past our log.
+		if z := min(m.Zxid, li.sent); z > li.acked {
+			li.acked = z
 		}
 		if m.NewLeader && !li.nlAcked {
 			li.nlAcked = true

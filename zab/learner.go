@@ -1,5 +1,7 @@
 package zab
 
+import "slices"
+
 // learnerState is the state of a follower or observer.
 type learnerState struct {
 	lastHeard    uint64 // last valid message from the leader
@@ -14,11 +16,11 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
-	snapSeq      uint64 // synchronisation the snapshot chunks in snapBuf belong to
+	snapSeq      uint64 // synchronisation the snapshot chunks belong to
 	snapZxid     Zxid
-	snapBuf      []byte
-	snapGot      map[uint64]bool // offsets of the chunks received
-	snapHave     int             // bytes received
+	snapTotal    uint64            // the size the chunks claim
+	snapChunks   map[uint64][]byte // by offset; memory grows only with bytes received
+	snapHave     uint64            // bytes received
 	snapMode     *Message        // the SNAP itself, if it overtook chunks
 	fwdDue       bool            // new forwarded writes wait to be sent
 	readSeq      uint64          // highest read sequence seen in a ping
@@ -279,23 +281,45 @@ func (p *Peer) learnerSnapChunk(m Message) {
 	if m.Seq != lr.reqSeq || lr.modeSeq == lr.reqSeq {
 		return // another synchronisation's, or already installed
 	}
-	if m.Offset+uint64(len(m.Snap)) > m.Total || m.Total > 1<<40 {
+	if len(m.Snap) == 0 || m.Offset+uint64(len(m.Snap)) > m.Total || m.Offset+uint64(len(m.Snap)) < m.Offset {
 		return
 	}
-	if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || uint64(len(lr.snapBuf)) != m.Total {
-		lr.snapSeq, lr.snapZxid = m.Seq, m.Prev
-		lr.snapBuf, lr.snapGot, lr.snapHave = make([]byte, m.Total), map[uint64]bool{}, 0
+	if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || lr.snapTotal != m.Total {
+		lr.snapSeq, lr.snapZxid, lr.snapTotal = m.Seq, m.Prev, m.Total
+		lr.snapChunks, lr.snapHave = map[uint64][]byte{}, 0
 	}
-	if lr.snapGot[m.Offset] {
-		return // a duplicate
+	if _, dup := lr.snapChunks[m.Offset]; dup {
+		return
 	}
-	lr.snapGot[m.Offset] = true
-	lr.snapHave += copy(lr.snapBuf[m.Offset:], m.Snap)
+	lr.snapChunks[m.Offset] = m.Snap
+	lr.snapHave += uint64(len(m.Snap))
 	lr.lastProgress = p.now
-	if mm := lr.snapMode; mm != nil && lr.snapHave == len(lr.snapBuf) && mm.Seq == lr.snapSeq {
+	if mm := lr.snapMode; mm != nil && lr.snapHave >= lr.snapTotal && mm.Seq == lr.snapSeq {
 		lr.snapMode = nil
 		p.learnerSync(*mm)
 	}
+}
+
+// snapAssembled returns the chunked snapshot once its chunks tile it
+// exactly. The buffer is allocated only then, so a chunk that lies about
+// the total costs no more memory than the bytes actually received.
+func (lr *learnerState) snapAssembled() ([]byte, bool) {
+	if lr.snapHave != lr.snapTotal {
+		return nil, false
+	}
+	offs := make([]uint64, 0, len(lr.snapChunks))
+	for off := range lr.snapChunks {
+		offs = append(offs, off)
+	}
+	slices.Sort(offs)
+	buf := make([]byte, 0, lr.snapTotal)
+	for _, off := range offs {
+		if off != uint64(len(buf)) {
+			return nil, false // overlapping or missing chunks
+		}
+		buf = append(buf, lr.snapChunks[off]...)
+	}
+	return buf, true
 }
 
 // applySyncMode brings our log to end at m.Prev as the leader's does. It
@@ -325,17 +349,17 @@ func (p *Peer) applySyncMode(m Message) bool {
 		data := m.Snap
 		if m.Offset > 0 {
 			// Sent in chunks ahead of this message.
-			if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || uint64(len(lr.snapBuf)) != m.Offset ||
-				lr.snapHave != len(lr.snapBuf) {
+			buf, ok := lr.snapAssembled()
+			if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || lr.snapTotal != m.Offset || !ok {
 				// Chunks still missing (reordered): apply it once they
 				// are all here.
 				mm := m
 				lr.snapMode = &mm
 				return false
 			}
-			data = lr.snapBuf
+			data = buf
 		}
-		lr.snapBuf, lr.snapGot, lr.snapMode = nil, nil, nil
+		lr.snapChunks, lr.snapHave, lr.snapTotal, lr.snapMode = nil, 0, 0, nil
 		snap := Snapshot{Zxid: m.Prev, Data: data, Voters: m.Voters}
 		p.log.installSnapshot(snap)
 		p.confSnapshot(snap)
