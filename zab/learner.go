@@ -21,9 +21,9 @@ type learnerState struct {
 	snapTotal    uint64            // the size the chunks claim
 	snapChunks   map[uint64][]byte // by offset; memory grows only with bytes received
 	snapHave     uint64            // bytes received
-	snapMode     *Message        // the SNAP itself, if it overtook chunks
-	fwdDue       bool            // new forwarded writes wait to be sent
-	readSeq      uint64          // highest read sequence seen in a ping
+	snapMode     *Message          // the SNAP itself, if it overtook chunks
+	fwdDue       bool              // new forwarded writes wait to be sent
+	readSeq      uint64            // highest read sequence seen in a ping
 	lastPong     uint64
 	lastResync   uint64
 	resyncAt     Zxid
