@@ -324,10 +324,6 @@ func expectedEvents(txn tree.Txn, res tree.Result, ephemerals []string) []tree.E
 	return out
 }
 
-func sameEvents(a, b []tree.Event) bool {
-	return slices.Equal(a, b)
-}
-
 // apply applies one committed entry to rep's tree and checks it: digests
 // agree across peers, watch events are exactly the txn's, every one-shot
 // watch fires at the first change of its node, and every ephemeral belongs
@@ -381,11 +377,11 @@ func (r *srunner) apply(rep *srep, e zab.Entry) {
 			}
 		}
 	}
-	if got, exp := rep.rec.evs[mark:], filterRec(want); !sameEvents(got, exp) {
+	if got, exp := rep.rec.evs[mark:], filterRec(want); !slices.Equal(got, exp) {
 		r.fail("peer %d: txn %v (%s): recursive watch on / heard %v, want %v", rep.id, e.Zxid, describeTxn(txn), got, exp)
 		return
 	}
-	if got, exp := rep.kids.evs[kmark:], filterKids(want); !sameEvents(got, exp) {
+	if got, exp := rep.kids.evs[kmark:], filterKids(want); !slices.Equal(got, exp) {
 		r.fail("peer %d: txn %v (%s): persistent watches heard %v, want %v", rep.id, e.Zxid, describeTxn(txn), got, exp)
 		return
 	}
