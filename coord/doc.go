@@ -26,12 +26,19 @@
 //     txn. The owner sees Connected, Suspended (stop acting on locks and
 //     leadership) and Lost, and Lost is reported no later than the leader
 //     can have expired the session.
+//   - The voter set is a replicated configuration, never "whoever gossip
+//     sees": Voters (or BootstrapExpect) only starts it. Any other node
+//     observes (a full read copy, no vote). AddVoter and RemoveVoter change
+//     it one voter at a time and refuse a change that would leave the
+//     voters without a live quorum; Voters reports it.
 //
 // # The caller's duties
 //
 //   - Give every node a unique, stable NodeID and the same Voters (or
 //     BootstrapExpect) and Cluster; keep DataDir across restarts. A node
-//     that loses its DataDir must rejoin with a new id.
+//     that loses its DataDir must rejoin with a new id. To grow the
+//     cluster, start the new node as an observer (Role RoleObserver, the
+//     original Voters) and promote it with AddVoter once it has joined.
 //   - Use a SecretKey on any network that others can reach.
 //   - Pass contexts with deadlines: writes wait for a quorum and retry
 //     through elections until their context ends.

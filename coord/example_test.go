@@ -163,3 +163,40 @@ func ExampleNode_Sync() {
 	fmt.Println(string(data))
 	// Output: 1
 }
+
+func ExampleNode_AddVoter() {
+	first, stop := startOne()
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Another replica joins as an observer: it is not among the voters, it
+	// holds a full copy and serves reads. Seeds name any member's gossip
+	// address.
+	cfg := coord.LocalConfig(2)
+	cfg.Voters = []uint64{1}
+	cfg.Role = coord.RoleObserver
+	cfg.Seeds = []string{first.Members()[0].GossipAddr}
+	second, err := coord.Join(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer second.Close(context.Background())
+
+	// Promote it, then take it out of the voters again: each change is
+	// replicated like a write, one at a time.
+	if err := first.AddVoter(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("voters", first.Voters())
+	if err := first.RemoveVoter(ctx, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("voters", first.Voters())
+	// Output:
+	// voters [1 2]
+	// voters [1]
+}
