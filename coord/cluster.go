@@ -149,6 +149,8 @@ type Stats struct {
 	LoopBusy float64
 	// Snapshots taken since the node started.
 	Snapshots int
+	// Voters is the voter configuration in force on this node.
+	Voters []uint64
 }
 
 // Stats returns a snapshot of the node's state.
@@ -159,7 +161,7 @@ func (n *Node) Stats() Stats {
 		LastZxid: uint64(st.LastZxid), Committed: uint64(st.Committed), Applied: uint64(st.Applied),
 		Znodes: n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50.String(), FsyncP99: st.FsyncP99.String(),
-		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots,
+		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 	}
 	for _, p := range n.tr.Stats().Peers {
 		s.SendQueues[uint64(p.ID)] = p.QueueLen
