@@ -89,7 +89,17 @@ func runSessionSeeds(list []uint64, cfg func(uint64) SessionConfig, stopAtFirst 
 func reportSession(t *testing.T, test string, res *SessionResult) {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d -v\n", res, test, res.Seed)
+	extra := ""
+	if *coordAsIsFlag {
+		extra += " -sim.coordasis"
+	}
+	if *longStallsFlag {
+		extra += " -sim.longstalls"
+	}
+	if *durFlag != 0 {
+		extra += fmt.Sprintf(" -sim.duration=%d", *durFlag)
+	}
+	fmt.Fprintf(&b, "%v\nreplay: go test ./internal/sim -run '%s$' -seed %d%s -v\n", res, test, res.Seed, extra)
 	if f, err := os.CreateTemp("", fmt.Sprintf("coord-simsess-seed%d-*.log", res.Seed)); err == nil {
 		fmt.Fprintln(f, strings.Join(res.Schedule, "\n"))
 		f.Close()
