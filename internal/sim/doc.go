@@ -50,7 +50,8 @@
 //
 //	go test ./internal/sim -run 'TestLinearizable$' -seed N -sim.disable=disk,slowdisk -v
 //
-// A 10,000-seed soak (without -race; about 60 seeds/s on 2 cores):
+// A 10,000-seed soak (without -race; about 50 seeds/s on an idle 2-core
+// machine, so 3-4 minutes):
 //
 //	go test ./internal/sim -run 'TestLinearizable$' -sim.seeds=10000 -sim.base=100000 -timeout 60m
 //

@@ -211,7 +211,7 @@ func TestShrink(t *testing.T) {
 	var cfg Config
 	var res *Result
 	for seed := uint64(1); seed <= 20 && res == nil; seed++ {
-		cfg = Config{Seed: seed, StaleReads: true}
+		cfg = Config{Seed: seed, StaleReads: true, Duration: 600} // short: up to 9 runs
 		if r := Run(cfg); r.Failed() {
 			res = r
 		}
