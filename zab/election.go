@@ -246,8 +246,11 @@ func (p *Peer) outOfElection(from PeerID, n notification) {
 			// just added could not join while another one is down.
 			return true
 		}
+		// The leader id is enough: a follower's vote may still carry the
+		// epoch of an earlier reign of the same leader (ZOOKEEPER-1732),
+		// and the leader itself vouches for its reign.
 		o, ok := p.el.ooe[id]
-		return ok && o.Leader == l && o.Epoch == ln.Epoch
+		return ok && o.Leader == l
 	})
 	if !agree && p.el.candidate {
 		return

@@ -1,7 +1,7 @@
 package zab
 
 import (
-	"math"
+	"errors"
 	"slices"
 )
 
@@ -113,9 +113,9 @@ func (p *Peer) leaderCheckInfoQuorum() {
 			e = li.accepted
 		}
 	}
-	if e >= math.MaxUint32-1 {
-		// Only a forged FOLLOWERINFO claims this; wrapping to epoch 0
-		// would reuse every zxid. Refuse to lead.
+	if e >= MaxEpoch {
+		// Only a forged FOLLOWERINFO claims this (2^31 elections are out
+		// of reach): going on would wrap zxids. Refuse to lead.
 		p.logger.Error("zab: epoch space exhausted, refusing to lead", "accepted", e)
 		p.becomeLooking()
 		return
@@ -402,8 +402,15 @@ func (p *Peer) leaderFlush() {
 		if li.sent < target {
 			for li.sent < target {
 				ents, err := p.log.entries(li.sent, target, p.cfg.MaxMsgEntries)
+				if errors.Is(err, ErrCompacted) {
+					// It is behind our log's start. Count it as sent: our
+					// pings then carry a zxid beyond its last, so it asks
+					// to resync and gets a SNAP.
+					li.sent = target
+					break
+				}
 				if err != nil || len(ents) == 0 {
-					break // compacted: the learner resyncs
+					break
 				}
 				ents = p.fitBytes(ents, 0)
 				p.send(Message{Type: typ, To: id, Epoch: p.epoch, Prev: li.sent, Entries: ents, Commit: c})
@@ -418,7 +425,7 @@ func (p *Peer) leaderFlush() {
 	if l.pingDue {
 		l.pingDue = false
 		for _, id := range l.order {
-			if li := l.learners[id]; !li.observer && li.nlAcked {
+			if li := l.learners[id]; !li.observer && li.nlAcked && !p.silent(li) {
 				p.ping(li)
 			}
 		}

@@ -161,6 +161,9 @@ func (p *Peer) stepLearner(m Message) {
 		if m.Round != p.el.round || p.phase != phaseDiscovery {
 			return // another reign's, or a duplicate
 		}
+		if m.Epoch > MaxEpoch {
+			return // forged: no leader goes there
+		}
 		if m.Epoch < p.hs.AcceptedEpoch && !p.isObserver() {
 			// We promised a newer epoch elsewhere. (Observers promise
 			// nothing: their acknowledgements never count.)

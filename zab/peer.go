@@ -140,6 +140,7 @@ type Peer struct {
 	hsDirty        bool
 	durableCurrent uint32 // currentEpoch known to be persisted
 	stableLast     Zxid   // last zxid known to be persisted
+	snapApplied    Zxid   // the last snapshot installed from a leader (SNAP)
 
 	now    uint64
 	role   Role
@@ -471,6 +472,7 @@ func (p *Peer) resolveReads() {
 
 // snapshotInstalled completes requests a snapshot jumped over.
 func (p *Peer) snapshotInstalled(s Zxid) {
+	p.snapApplied = s
 	for len(p.waiting) > 0 && p.waiting[0].zxid <= s {
 		w := p.waiting[0]
 		p.waiting = p.waiting[1:]
@@ -500,7 +502,9 @@ func (p *Peer) addWaiting(z Zxid, id uint64) {
 		// Already handed out (the answer raced the commit): look it up.
 		var err error
 		switch f, ferr := p.log.floor(z); {
-		case ferr != nil:
+		case ferr != nil, z <= p.snapApplied:
+			// Compacted, or reached through a snapshot: the entry was never
+			// handed out, so its result is not known here.
 			err = ErrOutcomeUnknown
 		case f != z:
 			err = ErrProposalDropped

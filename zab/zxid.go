@@ -7,6 +7,11 @@ import "fmt"
 // Zxids order every change to the replicated state.
 type Zxid uint64
 
+// MaxEpoch bounds epochs so that zxids stay positive as int64, as
+// ZooKeeper's are (a leader refuses to go beyond it; 2^31 elections are out
+// of reach, so only forged messages get there).
+const MaxEpoch = 1<<31 - 1
+
 // NewZxid returns the zxid for counter within epoch.
 func NewZxid(epoch, counter uint32) Zxid { return Zxid(uint64(epoch)<<32 | uint64(counter)) }
 
