@@ -43,9 +43,10 @@ type Node struct {
 	defMu sync.Mutex
 	def   *Session // the default session, replaced when it is lost
 
-	trackMu sync.Mutex
-	tracker *session.Tracker // non-nil while this node leads
-	leading bool
+	trackMu   sync.Mutex
+	tracker   *session.Tracker // non-nil while this node leads
+	leading   bool
+	leadEpoch uint32 // the epoch the tracker was built for
 
 	ackMu       sync.Mutex
 	pendingAcks []pendingAck // heartbeats waiting for a leadership check
@@ -301,10 +302,10 @@ func (n *Node) maintain() {
 		}
 		n.tickSessions(now, ss.Leader, ss.Serving)
 		leading := ss.Role == zab.RoleLeading && ss.Serving
-		expired := n.leaderTick(now, leading)
+		expired := n.leaderTick(now, leading, ss.Epoch)
 		n.flushAcks()
 		for _, id := range expired {
-			n.proposeAsync(tree.Op{Type: tree.OpCloseSession, Session: int64(id)})
+			n.proposeExpiry(int64(id), ss.Epoch)
 		}
 		if leading && !now.Before(nextReap) {
 			nextReap = now.Add(max(time.Second, n.cfg.TickInterval))
@@ -317,11 +318,13 @@ func (n *Node) maintain() {
 
 // leaderTick keeps the session tracker while this node leads and returns
 // the sessions whose expiry passed.
-func (n *Node) leaderTick(now time.Time, leading bool) []session.ID {
+func (n *Node) leaderTick(now time.Time, leading bool, epoch uint32) []session.ID {
 	n.trackMu.Lock()
 	defer n.trackMu.Unlock()
 	switch {
-	case leading && !n.leading:
+	case leading && (!n.leading || epoch != n.leadEpoch):
+		// (Also on a new epoch without a tick in between: expiries of the
+		// old reign were dropped and must not leave sessions closing.)
 		// A new leader gives every session a full timeout from now, as
 		// ZooKeeper does, so a fail-over never expires a healthy session.
 		tr, err := session.NewTracker(n.cfg.TickInterval, now)
@@ -340,7 +343,7 @@ func (n *Node) leaderTick(now time.Time, leading bool) []session.ID {
 	case !leading:
 		n.tracker = nil
 	}
-	n.leading = leading
+	n.leading, n.leadEpoch = leading, epoch
 	if n.tracker == nil {
 		return nil
 	}
@@ -373,8 +376,8 @@ func (n *Node) touchSession(id int64) (leading, alive bool) {
 
 // onApply runs on the zab driver goroutine for every applied txn.
 func (n *Node) onApply(txn tree.Txn, res tree.Result) {
-	if res.Err != nil {
-		return
+	if res.Err != nil || res.Duplicate {
+		return // nothing was applied
 	}
 	switch txn.Op.Type {
 	case tree.OpCreateSession:
@@ -412,6 +415,48 @@ func (n *Node) onApply(txn tree.Txn, res tree.Result) {
 }
 
 // proposeAsync proposes a leader housekeeping op without blocking the caller.
+// proposeExpiry closes a session the tracker expired, only as the leader
+// of epoch, the reign whose clock decided it: a deposed leader's expiry must
+// never be forwarded to (and committed by) a successor that has been
+// keeping the session alive. It retries under one request id while this
+// node still leads in epoch; a new reign rebuilds its tracker and decides
+// afresh.
+func (n *Node) proposeExpiry(id int64, epoch uint32) {
+	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
+		Op: tree.Op{Type: tree.OpCloseSession, Session: id}})
+	if err != nil {
+		n.log.Error("coord: encoding an expiry", "err", err)
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for !n.closed.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
+			go func() {
+				select {
+				case <-n.closing:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			_, err := n.zab.ProposeAsLeader(ctx, epoch, data)
+			cancel()
+			if err == nil || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrNodeClosed) {
+				if err != nil {
+					n.log.Debug("coord: expiry dropped with its reign", "session", id, "epoch", epoch, "err", err)
+				}
+				return
+			}
+			select {
+			case <-n.closing:
+				return
+			case <-time.After(n.cfg.TickInterval):
+			}
+		}
+	}()
+}
+
 func (n *Node) proposeAsync(op tree.Op) {
 	n.wg.Add(1)
 	go func() {

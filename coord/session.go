@@ -79,12 +79,16 @@ func (n *Node) Session(ctx context.Context, opts SessionOptions) (*Session, erro
 	}
 	timeout = session.Negotiate(timeout, n.cfg.MinSessionTimeout, n.cfg.MaxSessionTimeout)
 	sent := time.Now()
-	_, z, err := n.proposeAt(ctx, 0, tree.Op{Type: tree.OpCreateSession, Timeout: int32(timeout.Milliseconds())})
+	res, z, err := n.proposeAt(ctx, 0, tree.Op{Type: tree.OpCreateSession, Timeout: int32(timeout.Milliseconds())})
 	if err != nil {
 		return nil, err
 	}
-	// The session's id is the zxid of its createSession txn.
-	id := int64(z)
+	// The session's id is the zxid of its createSession txn: the first
+	// one's, if a retry was a duplicate.
+	id := res.Session
+	if id == 0 {
+		id = int64(z)
+	}
 	st, err := session.NewState(session.Config{Timeout: timeout}, sent, time.Now())
 	if err != nil {
 		return nil, err

@@ -63,7 +63,11 @@ func (t *Tree) apply(txn *Txn) Result {
 	case OpMulti:
 		return t.applyMulti(txn)
 	case OpCreateSession:
-		return Result{Type: op.Type, Err: t.createSession(op.Session, op.Timeout)}
+		r := Result{Type: op.Type, Err: t.createSession(op.Session, op.Timeout)}
+		if r.Err == nil {
+			r.Session = op.Session
+		}
+		return r
 	case OpCloseSession:
 		return Result{Type: op.Type, Err: t.closeSession(op.Session, txn.Zxid)}
 	case OpReap:

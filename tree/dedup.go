@@ -69,6 +69,7 @@ type resultRec struct {
 	Path    string      `msgpack:"p,omitempty"`
 	Stat    Stat        `msgpack:"s"`
 	Results []resultRec `msgpack:"x,omitempty"`
+	Session int64       `msgpack:"se,omitempty"`
 }
 
 // errCodes numbers the errors a remembered result can carry, for snapshots.
@@ -97,7 +98,7 @@ func codeErr(c uint8) error {
 }
 
 func toRec(r Result) resultRec {
-	rec := resultRec{Type: r.Type, Err: errCode(r.Err), Path: r.Path, Stat: r.Stat}
+	rec := resultRec{Type: r.Type, Err: errCode(r.Err), Path: r.Path, Stat: r.Stat, Session: r.Session}
 	for _, sub := range r.Results {
 		rec.Results = append(rec.Results, toRec(sub))
 	}
@@ -105,7 +106,7 @@ func toRec(r Result) resultRec {
 }
 
 func fromRec(rec resultRec) Result {
-	r := Result{Type: rec.Type, Err: codeErr(rec.Err), Path: rec.Path, Stat: rec.Stat}
+	r := Result{Type: rec.Type, Err: codeErr(rec.Err), Path: rec.Path, Stat: rec.Stat, Session: rec.Session}
 	for _, sub := range rec.Results {
 		r.Results = append(r.Results, fromRec(sub))
 	}

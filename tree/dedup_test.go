@@ -45,6 +45,15 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	_, ok, _ := a.t.Exists("/r/x", nil)
 	require.False(t, ok)
 
+	// A retried createSession names the session the first one created (its
+	// zxid), not the duplicate's.
+	sess := apply(11, Op{Type: OpCreateSession, Session: a.zxid + 1, Timeout: 5000})
+	require.NoError(t, sess.Err)
+	require.Equal(t, a.zxid, sess.Session)
+	sessAgain := apply(11, Op{Type: OpCreateSession, Session: a.zxid + 1, Timeout: 5000})
+	require.True(t, sessAgain.Duplicate)
+	require.Equal(t, sess.Session, sessAgain.Session)
+
 	// The result survives a snapshot.
 	var buf bytes.Buffer
 	_, err := a.t.WriteSnapshot(&buf)
@@ -57,6 +66,8 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	require.Equal(t, first.Path, dupAfter.Path)
 	failedAfter := back.Apply(Txn{Zxid: a.zxid + 2, Time: a.now + 2, ReqID: 10, Op: Op{Type: OpCreate, Path: "/r/x"}})
 	require.ErrorIs(t, failedAfter.Err, ErrNoNode, "a remembered failure survives the snapshot")
+	sessAfter := back.Apply(Txn{Zxid: a.zxid + 3, Time: a.now + 3, ReqID: 11, Op: Op{Type: OpCreateSession, Session: int64(a.zxid) + 3, Timeout: 5000}})
+	require.Equal(t, sess.Session, sessAfter.Session, "the session of a remembered createSession survives the snapshot")
 
 	// After the window the id is forgotten.
 	a.now += DedupWindow + 1

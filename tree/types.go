@@ -143,8 +143,11 @@ type Result struct {
 	Path    string // created path (with its sequence suffix)
 	Stat    Stat   // the node's stat after a create or setData
 	Results []Result
-	// Duplicate is set when the txn's ReqID had already succeeded: this is
-	// that first result and nothing was applied now.
+	// Session is the session a successful createSession created, so that a
+	// retried one (Duplicate) still names it.
+	Session int64
+	// Duplicate is set when the txn's ReqID had already been applied: this
+	// is that first result and nothing was applied now.
 	Duplicate bool
 }
 

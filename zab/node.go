@@ -123,7 +123,10 @@ type Node struct {
 type request struct {
 	data []byte
 	cc   *ConfChange // a configuration change instead of data
-	res  chan result
+	// leaderEpoch, if set, allows the write only while this node leads
+	// in that epoch (ProposeAsLeader).
+	leaderEpoch uint32
+	res         chan result
 }
 
 type result struct {
@@ -213,6 +216,16 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 // wraps ErrOutcomeUnknown: the entry may still commit.
 func (n *Node) Propose(ctx context.Context, data []byte) (Zxid, error) {
 	return n.request(ctx, n.propc, &request{data: data})
+}
+
+// ProposeAsLeader is Propose for decisions only one reign may take (such
+// as expiring a session by the leader's own clock): it is refused with
+// ErrNoLeader, never forwarded, unless this node leads in epoch when the
+// core takes it in. The entry then carries a zxid of that epoch, so once a
+// later epoch is established it can only commit if that epoch's history
+// already held it.
+func (n *Node) ProposeAsLeader(ctx context.Context, epoch uint32, data []byte) (Zxid, error) {
+	return n.request(ctx, n.propc, &request{data: data, leaderEpoch: epoch})
 }
 
 // ProposeConfig changes the voters by one (see Peer.ProposeConfig) and
@@ -417,6 +430,11 @@ func (n *Node) syncCall(id uint64, _ *request) error { return n.peer.Sync(id) }
 
 // proposeCall hands a write or a configuration change to the core.
 func (n *Node) proposeCall(id uint64, req *request) error {
+	if req.leaderEpoch != 0 {
+		if ss := n.peer.SoftState(); ss.Role != RoleLeading || !ss.Serving || ss.Epoch != req.leaderEpoch {
+			return ErrNoLeader
+		}
+	}
 	if req.cc != nil {
 		return n.peer.ProposeConfig(id, *req.cc)
 	}
