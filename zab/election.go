@@ -274,7 +274,9 @@ func (p *Peer) replyVote(m Message) {
 	}
 	if (p.role == RoleFollowing || p.role == RoleObserving) && m.From == p.leader && m.Round > p.el.round {
 		p.becomeLooking()
-		p.stepLooking(m)
+		if p.role == RoleLooking { // a lone voter leads at once
+			p.stepLooking(m)
+		}
 		return
 	}
 	p.send(p.voteMsg(m.From))

@@ -13,6 +13,7 @@ import (
 var (
 	reconfigSeeds = flag.Int("zab.reconfigseeds", 40, "seeds TestSimReconfigChaos runs (soak: thousands)")
 	reconfigBase  = flag.Uint64("zab.reconfigbase", 1000, "first seed of TestSimReconfigChaos")
+	debugElection = flag.Bool("zab.debugelection", false, "log every peer's election state at the end of TestSimReconfigChaos")
 )
 
 // reconfig proposes cc at peer at and runs until its outcome is known.
@@ -199,6 +200,14 @@ func TestSimReconfigChaos(t *testing.T) {
 			s.SetFaults(0, 0)
 			for _, id := range s.IDs() {
 				require.NoError(t, s.Restart(id))
+			}
+			if *debugElection {
+				defer func() {
+					for _, id := range s.IDs() {
+						p := s.Node(id).Peer
+						t.Logf("peer %d role %v round %d vote %+v cand %v ooe %v confs %v committed %v", id, p.role, p.el.round, p.el.vote, p.el.candidate, p.el.ooe, p.confs, p.log.committed)
+					}
+				}()
 			}
 			settleAndConverge(t, s, reqs, 6000)
 			// Roles follow the configuration once it is committed.
