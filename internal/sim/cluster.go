@@ -150,15 +150,16 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 		if zx > z {
 			break
 		}
-		var req request
-		if err := msgpack.Unmarshal(c.log[zx].Data, &req); err != nil {
+		req, err := decodeEntry(c.log[zx])
+		if err != nil {
 			c.fail("entry %v does not decode: %w", zx, err)
 			return
 		}
 		src.Apply(tree.Txn{Zxid: int64(zx), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op})
 	}
 	if src.LastZxid() != int64(z) {
-		c.fail("harness: cannot rebuild the tree at %v for peer %d: history known up to %v", z, r.id, src.LastZxid())
+		snap, _ := c.s.Node(r.id).Storage.Snapshot()
+		c.fail("harness: cannot rebuild the tree at %v for peer %d: history known up to %v (peer's snapshot %v voters %v, sm %v)", z, r.id, zab.Zxid(src.LastZxid()), snap.Zxid, snap.Voters, c.s.Node(r.id).SM.Last)
 		return
 	}
 	if d := c.digests[z]; d != src.Digest() {
@@ -182,9 +183,25 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 	r.tree, r.applied, r.snapAt = t, z, z
 }
 
-func (c *cluster) apply(r *replica, e zab.Entry) {
+// decodeEntry decodes a logged request. A configuration entry (zab's own)
+// becomes a no-op check of the root, so that every tree still applies
+// every zxid and the harness's zxid bookkeeping holds.
+func decodeEntry(e zab.Entry) (request, error) {
 	var req request
-	if err := msgpack.Unmarshal(e.Data, &req); err != nil {
+	if e.IsConfig() {
+		return request{Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1}}, nil
+	}
+	err := msgpack.Unmarshal(e.Data, &req)
+	return req, err
+}
+
+func sameEntry(a, b zab.Entry) bool {
+	return bytes.Equal(a.Data, b.Data) && slices.Equal(a.Voters, b.Voters)
+}
+
+func (c *cluster) apply(r *replica, e zab.Entry) {
+	req, err := decodeEntry(e)
+	if err != nil {
 		c.fail("peer %d: entry %v does not decode: %w", r.id, e.Zxid, err)
 		return
 	}
@@ -197,7 +214,7 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 	}
 	r.applied = e.Zxid
 	d := r.tree.Digest()
-	if prev, ok := c.log[e.Zxid]; ok && !bytes.Equal(prev.Data, e.Data) {
+	if prev, ok := c.log[e.Zxid]; ok && !sameEntry(prev, e) {
 		c.fail("peer %d: applied another entry at %v than a peer before it", r.id, e.Zxid)
 	}
 	if prev, ok := c.digests[e.Zxid]; !ok {
@@ -233,8 +250,11 @@ func (c *cluster) restart(id zab.PeerID) {
 	}
 	r := &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	c.reps[id] = r
-	if n.SM.Last != 0 {
-		c.restore(r, n.SM.Last)
+	// The state machine starts at the snapshot; starting may already have
+	// applied more (a lone voter leads, and commits, at once): the tree
+	// takes those from the log.
+	if snap, _ := n.Storage.Snapshot(); snap.Zxid != 0 {
+		c.restore(r, snap.Zxid)
 	}
 	c.catchUp(r)
 }
@@ -303,7 +323,7 @@ func (c *cluster) checkConverged() error {
 			return fmt.Errorf("peer %d: %d committed entries after %v, the history has %d", id, len(ents), base, len(known))
 		}
 		for i, e := range ents {
-			if e.Zxid != known[i] || !bytes.Equal(e.Data, c.log[known[i]].Data) {
+			if e.Zxid != known[i] || !sameEntry(e, c.log[known[i]]) {
 				return fmt.Errorf("peer %d: committed entry %v differs from the history's %v", id, e.Zxid, known[i])
 			}
 		}

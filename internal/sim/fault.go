@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -37,16 +38,21 @@ const (
 	// FaultClock: clock jumps, a burst of many ticks at once, or no tick
 	// for a while.
 	FaultClock
+	// FaultReconfig: voters added and removed (asked at any peer, the
+	// leader itself included), drawn from a stream of their own so that
+	// the other classes' schedule is the same with or without them.
+	FaultReconfig
 
 	// AllFaults is every class.
-	AllFaults = FaultNet | FaultPartition | FaultCrash | FaultDisk | FaultSlowDisk | FaultPause | FaultClock
+	AllFaults = FaultNet | FaultPartition | FaultCrash | FaultDisk | FaultSlowDisk | FaultPause | FaultClock |
+		FaultReconfig
 )
 
 var faultNames = []struct {
 	f    Faults
 	name string
 }{{FaultNet, "net"}, {FaultPartition, "partition"}, {FaultCrash, "crash"}, {FaultDisk, "disk"},
-	{FaultSlowDisk, "slowdisk"}, {FaultPause, "pause"}, {FaultClock, "clock"}}
+	{FaultSlowDisk, "slowdisk"}, {FaultPause, "pause"}, {FaultClock, "clock"}, {FaultReconfig, "reconfig"}}
 
 // String lists the classes in f, comma-separated ("none" if empty).
 func (f Faults) String() string {
@@ -91,6 +97,26 @@ func ParseFaults(s string) (Faults, error) {
 
 // on reports whether the run uses fault class f.
 func (r *runner) on(f Faults) bool { return r.cfg.Disable&f == 0 }
+
+// reconfigure asks a random running peer to add or remove a random voter,
+// about once in eight faults. Refusals (a change in progress, an unsynced
+// peer, no live quorum left) are part of the test.
+func (r *runner) reconfigure() {
+	if !r.on(FaultReconfig) || r.reconf.IntN(8) != 0 {
+		return
+	}
+	ids := r.c.s.IDs()
+	at, target := ids[r.reconf.IntN(len(ids))], ids[r.reconf.IntN(len(ids))]
+	if !r.c.running(at) {
+		return
+	}
+	cc := zab.ConfChange{Type: zab.ConfAddVoter, ID: target}
+	if slices.Contains(r.c.s.Node(at).Peer.Voters(), target) {
+		cc.Type = zab.ConfRemoveVoter
+	}
+	_, err := r.c.s.ProposeConfig(at, cc)
+	r.logf("fault: %v %d asked at %d: %v", cc.Type, target, at, err)
+}
 
 // driverFault applies one of the driver-level faults (disk, slow disk,
 // pause, clock) number n, its parameters drawn from the seed.

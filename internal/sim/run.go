@@ -109,6 +109,7 @@ type runner struct {
 	cfg     Config
 	c       *cluster
 	rng     *rand.Rand
+	reconf  *rand.Rand // FaultReconfig's own stream
 	clients []*client
 	hist    []porcupine.Operation
 	acked   map[zab.Zxid]uint64 // acknowledged writes: zxid -> ReqID
@@ -147,7 +148,8 @@ func Run(cfg Config) *Result {
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
 	sc.Peer.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
-	r := &runner{cfg: cfg, rng: rng, acked: map[zab.Zxid]uint64{}, restartAt: map[zab.PeerID]int64{}}
+	r := &runner{cfg: cfg, rng: rng, reconf: rand.New(rand.NewPCG(cfg.Seed, 0x7ec0f)), acked: map[zab.Zxid]uint64{},
+		restartAt: map[zab.PeerID]int64{}}
 	// One seed in four starts from a history near the top of the zxid
 	// ranges (see highStart).
 	var high *highStart
@@ -407,6 +409,7 @@ func (r *runner) observe(cl *client, id zab.PeerID, z zab.Zxid) {
 
 // fault applies one fault action drawn from the seed.
 func (r *runner) fault() {
+	r.reconfigure()
 	c, ids := r.c, r.c.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
 	n := r.rng.IntN(21)
