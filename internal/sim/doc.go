@@ -22,7 +22,8 @@
 // process pauses longer than the timeouts, after which the peer takes in
 // the messages that waited for it with its old state (and, like a
 // time.Ticker, one tick); and clock jumps (a burst of ticks at once, or no
-// tick for a while). One seed in four starts every peer from a history
+// tick for a while). Voters are added and removed at random peers (the
+// leader included) through zab's replicated reconfiguration. One seed in four starts every peer from a history
 // whose epoch ran its zxid counter up to 2^32-1, at an epoch near 2^31
 // (not nearer 2^32: the tree, like coord's state machine and ZooKeeper,
 // takes zxids as int64, so an epoch of 2^31 or more makes them negative
@@ -45,7 +46,7 @@
 // linearizable prefix and the operation that cannot follow it) and the
 // run's schedule. It also shrinks the failure: it re-runs the seed with
 // one fault class after another left out (net, partition, crash, disk,
-// slowdisk, pause, clock), keeps out those without which it still fails,
+// slowdisk, pause, clock, reconfig), keeps out those without which it still fails,
 // and prints the replay command for that smaller set, e.g.
 //
 //	go test ./internal/sim -run 'TestLinearizable$' -seed N -sim.disable=disk,slowdisk -v
@@ -57,4 +58,15 @@
 //
 // TestCheckerCatchesDiffWithoutTrunc shows that the checks catch a real
 // protocol mistake, switched on with zab.Config.Mistake (test-only).
+//
+// RunSessions (TestSimSessions, TestSimLock) runs sessions, ephemerals,
+// watches and the lock recipe the same way: coord's session rules on
+// virtual time (heartbeats acknowledged after a quorum-confirmed Sync,
+// expiry by the leader's tracker, the owner's Connected/Suspended/Lost),
+// and checks that ephemerals exist iff their session lives, that no session
+// is expired while its owner may still hold its lease, that watch events
+// come in zxid order without gaps or duplicates, and that lock fencing
+// tokens only increase with never two valid holders. Replay with
+//
+//	go test ./internal/sim -run 'TestSimSessions$' -seed N -v
 package sim
