@@ -533,6 +533,31 @@ func (n *Node) Close(ctx context.Context) error {
 	return nil
 }
 
+// Shutdown stops the node at once, as if its process had died: its
+// sessions are not closed (the leader expires them after their timeout, so
+// their ephemerals stay until then), leadership is not handed off (the
+// others elect a new leader after SyncLimit) and the gossip is not told
+// (the others notice by probing), like memberlist's Shutdown without
+// Leave. Close is the way to stop a node; Shutdown is for tests and demos of
+// failures. Local sessions and watches end with ErrClosed. It is
+// idempotent, and Close after it returns at once.
+func (n *Node) Shutdown() {
+	if n.closed.Swap(true) {
+		<-n.closing
+		return
+	}
+	n.sessMu.Lock()
+	ss := make([]*Session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	n.sessMu.Unlock()
+	for _, s := range ss {
+		s.finish(ErrClosed)
+	}
+	n.shutdown()
+}
+
 // shutdown stops everything; it is safe on a half-started node.
 func (n *Node) shutdown() {
 	n.closed.Store(true)

@@ -218,8 +218,13 @@ func TestKilledNodeEphemeralsExpire(t *testing.T) {
 	require.NoError(t, err)
 
 	// Kill: no Close, no session close; heartbeats just stop.
-	c.nodes[victim].shutdown()
+	killed := c.nodes[victim]
+	killed.Shutdown()
 	delete(c.nodes, victim)
+	killed.Shutdown() // idempotent
+	require.NoError(t, killed.Close(ctx), "Close after Shutdown returns at once")
+	_, err = s.Create(ctx, "/after", nil, Ephemeral)
+	require.ErrorIs(t, err, ErrClosed)
 	start := time.Now()
 	require.Eventually(t, func() bool {
 		_, ok, err := c.nodes[other].Exists(ctx, "/victim")
@@ -245,7 +250,7 @@ func TestLeaderKilledWritesResume(t *testing.T) {
 		require.NoError(t, err)
 		acked = append(acked, p)
 	}
-	c.nodes[leader].shutdown()
+	c.nodes[leader].Shutdown()
 	delete(c.nodes, leader)
 	start := time.Now()
 	for {
@@ -311,7 +316,7 @@ func TestNoOrphansAcrossFailover(t *testing.T) {
 		}()
 	}
 	time.Sleep(150 * time.Millisecond)
-	c.nodes[leader].shutdown()
+	c.nodes[leader].Shutdown()
 	delete(c.nodes, leader)
 	time.Sleep(600 * time.Millisecond)
 	close(stop)
@@ -348,7 +353,7 @@ func TestSessionSurvivesFailover(t *testing.T) {
 	_, err = s.Create(ctx, "/owned", nil, Ephemeral)
 	require.NoError(t, err)
 
-	c.nodes[leader].shutdown()
+	c.nodes[leader].Shutdown()
 	delete(c.nodes, leader)
 	seen := map[SessionEventType]bool{}
 	deadline := time.After(8 * time.Second)
@@ -381,7 +386,7 @@ func TestDefaultSessionRenewedAfterLoss(t *testing.T) {
 	old, err := survivor.DefaultSession(ctx)
 	require.NoError(t, err)
 	for _, id := range []uint64{2, 3} {
-		c.nodes[id].shutdown()
+		c.nodes[id].Shutdown()
 		delete(c.nodes, id)
 	}
 	require.Eventually(t, func() bool { return old.usable() != nil }, 5*time.Second, 10*time.Millisecond)

@@ -108,7 +108,7 @@ func run() error {
 	var survivor *coord.Node
 	for i, n := range nodes {
 		if n.ID() == leader {
-			n.Close(ctx)
+			n.Shutdown() // a crash: no goodbye, no hand-off
 			nodes[i] = nil
 		} else if survivor == nil {
 			survivor = n
@@ -126,7 +126,7 @@ func run() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	newLeader, newEpoch := survivor.Leader()
-	fmt.Printf("5. leader %d stopped; node %d leads epoch %d; writes resumed after %v\n",
+	fmt.Printf("5. leader %d killed; node %d leads epoch %d; writes resumed after %v\n",
 		leader, newLeader, newEpoch, time.Since(killed).Round(time.Millisecond))
 	data, _, err := survivor.Get(ctx, "/config")
 	if err != nil {
