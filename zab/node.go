@@ -72,8 +72,8 @@ type Status struct {
 	LoopBusy float64
 	// Progress is, on a leader, what it knows of each learner (nil otherwise).
 	Progress map[PeerID]Progress
-	// Voters is the configuration in force on this node, logged at
-	// ConfigZxid.
+	// Voters is the configuration in force on this node (shared: never
+	// modify it), logged at ConfigZxid.
 	Voters     []PeerID
 	ConfigZxid Zxid
 }

@@ -1,7 +1,5 @@
 package zab
 
-import "slices"
-
 // Progress is what a leader knows about one learner.
 type Progress struct {
 	Observer bool
@@ -27,7 +25,8 @@ type PeerStatus struct {
 	// Progress is set on a leader only: one entry per learner that
 	// contacted it in this reign.
 	Progress map[PeerID]Progress
-	// Voters is the configuration in force (a copy), logged at ConfigZxid
+	// Voters is the configuration in force (shared: never modify it),
+	// logged at ConfigZxid
 	// (the snapshot's zxid, or zero, when it predates the log).
 	Voters     []PeerID
 	ConfigZxid Zxid
@@ -37,7 +36,7 @@ type PeerStatus struct {
 // every driver loop iteration for metrics.
 func (p *Peer) Status() PeerStatus {
 	st := PeerStatus{SoftState: p.SoftState(), HardState: p.hs, LastZxid: p.log.last(),
-		Committed: p.log.committed, Applied: p.log.applied, Voters: slices.Clone(p.voters.IDs()),
+		Committed: p.log.committed, Applied: p.log.applied, Voters: p.voters.IDs(),
 		ConfigZxid: p.confs[len(p.confs)-1].zxid}
 	if p.role == RoleLeading {
 		st.Progress = make(map[PeerID]Progress, len(p.lead.learners))
