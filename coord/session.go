@@ -122,6 +122,20 @@ func (s *Session) State() session.Status {
 	return s.state.Status()
 }
 
+// Remaining returns how long the session is certain to stay alive, by the
+// clock now: the time until the leader could expire it, counted from the
+// newest acknowledged heartbeat (zero once Lost or closed). Unlike
+// Suspended it does not wait for the session's next maintenance tick, so a
+// lock holder can check it right before acting.
+func (s *Session) Remaining() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0
+	}
+	return s.state.Remaining(time.Now())
+}
+
 // Close ends the session: its ephemerals are deleted at once everywhere and
 // its watches end with ErrClosed. It is idempotent.
 func (s *Session) Close(ctx context.Context) error {

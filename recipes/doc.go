@@ -13,6 +13,7 @@ package recipes
 
 import (
 	"context"
+	"time"
 
 	"github.com/coord-dev/coord/coord"
 )
@@ -26,6 +27,7 @@ type Session interface {
 	Children(ctx context.Context, path string) ([]string, coord.Stat, error)
 	Get(ctx context.Context, path string) ([]byte, coord.Stat, error)
 	Suspended() <-chan struct{}
+	Remaining() time.Duration
 }
 
 var _ Session = (*coord.Session)(nil)

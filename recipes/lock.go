@@ -60,6 +60,19 @@ func (l *Lease) Path() string { return l.path }
 // Suspended or lost. Stop acting as the holder when it closes.
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
+// Remaining returns how long the holder may still act: zero once Done is
+// closed, else how long the session is certain to stay alive by the clock
+// now (see coord.Session.Remaining). Check it right before acting on the
+// protected resource, and pass the Token along.
+func (l *Lease) Remaining() time.Duration {
+	select {
+	case <-l.done:
+		return 0
+	default:
+	}
+	return l.s.Remaining()
+}
+
 // Release gives the lock up. It returns ErrLeaseLost if the lease had
 // already been lost (the node is deleted anyway if it still exists).
 func (l *Lease) Release(ctx context.Context) error {

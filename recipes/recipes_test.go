@@ -115,6 +115,8 @@ func TestLockHandOverWhenHolderSessionEnds(t *testing.T) {
 	s1 := session(t, nodes[0])
 	first, err := recipes.NewLock(s1, "/l", nil).Acquire(ctx)
 	require.NoError(t, err)
+	require.Greater(t, first.Remaining(), time.Duration(0), "a fresh lease may act")
+	require.LessOrEqual(t, first.Remaining(), s1.Timeout())
 
 	second := recipes.NewLock(session(t, nodes[1]), "/l", nil)
 	_, ok, err := second.TryAcquire(ctx)
@@ -135,6 +137,7 @@ func TestLockHandOverWhenHolderSessionEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("lease not broken by the session's end")
 	}
+	require.Zero(t, first.Remaining(), "a broken lease may not act")
 	select {
 	case l := <-got:
 		require.Greater(t, l.Token(), first.Token())
