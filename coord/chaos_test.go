@@ -54,7 +54,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand"
@@ -410,11 +409,8 @@ func (ch *chaosChild) dump(ctx context.Context) chaosRes {
 
 // chaosProc is one incarnation of a child.
 type chaosProc struct {
-	id, inc int
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	wmu     sync.Mutex // one line at a time on stdin
-	done    chan struct{}
+	child
+	wmu sync.Mutex // one line at a time on stdin
 
 	// guarded by chaosCluster.mu
 	ready   bool
@@ -540,31 +536,15 @@ func (c *chaosCluster) fault(format string, args ...any) {
 }
 
 func (c *chaosCluster) cleanup() {
-	c.mu.Lock()
-	var live []*chaosProc
-	for i, p := range c.procs {
-		if p != nil {
-			live = append(live, p)
-			c.procs[i] = nil
-		}
-	}
-	c.mu.Unlock()
-	for _, p := range live {
-		p.cmd.Process.Kill()
-	}
-	for _, p := range live {
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			c.t.Errorf("node %d (pid %d) not reaped 10s after SIGKILL", p.id, p.cmd.Process.Pid)
-		}
-	}
+	killChildren(c.t, takeChildren(&c.mu, c.procs))
 	if c.t.Failed() {
 		for i, f := range c.logs {
 			c.t.Logf("--- node %d log (tail) ---\n%s", i+1, procTail(f, 30))
 		}
 	}
 }
+
+func (p *chaosProc) base() *child { return &p.child }
 
 // start launches node id (a new incarnation) on its ports and DataDir.
 func (c *chaosCluster) start(id int) {
@@ -597,7 +577,8 @@ func (c *chaosCluster) start(id int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p := &chaosProc{id: id, inc: inc, cmd: cmd, stdin: stdin, done: make(chan struct{}), pending: map[int64]chan chaosRes{}}
+	p := &chaosProc{child: child{id: id, inc: inc, cmd: cmd, stdin: stdin, done: make(chan struct{})},
+		pending: map[int64]chan chaosRes{}}
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start node %d: %v", id, err)
 	}
@@ -736,19 +717,7 @@ func (c *chaosCluster) leader() (uint64, uint32) {
 
 // waitFor polls cond (called with c.mu held) until it holds or d passes.
 func (c *chaosCluster) waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		c.mu.Lock()
-		ok := cond()
-		c.mu.Unlock()
-		if ok {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return waitLocked(&c.mu, d, 10*time.Millisecond, cond)
 }
 
 // kill SIGKILLs node id and waits until it is reaped and its calls answered.
@@ -843,43 +812,16 @@ func (c *chaosCluster) impaired() int {
 // checkLogs fails the test on a data race, panic or fatal error in a child.
 func (c *chaosCluster) checkLogs() {
 	c.t.Helper()
-	for i, f := range c.logs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			c.t.Errorf("node %d log: %v", i+1, err)
-			continue
-		}
-		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
-			if strings.Contains(string(b), bad) {
-				c.t.Errorf("node %d log reports %q; see %s (COORD_PROC_LOGDIR keeps it)", i+1, bad, f)
-			}
-		}
-	}
+	checkChildLogs(c.t, c.logs, " (COORD_PROC_LOGDIR keeps it)")
 }
 
 // exitAll closes every node (stdin EOF) and waits for them.
 func (c *chaosCluster) exitAll() {
-	c.mu.Lock()
-	var ps []*chaosProc
-	for i, p := range c.procs {
-		if p != nil {
-			ps = append(ps, p)
-			c.procs[i] = nil
-		}
-	}
-	c.mu.Unlock()
-	for _, p := range ps {
+	cs := takeChildren(&c.mu, c.procs)
+	for _, p := range cs {
 		p.stdin.Close()
 	}
-	for _, p := range ps {
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-			c.t.Errorf("node %d did not exit within 20s of stdin closing", p.id)
-		}
-	}
+	awaitExit(c.t, cs, "stdin closing", false)
 }
 
 // ---------------------------------------------------------------------------

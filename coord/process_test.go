@@ -398,10 +398,7 @@ type procDumpResult struct {
 
 // procChild is one incarnation of a child process.
 type procChild struct {
-	id, inc  int
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	done     chan struct{} // closed once reaped
+	child
 	readDone chan struct{} // closed once stdout is drained
 	dumps    chan procDumpResult
 
@@ -490,31 +487,15 @@ func newProcCluster(t *testing.T, n int) *procCluster {
 // cleanup kills and reaps every child still running, and on failure shows
 // the end of each node's log.
 func (c *procCluster) cleanup() {
-	c.mu.Lock()
-	var live []*procChild
-	for i, p := range c.procs {
-		if p != nil {
-			live = append(live, p)
-			c.procs[i] = nil
-		}
-	}
-	c.mu.Unlock()
-	for _, p := range live {
-		p.cmd.Process.Kill()
-	}
-	for _, p := range live {
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			c.t.Errorf("node %d (pid %d) not reaped 10s after SIGKILL", p.id, p.cmd.Process.Pid)
-		}
-	}
+	killChildren(c.t, takeChildren(&c.mu, c.procs))
 	if c.t.Failed() {
 		for i, f := range c.logs {
 			c.t.Logf("--- node %d log (tail) ---\n%s", i+1, procTail(f, 40))
 		}
 	}
 }
+
+func (p *procChild) base() *child { return &p.child }
 
 func procTail(file string, lines int) string {
 	b, err := os.ReadFile(file)
@@ -565,8 +546,8 @@ func (c *procCluster) start(id int) *procChild {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p := &procChild{id: id, inc: inc, cmd: cmd, stdin: stdin,
-		done: make(chan struct{}), readDone: make(chan struct{}), dumps: make(chan procDumpResult, 1)}
+	p := &procChild{child: child{id: id, inc: inc, cmd: cmd, stdin: stdin, done: make(chan struct{})},
+		readDone: make(chan struct{}), dumps: make(chan procDumpResult, 1)}
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		r.Close()
@@ -687,19 +668,7 @@ func (c *procCluster) proc(id int) *procChild {
 
 // waitFor polls cond (called with c.mu held) until it holds or d passes.
 func (c *procCluster) waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		c.mu.Lock()
-		ok := cond()
-		c.mu.Unlock()
-		if ok {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return waitLocked(&c.mu, d, 5*time.Millisecond, cond)
 }
 
 // waitReady waits until every given node has joined; a child that dies
@@ -900,47 +869,17 @@ func (c *procCluster) dumpAll() []procZnode {
 // exitAll closes every node cleanly and checks that each child exits 0.
 func (c *procCluster) exitAll() {
 	c.t.Helper()
-	var ps []*procChild
-	c.mu.Lock()
-	for i, p := range c.procs {
-		if p != nil {
-			ps = append(ps, p)
-			c.procs[i] = nil
-		}
-	}
-	c.mu.Unlock()
-	for _, p := range ps {
+	cs := takeChildren(&c.mu, c.procs)
+	for _, p := range cs {
 		io.WriteString(p.stdin, "exit\n")
 	}
-	for _, p := range ps {
-		select {
-		case <-p.done:
-			if !p.cmd.ProcessState.Success() {
-				c.t.Errorf("node %d exited with %v", p.id, p.cmd.ProcessState)
-			}
-		case <-time.After(20 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-			c.t.Errorf("node %d did not exit within 20s of \"exit\"", p.id)
-		}
-	}
+	awaitExit(c.t, cs, `"exit"`, true)
 }
 
 // checkLogs fails the test on a data race or panic reported by a child.
 func (c *procCluster) checkLogs() {
 	c.t.Helper()
-	for i, f := range c.logs {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			c.t.Errorf("node %d log: %v", i+1, err)
-			continue
-		}
-		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
-			if strings.Contains(string(b), bad) {
-				c.t.Errorf("node %d log reports %q; see %s", i+1, bad, f)
-			}
-		}
-	}
+	checkChildLogs(c.t, c.logs, "")
 }
 
 // check verifies the final tree (the same on every node) against what the

@@ -1,0 +1,101 @@
+package coord_test
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// child is what the process tests (process_test.go, chaos_test.go) keep of
+// one node running as an OS process: its incarnation, pipes and reaping.
+type child struct {
+	id, inc int
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	done    chan struct{} // closed once reaped
+}
+
+// takeChildren empties procs (under mu) and returns the children that ran.
+func takeChildren[P interface{ base() *child }](mu *sync.Mutex, procs []P) []*child {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []*child
+	var zero P
+	for i, p := range procs {
+		if any(p) != any(zero) {
+			out = append(out, p.base())
+			procs[i] = zero
+		}
+	}
+	return out
+}
+
+// killChildren SIGKILLs every child and waits until each is reaped.
+func killChildren(t *testing.T, cs []*child) {
+	for _, c := range cs {
+		c.cmd.Process.Kill()
+	}
+	for _, c := range cs {
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("node %d (pid %d) not reaped 10s after SIGKILL", c.id, c.cmd.Process.Pid)
+		}
+	}
+}
+
+// awaitExit waits for each child to exit after it was told to (what
+// tells names how, for the error), killing the ones that take over 20s.
+func awaitExit(t *testing.T, cs []*child, tells string, wantSuccess bool) {
+	for _, c := range cs {
+		select {
+		case <-c.done:
+			if wantSuccess && !c.cmd.ProcessState.Success() {
+				t.Errorf("node %d exited with %v", c.id, c.cmd.ProcessState)
+			}
+		case <-time.After(20 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.done
+			t.Errorf("node %d did not exit within 20s of %s", c.id, tells)
+		}
+	}
+}
+
+// waitLocked polls cond under mu every poll until it holds or d passes.
+func waitLocked(mu *sync.Mutex, d, poll time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		mu.Lock()
+		ok := cond()
+		mu.Unlock()
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+	}
+}
+
+// checkChildLogs fails t on a data race, panic or fatal error in a child's
+// log (hint says where to find the logs).
+func checkChildLogs(t *testing.T, logs []string, hint string) {
+	t.Helper()
+	for i, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("node %d log: %v", i+1, err)
+			continue
+		}
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("node %d log reports %q; see %s%s", i+1, bad, f, hint)
+			}
+		}
+	}
+}
