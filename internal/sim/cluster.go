@@ -102,42 +102,51 @@ func (c *cluster) catchUp(r *replica) {
 	if n.Peer == nil {
 		return
 	}
-	last := n.SM.Last
-	switch {
-	case last == r.applied:
-		return
-	case last < r.applied:
-		c.fail("peer %d: state machine went back from %v to %v without a restart", r.id, r.applied, last)
-		return
-	}
-	ents, err := n.Storage.Entries(r.applied, last, 0)
-	if errors.Is(err, zab.ErrCompacted) {
-		// The peer installed a SNAP past what the tree applied.
-		snap, _ := n.Storage.Snapshot()
-		if snap.Zxid <= r.applied || snap.Zxid > last {
-			c.fail("peer %d: applied %v, tree at %v, but the snapshot is at %v", r.id, last, r.applied, snap.Zxid)
-			return
-		}
-		c.restore(r, snap.Zxid)
-		if r.applied == last {
-			return
-		}
-		ents, err = n.Storage.Entries(r.applied, last, 0)
-	}
+	ents, err := appliedEntries(r.id, n, func() zab.Zxid { return r.applied }, func(z zab.Zxid) { c.restore(r, z) })
 	if err != nil {
-		c.fail("peer %d: reading applied entries (%v, %v]: %w", r.id, r.applied, last, err)
-		return
-	}
-	if len(ents) == 0 || ents[len(ents)-1].Zxid != last {
-		snap, _ := n.Storage.Snapshot()
-		lz, _ := n.Storage.LastZxid()
-		c.fail("peer %d: storage lacks entries it applied in (%v, %v]: got %d entries, snapshot at %v, last %v",
-			r.id, r.applied, last, len(ents), snap.Zxid, lz)
+		c.fail("%w", err)
 		return
 	}
 	for _, e := range ents {
 		c.apply(r, e)
 	}
+}
+
+// appliedEntries returns the entries peer id's state machine applied after
+// its tree's applied zxid. When the peer installed a SNAP past the tree, it
+// first calls restore with the snapshot's zxid. An error is an
+// inconsistency between the peer and its tree.
+func appliedEntries(id zab.PeerID, n *zab.SimNode, applied func() zab.Zxid, restore func(zab.Zxid)) ([]zab.Entry, error) {
+	last := n.SM.Last
+	switch {
+	case last == applied():
+		return nil, nil
+	case last < applied():
+		return nil, fmt.Errorf("peer %d: state machine went back from %v to %v without a restart", id, applied(), last)
+	}
+	ents, err := n.Storage.Entries(applied(), last, 0)
+	if errors.Is(err, zab.ErrCompacted) {
+		// The peer installed a SNAP past what the tree applied.
+		snap, _ := n.Storage.Snapshot()
+		if snap.Zxid <= applied() || snap.Zxid > last {
+			return nil, fmt.Errorf("peer %d: applied %v, tree at %v, but the snapshot is at %v", id, last, applied(), snap.Zxid)
+		}
+		restore(snap.Zxid)
+		if applied() == last {
+			return nil, nil
+		}
+		ents, err = n.Storage.Entries(applied(), last, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("peer %d: reading applied entries (%v, %v]: %w", id, applied(), last, err)
+	}
+	if len(ents) == 0 || ents[len(ents)-1].Zxid != last {
+		snap, _ := n.Storage.Snapshot()
+		lz, _ := n.Storage.LastZxid()
+		return nil, fmt.Errorf("peer %d: storage lacks entries it applied in (%v, %v]: got %d entries, snapshot at %v, last %v",
+			id, applied(), last, len(ents), snap.Zxid, lz)
+	}
+	return ents, nil
 }
 
 // restore replaces r's tree by the state at zxid z, as a snapshot would: it

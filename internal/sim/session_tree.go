@@ -99,33 +99,9 @@ func (r *srunner) catchUp(rep *srep) {
 	if n.Peer == nil || r.reps[rep.id] != rep {
 		return
 	}
-	last := n.SM.Last
-	switch {
-	case last == rep.applied:
-		return
-	case last < rep.applied:
-		r.fail("peer %d: state machine went back from %v to %v without a restart", rep.id, rep.applied, last)
-		return
-	}
-	ents, err := n.Storage.Entries(rep.applied, last, 0)
-	if errors.Is(err, zab.ErrCompacted) {
-		snap, _ := n.Storage.Snapshot()
-		if snap.Zxid <= rep.applied || snap.Zxid > last {
-			r.fail("peer %d: applied %v, tree at %v, but the snapshot is at %v", rep.id, last, rep.applied, snap.Zxid)
-			return
-		}
-		r.restore(rep, snap.Zxid)
-		if rep.applied == last {
-			return
-		}
-		ents, err = n.Storage.Entries(rep.applied, last, 0)
-	}
+	ents, err := appliedEntries(rep.id, n, func() zab.Zxid { return rep.applied }, func(z zab.Zxid) { r.restore(rep, z) })
 	if err != nil {
-		r.fail("peer %d: reading applied entries (%v, %v]: %v", rep.id, rep.applied, last, err)
-		return
-	}
-	if len(ents) == 0 || ents[len(ents)-1].Zxid != last {
-		r.fail("peer %d: storage lacks entries it applied in (%v, %v]", rep.id, rep.applied, last)
+		r.fail("%v", err)
 		return
 	}
 	for _, e := range ents {
