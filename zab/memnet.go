@@ -587,25 +587,17 @@ func (s *Sim) SlowDisk(id PeerID, delay, until int64) {
 // Ready that writes at least minRecords records (at once if a write is in
 // flight): a prefix of that Ready's records survives (see tear). Restart
 // it as after Crash.
-func (s *Sim) CrashInPersist(id PeerID, minRecords int) {
-	n := s.nodes[id]
-	if n.Peer == nil {
-		return
-	}
-	if n.inflight != nil {
-		rd := *n.inflight
-		n.inflight = nil
-		s.tear(n, rd, diskCrash)
-		return
-	}
-	n.armed, n.armedMin = diskCrash, minRecords
-}
+func (s *Sim) CrashInPersist(id PeerID, minRecords int) { s.armDisk(id, diskCrash, minRecords) }
 
 // FailFsync makes the fsync of peer id's next Ready that writes at least
 // minRecords records fail: the driver stops the node, as a real one must
 // (the page cache may have dropped the dirty pages: what survives is a
 // prefix, as for a crash). Restart it later as after Crash.
-func (s *Sim) FailFsync(id PeerID, minRecords int) {
+func (s *Sim) FailFsync(id PeerID, minRecords int) { s.armDisk(id, diskError, minRecords) }
+
+// armDisk makes peer id's next write of at least minRecords records end
+// with f, or the write in flight at once.
+func (s *Sim) armDisk(id PeerID, f diskFault, minRecords int) {
 	n := s.nodes[id]
 	if n.Peer == nil {
 		return
@@ -613,10 +605,10 @@ func (s *Sim) FailFsync(id PeerID, minRecords int) {
 	if n.inflight != nil {
 		rd := *n.inflight
 		n.inflight = nil
-		s.tear(n, rd, diskError)
+		s.tear(n, rd, f)
 		return
 	}
-	n.armed, n.armedMin = diskError, minRecords
+	n.armed, n.armedMin = f, minRecords
 }
 
 // Pause stops peer id's process for d units of virtual time (a long GC or
