@@ -4,9 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,36 +51,7 @@ func sessionSeeds(n int) []uint64 {
 // runSessionSeeds runs cfg for every seed on all CPUs, in seed order; with
 // stopAtFirst it starts no seed after one failed.
 func runSessionSeeds(list []uint64, cfg func(uint64) SessionConfig, stopAtFirst bool) []*SessionResult {
-	results := make([]*SessionResult, len(list))
-	var (
-		mu     sync.Mutex
-		next   int
-		failed bool
-		wg     sync.WaitGroup
-	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				if next == len(list) || (stopAtFirst && failed) {
-					mu.Unlock()
-					return
-				}
-				i := next
-				next++
-				mu.Unlock()
-				res := RunSessions(cfg(list[i]))
-				mu.Lock()
-				results[i] = res
-				failed = failed || res.Failed()
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return results
+	return runParallel(list, func(seed uint64) *SessionResult { return RunSessions(cfg(seed)) }, stopAtFirst)
 }
 
 // reportSession prints the replay command and the schedule of a failed run.

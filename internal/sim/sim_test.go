@@ -47,7 +47,13 @@ func seeds() []uint64 {
 // runSeeds runs cfg for every seed on all CPUs and returns the results in
 // seed order. If stopAtFirst, it stops starting seeds once one failed.
 func runSeeds(seedList []uint64, cfg func(seed uint64) Config, stopAtFirst bool) []*Result {
-	results := make([]*Result, len(seedList))
+	return runParallel(seedList, func(seed uint64) *Result { return Run(cfg(seed)) }, stopAtFirst)
+}
+
+// runParallel runs run for every seed on all CPUs and returns the results
+// in seed order; with stopAtFirst it starts no seed after one failed.
+func runParallel[R interface{ Failed() bool }](seedList []uint64, run func(uint64) R, stopAtFirst bool) []R {
+	results := make([]R, len(seedList))
 	var (
 		mu     sync.Mutex
 		next   int
@@ -67,7 +73,7 @@ func runSeeds(seedList []uint64, cfg func(seed uint64) Config, stopAtFirst bool)
 				i := next
 				next++
 				mu.Unlock()
-				res := Run(cfg(seedList[i]))
+				res := run(seedList[i])
 				mu.Lock()
 				results[i] = res
 				failed = failed || res.Failed()
