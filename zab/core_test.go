@@ -1,6 +1,7 @@
 package zab
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -456,4 +457,35 @@ func TestRestartSkipsApplied(t *testing.T) {
 
 	_, err = NewPeer(Config{ID: 1, Voters: []PeerID{1}, Storage: st, Applied: zx(9)})
 	require.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+// The zxid counter at its real top (2^32-1, the default MaxCounter): the
+// last zxids are handed out without wrapping, further writes are refused,
+// and once the last one commits the leader forces a new epoch.
+func TestCounterExhaustionAtTheTop(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	h.drain()
+	require.True(t, h.p.SoftState().Serving)
+	h.p.lead.counter = math.MaxUint32 - 2 // as if 2^32-3 writes came before
+	require.NoError(t, h.p.Propose(1, []byte("a")))
+	require.NoError(t, h.p.Propose(2, []byte("b")))
+	require.ErrorIs(t, h.p.Propose(3, []byte("c")), ErrNoLeader, "the counter is used up")
+	require.ErrorIs(t, h.p.ProposeConfig(4, ConfChange{Type: ConfRemoveVoter, ID: 3}), ErrNoLeader)
+	top := NewZxid(1, math.MaxUint32)
+	require.Equal(t, top, h.p.LastZxid())
+	msgs, _ := h.drain()
+	var proposed []Zxid
+	for _, m := range only(msgs, MsgProposal) {
+		for _, e := range m.Entries {
+			proposed = append(proposed, e.Zxid)
+		}
+	}
+	require.Equal(t, []Zxid{top - 1, top}, proposed, "the last two zxids of the epoch, no wrap")
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, Zxid: top})
+	h.drain()
+	require.Equal(t, top, h.p.Committed())
+	require.Equal(t, RoleLooking, h.p.SoftState().Role, "every zxid of the epoch is used and committed: a new epoch")
 }
