@@ -54,7 +54,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math/rand"
 	"os"
@@ -167,29 +166,14 @@ func runChaosChild() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", chaosEnvID, err)
 	}
-	seeds := strings.Split(os.Getenv(chaosEnvSeeds), ",")
-	if id == 0 || int(id) > len(seeds) {
-		return fmt.Errorf("id %d outside seeds %v", id, seeds)
+	cfg, err := childConfig(id, "chaostest", strings.Split(os.Getenv(chaosEnvSeeds), ","), os.Getenv(chaosEnvDir),
+		60*time.Second)
+	if err != nil {
+		return err
 	}
-	cfg := coord.LocalConfig(id)
-	cfg.Cluster = "chaostest"
-	cfg.GossipBindAddr = seeds[id-1]
 	cfg.ReplicationBindAddr = os.Getenv(chaosEnvBind)
 	// Peers dial the proxy, which forwards to ReplicationBindAddr.
 	cfg.ReplicationAdvertiseAddr = os.Getenv(chaosEnvAdv)
-	cfg.Seeds = seeds
-	for i := range seeds {
-		cfg.Voters = append(cfg.Voters, uint64(i+1))
-	}
-	cfg.DataDir = os.Getenv(chaosEnvDir)
-	cfg.JoinTimeout = 60 * time.Second
-	level := slog.LevelWarn
-	if l := os.Getenv("COORD_PROC_LOG"); l != "" {
-		if err := level.UnmarshalText([]byte(l)); err != nil {
-			return fmt.Errorf("COORD_PROC_LOG: %w", err)
-		}
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	out := &procOut{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,13 +1,17 @@
 package coord_test
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coord-dev/coord/coord"
 )
 
 // child is what the process tests (process_test.go, chaos_test.go) keep of
@@ -98,4 +102,30 @@ func checkChildLogs(t *testing.T, logs []string, hint string) {
 			}
 		}
 	}
+}
+
+// childConfig is the Config of node id of a process test: gossip on
+// seeds[id-1], every seed a voter, DataDir dir, and warnings (or
+// COORD_PROC_LOG's level) logged on stderr, which the parent keeps.
+func childConfig(id uint64, cluster string, seeds []string, dir string, join time.Duration) (coord.Config, error) {
+	if id == 0 || int(id) > len(seeds) {
+		return coord.Config{}, fmt.Errorf("id %d outside seeds %v", id, seeds)
+	}
+	cfg := coord.LocalConfig(id)
+	cfg.Cluster = cluster
+	cfg.GossipBindAddr = seeds[id-1]
+	cfg.Seeds = seeds
+	for i := range seeds {
+		cfg.Voters = append(cfg.Voters, uint64(i+1))
+	}
+	cfg.DataDir = dir
+	cfg.JoinTimeout = join
+	level := slog.LevelWarn
+	if l := os.Getenv("COORD_PROC_LOG"); l != "" {
+		if err := level.UnmarshalText([]byte(l)); err != nil {
+			return coord.Config{}, fmt.Errorf("COORD_PROC_LOG: %w", err)
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, nil
 }

@@ -432,14 +432,7 @@ func (n *Node) proposeExpiry(id int64, epoch uint32) {
 	go func() {
 		defer n.wg.Done()
 		for !n.closed.Load() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
-			go func() {
-				select {
-				case <-n.closing:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
+			ctx, cancel := n.housekeepingContext()
 			_, err := n.zab.ProposeAsLeader(ctx, epoch, data)
 			cancel()
 			if err == nil || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrNodeClosed) {
@@ -457,19 +450,26 @@ func (n *Node) proposeExpiry(id int64, epoch uint32) {
 	}()
 }
 
+// housekeepingContext bounds one housekeeping proposal: 10 sync limits,
+// and no longer than the node is open.
+func (n *Node) housekeepingContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
+	go func() {
+		select {
+		case <-n.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 func (n *Node) proposeAsync(op tree.Op) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
+		ctx, cancel := n.housekeepingContext()
 		defer cancel()
-		go func() {
-			select {
-			case <-n.closing:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		if _, err := n.propose(ctx, 0, op); err != nil {
 			n.log.Debug("coord: housekeeping op failed", "op", op.Type, "path", op.Path, "session", op.Session, "err", err)
 		}

@@ -45,7 +45,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand"
 	"net"
 	"os"
@@ -114,28 +113,13 @@ func runProcChild() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", procEnvID, err)
 	}
-	seeds := strings.Split(os.Getenv(procEnvSeeds), ",")
-	if id == 0 || int(id) > len(seeds) {
-		return fmt.Errorf("id %d outside seeds %v", id, seeds)
-	}
 	writer := os.Getenv(procEnvWriter)
-	cfg := coord.LocalConfig(id)
-	cfg.Cluster = "proctest"
-	cfg.GossipBindAddr = seeds[id-1]
+	cfg, err := childConfig(id, "proctest", strings.Split(os.Getenv(procEnvSeeds), ","), os.Getenv(procEnvDir),
+		30*time.Second)
+	if err != nil {
+		return err
+	}
 	cfg.ReplicationBindAddr = os.Getenv(procEnvRepl)
-	cfg.Seeds = seeds
-	for i := range seeds {
-		cfg.Voters = append(cfg.Voters, uint64(i+1))
-	}
-	cfg.DataDir = os.Getenv(procEnvDir)
-	cfg.JoinTimeout = 30 * time.Second
-	level := slog.LevelWarn
-	if l := os.Getenv("COORD_PROC_LOG"); l != "" {
-		if err := level.UnmarshalText([]byte(l)); err != nil {
-			return fmt.Errorf("COORD_PROC_LOG: %w", err)
-		}
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	out := &procOut{}
 	ctx, cancel := context.WithCancel(context.Background())

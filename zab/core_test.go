@@ -78,6 +78,17 @@ func electOne(t *testing.T) *harness {
 	return h
 }
 
+// establishOne is electOne taken to an established leader: peer 2 acks the
+// epoch and NEWLEADER.
+func establishOne(t *testing.T) *harness {
+	h := electOne(t)
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
+	h.drain()
+	return h
+}
+
 func TestLeaderElectionNeedsQuorumOfVoters(t *testing.T) {
 	h := newHarness(t, 1, []PeerID{1, 2, 3}, []PeerID{4, 5})
 	h.drain()
@@ -372,11 +383,7 @@ func TestStepRejectsBadMessages(t *testing.T) {
 }
 
 func TestReportUnreachablePausesStreaming(t *testing.T) {
-	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
-	h.drain()
-	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
-	h.drain()
+	h := establishOne(t)
 	require.NoError(t, h.p.Propose(1, []byte("a")))
 	msgs, _ := h.drain()
 	require.Len(t, only(msgs, MsgProposal), 1)
@@ -397,11 +404,7 @@ func TestReportUnreachablePausesStreaming(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
-	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
-	h.drain()
-	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
-	h.drain()
+	h := establishOne(t)
 	require.NoError(t, h.p.Propose(1, []byte("a")))
 	h.drain()
 	st := h.p.Status()
@@ -414,11 +417,7 @@ func TestStatus(t *testing.T) {
 
 // The leader's own copy counts toward the quorum only once it is durable.
 func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
-	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
-	h.drain()
-	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
-	h.drain()
+	h := establishOne(t)
 	require.NoError(t, h.p.Propose(1, []byte("a")))
 	z := NewZxid(1, 1)
 	// The PROPOSAL is out (flushed), and the follower's ACK arrives
@@ -463,11 +462,7 @@ func TestRestartSkipsApplied(t *testing.T) {
 // last zxids are handed out without wrapping, further writes are refused,
 // and once the last one commits the leader forces a new epoch.
 func TestCounterExhaustionAtTheTop(t *testing.T) {
-	h := electOne(t)
-	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
-	h.drain()
-	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
-	h.drain()
+	h := establishOne(t)
 	require.True(t, h.p.SoftState().Serving)
 	h.p.lead.counter = math.MaxUint32 - 2 // as if 2^32-3 writes came before
 	require.NoError(t, h.p.Propose(1, []byte("a")))

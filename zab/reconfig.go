@@ -317,19 +317,18 @@ func (p *Peer) leaderConfChange(cc ConfChange) (Zxid, error) {
 	default:
 		return 0, fmt.Errorf("%w: unknown change %d", ErrBadConfChange, cc.Type)
 	}
-	nc := NewMajorityConfig(next...)
 	// The new configuration governs commits from its own entry on, so a
 	// quorum of it must be reachable now (a peer being added is: it is
-	// synced and will re-join as a follower when the entry reaches it).
-	if !nc.HasQuorum(func(id PeerID) bool { return id == cc.ID && cc.Type == ConfAddVoter || p.liveVoter(id) }) {
-		live := 0
-		for _, id := range next {
-			if p.liveVoter(id) || id == cc.ID {
-				live++
-			}
+	// synced and takes proposals at once).
+	live := 0
+	for _, id := range next {
+		if id == cc.ID || p.liveVoter(id) {
+			live++
 		}
+	}
+	if q := NewMajorityConfig(next...).Quorum(); live < q {
 		return 0, fmt.Errorf("%w: %s %d leaves %d of %d voters live, %d needed", ErrReconfigUnsafe, cc.Type, cc.ID,
-			live, nc.Len(), nc.Quorum())
+			live, len(next), q)
 	}
 	l := p.lead
 	l.counter++
