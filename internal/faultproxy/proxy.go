@@ -100,7 +100,7 @@ type Stats struct {
 	Unidentified int // of which Identify could not name the dialer
 	Refused      int // closed at once: cut link, too many connections, dial failure
 	Live         int // proxied connections open now
-	Bytes        int64
+	Bytes        int64 // handed to a destination (counted before the write)
 }
 
 // Proxy forwards connections from its listeners to their targets, applying
@@ -463,13 +463,15 @@ func (pc *pconn) pump(src io.Reader, dst net.Conn, l link) {
 			pc.kill()
 			return
 		}
+		// Counted before the write, so whoever reads these bytes at the
+		// other end sees them in Stats.
+		p.mu.Lock()
+		p.st.Bytes += int64(len(c.b))
+		p.mu.Unlock()
 		if _, err := dst.Write(c.b); err != nil {
 			pc.kill()
 			return
 		}
-		p.mu.Lock()
-		p.st.Bytes += int64(len(c.b))
-		p.mu.Unlock()
 	}
 	if err := <-readErr; errors.Is(err, io.EOF) {
 		if tc, ok := dst.(*net.TCPConn); ok {
