@@ -96,10 +96,10 @@ type fault struct {
 
 // Stats counts what the proxy did.
 type Stats struct {
-	Accepted     int // connections accepted
-	Unidentified int // of which Identify could not name the dialer
-	Refused      int // closed at once: cut link, too many connections, dial failure
-	Live         int // proxied connections open now
+	Accepted     int   // connections accepted
+	Unidentified int   // of which Identify could not name the dialer
+	Refused      int   // closed at once: cut link, too many connections, dial failure
+	Live         int   // proxied connections open now
 	Bytes        int64 // handed to a destination (counted before the write)
 }
 
