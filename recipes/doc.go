@@ -1,6 +1,8 @@
 // Package recipes builds the coordination patterns people use ZooKeeper and
 // Curator for on the public coord API alone: a mutual-exclusion Lock with
-// fencing tokens and leader Election.
+// fencing tokens and leader Election, a typed live Config, a Cache of a
+// subtree, group Membership, Barrier and DoubleBarrier, Queue, Counter and
+// Naming.
 //
 // Every recipe takes a Session, the narrow interface a *coord.Session
 // satisfies, so recipes can be tested against any implementation. Each
@@ -9,6 +11,13 @@
 // automatic): the Lease's Done channel closes, and the holder must stop
 // acting. Fencing tokens let the resources a holder talks to refuse a
 // holder that was too slow to notice.
+//
+// Recipes that outlive a session (Config, Cache, Member) take a
+// SessionFactory instead and ask it for a fresh session when the one they
+// use is lost. They never close a session they got from it.
+//
+// Every blocking call takes a context; when it ends, the call returns its
+// error and leaves nothing behind (no node of a waiter, no watch).
 package recipes
 
 import (
@@ -22,12 +31,44 @@ import (
 type Session interface {
 	Create(ctx context.Context, path string, data []byte, mode coord.CreateMode, opts ...coord.CreateOption) (string, error)
 	Delete(ctx context.Context, path string, version int32) error
+	Set(ctx context.Context, path string, data []byte, version int32) (coord.Stat, error)
+	Multi(ctx context.Context, ops ...coord.Op) ([]coord.OpResult, error)
 	Exists(ctx context.Context, path string) (coord.Stat, bool, error)
 	ExistsW(ctx context.Context, path string) (coord.Stat, bool, <-chan coord.Event, error)
-	Children(ctx context.Context, path string) ([]string, coord.Stat, error)
 	Get(ctx context.Context, path string) ([]byte, coord.Stat, error)
+	GetW(ctx context.Context, path string) ([]byte, coord.Stat, <-chan coord.Event, error)
+	Children(ctx context.Context, path string) ([]string, coord.Stat, error)
+	ChildrenW(ctx context.Context, path string) ([]string, coord.Stat, <-chan coord.Event, error)
+	Watch(ctx context.Context, path string, recursive bool) (*coord.Watch, error)
+	WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*coord.Watch, error)
+	Sync(ctx context.Context) error
 	Suspended() <-chan struct{}
 	Remaining() time.Duration
 }
 
 var _ Session = (*coord.Session)(nil)
+
+// SessionFactory returns a live session. A recipe that outlives sessions
+// calls it once to start and again each time the session it holds is lost
+// (its watches end with coord.ErrSessionExpired, its writes fail with it).
+// The recipe never closes a session it got from the factory.
+type SessionFactory func(ctx context.Context) (Session, error)
+
+// NodeSessions returns a SessionFactory handing out n's default session
+// (coord.Node.DefaultSession): the same one while it lives, a new one after
+// it is lost. Close n to end the sessions.
+func NodeSessions(n *coord.Node) SessionFactory {
+	return func(ctx context.Context) (Session, error) {
+		s, err := n.DefaultSession(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
+// FixedSession returns a SessionFactory that always hands out s: a recipe
+// using it ends with coord.ErrSessionExpired once s is lost.
+func FixedSession(s Session) SessionFactory {
+	return func(context.Context) (Session, error) { return s, nil }
+}

@@ -2,7 +2,6 @@ package recipes_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,61 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/coord-dev/coord/internal/loopback"
-
-	"github.com/coord-dev/coord/coord"
 	"github.com/coord-dev/coord/recipes"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	addr, err := loopback.FreeAddr()
-	require.NoError(t, err)
-	return addr
-}
-
-// cluster joins n voters on loopback.
-func cluster(t *testing.T, n int) []*coord.Node {
-	var seeds []string
-	var voters []uint64
-	for i := 1; i <= n; i++ {
-		seeds = append(seeds, freeAddr(t))
-		voters = append(voters, uint64(i))
-	}
-	nodes := make([]*coord.Node, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		cfg := coord.LocalConfig(uint64(i + 1))
-		cfg.Cluster = "recipes"
-		cfg.GossipBindAddr, cfg.Seeds, cfg.Voters = seeds[i], seeds, voters
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			nodes[i], errs[i] = coord.JoinContext(ctx, cfg)
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.Close(context.Background())
-			}
-		}
-	})
-	require.NoError(t, errors.Join(errs...))
-	return nodes
-}
-
-func session(t *testing.T, n *coord.Node) *coord.Session {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := n.Session(ctx, coord.SessionOptions{Timeout: 3 * time.Second})
-	require.NoError(t, err)
-	return s
-}
 
 // TestLockMutualExclusion: contenders on every node; at most one holds the
 // lock at any moment and fencing tokens strictly increase.
