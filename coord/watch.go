@@ -78,6 +78,29 @@ func (w *oneShot) finish(ev Event) bool {
 	return true
 }
 
+// RemoveWatch removes a one-shot watch of this session (set by GetW,
+// ExistsW or ChildrenW) that its caller no longer waits for, so an
+// abandoned wait does not leave it registered until the node changes
+// (ZooKeeper's removeWatches). The channel gets a final event with ErrClosed
+// and is closed. It reports whether the watch was still pending: false if it
+// had fired or ended already, or ch is not one of this session's watches.
+func (s *Session) RemoveWatch(ch <-chan Event) bool {
+	var w *oneShot
+	s.mu.Lock()
+	for sink := range s.watches {
+		if o, ok := sink.(*oneShot); ok && o.ch == ch {
+			w = o
+			break
+		}
+	}
+	s.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	s.dropWatch(w)
+	return w.finish(Event{Err: ErrClosed})
+}
+
 // Watch is a persistent watch: it reports every change until closed. See
 // Session.Watch.
 type Watch struct {

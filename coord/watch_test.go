@@ -132,3 +132,45 @@ func TestReaperRemovesContainersAndTTLNodes(t *testing.T) {
 		return !boxOK && !ttlOK
 	}, 5*time.Second, 20*time.Millisecond, "the leader's reaper removes the empty container and the expired TTL node")
 }
+
+// TestRemoveWatch: a one-shot watch nobody waits for any more is removed
+// at once (Stats().Watches back where it was), its channel ends with
+// ErrClosed, and a later change of the node does not reach it.
+func TestRemoveWatch(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[1]
+	s, err := n.Session(ctx, SessionOptions{})
+	require.NoError(t, err)
+	before := n.Stats().Watches
+	_, _, exists, err := s.ExistsW(ctx, "/rw")
+	require.NoError(t, err)
+	_, _, kids, err := s.ChildrenW(ctx, "/")
+	require.NoError(t, err)
+	require.Equal(t, before+2, n.Stats().Watches)
+
+	require.True(t, s.RemoveWatch(exists))
+	require.True(t, s.RemoveWatch(kids))
+	require.Equal(t, before, n.Stats().Watches)
+	require.ErrorIs(t, recv(t, exists).Err, ErrClosed)
+	_, ok := <-exists
+	require.False(t, ok, "closed after the final event")
+	require.False(t, s.RemoveWatch(exists), "already removed")
+
+	// A watch that fired is not pending any more.
+	_, _, fired, err := s.ExistsW(ctx, "/rw")
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "/rw", nil, Persistent)
+	require.NoError(t, err)
+	require.Equal(t, EventNodeCreated, recv(t, fired).Type)
+	require.False(t, s.RemoveWatch(fired))
+	require.Equal(t, before, n.Stats().Watches)
+
+	// Another session's watch is not this session's to remove.
+	other, err := n.Session(ctx, SessionOptions{})
+	require.NoError(t, err)
+	_, _, theirs, err := other.ExistsW(ctx, "/rw")
+	require.NoError(t, err)
+	require.False(t, s.RemoveWatch(theirs))
+	require.True(t, other.RemoveWatch(theirs))
+}
