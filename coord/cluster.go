@@ -133,9 +133,9 @@ type Stats struct {
 	Role      string // LOOKING, FOLLOWING, LEADING or OBSERVING, as ZooKeeper says
 	Leader    uint64
 	Epoch     uint32
-	LastZxid  uint64
-	Committed uint64
-	Applied   uint64
+	LastZxid  int64 // last zxid in the log
+	Committed int64 // last zxid known committed
+	Applied   int64 // last zxid applied to the local tree
 	Znodes    int
 	Sessions  int // sessions in the replicated table
 	Watches   int // watch registrations on this node
@@ -158,7 +158,7 @@ func (n *Node) Stats() Stats {
 	st := n.zab.Status()
 	s := Stats{
 		ID: n.cfg.NodeID, Role: st.SoftState.Role.String(), Leader: uint64(st.SoftState.Leader), Epoch: st.SoftState.Epoch,
-		LastZxid: uint64(st.LastZxid), Committed: uint64(st.Committed), Applied: uint64(st.Applied),
+		LastZxid: int64(st.LastZxid), Committed: int64(st.Committed), Applied: int64(st.Applied),
 		Znodes: n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50.String(), FsyncP99: st.FsyncP99.String(),
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
@@ -169,7 +169,7 @@ func (n *Node) Stats() Stats {
 	if len(st.Progress) > 0 {
 		s.Followers = make(map[uint64]FollowerStats, len(st.Progress))
 		for id, p := range st.Progress {
-			f := FollowerStats{Observer: p.Observer, Synced: p.Synced, Acked: uint64(p.Acked), Paused: p.Paused,
+			f := FollowerStats{Observer: p.Observer, Synced: p.Synced, Acked: int64(p.Acked), Paused: p.Paused,
 				Lag: -1, Idle: time.Duration(p.IdleTicks) * n.cfg.TickInterval}
 			if p.Acked.Epoch() == st.LastZxid.Epoch() {
 				f.Lag = int64(st.LastZxid.Counter()) - int64(p.Acked.Counter())
@@ -183,8 +183,8 @@ func (n *Node) Stats() Stats {
 // FollowerStats is the leader's view of one follower or observer.
 type FollowerStats struct {
 	Observer bool
-	Synced   bool   // acknowledged NEWLEADER in this epoch
-	Acked    uint64 // last zxid it acknowledged holding durably
+	Synced   bool  // acknowledged NEWLEADER in this epoch
+	Acked    int64 // last zxid it acknowledged holding durably
 	// Lag is how many txns of this epoch it has not acknowledged yet (-1
 	// while it has acknowledged nothing of this epoch).
 	Lag    int64

@@ -31,13 +31,29 @@ const (
 // AnyVersion as an expected version matches every version.
 const AnyVersion int32 = -1
 
-// CreateOption adjusts a create.
-type CreateOption func(*tree.Op)
+// CreateOption is an option of a create. It is an opaque value made by
+// WithTTL: it can set only what its constructor names, never the rest of
+// the operation (its type, path or session).
+type CreateOption struct {
+	ttl    int64 // milliseconds
+	hasTTL bool
+}
 
 // WithTTL sets the TTL of a PersistentWithTTL or PersistentSequentialWithTTL
 // node: it is removed once it has had no children and no change for ttl.
 func WithTTL(ttl time.Duration) CreateOption {
-	return func(op *tree.Op) { op.TTL = ttl.Milliseconds() }
+	return CreateOption{ttl: ttl.Milliseconds(), hasTTL: true}
+}
+
+// createOp builds the tree op of a create with its options.
+func createOp(path string, data []byte, mode CreateMode, opts []CreateOption) tree.Op {
+	op := tree.Op{Type: tree.OpCreate, Path: path, Data: data, Mode: mode}
+	for _, o := range opts {
+		if o.hasTTL {
+			op.TTL = o.ttl
+		}
+	}
+	return op
 }
 
 // Op is one operation of a Multi; build it with CreateOp, DeleteOp, SetOp and
@@ -46,11 +62,7 @@ type Op struct{ op tree.Op }
 
 // CreateOp creates path in a Multi.
 func CreateOp(path string, data []byte, mode CreateMode, opts ...CreateOption) Op {
-	op := tree.Op{Type: tree.OpCreate, Path: path, Data: data, Mode: mode}
-	for _, o := range opts {
-		o(&op)
-	}
-	return Op{op}
+	return Op{createOp(path, data, mode, opts)}
 }
 
 // DeleteOp deletes path at version (AnyVersion for any) in a Multi.
@@ -80,11 +92,7 @@ type OpResult struct {
 // Create creates a node and returns its path (with the sequence suffix for
 // sequential modes). Ephemeral nodes belong to the session.
 func (s *Session) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
-	op := tree.Op{Type: tree.OpCreate, Path: path, Data: data, Mode: mode}
-	for _, o := range opts {
-		o(&op)
-	}
-	res, err := s.write(ctx, op)
+	res, err := s.write(ctx, createOp(path, data, mode, opts))
 	if err != nil {
 		return "", err
 	}

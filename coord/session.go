@@ -114,12 +114,12 @@ func (s *Session) Timeout() time.Duration { return s.timeout }
 // The channel is closed after the Lost event (or by Close).
 func (s *Session) Events() <-chan SessionEvent { return s.events }
 
-// State returns the session's current state: session.Connected,
-// session.Suspended or session.Lost.
-func (s *Session) State() session.Status {
+// State returns the session's current state: SessionStateConnected,
+// SessionStateSuspended or SessionStateLost.
+func (s *Session) State() SessionState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state.Status()
+	return sessionStateOf(s.state.Status())
 }
 
 // Remaining returns how long the session is certain to stay alive, by the

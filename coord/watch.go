@@ -102,8 +102,12 @@ func (s *Session) RemoveWatch(ch <-chan Event) bool {
 }
 
 // Watch is a persistent watch: it reports every change until closed. See
-// Session.Watch.
-type Watch struct {
+// Session.Watch. Its only methods are C and Close: events come from the
+// tree, and nothing else can inject one.
+type Watch struct{ w *persistentWatch }
+
+// persistentWatch is what the tree notifies for a Watch.
+type persistentWatch struct {
 	s         *Session
 	path      string
 	recursive bool
@@ -142,7 +146,7 @@ func (s *Session) watch(ctx context.Context, path string, recursive bool, from i
 	if err := s.readable(ctx); err != nil {
 		return nil, err
 	}
-	w := &Watch{s: s, path: path, recursive: recursive,
+	w := &persistentWatch{s: s, path: path, recursive: recursive,
 		out: make(chan Event), signal: make(chan struct{}, 1)}
 	if err := tree.ValidatePath(path); err != nil {
 		return nil, err
@@ -160,21 +164,21 @@ func (s *Session) watch(ctx context.Context, path string, recursive bool, from i
 	}
 	s.n.wg.Add(1)
 	go w.pump()
-	return w, nil
+	return &Watch{w}, nil
 }
 
 // C returns the channel of events. It is closed after the final event.
-func (w *Watch) C() <-chan Event { return w.out }
+func (w *Watch) C() <-chan Event { return w.w.out }
 
 // Close removes the watch; the channel gets a final event with ErrClosed
 // (if the consumer reads it) and is closed. Close is idempotent.
 func (w *Watch) Close() error {
-	w.end(ErrClosed)
+	w.w.end(ErrClosed)
 	return nil
 }
 
 // Notify runs under the tree's locks: it only queues.
-func (w *Watch) Notify(ev tree.Event) {
+func (w *persistentWatch) Notify(ev tree.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ended {
@@ -192,7 +196,7 @@ func (w *Watch) Notify(ev tree.Event) {
 	}
 }
 
-func (w *Watch) end(err error) {
+func (w *persistentWatch) end(err error) {
 	w.mu.Lock()
 	if !w.ended {
 		w.ended = true
@@ -207,7 +211,7 @@ func (w *Watch) end(err error) {
 
 // pump moves queued events to the consumer. It stops after the final event
 // or when the node closes.
-func (w *Watch) pump() {
+func (w *persistentWatch) pump() {
 	defer w.s.n.wg.Done()
 	defer close(w.out)
 	defer func() {
