@@ -57,10 +57,11 @@ type Session struct {
 	state   *session.State
 	nextHB  time.Time
 	watches map[watchSink]struct{}
-	leases  []chan struct{} // closed at the next Suspended or Lost
-	closing bool            // the owner asked to close it
-	closed  bool            // ended: see endErr
-	endErr  error           // ErrClosed or ErrSessionExpired
+	lease   chan struct{} // Suspended's channel for this Connected period, made on demand
+	broken  chan struct{} // a closed channel, for Suspended once not Connected
+	closing bool          // the owner asked to close it
+	closed  bool          // ended: see endErr
+	endErr  error         // ErrClosed or ErrSessionExpired
 }
 
 // sessionEventBuffer is how many session events wait for a slow reader; the
@@ -187,9 +188,18 @@ func (s *Session) dropWatch(w watchSink) {
 	s.n.tree.RemoveWatcher(w)
 }
 
-// finish ends the session locally: every watch gets a final event with err
-// and the events channel closes.
+// finish ends the session locally: the node forgets it, every watch gets a
+// final event with err and the events channel closes. The channel is closed
+// under s.mu with closed set, and every sender (drainLocked) holds s.mu and
+// checks closed first, so nothing ever sends on it once closed, whichever
+// goroutine (an acknowledgement, an apply, the maintenance tick) still holds
+// the session.
 func (s *Session) finish(err error) {
+	s.n.sessMu.Lock()
+	if s.n.sessions[s.id] == s {
+		delete(s.n.sessions, s.id)
+	}
+	s.n.sessMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -208,15 +218,17 @@ func (s *Session) finish(err error) {
 		s.n.tree.RemoveWatcher(w)
 		w.end(err)
 	}
-	s.n.sessMu.Lock()
-	delete(s.n.sessions, s.id)
-	s.n.sessMu.Unlock()
 }
 
-// drainLocked moves the state machine's events to the channel. Caller
-// holds s.mu (or owns s exclusively).
+// drainLocked moves the state machine's events to the channel; once the
+// session is closed they are dropped (the channel is closed). Caller holds
+// s.mu (or owns s exclusively).
 func (s *Session) drainLocked() (lost bool) {
-	for _, ev := range s.state.Events() {
+	evs := s.state.Events()
+	if s.closed {
+		return false
+	}
+	for _, ev := range evs {
 		select {
 		case s.events <- ev:
 		default:
@@ -241,25 +253,32 @@ func (s *Session) drainLocked() (lost bool) {
 // Lost transition (at once if it is not Connected now). Anything that relies
 // on the session, a lock or a leadership, stops acting when it closes:
 // between Suspended and Lost the leader may already be about to expire the
-// session. Unlike Events, any number of callers may use it.
+// session. Unlike Events, any number of callers may use it. Every call in
+// one Connected period returns the same channel, so calling it often costs
+// nothing that lasts.
 func (s *Session) Suspended() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := make(chan struct{})
 	if s.closed || s.state.Status() != session.Connected {
-		close(ch)
-		return ch
+		if s.broken == nil {
+			s.broken = make(chan struct{})
+			close(s.broken)
+		}
+		return s.broken
 	}
-	s.leases = append(s.leases, ch)
-	return ch
+	if s.lease == nil {
+		s.lease = make(chan struct{})
+	}
+	return s.lease
 }
 
-// breakLeases closes every Suspended channel. Caller holds s.mu.
+// breakLeases closes the Suspended channel of the Connected period that
+// ends; the next Connected period gets a new one. Caller holds s.mu.
 func (s *Session) breakLeases() {
-	for _, ch := range s.leases {
-		close(ch)
+	if s.lease != nil {
+		close(s.lease)
+		s.lease = nil
 	}
-	s.leases = nil
 }
 
 // appMsg is a session heartbeat (owner → leader) or its acknowledgement.

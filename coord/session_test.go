@@ -1,0 +1,138 @@
+package coord
+
+import (
+	"context"
+	"flag"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/coord-dev/coord/session"
+	"github.com/coord-dev/coord/zab"
+)
+
+var raceRoundsFlag = flag.Int("coord.raceRounds", 60, "TestSessionEndRace: rounds of close/expiry/heartbeat races")
+
+// TestSessionEndRace races, on the leader's node, a session's Close, its
+// expiry by the leader, heartbeats, acknowledgements ("alive" and
+// "expired") and the maintenance tick. A session has hundreds of watches so
+// that ending it takes a while. Nothing may send on the session's closed
+// events channel (which panics the process), and every session ends with its
+// channel closed. Issue 10 item 5.
+func TestSessionEndRace(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[1]
+	ctx := ctxT(t)
+	_, err := n.Create(ctx, "/w", nil, Persistent)
+	require.NoError(t, err)
+	deadline := time.Now().Add(5 * time.Second)
+	for round := 0; round < *raceRoundsFlag && time.Now().Before(deadline); round++ {
+		s, err := n.Session(ctx, SessionOptions{Timeout: 200 * time.Millisecond})
+		require.NoError(t, err)
+		for range 300 {
+			_, _, _, err := s.ExistsW(ctx, "/w")
+			require.NoError(t, err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		hammer := func(f func(i int)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					f(i)
+				}
+			}()
+		}
+		sent := time.Now().UnixNano()
+		// Heartbeats reach the leader and are acknowledged.
+		hammer(func(int) { n.onHeartbeat(n.zabID(), appMsg{Kind: msgHeartbeat, Session: s.id, Sent: sent}) })
+		hammer(func(int) { n.onHeartbeatAck(appMsg{Kind: msgHeartbeatAck, Session: s.id, Sent: sent, OK: true}) })
+		// The leader's "expired" answer comes once the owner is closing.
+		hammer(func(int) {
+			s.mu.Lock()
+			closing := s.closing || s.closed
+			s.mu.Unlock()
+			if closing {
+				n.onHeartbeatAck(appMsg{Kind: msgHeartbeatAck, Session: s.id, Sent: sent, OK: false})
+			}
+		})
+		hammer(func(int) { n.tickSessions(time.Now(), n.zabID(), true) })
+		// The leader expires the session while its owner closes it.
+		_, epoch := n.Leader()
+		if round%2 == 0 {
+			n.proposeExpiry(s.id, epoch)
+		}
+		require.NoError(t, s.Close(ctx))
+		if round%2 == 1 {
+			n.proposeExpiry(s.id, epoch)
+		}
+		close(stop)
+		wg.Wait()
+		for range s.Events() {
+		}
+		require.Error(t, s.usable(), "round %d", round)
+	}
+}
+
+// zabID is this node's replication id.
+func (n *Node) zabID() zab.PeerID { return zab.PeerID(n.cfg.NodeID) }
+
+// TestCloseDrainsEvents: the events channel of a closed session is closed,
+// and its Suspended channel too.
+func TestSessionCloseEndsChannels(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[1]
+	ctx := ctxT(t)
+	s, err := n.Session(ctx, SessionOptions{})
+	require.NoError(t, err)
+	sus := s.Suspended()
+	require.NoError(t, s.Close(context.Background()))
+	<-sus
+	for range s.Events() {
+	}
+}
+
+// TestSuspendedSharesOneChannel: Suspended hands out one channel per
+// Connected period, closed at its end and replaced by a new one after
+// Reconnected, so a session that locks often does not grow (issue 11).
+func TestSuspendedSharesOneChannel(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[1]
+	ctx := ctxT(t)
+	s, err := n.Session(ctx, SessionOptions{})
+	require.NoError(t, err)
+	first := s.Suspended()
+	for range 10000 {
+		require.Equal(t, first, s.Suspended())
+	}
+	// Suspended, as when the leader is lost: the channel closes and later
+	// calls get a closed channel.
+	s.mu.Lock()
+	s.state.LeaderLost(time.Now())
+	s.drainLocked()
+	s.mu.Unlock()
+	select {
+	case <-first:
+	default:
+		t.Fatal("the Suspended channel is open after Suspended")
+	}
+	<-s.Suspended()
+	// Reconnected (an ack of a heartbeat sent after the loss): a new channel.
+	require.Eventually(t, func() bool { return s.State() == session.Connected }, 5*time.Second, 5*time.Millisecond)
+	second := s.Suspended()
+	require.NotEqual(t, first, second)
+	select {
+	case <-second:
+		t.Fatal("the new Connected period's channel is closed")
+	default:
+	}
+	require.Equal(t, second, s.Suspended())
+}
