@@ -415,6 +415,9 @@ type chaosCluster struct {
 	dirs   []string
 	logs   []string
 	proxy  *faultproxy.Proxy
+	// snapshotEvery, if set, is the nodes' SnapshotEvery: the 5-node run
+	// takes snapshots and sends SNAPs on real disks under faults.
+	snapshotEvery int
 
 	mu      sync.Mutex
 	procs   []*chaosProc
@@ -555,6 +558,9 @@ func (c *chaosCluster) start(id int) {
 		chaosEnvAdv+"="+c.adv[id-1],
 		chaosEnvDir+"="+c.dirs[id-1],
 	)
+	if c.snapshotEvery > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", childSnapshotEnv, c.snapshotEvery))
+	}
 	cmd.Stdout = w
 	cmd.Stderr = logf
 	stdin, err := cmd.StdinPipe()
@@ -1189,6 +1195,9 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	t.Logf("seed %d, %v of faults; replay: %s", seed, dur, replay)
 	rng := rand.New(rand.NewSource(seed + int64(n)))
 	c := newChaosCluster(t, n)
+	if n == 5 {
+		c.snapshotEvery = 32
+	}
 	h := &chaosHistory{adds: map[string]string{}}
 	var visual string
 	t.Cleanup(func() {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,9 +105,15 @@ func checkChildLogs(t *testing.T, logs []string, hint string) {
 	}
 }
 
+// childSnapshotEnv carries a child's SnapshotEvery (unset: the preset's).
+// A small value makes snapshots, log purges and SNAP transfers happen on
+// real disks during the process tests.
+const childSnapshotEnv = "COORD_CHILD_SNAPSHOT_EVERY"
+
 // childConfig is the Config of node id of a process test: gossip on
-// seeds[id-1], every seed a voter, DataDir dir, and warnings (or
-// COORD_PROC_LOG's level) logged on stderr, which the parent keeps.
+// seeds[id-1], every seed a voter, DataDir dir, SnapshotEvery from
+// childSnapshotEnv, and warnings (or COORD_PROC_LOG's level) logged on
+// stderr, which the parent keeps.
 func childConfig(id uint64, cluster string, seeds []string, dir string, join time.Duration) (coord.Config, error) {
 	if id == 0 || int(id) > len(seeds) {
 		return coord.Config{}, fmt.Errorf("id %d outside seeds %v", id, seeds)
@@ -120,6 +127,13 @@ func childConfig(id uint64, cluster string, seeds []string, dir string, join tim
 	}
 	cfg.DataDir = dir
 	cfg.JoinTimeout = join
+	if v := os.Getenv(childSnapshotEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return coord.Config{}, fmt.Errorf("%s: %w", childSnapshotEnv, err)
+		}
+		cfg.SnapshotEvery = n
+	}
 	level := slog.LevelWarn
 	if l := os.Getenv("COORD_PROC_LOG"); l != "" {
 		if err := level.UnmarshalText([]byte(l)); err != nil {

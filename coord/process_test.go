@@ -61,6 +61,10 @@ import (
 	"github.com/coord-dev/coord/coord"
 )
 
+// procSnapshotEvery is small so that the crash test's nodes snapshot,
+// purge their logs and send SNAPs to restarted peers on real disks.
+const procSnapshotEvery = 64
+
 var (
 	crashRounds = flag.Int("coord.crashrounds", 0, "kill/restart rounds of TestProcessCrashRecovery (0: default 8, time-bounded)")
 	crashSeed   = flag.Int64("coord.crashseed", 0, "seed of TestProcessCrashRecovery's kill schedule (0: time-based)")
@@ -523,6 +527,7 @@ func (c *procCluster) start(id int) *procChild {
 		procEnvDir+"="+c.dirs[id-1],
 		fmt.Sprintf("%s=w%d.%d", procEnvWriter, id, inc),
 		fmt.Sprintf("%s=%d", procEnvWriters, procWriters),
+		fmt.Sprintf("%s=%d", childSnapshotEnv, procSnapshotEvery),
 	)
 	cmd.Stdout = w
 	cmd.Stderr = logf
@@ -1132,8 +1137,18 @@ func TestProcessCrashRecovery(t *testing.T) {
 	checked := c.check(tree)
 	c.exitAll()
 	c.checkLogs()
+	snaps := 0
+	for _, d := range c.dirs {
+		m, _ := filepath.Glob(filepath.Join(d, "*", "snap-*.snap"))
+		n, _ := filepath.Glob(filepath.Join(d, "snap-*.snap"))
+		snaps += len(m) + len(n)
+	}
+	if checked > 2*procSnapshotEvery && snaps == 0 {
+		t.Errorf("%d writes with SnapshotEvery %d left no snapshot on any disk", checked, procSnapshotEvery)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	t.Logf("%d snapshot files on the disks at the end", snaps)
 	t.Logf("seed %d: %d rounds in %v (kills of a random node %d, the leader %d, two nodes %d, all three %d; killed again while restarting %d), %d SIGKILLs; "+
 		"%d writes attempted, %d acknowledged and checked on all 3 nodes, %d failed, %d znodes",
 		seed, done, time.Since(start).Round(time.Millisecond), kinds["one"], kinds["leader"], kinds["two"], kinds["all"], kinds["again"],

@@ -253,6 +253,14 @@ func (c *cluster) restart(id zab.PeerID) {
 	if n.Peer != nil {
 		return
 	}
+	// A lone voter leads, and commits, while it starts, and may snapshot
+	// past everything the harness has seen applied: its logged entries
+	// beyond the known history are read before the snapshot compacts them.
+	known := c.lastKnown()
+	var logged []zab.Entry
+	if last, err := n.Storage.LastZxid(); err == nil && last > known {
+		logged, _ = n.Storage.Entries(known, last, 0)
+	}
 	if err := c.s.Restart(id); err != nil {
 		c.fail("peer %d: restart: %w", id, err)
 		return
@@ -260,12 +268,34 @@ func (c *cluster) restart(id zab.PeerID) {
 	r := &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	c.reps[id] = r
 	// The state machine starts at the snapshot; starting may already have
-	// applied more (a lone voter leads, and commits, at once): the tree
-	// takes those from the log.
+	// applied more: the tree takes those from the log.
 	if snap, _ := n.Storage.Snapshot(); snap.Zxid != 0 {
-		c.restore(r, snap.Zxid)
+		if snap.Zxid <= known {
+			c.restore(r, snap.Zxid)
+		} else {
+			// Rebuild what the harness knows, then apply the entries the
+			// snapshot proves committed as any peer's first apply.
+			if known != 0 {
+				c.restore(r, known)
+			}
+			for _, e := range logged {
+				if e.Zxid > snap.Zxid || c.err != nil {
+					break
+				}
+				c.apply(r, e)
+			}
+		}
 	}
 	c.catchUp(r)
+}
+
+// lastKnown is the newest zxid any tree has applied.
+func (c *cluster) lastKnown() zab.Zxid {
+	var z zab.Zxid
+	for zx := range c.log {
+		z = max(z, zx)
+	}
+	return z
 }
 
 func (c *cluster) running(id zab.PeerID) bool { return c.s.Node(id).Peer != nil }

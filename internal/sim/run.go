@@ -316,12 +316,15 @@ func allDone(m map[int]int, n int) bool {
 	return true
 }
 
+// wrap returns the run's first violation: one the harness or the
+// simulator recorded (an untilTick that gave up because of it must not
+// report its own symptom instead), else err.
 func (r *runner) wrap(err error) error {
-	if err == nil {
-		err = r.c.s.Err
-	}
-	if err == nil {
-		err = r.c.err
+	switch {
+	case r.c.err != nil:
+		return r.c.err
+	case r.c.s.Err != nil:
+		return r.c.s.Err
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/stretchr/testify/require"
 
 	"github.com/coord-dev/coord/zab"
 )
@@ -239,4 +241,19 @@ func TestShrink(t *testing.T) {
 		t.Fatalf("ParseFaults(%q) = %v, %v", small.Disable, got, err)
 	}
 	t.Logf("seed %d (stale reads) still fails with only {%v}; flags: %s", cfg.Seed, on, ReplayCommand("TestLinearizable", small))
+}
+
+// TestFailureKind: the shrinker tells one failure from another by text
+// without its numbers.
+func TestFailureKind(t *testing.T) {
+	kind := func(msg string) string { return failureKind(&Result{Err: errors.New(msg)}) }
+	for _, tc := range []struct{ a, b string }{
+		{"peer 3: applied another entry at 0x7:19 than a peer before it", "peer 1: applied another entry at 0x2a:3 than a peer before it"},
+		{"acknowledged write (req 12 at 0x3:4) is not in the final history", "acknowledged write (req 7 at 0x9:1) is not in the final history"},
+	} {
+		require.Equal(t, kind(tc.a), kind(tc.b))
+	}
+	require.NotEqual(t, kind("peer 3: applied another entry at 0x7:19 than a peer before it"),
+		kind("no convergence after heal: leader=0 stable=false"))
+	require.Equal(t, "", failureKind(&Result{}))
 }
