@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/zab"
 )
 
@@ -126,7 +125,7 @@ func TestSuspendedSharesOneChannel(t *testing.T) {
 	}
 	<-s.Suspended()
 	// Reconnected (an ack of a heartbeat sent after the loss): a new channel.
-	require.Eventually(t, func() bool { return s.State() == session.Connected }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s.State() == SessionStateConnected }, 5*time.Second, 5*time.Millisecond)
 	second := s.Suspended()
 	require.NotEqual(t, first, second)
 	select {
