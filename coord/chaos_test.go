@@ -480,28 +480,8 @@ func newChaosCluster(t *testing.T, n int) *chaosCluster {
 // chaosIdentify reads the dialer's id from its zab/tcp hello frame without
 // consuming it.
 func chaosIdentify(r *bufio.Reader) (int, error) {
-	hb, err := r.Peek(tcp.HeaderSize)
-	if err != nil {
-		return 0, err
-	}
-	h, err := tcp.ParseHeader(hb, 1024)
-	if err != nil {
-		return 0, err
-	}
-	if h.Kind != tcp.KindHello {
-		return 0, fmt.Errorf("first frame is %v, not a hello", h.Kind)
-	}
-	b, err := r.Peek(tcp.HeaderSize + int(h.Length))
-	if err != nil {
-		return 0, err
-	}
-	var hello struct {
-		From uint64 `msgpack:"f"`
-	}
-	if err := tcp.DecodePayload(b[tcp.HeaderSize:], &hello); err != nil {
-		return 0, err
-	}
-	return int(hello.From), nil
+	id, err := tcp.PeekHello(r)
+	return int(id), err
 }
 
 // since is the time since the cluster was made, for logs.

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"bufio"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -41,6 +42,34 @@ type hello struct {
 	To      uint64 `msgpack:"o"` // the id the dialer expects to reach
 	Nonce   []byte `msgpack:"n"`
 	Auth    bool   `msgpack:"a"` // the dialer has a secret key
+}
+
+// PeekHello returns the dialer's id from the hello frame at the head of r
+// without consuming it (r.Peek), so a proxy in front of a transport (the
+// fault-injecting proxy of the multi-node tests) can tell who dialed and
+// still forward every byte. The id is as claimed: only the handshake
+// authenticates it.
+func PeekHello(r *bufio.Reader) (zab.PeerID, error) {
+	hb, err := r.Peek(HeaderSize)
+	if err != nil {
+		return 0, err
+	}
+	h, err := ParseHeader(hb, maxHandshakePayload)
+	if err != nil {
+		return 0, err
+	}
+	if h.Kind != KindHello {
+		return 0, fmt.Errorf("%w: first frame is %v, not a hello", ErrHandshake, h.Kind)
+	}
+	b, err := r.Peek(HeaderSize + int(h.Length))
+	if err != nil {
+		return 0, err
+	}
+	var hi hello
+	if err := DecodePayload(b[HeaderSize:], &hi); err != nil {
+		return 0, err
+	}
+	return zab.PeerID(hi.From), nil
 }
 
 // welcome is the acceptor's answer: its nonce and, with a key, its proof.
