@@ -67,8 +67,14 @@
 //
 // # Concurrency
 //
-// Tracker and State are not safe for concurrent use. In coord, the leader's
-// driver loop owns the Tracker and each session's heartbeat loop owns its
-// State; they drain State.Events after each input and deliver them to the
-// application on a channel.
+// Tracker and State are not safe for concurrent use: their user serialises
+// every call. In coord, the Node holds its Tracker (present only while it
+// leads, rebuilt on every new epoch) under a mutex, because two goroutines
+// feed it: the node's maintenance goroutine creates and resets it and asks it
+// for expired sessions on every tick, and the zab driver goroutine adds and
+// removes sessions as their txns apply and touches them on heartbeats. Each
+// coord Session likewise holds its State under the session's mutex: the
+// maintenance goroutine sends the heartbeats and feeds Tick and LeaderLost,
+// the driver goroutine feeds acknowledgements and expiry, and whoever fed it
+// drains State.Events onto the session's Events channel.
 package session

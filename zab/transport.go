@@ -2,8 +2,9 @@ package zab
 
 // Transport carries Messages between peers. The protocol core never calls it:
 // the driver loop that owns a core hands it the core's outbound messages and
-// steps the core with what arrives. zab/tcp is the production implementation;
-// tests use an in-memory network.
+// steps the core with what arrives. zab/tcp is the only implementation, and
+// Node's tests run over it on loopback. The core's tests need no Transport:
+// Sim (memnet.go) steps Peers directly on a seeded virtual network.
 //
 // Delivery is best effort: a message may be lost (full queue, broken
 // connection, unknown peer) but is never corrupted, and messages from one
