@@ -81,7 +81,7 @@ func main() {
 			fmt.Printf("node %d: holds the lock, token %d: write refused: %v\n", *id, lease.Token(), err)
 		}
 		sleep(ctx, lease.Done(), 500*time.Millisecond) // work a while, unless the lease is lost
-		lease.Release(ctx) // after Ctrl-C, node.Close frees it with the session
+		lease.Release(ctx)                             // after Ctrl-C, node.Close frees it with the session
 	}
 	fmt.Printf("node %d: stopping\n", *id)
 }
