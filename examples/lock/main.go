@@ -80,8 +80,10 @@ func main() {
 		} else {
 			fmt.Printf("node %d: holds the lock, token %d: write refused: %v\n", *id, lease.Token(), err)
 		}
-		sleep(ctx, lease.Done(), 500*time.Millisecond) // work a while, unless the lease is lost
-		lease.Release(ctx)                             // after Ctrl-C, node.Close frees it with the session
+		// Work a while, unless the lease is lost, then let the next one in
+		// (after Ctrl-C, node.Close frees the lock with the session).
+		sleep(ctx, lease.Done(), 500*time.Millisecond)
+		lease.Release(ctx)
 	}
 	fmt.Printf("node %d: stopping\n", *id)
 }
