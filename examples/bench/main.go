@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -55,7 +56,6 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
-	"github.com/coord-dev/coord/internal/loopback"
 )
 
 var (
@@ -218,7 +218,7 @@ func startCluster(n int) (*cluster, error) {
 	var seeds []string
 	var voters []uint64
 	for i := 1; i <= n; i++ {
-		addr, err := loopback.FreeAddr()
+		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -1163,4 +1163,23 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func fatalf(f string, a ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...)
 	os.Exit(1)
+}
+
+// freeAddr returns a 127.0.0.1 address whose port is free for both TCP and
+// UDP right now (gossip listens on both with one port). Examples import only
+// public packages, so this is not internal/loopback's.
+func freeAddr() (string, error) {
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
 }

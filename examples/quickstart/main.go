@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/coord-dev/coord/coord"
-	"github.com/coord-dev/coord/internal/loopback"
 )
 
 func main() {
@@ -141,7 +141,7 @@ func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error)
 	var seeds []string
 	var voters []uint64
 	for i := 1; i <= n; i++ {
-		addr, err := loopback.FreeAddr()
+		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -173,4 +173,24 @@ func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error)
 		return nil, err
 	}
 	return nodes, nil
+}
+
+// freeAddr returns a 127.0.0.1 address whose port is free for both TCP and
+// UDP (gossip listens on both). In a real deployment every node has a fixed
+// gossip address, and each lists the others' as Seeds; here the three nodes
+// share one machine, so they take free ports.
+func freeAddr() (string, error) {
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
 }
