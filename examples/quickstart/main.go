@@ -88,6 +88,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Reads are local: node 1 may not have applied node 2's writes yet.
+	// Sync makes it catch up first.
+	if err := n1.Sync(ctx); err != nil {
+		return err
+	}
 	kids, _, gone, err := n1.ChildrenW(ctx, "/workers")
 	if err != nil {
 		return err
