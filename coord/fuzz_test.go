@@ -48,7 +48,7 @@ func fuzzRequests(tb testing.TB) [][]byte {
 // that hostile ops find nodes and a session to act on, and returns the tree.
 func applyAll(t *testing.T, data []byte) *tree.Tree {
 	tr := tree.New(tree.Options{})
-	f := newFSM(1, tr)
+	f := newFSM(tr)
 	z := zab.Zxid(1<<32 | 1)
 	for _, b := range fuzzRequests(t)[:3] {
 		f.Apply(zab.Entry{Zxid: z, Data: b})

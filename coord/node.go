@@ -90,7 +90,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		events:   make(chan ClusterEvent, 64),
 		closing:  make(chan struct{}),
 	}
-	n.fsm = newFSM(cfg.NodeID, n.tree)
+	n.fsm = newFSM(n.tree)
 	n.fsm.onApply = n.onApply
 	defer func() {
 		if err != nil {

@@ -276,13 +276,13 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 	}
 	var unknown error
 	for {
-		z, err := n.zab.Propose(ctx, data)
+		a, err := n.zab.Propose(ctx, data)
 		if err == nil {
-			res, ok := n.fsm.take(z)
+			res, ok := a.Response.(tree.Result)
 			if !ok {
-				return tree.Result{}, z, fmt.Errorf("%w: result of %v not found", ErrOutcomeUnknown, z)
+				return tree.Result{}, a.Zxid, fmt.Errorf("%w: %v has no result", ErrOutcomeUnknown, a.Zxid)
 			}
-			return res, z, res.Err
+			return res, a.Zxid, res.Err
 		}
 		retry := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrProposalDropped)
 		if errors.Is(err, zab.ErrOutcomeUnknown) {

@@ -72,7 +72,7 @@ func BenchmarkRecovery1M(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f := newFSM(1, tree.New(tree.Options{}))
+		f := newFSM(tree.New(tree.Options{}))
 		n, err := zab.StartNode(zab.NodeConfig{
 			Core:          zab.Config{ID: 1, Voters: []zab.PeerID{1}},
 			Transport:     tr,

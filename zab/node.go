@@ -18,9 +18,12 @@ import (
 // Apply goes on, so it must produce a point-in-time image without blocking
 // Apply for long (tree.Tree.WriteSnapshot does).
 type StateMachine interface {
-	// Apply applies a committed entry. Entries come in zxid order, each once.
-	// Configuration entries are zab's own and are not passed on.
-	Apply(e Entry)
+	// Apply applies a committed entry and returns its response, which
+	// Propose hands to the entry's proposer if it waits on this node (as
+	// hashicorp/raft's FSM.Apply feeds ApplyFuture.Response). Entries come
+	// in zxid order, each once. Configuration entries are zab's own and are
+	// not passed on.
+	Apply(e Entry) any
 	// Snapshot writes an image of the state to w and returns the zxid of the
 	// last entry it reflects.
 	Snapshot(w io.Writer) (Zxid, error)
@@ -109,6 +112,7 @@ type Node struct {
 	// Owned by run.
 	nextID    uint64
 	pending   map[uint64]*request
+	resps     []appliedResp // responses of the entries the current Ready applied
 	applied   Zxid
 	sinceSnap int
 	snapping  bool
@@ -121,17 +125,37 @@ type Node struct {
 }
 
 type request struct {
-	data []byte
-	cc   *ConfChange // a configuration change instead of data
+	ctx context.Context
+	// state is reqQueued until the driver takes the request in
+	// (reqTaken) or its caller withdraws it first (reqWithdrawn): a
+	// request whose context ended before the core saw it is never sent.
+	state atomic.Uint32
+	data  []byte
+	cc    *ConfChange // a configuration change instead of data
 	// leaderEpoch, if set, allows the write only while this node leads
 	// in that epoch (ProposeAsLeader).
 	leaderEpoch uint32
 	res         chan result
 }
 
+// Request states.
+const (
+	reqQueued uint32 = iota
+	reqTaken
+	reqWithdrawn
+)
+
 type result struct {
 	zxid Zxid
+	resp any // what StateMachine.Apply returned for the entry
 	err  error
+}
+
+// Applied is the outcome of a write that committed: its zxid and the
+// response StateMachine.Apply returned for it.
+type Applied struct {
+	Zxid     Zxid
+	Response any
 }
 
 type snapDone struct {
@@ -211,11 +235,17 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	return n, nil
 }
 
-// Propose replicates data and returns its zxid once the local state machine
-// has applied it. If ctx ends after the request reached the core, the error
-// wraps ErrOutcomeUnknown: the entry may still commit.
-func (n *Node) Propose(ctx context.Context, data []byte) (Zxid, error) {
-	return n.request(ctx, n.propc, &request{data: data})
+// Propose replicates data and returns, once the local state machine has
+// applied it, its zxid and the response of StateMachine.Apply. A ctx that
+// ends before the request reached the core returns ctx's error and nothing
+// is sent; once the request reached the core, an ended ctx wraps
+// ErrOutcomeUnknown: the entry may still commit. If the entry committed but
+// its response is not known here (it was applied before this node learned
+// the entry was its request's, or reached through a snapshot), the error
+// wraps ErrOutcomeUnknown too.
+func (n *Node) Propose(ctx context.Context, data []byte) (Applied, error) {
+	r, err := n.request(ctx, n.propc, &request{data: data})
+	return Applied{Zxid: r.zxid, Response: r.resp}, err
 }
 
 // ProposeAsLeader is Propose for decisions only one reign may take (such
@@ -224,8 +254,9 @@ func (n *Node) Propose(ctx context.Context, data []byte) (Zxid, error) {
 // core takes it in. The entry then carries a zxid of that epoch, so once a
 // later epoch is established it can only commit if that epoch's history
 // already held it.
-func (n *Node) ProposeAsLeader(ctx context.Context, epoch uint32, data []byte) (Zxid, error) {
-	return n.request(ctx, n.propc, &request{data: data, leaderEpoch: epoch})
+func (n *Node) ProposeAsLeader(ctx context.Context, epoch uint32, data []byte) (Applied, error) {
+	r, err := n.request(ctx, n.propc, &request{data: data, leaderEpoch: epoch})
+	return Applied{Zxid: r.zxid, Response: r.resp}, err
 }
 
 // ProposeConfig changes the voters by one (see Peer.ProposeConfig) and
@@ -234,38 +265,54 @@ func (n *Node) ProposeAsLeader(ctx context.Context, epoch uint32, data []byte) (
 // ErrNotSynced or ErrBadConfChange; as with Propose, an ended ctx wraps
 // ErrOutcomeUnknown.
 func (n *Node) ProposeConfig(ctx context.Context, cc ConfChange) (Zxid, error) {
-	return n.request(ctx, n.propc, &request{cc: &cc})
+	r, err := n.request(ctx, n.propc, &request{cc: &cc})
+	return r.zxid, err
 }
 
 // Sync returns once the local state machine has applied everything the
 // leader had committed when it received the request, the leader having
 // confirmed with a quorum that it still leads.
 func (n *Node) Sync(ctx context.Context) (Zxid, error) {
-	return n.request(ctx, n.syncc, &request{})
+	r, err := n.request(ctx, n.syncc, &request{})
+	return r.zxid, err
 }
 
-func (n *Node) request(ctx context.Context, c chan *request, req *request) (Zxid, error) {
+// request queues req for the driver and waits for its result. A request
+// whose ctx ended before the driver took it in is withdrawn, never sent:
+// ctx is checked first (a select between a free queue slot and a done ctx
+// picks at random), and the driver skips a request withdrawn while queued.
+func (n *Node) request(ctx context.Context, c chan *request, req *request) (result, error) {
+	if err := ctx.Err(); err != nil {
+		return result{}, err
+	}
+	req.ctx = ctx
 	req.res = make(chan result, 1)
 	select {
 	case c <- req:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return result{}, ctx.Err()
 	case <-n.done:
-		return 0, n.closedErr()
+		return result{}, n.closedErr()
 	}
 	select {
 	case r := <-req.res:
-		return r.zxid, r.err
+		return r, r.err
 	case <-ctx.Done():
-		if c == n.propc {
-			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return result{}, ctx.Err() // the core never saw it
 		}
-		return 0, ctx.Err()
+		if c == n.propc {
+			return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		}
+		return result{}, ctx.Err()
 	case <-n.done:
-		if c == n.propc {
-			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, n.closedErr())
+		if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return result{}, n.closedErr()
 		}
-		return 0, n.closedErr()
+		if c == n.propc {
+			return result{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, n.closedErr())
+		}
+		return result{}, n.closedErr()
 	}
 }
 
@@ -444,6 +491,13 @@ func (n *Node) proposeCall(id uint64, req *request) error {
 // submit hands a request to the core (Propose, or Sync which ignores the
 // data) and remembers it until the core completes it.
 func (n *Node) submit(req *request, call func(uint64, *request) error) {
+	if !req.state.CompareAndSwap(reqQueued, reqTaken) {
+		return // withdrawn by its caller: never sent
+	}
+	if err := req.ctx.Err(); err != nil {
+		req.res <- result{err: err} // ended while queued: never sent
+		return
+	}
 	n.nextID++
 	id := n.nextID
 	if err := call(id, req); err != nil {
@@ -507,24 +561,51 @@ func (n *Node) handleReady(rd Ready) error {
 		}
 		n.applied = rd.Snapshot.Zxid
 	}
+	n.resps = n.resps[:0]
 	for _, e := range rd.CommittedEntries {
 		if e.Zxid <= n.applied {
 			continue
 		}
+		var resp any
 		if !e.IsConfig() {
-			n.cfg.StateMachine.Apply(e)
+			resp = n.cfg.StateMachine.Apply(e)
 		}
+		n.resps = append(n.resps, appliedResp{zxid: e.Zxid, resp: resp})
 		n.applied = e.Zxid
 		n.sinceSnap++
 	}
-	// 4. Complete requests.
+	// 4. Complete requests, a write with the response of its entry.
 	for _, pr := range rd.Proposals {
-		n.complete(pr.ID, result{zxid: pr.Zxid, err: pr.Err})
+		r := result{zxid: pr.Zxid, err: pr.Err}
+		if r.err == nil {
+			r.resp, r.err = n.responseOf(pr.Zxid)
+		}
+		n.complete(pr.ID, r)
 	}
+	clear(n.resps) // hold no response past its Ready
 	for _, sr := range rd.Syncs {
 		n.complete(sr.ID, result{zxid: sr.Zxid, err: sr.Err})
 	}
 	return nil
+}
+
+// appliedResp is the response of one entry applied in the current Ready.
+type appliedResp struct {
+	zxid Zxid
+	resp any
+}
+
+// responseOf returns the response of the entry at z, applied in the
+// current Ready (the core completes a proposal in the Ready that hands its
+// entry out). An entry applied earlier, which the core reports only when a
+// learner learns its request's zxid after the commit, has no response here:
+// its outcome is unknown to this caller.
+func (n *Node) responseOf(z Zxid) (any, error) {
+	i, ok := slices.BinarySearchFunc(n.resps, z, func(a appliedResp, z Zxid) int { return cmpZxid(a.zxid, z) })
+	if !ok {
+		return nil, fmt.Errorf("%w: %v was applied before its result was awaited", ErrOutcomeUnknown, z)
+	}
+	return n.resps[i].resp, nil
 }
 
 func (n *Node) complete(id uint64, r result) {

@@ -22,11 +22,26 @@ import (
 type logSM struct {
 	mu      sync.Mutex
 	entries []zab.Entry
+	hook    func(zab.Entry) // if set, runs before each apply, unlocked
 }
 
-func (s *logSM) Apply(e zab.Entry) {
+// Apply records e and returns its position in the log (from 1).
+func (s *logSM) Apply(e zab.Entry) any {
 	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(e)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.entries = append(s.entries, zab.Entry{Zxid: e.Zxid, Data: append([]byte(nil), e.Data...)})
+	return len(s.entries)
+}
+
+func (s *logSM) setHook(h func(zab.Entry)) {
+	s.mu.Lock()
+	s.hook = h
 	s.mu.Unlock()
 }
 
@@ -170,9 +185,9 @@ func (c *cluster) propose(id zab.PeerID, data string) zab.Zxid {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for {
-		z, err := c.nodes[id].Propose(ctx, []byte(data))
+		a, err := c.nodes[id].Propose(ctx, []byte(data))
 		if err == nil {
-			return z
+			return a.Zxid
 		}
 		// Retrying an outcome-unknown write may apply it twice; the tests
 		// only look for presence.

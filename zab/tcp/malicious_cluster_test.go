@@ -35,10 +35,11 @@ type entrySM struct {
 	ents []zab.Entry
 }
 
-func (s *entrySM) Apply(e zab.Entry) {
+func (s *entrySM) Apply(e zab.Entry) any {
 	s.mu.Lock()
 	s.ents = append(s.ents, zab.Entry{Zxid: e.Zxid, Data: append([]byte(nil), e.Data...)})
 	s.mu.Unlock()
+	return nil
 }
 
 func (s *entrySM) Snapshot(w io.Writer) (zab.Zxid, error) {
