@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,29 @@ func (JSONCodec[T]) Unmarshal(data []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(data, &v)
 	return v, err
+}
+
+// ErrNotInt64 wraps the decoding error of a counter znode whose data is not
+// a decimal int64.
+var ErrNotInt64 = errors.New("recipes: counter data is not an int64")
+
+// Int64Codec stores an int64 as its decimal text (what an operator reads
+// with a CLI); empty data is 0.
+type Int64Codec struct{}
+
+// Marshal formats v in decimal.
+func (Int64Codec) Marshal(v int64) ([]byte, error) { return strconv.AppendInt(nil, v, 10), nil }
+
+// Unmarshal parses decimal text; empty data is 0.
+func (Int64Codec) Unmarshal(data []byte) (int64, error) {
+	if len(data) == 0 {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotInt64, err)
+	}
+	return v, nil
 }
 
 // ErrDecode wraps a codec's failure to decode a znode's data.
