@@ -83,16 +83,21 @@ const (
 	// EventVotersChanged: the voter configuration in force changed
 	// (Voters set).
 	EventVotersChanged
+	// EventNodeFailed: this node fail-stopped because its replication
+	// stopped (Err set, as Node.Err returns it). It is the last event.
+	EventNodeFailed
 )
 
-// ClusterEvent is a change of membership (Member set) or of leader (Leader
-// and Epoch set; Leader 0 while an election runs).
+// ClusterEvent is a change of membership (Member set), of leader (Leader
+// and Epoch set; Leader 0 while an election runs), of the voters (Voters
+// set) or this node's failure (Err set).
 type ClusterEvent struct {
 	Type   ClusterEventType
 	Member Member
 	Leader uint64
 	Epoch  uint32
 	Voters []uint64
+	Err    error
 }
 
 func memberEventType(t gossip.EventType) ClusterEventType {

@@ -45,6 +45,12 @@ var (
 	ErrNoQuorum = errors.New("coord: no leader with a quorum")
 	// ErrClosed: the Node or Session is closed.
 	ErrClosed = errors.New("coord: closed")
+	// ErrFailed: the Node fail-stopped because its replication stopped (a
+	// disk that is full or failing, say). Node.Err returns it wrapped around
+	// the cause; every operation of the node and its sessions then fails
+	// with that error. Close the node and start it again once the cause is
+	// fixed.
+	ErrFailed = errors.New("coord: node failed")
 	// ErrReconfigInProgress: another voter change is not committed yet;
 	// changes go one at a time.
 	ErrReconfigInProgress = errors.New("coord: a voter change is still in progress")

@@ -57,6 +57,12 @@ type Node struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	wg        sync.WaitGroup
+
+	// done closes when the node stops: by Close or Shutdown, or at a
+	// fail-stop, when failErr is set first (see fail).
+	done     chan struct{}
+	doneOnce sync.Once
+	failErr  atomic.Pointer[error]
 }
 
 // Join starts a node with cfg and returns once it has synchronised with an
@@ -89,6 +95,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		sessions: make(map[int64]*Session),
 		events:   make(chan ClusterEvent, 64),
 		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	n.fsm = newFSM(n.tree)
 	n.fsm.onApply = n.onApply
@@ -284,6 +291,9 @@ func (n *Node) maintain() {
 		case <-n.closing:
 			return
 		case <-n.zab.Done():
+			if !n.closed.Load() {
+				n.fail(n.zab.Err())
+			}
 			return
 		case <-t.C:
 		}
@@ -476,12 +486,70 @@ func (n *Node) proposeAsync(op tree.Op) {
 	}()
 }
 
-// usable reports whether the node is open.
+// usable reports whether the node is open and has not failed.
 func (n *Node) usable() error {
+	if err := n.Err(); err != nil {
+		return err
+	}
 	if n.closed.Load() {
 		return ErrClosed
 	}
 	return nil
+}
+
+// Done returns a channel that is closed when the node stops: when Close or
+// Shutdown is called, or when the node fail-stops because its replication
+// stopped (see Err).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns why the node fail-stopped, or nil while it runs or after a
+// plain Close or Shutdown. A node fail-stops when its replication stops on
+// its own (a disk that is full or failing, a log record it cannot write):
+// it cannot take part in the cluster any more, so rather than serve a
+// frozen tree it stops serving. Then Done is closed, an EventNodeFailed
+// ClusterEvent is emitted, every session of the node is Lost (event
+// SessionLost, Suspended channels closed, watches ended with this error),
+// every read and write fails with this error, and Close returns it. The
+// error wraps ErrFailed and the cause.
+func (n *Node) Err() error {
+	if p := n.failErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail fail-stops the node because its replication stopped with cause. It
+// runs on the maintenance goroutine, once.
+func (n *Node) fail(cause error) {
+	if cause == nil {
+		cause = zab.ErrNodeClosed // stopped without saying why
+	}
+	err := fmt.Errorf("%w: replication stopped: %w", ErrFailed, cause)
+	if !n.failErr.CompareAndSwap(nil, &err) {
+		return
+	}
+	n.log.Error("coord: node failed, no longer serving", "err", cause)
+	now := time.Now()
+	for _, s := range n.liveSessions() {
+		s.mu.Lock()
+		s.state.Stopped(now)
+		s.drainLocked()
+		s.mu.Unlock()
+		s.finish(err)
+	}
+	n.emit(ClusterEvent{Type: EventNodeFailed, Err: err})
+	n.doneOnce.Do(func() { close(n.done) })
+}
+
+// liveSessions returns the node's sessions.
+func (n *Node) liveSessions() []*Session {
+	n.sessMu.Lock()
+	defer n.sessMu.Unlock()
+	ss := make([]*Session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		ss = append(ss, s)
+	}
+	return ss
 }
 
 // Close leaves the cluster: the default session and every other session of
@@ -491,19 +559,14 @@ func (n *Node) usable() error {
 func (n *Node) Close(ctx context.Context) error {
 	if n.closed.Swap(true) {
 		<-n.closing
-		return nil
+		return n.Err()
 	}
-	n.sessMu.Lock()
-	ss := make([]*Session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		ss = append(ss, s)
-	}
-	n.sessMu.Unlock()
+	ss := n.liveSessions()
 	var ids []int64
 	for _, s := range ss {
 		ids = append(ids, s.id)
 	}
-	if len(ids) > 0 && n.zab != nil && n.zab.Status().SoftState.Serving {
+	if len(ids) > 0 && n.zab != nil && n.Err() == nil && n.zab.Status().SoftState.Serving {
 		// Without a quorum the sessions cannot be closed; the leader will
 		// expire them. Bound the wait so Close does not hang on a dead cluster.
 		cctx, cancel := context.WithTimeout(ctx, 2*n.cfg.SyncLimit)
@@ -519,7 +582,9 @@ func (n *Node) Close(ctx context.Context) error {
 		s.finish(ErrClosed)
 	}
 	if n.zab != nil {
-		n.handoff(ctx)
+		if n.Err() == nil {
+			n.handoff(ctx)
+		}
 		// Stop replicating at once: a leader that lingers (the gossip leave
 		// below takes a while) would win back the followers it just released.
 		n.zab.Close()
@@ -530,7 +595,7 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	n.shutdown()
-	return nil
+	return n.Err()
 }
 
 // Shutdown stops the node at once, as if its process had died: its
@@ -546,13 +611,7 @@ func (n *Node) Shutdown() {
 		<-n.closing
 		return
 	}
-	n.sessMu.Lock()
-	ss := make([]*Session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		ss = append(ss, s)
-	}
-	n.sessMu.Unlock()
-	for _, s := range ss {
+	for _, s := range n.liveSessions() {
 		s.finish(ErrClosed)
 	}
 	n.shutdown()
@@ -571,6 +630,7 @@ func (n *Node) shutdown() {
 		n.gossip.Close()
 	}
 	n.wg.Wait()
+	n.doneOnce.Do(func() { close(n.done) })
 }
 
 // ID returns the node's id.

@@ -320,6 +320,9 @@ func (n *Node) mapErr(err error) error {
 	case errors.Is(err, zab.ErrOutcomeUnknown):
 		return err
 	case errors.Is(err, zab.ErrNodeClosed):
+		if ferr := n.Err(); ferr != nil {
+			return ferr
+		}
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	case errors.Is(err, zab.ErrNoLeader), errors.Is(err, zab.ErrLeaderLost), errors.Is(err, zab.ErrProposalDropped):
 		return fmt.Errorf("%w: %w", ErrNoQuorum, err)

@@ -101,6 +101,12 @@ func (n *Node) Session(ctx context.Context, opts SessionOptions) (*Session, erro
 	n.sessMu.Lock()
 	n.sessions[id] = s
 	n.sessMu.Unlock()
+	if err := n.Err(); err != nil {
+		// The node failed while the session was being created: fail-stop
+		// may have missed it.
+		s.finish(err)
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -306,13 +312,7 @@ func decodeAppMsg(b []byte) (appMsg, error) {
 // tickSessions runs on the maintenance goroutine: heartbeats, leader loss
 // and the passage of time for every local session.
 func (n *Node) tickSessions(now time.Time, leader zab.PeerID, serving bool) {
-	n.sessMu.Lock()
-	ss := make([]*Session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		ss = append(ss, s)
-	}
-	n.sessMu.Unlock()
-	for _, s := range ss {
+	for _, s := range n.liveSessions() {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

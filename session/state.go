@@ -93,13 +93,16 @@ const (
 	CauseExpired
 	// CauseAck: a fresh acknowledgement arrived.
 	CauseAck
+	// CauseStopped: the owner's node stopped (its replication failed), so
+	// nothing can keep the session alive any more.
+	CauseStopped
 )
 
-var causeNames = [...]string{"", "created", "leader lost", "no ack", "timeout", "expired by leader", "ack"}
+var causeNames = [...]string{"", "created", "leader lost", "no ack", "timeout", "expired by leader", "ack", "node stopped"}
 
 // String returns a short description of the cause.
 func (c Cause) String() string {
-	if c >= CauseCreated && c <= CauseAck {
+	if c >= CauseCreated && c <= CauseStopped {
 		return causeNames[c]
 	}
 	return fmt.Sprintf("Cause(%d)", uint8(c))
@@ -303,6 +306,18 @@ func (s *State) Expired(now time.Time) {
 	}
 	s.status = Lost
 	s.emit(EventLost, now, CauseExpired)
+}
+
+// Stopped records that the owner's node stopped at now (its replication
+// failed): it can no longer heartbeat, so the session is Lost at once,
+// however much lease is left.
+func (s *State) Stopped(now time.Time) {
+	now = s.advance(now)
+	if s.status == Lost {
+		return
+	}
+	s.status = Lost
+	s.emit(EventLost, now, CauseStopped)
 }
 
 // Tick applies the passage of time up to now: Suspended once the lease is

@@ -268,3 +268,18 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, "Cause(0)", Cause(0).String())
 	assert.Equal(t, "Suspended at 2026-01-02T03:04:05.45Z (no ack)", ev(EventSuspended, 450, CauseNoAck).String())
 }
+
+// TestStoppedIsLostAtOnce: a node that stopped loses its sessions at once,
+// whatever lease is left, and only once.
+func TestStoppedIsLostAtOnce(t *testing.T) {
+	s, err := NewState(testCfg, t0, t0)
+	require.NoError(t, err)
+	s.Events()
+	s.Stopped(t0.Add(ms(10)))
+	require.Equal(t, Lost, s.Status())
+	require.Equal(t, []Event{{Type: EventLost, At: t0.Add(ms(10)), Cause: CauseStopped}}, s.Events())
+	require.Zero(t, s.Remaining(t0.Add(ms(10))))
+	s.Stopped(t0.Add(ms(20)))
+	require.Empty(t, s.Events())
+	assert.Equal(t, "node stopped", CauseStopped.String())
+}
