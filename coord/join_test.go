@@ -74,7 +74,8 @@ func TestJoinErrors(t *testing.T) {
 	cfg.JoinTimeout = 500 * time.Millisecond
 	_, err = Join(cfg)
 	require.ErrorIs(t, err, ErrNoQuorum)
-	require.Contains(t, err.Error(), "1 of 3 voters seen")
+	require.Contains(t, err.Error(), "1 of 3 voters [1 2 3] seen")
+	require.Contains(t, err.Error(), "the configured Voters, not confirmed by any leader")
 }
 
 func TestCloseIsIdempotentAndStopsOperations(t *testing.T) {

@@ -35,7 +35,6 @@ type Node struct {
 	zab    *zab.Node
 	tr     *tcp.Transport
 	gossip *gossip.Gossip
-	voters []zab.PeerID
 
 	sessMu   sync.Mutex
 	sessions map[int64]*Session
@@ -135,7 +134,6 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.voters = voters
 	n.zab, err = zab.StartNode(zab.NodeConfig{
 		Core: zab.Config{
 			ID: zab.PeerID(cfg.NodeID), Voters: voters, Observers: observers, Logger: logger,
@@ -170,7 +168,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.log.Info("coord: joined", "voters", voters, "leader", n.zab.Status().SoftState.Leader)
+	n.log.Info("coord: joined", "voters", n.zab.Status().Voters, "leader", n.zab.Status().SoftState.Leader)
 	return n, nil
 }
 
@@ -230,25 +228,44 @@ func (n *Node) waitServing(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			seen := 0
-			alive := map[uint64]bool{n.cfg.NodeID: true}
-			for _, m := range n.gossip.Members() {
-				if m.State == gossip.StateAlive {
-					alive[m.NodeID] = true
-				}
-			}
-			for _, v := range n.voters {
-				if alive[uint64(v)] {
-					seen++
-				}
-			}
-			return fmt.Errorf("%w: join: no leader after %d of %d voters seen in gossip (a quorum is %d): %w",
-				ErrNoQuorum, seen, len(n.voters), len(n.voters)/2+1, ctx.Err())
+			return fmt.Errorf("%w: join: %s: %w", ErrNoQuorum, n.votersSeen(), ctx.Err())
 		case <-n.zab.Done():
 			return fmt.Errorf("coord: replication stopped: %w", n.zab.Err())
 		case <-t.C:
 		}
 	}
+}
+
+// votersSeen says, for a join that found no leader, which voters this node
+// acts on, where they come from and how many of them gossip sees alive. The
+// voters are the replication core's: the committed configuration once the
+// node holds one (from its DataDir or a leader's synchronisation), else the
+// configured Voters or the BootstrapExpect guess, which no leader confirmed.
+func (n *Node) votersSeen() string {
+	st := n.zab.Status()
+	alive := map[uint64]bool{n.cfg.NodeID: true}
+	for _, m := range n.gossip.Members() {
+		if m.State == gossip.StateAlive {
+			alive[m.NodeID] = true
+		}
+	}
+	seen := 0
+	for _, v := range st.Voters {
+		if alive[uint64(v)] {
+			seen++
+		}
+	}
+	from := fmt.Sprintf("the configuration logged at zxid %v", st.ConfigZxid)
+	switch {
+	case st.ConfigZxid != 0:
+	case n.cfg.BootstrapExpect > 0:
+		from = fmt.Sprintf("the first %d voters seen in gossip (BootstrapExpect), not confirmed by any leader",
+			n.cfg.BootstrapExpect)
+	default:
+		from = "the configured Voters, not confirmed by any leader"
+	}
+	return fmt.Sprintf("no leader after %d of %d voters %v seen in gossip (a quorum is %d; voters from %s)",
+		seen, len(st.Voters), st.Voters, len(st.Voters)/2+1, from)
 }
 
 // membership keeps the transport's peer addresses in step with gossip.

@@ -139,3 +139,41 @@ func TestReconfigFourthNodeJoinsAndIsPromoted(t *testing.T) {
 		}
 	}
 }
+
+// Item 11 of issue 10: with voters 10, 20 and 30, a fresh node 5
+// bootstrapped with BootstrapExpect 3 guesses the voters [5 10 20] from
+// gossip. It used to report itself FOLLOWING with those voters while the
+// leader counted it as an observer. It must act on the committed
+// configuration: observe, report [10 20 30], and once two voters are gone
+// follow no one.
+func TestJoinLaterAdoptsCommittedVoters(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.NodeID *= 10
+		cfg.Voters = []uint64{10, 20, 30}
+	})
+	cfg := LocalConfig(5)
+	cfg.Cluster = "test"
+	cfg.GossipBindAddr = freeAddr(t)
+	cfg.Seeds = c.cfgs[1].Seeds
+	cfg.BootstrapExpect = 3
+	n5, err := JoinContext(ctxT(t), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { n5.Close(context.Background()) })
+	require.Equal(t, []uint64{10, 20, 30}, n5.Voters())
+	require.Equal(t, "OBSERVING", n5.Stats().Role)
+	for _, m := range n5.Members() {
+		if m.ID == 5 {
+			require.Equal(t, RoleObserver, m.Role, "node 5 in its own membership view")
+		}
+	}
+
+	// Voters 10 and 30 stop: 20 alone has no quorum, and 5 must not claim
+	// to follow anyone who does not lead.
+	c.nodes[1].Shutdown()
+	c.nodes[3].Shutdown()
+	delete(c.nodes, 1)
+	delete(c.nodes, 3)
+	require.Eventually(t, func() bool { return c.nodes[2].Stats().Role == "LOOKING" }, 10*time.Second, 10*time.Millisecond)
+	require.Never(t, func() bool { return n5.Stats().Role == "FOLLOWING" }, 500*time.Millisecond, 10*time.Millisecond)
+	require.Equal(t, []uint64{10, 20, 30}, n5.Voters())
+}

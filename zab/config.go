@@ -16,7 +16,10 @@ type Config struct {
 	ID PeerID
 	// Voters is the initial voting ensemble. A quorum is a strict majority
 	// of it. Once the log or a snapshot holds a configuration (see
-	// ProposeConfig), that one is in force instead.
+	// ProposeConfig), that one is in force instead: the first leader of a
+	// fresh ensemble commits Voters as its first entry, and every
+	// synchronisation hands a learner the leader's configuration, so a peer
+	// configured with other voters acts on the committed ones once synced.
 	Voters []PeerID
 	// Observers lists peers known to observe from the start. It is only
 	// checked for overlap with Voters: any peer outside the voters may

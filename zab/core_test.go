@@ -16,10 +16,19 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, id PeerID, voters, observers []PeerID) *harness {
-	st := NewMemoryStorage()
+	st := committedStorage(voters)
 	p, err := NewPeer(Config{ID: id, Voters: voters, Observers: observers, Storage: st, Seed: 1})
 	require.NoError(t, err)
 	return &harness{t: t, p: p, st: st}
+}
+
+// committedStorage returns a storage whose configuration (voters) is
+// already committed, so a leader does not propose the bootstrap
+// configuration first (see TestLeaderCommitsBootstrapConfig).
+func committedStorage(voters []PeerID) *MemoryStorage {
+	st := NewMemoryStorage()
+	st.ApplySnapshot(Snapshot{Voters: voters})
+	return st
 }
 
 // drain carries out every Ready and returns the messages and Readies.
@@ -438,7 +447,7 @@ func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
 // A restarted peer hands out only the committed entries its state machine
 // does not have yet (Config.Applied).
 func TestRestartSkipsApplied(t *testing.T) {
-	st := NewMemoryStorage()
+	st := committedStorage([]PeerID{1})
 	require.NoError(t, st.Append(ents(1, 2, 3)))
 	st.SetHardState(HardState{AcceptedEpoch: 1, CurrentEpoch: 1})
 	p, err := NewPeer(Config{ID: 1, Voters: []PeerID{1}, Storage: st, Applied: zx(2)})

@@ -163,6 +163,9 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 		} else if p.cfg.Mistake == MistakeDiffWithoutTrunc {
 			first.Mode, first.Prev = SyncDiff, li.last // test-only, see mistake.go
 		}
+		// The configuration in force where the learner's log will end: a
+		// learner must act on ours, not on its own bootstrap guess.
+		first.Voters = p.configAt(first.Prev)
 	} else {
 		s := p.log.snapshot()
 		first.Mode, first.Prev, first.Snap, first.Voters = SyncSnap, s.Zxid, s.Data, s.Voters
@@ -252,6 +255,7 @@ func (p *Peer) maybeEstablish() {
 	if l.l0 > p.log.committed {
 		p.log.committed = l.l0
 	}
+	p.commitBootstrapConfig()
 	for _, id := range l.order {
 		if li := l.learners[id]; li.nlAcked {
 			p.send(Message{Type: MsgUpToDate, To: id, Epoch: p.epoch, Commit: p.log.committed})
@@ -291,12 +295,13 @@ func (p *Peer) maybeCommit() {
 	}
 }
 
-// leaderAppend proposes data under the next zxid.
-func (p *Peer) leaderAppend(data []byte) Zxid {
+// leaderAppend proposes e (data or a configuration) under the next zxid.
+func (p *Peer) leaderAppend(e Entry) Zxid {
 	l := p.lead
 	l.counter++
 	z := NewZxid(p.epoch, l.counter)
-	p.appendLog(Entry{Zxid: z, Data: data})
+	e.Zxid = z
+	p.appendLog(e)
 	if l.counter >= p.cfg.MaxCounter {
 		l.exhausted = true
 	}
@@ -566,7 +571,7 @@ func (p *Peer) leaderForwarded(li *learnerInfo, m Message) {
 		z, seen := li.props[id]
 		if !seen {
 			if l.established && !l.exhausted {
-				z = p.leaderAppend(m.Entries[i].Data)
+				z = p.leaderAppend(Entry{Data: m.Entries[i].Data})
 			}
 			li.props[id] = z
 			li.propOrder = append(li.propOrder, id)

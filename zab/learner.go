@@ -333,7 +333,11 @@ func (p *Peer) applySyncMode(m Message) bool {
 	last := p.log.last()
 	switch m.Mode {
 	case SyncDiff:
-		return m.Prev == last
+		if m.Prev != last {
+			return false
+		}
+		p.confSynced(m.Prev, m.Voters)
+		return true
 	case SyncTrunc:
 		if lr.nlDone {
 			return false // our log already is the leader's prefix
@@ -344,7 +348,11 @@ func (p *Peer) applySyncMode(m Message) bool {
 			return false
 		}
 		p.confTruncated(m.Prev)
-		return p.log.last() == m.Prev
+		if p.log.last() != m.Prev {
+			return false
+		}
+		p.confSynced(m.Prev, m.Voters)
+		return true
 	case SyncSnap:
 		if m.Prev < p.log.committed || (lr.nlDone && m.Prev <= last) {
 			return false

@@ -150,6 +150,11 @@ type SimStateMachine struct {
 }
 
 func (s *SimStateMachine) apply(e Entry) {
+	if e.IsConfig() {
+		// zab's own, not the state machine's (as Node does).
+		s.Last = e.Zxid
+		return
+	}
 	h := fnv.New64a()
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], s.Digest)
@@ -857,6 +862,26 @@ func (s *Sim) Crash(id PeerID) {
 	n.inflight, n.early, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
 	n.pausedUntil, n.armed = 0, diskOK
 	delete(s.dirty, id)
+}
+
+// AddPeer starts a new peer id with empty storage that was configured with
+// voters (for example its own guess from gossip, as a node bootstrapped
+// with BootstrapExpect makes) and the template's other settings, as a node
+// that joins a running ensemble.
+func (s *Sim) AddPeer(id PeerID, voters []PeerID) error {
+	if id == 0 || s.nodes[id] != nil {
+		return fmt.Errorf("%w: peer %d exists", ErrInvalidConfig, id)
+	}
+	pc := s.cfg.Peer
+	pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, slices.Clone(voters), nil, s.cfg.Seed, nil
+	n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc}
+	s.nodes[id] = n
+	s.ids = append(s.ids, id)
+	if err := s.start(n); err != nil {
+		return err
+	}
+	s.push(event{at: s.now + 1 + s.rng.Int64N(s.cfg.TickInterval), tick: id})
+	return nil
 }
 
 // Restart starts a crashed peer again from its storage.

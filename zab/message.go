@@ -183,7 +183,8 @@ type Message struct {
 	Observer bool `msgpack:"ob,omitempty"`
 	// Established says the pinging leader has a quorum and serves.
 	Established bool `msgpack:"es,omitempty"`
-	// Voters is the configuration of the snapshot a SNAP carries.
+	// Voters is, on the first chunk of a synchronisation, the leader's
+	// configuration in force at Prev (for a SNAP, the snapshot's).
 	Voters []PeerID `msgpack:"vs,omitempty"`
 	// Change and Target are the configuration change of a MsgReconfig.
 	Change ConfChangeType `msgpack:"ch,omitempty"`

@@ -131,6 +131,7 @@ type Peer struct {
 	cfg       Config
 	voters    MajorityConfig // the newest configuration in the log
 	confs     []confAt       // configurations in the log, the first at its base
+	confGuess bool           // confs is only Config.Voters: nothing durable or synced set it
 	confDirty bool           // voters changed: checkRole must look at our role
 	rand      *rand.Rand
 	logger    *slog.Logger
@@ -334,7 +335,7 @@ func (p *Peer) Propose(id uint64, data []byte) error {
 		if !p.lead.established || p.lead.exhausted {
 			return ErrNoLeader
 		}
-		z := p.leaderAppend(data)
+		z := p.leaderAppend(Entry{Data: data})
 		p.addWaiting(z, id)
 		return nil
 	case RoleFollowing, RoleObserving:

@@ -102,6 +102,7 @@ func (p *Peer) initConfig(snap Snapshot) error {
 	base := snap.Voters
 	if len(base) == 0 {
 		base = p.cfg.Voters
+		p.confGuess = true
 	}
 	p.confs = []confAt{{zxid: snap.Zxid, voters: sortedIDs(base)}}
 	last := p.log.last()
@@ -143,6 +144,9 @@ func (p *Peer) noteConfigs(ents []Entry) {
 		}
 	}
 	if changed {
+		p.confGuess = false
+	}
+	if changed {
 		p.setVoters()
 		if p.role == RoleLeading {
 			// Count learners by the new configuration from now on.
@@ -170,9 +174,43 @@ func (p *Peer) confSnapshot(s Snapshot) {
 	v := s.Voters
 	if len(v) == 0 {
 		v = p.configAt(s.Zxid)
+	} else {
+		p.confGuess = false
 	}
 	p.confs = []confAt{{zxid: s.Zxid, voters: sortedIDs(v)}}
 	p.setVoters()
+}
+
+// confSynced adopts the configuration the leader says is in force at prev,
+// where a DIFF or TRUNC left our log: a learner acts on the leader's
+// configuration, never on its own bootstrap guess (with BootstrapExpect, the
+// first ids it saw in gossip). Our log up to prev is the leader's, so only
+// a base we could not know (the configured voters, or a snapshot's) can
+// differ; the entries the synchronisation brings after prev follow it. A
+// leader too old to send voters leaves the configuration as it was.
+func (p *Peer) confSynced(prev Zxid, voters []PeerID) {
+	if len(voters) == 0 {
+		return
+	}
+	v := sortedIDs(voters)
+	if slices.Equal(v, p.configAt(prev)) && !p.confGuess {
+		return
+	}
+	p.confs = []confAt{{zxid: prev, voters: v}}
+	p.confGuess = false
+	p.setVoters()
+}
+
+// commitBootstrapConfig makes a newly established leader whose
+// configuration is still the configured one (Config.Voters: no
+// configuration entry in its log or snapshot) propose it as an entry, so the
+// bootstrap voter set is committed like any other configuration and every
+// peer that later syncs adopts it instead of its own configured voters.
+func (p *Peer) commitBootstrapConfig() {
+	if !p.confGuess || len(p.confs) != 1 || p.lead.exhausted {
+		return
+	}
+	p.leaderAppend(Entry{Voters: p.voters.IDs()})
 }
 
 // configAt returns the voters in force at z, as far as the peer knows.
@@ -330,14 +368,7 @@ func (p *Peer) leaderConfChange(cc ConfChange) (Zxid, error) {
 		return 0, fmt.Errorf("%w: %s %d leaves %d of %d voters live, %d needed", ErrReconfigUnsafe, cc.Type, cc.ID,
 			live, len(next), q)
 	}
-	l := p.lead
-	l.counter++
-	z := NewZxid(p.epoch, l.counter)
-	p.appendLog(Entry{Zxid: z, Voters: next})
-	if l.counter >= p.cfg.MaxCounter {
-		l.exhausted = true
-	}
-	return z, nil
+	return p.leaderAppend(Entry{Voters: next}), nil
 }
 
 // leaderReconfig handles a forwarded change, once per request id.

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 )
@@ -82,10 +80,10 @@ func (r *srunner) watchRep(rep *srep) {
 }
 
 // txnOf decodes an entry as coord's fsm does: a createSession's session id
-// is the zxid of its txn.
+// is the zxid of its txn. A configuration entry is a no-op (decodeEntry).
 func txnOf(e zab.Entry) (tree.Txn, request, error) {
-	var req request
-	if err := msgpack.Unmarshal(e.Data, &req); err != nil {
+	req, err := decodeEntry(e)
+	if err != nil {
 		return tree.Txn{}, req, err
 	}
 	if req.Op.Type == tree.OpCreateSession && req.Op.Session == 0 {
