@@ -1,0 +1,324 @@
+// Package examples_test builds every example and runs it end to end: the
+// multi-process ones as 3 processes on 127.0.0.1 with free ports, the
+// others as one. Each run is bounded in time and checked on its output and
+// exit code.
+package examples_test
+
+import (
+	"bytes"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coord-dev/coord/internal/loopback"
+)
+
+// runners runs each example; every directory under examples/ with a main
+// package must have one.
+var runners = map[string]func(t *testing.T, bin string){
+	"hello":      runHello,
+	"lock":       runLock,
+	"quickstart": runQuickstart,
+	"bench":      runBench,
+}
+
+// Bounds for a loaded 2-core machine; a healthy run takes a fraction.
+const (
+	joinBound = 30 * time.Second // 3 processes started until each has joined
+	stepBound = 30 * time.Second // one more step of an example's story
+	exitBound = 20 * time.Second // Ctrl-C until the process has exited
+)
+
+func TestExamples(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the examples stop on SIGINT, which cannot be sent on Windows")
+	}
+	names := exampleDirs(t)
+	for _, name := range names {
+		_, ok := runners[name]
+		assert.True(t, ok, "examples/%s has no runner in examples_test.go", name)
+		assertPublicImports(t, name)
+	}
+	bins := buildAll(t, names)
+	for _, name := range names {
+		run, ok := runners[name]
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			run(t, bins[name])
+		})
+	}
+}
+
+// exampleDirs lists the directories of examples/ that hold a Go program.
+func exampleDirs(t *testing.T) []string {
+	entries, err := os.ReadDir(".")
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			if m, _ := filepath.Glob(filepath.Join(e.Name(), "*.go")); len(m) > 0 {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	require.NotEmpty(t, names)
+	return names
+}
+
+// assertPublicImports checks that an example imports no internal package:
+// Go refuses those outside this module, so such an example cannot be copied.
+func assertPublicImports(t *testing.T, name string) {
+	files, err := filepath.Glob(filepath.Join(name, "*.go"))
+	require.NoError(t, err)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		ast, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range ast.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			assert.False(t, strings.HasPrefix(path, "github.com/coord-dev/coord/") && slices.Contains(strings.Split(path, "/"), "internal"),
+				"%s imports %s: examples must import only public packages", f, path)
+		}
+	}
+}
+
+// buildAll builds the examples with one go build, as a user's go run would.
+func buildAll(t *testing.T, names []string) map[string]string {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	bins := map[string]string{}
+	for _, n := range names {
+		args = append(args, "./"+n)
+		bins[n] = filepath.Join(dir, n)
+	}
+	start := time.Now()
+	out, err := exec.Command(goBin, args...).CombinedOutput()
+	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
+	t.Logf("built %d examples in %v", len(names), time.Since(start).Round(time.Millisecond))
+	return bins
+}
+
+// proc is one running example process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed once the process has exited
+	err  error         // Wait's, valid after done
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs bin with args; the process is killed at the end of the test if
+// it is still running, and its output logged if the test failed.
+func start(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", p.name, p.out)
+		}
+	})
+	return p
+}
+
+// waitFor waits until the output matches re at least n times and returns
+// the matches. It polls the output: the condition, not a sleep, decides.
+func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, n int, bound time.Duration) [][]string {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		m := re.FindAllStringSubmatch(p.out.String(), -1)
+		if len(m) >= n {
+			return m
+		}
+		select {
+		case <-p.done:
+			m = re.FindAllStringSubmatch(p.out.String(), -1)
+			if len(m) >= n {
+				return m
+			}
+			require.Failf(t, "exited early", "%s exited (%v) before printing %d lines matching %q", p.name, p.err, n, re)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "%s: no %d lines matching %q within %v", p.name, n, re, bound)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGINT (Ctrl-C) and checks that the process exits with status 0.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	p.exit(t, exitBound)
+}
+
+// exit waits for the process to exit by itself and checks its status is 0.
+func (p *proc) exit(t *testing.T, bound time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+		require.NoError(t, p.err, "%s exit status", p.name)
+	case <-time.After(bound):
+		require.Failf(t, "no exit", "%s still running %v after it should have exited", p.name, bound)
+	}
+}
+
+// cluster starts three processes of a multi-process example with -id 1..3
+// and the same -seeds on free 127.0.0.1 ports.
+func cluster(t *testing.T, name, bin string, args ...string) []*proc {
+	var seeds []string
+	for range 3 {
+		addr, err := loopback.FreeAddr()
+		require.NoError(t, err)
+		seeds = append(seeds, addr)
+	}
+	var ps []*proc
+	for id := 1; id <= 3; id++ {
+		a := append([]string{"-id", strconv.Itoa(id), "-seeds", strings.Join(seeds, ",")}, args...)
+		ps = append(ps, start(t, fmt.Sprintf("%s node %d", name, id), bin, a...))
+	}
+	return ps
+}
+
+func stopAll(t *testing.T, ps []*proc) {
+	t.Helper()
+	for _, p := range ps {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	}
+	for _, p := range ps {
+		p.exit(t, exitBound)
+	}
+}
+
+// runHello: the README's program. Each of the 3 nodes takes the lock once
+// and makes its fenced write; the fencing tokens differ.
+func runHello(t *testing.T, bin string) {
+	ps := cluster(t, "hello", bin)
+	held := regexp.MustCompile(`node (\d): held the lock, token (\d+), wrote: (true|false)`)
+	tokens := map[string]bool{}
+	for i, p := range ps {
+		m := p.waitFor(t, held, 1, joinBound)[0]
+		assert.Equal(t, strconv.Itoa(i+1), m[1])
+		assert.Equal(t, "true", m[3], "node %d's fenced write", i+1)
+		assert.False(t, tokens[m[2]], "token %s handed out twice", m[2])
+		tokens[m[2]] = true
+	}
+	stopAll(t, ps)
+}
+
+// runLock: the lock passes between the 3 nodes; every increment of the
+// shared counter is made by one holder, and fencing tokens grow with it.
+func runLock(t *testing.T, bin string) {
+	ps := cluster(t, "lock", bin)
+	line := regexp.MustCompile(`node (\d): holds the lock, token (\d+): (?:counter (\d+) -> (\d+)|write refused: (.*))`)
+	for _, p := range ps {
+		p.waitFor(t, line, 1, joinBound) // every node has held the lock
+	}
+	stopAll(t, ps)
+
+	type inc struct {
+		node       string
+		token, val int64
+	}
+	var incs []inc
+	for _, p := range ps {
+		for _, m := range line.FindAllStringSubmatch(p.out.String(), -1) {
+			// A refused write is allowed (a holder whose session was
+			// Suspended on a loaded machine), but never a lost update: the
+			// holder reads the counter after the previous holder's write.
+			assert.NotContains(t, m[5], "version", "%s: a holder read a stale counter: mutual exclusion broken", p.name)
+			if m[3] == "" {
+				continue
+			}
+			token, _ := strconv.ParseInt(m[2], 10, 64)
+			from, _ := strconv.ParseInt(m[3], 10, 64)
+			to, _ := strconv.ParseInt(m[4], 10, 64)
+			require.Equal(t, from+1, to)
+			incs = append(incs, inc{m[1], token, to})
+		}
+	}
+	slices.SortFunc(incs, func(a, b inc) int { return int(a.val - b.val) })
+	require.GreaterOrEqual(t, len(incs), 3)
+	for i, c := range incs {
+		assert.Equal(t, int64(i+1), c.val, "the counter's increments: each value once, none missing")
+		if i > 0 {
+			assert.Greater(t, c.token, incs[i-1].token, "fencing tokens grow with the holders' order")
+		}
+	}
+}
+
+// runQuickstart: the demo tells its story and exits 0 by itself.
+func runQuickstart(t *testing.T, bin string) {
+	p := start(t, "quickstart", bin)
+	p.exit(t, 2*joinBound)
+	out := p.out.String()
+	for _, want := range []string{
+		`(?m)^1\. 3 nodes joined in .*; node \d leads epoch \d+$`,
+		`(?m)^3\. node 3 watch: NodeDataChanged /config`,
+		`(?m)^   session closed; node 1 sees workers \[\]$`,
+		`(?m)^5\. leader (\d) killed; node \d leads epoch \d+; writes resumed after `,
+		`nothing acknowledged was lost`,
+	} {
+		assert.Regexp(t, want, out)
+	}
+}
+
+// runBench: one short write workload on one node prints its JSON result.
+func runBench(t *testing.T, bin string) {
+	p := start(t, "bench", bin, "-workload", "write", "-nodes", "1", "-clients", "2",
+		"-duration", "300ms", "-warmup", "100ms", "-in-memory")
+	p.exit(t, stepBound)
+	assert.Regexp(t, `"workload":"write".*"errors":0`, p.out.String())
+}
