@@ -35,6 +35,9 @@ type Node struct {
 	zab    *zab.Node
 	tr     *tcp.Transport
 	gossip *gossip.Gossip
+	// start is when the node was made, with its monotonic clock reading:
+	// heartbeats carry their send time as an offset from it (monoStamp).
+	start time.Time
 
 	sessMu   sync.Mutex
 	sessions map[int64]*Session
@@ -95,6 +98,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		events:   make(chan ClusterEvent, 64),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
+		start:    time.Now(),
 	}
 	n.fsm = newFSM(n.tree)
 	n.fsm.onApply = n.onApply

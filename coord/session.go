@@ -291,7 +291,7 @@ func (s *Session) breakLeases() {
 type appMsg struct {
 	Kind    uint8 `msgpack:"k"`
 	Session int64 `msgpack:"s"`
-	Sent    int64 `msgpack:"t"` // owner's clock when sent, ns; echoed in the ack
+	Sent    int64 `msgpack:"t"` // owner's monoStamp when sent; echoed in the ack
 	OK      bool  `msgpack:"ok,omitempty"`
 }
 
@@ -299,6 +299,8 @@ const (
 	msgHeartbeat    = 1
 	msgHeartbeatAck = 2
 )
+
+func encodeAppMsg(m appMsg) ([]byte, error) { return msgpack.Marshal(&m) }
 
 // decodeAppMsg decodes a MsgApp payload from a peer (pure, fuzzed).
 func decodeAppMsg(b []byte) (appMsg, error) {
@@ -334,9 +336,26 @@ func (n *Node) tickSessions(now time.Time, leader zab.PeerID, serving bool) {
 			continue
 		}
 		if send {
-			n.sendHeartbeat(leader, appMsg{Kind: msgHeartbeat, Session: s.id, Sent: now.UnixNano()})
+			n.sendHeartbeat(leader, appMsg{Kind: msgHeartbeat, Session: s.id, Sent: n.monoStamp(now)})
 		}
 	}
+}
+
+// monoStamp is what a heartbeat sent at t carries: the nanoseconds from
+// the node's start to t, measured on the monotonic clock (t comes from
+// time.Now). The leader echoes it in its acknowledgement and monoTime turns
+// it back into the same monotonic instant, so the owner's lease never
+// depends on the wall clock: stepping the system clock back or forward
+// neither extends nor shortens it.
+func (n *Node) monoStamp(t time.Time) int64 { return int64(t.Sub(n.start)) }
+
+// monoTime is monoStamp's inverse; it refuses a negative stamp (no
+// heartbeat of this node carries one).
+func (n *Node) monoTime(stamp int64) (time.Time, bool) {
+	if stamp < 0 {
+		return time.Time{}, false
+	}
+	return n.start.Add(time.Duration(stamp)), true
 }
 
 func (n *Node) sendHeartbeat(leader zab.PeerID, m appMsg) {
@@ -344,7 +363,7 @@ func (n *Node) sendHeartbeat(leader zab.PeerID, m appMsg) {
 		n.onHeartbeat(leader, m)
 		return
 	}
-	b, err := msgpack.Marshal(&m)
+	b, err := encodeAppMsg(m)
 	if err == nil {
 		_ = n.zab.SendApp(leader, b)
 	}
@@ -427,7 +446,7 @@ func (n *Node) deliverAck(to zab.PeerID, ack appMsg) {
 		n.onHeartbeatAck(ack)
 		return
 	}
-	b, err := msgpack.Marshal(&ack)
+	b, err := encodeAppMsg(ack)
 	if err == nil {
 		_ = n.zab.SendApp(to, b)
 	}
@@ -444,7 +463,12 @@ func (n *Node) onHeartbeatAck(m appMsg) {
 	now := time.Now()
 	s.mu.Lock()
 	if m.OK {
-		s.state.HeartbeatAcked(time.Unix(0, m.Sent), now)
+		sent, ok := n.monoTime(m.Sent)
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		s.state.HeartbeatAcked(sent, now)
 	} else {
 		s.state.Expired(now)
 	}
