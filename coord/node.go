@@ -150,6 +150,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Transport:      n.tr,
 		StateMachine:   n.fsm,
 		DataDir:        cfg.DataDir,
+		Cluster:        cfg.Cluster,
 		TickInterval:   cfg.TickInterval,
 		SnapshotEvery:  cfg.SnapshotEvery,
 		SnapshotRetain: cfg.SnapshotRetain,

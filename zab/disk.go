@@ -6,7 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +24,10 @@ type diskLog struct {
 	wal    *wal.Log
 	snaps  *wal.SnapshotStore
 	hs     HardState
+	ident  wal.Identity
+	// syncMark is the epoch of the synchronisation marker on disk (zero:
+	// none), see wal.SyncEpochFile.
+	syncMark uint32
 	// noGroup fsyncs each entry separately (benchmarks only).
 	noGroup bool
 
@@ -28,7 +35,15 @@ type diskLog struct {
 	fsyncs []time.Duration
 }
 
-func openDiskLog(dir string, retain int, logger *slog.Logger) (*diskLog, error) {
+// openDiskLog opens the data directory of node id in cluster and checks
+// whose it is: a directory with an identity must name this node and this
+// cluster; one without must hold nothing else (a new node: its identity is
+// written first, before anything else can be).
+func openDiskLog(dir, cluster string, id PeerID, retain int, logger *slog.Logger) (*diskLog, error) {
+	ident, err := checkIdentity(dir, cluster, id)
+	if err != nil {
+		return nil, err
+	}
 	l, err := wal.Open(dir, wal.Options{Logger: logger})
 	if err != nil {
 		return nil, err
@@ -38,24 +53,93 @@ func openDiskLog(dir string, retain int, logger *slog.Logger) (*diskLog, error) 
 		l.Close()
 		return nil, err
 	}
-	return &diskLog{dir: dir, retain: retain, wal: l, snaps: s}, nil
+	return &diskLog{dir: dir, retain: retain, wal: l, snaps: s, ident: ident}, nil
+}
+
+// dataFiles returns the files of dir that hold durable state (log
+// segments, snapshots, epochs, the log base), not locks or unfinished
+// temporary files.
+func dataFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case strings.HasSuffix(n, ".tmp"):
+		case strings.HasPrefix(n, "log-") && strings.HasSuffix(n, ".wal"),
+			strings.HasPrefix(n, "snap-") && strings.HasSuffix(n, ".snap"),
+			n == wal.AcceptedEpochFile, n == wal.CurrentEpochFile, n == wal.SyncEpochFile, n == wal.BaseFile:
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// checkIdentity reads (or, for a new directory, writes) the identity of
+// dir and checks it names cluster and id.
+func checkIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
+	ident, err := wal.ReadIdentity(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		files, ferr := dataFiles(dir)
+		if ferr != nil {
+			return wal.Identity{}, ferr
+		}
+		if len(files) > 0 {
+			return wal.Identity{}, fmt.Errorf("%w: %s has no %s file but holds %s: it is incomplete (or was written by an older version)",
+				ErrDataDir, dir, wal.IdentityFile, strings.Join(files, ", "))
+		}
+		ident = wal.Identity{Cluster: cluster, NodeID: uint64(id)}
+		if err := wal.WriteIdentity(dir, ident); err != nil {
+			return wal.Identity{}, err
+		}
+		return ident, nil
+	case err != nil:
+		return wal.Identity{}, fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	path := filepath.Join(dir, wal.IdentityFile)
+	if ident.NodeID != uint64(id) {
+		return wal.Identity{}, fmt.Errorf("%w: %s belongs to node %d, not to node %d",
+			ErrDataDirMismatch, path, ident.NodeID, id)
+	}
+	if ident.Cluster != cluster {
+		return wal.Identity{}, fmt.Errorf("%w: %s belongs to cluster %q, not to cluster %q",
+			ErrDataDirMismatch, path, ident.Cluster, cluster)
+	}
+	return ident, nil
 }
 
 // recover loads the newest valid snapshot, the epochs and the log after the
-// snapshot into mem, and returns the snapshot (zero if none).
+// snapshot into mem, and returns the snapshot (zero if none). It refuses a
+// directory that is incomplete or inconsistent: a log whose front was
+// removed without a valid snapshot to replace it, epochs missing next to
+// a log or snapshot, epochs behind what the log holds.
 func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
-	var hs HardState
-	for _, f := range []struct {
+	hs := HardState{ClusterID: d.ident.ClusterID}
+	var have [2]bool
+	for i, f := range []struct {
 		name string
 		dst  *uint32
 	}{{wal.AcceptedEpochFile, &hs.AcceptedEpoch}, {wal.CurrentEpochFile, &hs.CurrentEpoch}} {
 		e, err := wal.ReadEpoch(d.dir, f.name)
 		switch {
 		case err == nil:
-			*f.dst = e
+			*f.dst, have[i] = e, true
 		case !errors.Is(err, fs.ErrNotExist):
-			return Snapshot{}, err
+			return Snapshot{}, fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
+	}
+	switch e, err := wal.ReadEpoch(d.dir, wal.SyncEpochFile); {
+	case err == nil:
+		d.syncMark = e
+	case !errors.Is(err, fs.ErrNotExist):
+		return Snapshot{}, fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
 	d.hs = hs
 	mem.SetHardState(hs)
@@ -78,6 +162,13 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	case !errors.Is(err, wal.ErrNoSnapshot):
 		return Snapshot{}, err
 	}
+	if base := Zxid(d.wal.Base()); snap.Zxid < base {
+		// Records up to base were removed from the log's front, so only a
+		// snapshot at or after base can stand in for them.
+		return Snapshot{}, fmt.Errorf("%w: the log in %s lacks every entry up to %v (purged or replaced by a snapshot) "+
+			"but no valid snapshot at or after it exists (%s): %w",
+			ErrDataDir, d.dir, base, d.snapshotFiles(snap.Zxid), wal.ErrCorrupt)
+	}
 	if Zxid(d.wal.LastZxid()) < snap.Zxid {
 		// A crash fell between writing a SNAP's snapshot and emptying the log.
 		if err := d.wal.TruncateAfter(0); err != nil {
@@ -91,6 +182,9 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 		// snapshot, so that case cannot be told from a gap here.)
 		return Snapshot{}, fmt.Errorf("zab: log starts at %v but the newest valid snapshot is at %v: %w",
 			first, snap.Zxid, wal.ErrCorrupt)
+	}
+	if err := d.checkEpochs(have, max(snap.Zxid, Zxid(d.wal.LastZxid()))); err != nil {
+		return Snapshot{}, err
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
@@ -116,10 +210,72 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	return snap, err
 }
 
+// checkEpochs checks the epochs against the history on disk, whose last
+// zxid is last: a node that holds history has accepted and synced an epoch
+// (both files exist), acceptedEpoch >= currentEpoch, and both are at least
+// the epoch of the last zxid — except that currentEpoch may lag behind a
+// synchronisation that was being written when the node stopped (the marker
+// file says so; the entries of it were never acknowledged).
+func (d *diskLog) checkEpochs(have [2]bool, last Zxid) error {
+	hs := d.hs
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: "+format, append([]any{ErrDataDir, d.dir}, a...)...)
+	}
+	if last != 0 && !have[0] {
+		return bad("history up to %v but no %s file", last, wal.AcceptedEpochFile)
+	}
+	if last != 0 && !have[1] && d.syncMark == 0 {
+		return bad("history up to %v but no %s file", last, wal.CurrentEpochFile)
+	}
+	if hs.CurrentEpoch > hs.AcceptedEpoch {
+		return bad("%s %d is above %s %d", wal.CurrentEpochFile, hs.CurrentEpoch, wal.AcceptedEpochFile, hs.AcceptedEpoch)
+	}
+	if e := last.Epoch(); e > hs.AcceptedEpoch {
+		return bad("the last zxid %v is of epoch %d, above %s %d", last, e, wal.AcceptedEpochFile, hs.AcceptedEpoch)
+	}
+	if e := last.Epoch(); e > hs.CurrentEpoch && (d.syncMark == 0 || e > d.syncMark) {
+		return bad("the last zxid %v is of epoch %d, above %s %d", last, e, wal.CurrentEpochFile, hs.CurrentEpoch)
+	}
+	return nil
+}
+
+// snapshotFiles describes the snapshot files for an error: which exist and
+// which of them is valid (at valid, zero if none).
+func (d *diskLog) snapshotFiles(valid Zxid) string {
+	list, err := d.snaps.List()
+	if err != nil {
+		return err.Error()
+	}
+	if len(list) == 0 {
+		return "no snapshot files"
+	}
+	var names []string
+	for _, in := range list {
+		state := "invalid"
+		if valid != 0 && Zxid(in.Zxid) == valid {
+			state = "valid"
+		}
+		names = append(names, fmt.Sprintf("%s (%s)", filepath.Base(in.Path), state))
+	}
+	return "snapshot files: " + strings.Join(names, ", ")
+}
+
 // persist appends entries and writes changed epochs, durably: one fsync
-// covers every entry of the Ready.
+// covers every entry of the Ready. A changed cluster id goes to the
+// identity file first, so epochs never exist without it.
 func (d *diskLog) persist(ents []Entry, hs HardState) error {
+	if !hs.IsEmpty() && hs.ClusterID != d.ident.ClusterID {
+		id := d.ident
+		id.ClusterID = hs.ClusterID
+		if err := wal.WriteIdentity(d.dir, id); err != nil {
+			return err
+		}
+		d.ident = id
+	}
 	if len(ents) > 0 {
+		if err := d.markSync(ents[len(ents)-1].Zxid.Epoch()); err != nil {
+			return err
+		}
 		recs := make([]wal.Record, len(ents))
 		for i, e := range ents {
 			recs[i] = wal.Record{Zxid: uint64(e.Zxid), Data: e.Data}
@@ -154,18 +310,42 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 		}
 	}
 	d.hs = hs
+	if d.syncMark != 0 && hs.CurrentEpoch >= d.syncMark {
+		if err := wal.RemoveEpoch(d.dir, wal.SyncEpochFile); err != nil {
+			return err
+		}
+		d.syncMark = 0
+	}
+	return nil
+}
+
+// markSync records, before history of epoch e is written while the durable
+// currentEpoch is below it (a synchronisation: NEWLEADER's currentEpoch
+// follows the entries), that such a write is under way, so recovery can
+// tell that state from a stale currentEpoch.
+func (d *diskLog) markSync(e uint32) error {
+	if e <= d.hs.CurrentEpoch || e <= d.syncMark {
+		return nil
+	}
+	if err := wal.WriteEpoch(d.dir, wal.SyncEpochFile, e); err != nil {
+		return err
+	}
+	d.syncMark = e
 	return nil
 }
 
 func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint64(z)) }
 
 // installSnapshot makes a SNAP from the leader durable: the snapshot first,
-// then an empty log (wal's documented order).
+// then an empty log whose base is the snapshot (wal's documented order).
 func (d *diskLog) installSnapshot(s Snapshot) error {
+	if err := d.markSync(s.Zxid.Epoch()); err != nil {
+		return err
+	}
 	if _, err := d.snaps.Write(uint64(s.Zxid), snapshotWriter(s.Voters, s.Data)); err != nil {
 		return fmt.Errorf("zab: saving SNAP at %v: %w", s.Zxid, err)
 	}
-	return d.wal.TruncateAfter(0)
+	return d.wal.Reset(uint64(s.Zxid))
 }
 
 // saveSnapshot stores a snapshot taken locally and purges what the retained

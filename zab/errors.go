@@ -27,6 +27,13 @@ var (
 	ErrLeaderLost = errors.New("zab: leader lost before sync completed")
 	// ErrBadMessage is returned by Peer.Step for a malformed message.
 	ErrBadMessage = errors.New("zab: malformed message")
+	// ErrDataDir reports a data directory that is incomplete or
+	// inconsistent (history without the epochs or the snapshot it needs,
+	// epochs behind the history): the node refuses to start on it.
+	ErrDataDir = errors.New("zab: data directory incomplete or inconsistent")
+	// ErrDataDirMismatch reports a data directory that belongs to another
+	// node or another cluster.
+	ErrDataDirMismatch = errors.New("zab: data directory belongs to another node or cluster")
 	// ErrInvalidConfig wraps every Config.Validate failure.
 	ErrInvalidConfig = errors.New("zab: invalid config")
 )

@@ -42,6 +42,10 @@ type NodeConfig struct {
 	// DataDir holds the log, epochs and snapshots; empty means in memory,
 	// which is not durable.
 	DataDir string
+	// Cluster names the cluster. The data directory records it with the
+	// node id (and the cluster id, once chosen) and is refused if opened
+	// for another node or cluster.
+	Cluster string
 	// TickInterval is the real time of one core tick. Default 50ms.
 	TickInterval time.Duration
 	// SnapshotEvery is how many applied entries trigger a background
@@ -196,7 +200,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		nextID: uint64(time.Now().UnixNano()),
 	}
 	if cfg.DataDir != "" {
-		d, err := openDiskLog(cfg.DataDir, cfg.SnapshotRetain, n.log)
+		d, err := openDiskLog(cfg.DataDir, cfg.Cluster, cfg.Core.ID, cfg.SnapshotRetain, n.log)
 		if d != nil {
 			d.noGroup = cfg.NoGroupCommit
 		}

@@ -19,6 +19,9 @@ var ErrCompacted = errors.New("zab: requested entries are compacted")
 type HardState struct {
 	AcceptedEpoch uint32 `msgpack:"a"`
 	CurrentEpoch  uint32 `msgpack:"c"`
+	// ClusterID is the random id the cluster chose when it was first
+	// established (zero until this peer learns it).
+	ClusterID uint64 `msgpack:"id,omitempty"`
 }
 
 // IsEmpty reports whether hs is the zero state (nothing to persist).

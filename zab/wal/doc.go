@@ -8,6 +8,9 @@
 //	log-<first zxid, 16 hex>.wal    log segment (segment.go, record.go)
 //	snap-<zxid, 16 hex>.snap        snapshot (snapshot.go)
 //	acceptedEpoch, currentEpoch     epoch files (epoch.go)
+//	syncEpoch                       epoch file present while a synchronisation is written (epoch.go)
+//	identity                        cluster name, cluster id and node id (identity.go)
+//	logBase                         zxid through which the log's front was removed (base.go)
 //	*.tmp                           unfinished writes, removed on open
 //	wal.lock                        flock held by the open Log (one writer per directory)
 //

@@ -2,18 +2,25 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
 
 // Names of the epoch files Zab keeps next to the log. They are separate files
 // because Zab updates them at different moments (discovery vs NEWLEADER).
+// SyncEpochFile marks a synchronisation being written: the driver creates
+// it before logging entries of an epoch above currentEpoch and removes it
+// once currentEpoch covers them, so recovery can tell that crash state from
+// a currentEpoch file that is stale.
 const (
 	AcceptedEpochFile = "acceptedEpoch"
 	CurrentEpochFile  = "currentEpoch"
+	SyncEpochFile     = "syncEpoch"
 )
 
 // Epoch file layout (little endian), exactly epochFileSize bytes:
@@ -65,4 +72,15 @@ func ReadEpoch(dir, name string) (uint32, error) {
 		return 0, corruptf(path, 8, "epoch file checksum mismatch")
 	}
 	return binary.LittleEndian.Uint32(b[4:8]), nil
+}
+
+// RemoveEpoch durably removes dir/name; a missing file is not an error.
+func RemoveEpoch(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("wal: removing %s: %w", name, err)
+	}
+	return syncDir(dir)
 }

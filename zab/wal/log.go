@@ -48,6 +48,7 @@ type Log struct {
 	syncing  bool
 	failed   error
 	stats    Stats
+	base     uint64 // see Base
 }
 
 // Stats are counters since Open.
@@ -139,6 +140,11 @@ func (l *Log) listSegments() ([]string, error) {
 }
 
 func (l *Log) recover() error {
+	base, err := readBase(l.dir)
+	if err != nil {
+		return err
+	}
+	l.base = base
 	names, err := l.listSegments()
 	if err != nil {
 		return err
@@ -680,13 +686,26 @@ func (l *Log) TruncateAfter(zxid uint64) error {
 
 // PurgeThrough removes whole segments whose records all have zxid <= zxid,
 // oldest first; the last segment always stays. It returns how many segment
-// files it removed. Use it once a retained snapshot covers zxid.
+// files it removed. Use it once a retained snapshot covers zxid. It first
+// records the last removed zxid as the log's Base.
 func (l *Log) PurgeThrough(zxid uint64) (int, error) {
 	l.structMu.Lock()
 	defer l.structMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	// Record the new base first: a crash midway must not leave a log that
+	// looks complete from its first record.
+	k := 0
+	for k < len(l.segs)-1 && l.segs[k].last <= zxid {
+		k++
+	}
+	if k == 0 {
+		return 0, nil
+	}
+	if err := l.setBaseLocked(l.segs[k-1].last); err != nil {
 		return 0, err
 	}
 	n := 0
