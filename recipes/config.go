@@ -198,8 +198,7 @@ func (c *Config[T]) Close() error {
 // exist, old then being the zero value. If another writer got in between,
 // it reads again and calls fn again, so fn must have no other effect. An
 // error from fn aborts the update and is returned. It returns the value
-// written and its stat. The Config shows the new value once its own replica
-// has applied it (at once: writes apply locally before they return).
+// written and its stat; Get shows it (or a newer value) once Update returns.
 //
 // A write whose outcome is unknown (coord.ErrOutcomeUnknown) is not
 // retried: fn would be applied twice if the first write had landed.
@@ -215,6 +214,10 @@ func (c *Config[T]) Update(ctx context.Context, fn func(old T) (T, error)) (T, c
 		if errors.Is(err, coord.ErrSessionExpired) && s != last {
 			last = s // the factory may have a new session: writes need not use the old one
 			continue
+		}
+		if err == nil {
+			// Read your writes: Get shows this value (or a newer one) at once.
+			c.publish(Value[T]{V: v, Exists: true, Stat: st})
 		}
 		return v, st, err
 	}
