@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 // runners runs each example; every directory under examples/ with a main
 // package must have one.
 var runners = map[string]func(t *testing.T, bin string){
+	"config":     runConfig,
 	"hello":      runHello,
 	"lock":       runLock,
 	"quickstart": runQuickstart,
@@ -49,10 +51,12 @@ func TestExamples(t *testing.T) {
 		t.Skip("the examples stop on SIGINT, which cannot be sent on Windows")
 	}
 	names := exampleDirs(t)
+	for _, name := range append([]string{"demo"}, names...) {
+		assertPublicImports(t, name)
+	}
 	for _, name := range names {
 		_, ok := runners[name]
 		assert.True(t, ok, "examples/%s has no runner in examples_test.go", name)
-		assertPublicImports(t, name)
 	}
 	bins := buildAll(t, names)
 	for _, name := range names {
@@ -67,15 +71,23 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// exampleDirs lists the directories of examples/ that hold a Go program.
+// exampleDirs lists the directories of examples/ that hold a Go program
+// (package main; demo is the multi-process examples' shared package).
 func exampleDirs(t *testing.T) []string {
 	entries, err := os.ReadDir(".")
 	require.NoError(t, err)
 	var names []string
 	for _, e := range entries {
-		if e.IsDir() {
-			if m, _ := filepath.Glob(filepath.Join(e.Name(), "*.go")); len(m) > 0 {
+		if !e.IsDir() {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(e.Name(), "*.go"))
+		for _, f := range files {
+			ast, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.PackageClauseOnly)
+			require.NoError(t, err)
+			if ast.Name.Name == "main" {
 				names = append(names, e.Name())
+				break
 			}
 		}
 	}
@@ -124,11 +136,12 @@ func buildAll(t *testing.T, names []string) map[string]string {
 
 // proc is one running example process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed once the process has exited
-	err  error         // Wait's, valid after done
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *syncBuffer
+	done  chan struct{} // closed once the process has exited
+	err   error         // Wait's, valid after done
 }
 
 type syncBuffer struct {
@@ -154,6 +167,9 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	var err error
+	p.stdin, err = p.cmd.StdinPipe()
+	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
 	go func() {
 		p.err = p.cmd.Wait()
@@ -321,4 +337,27 @@ func runBench(t *testing.T, bin string) {
 		"-duration", "300ms", "-warmup", "100ms", "-in-memory")
 	p.exit(t, stepBound)
 	assert.Regexp(t, `"workload":"write".*"errors":0`, p.out.String())
+}
+
+// runConfig: a change typed on node 2 reaches all three nodes, then a
+// change typed on node 3 does too.
+func runConfig(t *testing.T, bin string) {
+	ps := cluster(t, "config", bin)
+	for _, p := range ps {
+		p.waitFor(t, regexp.MustCompile(`type key=value`), 1, joinBound)
+	}
+	for i, change := range []struct {
+		node       int
+		line, want string
+	}{
+		{2, "color=green", `settings color=green workers=0 \(set by node 2; version 0\)`},
+		{3, "workers=8", `settings color=green workers=8 \(set by node 3; version 1\)`},
+	} {
+		_, err := io.WriteString(ps[change.node-1].stdin, change.line+"\n")
+		require.NoError(t, err, "change %d", i)
+		for _, p := range ps {
+			p.waitFor(t, regexp.MustCompile(change.want), 1, stepBound)
+		}
+	}
+	stopAll(t, ps)
 }
