@@ -118,6 +118,8 @@ func refusedBothWays(t *testing.T, ka, kb, logA, logB string) {
 	eventually(t, wait, func() bool {
 		return a.Stats().HandshakeFailures >= 2 && b.Stats().HandshakeFailures >= 2
 	}, "handshake failures: a=%d b=%d", a.Stats().HandshakeFailures, b.Stats().HandshakeFailures)
+	require.Positive(t, a.Stats().AuthFailures, "authentication failures counted")
+	require.Positive(t, b.Stats().AuthFailures, "authentication failures counted")
 	eventually(t, wait, func() bool { return la.has(logA) && lb.has(logB) },
 		"logs lack the reason:\nA: %s\nB: %s", la, lb)
 	require.True(t, la.has("node=1"), "node id on log lines")
@@ -282,6 +284,7 @@ func TestUnauthenticatedClaimOfVoterID(t *testing.T) {
 	require.NoError(t, err)
 	requireClosedByServer(t, conn)
 	eventually(t, wait, func() bool { return tr.Stats().HandshakeFailures == 1 }, "handshake failure not counted")
+	require.Equal(t, uint64(1), tr.Stats().AuthFailures, "a forged MAC is an authentication failure")
 	noMessage(t, tr)
 }
 
@@ -292,6 +295,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	conn := rawClient(t, tr)
 	requireClosedByServer(t, conn)
 	require.Equal(t, uint64(1), tr.Stats().HandshakeFailures)
+	require.Zero(t, tr.Stats().AuthFailures, "silence is no authentication failure")
 }
 
 // TestPendingHandshakeLimit: connections beyond MaxPendingHandshakes are

@@ -263,6 +263,12 @@ func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, error) {
 	}
 	var ap authProof
 	if err := readHandshakeFrame(r, KindAuth, &ap); err != nil {
+		if errors.Is(err, ErrRefused) {
+			// The dialer checked our welcome, which names the peer it
+			// asked for with a well-formed nonce: it refused our proof of
+			// the key (or its absence), so the keys differ.
+			return 0, fmt.Errorf("%w: dialer %d refused our key proof: %w", ErrAuth, from, err)
+		}
 		return 0, err
 	}
 	if h.key != nil {

@@ -270,7 +270,7 @@ func (p *peer) connect(addr string, gen uint64) (*outConn, error) {
 	_ = c.SetDeadline(time.Now().Add(p.t.cfg.HandshakeTimeout))
 	if err := p.t.hs.dial(c, c, p.id); err != nil {
 		p.dialFailures.Add(1)
-		p.t.st.handshakeFailures.Add(1)
+		p.t.st.handshakeFailed(err)
 		_ = c.Close()
 		return nil, err
 	}

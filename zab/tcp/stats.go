@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"errors"
 	"sort"
 	"sync/atomic"
 
@@ -14,6 +15,7 @@ type counters struct {
 	queueFull, sendDrops            atomic.Uint64
 	forgedDrops                     atomic.Uint64
 	handshakeFailures, badFrames    atomic.Uint64
+	authFailures                    atomic.Uint64
 }
 
 // Stats is a point-in-time snapshot of a Transport's counters. Counters are
@@ -39,6 +41,10 @@ type Stats struct {
 	ForgedDrops uint64
 	// HandshakeFailures counts failed handshakes, inbound and outbound.
 	HandshakeFailures uint64
+	// AuthFailures counts the handshakes among those that failed
+	// authentication (ErrAuth): the other end did not prove the secret
+	// key, or only one side has a key.
+	AuthFailures uint64
 	// BadFrames counts inbound connections closed for a malformed, oversized,
 	// wrong-version or unexpected frame.
 	BadFrames uint64
@@ -80,6 +86,7 @@ func (t *Transport) Stats() Stats {
 		SendDrops:         t.st.sendDrops.Load(),
 		ForgedDrops:       t.st.forgedDrops.Load(),
 		HandshakeFailures: t.st.handshakeFailures.Load(),
+		AuthFailures:      t.st.authFailures.Load(),
 		BadFrames:         t.st.badFrames.Load(),
 		RecvQueueLen:      len(t.recv),
 	}
@@ -103,4 +110,13 @@ func (t *Transport) Stats() Stats {
 	t.mu.RUnlock()
 	sort.Slice(s.Peers, func(i, j int) bool { return s.Peers[i].ID < s.Peers[j].ID })
 	return s
+}
+
+// handshakeFailed counts a failed handshake, and an authentication
+// failure when err is one.
+func (c *counters) handshakeFailed(err error) {
+	c.handshakeFailures.Add(1)
+	if errors.Is(err, ErrAuth) {
+		c.authFailures.Add(1)
+	}
 }

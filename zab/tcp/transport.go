@@ -278,7 +278,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 	id, err := t.hs.accept(br, ic.conn)
 	<-t.hsSlots
 	if err != nil {
-		t.st.handshakeFailures.Add(1)
+		t.st.handshakeFailed(err)
 		log.Warn("inbound handshake refused", "err", err)
 		t.forget(ic)
 		return
