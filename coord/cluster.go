@@ -132,44 +132,138 @@ func (n *Node) emit(ev ClusterEvent) {
 	}
 }
 
-// Stats is a snapshot of a node's state for monitoring.
+// Stats is a snapshot of a node's state for monitoring. Counts are
+// numbers, latencies are time.Durations; the JSON names (snake case, with
+// durations in nanoseconds under a _ns suffix) are stable, for the
+// coord/admin handler and expvar (ExpvarName).
 type Stats struct {
-	ID        uint64
-	Role      string // LOOKING, FOLLOWING, LEADING or OBSERVING, as ZooKeeper says
-	Leader    uint64
-	Epoch     uint32
-	LastZxid  int64 // last zxid in the log
-	Committed int64 // last zxid known committed
-	Applied   int64 // last zxid applied to the local tree
-	Znodes    int
-	Sessions  int // sessions in the replicated table
-	Watches   int // watch registrations on this node
+	ID uint64 `json:"id"`
+	// Role is LOOKING, FOLLOWING, LEADING or OBSERVING, as ZooKeeper says.
+	Role string `json:"role"`
+	// Serving is true while the node follows (or is) an established
+	// leader and is synced with it: reads and writes are served.
+	Serving bool `json:"serving"`
+	// Running is true while the node is open and its replication runs;
+	// false once Close or Shutdown was called or replication stopped.
+	Running   bool   `json:"running"`
+	Leader    uint64 `json:"leader"`
+	Epoch     uint32 `json:"epoch"`
+	LastZxid  int64  `json:"last_zxid"` // last zxid in the log
+	Committed int64  `json:"committed"` // last zxid known committed
+	Applied   int64  `json:"applied"`   // last zxid applied to the local tree
+	// Commits counts the txns applied to the local tree since the node
+	// started (snapshots restored at start or from the leader excepted).
+	Commits  uint64 `json:"commits"`
+	Znodes   int    `json:"znodes"`
+	Sessions int    `json:"sessions"` // sessions in the replicated table
+	Watches  int    `json:"watches"`  // watch registrations on this node
 	// SendQueues is the replication send queue depth per peer.
-	SendQueues map[uint64]int
+	SendQueues map[uint64]int `json:"send_queues"`
 	// Followers is, on the leader, each learner's replication state.
-	Followers map[uint64]FollowerStats
+	Followers map[uint64]FollowerStats `json:"followers,omitempty"`
 	// FsyncP50 and FsyncP99 are recent log write latencies (zero in memory).
-	FsyncP50, FsyncP99 string
+	FsyncP50 time.Duration `json:"fsync_p50_ns"`
+	FsyncP99 time.Duration `json:"fsync_p99_ns"`
 	// LoopBusy is the fraction of time the replication loop was busy.
-	LoopBusy float64
+	LoopBusy float64 `json:"loop_busy"`
 	// Snapshots taken since the node started.
-	Snapshots int
+	Snapshots int `json:"snapshots"`
 	// Voters is the voter configuration in force on this node.
-	Voters []uint64
+	Voters []uint64 `json:"voters"`
+	// Transport counts the replication transport's traffic and failures.
+	Transport TransportStats `json:"transport"`
+	// Gossip counts the membership layer's events and refusals.
+	Gossip GossipStats `json:"gossip"`
+}
+
+// TransportStats are the replication transport's counters, cumulative
+// since the node started.
+type TransportStats struct {
+	MessagesSent     uint64 `json:"messages_sent"`
+	BytesSent        uint64 `json:"bytes_sent"`
+	MessagesReceived uint64 `json:"messages_received"`
+	BytesReceived    uint64 `json:"bytes_received"`
+	// QueueFull counts messages refused because a peer's send queue was
+	// full; SendDrops counts messages accepted and then lost (dial or
+	// write failure, oversized, peer removed).
+	QueueFull uint64 `json:"queue_full"`
+	SendDrops uint64 `json:"send_drops"`
+	// HandshakeFailures counts failed connection handshakes, inbound and
+	// outbound; AuthFailures those of them where the other end did not
+	// prove the cluster's SecretKey (or the keys' presence differed).
+	HandshakeFailures uint64 `json:"handshake_failures"`
+	AuthFailures      uint64 `json:"auth_failures"`
+	// BadFrames counts connections closed for a malformed frame;
+	// ForgedDrops messages dropped for a sender or recipient that did not
+	// match the authenticated connection.
+	BadFrames   uint64 `json:"bad_frames"`
+	ForgedDrops uint64 `json:"forged_drops"`
+	// ConnectedPeers is how many peers have an open outbound connection;
+	// DialFailures counts the failed connection attempts to all peers.
+	ConnectedPeers int    `json:"connected_peers"`
+	DialFailures   uint64 `json:"dial_failures"`
+}
+
+// GossipStats are the membership layer's counters, cumulative since the
+// node started, and its current view.
+type GossipStats struct {
+	// Members is how many members gossip lists (this node included), and
+	// Alive how many of them are alive.
+	Members int `json:"members"`
+	Alive   int `json:"alive"`
+	// AuthFailures counts gossip packets refused for a wrong Cluster label
+	// or SecretKey.
+	AuthFailures uint64 `json:"auth_failures"`
+	// VetoedPeers counts peers refused for bad or foreign metadata;
+	// Conflicts a node id seen at two addresses.
+	VetoedPeers uint64 `json:"vetoed_peers"`
+	Conflicts   uint64 `json:"conflicts"`
+	// CoalescedEvents counts membership events merged into a later one
+	// because the consumer was behind.
+	CoalescedEvents uint64 `json:"coalesced_events"`
 }
 
 // Stats returns a snapshot of the node's state.
 func (n *Node) Stats() Stats {
 	st := n.zab.Status()
+	running := !n.closed.Load()
+	select {
+	case <-n.zab.Done():
+		running = false
+	default:
+	}
 	s := Stats{
-		ID: n.cfg.NodeID, Role: st.SoftState.Role.String(), Leader: uint64(st.SoftState.Leader), Epoch: st.SoftState.Epoch,
+		ID: n.cfg.NodeID, Role: st.SoftState.Role.String(), Serving: st.SoftState.Serving && running,
+		Running: running, Leader: uint64(st.SoftState.Leader), Epoch: st.SoftState.Epoch,
 		LastZxid: int64(st.LastZxid), Committed: int64(st.Committed), Applied: int64(st.Applied),
-		Znodes: n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
-		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50.String(), FsyncP99: st.FsyncP99.String(),
+		Commits: n.fsm.commits.Load(),
+		Znodes:  n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
+		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 	}
-	for _, p := range n.tr.Stats().Peers {
+	ts := n.tr.Stats()
+	s.Transport = TransportStats{
+		MessagesSent: ts.MessagesSent, BytesSent: ts.BytesSent,
+		MessagesReceived: ts.MessagesReceived, BytesReceived: ts.BytesReceived,
+		QueueFull: ts.QueueFull, SendDrops: ts.SendDrops,
+		HandshakeFailures: ts.HandshakeFailures, AuthFailures: ts.AuthFailures,
+		BadFrames: ts.BadFrames, ForgedDrops: ts.ForgedDrops,
+	}
+	for _, p := range ts.Peers {
 		s.SendQueues[uint64(p.ID)] = p.QueueLen
+		s.Transport.DialFailures += p.DialFailures
+		if p.Connected {
+			s.Transport.ConnectedPeers++
+		}
+	}
+	gs := n.gossip.Stats()
+	s.Gossip = GossipStats{AuthFailures: gs.AuthFailures, VetoedPeers: gs.VetoedPeers,
+		Conflicts: gs.Conflicts, CoalescedEvents: gs.CoalescedEvents}
+	for _, m := range n.gossip.Members() {
+		s.Gossip.Members++
+		if m.State == gossip.StateAlive {
+			s.Gossip.Alive++
+		}
 	}
 	if len(st.Progress) > 0 {
 		s.Followers = make(map[uint64]FollowerStats, len(st.Progress))
@@ -187,12 +281,12 @@ func (n *Node) Stats() Stats {
 
 // FollowerStats is the leader's view of one follower or observer.
 type FollowerStats struct {
-	Observer bool
-	Synced   bool  // acknowledged NEWLEADER in this epoch
-	Acked    int64 // last zxid it acknowledged holding durably
+	Observer bool  `json:"observer"`
+	Synced   bool  `json:"synced"` // acknowledged NEWLEADER in this epoch
+	Acked    int64 `json:"acked"`  // last zxid it acknowledged holding durably
 	// Lag is how many txns of this epoch it has not acknowledged yet (-1
 	// while it has acknowledged nothing of this epoch).
-	Lag    int64
-	Paused bool          // streaming waits for it (its send queue was full)
-	Idle   time.Duration // since it was last heard from
+	Lag    int64         `json:"lag"`
+	Paused bool          `json:"paused"`  // streaming waits for it (its send queue was full)
+	Idle   time.Duration `json:"idle_ns"` // since it was last heard from
 }

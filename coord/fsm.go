@@ -3,6 +3,7 @@ package coord
 import (
 	"bytes"
 	"io"
+	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -30,6 +31,8 @@ type fsm struct {
 	// onApply, if set, sees every applied txn and its result (session
 	// bookkeeping on the leader). It runs on the driver goroutine.
 	onApply func(txn tree.Txn, res tree.Result)
+	// commits counts the entries applied (Stats.Commits).
+	commits atomic.Uint64
 }
 
 func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
@@ -49,6 +52,7 @@ func decodeRequest(b []byte) (request, error) {
 // that does not decode (it cannot happen unless a peer is broken) is
 // applied as a no-op so the tree's zxid still advances.
 func (f *fsm) Apply(e zab.Entry) any {
+	f.commits.Add(1)
 	req, err := decodeRequest(e.Data)
 	if err != nil {
 		req = request{Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1}}

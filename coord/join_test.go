@@ -107,7 +107,8 @@ func TestStatsAndExpvar(t *testing.T) {
 	require.Equal(t, st.Committed, st.Applied)
 	v := expvar.Get(name)
 	require.NotNil(t, v)
-	require.Contains(t, v.String(), `"Role":"LEADING"`)
+	require.Contains(t, v.String(), `"role":"LEADING"`)
+	require.Contains(t, v.String(), `"running":true`)
 
 	// A second node may not take the same name.
 	cfg := LocalConfig(1)
