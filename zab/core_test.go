@@ -493,3 +493,47 @@ func TestCounterExhaustionAtTheTop(t *testing.T) {
 	require.Equal(t, top, h.p.Committed())
 	require.Equal(t, RoleLooking, h.p.SoftState().Role, "every zxid of the epoch is used and committed: a new epoch")
 }
+
+// TestEpochsNearTheTopRefused: a FOLLOWERINFO claiming accepted epoch
+// 2^31-2 (or an ACKEPOCH claiming it as current epoch) is refused (issue 10
+// item 7). Before, the leader-elect took it + 1 = 2^31-1, the last epoch,
+// as its new epoch and persisted it: no later election could lead.
+func TestEpochsNearTheTopRefused(t *testing.T) {
+	for _, epoch := range []uint32{MaxEpoch - 1, maxPlausibleEpoch + 1, 1<<32 - 1} {
+		h := newHarness(t, 1, []PeerID{1, 2, 3}, nil)
+		h.drain()
+		for _, from := range []PeerID{2, 3} {
+			h.step(Message{Type: MsgVote, From: from, Leader: 1, Round: 1, State: RoleLooking})
+		}
+		require.Equal(t, RoleLeading, h.p.SoftState().Role)
+		h.step(Message{Type: MsgFollowerInfo, From: 2, Round: 1, Epoch: epoch, Zxid: NewZxid(epoch, 1)})
+		msgs, _ := h.drain()
+		require.Empty(t, only(msgs, MsgLeaderInfo), "epoch %d: decided from a forged FOLLOWERINFO", epoch)
+		h.step(Message{Type: MsgFollowerInfo, From: 3, Round: 1})
+		msgs, _ = h.drain()
+		li := only(msgs, MsgLeaderInfo)
+		require.Len(t, li, 1)
+		require.EqualValues(t, 1, li[0].Epoch)
+		// A forged ACKEPOCH does not make the leader stand down either.
+		h.step(Message{Type: MsgAckEpoch, From: 3, Epoch: 1, Current: epoch, Zxid: NewZxid(epoch, 1), Seq: 1, Accepted: true})
+		h.drain()
+		require.Equal(t, RoleLeading, h.p.SoftState().Role)
+		require.EqualValues(t, 1, h.p.HardState().AcceptedEpoch)
+	}
+
+	// A learner does not accept such an epoch from its leader either.
+	h := newHarness(t, 2, []PeerID{1, 2, 3}, nil)
+	h.drain()
+	for _, from := range []PeerID{1, 3} {
+		h.step(Message{Type: MsgVote, From: from, Leader: 3, Round: 1, State: RoleLooking})
+	}
+	h.p.Tick()
+	h.p.Tick()
+	require.Equal(t, RoleFollowing, h.p.SoftState().Role)
+	h.drain()
+	h.step(Message{Type: MsgLeaderInfo, From: 3, Round: 1, Epoch: MaxEpoch - 1})
+	_, rds := h.drain()
+	for _, rd := range rds {
+		require.True(t, rd.HardState.IsEmpty(), "accepted a forged epoch: %+v", rd.HardState)
+	}
+}

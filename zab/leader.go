@@ -447,6 +447,12 @@ func (p *Peer) stepLeader(m Message) {
 		if m.Round != p.el.round {
 			return // a FOLLOWERINFO of another reign
 		}
+		if m.Epoch > maxPlausibleEpoch {
+			// Forged: counting it would move the cluster to the last epochs.
+			p.logger.Warn("zab: refusing FOLLOWERINFO with an implausible accepted epoch",
+				"from", m.From, "epoch", m.Epoch)
+			return
+		}
 		li := p.learner(m.From)
 		// Our configuration decides, not the learner's (it may be stale:
 		// a voter that does not know yet it was added must count).
@@ -481,6 +487,10 @@ func (p *Peer) stepLeader(m Message) {
 	}
 	switch m.Type {
 	case MsgAckEpoch:
+		if m.Current > maxPlausibleEpoch {
+			p.logger.Warn("zab: refusing ACKEPOCH with an implausible current epoch", "from", m.From, "current", m.Current)
+			return
+		}
 		if !li.observer && !l.ackQuorum &&
 			(m.Current > p.hs.CurrentEpoch || (m.Current == p.hs.CurrentEpoch && m.Zxid > p.log.last())) {
 			// The follower is ahead of us: we must not lead.

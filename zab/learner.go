@@ -161,7 +161,7 @@ func (p *Peer) stepLearner(m Message) {
 		if m.Round != p.el.round || p.phase != phaseDiscovery {
 			return // another reign's, or a duplicate
 		}
-		if m.Epoch > MaxEpoch {
+		if m.Epoch > maxPlausibleEpoch {
 			return // forged: no leader goes there
 		}
 		if m.Epoch < p.hs.AcceptedEpoch && !p.isObserver() {

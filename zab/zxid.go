@@ -12,6 +12,17 @@ type Zxid uint64
 // of reach, so only forged messages get there).
 const MaxEpoch = 1<<31 - 1
 
+// epochReserve is how far below MaxEpoch the epochs a peer takes from
+// others stop: a learner's accepted or current epoch above
+// MaxEpoch-epochReserve is refused as forged (an honest cluster needs
+// 2^31-2^20 elections to get there), so no message can move the cluster to
+// the last epochs, where it could elect no leader any more. Elections
+// still have 2^20 epochs left beyond it.
+const epochReserve = 1 << 20
+
+// maxPlausibleEpoch is the largest epoch a peer adopts from another.
+const maxPlausibleEpoch = MaxEpoch - epochReserve
+
 // NewZxid returns the zxid for counter within epoch.
 func NewZxid(epoch, counter uint32) Zxid { return Zxid(uint64(epoch)<<32 | uint64(counter)) }
 

@@ -314,3 +314,27 @@ func TestPendingHandshakeLimit(t *testing.T) {
 	require.NoError(t, peer.Send(msg(2, 1, 5)))
 	require.Equal(t, msg(2, 1, 5), recvN(t, tr, 1, wait)[0])
 }
+
+// TestIdleHandshakesFromOneHostDoNotBlockPeers: 64 unauthenticated idle
+// connections from one host (127.0.0.2) take at most
+// MaxPendingHandshakesPerHost slots, so a real peer (from 127.0.0.1) still
+// connects at once (issue 10 item 7). Before, they filled every slot for
+// HandshakeTimeout, again and again, and the peer's reconnects were closed.
+func TestIdleHandshakesFromOneHostDoNotBlockPeers(t *testing.T) {
+	tr := newTransport(t, 1, func(c *Config) { c.HandshakeTimeout = time.Minute })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: wait}
+	for range 64 {
+		c, err := d.Dial("tcp", tr.Addr().String())
+		if err != nil {
+			t.Skipf("cannot dial from 127.0.0.2: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	eventually(t, wait, func() bool { st := tr.Stats(); return uint64(st.InboundConns)+st.HandshakeFailures == 64 },
+		"the idle connections were not all taken in")
+	peer := newTransport(t, 2)
+	peer.SetPeer(1, tr.Addr().String())
+	require.NoError(t, peer.Send(msg(2, 1, 5)))
+	require.Equal(t, msg(2, 1, 5), recvN(t, tr, 1, wait)[0], "the peer could not connect")
+	require.Equal(t, 8+1, tr.Stats().InboundConns, "one host holds at most MaxPendingHandshakesPerHost slots")
+}

@@ -52,6 +52,11 @@ type Config struct {
 	// MaxPendingHandshakes bounds inbound connections that have not finished
 	// the handshake; more are closed at once.
 	MaxPendingHandshakes int
+	// MaxPendingHandshakesPerHost bounds the connections from one source IP
+	// that have not finished the handshake (each gets HandshakeTimeout), so
+	// that idle connections from one host cannot take every slot and keep
+	// real peers from reconnecting. At most MaxPendingHandshakes.
+	MaxPendingHandshakesPerHost int
 
 	// DialTimeout bounds connecting to a peer.
 	DialTimeout time.Duration
@@ -78,11 +83,14 @@ func DefaultConfig(id zab.PeerID) Config {
 		SendQueueSize:        8192,
 		RecvBufferSize:       8192,
 		MaxPendingHandshakes: 64,
-		DialTimeout:          2 * time.Second,
-		HandshakeTimeout:     2 * time.Second,
-		WriteTimeout:         5 * time.Second,
-		ReconnectBackoffMin:  20 * time.Millisecond,
-		ReconnectBackoffMax:  2 * time.Second,
+		// A peer has one connection in a handshake at a time; a few more
+		// cover reconnects racing old attempts.
+		MaxPendingHandshakesPerHost: 8,
+		DialTimeout:                 2 * time.Second,
+		HandshakeTimeout:            2 * time.Second,
+		WriteTimeout:                5 * time.Second,
+		ReconnectBackoffMin:         20 * time.Millisecond,
+		ReconnectBackoffMax:         2 * time.Second,
 	}
 }
 
@@ -105,6 +113,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.SendQueueSize, d.SendQueueSize)
 	setInt(&c.RecvBufferSize, d.RecvBufferSize)
 	setInt(&c.MaxPendingHandshakes, d.MaxPendingHandshakes)
+	setInt(&c.MaxPendingHandshakesPerHost, d.MaxPendingHandshakesPerHost)
+	c.MaxPendingHandshakesPerHost = min(c.MaxPendingHandshakesPerHost, c.MaxPendingHandshakes)
 	setDur := func(v *time.Duration, def time.Duration) {
 		if *v == 0 {
 			*v = def
@@ -147,7 +157,8 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"SendQueueSize", c.SendQueueSize}, {"RecvBufferSize", c.RecvBufferSize}, {"MaxPendingHandshakes", c.MaxPendingHandshakes}} {
+	}{{"SendQueueSize", c.SendQueueSize}, {"RecvBufferSize", c.RecvBufferSize}, {"MaxPendingHandshakes", c.MaxPendingHandshakes},
+		{"MaxPendingHandshakesPerHost", c.MaxPendingHandshakesPerHost}} {
 		if f.v < 1 {
 			bad(f.name, "%d, must be positive", f.v)
 		}

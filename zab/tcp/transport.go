@@ -34,6 +34,8 @@ type Transport struct {
 
 	// hsSlots bounds inbound connections still in the handshake.
 	hsSlots chan struct{}
+	// hsByHost counts them per source IP (under mu).
+	hsByHost map[string]int
 
 	mu      sync.RWMutex
 	closed  bool
@@ -65,17 +67,18 @@ func New(cfg Config) (*Transport, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:     cfg,
-		log:     logger,
-		hs:      handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader},
-		ln:      ln,
-		recv:    make(chan zab.Message, cfg.RecvBufferSize),
-		ctx:     ctx,
-		cancel:  cancel,
-		hsSlots: make(chan struct{}, cfg.MaxPendingHandshakes),
-		peers:   make(map[zab.PeerID]*peer),
-		inbound: make(map[*inConn]struct{}),
-		byPeer:  make(map[zab.PeerID]*inConn),
+		cfg:      cfg,
+		log:      logger,
+		hs:       handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader},
+		ln:       ln,
+		recv:     make(chan zab.Message, cfg.RecvBufferSize),
+		ctx:      ctx,
+		cancel:   cancel,
+		hsSlots:  make(chan struct{}, cfg.MaxPendingHandshakes),
+		hsByHost: make(map[string]int),
+		peers:    make(map[zab.PeerID]*peer),
+		inbound:  make(map[*inConn]struct{}),
+		byPeer:   make(map[zab.PeerID]*inConn),
 	}
 	if cfg.SecretKey == nil {
 		logger.Warn("no secret key: peer connections are not authenticated")
@@ -224,22 +227,32 @@ func (t *Transport) acceptLoop() {
 			}
 		}
 		tempDelay = 0
+		host := remoteHost(c)
+		t.mu.Lock()
+		if t.hsByHost[host] >= t.cfg.MaxPendingHandshakesPerHost {
+			t.mu.Unlock()
+			t.st.handshakeFailures.Add(1)
+			t.log.Warn("too many pending handshakes from one host, closing inbound connection", "remote", c.RemoteAddr().String())
+			_ = c.Close()
+			continue
+		}
 		select {
 		case t.hsSlots <- struct{}{}:
 		default:
+			t.mu.Unlock()
 			t.st.handshakeFailures.Add(1)
 			t.log.Warn("too many pending handshakes, closing inbound connection", "remote", c.RemoteAddr().String())
 			_ = c.Close()
 			continue
 		}
-		ic := &inConn{conn: c, done: make(chan struct{}), gone: make(chan struct{})}
-		t.mu.Lock()
+		ic := &inConn{conn: c, host: host, done: make(chan struct{}), gone: make(chan struct{})}
 		if t.closed {
 			t.mu.Unlock()
 			_ = c.Close()
 			<-t.hsSlots
 			return
 		}
+		t.hsByHost[host]++
 		t.inbound[ic] = struct{}{}
 		t.wg.Add(1)
 		t.mu.Unlock()
@@ -250,6 +263,7 @@ func (t *Transport) acceptLoop() {
 // inConn is one accepted connection.
 type inConn struct {
 	conn     net.Conn
+	host     string        // source IP, for the per-host handshake bound
 	peer     zab.PeerID    // set once authenticated
 	done     chan struct{} // closed when its goroutine has returned
 	gone     chan struct{} // closed by kill
@@ -276,7 +290,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 	_ = ic.conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(ic.conn, 64<<10)
 	id, err := t.hs.accept(br, ic.conn)
-	<-t.hsSlots
+	t.handshakeDone(ic)
 	if err != nil {
 		t.st.handshakeFailed(err)
 		log.Warn("inbound handshake refused", "err", err)
@@ -369,4 +383,24 @@ func (t *Transport) forget(ic *inConn) {
 		delete(t.byPeer, ic.peer)
 	}
 	t.mu.Unlock()
+}
+
+// handshakeDone frees ic's handshake slots.
+func (t *Transport) handshakeDone(ic *inConn) {
+	t.mu.Lock()
+	if t.hsByHost[ic.host]--; t.hsByHost[ic.host] <= 0 {
+		delete(t.hsByHost, ic.host)
+	}
+	t.mu.Unlock()
+	<-t.hsSlots
+}
+
+// remoteHost returns the IP a connection comes from (its whole remote
+// address if that is not IP:port).
+func remoteHost(c net.Conn) string {
+	a := c.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
 }
