@@ -1,39 +1,63 @@
-// Command quickstart starts a 3-node coord cluster in one process on
-// 127.0.0.1 with temporary data directories, and shows what coord does: the
-// nodes join and elect a leader, a write on one node is read on the others,
-// a watch fires, an ephemeral node vanishes with its session, and the
-// leader is killed to measure the fail-over. It exits by itself.
+// Command quickstart tells what coord does in about 20 seconds, with three
+// nodes of one imaginary service in this one process on 127.0.0.1 (each
+// with a temporary data directory): the nodes join and elect a leader, a
+// lock passes between them with growing fencing tokens, a leader election
+// is observed, a configuration change reaches every node, a service
+// registry sees members come and go, and the leader crashes while the
+// others time the fail-over. It exits by itself; -pace 0 runs it without
+// pauses.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/recipes"
 )
 
+var pace = flag.Duration("pace", time.Second, "pause between the steps of the story, and how long a lock or leadership is held (0: no pauses)")
+
 func main() {
+	flag.Parse()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
+// say prints one line of the story; step lines start a new step after a pause.
+func say(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+
+func step(n int, title string) {
+	time.Sleep(*pace)
+	fmt.Printf("\n%d. %s\n", n, title)
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
 func run() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "coord-quickstart-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	fmt.Println("coord quickstart: three nodes of one service, in this process, on 127.0.0.1")
 
-	// 1. Three nodes join through gossip and elect a leader.
+	// 1. Each node joins with its id, the voters and the others' gossip
+	// addresses, as three processes would; Join returns once synced with
+	// an elected leader.
+	fmt.Printf("\n1. Three nodes join through gossip and elect a leader\n")
 	start := time.Now()
 	nodes, err := startCluster(ctx, dir, 3)
 	if err != nil {
@@ -41,89 +65,251 @@ func run() error {
 	}
 	defer func() {
 		for _, n := range nodes {
-			if n != nil {
-				n.Close(context.Background())
-			}
+			n.Close(context.Background()) // a no-op for the one that crashed
 		}
 	}()
 	leader, epoch := nodes[0].Leader()
-	fmt.Printf("1. 3 nodes joined in %v; node %d leads epoch %d\n", time.Since(start).Round(time.Millisecond), leader, epoch)
+	say("nodes 1, 2 and 3 joined in %s; voters %v; node %d leads epoch %d", ms(time.Since(start)), nodes[0].Voters(), leader, epoch)
 
-	// 2. Write on one node, read on the others.
-	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	if _, err := n1.Create(ctx, "/config", []byte("color=blue"), coord.Persistent); err != nil {
-		return err
-	}
-	for _, n := range []*coord.Node{n2, n3} {
-		if err := n.Sync(ctx); err != nil {
+	// Each node's service gets its own session: ephemeral nodes, locks
+	// and leadership live as long as it does.
+	sessions := make([]*coord.Session, len(nodes))
+	for i, n := range nodes {
+		if sessions[i], err = n.Session(ctx, coord.SessionOptions{}); err != nil {
 			return err
 		}
-		data, st, err := n.Get(ctx, "/config")
+	}
+
+	step(2, "A lock passed between the nodes, with fencing tokens (recipes.Lock)")
+	if err := lockStep(ctx, sessions); err != nil {
+		return err
+	}
+
+	step(3, "Leader election, observed (recipes.Election)")
+	if err := electionStep(ctx, sessions); err != nil {
+		return err
+	}
+
+	step(4, "A configuration change reaches every node (recipes.Config)")
+	if err := configStep(ctx, nodes); err != nil {
+		return err
+	}
+
+	step(5, "A service registry: members come and go")
+	if err := registryStep(ctx, nodes, sessions); err != nil {
+		return err
+	}
+
+	step(6, "The leader crashes")
+	return crashStep(ctx, nodes, sessions)
+}
+
+// lockStep: every node wants the same lock at once; they get it one after
+// another, each with a higher fencing token.
+func lockStep(ctx context.Context, sessions []*coord.Session) error {
+	say("all three nodes call Acquire on /locks/report at once; each holds it for %s", ms(*pace))
+	start := time.Now()
+	var mu sync.Mutex
+	var tokens []int64
+	errs := make([]error, len(sessions))
+	var wg sync.WaitGroup
+	for i, s := range sessions {
+		wg.Go(func() {
+			lock := recipes.NewLock(s, "/locks/report", []byte(fmt.Sprintf("node %d", i+1)))
+			lease, err := lock.Acquire(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			mu.Lock()
+			tokens = append(tokens, lease.Token())
+			say("%6s  node %d holds the lock, fencing token %d", ms(time.Since(start)), i+1, lease.Token())
+			mu.Unlock()
+			select { // the critical section: stop at once if the lease is lost
+			case <-time.After(*pace):
+			case <-lease.Done():
+			}
+			errs[i] = lease.Release(ctx)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if !slices.IsSorted(tokens) {
+		return fmt.Errorf("fencing tokens out of order: %v", tokens)
+	}
+	say("the tokens grow with every holder: a store that keeps the highest token it has seen")
+	say("refuses a holder that paused and lost the lock without noticing")
+	return nil
+}
+
+// electionStep: the three campaign; the leader works, then resigns, and
+// the next candidate takes over.
+func electionStep(ctx context.Context, sessions []*coord.Session) error {
+	var elections []*recipes.Election
+	for i, s := range sessions {
+		elections = append(elections, recipes.NewElection(s, "/election/report-writer", fmt.Sprintf("node %d", i+1)))
+	}
+	leases := make(chan *recipes.Lease, len(elections))
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for _, e := range elections {
+		wg.Go(func() {
+			if l, err := e.Campaign(cctx); err == nil {
+				leases <- l
+			}
+		})
+	}
+	for range 2 {
+		lease := <-leases
+		if err := sessions[0].Sync(ctx); err != nil { // reads are local
+			return err
+		}
+		name, err := elections[0].Leader(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("2. node %d reads /config = %q (version %d)\n", n.ID(), data, st.Version)
+		say("node 1 asks who leads /election/report-writer: %s (the others wait their turn)", name)
+		time.Sleep(*pace) // the leader's work
+		say("%s resigns", name)
+		if err := lease.Release(ctx); err != nil {
+			return err
+		}
 	}
+	return nil // the last candidate stops campaigning
+}
 
-	// 3. A watch on node 3 sees a change made on node 2.
-	_, _, changed, err := n3.GetW(ctx, "/config")
+// configStep: node 2 changes a typed configuration; every node's Config
+// shows the new value.
+func configStep(ctx context.Context, nodes []*coord.Node) error {
+	type settings struct {
+		Color string `json:"color"`
+	}
+	var subs []<-chan recipes.Value[settings]
+	for _, n := range nodes {
+		c, err := recipes.NewConfig[settings](ctx, recipes.NodeSessions(n), "/config/service", recipes.ConfigOptions[settings]{})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ch, unsubscribe := c.Subscribe()
+		defer unsubscribe()
+		<-ch // the current value
+		subs = append(subs, ch)
+	}
+	changer, err := recipes.NewConfig[settings](ctx, recipes.NodeSessions(nodes[1]), "/config/service", recipes.ConfigOptions[settings]{})
 	if err != nil {
 		return err
 	}
-	if _, err := n2.Set(ctx, "/config", []byte("color=green"), 0); err != nil {
+	defer changer.Close()
+	say("node 2 sets color=green with Config.Update (a compare-and-set)")
+	start := time.Now()
+	if _, _, err := changer.Update(ctx, func(settings) (settings, error) { return settings{Color: "green"}, nil }); err != nil {
 		return err
 	}
-	ev := <-changed
-	fmt.Printf("3. node 3 watch: %s %s at zxid %#x\n", ev.Type, ev.Path, ev.Zxid)
+	for i, ch := range subs {
+		for v := range ch {
+			if v.V.Color == "green" {
+				say("%6s  node %d's Config shows color=%s (version %d)", ms(time.Since(start)), i+1, v.V.Color, v.Stat.Version)
+				break
+			}
+		}
+	}
+	return nil
+}
 
-	// 4. An ephemeral node lives as long as its session.
-	s, err := n2.Session(ctx, coord.SessionOptions{Timeout: time.Second})
+// registryStep: each node registers its service instance as an ephemeral
+// node; node 1 watches the list while node 3's instance leaves.
+func registryStep(ctx context.Context, nodes []*coord.Node, sessions []*coord.Session) error {
+	const dir = "/services/report"
+	if _, err := nodes[0].Create(ctx, "/services", nil, coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
+		return err
+	}
+	if _, err := nodes[0].Create(ctx, dir, nil, coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
+		return err
+	}
+	for i, s := range sessions {
+		addr := fmt.Sprintf("10.0.0.%d:8080", i+1)
+		if _, err := s.Create(ctx, dir+"/node-"+fmt.Sprint(i+1), []byte(addr), coord.Ephemeral); err != nil {
+			return err
+		}
+		say("node %d registers its instance at %s", i+1, addr)
+	}
+	// Reads are local: Sync first so node 1 has applied the others' writes.
+	if err := nodes[0].Sync(ctx); err != nil {
+		return err
+	}
+	members, _, changed, err := nodes[0].ChildrenW(ctx, dir)
 	if err != nil {
 		return err
 	}
-	if _, err := s.Create(ctx, "/workers", nil, coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
+	say("node 1 sees members %s", strings.Join(members, ", "))
+	time.Sleep(*pace)
+	// The instance that stops is not the leader's: the leader's stays for
+	// the crash in step 6.
+	leader, _ := nodes[0].Leader()
+	gone := 2
+	if nodes[gone].ID() == leader {
+		gone = 1
+	}
+	say("node %d's instance stops: its session closes", gone+1)
+	start := time.Now()
+	if err := sessions[gone].Close(ctx); err != nil {
 		return err
 	}
-	me, err := s.Create(ctx, "/workers/w-", []byte("node 2"), coord.EphemeralSequential)
+	<-changed
+	members, _, err = nodes[0].Children(ctx, dir)
 	if err != nil {
 		return err
 	}
-	// Reads are local: node 1 may not have applied node 2's writes yet.
-	// Sync makes it catch up first.
-	if err := n1.Sync(ctx); err != nil {
-		return err
-	}
-	kids, _, gone, err := n1.ChildrenW(ctx, "/workers")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("4. %s registered; node 1 sees workers %v\n", me, kids)
-	if err := s.Close(ctx); err != nil {
-		return err
-	}
-	<-gone
-	kids, _, err = n1.Children(ctx, "/workers")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("   session closed; node 1 sees workers %v\n", kids)
+	say("%6s  node 1 sees members %s", ms(time.Since(start)), strings.Join(members, ", "))
+	return nil
+}
 
-	// 5. Kill the leader (no goodbye) and time the fail-over.
-	leader, _ = n1.Leader()
+// crashStep kills the leader (no goodbye) and times the fail-over from a
+// survivor: a new leader, then writes again.
+func crashStep(ctx context.Context, nodes []*coord.Node, sessions []*coord.Session) error {
+	leader, epoch := nodes[0].Leader()
 	var survivor *coord.Node
-	for i, n := range nodes {
-		if n.ID() == leader {
-			n.Shutdown() // a crash: no goodbye, no hand-off
-			nodes[i] = nil
-		} else if survivor == nil {
+	for _, n := range nodes {
+		if n.ID() != leader && survivor == nil {
 			survivor = n
 		}
 	}
+	if _, err := survivor.Create(ctx, "/orders", []byte("0"), coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
+		return err
+	}
+	// The crashed node's service instance stays registered until the new
+	// leader expires its session.
+	entry := fmt.Sprintf("/services/report/node-%d", leader)
+	if err := survivor.Sync(ctx); err != nil {
+		return err
+	}
+	_, registered, expired, err := survivor.ExistsW(ctx, entry)
+	if err != nil {
+		return err
+	}
+	say("node %d, the leader of epoch %d, crashes: Shutdown, as if its process died", leader, epoch)
 	killed := time.Now()
+	for _, n := range nodes {
+		if n.ID() == leader {
+			n.Shutdown()
+		}
+	}
+	// Write through a survivor until a new leader accepts it.
+	var firstErr error
 	for {
-		_, err := survivor.Set(ctx, "/config", []byte("color=red"), coord.AnyVersion)
+		wctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		_, err := survivor.Set(wctx, "/orders", []byte("1"), coord.AnyVersion)
+		cancel()
 		if err == nil {
 			break
+		}
+		if firstErr == nil {
+			firstErr = err
+			say("%6s  a write on node %d fails for now: %v", ms(time.Since(killed)), survivor.ID(), err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("no fail-over: %w", err)
@@ -131,17 +317,20 @@ func run() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	newLeader, newEpoch := survivor.Leader()
-	fmt.Printf("5. leader %d killed; node %d leads epoch %d; writes resumed after %v\n",
-		leader, newLeader, newEpoch, time.Since(killed).Round(time.Millisecond))
-	data, _, err := survivor.Get(ctx, "/config")
+	say("%6s  node %d leads epoch %d and writes succeed again: the fail-over took %s", ms(time.Since(killed)), newLeader, newEpoch, ms(time.Since(killed)))
+	data, _, err := survivor.Get(ctx, "/orders")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("   /config = %q: nothing acknowledged was lost\n", data)
+	say("/orders = %q on node %d: nothing acknowledged was lost", data, survivor.ID())
+	if registered {
+		<-expired
+		say("%6s  node %d's registry entry is gone: its session expired (timeout %s)", ms(time.Since(killed)), leader, ms(sessions[leader-1].Timeout()))
+	}
 	return nil
 }
 
-// startCluster joins n nodes concurrently (each Join waits for a quorum).
+// startCluster joins n voters concurrently (each Join waits for a quorum).
 func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error) {
 	var seeds []string
 	var voters []uint64
@@ -162,11 +351,7 @@ func startCluster(ctx context.Context, dir string, n int) ([]*coord.Node, error)
 		cfg.Seeds = seeds
 		cfg.Voters = voters
 		cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i+1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			nodes[i], errs[i] = coord.JoinContext(ctx, cfg)
-		}()
+		wg.Go(func() { nodes[i], errs[i] = coord.JoinContext(ctx, cfg) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
