@@ -42,6 +42,7 @@ type Session interface {
 	Watch(ctx context.Context, path string, recursive bool) (*coord.Watch, error)
 	WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*coord.Watch, error)
 	Sync(ctx context.Context) error
+	ID() int64
 	Suspended() <-chan struct{}
 	Remaining() time.Duration
 }
