@@ -24,10 +24,10 @@
 // time.Ticker, one tick); and clock jumps (a burst of ticks at once, or no
 // tick for a while). Voters are added and removed at random peers (the
 // leader included) through zab's replicated reconfiguration. One seed in four starts every peer from a history
-// whose epoch ran its zxid counter up to 2^32-1, at an epoch near 2^31
-// (not nearer 2^32: the tree, like coord's state machine and ZooKeeper,
-// takes zxids as int64, so an epoch of 2^31 or more makes them negative
-// and the tree refuses them). Then everything heals and the run checks:
+// whose epoch ran its zxid counter up to 2^32-1, at an epoch near 2^31-2^20,
+// the highest zab adopts from another peer (not nearer 2^32 in any case: the
+// tree, like coord's state machine and ZooKeeper, takes zxids as int64, so an
+// epoch of 2^31 or more makes them negative and the tree refuses them). Then everything heals and the run checks:
 //
 //   - the history, with porcupine against a model of the znode subset (an
 //     Unknown verdict counts as a failure);

@@ -207,10 +207,12 @@ type highStart struct {
 	keep  map[zab.PeerID]int
 }
 
-// highEpoch is the epoch of a high seed's initial history. Zxids are
-// int64 in the tree (as in coord's state machine and ZooKeeper), so an
-// epoch at or above 2^31 makes them negative: see the package doc.
-const highEpoch = math.MaxInt32 - 1000
+// highEpoch is the epoch of a high seed's initial history: near the top of
+// the epochs zab adopts from another peer (it refuses those above
+// MaxEpoch-2^20 as forged). Zxids are int64 in the tree (as in coord's state
+// machine and ZooKeeper), so an epoch at or above 2^31 would make them
+// negative: see the package doc.
+const highEpoch = zab.MaxEpoch - 1<<20 - 1000
 
 func newHighStart(r *runner, ids []zab.PeerID) (*highStart, error) {
 	h := &highStart{epoch: highEpoch, keep: map[zab.PeerID]int{}}
