@@ -309,7 +309,7 @@ func crashStep(ctx context.Context, nodes []*coord.Node, sessions []*coord.Sessi
 		}
 		if firstErr == nil {
 			firstErr = err
-			say("%6s  a write on node %d fails for now: %v", ms(time.Since(killed)), survivor.ID(), err)
+			say("%6s  a write on node %d waits in vain (%v); retrying", ms(time.Since(killed)), survivor.ID(), err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("no fail-over: %w", err)
