@@ -36,6 +36,7 @@ var runners = map[string]func(t *testing.T, bin string){
 	"hello":      runHello,
 	"lock":       runLock,
 	"quickstart": runQuickstart,
+	"registry":   runRegistry,
 	"bench":      runBench,
 }
 
@@ -328,8 +329,8 @@ func runQuickstart(t *testing.T, bin string) {
 		{`(?m)^    nodes 1, 2 and 3 joined in .*; voters \[1 2 3\]; node \d leads epoch 1$`, 1},
 		{`(?m)  node \d holds the lock, fencing token \d+$`, 3},
 		{`(?m)  node \d's Config shows color=green`, 3},
-		{`(?m)^    node 1 sees members node-1, node-2, node-3$`, 1},
-		{`(?m)  node 1 sees members node-\d, node-\d$`, 1},
+		{`(?m)^    node 1's Group lists node-1, node-2, node-3$`, 1},
+		{`(?m)  node 1's Group lists node-\d, node-\d$`, 1},
 		{`(?m)  node \d leads epoch \d+ and writes succeed again: the fail-over took `, 1},
 		{`nothing acknowledged was lost`, 1},
 		{`registry entry is gone: its session expired`, 1},
@@ -367,4 +368,21 @@ func runConfig(t *testing.T, bin string) {
 		}
 	}
 	stopAll(t, ps)
+}
+
+// runRegistry: all three register and see each other; node 3 stops and
+// nodes 1 and 2 see it leave.
+func runRegistry(t *testing.T, bin string) {
+	ps := cluster(t, "registry", bin)
+	all := regexp.MustCompile(`members: node-1=10.0.0.1:8080, node-2=10.0.0.2:8080, node-3=10.0.0.3:8080`)
+	for _, p := range ps {
+		p.waitFor(t, all, 1, joinBound)
+	}
+	ps[2].stop(t)
+	require.Regexp(t, `node 3: left the group \(ok\)`, ps[2].out.String())
+	left := regexp.MustCompile(`node-3 left: members: node-1=10.0.0.1:8080, node-2=10.0.0.2:8080\n`)
+	for _, p := range ps[:2] {
+		p.waitFor(t, left, 1, stepBound)
+	}
+	stopAll(t, ps[:2])
 }

@@ -220,52 +220,77 @@ func configStep(ctx context.Context, nodes []*coord.Node) error {
 	return nil
 }
 
-// registryStep: each node registers its service instance as an ephemeral
-// node; node 1 watches the list while node 3's instance leaves.
+// registryStep: each node registers its service instance in a group
+// (recipes.JoinGroup: an ephemeral node); node 1 follows the group
+// (recipes.Group) while one instance leaves.
 func registryStep(ctx context.Context, nodes []*coord.Node, sessions []*coord.Session) error {
 	const dir = "/services/report"
-	if _, err := nodes[0].Create(ctx, "/services", nil, coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
+	view := recipes.NewGroup(recipes.NodeSessions(nodes[0]), dir)
+	changed := make(chan struct{}, 1) // a change since awaitGroup last looked
+	view.Listen(func(recipes.MemberEvent) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err := view.Start(ctx); err != nil {
 		return err
 	}
-	if _, err := nodes[0].Create(ctx, dir, nil, coord.Persistent); err != nil && !errors.Is(err, coord.ErrNodeExists) {
-		return err
-	}
+	defer view.Close()
+	members := make([]*recipes.Member, len(sessions))
 	for i, s := range sessions {
 		addr := fmt.Sprintf("10.0.0.%d:8080", i+1)
-		if _, err := s.Create(ctx, dir+"/node-"+fmt.Sprint(i+1), []byte(addr), coord.Ephemeral); err != nil {
+		m, err := recipes.JoinGroup(ctx, recipes.FixedSession(s), dir, fmt.Sprintf("node-%d", i+1), []byte(addr))
+		if err != nil {
 			return err
 		}
+		members[i] = m
 		say("node %d registers its instance at %s", i+1, addr)
 	}
-	// Reads are local: Sync first so node 1 has applied the others' writes.
-	if err := nodes[0].Sync(ctx); err != nil {
+	if err := awaitGroup(ctx, changed, view, 3); err != nil {
 		return err
 	}
-	members, _, changed, err := nodes[0].ChildrenW(ctx, dir)
-	if err != nil {
-		return err
-	}
-	say("node 1 sees members %s", strings.Join(members, ", "))
+	say("node 1's Group lists %s", names(view.Members()))
 	time.Sleep(*pace)
-	// The instance that stops is not the leader's: the leader's stays for
+	// The instance that leaves is not the leader's: the leader's stays for
 	// the crash in step 6.
 	leader, _ := nodes[0].Leader()
 	gone := 2
 	if nodes[gone].ID() == leader {
 		gone = 1
 	}
-	say("node %d's instance stops: its session closes", gone+1)
+	say("node %d's instance stops: Member.Leave", gone+1)
 	start := time.Now()
-	if err := sessions[gone].Close(ctx); err != nil {
+	if err := members[gone].Leave(ctx); err != nil {
 		return err
 	}
-	<-changed
-	members, _, err = nodes[0].Children(ctx, dir)
-	if err != nil {
+	if err := awaitGroup(ctx, changed, view, 2); err != nil {
 		return err
 	}
-	say("%6s  node 1 sees members %s", ms(time.Since(start)), strings.Join(members, ", "))
+	say("%6s  node 1's Group lists %s", ms(time.Since(start)), names(view.Members()))
 	return nil
+}
+
+// awaitGroup waits until the group view has n members.
+func awaitGroup(ctx context.Context, changed <-chan struct{}, view *recipes.Group, n int) error {
+	for len(view.Members()) != n {
+		select {
+		case <-changed:
+		case <-view.Done():
+			return view.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func names(members []recipes.MemberInfo) string {
+	var out []string
+	for _, m := range members {
+		out = append(out, m.Name)
+	}
+	return strings.Join(out, ", ")
 }
 
 // crashStep kills the leader (no goodbye) and times the fail-over from a
