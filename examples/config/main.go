@@ -15,14 +15,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/coord-dev/coord/coord"
 	"github.com/coord-dev/coord/examples/demo"
 	"github.com/coord-dev/coord/recipes"
 )
@@ -37,67 +36,59 @@ type Settings struct {
 func main() {
 	me := demo.Flags() // -id, -seeds, -data
 	every := flag.Duration("every", 0, "also change the color this often (0: only when you type key=value)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	node, err := me.Join(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer node.Close(context.Background())
-
-	// The Config follows the znode through the node's default session, and
-	// through a new one if that session is lost.
-	settings, err := recipes.NewConfig[Settings](ctx, recipes.NodeSessions(node), "/config/settings", recipes.ConfigOptions[Settings]{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer settings.Close()
-	updates, unsubscribe := settings.Subscribe()
-	defer unsubscribe()
-
-	changes := make(chan string)
-	go readLines(changes)
-	me.Printf("type key=value to change the settings (keys: color, workers)")
-	var tick <-chan time.Time
-	if *every > 0 {
-		t := time.NewTicker(*every)
-		defer t.Stop()
-		tick = t.C
-	}
-	colors := []string{"red", "green", "blue", "yellow"}
-	for {
-		var change func(*Settings) error
-		select {
-		case <-ctx.Done():
-			me.Printf("stopping")
-			return
-		case v := <-updates:
-			if !v.Exists {
-				me.Printf("settings not set yet")
-			} else {
-				me.Printf("settings color=%s workers=%d (set by node %d; version %d)", v.V.Color, v.V.Workers, v.V.SetBy, v.Stat.Version)
-			}
-			continue
-		case line := <-changes:
-			change = func(s *Settings) error { return set(s, line) }
-		case <-tick:
-			change = func(s *Settings) error {
-				s.Color = colors[(slices.Index(colors, s.Color)+1)%len(colors)]
-				return nil
-			}
-		}
-		// A compare-and-set: if another node changed the settings in
-		// between, Update reads them again and re-applies the change.
-		_, _, err := settings.Update(ctx, func(old Settings) (Settings, error) {
-			err := change(&old)
-			old.SetBy = me.ID()
-			return old, err
-		})
+	me.Run(func(ctx context.Context, node *coord.Node) error {
+		// The Config follows the znode through the node's default session,
+		// and through a new one if that session is lost.
+		settings, err := recipes.NewConfig[Settings](ctx, recipes.NodeSessions(node), "/config/settings", recipes.ConfigOptions[Settings]{})
 		if err != nil {
-			me.Printf("not changed: %v", err)
+			return err
 		}
-	}
+		defer settings.Close()
+		updates, unsubscribe := settings.Subscribe()
+		defer unsubscribe()
+
+		changes := make(chan string)
+		go readLines(changes)
+		me.Printf("type key=value to change the settings (keys: color, workers)")
+		var tick <-chan time.Time
+		if *every > 0 {
+			t := time.NewTicker(*every)
+			defer t.Stop()
+			tick = t.C
+		}
+		colors := []string{"red", "green", "blue", "yellow"}
+		for {
+			var change func(*Settings) error
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case v := <-updates:
+				if !v.Exists {
+					me.Printf("settings not set yet")
+				} else {
+					me.Printf("settings color=%s workers=%d (set by node %d; version %d)", v.V.Color, v.V.Workers, v.V.SetBy, v.Stat.Version)
+				}
+				continue
+			case line := <-changes:
+				change = func(s *Settings) error { return set(s, line) }
+			case <-tick:
+				change = func(s *Settings) error {
+					s.Color = colors[(slices.Index(colors, s.Color)+1)%len(colors)]
+					return nil
+				}
+			}
+			// A compare-and-set: if another node changed the settings in
+			// between, Update reads them again and re-applies the change.
+			_, _, err := settings.Update(ctx, func(old Settings) (Settings, error) {
+				err := change(&old)
+				old.SetBy = me.ID()
+				return old, err
+			})
+			if err != nil {
+				me.Printf("not changed: %v", err)
+			}
+		}
+	})
 }
 
 // set applies one key=value line to s.

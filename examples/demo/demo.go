@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -38,6 +40,26 @@ func (n *Node) ID() uint64 { return *n.id }
 // Printf prints one line prefixed with "node N: ".
 func (n *Node) Printf(format string, args ...any) {
 	fmt.Printf("node %d: %s\n", *n.id, fmt.Sprintf(format, args...))
+}
+
+// Run parses the command line, joins the cluster and calls fn with the
+// node and a context that Ctrl-C cancels; then it closes the node (its
+// sessions end, their ephemerals and locks go with them) and exits with
+// status 1 if fn or the join failed. Register extra flags before Run.
+func (n *Node) Run(fn func(ctx context.Context, node *coord.Node) error) {
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	node, err := n.Join(ctx)
+	if err == nil {
+		err = fn(ctx, node)
+		node.Close(context.Background())
+	}
+	stop()
+	if err != nil && ctx.Err() == nil {
+		n.Printf("%v", err)
+		os.Exit(1)
+	}
+	n.Printf("stopped")
 }
 
 // Join joins the cluster: every node in -seeds is a voter, and this node

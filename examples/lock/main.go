@@ -11,10 +11,6 @@ package main
 
 import (
 	"context"
-	"flag"
-	"log"
-	"os"
-	"os/signal"
 	"strconv"
 	"time"
 
@@ -25,49 +21,42 @@ import (
 
 func main() {
 	me := demo.Flags() // -id, -seeds, -data
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	node, err := me.Join(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer node.Close(context.Background())
-
-	// A lock lives as long as the session that holds it.
-	s, err := node.Session(ctx, coord.SessionOptions{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	s.Create(ctx, "/counter", []byte("0"), coord.Persistent) // ErrNodeExists but on the first node
-	lock := recipes.NewLock(s, "/locks/counter", []byte(strconv.FormatUint(me.ID(), 10)))
-	for ctx.Err() == nil {
-		lease, err := lock.Acquire(ctx)
-		if err != nil { // Ctrl-C, or the session was Suspended while waiting
-			me.Printf("no lock: %v", err)
-			demo.Sleep(ctx, nil, time.Second)
-			continue
+	me.Run(func(ctx context.Context, node *coord.Node) error {
+		// A lock lives as long as the session that holds it.
+		s, err := node.Session(ctx, coord.SessionOptions{})
+		if err != nil {
+			return err
 		}
-		// The critical section. The write is fenced: the Multi commits only
-		// if the lease's lock node still exists, so a holder whose session
-		// expired while it was paused cannot overwrite the next holder's
-		// work. (An outside resource would instead refuse a lease.Token()
-		// lower than the highest one it has seen.)
-		data, st, err := s.Get(ctx, "/counter")
-		n, _ := strconv.Atoi(string(data))
-		if err == nil {
-			_, err = s.Multi(ctx, coord.CheckOp(lease.Path(), coord.AnyVersion),
-				coord.SetOp("/counter", []byte(strconv.Itoa(n+1)), st.Version))
+		s.Create(ctx, "/counter", []byte("0"), coord.Persistent) // ErrNodeExists but on the first node
+		lock := recipes.NewLock(s, "/locks/counter", []byte(strconv.FormatUint(me.ID(), 10)))
+		for ctx.Err() == nil {
+			lease, err := lock.Acquire(ctx)
+			if err != nil { // Ctrl-C, or the session was Suspended while waiting
+				me.Printf("no lock: %v", err)
+				demo.Sleep(ctx, nil, time.Second)
+				continue
+			}
+			// The critical section. The write is fenced: the Multi commits
+			// only if the lease's lock node still exists, so a holder whose
+			// session expired while it was paused cannot overwrite the next
+			// holder's work. (An outside resource would instead refuse a
+			// lease.Token() lower than the highest one it has seen.)
+			data, st, err := s.Get(ctx, "/counter")
+			n, _ := strconv.Atoi(string(data))
+			if err == nil {
+				_, err = s.Multi(ctx, coord.CheckOp(lease.Path(), coord.AnyVersion),
+					coord.SetOp("/counter", []byte(strconv.Itoa(n+1)), st.Version))
+			}
+			if err == nil {
+				me.Printf("holds the lock, token %d: counter %d -> %d", lease.Token(), n, n+1)
+			} else {
+				me.Printf("holds the lock, token %d: write refused: %v", lease.Token(), err)
+			}
+			// Work a while, unless the lease is lost, then let the next one
+			// in (after Ctrl-C, closing the node frees it with the session).
+			demo.Sleep(ctx, lease.Done(), 500*time.Millisecond)
+			lease.Release(ctx)
 		}
-		if err == nil {
-			me.Printf("holds the lock, token %d: counter %d -> %d", lease.Token(), n, n+1)
-		} else {
-			me.Printf("holds the lock, token %d: write refused: %v", lease.Token(), err)
-		}
-		// Work a while, unless the lease is lost, then let the next one in
-		// (after Ctrl-C, node.Close frees the lock with the session).
-		demo.Sleep(ctx, lease.Done(), 500*time.Millisecond)
-		lease.Release(ctx)
-	}
-	me.Printf("stopping")
+		return ctx.Err()
+	})
 }
