@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/coord-dev/coord/coord"
@@ -126,7 +127,7 @@ func members(t *testing.T, nodes []*coord.Node, dir, tag string, n, k int, after
 			if err := m.Leave(ctx); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
-			require.ErrorIs(t, m.Err(), recipes.ErrLeft)
+			assert.ErrorIs(t, m.Err(), recipes.ErrLeft)
 			return
 		}
 		mu.Lock()
