@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coord-dev/coord/session"
+	"github.com/coord-dev/coord/tree"
 )
 
 // wallStepped returns t with its wall clock reading moved by d and its
@@ -47,53 +48,56 @@ func wallStepped(t time.Time, d time.Duration) (time.Time, bool) {
 }
 
 // TestLeaseIgnoresWallClockSteps: a heartbeat's send time goes to the leader
-// and back (monoStamp, monoTime) into the owner's lease; stepping the system
-// clock back or forward between the send, the ack and a later Remaining
-// must neither extend the lease past the session timeout nor shorten it
-// (issue 10 item 6). With the old wire format (UnixNano, time.Unix) a step
-// back of an hour extended Remaining by an hour.
+// and back (the session core's stamp, coord's wire format) into the owner's
+// lease; stepping the system clock back or forward at any point between the
+// session's creation, the send, the ack and a later Remaining must neither
+// extend nor shorten the lease (issue 10 item 6). With the old wire format
+// (UnixNano, time.Unix) a step back of an hour extended Remaining by an hour.
 func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 	if _, ok := wallStepped(time.Now(), time.Hour); !ok {
 		t.Skip("time.Time's layout is not the one wallStepped knows")
 	}
-	n := &Node{start: time.Now()}
 	const timeout = 10 * time.Second
 	for _, tc := range []struct {
-		name                  string
-		atSend, atAck, atRead time.Duration // wall step in force at each moment
+		name                          string
+		atOpen, atSend, atAck, atRead time.Duration // wall step in force at each moment
 	}{
-		{"no step", 0, 0, 0},
-		{"back after the ack", 0, 0, -time.Hour},
-		{"forward after the ack", 0, 0, time.Hour},
-		{"back between send and ack", 0, -time.Hour, -time.Hour},
-		{"forward before the send, back after", time.Hour, time.Hour, -time.Hour},
-		{"back before the send", -time.Hour, -time.Hour, -time.Hour},
+		{"no step", 0, 0, 0, 0},
+		{"back after the ack", 0, 0, 0, -time.Hour},
+		{"forward after the ack", 0, 0, 0, time.Hour},
+		{"back between send and ack", 0, 0, -time.Hour, -time.Hour},
+		{"forward before the send, back after", 0, time.Hour, time.Hour, -time.Hour},
+		{"back before the send", 0, -time.Hour, -time.Hour, -time.Hour},
+		{"back before the open", -time.Hour, -time.Hour, -time.Hour, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := func(step time.Duration) time.Time {
-				now, ok := wallStepped(time.Now(), step)
+			base := time.Now()
+			at := func(d, step time.Duration) time.Time {
+				now, ok := wallStepped(base.Add(d), step)
 				require.True(t, ok)
 				return now
 			}
-			created := clock(tc.atSend)
-			st, err := session.NewState(session.Config{Timeout: timeout}, created, created)
+			r, err := session.NewReplica(session.ReplicaConfig{Self: 2, Tick: 10 * time.Millisecond, Origin: base,
+				Table: treeTable{tree.New(tree.Options{})}})
 			require.NoError(t, err)
-			sentAt := clock(tc.atSend)
-			st.HeartbeatSent(sentAt)
+			require.NoError(t, r.Open(5, session.Config{Timeout: timeout}, at(0, tc.atOpen), at(0, tc.atOpen)))
+			// The heartbeat is due after HeartbeatInterval (timeout/3).
+			r.Tick(at(4*time.Second, tc.atSend), session.View{Leader: 1, Epoch: 1, Serving: true})
+			rd := r.Ready()
+			require.Len(t, rd.Messages, 1)
+			hb := rd.Messages[0].Msg
 			// The stamp travels to the leader and back in the ack.
-			b, err := encodeAppMsg(appMsg{Kind: msgHeartbeatAck, Sent: n.monoStamp(sentAt), OK: true})
+			b, err := encodeAppMsg(appMsg{Kind: msgHeartbeatAck, Session: int64(hb.Session), Sent: hb.Sent, OK: true})
 			require.NoError(t, err)
 			m, err := decodeAppMsg(b)
 			require.NoError(t, err)
-			back, ok := n.monoTime(m.Sent)
+			r.Receive(1, session.Message{Type: session.MsgAck, Session: session.ID(m.Session), Sent: m.Sent, OK: m.OK},
+				at(4*time.Second+10*time.Millisecond, tc.atAck))
+			st, ok := r.Status(5)
 			require.True(t, ok)
-			st.HeartbeatAcked(back, clock(tc.atAck))
-			before := time.Now()
-			rem := st.Remaining(clock(tc.atRead))
-			require.LessOrEqual(t, rem, timeout, "a wall-clock step extended the lease")
-			require.Greater(t, rem, timeout-time.Since(before)-time.Since(sentAt)-time.Second,
-				"a wall-clock step shortened the lease")
-			require.Equal(t, session.Connected, st.Status())
+			require.Equal(t, session.Connected, st)
+			require.Equal(t, timeout-time.Second, r.Remaining(5, at(5*time.Second, tc.atRead)),
+				"the lease runs from the heartbeat's send (4s) for the timeout (10s): at 5s, 9s remain")
 		})
 	}
 }

@@ -24,9 +24,11 @@ import (
 // methods act through the node's default session; use Session for more.
 //
 // Goroutines: the zab driver (zab.Node), the gossip's own, membership (feeds
-// gossip events to the transport), maintenance (session heartbeats and, on
-// the leader, session expiry and the reaper), one pump per persistent watch
-// and short-lived proposers of expiries and reaps. Close stops them all.
+// gossip events to the transport), maintenance (steps the session core,
+// session.Replica: heartbeats, acknowledgements, on the leader session
+// expiry and the reaper; see replica.go), one pump per persistent watch,
+// short-lived leadership rounds of the session core (at most 4 at once)
+// and proposers of expiries and reaps. Close stops them all.
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
@@ -36,7 +38,8 @@ type Node struct {
 	tr     *tcp.Transport
 	gossip *gossip.Gossip
 	// start is when the node was made, with its monotonic clock reading:
-	// heartbeats carry their send time as an offset from it (monoStamp).
+	// heartbeats carry their send time as an offset from it (the session
+	// core's origin), so leases live on the monotonic clock.
 	start time.Time
 
 	sessMu   sync.Mutex
@@ -45,14 +48,14 @@ type Node struct {
 	defMu sync.Mutex
 	def   *Session // the default session, replaced when it is lost
 
-	trackMu   sync.Mutex
-	tracker   *session.Tracker // non-nil while this node leads
-	leading   bool
-	leadEpoch uint32 // the epoch the tracker was built for
-
-	ackMu       sync.Mutex
-	pendingAcks []pendingAck // heartbeats waiting for a leadership check
-	acking      bool         // a check is running
+	// The session core (see replica.go): stepped only by the maintenance
+	// goroutine, under coreMu (which Session.Remaining takes to read it).
+	// Its inputs from other goroutines wait in the inbox.
+	coreMu sync.Mutex
+	core   *session.Replica
+	inMu   sync.Mutex
+	inbox  []coreInput
+	wake   chan struct{}
 
 	events    chan ClusterEvent
 	closing   chan struct{}
@@ -99,6 +102,11 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		start:    time.Now(),
+		wake:     make(chan struct{}, 1),
+	}
+	if n.core, err = session.NewReplica(session.ReplicaConfig{Self: cfg.NodeID, Tick: cfg.TickInterval,
+		Origin: n.start, Table: treeTable{n.tree}, ReapEvery: max(time.Second, cfg.TickInterval)}); err != nil {
+		return nil, err
 	}
 	n.fsm = newFSM(n.tree)
 	n.fsm.onApply = n.onApply
@@ -299,153 +307,6 @@ func (n *Node) learn(m gossip.Member) {
 	}
 }
 
-// maintain drives sessions and, on the leader, session expiry and the reaper.
-func (n *Node) maintain() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.TickInterval)
-	defer t.Stop()
-	var lastLeader zab.PeerID
-	var lastEpoch uint32
-	var lastVoters []zab.PeerID
-	var nextReap time.Time
-	for {
-		select {
-		case <-n.closing:
-			return
-		case <-n.zab.Done():
-			if !n.closed.Load() {
-				n.fail(n.zab.Err())
-			}
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		st := n.zab.Status()
-		ss := st.SoftState
-		if ss.Leader != lastLeader || ss.Epoch != lastEpoch {
-			lastLeader, lastEpoch = ss.Leader, ss.Epoch
-			n.emit(ClusterEvent{Type: EventLeaderChanged, Leader: uint64(ss.Leader), Epoch: ss.Epoch})
-		}
-		if !slices.Equal(st.Voters, lastVoters) {
-			if lastVoters != nil {
-				n.emit(ClusterEvent{Type: EventVotersChanged, Voters: n.Voters()})
-			}
-			lastVoters = st.Voters
-		}
-		n.tickSessions(now, ss.Leader, ss.Serving)
-		leading := ss.Role == zab.RoleLeading && ss.Serving
-		expired := n.leaderTick(now, leading, ss.Epoch)
-		n.flushAcks()
-		for _, id := range expired {
-			n.proposeExpiry(int64(id), ss.Epoch)
-		}
-		if leading && !now.Before(nextReap) {
-			nextReap = now.Add(max(time.Second, n.cfg.TickInterval))
-			for _, p := range n.tree.ReapCandidates(now.UnixMilli()) {
-				n.proposeAsync(tree.Op{Type: tree.OpReap, Path: p})
-			}
-		}
-	}
-}
-
-// leaderTick keeps the session tracker while this node leads and returns
-// the sessions whose expiry passed.
-func (n *Node) leaderTick(now time.Time, leading bool, epoch uint32) []session.ID {
-	n.trackMu.Lock()
-	defer n.trackMu.Unlock()
-	switch {
-	case leading && (!n.leading || epoch != n.leadEpoch):
-		// (Also on a new epoch without a tick in between: expiries of the
-		// old reign were dropped and must not leave sessions closing.)
-		// A new leader gives every session a full timeout from now, as
-		// ZooKeeper does, so a fail-over never expires a healthy session.
-		tr, err := session.NewTracker(n.cfg.TickInterval, now)
-		if err != nil {
-			n.log.Error("coord: session tracker", "err", err)
-			return nil
-		}
-		var entries []session.Entry
-		for _, s := range n.tree.Sessions() {
-			entries = append(entries, session.Entry{ID: session.ID(s.ID), Timeout: time.Duration(s.Timeout) * time.Millisecond})
-		}
-		if err := tr.Reset(entries, now); err != nil {
-			n.log.Error("coord: session tracker reset", "err", err)
-		}
-		n.tracker = tr
-	case !leading:
-		n.tracker = nil
-	}
-	n.leading, n.leadEpoch = leading, epoch
-	if n.tracker == nil {
-		return nil
-	}
-	return n.tracker.Expired(now)
-}
-
-// touchSession refreshes a session on the leader. It reports whether this
-// node leads (only then may it answer) and whether the session lives.
-func (n *Node) touchSession(id int64) (leading, alive bool) {
-	n.trackMu.Lock()
-	defer n.trackMu.Unlock()
-	if n.tracker == nil {
-		return false, false
-	}
-	now := time.Now()
-	if n.tracker.Touch(session.ID(id), now) {
-		return true, true
-	}
-	if info, ok := n.tracker.Lookup(session.ID(id)); ok && info.Closing {
-		return true, false
-	}
-	// Not tracked: the session may have been created just before this node
-	// took over. Trust the replicated table.
-	if timeout, ok := n.tree.Session(id); ok {
-		_ = n.tracker.Add(session.ID(id), time.Duration(timeout)*time.Millisecond, now)
-		return true, true
-	}
-	return true, false
-}
-
-// onApply runs on the zab driver goroutine for every applied txn.
-func (n *Node) onApply(txn tree.Txn, res tree.Result) {
-	if res.Err != nil || res.Duplicate {
-		return // nothing was applied
-	}
-	switch txn.Op.Type {
-	case tree.OpCreateSession:
-		n.trackMu.Lock()
-		if n.tracker != nil {
-			_ = n.tracker.Add(session.ID(txn.Op.Session), time.Duration(txn.Op.Timeout)*time.Millisecond, time.Now())
-		}
-		n.trackMu.Unlock()
-	case tree.OpCloseSession:
-		n.trackMu.Lock()
-		if n.tracker != nil {
-			n.tracker.Remove(session.ID(txn.Op.Session))
-		}
-		n.trackMu.Unlock()
-		n.sessMu.Lock()
-		s := n.sessions[txn.Op.Session]
-		n.sessMu.Unlock()
-		if s != nil {
-			// Closed by its owner, or expired by the leader: the owner
-			// learns it now.
-			s.mu.Lock()
-			byOwner := s.closing
-			if !byOwner {
-				s.state.Expired(time.Now())
-				s.drainLocked()
-			}
-			s.mu.Unlock()
-			if byOwner {
-				s.finish(ErrClosed)
-			} else {
-				s.finish(ErrSessionExpired)
-			}
-		}
-	}
-}
-
 // proposeAsync proposes a leader housekeeping op without blocking the caller.
 // proposeExpiry closes a session the tracker expired, only as the leader
 // of epoch, the reign whose clock decided it: a deposed leader's expiry must
@@ -485,7 +346,12 @@ func (n *Node) proposeExpiry(id int64, epoch uint32) {
 // housekeepingContext bounds one housekeeping proposal: 10 sync limits,
 // and no longer than the node is open.
 func (n *Node) housekeepingContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.SyncLimit)
+	return n.closingContext(10 * n.cfg.SyncLimit)
+}
+
+// closingContext ends after d or when the node closes, whichever is first.
+func (n *Node) closingContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {
 		select {
 		case <-n.closing:
@@ -551,12 +417,12 @@ func (n *Node) fail(cause error) {
 		return
 	}
 	n.log.Error("coord: node failed, no longer serving", "err", cause)
-	now := time.Now()
+	n.coreMu.Lock()
+	n.core.Stop(time.Now())
+	rd := n.core.Ready()
+	n.deliver(rd)
+	n.coreMu.Unlock()
 	for _, s := range n.liveSessions() {
-		s.mu.Lock()
-		s.state.Stopped(now)
-		s.drainLocked()
-		s.mu.Unlock()
 		s.finish(err)
 	}
 	n.emit(ClusterEvent{Type: EventNodeFailed, Err: err})
@@ -696,13 +562,26 @@ func (n *Node) Create(ctx context.Context, path string, data []byte, mode Create
 	return s.Create(ctx, path, data, mode, opts...)
 }
 
-// Get reads a node from the local replica; see Session.Get.
+// Get reads a node from the local replica; see Session.Get. Like Exists
+// and Children it reads the tree directly: a local read needs no session,
+// so it works while the default session is Suspended or being replaced. The
+// watch-setting reads (GetW, ExistsW, ChildrenW, Watch, WatchFrom) register
+// their watch under the default session: it ends (Err ErrSessionExpired)
+// if that session is lost; read and watch again then.
 func (n *Node) Get(ctx context.Context, path string) ([]byte, Stat, error) {
-	s, err := n.defaultSession(ctx)
-	if err != nil {
+	if err := n.readable(ctx); err != nil {
 		return nil, Stat{}, err
 	}
-	return s.Get(ctx, path)
+	return n.tree.Get(path, nil)
+}
+
+// readable checks what a local read needs: an open, working node and a
+// live ctx.
+func (n *Node) readable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return n.usable()
 }
 
 // GetW is Get with a one-shot watch; see Session.GetW.
@@ -714,13 +593,13 @@ func (n *Node) GetW(ctx context.Context, path string) ([]byte, Stat, <-chan Even
 	return s.GetW(ctx, path)
 }
 
-// Exists reports whether a node exists; see Session.Exists.
+// Exists reports whether a node exists; see Session.Exists. It needs no
+// session (see Get).
 func (n *Node) Exists(ctx context.Context, path string) (Stat, bool, error) {
-	s, err := n.defaultSession(ctx)
-	if err != nil {
+	if err := n.readable(ctx); err != nil {
 		return Stat{}, false, err
 	}
-	return s.Exists(ctx, path)
+	return n.tree.Exists(path, nil)
 }
 
 // ExistsW is Exists with a one-shot watch; see Session.ExistsW.
@@ -732,13 +611,13 @@ func (n *Node) ExistsW(ctx context.Context, path string) (Stat, bool, <-chan Eve
 	return s.ExistsW(ctx, path)
 }
 
-// Children lists a node's children; see Session.Children.
+// Children lists a node's children; see Session.Children. It needs no
+// session (see Get).
 func (n *Node) Children(ctx context.Context, path string) ([]string, Stat, error) {
-	s, err := n.defaultSession(ctx)
-	if err != nil {
+	if err := n.readable(ctx); err != nil {
 		return nil, Stat{}, err
 	}
-	return s.Children(ctx, path)
+	return n.tree.Children(path, nil)
 }
 
 // ChildrenW is Children with a one-shot watch; see Session.ChildrenW.
@@ -777,13 +656,14 @@ func (n *Node) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 	return s.Multi(ctx, ops...)
 }
 
-// Sync makes the next local read linearizable; see Session.Sync.
+// Sync makes the next local read linearizable; see Session.Sync. It needs
+// no session.
 func (n *Node) Sync(ctx context.Context) error {
-	s, err := n.defaultSession(ctx)
-	if err != nil {
+	if err := n.usable(); err != nil {
 		return err
 	}
-	return s.Sync(ctx)
+	_, err := n.zab.Sync(ctx)
+	return n.mapErr(err)
 }
 
 // Watch sets a persistent watch; see Session.Watch.

@@ -12,7 +12,6 @@ import (
 	"github.com/coord-dev/coord/internal/msgpackcheck"
 	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/tree"
-	"github.com/coord-dev/coord/zab"
 )
 
 // SessionEvent is a change of a session's state: Connected (the first),
@@ -54,8 +53,7 @@ type Session struct {
 	events  chan SessionEvent
 
 	mu      sync.Mutex
-	state   *session.State
-	nextHB  time.Time
+	status  session.Status // as of the last event delivered (the core holds the State)
 	watches map[watchSink]struct{}
 	lease   chan struct{} // Suspended's channel for this Connected period, made on demand
 	broken  chan struct{} // a closed channel, for Suspended once not Connected
@@ -90,18 +88,26 @@ func (n *Node) Session(ctx context.Context, opts SessionOptions) (*Session, erro
 	if id == 0 {
 		id = int64(z)
 	}
-	st, err := session.NewState(session.Config{Timeout: timeout}, sent, time.Now())
-	if err != nil {
-		return nil, err
-	}
 	s := &Session{n: n, id: id, timeout: timeout, events: make(chan SessionEvent, sessionEventBuffer),
-		state: st, watches: make(map[watchSink]struct{})}
-	s.nextHB = st.NextHeartbeat(time.Now())
-	s.drainLocked()
+		status: session.Connected, watches: make(map[watchSink]struct{})}
 	n.sessMu.Lock()
 	n.sessions[id] = s
 	n.sessMu.Unlock()
-	if err := n.Err(); err != nil {
+	// The session core takes it over (its first event is Connected).
+	opened := make(chan error, 1)
+	n.push(coreInput{kind: inOpen, id: session.ID(id), timeout: timeout, sent: sent, now: time.Now(), reply: opened})
+	select {
+	case err = <-opened:
+	case <-n.done:
+		err = n.Err()
+		if err == nil {
+			err = ErrClosed
+		}
+	}
+	if err == nil {
+		err = n.Err()
+	}
+	if err != nil {
 		// The node failed while the session was being created: fail-stop
 		// may have missed it.
 		s.finish(err)
@@ -126,7 +132,7 @@ func (s *Session) Events() <-chan SessionEvent { return s.events }
 func (s *Session) State() SessionState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sessionStateOf(s.state.Status())
+	return sessionStateOf(s.status)
 }
 
 // Remaining returns how long the session is certain to stay alive, by the
@@ -136,11 +142,14 @@ func (s *Session) State() SessionState {
 // lock holder can check it right before acting.
 func (s *Session) Remaining() time.Duration {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
 		return 0
 	}
-	return s.state.Remaining(time.Now())
+	s.n.coreMu.Lock()
+	defer s.n.coreMu.Unlock()
+	return s.n.core.Remaining(session.ID(s.id), time.Now())
 }
 
 // Close ends the session: its ephemerals are deleted at once everywhere and
@@ -153,6 +162,7 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.closing = true
 	s.mu.Unlock()
+	s.n.push(coreInput{kind: inClosing, id: session.ID(s.id)})
 	_, err := s.n.propose(ctx, 0, tree.Op{Type: tree.OpCloseSession, Session: s.id})
 	if err != nil && !errors.Is(err, ErrSessionExpired) {
 		return err
@@ -169,7 +179,7 @@ func (s *Session) usable() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.state.Status() == session.Lost:
+	case s.status == session.Lost:
 		return fmt.Errorf("%w: session %s", ErrSessionExpired, session.ID(s.id))
 	case s.closed:
 		return fmt.Errorf("%w: session %s", s.endErr, session.ID(s.id))
@@ -220,39 +230,35 @@ func (s *Session) finish(err error) {
 	s.watches = map[watchSink]struct{}{}
 	close(s.events)
 	s.mu.Unlock()
+	s.n.push(coreInput{kind: inForget, id: session.ID(s.id)})
 	for _, w := range ws {
 		s.n.tree.RemoveWatcher(w)
 		w.end(err)
 	}
 }
 
-// drainLocked moves the state machine's events to the channel; once the
-// session is closed they are dropped (the channel is closed). Caller holds
-// s.mu (or owns s exclusively).
-func (s *Session) drainLocked() (lost bool) {
-	evs := s.state.Events()
+// deliverLocked hands one event of the session core to the owner: on the
+// channel (dropping the oldest if the reader is behind) and, at Suspended
+// or Lost, to the Suspended channel. A closed session drops it (its channel
+// is closed). Caller holds s.mu.
+func (s *Session) deliverLocked(ev SessionEvent) {
 	if s.closed {
-		return false
+		return
 	}
-	for _, ev := range evs {
+	s.status = ev.Type.Status()
+	select {
+	case s.events <- ev:
+	default:
+		// A reader that never reads loses the oldest event, not the newest.
 		select {
-		case s.events <- ev:
+		case <-s.events:
 		default:
-			// A reader that never reads loses the oldest event, not the newest.
-			select {
-			case <-s.events:
-			default:
-			}
-			s.events <- ev
 		}
-		if ev.Type == session.EventLost {
-			lost = true
-		}
-		if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
-			s.breakLeases()
-		}
+		s.events <- ev
 	}
-	return lost
+	if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
+		s.breakLeases()
+	}
 }
 
 // Suspended returns a channel closed at the session's next Suspended or
@@ -265,7 +271,7 @@ func (s *Session) drainLocked() (lost bool) {
 func (s *Session) Suspended() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.state.Status() != session.Connected {
+	if s.closed || s.status != session.Connected {
 		if s.broken == nil {
 			s.broken = make(chan struct{})
 			close(s.broken)
@@ -309,172 +315,4 @@ func decodeAppMsg(b []byte) (appMsg, error) {
 		return m, err
 	}
 	return m, msgpack.Unmarshal(b, &m)
-}
-
-// tickSessions runs on the maintenance goroutine: heartbeats, leader loss
-// and the passage of time for every local session.
-func (n *Node) tickSessions(now time.Time, leader zab.PeerID, serving bool) {
-	for _, s := range n.liveSessions() {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			continue
-		}
-		if !serving {
-			s.state.LeaderLost(now)
-		}
-		s.state.Tick(now)
-		send := serving && s.state.Status() != session.Lost && !now.Before(s.nextHB)
-		if send {
-			s.state.HeartbeatSent(now)
-			s.nextHB = s.state.NextHeartbeat(now)
-		}
-		lost := s.drainLocked()
-		s.mu.Unlock()
-		if lost {
-			s.finish(ErrSessionExpired)
-			continue
-		}
-		if send {
-			n.sendHeartbeat(leader, appMsg{Kind: msgHeartbeat, Session: s.id, Sent: n.monoStamp(now)})
-		}
-	}
-}
-
-// monoStamp is what a heartbeat sent at t carries: the nanoseconds from
-// the node's start to t, measured on the monotonic clock (t comes from
-// time.Now). The leader echoes it in its acknowledgement and monoTime turns
-// it back into the same monotonic instant, so the owner's lease never
-// depends on the wall clock: stepping the system clock back or forward
-// neither extends nor shortens it.
-func (n *Node) monoStamp(t time.Time) int64 { return int64(t.Sub(n.start)) }
-
-// monoTime is monoStamp's inverse; it refuses a negative stamp (no
-// heartbeat of this node carries one).
-func (n *Node) monoTime(stamp int64) (time.Time, bool) {
-	if stamp < 0 {
-		return time.Time{}, false
-	}
-	return n.start.Add(time.Duration(stamp)), true
-}
-
-func (n *Node) sendHeartbeat(leader zab.PeerID, m appMsg) {
-	if leader == zab.PeerID(n.cfg.NodeID) {
-		n.onHeartbeat(leader, m)
-		return
-	}
-	b, err := encodeAppMsg(m)
-	if err == nil {
-		_ = n.zab.SendApp(leader, b)
-	}
-}
-
-// onApp handles heartbeats and acks; it runs on the zab driver goroutine and
-// must not block.
-func (n *Node) onApp(from zab.PeerID, payload []byte) {
-	m, err := decodeAppMsg(payload)
-	if err != nil {
-		n.log.Debug("coord: bad app message", "from", from)
-		return
-	}
-	switch m.Kind {
-	case msgHeartbeat:
-		n.onHeartbeat(from, m)
-	case msgHeartbeatAck:
-		n.onHeartbeatAck(m)
-	}
-}
-
-// onHeartbeat is the leader's side: refresh the session at once (a leader
-// may only ever expire later than the owner thinks, which is safe), but
-// acknowledge only after a quorum has confirmed, in a round started after
-// the heartbeat arrived, that this node still leads (flushAcks). Otherwise a
-// deposed leader that does not know it yet could extend an owner's lease
-// past the expiry the new leader computes, and two owners could believe
-// they hold the same lock.
-func (n *Node) onHeartbeat(from zab.PeerID, m appMsg) {
-	leading, alive := n.touchSession(m.Session)
-	if !leading {
-		return // only the leader may vouch for a session; the owner retries
-	}
-	ack := appMsg{Kind: msgHeartbeatAck, Session: m.Session, Sent: m.Sent, OK: alive}
-	if !alive {
-		n.deliverAck(from, ack) // "expired" can only make the owner stop sooner
-		return
-	}
-	n.ackMu.Lock()
-	n.pendingAcks = append(n.pendingAcks, pendingAck{from: from, ack: ack})
-	n.ackMu.Unlock()
-}
-
-type pendingAck struct {
-	from zab.PeerID
-	ack  appMsg
-}
-
-// flushAcks runs on the maintenance goroutine: one leadership-confirming
-// Sync covers every heartbeat that arrived before it started.
-func (n *Node) flushAcks() {
-	n.ackMu.Lock()
-	if n.acking || len(n.pendingAcks) == 0 {
-		n.ackMu.Unlock()
-		return
-	}
-	batch := n.pendingAcks
-	n.pendingAcks, n.acking = nil, true
-	n.ackMu.Unlock()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.SyncLimit)
-		_, err := n.zab.Sync(ctx)
-		cancel()
-		n.ackMu.Lock()
-		n.acking = false
-		n.ackMu.Unlock()
-		if err != nil {
-			return // not confirmed as leader: say nothing, owners retry
-		}
-		for _, p := range batch {
-			n.deliverAck(p.from, p.ack)
-		}
-	}()
-}
-
-func (n *Node) deliverAck(to zab.PeerID, ack appMsg) {
-	if to == zab.PeerID(n.cfg.NodeID) {
-		n.onHeartbeatAck(ack)
-		return
-	}
-	b, err := encodeAppMsg(ack)
-	if err == nil {
-		_ = n.zab.SendApp(to, b)
-	}
-}
-
-// onHeartbeatAck is the owner's side.
-func (n *Node) onHeartbeatAck(m appMsg) {
-	n.sessMu.Lock()
-	s := n.sessions[m.Session]
-	n.sessMu.Unlock()
-	if s == nil {
-		return
-	}
-	now := time.Now()
-	s.mu.Lock()
-	if m.OK {
-		sent, ok := n.monoTime(m.Sent)
-		if !ok {
-			s.mu.Unlock()
-			return
-		}
-		s.state.HeartbeatAcked(sent, now)
-	} else {
-		s.state.Expired(now)
-	}
-	lost := s.drainLocked()
-	s.mu.Unlock()
-	if lost {
-		s.finish(ErrSessionExpired)
-	}
 }

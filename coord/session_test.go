@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 )
 
@@ -50,20 +51,27 @@ func TestSessionEndRace(t *testing.T) {
 				}
 			}()
 		}
-		sent := time.Now().UnixNano()
-		// Heartbeats reach the leader and are acknowledged.
-		hammer(func(int) { n.onHeartbeat(n.zabID(), appMsg{Kind: msgHeartbeat, Session: s.id, Sent: sent}) })
-		hammer(func(int) { n.onHeartbeatAck(appMsg{Kind: msgHeartbeatAck, Session: s.id, Sent: sent, OK: true}) })
-		// The leader's "expired" answer comes once the owner is closing.
+		payload := func(kind uint8, ok bool) []byte {
+			b, err := encodeAppMsg(appMsg{Kind: kind, Session: s.id, Sent: 1, OK: ok})
+			require.NoError(t, err)
+			return b
+		}
+		hb, ack, gone := payload(msgHeartbeat, false), payload(msgHeartbeatAck, true), payload(msgHeartbeatAck, false)
+		// Heartbeats reach the leader and acks come back, as the zab driver
+		// hands them over.
+		hammer(func(int) { n.onApp(n.zabID(), hb) })
+		hammer(func(int) { n.onApp(n.zabID(), ack) })
+		// The leader's "expired" answer and an applied closeSession come once
+		// the owner is closing.
 		hammer(func(int) {
 			s.mu.Lock()
 			closing := s.closing || s.closed
 			s.mu.Unlock()
 			if closing {
-				n.onHeartbeatAck(appMsg{Kind: msgHeartbeatAck, Session: s.id, Sent: sent, OK: false})
+				n.onApp(n.zabID(), gone)
+				n.onApply(tree.Txn{Op: tree.Op{Type: tree.OpCloseSession, Session: s.id}}, tree.Result{})
 			}
 		})
-		hammer(func(int) { n.tickSessions(time.Now(), n.zabID(), true) })
 		// The leader expires the session while its owner closes it.
 		_, epoch := n.Leader()
 		if round%2 == 0 {
@@ -115,8 +123,7 @@ func TestSuspendedSharesOneChannel(t *testing.T) {
 	// Suspended, as when the leader is lost: the channel closes and later
 	// calls get a closed channel.
 	s.mu.Lock()
-	s.state.LeaderLost(time.Now())
-	s.drainLocked()
+	s.deliverLocked(SessionEvent{Type: SessionSuspended})
 	s.mu.Unlock()
 	select {
 	case <-first:
@@ -124,8 +131,10 @@ func TestSuspendedSharesOneChannel(t *testing.T) {
 		t.Fatal("the Suspended channel is open after Suspended")
 	}
 	<-s.Suspended()
-	// Reconnected (an ack of a heartbeat sent after the loss): a new channel.
-	require.Eventually(t, func() bool { return s.State() == SessionStateConnected }, 5*time.Second, 5*time.Millisecond)
+	// Reconnected: a new channel.
+	s.mu.Lock()
+	s.deliverLocked(SessionEvent{Type: SessionReconnected})
+	s.mu.Unlock()
 	second := s.Suspended()
 	require.NotEqual(t, first, second)
 	select {

@@ -21,6 +21,13 @@
 //     LeaderLost, Expired and Tick, it moves Connected → Suspended → Lost
 //     (with Reconnected on Suspended → Connected) and queues an Event for
 //     each transition.
+//   - Replica is one replica's whole session logic built from the two, in
+//     the shape of zab.Peer: stepped with Ticks (time and the replication
+//     layer's View), applied createSession and closeSession txns, heartbeat
+//     messages and the outcome of leadership rounds, it returns what to do
+//     in a Ready (messages, owners' events, ended sessions, expiries to
+//     propose, leadership rounds to run, reaper scans). coord's node and the
+//     simulator in internal/sim step the same Replica.
 //
 // # Safety: Lost is never later than the leader's expiry
 //
@@ -67,14 +74,10 @@
 //
 // # Concurrency
 //
-// Tracker and State are not safe for concurrent use: their user serialises
-// every call. In coord, the Node holds its Tracker (present only while it
-// leads, rebuilt on every new epoch) under a mutex, because two goroutines
-// feed it: the node's maintenance goroutine creates and resets it and asks it
-// for expired sessions on every tick, and the zab driver goroutine adds and
-// removes sessions as their txns apply and touches them on heartbeats. Each
-// coord Session likewise holds its State under the session's mutex: the
-// maintenance goroutine sends the heartbeats and feeds Tick and LeaderLost,
-// the driver goroutine feeds acknowledgements and expiry, and whoever fed it
-// drains State.Events onto the session's Events channel.
+// Tracker, State and Replica are not safe for concurrent use: their user
+// serialises every call. In coord, one goroutine (the node's maintenance
+// goroutine) steps the node's Replica, which owns the leader's Tracker and
+// every local session's State; the zab driver goroutine and the
+// application only queue inputs for it, and it delivers the owners' events
+// onto each Session's Events and Suspended channels.
 package session
