@@ -33,6 +33,7 @@ import (
 // package must have one.
 var runners = map[string]func(t *testing.T, bin string){
 	"config":     runConfig,
+	"coordctl":   runCoordctl,
 	"hello":      runHello,
 	"lock":       runLock,
 	"quickstart": runQuickstart,
