@@ -652,26 +652,21 @@ func voterArg(c *command) (uint64, error) {
 }
 
 func cmdAddVoter(c *command) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		id, err := voterArg(c)
-		if err != nil {
-			return err
-		}
-		if err := c.node.AddVoter(ctx, id); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "voters %v\n", c.node.Voters())
-		return nil
-	}
+	return reconfig(c, (*coord.Node).AddVoter)
 }
 
 func cmdRemoveVoter(c *command) func(ctx context.Context) error {
+	return reconfig(c, (*coord.Node).RemoveVoter)
+}
+
+// reconfig runs one voter change and prints the voters after it.
+func reconfig(c *command, change func(*coord.Node, context.Context, uint64) error) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		id, err := voterArg(c)
 		if err != nil {
 			return err
 		}
-		if err := c.node.RemoveVoter(ctx, id); err != nil {
+		if err := change(c.node, ctx, id); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "voters %v\n", c.node.Voters())
