@@ -147,8 +147,9 @@ func (bw *backupWriter) flush() {
 // everything committed before the call. The bytes end with a SHA-256
 // checksum that ReadBackup and Restore verify. Backups are taken one at a
 // time per node, in turn with the node's own snapshots, so a slow w delays
-// those (not replication). ctx ends a backup in progress; w then holds an
-// incomplete backup, which Restore refuses.
+// those (not replication). ctx ends a backup in progress (it is checked
+// before each write to w; a write that blocks is not interrupted); w then
+// holds an incomplete backup, which Restore refuses.
 func (n *Node) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	if err := n.usable(); err != nil {
 		return BackupInfo{}, err

@@ -144,7 +144,8 @@ type Stats struct {
 	// leader and is synced with it: reads and writes are served.
 	Serving bool `json:"serving"`
 	// Running is true while the node is open and its replication runs;
-	// false once Close or Shutdown was called or replication stopped.
+	// false once Close or Shutdown was called or replication stopped (a
+	// fail-stop: see Node.Err).
 	Running   bool   `json:"running"`
 	Leader    uint64 `json:"leader"`
 	Epoch     uint32 `json:"epoch"`
@@ -228,7 +229,9 @@ func (n *Node) Stats() Stats {
 	st := n.zab.Status()
 	running := !n.closed.Load()
 	select {
-	case <-n.zab.Done():
+	case <-n.Done():
+		running = false
+	case <-n.zab.Done(): // before the node notices and fail-stops
 		running = false
 	default:
 	}

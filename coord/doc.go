@@ -58,4 +58,13 @@
 // with errors.Is: ErrNoNode, ErrNodeExists, ErrBadVersion, ErrNotEmpty,
 // ErrSessionExpired, ErrNoQuorum, ErrOutcomeUnknown, ErrClosed and the rest
 // in errors.go.
+//
+// # Operations
+//
+// Stats reports a node's state and counters (numbers and durations).
+// Package coord/admin serves health checks (liveness, readiness), Stats,
+// members and the leader over HTTP; coord/admin/prom exports Stats as
+// Prometheus metrics. Backup writes a consistent image of the tree while
+// writes go on, and Restore seeds a new cluster's data directories from it.
+// examples/coordctl is an inspector CLI built on these and the znode API.
 package coord

@@ -7,6 +7,7 @@
 // Its endpoints (GET or HEAD; other methods get 405) answer JSON:
 //
 //	/livez    200 while the node is open and its replication runs, else 503
+//	          (with the reason of a fail-stop, Node.Err, in "error")
 //	/readyz   200 while the node is synced with an established leader (or
 //	          is one) and serves reads and writes, else 503
 //	/stats    coord.Stats (numbers; durations in nanoseconds, _ns names)
@@ -45,6 +46,8 @@ type Health struct {
 	Running bool   `json:"running"`
 	Serving bool   `json:"serving"`
 	Leader  uint64 `json:"leader"`
+	// Error is why the node fail-stopped (Node.Err), if it did.
+	Error string `json:"error,omitempty"`
 }
 
 // Member is one entry of /members.
@@ -97,7 +100,11 @@ func readOnly(h http.Handler) http.Handler {
 }
 
 func (h *handler) health(st coord.Stats) Health {
-	return Health{Status: "ok", ID: st.ID, Role: st.Role, Running: st.Running, Serving: st.Serving, Leader: st.Leader}
+	hl := Health{Status: "ok", ID: st.ID, Role: st.Role, Running: st.Running, Serving: st.Serving, Leader: st.Leader}
+	if err := h.n.Err(); err != nil {
+		hl.Error = err.Error()
+	}
+	return hl
 }
 
 func (h *handler) livez(w http.ResponseWriter, _ *http.Request) {

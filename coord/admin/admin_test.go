@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +219,33 @@ func TestHandlerCountsAuthFailures(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestHandlerLivenessFailsOnFailStop: a node whose replication stops on
+// its own (its data directory is gone) fails liveness with the reason.
+func TestHandlerLivenessFailsOnFailStop(t *testing.T) {
+	cfgs := testcluster.Configs(t, "admin-failstop", 3, true)
+	nodes := testcluster.Join(t, cfgs...)
+	l := testcluster.Leader(t, nodes)
+	vi := (l + 1) % 3
+	victim := nodes[vi]
+	srv := httptest.NewServer(admin.New(victim, admin.Options{}))
+	defer srv.Close()
+	waitStatus(t, srv, "/livez", http.StatusOK)
+
+	// The disk goes: the directory becomes a file, and the next epoch,
+	// which every voter must persist, cannot be written.
+	dir := cfgs[vi].DataDir
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, nodes[l].Close(ctx))
+
+	b := waitStatus(t, srv, "/livez", http.StatusServiceUnavailable)
+	hl := decode[admin.Health](t, b)
+	assert.False(t, hl.Running)
+	assert.Contains(t, hl.Error, "not a directory")
+	code, _ := get(t, srv, http.MethodGet, "/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, code)
 }
