@@ -236,6 +236,16 @@ func TestBackupUnderLoadRestoresExactly(t *testing.T) {
 	require.True(t, ok)
 	require.Greater(t, st.Czxid, info.Zxid)
 	require.Greater(t, zab.Zxid(st.Czxid).Epoch(), zab.Zxid(info.Zxid).Epoch())
+
+	// A restored node restarts from its own data directory like any other.
+	require.NoError(t, dst[1].Close(ctx))
+	again := testcluster.Join(t, cfgs[1])[0]
+	require.NoError(t, again.Sync(ctx))
+	got := dump(t, ctx, again, "/k")
+	delete(got, "/k")
+	require.Len(t, got, len(want))
+	_, _, err = again.Get(ctx, "/after")
+	require.NoError(t, err)
 }
 
 // TestRestoreRefuses: Restore writes nothing for bytes that are not an
