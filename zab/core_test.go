@@ -419,7 +419,9 @@ func TestStatus(t *testing.T) {
 	st := h.p.Status()
 	require.Equal(t, RoleLeading, st.Role)
 	require.True(t, st.Serving)
-	require.Equal(t, HardState{AcceptedEpoch: 1, CurrentEpoch: 1}, st.HardState)
+	require.NotZero(t, st.HardState.ClusterID, "the first established leader chose the cluster id")
+	require.Equal(t, HardState{AcceptedEpoch: 1, CurrentEpoch: 1, ClusterID: st.HardState.ClusterID, Member: true, Fixed: true},
+		st.HardState)
 	require.Equal(t, NewZxid(1, 1), st.LastZxid)
 	require.Equal(t, Progress{Synced: true, Sent: NewZxid(1, 1)}, st.Progress[2])
 }
@@ -536,4 +538,145 @@ func TestEpochsNearTheTopRefused(t *testing.T) {
 	for _, rd := range rds {
 		require.True(t, rd.HardState.IsEmpty(), "accepted a forged epoch: %+v", rd.HardState)
 	}
+}
+
+// memberStorage is the durable state of a member of cluster id that
+// synced epoch 1.
+func memberStorage(voters []PeerID, id uint64) *MemoryStorage {
+	st := committedStorage(voters)
+	st.SetHardState(HardState{AcceptedEpoch: 1, CurrentEpoch: 1, ClusterID: id, Member: true, Fixed: true})
+	return st
+}
+
+func newHarnessOn(t *testing.T, id PeerID, voters []PeerID, st *MemoryStorage) *harness {
+	p, err := NewPeer(Config{ID: id, Voters: voters, Storage: st, Seed: 1})
+	require.NoError(t, err)
+	return &harness{t: t, p: p, st: st}
+}
+
+// TestMemberIgnoresEmptyVoters: a member does not count the vote of a
+// voter that reports no history (current epoch zero: a lost disk), nor its
+// FOLLOWERINFO and acknowledgements, until an established leader synced it
+// (issue 10 item 4).
+func TestMemberIgnoresEmptyVoters(t *testing.T) {
+	voters := []PeerID{1, 2, 3}
+	h := newHarnessOn(t, 1, voters, memberStorage(voters, 7))
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 2, Leader: 1, Epoch: 1, Round: 1, State: RoleLooking})
+	for range 5 {
+		h.p.Tick()
+	}
+	require.Equal(t, RoleLooking, h.p.SoftState().Role, "elected with an empty voter's vote")
+	h.step(Message{Type: MsgVote, From: 3, Leader: 1, Epoch: 1, Round: 1, State: RoleLooking, Current: 1, Member: true})
+	for range 2 {
+		h.p.Tick()
+	}
+	require.Equal(t, RoleLeading, h.p.SoftState().Role)
+
+	// Discovery: the empty voter's FOLLOWERINFO does not make a quorum,
+	// the member's does.
+	h.drain()
+	h.step(Message{Type: MsgFollowerInfo, From: 2, Round: 1})
+	msgs, _ := h.drain()
+	require.Empty(t, only(msgs, MsgLeaderInfo), "epoch decided with an empty voter")
+	h.step(Message{Type: MsgFollowerInfo, From: 3, Round: 1, Epoch: 1, Current: 1, Member: true, Fixed: true, Cluster: 7})
+	msgs, _ = h.drain()
+	li := only(msgs, MsgLeaderInfo)
+	require.Len(t, li, 2)
+	require.EqualValues(t, 2, li[0].Epoch, "a new epoch: never one already used")
+	require.EqualValues(t, 7, li[0].Cluster)
+	// Its ACKEPOCH and NEWLEADER ack do not establish the epoch either.
+	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 2, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 2, NewLeader: true})
+	h.drain()
+	require.False(t, h.p.SoftState().Serving, "established with an empty voter")
+	h.step(Message{Type: MsgAckEpoch, From: 3, Epoch: 2, Current: 1, Seq: 1, Accepted: true})
+	h.drain()
+	h.step(Message{Type: MsgAck, From: 3, Epoch: 2, NewLeader: true})
+	h.drain()
+	require.True(t, h.p.SoftState().Serving)
+}
+
+// TestEmptyVoterStandsDownWhenMembersExist: an empty voter that hears
+// from a member does not stand for election, so it never leads the
+// members' cluster with none of their history.
+func TestEmptyVoterStandsDownWhenMembersExist(t *testing.T) {
+	voters := []PeerID{1, 2, 3}
+	h := newHarness(t, 3, voters, nil)
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 1, Leader: 1, Epoch: 1, Round: 1, State: RoleLooking, Current: 1, Member: true})
+	h.step(Message{Type: MsgVote, From: 2, Leader: 3, Round: 1, State: RoleLooking})
+	for range 10 {
+		h.p.Tick()
+	}
+	require.NotEqual(t, RoleLeading, h.p.SoftState().Role)
+	require.False(t, h.p.mayLead())
+
+	// Bootstrap: without members, empty voters elect each other.
+	b := newHarness(t, 3, voters, nil)
+	b.drain()
+	b.step(Message{Type: MsgVote, From: 2, Leader: 3, Round: 1, State: RoleLooking})
+	for range 3 {
+		b.p.Tick()
+	}
+	require.Equal(t, RoleLeading, b.p.SoftState().Role)
+}
+
+// TestClusterIDs: the first established leader chooses the cluster id; a
+// learner adopts its leader's unless an established epoch fixed its own,
+// in which case the leader is another cluster's and is refused; votes of
+// another cluster's members are ignored.
+func TestClusterIDs(t *testing.T) {
+	voters := []PeerID{1, 2, 3}
+	follow := func(h *harness, leader PeerID) {
+		h.drain()
+		for _, from := range voters {
+			if from != h.p.ID() {
+				state := RoleFollowing
+				if from == leader {
+					state = RoleLeading
+				}
+				h.step(Message{Type: MsgVote, From: from, Leader: leader, Epoch: 1, Round: 1, State: state,
+					Current: 1, Member: true, Fixed: true, Cluster: 7})
+			}
+		}
+		require.Equal(t, RoleFollowing, h.p.SoftState().Role)
+		h.drain()
+	}
+	// A fixed id refuses a leader with another.
+	h := newHarnessOn(t, 2, voters, memberStorage(voters, 7))
+	follow(h, 3)
+	h.step(Message{Type: MsgLeaderInfo, From: 3, Round: 1, Epoch: 2, Cluster: 8})
+	_, rds := h.drain()
+	require.Equal(t, RoleLooking, h.p.SoftState().Role)
+	for _, rd := range rds {
+		require.True(t, rd.HardState.IsEmpty(), "took another cluster's epoch: %+v", rd.HardState)
+	}
+	// The same leader with our id is followed.
+	h = newHarnessOn(t, 2, voters, memberStorage(voters, 7))
+	follow(h, 3)
+	h.step(Message{Type: MsgLeaderInfo, From: 3, Round: 1, Epoch: 2, Cluster: 7})
+	h.drain()
+	require.EqualValues(t, 2, h.p.HardState().AcceptedEpoch)
+	// An id no established epoch fixed yields to the leader's.
+	st := committedStorage(voters)
+	st.SetHardState(HardState{AcceptedEpoch: 1, ClusterID: 5})
+	h = newHarnessOn(t, 2, voters, st)
+	follow(h, 3)
+	h.step(Message{Type: MsgLeaderInfo, From: 3, Round: 1, Epoch: 2, Cluster: 7})
+	h.drain()
+	require.EqualValues(t, 7, h.p.HardState().ClusterID)
+
+	// Another cluster's members' votes are ignored.
+	h = newHarnessOn(t, 1, voters, memberStorage(voters, 7))
+	h.drain()
+	for _, from := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgVote, From: from, Leader: 1, Epoch: 1, Round: 1, State: RoleLooking,
+			Current: 1, Member: true, Fixed: true, Cluster: 8})
+	}
+	for range 5 {
+		h.p.Tick()
+	}
+	require.Equal(t, RoleLooking, h.p.SoftState().Role, "elected by another cluster's votes")
 }

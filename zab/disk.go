@@ -121,7 +121,7 @@ func checkIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
 // removed without a valid snapshot to replace it, epochs missing next to
 // a log or snapshot, epochs behind what the log holds.
 func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
-	hs := HardState{ClusterID: d.ident.ClusterID}
+	hs := HardState{ClusterID: d.ident.ClusterID, Member: d.ident.Member, Fixed: d.ident.Fixed}
 	var have [2]bool
 	for i, f := range []struct {
 		name string
@@ -261,12 +261,13 @@ func (d *diskLog) snapshotFiles(valid Zxid) string {
 }
 
 // persist appends entries and writes changed epochs, durably: one fsync
-// covers every entry of the Ready. A changed cluster id goes to the
-// identity file first, so epochs never exist without it.
+// covers every entry of the Ready. A changed cluster id or membership goes
+// to the identity file first: epochs never exist without the id, and a
+// leader is a member on disk before its first entry of the epoch is.
 func (d *diskLog) persist(ents []Entry, hs HardState) error {
-	if !hs.IsEmpty() && hs.ClusterID != d.ident.ClusterID {
+	if !hs.IsEmpty() && (hs.ClusterID != d.ident.ClusterID || hs.Member != d.ident.Member || hs.Fixed != d.ident.Fixed) {
 		id := d.ident
-		id.ClusterID = hs.ClusterID
+		id.ClusterID, id.Member, id.Fixed = hs.ClusterID, hs.Member, hs.Fixed
 		if err := wal.WriteIdentity(d.dir, id); err != nil {
 			return err
 		}

@@ -22,8 +22,9 @@ func (a vote) greater(b vote) bool {
 
 type notification struct {
 	vote
-	round uint64
-	state Role
+	round   uint64
+	state   Role
+	current uint32 // the sender's current epoch
 }
 
 // election is the state of ZooKeeper's FastLeaderElection.
@@ -79,7 +80,7 @@ func (p *Peer) becomeLooking() {
 func (p *Peer) voteMsg(to PeerID) Message {
 	v := p.el.vote
 	return Message{Type: MsgVote, To: to, Leader: v.Leader, Zxid: v.Zxid, Epoch: v.Epoch,
-		Round: p.el.round, State: p.role}
+		Round: p.el.round, State: p.role, Current: p.hs.CurrentEpoch, Cluster: p.hs.ClusterID, Member: p.hs.Member, Fixed: p.hs.Fixed}
 }
 
 // broadcastVote sends the current vote to every other voter and schedules
@@ -117,7 +118,8 @@ func (p *Peer) stepLooking(m Message) {
 	if m.Type != MsgVote {
 		return
 	}
-	n := notification{vote: vote{Leader: m.Leader, Zxid: m.Zxid, Epoch: m.Epoch}, round: m.Round, state: m.State}
+	n := notification{vote: vote{Leader: m.Leader, Zxid: m.Zxid, Epoch: m.Epoch}, round: m.Round, state: m.State,
+		current: m.Current}
 	if n.state != RoleLooking {
 		// Anyone may tell us whom it follows (only voters count toward
 		// the quorum): a leader outside our possibly stale configuration
@@ -125,7 +127,7 @@ func (p *Peer) stepLooking(m Message) {
 		p.outOfElection(m.From, n)
 		return
 	}
-	counted := p.voters.Contains(m.From)
+	counted := p.voters.Contains(m.From) && p.counts(m.Current)
 	replied := false
 	switch {
 	case n.round > p.el.round:
@@ -177,11 +179,15 @@ func (p *Peer) initialVote() vote {
 	return p.selfVote()
 }
 
-// mayLead reports whether the peer stands for election: a voter, or a voter
+// mayLead reports whether the peer stands for election: a voter that is
+// not unsynced, or a voter
 // removed by a configuration not yet known committed. The latter may hold
 // the longest log, so it may be needed to commit its own removal (as in
 // Raft); it never counts its own vote.
 func (p *Peer) mayLead() bool {
+	if p.unsynced() {
+		return false
+	}
 	if p.voters.Contains(p.id) {
 		return true
 	}
@@ -223,7 +229,7 @@ func (p *Peer) tryDecide(final bool) {
 // reports following it and the leader itself says it leads.
 func (p *Peer) outOfElection(from PeerID, n notification) {
 	p.el.ooe[from] = n
-	if n.round == p.el.round && p.el.candidate && p.voters.Contains(from) {
+	if n.round == p.el.round && p.el.candidate && p.voters.Contains(from) && p.counts(n.current) {
 		p.el.recv[from] = n.vote
 	}
 	l := n.Leader

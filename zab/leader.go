@@ -2,6 +2,7 @@ package zab
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -12,6 +13,14 @@ type learnerInfo struct {
 
 	info     bool   // FOLLOWERINFO received in this reign
 	accepted uint32 // its accepted epoch
+	current  uint32 // its current epoch, as reported
+	cluster  uint64 // its cluster id, as reported
+	member   bool   // it is a member, as reported
+	fixed    bool   // its cluster id is fixed, as reported
+	// unsynced: it reported no synchronised history while we have one (see
+	// Peer.unsynced), so it counts toward no quorum until it acknowledged
+	// NEWLEADER of our established reign.
+	unsynced bool
 	ackEpoch bool   // ACKEPOCH for our epoch received
 	ackFresh bool   // ... from a learner that newly accepted our epoch
 	last     Zxid   // its last zxid, as last reported
@@ -42,6 +51,7 @@ type pendingRead struct {
 // leaderState is the state of a peer that won the election.
 type leaderState struct {
 	start        uint64
+	history      bool // we were a member when elected: empty voters do not count
 	learners     map[PeerID]*learnerInfo
 	order        []PeerID // sorted keys of learners, for determinism
 	epochDecided bool
@@ -59,7 +69,7 @@ type leaderState struct {
 func (p *Peer) becomeLeader() {
 	p.role, p.leader, p.phase, p.epoch = RoleLeading, p.id, phaseDiscovery, 0
 	p.lrn = nil
-	p.lead = &leaderState{start: p.now, learners: map[PeerID]*learnerInfo{}}
+	p.lead = &leaderState{start: p.now, learners: map[PeerID]*learnerInfo{}, history: p.hs.Member}
 	p.logger.Info("zab: elected leader", "round", p.el.round, "last", p.log.last())
 	p.leaderCheckInfoQuorum()
 }
@@ -96,7 +106,7 @@ func (p *Peer) quorumOf(self bool, pred func(*learnerInfo) bool) bool {
 			return self
 		}
 		li, ok := p.lead.learners[id]
-		return ok && !li.observer && pred(li)
+		return ok && !li.observer && !li.unsynced && pred(li)
 	})
 }
 
@@ -120,15 +130,73 @@ func (p *Peer) leaderCheckInfoQuorum() {
 		p.becomeLooking()
 		return
 	}
+	cid, err := p.decideClusterID()
+	if err != nil {
+		p.logger.Error("zab: refusing to lead", "err", err)
+		p.becomeLooking()
+		return
+	}
 	e++
+	p.setClusterID(cid)
 	p.setAccepted(e)
 	p.epoch, l.epochDecided = e, true
 	for _, id := range l.order {
 		if li := l.learners[id]; li.info {
-			p.send(Message{Type: MsgLeaderInfo, To: id, Epoch: e, Round: p.el.round})
+			p.send(Message{Type: MsgLeaderInfo, To: id, Epoch: e, Round: p.el.round, Cluster: cid})
 		}
 	}
 	p.leaderCheckAckQuorum()
+}
+
+// decideClusterID returns the cluster id this reign carries: a fixed one
+// (ours, or the FOLLOWERINFO quorum's: every established epoch carries the
+// first one's, since its NEWLEADER quorum, whose members hold the id, meets
+// every later FOLLOWERINFO quorum; two differ only between clusters, an
+// error); else the id of the member with the newest current epoch (a
+// bootstrap whose epochs failed); else a tentative one (ours, a
+// learner's, or a new random one when the cluster is bootstrapping).
+func (p *Peer) decideClusterID() (uint64, error) {
+	if p.hs.ClusterID != 0 && p.hs.Fixed {
+		return p.hs.ClusterID, nil
+	}
+	l := p.lead
+	var fixed, member, tentative uint64
+	var memberEpoch uint32
+	if p.hs.Member && p.hs.ClusterID != 0 {
+		member, memberEpoch = p.hs.ClusterID, p.hs.CurrentEpoch
+	}
+	for _, id := range l.order {
+		li := l.learners[id]
+		switch {
+		case !li.info || li.cluster == 0:
+		case li.fixed:
+			if fixed != 0 && li.cluster != fixed {
+				return 0, fmt.Errorf("learners belong to two clusters, ids %016x and %016x", fixed, li.cluster)
+			}
+			fixed = li.cluster
+		case li.member:
+			if member == 0 || li.current > memberEpoch {
+				member, memberEpoch = li.cluster, li.current
+			}
+		case tentative == 0:
+			tentative = li.cluster
+		}
+	}
+	switch {
+	case fixed != 0:
+		return fixed, nil
+	case member != 0:
+		return member, nil
+	case p.hs.ClusterID != 0:
+		return p.hs.ClusterID, nil
+	case tentative != 0:
+		return tentative, nil
+	}
+	id := p.idRand.Uint64()
+	for id == 0 {
+		id = p.idRand.Uint64()
+	}
+	return id, nil
 }
 
 // leaderCheckAckQuorum fixes the history once a quorum acknowledged the
@@ -249,6 +317,8 @@ func (p *Peer) maybeEstablish() {
 		return
 	}
 	l.established = true
+	p.setMember()
+	p.setFixed()
 	p.phase = phaseBroadcast
 	p.dropStaleWaiting()
 	p.logger.Info("zab: leading", "epoch", p.epoch, "history", l.l0)
@@ -258,6 +328,7 @@ func (p *Peer) maybeEstablish() {
 	p.commitBootstrapConfig()
 	for _, id := range l.order {
 		if li := l.learners[id]; li.nlAcked {
+			li.unsynced = false // synced by this reign, now established
 			p.send(Message{Type: MsgUpToDate, To: id, Epoch: p.epoch, Commit: p.log.committed})
 			li.commitSent = p.log.committed
 		}
@@ -275,7 +346,7 @@ func (p *Peer) maybeCommit() {
 		if id == p.id {
 			return p.selfDurable()
 		}
-		if li, ok := l.learners[id]; ok && !li.observer && li.nlAcked {
+		if li, ok := l.learners[id]; ok && !li.observer && !li.unsynced && li.nlAcked {
 			return li.acked
 		}
 		return 0
@@ -463,6 +534,10 @@ func (p *Peer) stepLeader(m Message) {
 			li.sent, li.acked, li.commitSent = 0, 0, 0
 		}
 		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
+		li.current, li.cluster, li.member, li.fixed = m.Current, m.Cluster, m.Member, m.Fixed
+		if !li.nlAcked || !l.established {
+			li.unsynced = l.history && m.Current == 0
+		}
 		if l.epochDecided && !li.observer && m.Epoch > p.epoch {
 			// This voter accepted a newer epoch (from a leader that failed
 			// to establish it) and can never follow ours: stand down so a
@@ -471,7 +546,7 @@ func (p *Peer) stepLeader(m Message) {
 			return
 		}
 		if l.epochDecided {
-			p.send(Message{Type: MsgLeaderInfo, To: m.From, Epoch: p.epoch, Round: p.el.round})
+			p.send(Message{Type: MsgLeaderInfo, To: m.From, Epoch: p.epoch, Round: p.el.round, Cluster: p.hs.ClusterID})
 		} else {
 			p.leaderCheckInfoQuorum()
 		}
@@ -499,6 +574,9 @@ func (p *Peer) stepLeader(m Message) {
 			return
 		}
 		li.ackEpoch, li.last, li.reqSeq = true, m.Zxid, m.Seq
+		if l.history && m.Current == 0 && !(li.nlAcked && l.established) {
+			li.unsynced = true
+		}
 		li.ackFresh = li.ackFresh || m.Accepted
 		if l.ackQuorum {
 			p.startSync(li, m.Seq)
@@ -517,6 +595,9 @@ func (p *Peer) stepLeader(m Message) {
 		if m.NewLeader && !li.nlAcked {
 			li.nlAcked = true
 			if l.established {
+				// Synced by an established reign: it vouches for what it
+				// acknowledges from now on.
+				li.unsynced = false
 				p.send(Message{Type: MsgUpToDate, To: li.id, Epoch: p.epoch, Commit: p.log.committed})
 				li.commitSent = p.log.committed
 			} else if !li.observer {

@@ -1,6 +1,9 @@
 package zab
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // learnerState is the state of a follower or observer.
 type learnerState struct {
@@ -44,7 +47,7 @@ func (p *Peer) becomeLearner(leader PeerID) {
 func (p *Peer) sendFollowerInfo() {
 	p.lrn.lastRetry = p.now
 	p.send(Message{Type: MsgFollowerInfo, To: p.leader, Epoch: p.hs.AcceptedEpoch, Zxid: p.log.last(),
-		Round: p.el.round, Observer: p.isObserver()})
+		Round: p.el.round, Observer: p.isObserver(), Current: p.hs.CurrentEpoch, Cluster: p.hs.ClusterID, Member: p.hs.Member, Fixed: p.hs.Fixed})
 }
 
 func (p *Peer) sendAckEpoch() {
@@ -170,6 +173,17 @@ func (p *Peer) stepLearner(m Message) {
 			p.becomeLooking()
 			return
 		}
+		if m.Cluster != 0 && m.Cluster != p.hs.ClusterID {
+			if p.hs.ClusterID != 0 && p.hs.Fixed {
+				// Our history is another cluster's: following would mix them.
+				p.logger.Error("zab: leader belongs to another cluster, not following it", "leader", m.From,
+					"its_cluster_id", fmt.Sprintf("%016x", m.Cluster), "our_cluster_id", fmt.Sprintf("%016x", p.hs.ClusterID))
+				p.becomeLooking()
+				return
+			}
+			// An id no established epoch fixed yields.
+			p.setClusterID(m.Cluster)
+		}
 		// An epoch accepted before (from any leader) must not be counted
 		// twice toward an epoch quorum.
 		lr.accepted = m.Epoch > p.hs.AcceptedEpoch
@@ -251,6 +265,7 @@ func (p *Peer) pong() {
 func (p *Peer) learnerUpToDate() {
 	if lr := p.lrn; lr.nlDone && !lr.serving {
 		lr.serving = true
+		p.setFixed()
 		p.phase = phaseBroadcast
 		p.dropStaleWaiting()
 	}
@@ -415,6 +430,7 @@ func (p *Peer) checkNewLeader() {
 	lr.nlDone = true
 	lr.lastProgress = p.now
 	p.setCurrent(p.epoch)
+	p.setMember()
 	p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true})
 }
 

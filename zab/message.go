@@ -8,14 +8,17 @@ type MsgType uint8
 const (
 	// MsgVote is a fast-leader-election notification: the sender's current
 	// vote (Leader, Zxid, Epoch = the proposed leader's current epoch), its
-	// election Round and its State (a Role).
+	// election Round, its State (a Role), its own current epoch (Current:
+	// zero means it holds no synchronised history, as after a lost disk),
+	// its cluster id (Cluster) and whether it is a member (Member).
 	MsgVote MsgType = iota + 1
 	// MsgFollowerInfo starts discovery: a learner tells its leader its
-	// accepted epoch (Epoch), last zxid (Zxid), election Round and whether it
-	// is an observer (Observer).
+	// accepted epoch (Epoch), current epoch (Current), last zxid (Zxid),
+	// election Round, cluster id (Cluster), whether it is a member (Member)
+	// and whether it is an observer (Observer).
 	MsgFollowerInfo
 	// MsgLeaderInfo proposes the new epoch (Epoch) of the leader elected in
-	// Round.
+	// Round, and the cluster id (Cluster) the learner must adopt.
 	MsgLeaderInfo
 	// MsgAckEpoch acknowledges the new epoch (Epoch) and reports the learner's
 	// current epoch (Current) and last zxid (Zxid). Accepted says the learner
@@ -155,8 +158,16 @@ type Message struct {
 	Round uint64 `msgpack:"r,omitempty"`
 	// State is the sender's Role in a vote.
 	State Role `msgpack:"s,omitempty"`
-	// Current is a learner's current epoch in MsgAckEpoch.
+	// Current is the sender's current epoch in MsgAckEpoch, MsgVote and
+	// MsgFollowerInfo.
 	Current uint32 `msgpack:"cu,omitempty"`
+	// Cluster is the cluster id (HardState.ClusterID) in MsgVote,
+	// MsgFollowerInfo and MsgLeaderInfo.
+	Cluster uint64 `msgpack:"cl,omitempty"`
+	// Member and Fixed are the sender's HardState.Member and
+	// HardState.Fixed in MsgVote and MsgFollowerInfo.
+	Member bool `msgpack:"mb,omitempty"`
+	Fixed  bool `msgpack:"fx,omitempty"`
 	// Seq is a synchronisation or read sequence number.
 	Seq uint64 `msgpack:"q,omitempty"`
 	// ReqID identifies a forwarded request.

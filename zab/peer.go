@@ -134,6 +134,7 @@ type Peer struct {
 	confGuess bool           // confs is only Config.Voters: nothing durable or synced set it
 	confDirty bool           // voters changed: checkRole must look at our role
 	rand      *rand.Rand
+	idRand    *rand.Rand // draws a new cluster's id (apart, so rand's sequence is the election's alone)
 	logger    *slog.Logger
 
 	log            zlog
@@ -142,6 +143,11 @@ type Peer struct {
 	durableCurrent uint32 // currentEpoch known to be persisted
 	stableLast     Zxid   // last zxid known to be persisted
 	snapApplied    Zxid   // the last snapshot installed from a leader (SNAP)
+	// sawHistory: a member of the cluster (HardState.Member) spoke to us.
+	// Empty ourselves, we are then not bootstrapping but lost our disk or
+	// never joined: see unsynced.
+	sawHistory bool
+	foreign    map[PeerID]bool // peers of another cluster, logged once
 
 	now    uint64
 	role   Role
@@ -181,6 +187,8 @@ func NewPeer(cfg Config) (*Peer, error) {
 		cfg:            cfg,
 		voters:         NewMajorityConfig(cfg.Voters...),
 		rand:           cfg.Rand,
+		idRand:         rand.New(rand.NewPCG(cfg.Seed^0x636c7573746572, uint64(cfg.ID))),
+		foreign:        map[PeerID]bool{},
 		logger:         cfg.Logger.With("peer", cfg.ID),
 		hs:             hs,
 		durableCurrent: hs.CurrentEpoch,
@@ -258,6 +266,72 @@ func (p *Peer) setAccepted(e uint32) {
 	}
 }
 
+func (p *Peer) setClusterID(id uint64) {
+	if id != p.hs.ClusterID {
+		p.hs.ClusterID = id
+		p.hsDirty = true
+	}
+}
+
+func (p *Peer) setFixed() {
+	if !p.hs.Fixed {
+		p.hs.Fixed = true
+		p.hsDirty = true
+	}
+}
+
+func (p *Peer) setMember() {
+	if !p.hs.Member {
+		p.hs.Member = true
+		p.hsDirty = true
+	}
+}
+
+// empty reports whether this peer holds no synchronised history (its
+// current epoch is zero): a new node, or one whose data directory was lost.
+func (p *Peer) empty() bool { return p.hs.CurrentEpoch == 0 }
+
+// unsynced reports whether this peer is empty while members of the
+// cluster exist (it heard from one): its disk was lost, or it never
+// joined. Counting it could elect a leader without writes it had
+// acknowledged before the loss, so it neither stands nor counts for a
+// member (members ignore empty voters' votes and acknowledgements: see
+// counts and learnerInfo.unsynced) until an established leader has synced
+// it.
+func (p *Peer) unsynced() bool { return p.empty() && p.sawHistory }
+
+// noteSender learns what a vote or FOLLOWERINFO says of its sender: that
+// the cluster has members, and whether the sender belongs to another
+// cluster (established epochs fixed both ids, and they differ), in which
+// case the message must be ignored (false).
+func (p *Peer) noteSender(m Message) bool {
+	if m.Fixed && p.hs.Fixed && m.Cluster != p.hs.ClusterID {
+		if !p.foreign[m.From] {
+			p.foreign[m.From] = true
+			p.logger.Error("zab: ignoring a peer of another cluster (same id, other data directory?)",
+				"peer", m.From, "its_cluster_id", fmt.Sprintf("%016x", m.Cluster),
+				"our_cluster_id", fmt.Sprintf("%016x", p.hs.ClusterID))
+		}
+		return false
+	}
+	if m.Member && p.empty() && !p.sawHistory {
+		p.sawHistory = true
+		p.logger.Warn("zab: no synchronised history here but the cluster has members (lost data directory?): "+
+			"not voting until an established leader has synced this node", "member", m.From)
+		if p.role == RoleLooking && p.el.candidate {
+			p.el.candidate = false
+			delete(p.el.recv, p.id)
+			p.el.finalizeAt = 0
+		}
+	}
+	return true
+}
+
+// counts reports whether a vote or acknowledgement from a voter whose
+// current epoch is current counts here: an empty voter's counts only while
+// we are no member either (the cluster may be bootstrapping).
+func (p *Peer) counts(current uint32) bool { return current > 0 || !p.hs.Member }
+
 func (p *Peer) setCurrent(e uint32) {
 	if e != p.hs.CurrentEpoch {
 		p.hs.CurrentEpoch = e
@@ -306,6 +380,9 @@ func (p *Peer) Step(m Message) error {
 	}
 	if m.Type == MsgReconfig && (m.Change != ConfAddVoter && m.Change != ConfRemoveVoter || m.Target == 0) {
 		return fmt.Errorf("%w: %v from %d with change %d of peer %d", ErrBadMessage, m.Type, m.From, m.Change, m.Target)
+	}
+	if (m.Type == MsgVote || m.Type == MsgFollowerInfo) && !p.noteSender(m) {
+		return nil
 	}
 	defer p.checkRole()
 	switch p.role {

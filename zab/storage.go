@@ -20,8 +20,18 @@ type HardState struct {
 	AcceptedEpoch uint32 `msgpack:"a"`
 	CurrentEpoch  uint32 `msgpack:"c"`
 	// ClusterID is the random id the cluster chose when it was first
-	// established (zero until this peer learns it).
+	// established (zero until this peer learns it; it may change until
+	// Member is set).
 	ClusterID uint64 `msgpack:"id,omitempty"`
+	// Member is set once this peer's state is part of the cluster's
+	// history: it acknowledged NEWLEADER, or led an established epoch.
+	// A member ignores empty voters (current epoch zero, as after a lost
+	// disk) until an established leader has synced them.
+	Member bool `msgpack:"m,omitempty"`
+	// Fixed is set once this peer knows an epoch was established under
+	// ClusterID: the id can no longer change, and a leader or peer with
+	// another fixed id belongs to another cluster.
+	Fixed bool `msgpack:"f,omitempty"`
 }
 
 // IsEmpty reports whether hs is the zero state (nothing to persist).

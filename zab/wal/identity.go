@@ -27,6 +27,10 @@ type Identity struct {
 	ClusterID uint64
 	// NodeID is the id of the node the directory belongs to.
 	NodeID uint64
+	// Member is set once the node's state is part of the cluster's history,
+	// Fixed once ClusterID can no longer change (the protocol decides when:
+	// see zab.HardState).
+	Member, Fixed bool
 }
 
 // Identity file layout (little endian):
@@ -35,13 +39,16 @@ type Identity struct {
 //	[4:8)      version uint32 (identityVersion)
 //	[8:16)     node id uint64
 //	[16:24)    cluster id uint64
-//	[24:26)    n, the length of the cluster name, uint16 (at most MaxClusterName)
-//	[26:26+n)  cluster name
-//	[26+n:30+n) crc uint32 CRC32C over [0:26+n)
+//	[24:28)    flags uint32: bit 0 Member, bit 1 Fixed, the others zero
+//	[28:30)    n, the length of the cluster name, uint16 (at most MaxClusterName)
+//	[30:30+n)  cluster name
+//	[30+n:34+n) crc uint32 CRC32C over [0:30+n)
 const (
 	identityMagic   = "CIDN"
 	identityVersion = 1
-	identityFixed   = 26
+	identityFixed   = 30
+	flagMember      = 1
+	flagFixed       = 2
 )
 
 // encodeIdentity returns the bytes of id's identity file.
@@ -54,6 +61,14 @@ func encodeIdentity(id Identity) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, identityVersion)
 	b = binary.LittleEndian.AppendUint64(b, id.NodeID)
 	b = binary.LittleEndian.AppendUint64(b, id.ClusterID)
+	var flags uint32
+	if id.Member {
+		flags |= flagMember
+	}
+	if id.Fixed {
+		flags |= flagFixed
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(id.Cluster)))
 	b = append(b, id.Cluster...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
@@ -71,9 +86,13 @@ func decodeIdentity(path string, b []byte) (Identity, error) {
 	if v := binary.LittleEndian.Uint32(b[4:8]); v != identityVersion {
 		return Identity{}, corruptf(path, 4, "identity file version %d, want %d", v, identityVersion)
 	}
-	n := int(binary.LittleEndian.Uint16(b[24:26]))
+	flags := binary.LittleEndian.Uint32(b[24:28])
+	if flags&^(flagMember|flagFixed) != 0 {
+		return Identity{}, corruptf(path, 24, "unknown identity flags %#x", flags)
+	}
+	n := int(binary.LittleEndian.Uint16(b[28:30]))
 	if n > MaxClusterName {
-		return Identity{}, corruptf(path, 24, "cluster name of %d bytes, at most %d", n, MaxClusterName)
+		return Identity{}, corruptf(path, 28, "cluster name of %d bytes, at most %d", n, MaxClusterName)
 	}
 	if len(b) != identityFixed+n+4 {
 		return Identity{}, corruptf(path, 0, "identity file has %d bytes, want %d", len(b), identityFixed+n+4)
@@ -85,6 +104,8 @@ func decodeIdentity(path string, b []byte) (Identity, error) {
 	return Identity{
 		NodeID:    binary.LittleEndian.Uint64(b[8:16]),
 		ClusterID: binary.LittleEndian.Uint64(b[16:24]),
+		Member:    flags&flagMember != 0,
+		Fixed:     flags&flagFixed != 0,
 		Cluster:   string(b[identityFixed:end]),
 	}, nil
 }

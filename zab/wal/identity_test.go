@@ -19,7 +19,7 @@ func TestIdentityRoundTrip(t *testing.T) {
 	for _, id := range []Identity{
 		{Cluster: "coord", NodeID: 1},
 		{Cluster: "", ClusterID: 1<<64 - 1, NodeID: 1<<64 - 1},
-		{Cluster: strings.Repeat("x", MaxClusterName), ClusterID: 42, NodeID: 3},
+		{Cluster: strings.Repeat("x", MaxClusterName), ClusterID: 42, NodeID: 3, Member: true, Fixed: true},
 	} {
 		require.NoError(t, WriteIdentity(dir, id))
 		got, err := ReadIdentity(dir)
@@ -86,7 +86,7 @@ func TestPurgeRecordsBase(t *testing.T) {
 // as corrupt (never a panic), and what is accepted is exactly the file
 // WriteIdentity writes for it.
 func FuzzReadIdentity(f *testing.F) {
-	for _, id := range []Identity{{}, {Cluster: "coord", ClusterID: 3, NodeID: 1}, {Cluster: strings.Repeat("a", MaxClusterName)}} {
+	for _, id := range []Identity{{}, {Cluster: "coord", ClusterID: 3, NodeID: 1, Member: true}, {Cluster: strings.Repeat("a", MaxClusterName)}} {
 		b, err := encodeIdentity(id)
 		if err != nil {
 			f.Fatal(err)
