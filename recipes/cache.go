@@ -196,8 +196,8 @@ func (c *Cache) Entries() []CacheEntry {
 func (c *Cache) Done() <-chan struct{} { return c.done }
 
 // Err returns why the cache stopped (ErrCacheClosed after Close; the
-// factory's error, coord.ErrClosed or coord.ErrSessionExpired with a
-// FixedSession otherwise), or nil while it runs.
+// factory's error: coord.ErrClosed or coord.ErrFailed once the node is
+// gone, coord.ErrSessionExpired with a FixedSession), or nil while it runs.
 func (c *Cache) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -205,7 +205,8 @@ func (c *Cache) Err() error {
 }
 
 // Close stops the cache and removes its watch; it waits for the cache's
-// goroutine (and so for a running listener). Idempotent.
+// goroutine (and so for a running listener: do not call it from one).
+// Idempotent.
 func (c *Cache) Close() error {
 	c.cancel()
 	c.mu.Lock()
@@ -429,7 +430,7 @@ func (c *Cache) resume(s Session, why error, last *int64) (Session, *coord.Watch
 		if err == nil {
 			return ns, w, nil
 		}
-		if c.ctx.Err() != nil || errors.Is(err, coord.ErrClosed) {
+		if c.ctx.Err() != nil || nodeGone(err) {
 			return nil, nil, err
 		}
 		if ns == s && errors.Is(err, coord.ErrSessionExpired) && errors.Is(why, coord.ErrSessionExpired) {

@@ -1,8 +1,8 @@
 // Package recipes builds the coordination patterns people use ZooKeeper and
 // Curator for on the public coord API alone: a mutual-exclusion Lock with
 // fencing tokens and leader Election, a typed live Config, a Cache of a
-// subtree, group Membership, Barrier and DoubleBarrier, Queue, Counter and
-// Naming.
+// subtree, group membership (Member, Group), Barrier and DoubleBarrier,
+// Queue, Counter and Naming.
 //
 // Every recipe takes a Session, the narrow interface a *coord.Session
 // satisfies, so recipes can be tested against any implementation. Each
@@ -22,6 +22,7 @@ package recipes
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/coord-dev/coord/coord"
@@ -72,4 +73,10 @@ func NodeSessions(n *coord.Node) SessionFactory {
 // using it ends with coord.ErrSessionExpired once s is lost.
 func FixedSession(s Session) SessionFactory {
 	return func(context.Context) (Session, error) { return s, nil }
+}
+
+// nodeGone reports whether err says the session's node is closed or
+// fail-stopped: no session of it will work again.
+func nodeGone(err error) bool {
+	return errors.Is(err, coord.ErrClosed) || errors.Is(err, coord.ErrFailed)
 }

@@ -160,13 +160,13 @@ func (m *Member) keep() {
 			err = fmt.Errorf("recipes: member %s: %w", m.path, coord.ErrSessionExpired)
 		}
 		if err != nil {
-			if errors.Is(err, coord.ErrClosed) || errors.Is(err, coord.ErrSessionExpired) {
+			if nodeGone(err) || errors.Is(err, coord.ErrSessionExpired) {
 				m.stop(err)
 				return
 			}
 		} else {
 			err = m.keepWith(s)
-			if errors.Is(err, coord.ErrSessionExpired) || errors.Is(err, coord.ErrClosed) {
+			if errors.Is(err, coord.ErrSessionExpired) || nodeGone(err) {
 				last, backoff = s, 10*time.Millisecond
 				continue
 			}
