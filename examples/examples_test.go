@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package examples_test builds every example and runs it end to end: the
 // multi-process ones as 3 processes on 127.0.0.1 with free ports, the
 // others as one. Each run is bounded in time and checked on its output and
@@ -49,9 +51,6 @@ const (
 )
 
 func TestExamples(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("the examples stop on SIGINT, which cannot be sent on Windows")
-	}
 	names := exampleDirs(t)
 	for _, name := range append([]string{"demo"}, names...) {
 		assertPublicImports(t, name)
@@ -168,8 +167,19 @@ func (s *syncBuffer) String() string {
 // it is still running, and its output logged if the test failed.
 func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, name, exec.Command(bin, args...))
+}
+
+// startCmd is start for a prepared command.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// Its own process group, so the cleanup also kills what it started
+	// (run.sh's nodes); and Wait does not wait for the output of such
+	// orphans for ever.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.WaitDelay = 5 * time.Second
 	var err error
 	p.stdin, err = p.cmd.StdinPipe()
 	require.NoError(t, err)
@@ -179,12 +189,8 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) // the group: it and its children
+		<-p.done
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, p.out)
 		}
@@ -234,18 +240,24 @@ func (p *proc) exit(t *testing.T, bound time.Duration) {
 	}
 }
 
-// cluster starts three processes of a multi-process example with -id 1..3
-// and the same -seeds on free 127.0.0.1 ports.
-func cluster(t *testing.T, name, bin string, args ...string) []*proc {
+// freeSeeds returns three free 127.0.0.1 gossip addresses, comma-separated.
+func freeSeeds(t *testing.T) string {
 	var seeds []string
 	for range 3 {
 		addr, err := loopback.FreeAddr()
 		require.NoError(t, err)
 		seeds = append(seeds, addr)
 	}
+	return strings.Join(seeds, ",")
+}
+
+// cluster starts three processes of a multi-process example with -id 1..3
+// and the same -seeds on free 127.0.0.1 ports.
+func cluster(t *testing.T, name, bin string, args ...string) []*proc {
+	seeds := freeSeeds(t)
 	var ps []*proc
 	for id := 1; id <= 3; id++ {
-		a := append([]string{"-id", strconv.Itoa(id), "-seeds", strings.Join(seeds, ",")}, args...)
+		a := append([]string{"-id", strconv.Itoa(id), "-seeds", seeds}, args...)
 		ps = append(ps, start(t, fmt.Sprintf("%s node %d", name, id), bin, a...))
 	}
 	return ps
@@ -386,4 +398,25 @@ func runRegistry(t *testing.T, bin string) {
 		p.waitFor(t, left, 1, stepBound)
 	}
 	stopAll(t, ps[:2])
+}
+
+// TestRunScript: examples/run.sh builds an example, starts its three nodes
+// in one terminal and stops them all on Ctrl-C (SIGINT to the script).
+func TestRunScript(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	cmd := exec.Command("bash", "run.sh", "hello")
+	cmd.Env = append(os.Environ(), "SEEDS="+freeSeeds(t))
+	p := startCmd(t, "run.sh hello", cmd)
+	held := regexp.MustCompile(`(?m)^node (\d): held the lock`)
+	m := p.waitFor(t, held, 3, 2*joinBound) // the script's go build comes first
+	var ids []string
+	for _, x := range m {
+		ids = append(ids, x[1])
+	}
+	slices.Sort(ids)
+	require.Equal(t, []string{"1", "2", "3"}, ids)
+	p.stop(t) // exit status 0: every node exited with 0
+	assert.NotContains(t, p.out.String(), "exited with status")
 }

@@ -8,7 +8,8 @@
 #
 # It prints each node's process id: `kill -9 PID` in another terminal crashes
 # that node (try it on the leader of examples/election). Ctrl-C stops them all.
-# The nodes gossip on 127.0.0.1:7001-7003; set PORT=N to use N..N+2 instead.
+# The nodes gossip on 127.0.0.1:7001-7003; set PORT=N to use N..N+2 instead, or
+# SEEDS=host:port,host:port,host:port for any three addresses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/$name" "./examples/$name"
 
 port=${PORT:-7001}
-seeds="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
+seeds=${SEEDS:-"127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"}
 pids=()
 for id in 1 2 3; do
   extra=()
