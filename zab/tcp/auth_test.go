@@ -338,3 +338,67 @@ func TestIdleHandshakesFromOneHostDoNotBlockPeers(t *testing.T) {
 	require.Equal(t, msg(2, 1, 5), recvN(t, tr, 1, wait)[0], "the peer could not connect")
 	require.Equal(t, 8+1, tr.Stats().InboundConns, "one host holds at most MaxPendingHandshakesPerHost slots")
 }
+
+// TestDuplicateLiveIDRefused: a second live process with a peer's id (two
+// nodes configured with one id) is refused at the handshake while the
+// first one's connection is live, and the refusal says why on both sides
+// (issue 10 item 4: "two live nodes with the same id both vote"). Before,
+// its connection replaced the first one's and both sent as that id. Once
+// the first process is gone, the second connects (a restart).
+func TestDuplicateLiveIDRefused(t *testing.T) {
+	var logA, logB logBuf
+	a := newTransport(t, 1, withLog(&logA), func(c *Config) { c.HandshakeTimeout = 5 * time.Second })
+	b1 := newTransport(t, 2)
+	b1.SetPeer(1, a.Addr().String())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // b1 keeps its connection live, as a follower's acks do
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				_ = b1.Send(msg(2, 1, i))
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	m := recvN(t, a, 1, wait)[0]
+	require.Equal(t, zab.PeerID(2), m.From)
+
+	b2 := newTransport(t, 2, withLog(&logB))
+	b2.SetPeer(1, a.Addr().String())
+	sendRetry(t, b2, zab.Message{From: 2, To: 1, Type: zab.MsgPing, Seq: 1 << 40}, wait)
+	eventually(t, wait, func() bool { return a.Stats().DuplicateIDs > 0 }, "the second process was not refused")
+	require.True(t, logA.has("another live node uses this id"), "acceptor log: %s", logA.String())
+	eventually(t, wait, func() bool { return logB.has("another live node uses this id") }, "dialer log: %s", logB.String())
+	// Nothing of b2 got through while b1 is live.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		select {
+		case m := <-a.Receive():
+			require.NotEqual(t, uint64(1<<40), m.Seq, "the duplicate's message was delivered")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// The first process goes away: the second one is a restart now.
+	close(stop)
+	<-done
+	stop, done = make(chan struct{}), make(chan struct{})
+	close(done)
+	require.NoError(t, b1.Close())
+	require.Eventually(t, func() bool {
+		_ = b2.Send(zab.Message{From: 2, To: 1, Type: zab.MsgPing, Seq: 1<<40 + 1})
+		for {
+			select {
+			case m := <-a.Receive():
+				if m.Seq >= 1<<40 {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, wait, 20*time.Millisecond, "the restarted process never connected")
+}

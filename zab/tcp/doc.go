@@ -42,7 +42,7 @@
 //
 // Before any KindBatch frame the dialer D and the acceptor A exchange:
 //
-//	D → A  hello   {cluster, D, A, nonce nD (32 bytes), D has key}
+//	D → A  hello   {cluster, D, A, nonce nD (32 bytes), D has key, instance}
 //	A → D  welcome {A, nonce nA (32 bytes), A has key, MAC_A}
 //	D → A  auth    {MAC_D}
 //	A → D  accept  {}
@@ -56,6 +56,15 @@
 // MACs (so ids, cluster and version are still checked). A side that has a key
 // refuses a side that has none, and vice versa. Any failure sends a refuse
 // frame with the reason (best effort), logs it on both sides and closes.
+//
+// The instance is random per Transport. A refuses (ErrDuplicateID, logged
+// as an error, counted in Stats.DuplicateIDs) a dialer whose id another
+// instance holds a connection under that sent a frame within
+// HandshakeTimeout: two live processes configured with one id. A restarted
+// peer's old connection is closed or silent, so the new one replaces it.
+// Connections still in the handshake are bounded in all
+// (MaxPendingHandshakes) and per source IP (MaxPendingHandshakesPerHost),
+// each for at most HandshakeTimeout.
 //
 // After the handshake the acceptor knows D's id and drops (and counts) every
 // message whose From is not D or whose To is not A. A malformed, oversized,

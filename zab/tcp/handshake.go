@@ -23,6 +23,9 @@ var (
 	// ErrRefused means the other end refused the handshake; the error text
 	// carries the reason it gave.
 	ErrRefused = errors.New("zab/tcp: refused by peer")
+	// ErrDuplicateID means another live process holds a connection under
+	// the dialer's id: two nodes are configured with one id.
+	ErrDuplicateID = errors.New("zab/tcp: another live node uses this id")
 )
 
 // nonceSize is the size of each side's fresh handshake nonce.
@@ -42,6 +45,9 @@ type hello struct {
 	To      uint64 `msgpack:"o"` // the id the dialer expects to reach
 	Nonce   []byte `msgpack:"n"`
 	Auth    bool   `msgpack:"a"` // the dialer has a secret key
+	// Instance is random per dialing Transport: two live processes that
+	// claim one id differ in it.
+	Instance uint64 `msgpack:"i,omitempty"`
 }
 
 // PeekHello returns the dialer's id from the hello frame at the head of r
@@ -96,6 +102,8 @@ type handshaker struct {
 	cluster string
 	key     []byte    // nil: no authentication, hello only
 	rand    io.Reader // crypto/rand.Reader in production
+	// instance identifies this process in its hellos (see hello.Instance).
+	instance uint64
 }
 
 // Proof roles: the two directions use different labels so that one side's MAC
@@ -194,7 +202,8 @@ func (h *handshaker) dial(r io.Reader, w io.Writer, want zab.PeerID) error {
 	if err != nil {
 		return err
 	}
-	hi := hello{Cluster: h.cluster, From: uint64(h.id), To: uint64(want), Nonce: nd, Auth: h.key != nil}
+	hi := hello{Cluster: h.cluster, From: uint64(h.id), To: uint64(want), Nonce: nd, Auth: h.key != nil,
+		Instance: h.instance}
 	if err := writeFrame(w, KindHello, &hi); err != nil {
 		return fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
 	}
@@ -231,6 +240,12 @@ func (h *handshaker) dial(r io.Reader, w io.Writer, want zab.PeerID) error {
 // authenticated id of the dialer. No KindBatch frame is read before it
 // returns successfully.
 func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, error) {
+	return h.acceptWith(r, w, nil)
+}
+
+// acceptWith is accept with a last check: admit, if set, may refuse the
+// authenticated dialer (id and hello.Instance) before it is accepted.
+func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID, uint64) error) (zab.PeerID, error) {
 	var hi hello
 	if err := readHandshakeFrame(r, KindHello, &hi); err != nil {
 		return 0, err
@@ -278,6 +293,11 @@ func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, error) {
 		}
 	} else if len(ap.MAC) != 0 {
 		return 0, refuse(w, fmt.Errorf("%w: unexpected MAC from dialer %d", ErrAuth, from))
+	}
+	if admit != nil {
+		if err := admit(from, hi.Instance); err != nil {
+			return 0, refuse(w, err)
+		}
 	}
 	if err := writeFrame(w, KindAccept, nil); err != nil {
 		return 0, fmt.Errorf("%w: writing accept: %w", ErrHandshake, err)

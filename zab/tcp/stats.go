@@ -16,6 +16,7 @@ type counters struct {
 	forgedDrops                     atomic.Uint64
 	handshakeFailures, badFrames    atomic.Uint64
 	authFailures                    atomic.Uint64
+	duplicateIDs                    atomic.Uint64
 }
 
 // Stats is a point-in-time snapshot of a Transport's counters. Counters are
@@ -45,6 +46,9 @@ type Stats struct {
 	// authentication (ErrAuth): the other end did not prove the secret
 	// key, or only one side has a key.
 	AuthFailures uint64
+	// DuplicateIDs counts inbound handshakes refused because another live
+	// process holds a connection under the same id (ErrDuplicateID).
+	DuplicateIDs uint64
 	// BadFrames counts inbound connections closed for a malformed, oversized,
 	// wrong-version or unexpected frame.
 	BadFrames uint64
@@ -87,6 +91,7 @@ func (t *Transport) Stats() Stats {
 		ForgedDrops:       t.st.forgedDrops.Load(),
 		HandshakeFailures: t.st.handshakeFailures.Load(),
 		AuthFailures:      t.st.authFailures.Load(),
+		DuplicateIDs:      t.st.duplicateIDs.Load(),
 		BadFrames:         t.st.badFrames.Load(),
 		RecvQueueLen:      len(t.recv),
 	}

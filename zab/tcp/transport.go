@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coord-dev/coord/zab"
@@ -67,9 +70,10 @@ func New(cfg Config) (*Transport, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		cfg:      cfg,
-		log:      logger,
-		hs:       handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader},
+		cfg: cfg,
+		log: logger,
+		hs: handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader,
+			instance: randomInstance()},
 		ln:       ln,
 		recv:     make(chan zab.Message, cfg.RecvBufferSize),
 		ctx:      ctx,
@@ -263,6 +267,8 @@ func (t *Transport) acceptLoop() {
 // inConn is one accepted connection.
 type inConn struct {
 	conn     net.Conn
+	instance uint64        // the dialer's hello.Instance
+	heard    atomic.Int64  // UnixNano of the last frame read (or of the handshake)
 	host     string        // source IP, for the per-host handshake bound
 	peer     zab.PeerID    // set once authenticated
 	done     chan struct{} // closed when its goroutine has returned
@@ -289,14 +295,23 @@ func (t *Transport) serveInbound(ic *inConn) {
 
 	_ = ic.conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(ic.conn, 64<<10)
-	id, err := t.hs.accept(br, ic.conn)
+	id, err := t.hs.acceptWith(br, ic.conn, func(id zab.PeerID, instance uint64) error {
+		ic.instance = instance
+		return t.admit(id, instance, remote)
+	})
 	t.handshakeDone(ic)
 	if err != nil {
 		t.st.handshakeFailed(err)
-		log.Warn("inbound handshake refused", "err", err)
+		if errors.Is(err, ErrDuplicateID) {
+			t.st.duplicateIDs.Add(1)
+			log.Error("inbound handshake refused", "err", err)
+		} else {
+			log.Warn("inbound handshake refused", "err", err)
+		}
 		t.forget(ic)
 		return
 	}
+	ic.heard.Store(time.Now().UnixNano())
 	_ = ic.conn.SetDeadline(time.Time{})
 	log = log.With("peer", uint64(id))
 
@@ -353,6 +368,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 			log.Warn("closing inbound connection", "reason", err)
 			return
 		}
+		ic.heard.Store(time.Now().UnixNano())
 		t.st.framesRecv.Add(1)
 		t.st.bytesRecv.Add(uint64(HeaderSize + len(payload)))
 		for _, m := range msgs {
@@ -403,4 +419,41 @@ func remoteHost(c net.Conn) string {
 		return h
 	}
 	return a
+}
+
+// admit refuses a dialer whose id another process (another hello.Instance)
+// holds a live inbound connection under: it sent a frame within
+// HandshakeTimeout. A peer that restarted has a new instance too, but its
+// old connection is closed (or silent, if its host died); it is accepted
+// and replaces the old one.
+func (t *Transport) admit(id zab.PeerID, instance uint64, remote string) error {
+	t.mu.RLock()
+	old := t.byPeer[id]
+	t.mu.RUnlock()
+	if old == nil || old.instance == instance || instance == 0 || old.instance == 0 {
+		return nil
+	}
+	select {
+	case <-old.gone:
+		return nil
+	default:
+	}
+	if since := time.Since(time.Unix(0, old.heard.Load())); since < t.cfg.HandshakeTimeout {
+		return fmt.Errorf("%w: peer %d is connected from %s (another process, heard %v ago); %s claims the same id",
+			ErrDuplicateID, id, old.conn.RemoteAddr(), since.Round(time.Millisecond), remote)
+	}
+	return nil
+}
+
+// randomInstance returns a random non-zero hello.Instance.
+func randomInstance() uint64 {
+	var b [8]byte
+	for {
+		if _, err := crand.Read(b[:]); err != nil {
+			return uint64(time.Now().UnixNano()) | 1
+		}
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
 }
