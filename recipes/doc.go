@@ -1,8 +1,9 @@
 // Package recipes builds the coordination patterns people use ZooKeeper and
-// Curator for on the public coord API alone: a mutual-exclusion Lock with
-// fencing tokens and leader Election, a typed live Config, a Cache of a
-// subtree, group membership (Member, Group), Barrier and DoubleBarrier,
-// Queue, Counter and Naming.
+// Curator for on the public coord API alone: a mutual-exclusion Lock, a
+// readers-writer RWLock, a counting Semaphore and a MultiLock, all with
+// fencing tokens; leader Election with a leader loop (Election.Run); a
+// typed live Config, a Cache of a subtree, group membership (Member,
+// Group), Barrier and DoubleBarrier, Queue, Counter and Naming.
 //
 // Every recipe takes a Session, the narrow interface a *coord.Session
 // satisfies, so recipes can be tested against any implementation. Each
@@ -10,9 +11,16 @@
 // or leadership is considered lost at once (Curator's advice, made
 // automatic): the Lease's Done channel closes, and the holder must stop
 // acting. Fencing tokens let the resources a holder talks to refuse a
-// holder that was too slow to notice.
+// holder that was too slow to notice, and Lease.Guard fences writes into
+// coord itself. A waiter is not a holder: a suspension while it waits is
+// waited out, and it goes on waiting once the session is Connected again.
 //
-// Recipes that outlive a session (Config, Cache, Member) take a
+// A lock value (Lock, RWLock, Semaphore, MultiLock, Election) is one
+// holder: asking it for a second lease while it holds or acquires one
+// fails at once with ErrAlreadyHeld. Nothing is re-entrant, and nothing
+// waits for itself.
+//
+// Recipes that outlive a session (Config, Cache, Member, Election) take a
 // SessionFactory instead and ask it for a fresh session when the one they
 // use is lost. They never close a session they got from it.
 //
@@ -44,6 +52,7 @@ type Session interface {
 	WatchFrom(ctx context.Context, path string, recursive bool, zxid int64) (*coord.Watch, error)
 	Sync(ctx context.Context) error
 	ID() int64
+	RemoveWatch(ch <-chan coord.Event) bool
 	Suspended() <-chan struct{}
 	Remaining() time.Duration
 }

@@ -3,9 +3,8 @@ package recipes
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coord-dev/coord/coord"
@@ -14,43 +13,58 @@ import (
 // ErrLeaseLost is returned by Lease.Release (and is what Lease.Done
 // signals) when the session was Suspended or lost while the lease was held:
 // the holder may have overlapped with the next one and must check its
-// effects through fencing.
+// effects through fencing. Acquire returns it when the session is not
+// Connected, or stops being so while it waits.
 var ErrLeaseLost = errors.New("recipes: lease lost with its session")
 
-const lockPrefix = "lock-"
+// ErrAlreadyHeld is returned when a lock value (Lock, RWLock, Semaphore,
+// MultiLock, Election) is asked for a second lease while it holds one or is
+// acquiring one. Each value is one holder: locks are not re-entrant, and a
+// second Acquire fails at once instead of queueing behind the first (a
+// self-deadlock). Release the lease first, or contend through another
+// value (they are cheap).
+var ErrAlreadyHeld = errors.New("recipes: already held by this value")
 
-// defaultCleanup bounds the removal of a contender that gave up.
-const defaultCleanup = 5 * time.Second
+const lockPrefix = "lock-"
 
 // Lock is a distributed mutual-exclusion lock (ZooKeeper's lock recipe):
 // contenders queue as ephemeral sequential nodes under a directory and each
 // watches only its predecessor, so a release wakes one waiter (no herd).
-// A Lock value may be used by many goroutines; each Acquire is a separate
-// contender.
+//
+// A Lock value is one holder: Acquire while it holds (or is acquiring) a
+// lease fails with ErrAlreadyHeld. Goroutines that contend with each other
+// each use their own Lock, over the same or different sessions.
 type Lock struct {
-	s    Session
-	dir  string
+	q    queue
 	data []byte
+	h    holder
 }
 
 // NewLock returns a lock whose contenders live under dir (created as a
-// container if missing). data, if any, is stored in each contender's node
-// (who holds the lock, for operators).
+// container if missing; use the directory for nothing else). data, if
+// any, is stored in each contender's node (who holds the lock, for
+// operators).
 func NewLock(s Session, dir string, data []byte) *Lock {
-	return &Lock{s: s, dir: strings.TrimRight(dir, "/"), data: data}
+	return &Lock{q: newQueue(s, dir, lockPrefix), data: data, h: newHolder("Lock")}
 }
 
-// Lease is a held lock.
+func newQueue(s Session, dir string, prefixes ...string) queue {
+	return queue{s: s, dir: strings.TrimRight(dir, "/"), prefixes: prefixes}
+}
+
+// Lease is a held lock, semaphore lease or leadership.
 type Lease struct {
 	s     Session
 	path  string
 	token int64
 	done  <-chan struct{}
+	free  func() // frees the value that acquired it
+	freed sync.Once
 }
 
-// Token is the lease's fencing token: the zxid that created its node. Tokens
-// of successive holders strictly increase, so a resource that remembers the
-// highest token it has seen can refuse a stale holder.
+// Token is the lease's fencing token: the zxid that created its node.
+// Tokens of successive holders of a lock strictly increase, so a resource
+// that remembers the highest token it has seen can refuse a stale holder.
 func (l *Lease) Token() int64 { return l.token }
 
 // Path is the lease's node.
@@ -73,12 +87,25 @@ func (l *Lease) Remaining() time.Duration {
 	return l.s.Remaining()
 }
 
-// Release gives the lock up. It returns ErrLeaseLost if the lease had
-// already been lost (the node is deleted anyway if it still exists).
+// Guard returns an op for a coord Multi that fails (with coord.ErrNoNode)
+// unless the lease's node still exists when the Multi is applied, so writes
+// into coord made with it take effect only while the lease is held, in the
+// cluster's own order: a holder that was too slow to notice Done cannot
+// overwrite its successor's work. The node's name is never reused, so its
+// existence is this lease's.
+func (l *Lease) Guard() coord.Op { return coord.CheckOp(l.path, coord.AnyVersion) }
+
+// Release gives the lease up. It returns ErrLeaseLost if the lease had
+// already been lost (the node is deleted anyway if it still exists). If the
+// node could not be deleted (ctx ended, no quorum), it returns that error
+// and the lease stays with its value: call Release again.
 func (l *Lease) Release(ctx context.Context) error {
 	err := l.s.Delete(ctx, l.path, coord.AnyVersion)
 	if err != nil && !errors.Is(err, coord.ErrNoNode) && !errors.Is(err, coord.ErrSessionExpired) && !errors.Is(err, coord.ErrClosed) {
 		return err
+	}
+	if l.free != nil {
+		l.freed.Do(l.free)
 	}
 	select {
 	case <-l.done:
@@ -88,135 +115,35 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 }
 
+// bind makes releasing l free h.
+func (l *Lease) bind(h holder) *Lease {
+	l.free = h.free
+	return l
+}
+
 // Acquire waits until the lock is held or ctx ends. On failure it removes
-// its place in the queue.
+// its place in the queue and the watch it waited on.
 func (k *Lock) Acquire(ctx context.Context) (*Lease, error) {
-	// The lease is watched from before the node exists, so a suspension
-	// while acquiring is not missed.
-	done := k.s.Suspended()
-	path, err := k.enqueue(ctx)
-	if err != nil {
+	if err := k.h.take(); err != nil {
 		return nil, err
 	}
-	lease, err := k.wait(ctx, path, done)
+	l, err := k.q.acquire(ctx, lockPrefix, k.data, mutex, nil)
 	if err != nil {
-		// Leave the queue; a fresh context, since ctx may be what ended.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultCleanup)
-		_ = k.s.Delete(dctx, path, coord.AnyVersion)
-		cancel()
+		k.h.free()
 		return nil, err
 	}
-	return lease, nil
+	return l.bind(k.h), nil
 }
 
 // TryAcquire takes the lock only if it is free now.
 func (k *Lock) TryAcquire(ctx context.Context) (*Lease, bool, error) {
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := k.s.Suspended()
-	path, err := k.enqueue(ctx)
-	if err != nil {
+	if err := k.h.take(); err != nil {
 		return nil, false, err
 	}
-	first, _, err := k.queue(tctx, path)
-	if err == nil && first {
-		return k.lease(tctx, path, done)
-	}
-	_ = k.s.Delete(ctx, path, coord.AnyVersion)
-	return nil, false, err
-}
-
-func (k *Lock) lease(ctx context.Context, path string, done <-chan struct{}) (*Lease, bool, error) {
-	st, ok, err := k.s.Exists(ctx, path)
-	if err != nil {
-		return nil, false, err
-	}
+	l, ok, err := k.q.tryAcquire(ctx, lockPrefix, k.data, k.q.s.Suspended(), mutex)
 	if !ok {
-		return nil, false, ErrLeaseLost
+		k.h.free()
+		return nil, false, err
 	}
-	return &Lease{s: k.s, path: path, token: st.Czxid, done: done}, true, nil
-}
-
-func (k *Lock) wait(ctx context.Context, path string, done <-chan struct{}) (*Lease, error) {
-	for {
-		first, pred, err := k.queue(ctx, path)
-		if err != nil {
-			return nil, err
-		}
-		if first {
-			l, _, err := k.lease(ctx, path, done)
-			return l, err
-		}
-		_, ok, ch, err := k.s.ExistsW(ctx, k.dir+"/"+pred)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue // the predecessor left between the two reads
-		}
-		select {
-		case <-ch:
-		case <-done:
-			return nil, ErrLeaseLost
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// queue reports whether path is first among the contenders and, if not,
-// the name of the contender just before it.
-func (k *Lock) queue(ctx context.Context, path string) (first bool, pred string, err error) {
-	names, _, err := k.s.Children(ctx, k.dir)
-	if err != nil {
-		return false, "", err
-	}
-	mine := path[strings.LastIndexByte(path, '/')+1:]
-	var seqs []string
-	for _, n := range names {
-		if strings.HasPrefix(n, lockPrefix) {
-			seqs = append(seqs, n)
-		}
-	}
-	// One prefix and a 10-digit suffix: names sort like their sequence numbers.
-	sort.Strings(seqs)
-	i := sort.SearchStrings(seqs, mine)
-	if i == len(seqs) || seqs[i] != mine {
-		return false, "", fmt.Errorf("%w: lock node %s vanished", ErrLeaseLost, path)
-	}
-	if i == 0 {
-		return true, "", nil
-	}
-	return false, seqs[i-1], nil
-}
-
-// enqueue creates this contender's node, creating the directory and its
-// missing parents as containers (the reaper removes them once empty, so a
-// directory may vanish between the two steps: then it tries again). A
-// retried create is applied once (coord's request ids), so a lost reply
-// leaves no orphan node.
-func (k *Lock) enqueue(ctx context.Context) (string, error) {
-	for {
-		path, err := k.s.Create(ctx, k.dir+"/"+lockPrefix, k.data, coord.EphemeralSequential)
-		if !errors.Is(err, coord.ErrNoNode) {
-			return path, err
-		}
-		if err := ensureDir(ctx, k.s, k.dir); err != nil {
-			return "", fmt.Errorf("recipes: lock dir %s: %w", k.dir, err)
-		}
-	}
-}
-
-// ensureDir creates dir and its missing ancestors as containers.
-func ensureDir(ctx context.Context, s Session, dir string) error {
-	for i := 1; i <= len(dir); i++ {
-		if i < len(dir) && dir[i] != '/' {
-			continue
-		}
-		_, err := s.Create(ctx, dir[:i], nil, coord.Container)
-		if err != nil && !errors.Is(err, coord.ErrNodeExists) {
-			return err
-		}
-	}
-	return nil
+	return l.bind(k.h), true, nil
 }

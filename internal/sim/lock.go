@@ -112,7 +112,7 @@ func (r *srunner) lockStep(cl *sclient) {
 }
 
 // enqueue creates the contender's node, making /lock (a container) when
-// missing, as recipes.Lock.enqueue and ensureDir do.
+// missing, as the recipes' queue.enqueue and ensureDir do.
 func (r *srunner) enqueue(cl *sclient) {
 	lk := &cl.lk
 	lk.phase = lkBusy
@@ -147,7 +147,7 @@ func (r *srunner) acquireFailed(cl *sclient) {
 	cl.nextAt = r.s.Now() + r.rng.Int64N(100)
 }
 
-// lockQueue is recipes.Lock.wait's loop body: local reads of the home tree.
+// lockQueue is the body of the recipes' queue.wait loop (the mutex rule): local reads of the home tree.
 func (r *srunner) lockQueue(cl *sclient) {
 	lk := &cl.lk
 	s := cl.sess
