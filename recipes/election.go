@@ -344,7 +344,6 @@ func (e *Election) watchLeader(ctx context.Context, s Session) (cur Leader, w1, 
 // session (FixedSession of a lost one) Run returns coord.ErrSessionExpired.
 // It returns ctx's error when ctx ends, having resigned.
 func (e *Election) Run(ctx context.Context, value []byte, fn func(leaderCtx context.Context) error) error {
-	expired := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -352,11 +351,24 @@ func (e *Election) Run(ctx context.Context, value []byte, fn func(leaderCtx cont
 		lease, err := e.Campaign(ctx, value)
 		switch {
 		case err == nil:
-			expired = false
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, coord.ErrSessionExpired) && !expired:
-			expired = true // Campaign dropped the session: the factory gives the next
+		case errors.Is(err, coord.ErrSessionExpired):
+			// Campaign dropped the session; the factory gives the next. The
+			// cluster may expire a session before its node notices, so a
+			// factory may hand the old one out a little longer: give up
+			// only on one that is unusable here already.
+			s, err := e.session(ctx)
+			if err != nil {
+				return err
+			}
+			if _, _, err := s.Exists(ctx, "/"); err != nil {
+				e.failed(s, err)
+				return err
+			}
+			if err := sleep(ctx, retryDelay); err != nil {
+				return err
+			}
 			continue
 		case errors.Is(err, ErrLeaseLost):
 			if err := sleep(ctx, retryDelay); err != nil {

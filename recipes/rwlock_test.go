@@ -80,7 +80,6 @@ func TestRWLockContention(t *testing.T) {
 			return err
 		})
 	require.EqualValues(t, *flagAcquisitions/4, n.Load())
-	require.Greater(t, st.mostReaders, 1, "readers share the lock")
 	t.Logf("%d acquisitions, up to %d readers at once", n.Load(), st.mostReaders)
 }
 
@@ -91,6 +90,9 @@ func TestRWLockWriterNotStarved(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	r1, err := recipes.NewRWLock(session(t, nodes[0]), "/locks/ws", nil).RLock(ctx)
 	require.NoError(t, err)
+	r0, err := recipes.NewRWLock(session(t, nodes[1]), "/locks/ws", nil).RLock(ctx)
+	require.NoError(t, err, "readers share the lock")
+	require.NoError(t, r0.Release(ctx))
 
 	var writing atomic.Bool
 	wlock := recipes.NewRWLock(session(t, nodes[1]), "/locks/ws", nil)

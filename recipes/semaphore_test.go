@@ -43,7 +43,38 @@ func TestSemaphoreContention(t *testing.T) {
 			return nil
 		})
 	require.EqualValues(t, *flagAcquisitions/4, n.Load())
-	require.Equal(t, leases, most, "every lease was used")
+	t.Logf("up to %d of %d leases held at once", most, leases)
+}
+
+// TestSemaphoreBound: n leases are held together; the next waits until one
+// is released.
+func TestSemaphoreBound(t *testing.T) {
+	nodes := cluster(t, 3)
+	ctx := testCtx(t, 20*time.Second)
+	var held []*recipes.Lease
+	for i := range 3 {
+		l, err := recipes.NewSemaphore(session(t, nodes[i]), "/sem/bound", 3, nil).Acquire(ctx)
+		require.NoError(t, err)
+		held = append(held, l)
+	}
+	got := make(chan *recipes.Lease, 1)
+	go func() {
+		l, err := recipes.NewSemaphore(session(t, nodes[0]), "/sem/bound", 3, nil).Acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	requireQueued(t, nodes[0], "/sem/bound", 4)
+	select {
+	case <-got:
+		t.Fatal("a fourth lease of three")
+	default:
+	}
+	require.NoError(t, held[1].Release(ctx))
+	l := <-got
+	require.NotNil(t, l)
+	require.NoError(t, l.Release(ctx))
 }
 
 // TestSemaphoreFIFO: leases go in arrival order.
