@@ -21,8 +21,9 @@
 //	read       N sessions, Get of their own znode from the local replica (ZooKeeper getData);
 //	           -read-mode linearizable does Sync + Get (compare with etcd's linearizable Get)
 //	ephemeral  N sessions, Create(/bench/e/n-, EphemeralSequential) + Delete; one pair = one op
-//	lock       N sessions contend for one lock with go-zookeeper's recipe (protected
-//	           ephemeral-sequential child, watch on the predecessor), -lock-total acquisitions
+//	lock       N sessions contend for one recipes.Lock (ephemeral-sequential child, watch
+//	           on the predecessor), -lock-total acquisitions; checks mutual exclusion and
+//	           that fencing tokens strictly increase
 //	failover   4 writers (Set, sleep 10 ms); after 3 s the leader node is stopped; time to
 //	           recovery; -trials restarts the stopped node and repeats
 //	mem        process RSS and Go heap empty, after -keys znodes (multi of 250 creates,
@@ -36,7 +37,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/recipes"
 )
 
 var (
@@ -533,148 +534,24 @@ func pcts(d []time.Duration) (p50, p99 float64) {
 }
 
 // ---------------------------------------------------------------------------
-// lock: go-zookeeper's zk.Lock recipe (v1.0.4) on the coord API
-
-const protectedPrefix = "_c_"
-
-// zkLock is go-zookeeper's Lock: a protected ephemeral-sequential child
-// "<path>/_c_<guid>-lock-NNNNNNNNNN", then, until it is the lowest, list the
-// children and wait on the next lower one with a data watch (GetW).
-type zkLock struct {
-	s        *coord.Session
-	path     string
-	lockPath string
-}
-
-func parseSeq(path string) (int, error) {
-	parts := strings.Split(path, "lock-")
-	if len(parts) == 1 {
-		parts = strings.Split(path, "__")
-	}
-	return strconv.Atoi(parts[len(parts)-1])
-}
-
-// createProtected is CreateProtectedEphemeralSequential: when the outcome of
-// the create is unknown, the guid finds the node among the children.
-func (l *zkLock) createProtected(ctx context.Context, prefix string, data []byte) (string, error) {
-	var guid [16]byte
-	if _, err := rand.Read(guid[:]); err != nil {
-		return "", err
-	}
-	guidStr := fmt.Sprintf("%x", guid)
-	dir, name := prefix[:strings.LastIndexByte(prefix, '/')], prefix[strings.LastIndexByte(prefix, '/')+1:]
-	protected := dir + "/" + protectedPrefix + guidStr + "-" + name
-	var err error
-	for range 3 {
-		var p string
-		p, err = l.s.Create(ctx, protected, data, coord.EphemeralSequential)
-		switch {
-		case err == nil:
-			return p, nil
-		case errors.Is(err, coord.ErrOutcomeUnknown):
-			kids, _, cerr := l.s.Children(ctx, dir)
-			if cerr != nil {
-				return "", cerr
-			}
-			for _, k := range kids {
-				if strings.HasPrefix(k, protectedPrefix+guidStr) {
-					return dir + "/" + k, nil
-				}
-			}
-		default:
-			return "", err
-		}
-	}
-	return "", err
-}
-
-func (l *zkLock) Lock(ctx context.Context) error {
-	if l.lockPath != "" {
-		return errors.New("lock: acquired twice")
-	}
-	var path string
-	var err error
-	for range 3 {
-		path, err = l.createProtected(ctx, l.path+"/lock-", []byte{})
-		if errors.Is(err, coord.ErrNoNode) {
-			if err = ensure(ctx, l.s, l.path, []byte{}); err != nil {
-				return err
-			}
-			continue
-		}
-		break
-	}
-	if err != nil {
-		return err
-	}
-	seq, err := parseSeq(path)
-	if err != nil {
-		return err
-	}
-	for {
-		children, _, err := l.s.Children(ctx, l.path)
-		if err != nil {
-			return err
-		}
-		lowest, prevSeq, prevPath := seq, -1, ""
-		for _, p := range children {
-			s, err := parseSeq(p)
-			if err != nil {
-				return err
-			}
-			lowest = min(lowest, s)
-			if s < seq && s > prevSeq {
-				prevSeq, prevPath = s, p
-			}
-		}
-		if seq == lowest {
-			break
-		}
-		_, _, ch, err := l.s.GetW(ctx, l.path+"/"+prevPath)
-		if errors.Is(err, coord.ErrNoNode) {
-			continue
-		} else if err != nil {
-			return err
-		}
-		select {
-		case ev := <-ch:
-			if ev.Err != nil {
-				return ev.Err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	l.lockPath = path
-	return nil
-}
-
-func (l *zkLock) Unlock(ctx context.Context) error {
-	if l.lockPath == "" {
-		return errors.New("lock: not locked")
-	}
-	if err := l.s.Delete(ctx, l.lockPath, coord.AnyVersion); err != nil {
-		return err
-	}
-	l.lockPath = ""
-	return nil
-}
+// lock: recipes.Lock (ZooKeeper's lock recipe, what an application uses)
 
 func lock(c *cluster, n, warm, total int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sess := make([]*coord.Session, n)
 	defer closeSessions(sess)
-	ls := make([]*zkLock, n)
+	ls := make([]*recipes.Lock, n)
 	for i := range n {
 		s, err := c.session(ctx, i)
 		if err != nil {
 			return err
 		}
 		sess[i] = s
-		ls[i] = &zkLock{s: s, path: "/bench/lock"}
+		ls[i] = recipes.NewLock(s, "/bench/lock", nil)
 	}
 	var inCS, violations int32
+	var lastToken atomic.Int64 // fencing tokens must strictly increase
 	phase := func(target int) (time.Duration, []time.Duration, error) {
 		var count int64
 		var doneAt atomic.Int64
@@ -688,7 +565,8 @@ func lock(c *cluster, n, warm, total int) error {
 				defer wg.Done()
 				for atomic.LoadInt64(&count) < int64(target) {
 					t0 := time.Now()
-					if err := ls[i].Lock(ctx); err != nil {
+					lease, err := ls[i].Acquire(ctx)
+					if err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
@@ -696,9 +574,12 @@ func lock(c *cluster, n, warm, total int) error {
 					if atomic.AddInt32(&inCS, 1) != 1 {
 						atomic.AddInt32(&violations, 1)
 					}
+					if lastToken.Swap(lease.Token()) >= lease.Token() {
+						atomic.AddInt32(&violations, 1)
+					}
 					k := atomic.AddInt64(&count, 1)
 					atomic.AddInt32(&inCS, -1)
-					if err := ls[i].Unlock(ctx); err != nil {
+					if err := lease.Release(ctx); err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}
@@ -735,11 +616,11 @@ func lock(c *cluster, n, warm, total int) error {
 	res.Ops = int64(len(lats))
 	res.OpsPerSec = float64(res.Ops) / res.Seconds
 	res.P50Ms, res.P99Ms = pcts(lats)
-	res.Extra["latency_is"] = "time blocked in Lock()"
+	res.Extra["latency_is"] = "time blocked in Acquire()"
 	res.Extra["mutual_exclusion_violations"] = violations
-	res.Extra["recipe"] = "go-zookeeper zk.Lock protocol on the coord API"
+	res.Extra["recipe"] = "recipes.Lock"
 	if violations != 0 {
-		return fmt.Errorf("lock: %d mutual-exclusion violations", violations)
+		return fmt.Errorf("lock: %d mutual-exclusion or fencing-token violations", violations)
 	}
 	return emit(res)
 }
