@@ -149,7 +149,7 @@ func lockStep(ctx context.Context, sessions []*coord.Session) error {
 func electionStep(ctx context.Context, sessions []*coord.Session) error {
 	var elections []*recipes.Election
 	for i, s := range sessions {
-		elections = append(elections, recipes.NewElection(s, "/election/report-writer", fmt.Sprintf("node %d", i+1)))
+		elections = append(elections, recipes.NewElection(recipes.FixedSession(s), "/election/report-writer", fmt.Sprintf("node %d", i+1)))
 	}
 	leases := make(chan *recipes.Lease, len(elections))
 	cctx, cancel := context.WithCancel(ctx)
@@ -157,7 +157,7 @@ func electionStep(ctx context.Context, sessions []*coord.Session) error {
 	defer func() { cancel(); wg.Wait() }()
 	for _, e := range elections {
 		wg.Go(func() {
-			if l, err := e.Campaign(cctx); err == nil {
+			if l, err := e.Campaign(cctx, nil); err == nil {
 				leases <- l
 			}
 		})
@@ -167,10 +167,11 @@ func electionStep(ctx context.Context, sessions []*coord.Session) error {
 		if err := sessions[0].Sync(ctx); err != nil { // reads are local
 			return err
 		}
-		name, err := elections[0].Leader(ctx)
+		leader, err := elections[0].Leader(ctx)
 		if err != nil {
 			return err
 		}
+		name := leader.Name
 		say("node 1 asks who leads /election/report-writer: %s (the others wait their turn)", name)
 		time.Sleep(*pace) // the leader's work
 		say("%s resigns", name)
