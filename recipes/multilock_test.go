@@ -2,6 +2,7 @@ package recipes_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +52,9 @@ func TestMultiLockOverlappingSets(t *testing.T) {
 				for _, f := range entered {
 					f.leave()
 				}
-				if err := ml.Release(ctx); err != nil {
+				// ErrLeaseLost: the session was Suspended meanwhile (a
+				// loaded machine); the nodes are deleted all the same.
+				if err := ml.Release(ctx); err != nil && !errors.Is(err, recipes.ErrLeaseLost) {
 					t.Error(err)
 					return
 				}
