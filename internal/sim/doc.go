@@ -60,13 +60,17 @@
 // protocol mistake, switched on with zab.Config.Mistake (test-only).
 //
 // RunSessions (TestSimSessions, TestSimLock) runs sessions, ephemerals,
-// watches and the lock recipe the same way: coord's session rules on
-// virtual time (heartbeats acknowledged after a quorum-confirmed Sync,
-// expiry by the leader's tracker, the owner's Connected/Suspended/Lost),
-// and checks that ephemerals exist iff their session lives, that no session
-// is expired while its owner may still hold its lease, that watch events
-// come in zxid order without gaps or duplicates, and that lock fencing
-// tokens only increase with never two valid holders. Replay with
+// watches and the lock recipe the same way: every peer steps the session
+// core coord ships, session.Replica, on virtual time, as coord's
+// maintenance goroutine steps it (heartbeats acknowledged after a
+// leadership round, expiry by the leader's tracker, the owner's
+// Connected/Suspended/Lost), and checks that ephemerals exist iff their
+// session lives, that no session is expired while its owner may still hold
+// its lease, that watch events come in zxid order without gaps or
+// duplicates, and that lock fencing tokens only increase with never two
+// valid holders. The lock clients still follow a copy of recipes.Lock's
+// protocol (the recipe blocks on its calls, which a single-threaded
+// simulator cannot). Replay with
 //
 //	go test ./internal/sim -run 'TestSimSessions$' -seed N -v
 package sim

@@ -79,7 +79,7 @@ func (r *srunner) lockStep(cl *sclient) {
 			r.openSession(cl)
 			return
 		}
-		if cl.sess.state.Status() != session.Connected {
+		if cl.sess.st != session.Connected {
 			cl.nextAt = now + sTick // wait for Reconnected
 			return
 		}
@@ -345,7 +345,7 @@ func (r *srunner) checkExclusive() {
 	if len(hs) > 1 {
 		var b strings.Builder
 		for _, cl := range hs {
-			fmt.Fprintf(&b, " client %d (token %d, session %v)", cl.id, cl.lk.token, cl.sess.state.Status())
+			fmt.Fprintf(&b, " client %d (token %d, session %v)", cl.id, cl.lk.token, cl.sess.st)
 		}
 		r.fail("two clients hold the lock at once:%s", b.String())
 	}

@@ -2,15 +2,17 @@
 //
 // RunSessions drives one seed, in one goroutine and virtual time (a unit
 // is a millisecond of coord's clock): a zab.Sim ensemble whose peers each
-// feed a real tree.Tree, and beside every peer a mirror of coord.Node's
-// session machinery on the same rules and the same session.State and
-// session.Tracker: clients open sessions with a createSession txn (the id
-// is its zxid, the lease starts when it was sent), heartbeat through their
-// peer to the leader on an app-message network that shares zab's cuts and
-// drop rate, the leader refreshes its tracker on arrival and acknowledges
-// only after a quorum-confirming Sync, expires sessions from its tracker
-// and proposes the closeSession, and the owner moves Connected, Suspended,
-// Lost on its own clock. Faults: zab.Sim's (drops, duplicates, delays,
+// feed a real tree.Tree, and beside every peer the session core that
+// coord.Node runs, session.Replica, driven as coord's maintenance goroutine
+// drives it (inputs queued while that goroutine stalls, a Tick every zab
+// tick, leadership rounds run as zab Syncs, expiries proposed only as the
+// deciding leader, reaper scans): clients open sessions with a
+// createSession txn (the id is its zxid, the lease starts when it was
+// sent), heartbeat through their peer to the leader on an app-message
+// network that shares zab's cuts and drop rate, the leader refreshes its
+// tracker on arrival and acknowledges after a leadership round, expires
+// sessions and proposes the closeSession, and the owner moves Connected,
+// Suspended, Lost on its own clock. Faults: zab.Sim's (drops, duplicates, delays,
 // partitions, one-way cuts, crashes and restarts, which kill a node's
 // clients), isolating a client's peer, a stalled maintain loop, and, when
 // the simulator offers them, a leader whose zab clock stops (deposed
@@ -22,8 +24,8 @@
 //	go test ./internal/sim -run 'TestSimLock$' -seed N -v
 //
 // (the failure prints the schedule's file); soak with -sim.seeds=N
-// -sim.base=B; -sim.coordasis mirrors coord as it is today, with the two
-// bugs SessionConfig.CoordAsIs describes.
+// -sim.base=B; -sim.coordasis plants, around the real core, the two bugs
+// SessionConfig.CoordAsIs describes.
 
 package sim
 
@@ -31,6 +33,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -59,17 +62,20 @@ type SessionConfig struct {
 
 	// Test-only mutations; the checker must catch each.
 
-	// AckWithoutSync makes the leader acknowledge heartbeats at once, with
-	// no quorum round, so a deposed leader can extend a lease.
+	// AckWithoutSync reports every leadership round the core asks for as
+	// confirmed at once, with no quorum round, so a deposed leader can
+	// extend a lease.
 	AckWithoutSync bool
-	// ExpireEarly gives the leader's tracker half of each session's timeout.
+	// ExpireEarly tells the core each session's timeout as half what it is
+	// (in the session table and applied createSessions), so the leader's
+	// tracker expires sessions early.
 	ExpireEarly bool
 	// NoExpiry makes the leader never propose the expiry of a session.
 	NoExpiry bool
 	// HolderIgnoresSuspended keeps a lock holder acting until Lost.
 	HolderIgnoresSuspended bool
-	// CoordAsIs mirrors two session bugs coord has today, which the
-	// default mirror fixes:
+	// CoordAsIs plants, around the real core, two session bugs coord once
+	// had:
 	//   - a leader's closeSession is retried through proposeAt, so a
 	//     leader that was deposed without noticing (its clock stalled) when
 	//     it decided re-submits the expiry through its successor, which
@@ -81,10 +87,6 @@ type SessionConfig struct {
 	//     session the tree does not have, and onApply adds that id to the
 	//     leader's tracker (fixed: the owner gets the id of the first
 	//     apply, onApply ignores duplicates).
-	// The fixed mirror also resets the leader's tracker when its epoch
-	// changed between two maintain ticks, not only when it starts leading:
-	// otherwise an expiry dropped with the old epoch (first fix) would
-	// leave the session marked closing, never expired again.
 	CoordAsIs bool
 	// LongMaintainStalls stalls a node's maintain loop for up to 300 units
 	// (default: at most 40, a fifth of the shortest timeout). A lease's
@@ -146,19 +148,10 @@ func vt(v int64) time.Time { return time.Unix(1_000_000, 0).Add(time.Duration(v)
 // untime is vt's inverse.
 func untime(t time.Time) int64 { return int64(t.Sub(vt(0)) / time.Millisecond) }
 
-// appMsg is coord's heartbeat (owner → leader) or its acknowledgement,
-// carried outside zab like coord's MsgApp frames.
-type appMsg struct {
-	ack     bool
-	session int64
-	sent    int64
-	ok      bool
-}
-
 type appEvent struct {
 	at, seq  int64
 	from, to zab.PeerID
-	m        appMsg
+	m        session.Message
 }
 
 type appQueue []*appEvent
@@ -179,44 +172,42 @@ func (q *appQueue) Pop() any {
 	return e
 }
 
-// snode mirrors one coord.Node around a simulated peer: the maintain loop
-// (session ticks, leader tracker, acks after a quorum-confirming Sync,
-// expiry and reaper proposals) and the owner side of its sessions. A crash
+// snode is one coord.Node around a simulated peer: its session core
+// (session.Replica) stepped as coord's maintenance goroutine steps it, and
+// the owner side of its sessions as the application sees them. A crash
 // loses it all; a restart makes a new one.
 type snode struct {
-	id  zab.PeerID
-	inc int
-	// leader side (coord: trackMu)
-	tracker *session.Tracker
-	leading bool
-	epoch   uint32
-	// heartbeats waiting for a leadership check (coord: ackMu)
-	pending     []pendingHB
-	acking      bool
-	ackZid      uint64
-	ackBatch    []pendingHB
-	ackDeadline int64
-	nextTick    int64
-	nextReap    int64
-	stallUntil  int64 // maintain loop paused (a slow goroutine) until then
-	paused      int64 // the whole process paused until then
-	sessions    map[int64]*ssession
+	id   zab.PeerID
+	inc  int
+	core *session.Replica
+	// inbox holds the core's inputs while the maintenance goroutine is
+	// stalled (coord: Node.inbox).
+	inbox []func()
+	// rounds are the core's leadership rounds in flight: a zab Sync each.
+	rounds     map[uint64]simRound
+	nextTick   int64
+	stallUntil int64 // maintain loop paused (a slow goroutine) until then
+	paused     int64 // the whole process paused until then
+	sessions   map[int64]*ssession
 }
 
-type pendingHB struct {
-	from zab.PeerID
-	m    appMsg
+type simRound struct {
+	zid      uint64
+	deadline int64
 }
 
-// ssession is the owner side of one session (coord.Session).
+// ssession is the owner side of one session (coord.Session): what the
+// application sees of it, as the core last said.
 type ssession struct {
 	id      int64
 	timeout int64
 	node    *snode
-	state   *session.State
-	nextHB  int64
-	closing bool
-	closed  bool
+	// st, lease and leaseEnd are the core's, refreshed after each of its
+	// steps (and kept once it ends).
+	st              session.Status
+	lease, leaseEnd int64
+	closing         bool
+	closed          bool
 	// breaks counts Suspended and Lost transitions: a lease taken when it
 	// was n is broken once it is more (coord.Session.Suspended).
 	breaks int
@@ -374,7 +365,35 @@ func (r *srunner) pickTimeout() int64 {
 }
 
 func (r *srunner) newNode(id zab.PeerID) *snode {
-	return &snode{id: id, inc: r.incs[id], nextTick: r.s.Now() + 1 + r.rng.Int64N(sTick), sessions: map[int64]*ssession{}}
+	n := &snode{id: id, inc: r.incs[id], nextTick: r.s.Now() + 1 + r.rng.Int64N(sTick), sessions: map[int64]*ssession{},
+		rounds: map[uint64]simRound{}}
+	core, err := session.NewReplica(session.ReplicaConfig{Self: uint64(id), Tick: sTick * time.Millisecond,
+		Origin: vt(0), Table: simTable{r, id}, ReapEvery: sReapEvery * time.Millisecond})
+	if err != nil {
+		r.fail("session core: %v", err)
+	}
+	n.core = core
+	return n
+}
+
+// simTable is a peer's replicated session table as the core reads it
+// (coord's treeTable), with ExpireEarly's halved timeouts.
+type simTable struct {
+	r  *srunner
+	id zab.PeerID
+}
+
+func (t simTable) Sessions() []session.Entry {
+	var out []session.Entry
+	for _, s := range t.r.reps[t.id].tree.Sessions() {
+		out = append(out, session.Entry{ID: session.ID(s.ID), Timeout: t.r.trackTimeout(s.Timeout)})
+	}
+	return out
+}
+
+func (t simTable) Timeout(id session.ID) (time.Duration, bool) {
+	ms, ok := t.r.reps[t.id].tree.Session(int64(id))
+	return t.r.trackTimeout(ms), ok
 }
 
 func (r *srunner) running(id zab.PeerID) bool { return r.s.Node(id).Peer != nil }
@@ -534,7 +553,10 @@ func (r *srunner) step() {
 		if !r.running(id) {
 			continue
 		}
-		r.pollAcks(n)
+		r.pollRounds(n)
+		if now >= n.stallUntil && len(n.inbox) > 0 {
+			r.feed(n, nil)
+		}
 		if now >= n.nextTick {
 			n.nextTick = max(n.nextTick+sTick, now+1)
 			if now >= n.stallUntil {
@@ -556,7 +578,7 @@ func (r *srunner) step() {
 
 // --- the app-message network (heartbeats), beside zab's ---
 
-func (r *srunner) send(from, to zab.PeerID, m appMsg) {
+func (r *srunner) send(from, to zab.PeerID, m session.Message) {
 	if from == to {
 		panic("sim: local app message")
 	}
@@ -579,48 +601,155 @@ func (r *srunner) deliver(e *appEvent) {
 		heap.Push(&r.msgs, e)
 		return
 	}
-	if e.m.ack {
-		r.onHeartbeatAck(n, e.m)
-	} else {
-		r.onHeartbeat(n, e.from, e.m)
+	from, m := uint64(e.from), e.m
+	r.feed(n, func() { n.core.Receive(from, m, vt(r.s.Now())) })
+}
+
+// --- coord's maintenance goroutine, on virtual time ---
+
+// feed gives the core of n one input (nil: none) and carries out what it
+// asks, as coord's maintenance goroutine does; while that goroutine is
+// stalled the input waits in the inbox, in order.
+func (r *srunner) feed(n *snode, in func()) {
+	if in != nil {
+		n.inbox = append(n.inbox, in)
+	}
+	if r.s.Now() < n.stallUntil {
+		return
+	}
+	ins := n.inbox
+	n.inbox = nil
+	for _, f := range ins {
+		f()
+	}
+	r.step1(n)
+}
+
+// maintain is a tick of coord's maintenance goroutine: the queued inputs,
+// then a Tick with what zab says.
+func (r *srunner) maintain(n *snode) {
+	ss := r.s.Node(n.id).Peer.SoftState()
+	v := session.View{Leader: uint64(ss.Leader), Epoch: ss.Epoch, Serving: ss.Serving,
+		Leading: ss.Role == zab.RoleLeading && ss.Serving}
+	r.feed(n, func() { n.core.Tick(vt(r.s.Now()), v) })
+}
+
+// step1 carries out the core's Ready, as coord's step, deliver and act do,
+// until the core asks for nothing more.
+func (r *srunner) step1(n *snode) {
+	for {
+		rd := n.core.Ready()
+		if rd.IsEmpty() {
+			break
+		}
+		now := r.s.Now()
+		for _, oe := range rd.Events {
+			r.onEvent(n, oe)
+		}
+		r.refresh(n)
+		for _, ob := range rd.Messages {
+			r.send(n.id, zab.PeerID(ob.To), ob.Msg)
+		}
+		for _, e := range rd.Ended {
+			if s := n.sessions[int64(e.Session)]; s != nil {
+				r.finish(s, e.ByOwner)
+			}
+		}
+		for _, e := range rd.Expire {
+			r.expire(n, int64(e.Session), e.Epoch)
+		}
+		for _, rnd := range rd.Rounds {
+			if r.cfg.AckWithoutSync {
+				n.core.Confirmed(rnd.ID, true, vt(now))
+				continue
+			}
+			zid, err := r.s.Sync(n.id)
+			if err != nil {
+				n.core.Confirmed(rnd.ID, false, vt(now))
+				continue
+			}
+			n.rounds[rnd.ID] = simRound{zid: zid, deadline: now + int64(rnd.Timeout/time.Millisecond)}
+		}
+		if rd.Reap {
+			for _, p := range r.reps[n.id].tree.ReapCandidates(now) {
+				r.propose(n, 0, tree.Op{Type: tree.OpReap, Path: p}, 10*sSyncLimit, nil)
+			}
+		}
+	}
+	for _, s := range sortedSessions(n) {
+		r.checkNotExpiredEarly(s)
 	}
 }
 
-// --- coord's maintain loop, on virtual time ---
-
-func (r *srunner) maintain(n *snode) {
-	now := r.s.Now()
-	ss := r.s.Node(n.id).Peer.SoftState()
-	r.tickSessions(n, now, ss.Leader, ss.Serving)
-	leading := ss.Role == zab.RoleLeading && ss.Serving
-	expired := r.leaderTick(n, now, leading, ss.Epoch)
-	r.flushAcks(n)
-	for _, id := range expired {
-		r.expire(n, int64(id))
-	}
-	if leading && now >= n.nextReap {
-		n.nextReap = now + sReapEvery
-		for _, p := range r.reps[n.id].tree.ReapCandidates(now) {
-			r.propose(n, 0, tree.Op{Type: tree.OpReap, Path: p}, 10*sSyncLimit, nil)
+// refresh copies the core's view of n's sessions into them.
+func (r *srunner) refresh(n *snode) {
+	for id, s := range n.sessions {
+		if st, ok := n.core.Status(session.ID(id)); ok {
+			lease, end, _ := n.core.Lease(session.ID(id))
+			s.st, s.lease, s.leaseEnd = st, untime(lease), untime(end)
 		}
 	}
 }
 
+// onEvent delivers one event of the core to its session (coord's
+// deliverLocked): a Suspended or Lost breaks its leases.
+func (r *srunner) onEvent(n *snode, oe session.OwnerEvent) {
+	s := n.sessions[int64(oe.Session)]
+	if s == nil || s.closed {
+		return
+	}
+	ev := oe.Event
+	r.logf("client %d: session %x %s (%s, at %d)", s.client.id, s.id, ev.Type, ev.Cause, untime(ev.At))
+	s.st = ev.Type.Status()
+	if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
+		s.breaks++
+		r.onBreak(s.client, s, ev.Type == session.EventLost)
+	}
+	if ev.Type == session.EventLost {
+		s.lostAt = r.s.Now()
+		r.res.Lost++
+	}
+}
+
+// pollRounds reports the leadership rounds whose Sync finished (or whose
+// time ran out) to the core.
+func (r *srunner) pollRounds(n *snode) {
+	if len(n.rounds) == 0 {
+		return
+	}
+	sn := r.s.Node(n.id)
+	now := r.s.Now()
+	for _, id := range slices.Sorted(maps.Keys(n.rounds)) {
+		rnd := n.rounds[id]
+		res, ok := sn.Syncs[rnd.zid]
+		switch {
+		case ok:
+			delete(sn.Syncs, rnd.zid)
+		case now > rnd.deadline:
+		default:
+			continue
+		}
+		delete(n.rounds, id)
+		confirmed := ok && res.Err == nil
+		r.feed(n, func() { n.core.Confirmed(id, confirmed, vt(r.s.Now())) })
+	}
+}
+
 // expire is the leader's decision to expire a session, proposed as coord
-// does; the decision is checked against the owner's clock if and when the
+// does (only as the leader of the epoch that decided, unless CoordAsIs);
+// the decision is checked against the owner's clock if and when the
 // closeSession commits (a deposed leader that has not noticed yet decides
 // too, but cannot commit).
-func (r *srunner) expire(n *snode, sid int64) {
+func (r *srunner) expire(n *snode, sid int64, epoch uint32) {
 	r.res.Expired++
 	r.logf("node %d: leader expires session %x", n.id, sid)
 	if r.cfg.NoExpiry {
 		return
 	}
-	var guard uint32
-	if !r.cfg.CoordAsIs {
-		guard = r.s.Node(n.id).Peer.SoftState().Epoch
+	if r.cfg.CoordAsIs {
+		epoch = 0
 	}
-	p := r.proposeGuarded(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, guard, nil)
+	p := r.proposeGuarded(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, epoch, nil)
 	r.expiries[p.req.ReqID] = r.s.Now()
 }
 
@@ -639,89 +768,25 @@ func (r *srunner) expiryCommitted(sid, e int64) {
 // e, committed, the owner must have been Lost by e on its own clock: its
 // lease end (the documented bound Lease+Timeout-DriftMargin) at or before
 // e, or an earlier Lost. The owner's lease never moves back, so checking
-// after each of its inputs covers late acknowledgements too.
+// after each step of its core covers late acknowledgements too.
 func (r *srunner) checkNotExpiredEarly(o *ssession) {
 	e, ok := r.expiredAt[o.id]
 	if !ok || o.closing || !r.alive(o.node) || (o.lostAt >= 0 && o.lostAt <= e) {
 		return
 	}
-	if end := untime(o.state.LeaseEnd()); end > e {
+	if o.leaseEnd > e {
 		r.fail("session %x (client %d at node %d): a leader decided at %d to expire it (committed) while its owner's "+
-			"lease (from %d) runs to %d: the owner is not Lost yet", o.id, o.client.id, o.node.id, e,
-			untime(o.state.Lease()), end)
+			"lease (from %d) runs to %d: the owner is not Lost yet", o.id, o.client.id, o.node.id, e, o.lease, o.leaseEnd)
 	}
 }
 
-func (r *srunner) leaderTick(n *snode, now int64, leading bool, epoch uint32) []session.ID {
-	// coord resets only when it sees leading start; the fixed mirror also
-	// when the epoch changed between two ticks (a lost and regained
-	// leadership: the old tracker's touches and closing marks are stale).
-	newReign := !n.leading || (!r.cfg.CoordAsIs && epoch != n.epoch)
-	n.epoch = epoch
-	switch {
-	case leading && newReign:
-		tr, err := session.NewTracker(sTick*time.Millisecond, vt(now))
-		if err != nil {
-			r.fail("tracker: %v", err)
-			return nil
-		}
-		var entries []session.Entry
-		for _, s := range r.reps[n.id].tree.Sessions() {
-			entries = append(entries, session.Entry{ID: session.ID(s.ID), Timeout: r.trackTimeout(s.Timeout)})
-		}
-		if err := tr.Reset(entries, vt(now)); err != nil {
-			r.fail("tracker reset: %v", err)
-		}
-		n.tracker = tr
-		r.logf("node %d: leads, tracker reset with %d sessions", n.id, len(entries))
-	case !leading:
-		n.tracker = nil
-	}
-	n.leading = leading
-	if n.tracker == nil {
-		return nil
-	}
-	return n.tracker.Expired(vt(now))
-}
-
-// trackTimeout is the timeout the leader's tracker uses for a session.
+// trackTimeout is the timeout the core is told a session has.
 func (r *srunner) trackTimeout(ms int32) time.Duration {
 	d := time.Duration(ms) * time.Millisecond
 	if r.cfg.ExpireEarly {
 		d /= 2
 	}
 	return d
-}
-
-// tickSessions is coord's: leader loss, time, heartbeats for every session
-// of the node.
-func (r *srunner) tickSessions(n *snode, now int64, leader zab.PeerID, serving bool) {
-	for _, s := range sortedSessions(n) {
-		if s.closed {
-			continue
-		}
-		if !serving {
-			s.state.LeaderLost(vt(now))
-		}
-		s.state.Tick(vt(now))
-		send := serving && s.state.Status() != session.Lost && now >= s.nextHB
-		if send {
-			s.state.HeartbeatSent(vt(now))
-			s.nextHB = untime(s.state.NextHeartbeat(vt(now)))
-		}
-		if r.drain(s) {
-			r.finish(s, false)
-			continue
-		}
-		if send {
-			m := appMsg{session: s.id, sent: now}
-			if leader == n.id {
-				r.onHeartbeat(n, n.id, m)
-			} else {
-				r.send(n.id, leader, m)
-			}
-		}
-	}
 }
 
 func sortedSessions(n *snode) []*ssession {
@@ -733,135 +798,8 @@ func sortedSessions(n *snode) []*ssession {
 	return out
 }
 
-// onHeartbeat is the leader's side: refresh at once, acknowledge only after
-// a quorum round started after the heartbeat arrived.
-func (r *srunner) onHeartbeat(n *snode, from zab.PeerID, m appMsg) {
-	leading, alive := r.touchSession(n, m.session)
-	if !leading {
-		return
-	}
-	ack := appMsg{ack: true, session: m.session, sent: m.sent, ok: alive}
-	if !alive {
-		r.deliverAck(n, from, ack)
-		return
-	}
-	n.pending = append(n.pending, pendingHB{from: from, m: ack})
-	if r.cfg.AckWithoutSync {
-		r.deliverBatch(n)
-	}
-}
-
-func (r *srunner) touchSession(n *snode, sid int64) (leading, alive bool) {
-	if n.tracker == nil {
-		return false, false
-	}
-	now := vt(r.s.Now())
-	if n.tracker.Touch(session.ID(sid), now) {
-		return true, true
-	}
-	if info, ok := n.tracker.Lookup(session.ID(sid)); ok && info.Closing {
-		return true, false
-	}
-	if timeout, ok := r.reps[n.id].tree.Session(sid); ok {
-		_ = n.tracker.Add(session.ID(sid), r.trackTimeout(timeout), now)
-		return true, true
-	}
-	return true, false
-}
-
-func (r *srunner) deliverBatch(n *snode) {
-	batch := n.pending
-	n.pending = nil
-	for _, p := range batch {
-		r.deliverAck(n, p.from, p.m)
-	}
-}
-
-// flushAcks starts one leadership-confirming Sync for every heartbeat
-// queued before it (coord's flushAcks; the Sync runs on its own goroutine
-// there, polled by pollAcks here).
-func (r *srunner) flushAcks(n *snode) {
-	if n.acking || len(n.pending) == 0 {
-		return
-	}
-	n.ackBatch, n.pending = n.pending, nil
-	zid, err := r.s.Sync(n.id)
-	if err != nil {
-		n.ackBatch = nil
-		return
-	}
-	n.acking, n.ackZid, n.ackDeadline = true, zid, r.s.Now()+2*sSyncLimit
-}
-
-func (r *srunner) pollAcks(n *snode) {
-	if !n.acking {
-		return
-	}
-	sn := r.s.Node(n.id)
-	res, ok := sn.Syncs[n.ackZid]
-	if !ok {
-		if r.s.Now() > n.ackDeadline {
-			n.acking, n.ackBatch = false, nil
-		}
-		return
-	}
-	delete(sn.Syncs, n.ackZid)
-	n.acking = false
-	batch := n.ackBatch
-	n.ackBatch = nil
-	if res.Err != nil {
-		return
-	}
-	for _, p := range batch {
-		r.deliverAck(n, p.from, p.m)
-	}
-}
-
-func (r *srunner) deliverAck(n *snode, to zab.PeerID, ack appMsg) {
-	if to == n.id {
-		r.onHeartbeatAck(n, ack)
-		return
-	}
-	r.send(n.id, to, ack)
-}
-
-// onHeartbeatAck is the owner's side.
-func (r *srunner) onHeartbeatAck(n *snode, m appMsg) {
-	s := n.sessions[m.session]
-	if s == nil || s.closed {
-		return
-	}
-	now := vt(r.s.Now())
-	if m.ok {
-		s.state.HeartbeatAcked(vt(m.sent), now)
-	} else {
-		s.state.Expired(now)
-	}
-	if r.drain(s) {
-		r.finish(s, false)
-	}
-}
-
-// drain takes the state machine's events (coord's drainLocked): a
-// Suspended or Lost breaks the session's leases. It reports Lost.
-func (r *srunner) drain(s *ssession) (lost bool) {
-	for _, ev := range s.state.Events() {
-		r.logf("client %d: session %x %s (%s, at %d)", s.client.id, s.id, ev.Type, ev.Cause, untime(ev.At))
-		if ev.Type == session.EventSuspended || ev.Type == session.EventLost {
-			s.breaks++
-			r.onBreak(s.client, s, ev.Type == session.EventLost)
-		}
-		if ev.Type == session.EventLost {
-			lost = true
-			s.lostAt = r.s.Now()
-			r.res.Lost++
-		}
-	}
-	r.checkNotExpiredEarly(s)
-	return lost
-}
-
-// finish ends a session locally: its watches go, the node forgets it.
+// finish ends a session locally: its watches go, the node (and its core)
+// forget it.
 func (r *srunner) finish(s *ssession, closedByOwner bool) {
 	if s.closed {
 		return
@@ -879,31 +817,24 @@ func (r *srunner) finish(s *ssession, closedByOwner bool) {
 	}
 	s.watches = nil
 	delete(s.node.sessions, s.id)
+	n, id := s.node, session.ID(s.id)
+	r.feed(n, func() { n.core.Forget(id) })
 	r.logf("client %d: session %x ends (by owner: %v)", s.client.id, s.id, closedByOwner)
 }
 
-// onApply is coord's, for node n after its tree applied txn.
+// onApply is coord's, for node n after its tree applied txn: the session
+// txns go to the core.
 func (r *srunner) onApply(n *snode, txn tree.Txn, res tree.Result) {
 	if res.Err != nil || (res.Duplicate && !r.cfg.CoordAsIs) {
 		return
 	}
-	now := r.s.Now()
+	id := session.ID(txn.Op.Session)
 	switch txn.Op.Type {
 	case tree.OpCreateSession:
-		if n.tracker != nil {
-			_ = n.tracker.Add(session.ID(txn.Op.Session), r.trackTimeout(txn.Op.Timeout), vt(now))
-		}
+		timeout := r.trackTimeout(txn.Op.Timeout)
+		r.feed(n, func() { n.core.Created(id, timeout, vt(r.s.Now())) })
 	case tree.OpCloseSession:
-		if n.tracker != nil {
-			n.tracker.Remove(session.ID(txn.Op.Session))
-		}
-		if s := n.sessions[txn.Op.Session]; s != nil {
-			if !s.closing {
-				s.state.Expired(vt(now))
-				r.drain(s)
-			}
-			r.finish(s, s.closing)
-		}
+		r.feed(n, func() { n.core.Closed(id, vt(r.s.Now())) })
 	}
 }
 

@@ -79,31 +79,34 @@ func (r *srunner) openSession(cl *sclient) {
 				r.logf("client %d: createSession: %v", cl.id, err)
 				return
 			}
-			st, err := session.NewState(session.Config{Timeout: time.Duration(cl.timeout) * time.Millisecond}, vt(sent), vt(now))
-			if err != nil {
-				r.fail("session state: %v", err)
-				return
-			}
 			id := int64(z)
 			if res.Duplicate && !r.cfg.CoordAsIs {
 				id = r.sessOf[p.req.ReqID]
 			}
-			s := &ssession{id: id, timeout: cl.timeout, node: n, state: st, lostAt: -1, client: cl,
+			// coord's Node.Session registers the session, then hands it to
+			// the core (through the maintenance goroutine) and returns once
+			// the core has it.
+			s := &ssession{id: id, timeout: cl.timeout, node: n, st: session.Connected, lostAt: -1, client: cl,
 				ephemerals: map[string]bool{}}
-			s.nextHB = untime(st.NextHeartbeat(vt(now)))
 			n.sessions[s.id] = s
 			r.owners[s.id] = s
-			cl.sess = s
-			r.res.Sessions++
-			r.logf("client %d: session %x created", cl.id, s.id)
-			if r.drain(s) {
-				r.finish(s, false)
-			}
+			cl.busy = true
+			cfg := session.Config{Timeout: time.Duration(cl.timeout) * time.Millisecond}
+			r.feed(n, func() {
+				cl.busy = false
+				if err := n.core.Open(session.ID(id), cfg, vt(sent), vt(now)); err != nil {
+					r.fail("session core: open %x: %v", id, err)
+					return
+				}
+				cl.sess = s
+				r.res.Sessions++
+				r.logf("client %d: session %x created", cl.id, s.id)
+			})
 		})
 }
 
 // usable is coord's Session.usable.
-func (s *ssession) usable() bool { return !s.closed && s.state.Status() != session.Lost }
+func (s *ssession) usable() bool { return !s.closed && s.st != session.Lost }
 
 // write is coord's Session.write: refused once Lost, else proposed under
 // the session.
@@ -207,6 +210,8 @@ func (r *srunner) ephOp(cl *sclient) {
 	case n < 88:
 		// Close: coord's Session.Close.
 		s.closing = true
+		n, id := s.node, session.ID(s.id)
+		r.feed(n, func() { n.core.Closing(id) })
 		r.write(cl, tree.Op{Type: tree.OpCloseSession, Session: s.id}, sCallTimeout, func(_ tree.Result, err error) {
 			if err == nil || errors.Is(err, tree.ErrSessionExpired) {
 				r.finish(s, true)
@@ -237,9 +242,9 @@ func (r *srunner) checkFinal() {
 			live[s.id] = s
 			// Connected, or at least kept alive since heal (a short timeout
 			// may flap to Suspended and back on every heartbeat).
-			if st := s.state.Status(); st == session.Lost || untime(s.state.Lease()) <= r.healAt {
+			if st := s.st; st == session.Lost || s.lease <= r.healAt {
 				r.fail("after heal: session %x of client %d at node %d is %v, acknowledged last for a heartbeat "+
-					"sent at %d", s.id, s.client.id, id, st, untime(s.state.Lease()))
+					"sent at %d", s.id, s.client.id, id, st, s.lease)
 				return
 			}
 		}
