@@ -36,6 +36,7 @@ import (
 var runners = map[string]func(t *testing.T, bin string){
 	"config":     runConfig,
 	"coordctl":   runCoordctl,
+	"election":   runElection,
 	"hello":      runHello,
 	"lock":       runLock,
 	"quickstart": runQuickstart,
@@ -222,6 +223,22 @@ func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, n int, bound time.Durati
 	}
 }
 
+// waitAny waits until one of ps prints a line matching re and returns its
+// index and the match.
+func waitAny(t *testing.T, ps []*proc, re *regexp.Regexp, bound time.Duration) (int, []string) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		for i, p := range ps {
+			if m := re.FindStringSubmatch(p.out.String()); m != nil {
+				return i, m
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "no process printed a line matching %q within %v", re, bound)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // stop sends SIGINT (Ctrl-C) and checks that the process exits with status 0.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
@@ -341,6 +358,7 @@ func runQuickstart(t *testing.T, bin string) {
 	}{
 		{`(?m)^    nodes 1, 2 and 3 joined in .*; voters \[1 2 3\]; node \d leads epoch 1$`, 1},
 		{`(?m)  node \d holds the lock, fencing token \d+$`, 3},
+		{`(?m)  node 1 observes: node \d leads, token \d+$`, 3},
 		{`(?m)  node \d's Config shows color=green`, 3},
 		{`(?m)^    node 1's Group lists node-1, node-2, node-3$`, 1},
 		{`(?m)  node 1's Group lists node-\d, node-\d$`, 1},
@@ -419,4 +437,28 @@ func TestRunScript(t *testing.T) {
 	require.Equal(t, []string{"1", "2", "3"}, ids)
 	p.stop(t) // exit status 0: every node exited with 0
 	assert.NotContains(t, p.out.String(), "exited with status")
+}
+
+// runElection: one node leads and works; kill -9 of its process makes
+// another node lead (once the dead leader's session expired), and the
+// survivors observe the new leader.
+func runElection(t *testing.T, bin string) {
+	ps := cluster(t, "election", bin)
+	leads := regexp.MustCompile(`(?m)^node (\d): leads: doing the work$`)
+	i, m := waitAny(t, ps, leads, joinBound)
+	ps[i].waitFor(t, regexp.MustCompile(`(?m)^node \d: work item 1 done$`), 1, stepBound)
+	require.NoError(t, ps[i].cmd.Process.Kill())
+	killed := time.Now()
+	t.Logf("killed node %s, the leader", m[1])
+
+	survivors := slices.Delete(slices.Clone(ps), i, i+1)
+	j, m2 := waitAny(t, survivors, leads, stepBound)
+	require.NotEqual(t, m[1], m2[1])
+	t.Logf("node %s leads %v after the kill (the dead leader's session timeout is 2s)", m2[1], time.Since(killed).Round(time.Millisecond))
+	survivors[j].waitFor(t, regexp.MustCompile(`(?m)^node \d: work item 1 done$`), 1, stepBound)
+	observed := regexp.MustCompile(`(?m)^node \d: observes: node-` + m2[1] + ` leads \(token \d+\)$`)
+	for _, p := range survivors {
+		p.waitFor(t, observed, 1, stepBound)
+	}
+	stopAll(t, survivors)
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/coord-dev/coord/recipes"
 )
 
-var pace = flag.Duration("pace", time.Second, "pause between the steps of the story, and how long a lock or leadership is held (0: no pauses)")
+var pace = flag.Duration("pace", 1500*time.Millisecond, "pause between the steps of the story, and how long a lock or leadership is held (0: no pauses)")
 
 func main() {
 	flag.Parse()
@@ -58,6 +58,7 @@ func run() error {
 	// addresses, as three processes would; Join returns once synced with
 	// an elected leader.
 	fmt.Printf("\n1. Three nodes join through gossip and elect a leader\n")
+	say("each calls coord.Join with its NodeID, Voters [1 2 3] and the three gossip addresses as Seeds")
 	start := time.Now()
 	nodes, err := startCluster(ctx, dir, 3)
 	if err != nil {
@@ -144,42 +145,52 @@ func lockStep(ctx context.Context, sessions []*coord.Session) error {
 	return nil
 }
 
-// electionStep: the three campaign; the leader works, then resigns, and
-// the next candidate takes over.
+// electionStep: the three campaign for one job with Election.Run; node 1
+// follows the election with Observe. Each leader works a while and steps
+// down (Run then queues it again, behind the others), so leadership passes
+// from node to node.
 func electionStep(ctx context.Context, sessions []*coord.Session) error {
+	const dir = "/election/report-writer"
 	var elections []*recipes.Election
 	for i, s := range sessions {
-		elections = append(elections, recipes.NewElection(recipes.FixedSession(s), "/election/report-writer", fmt.Sprintf("node %d", i+1)))
+		elections = append(elections, recipes.NewElection(recipes.FixedSession(s), dir, fmt.Sprintf("node %d", i+1)))
 	}
-	leases := make(chan *recipes.Lease, len(elections))
-	cctx, cancel := context.WithCancel(ctx)
+	octx, stopObserving := context.WithCancel(ctx)
+	defer stopObserving()
+	leaders := elections[0].Observe(octx)
+	<-leaders // the state now: nobody leads
+	say("all three run for %s; node 1 observes it; each leader works %s, then steps down", dir, ms(*pace))
+	start := time.Now()
+	cctx, stopRunning := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	defer func() { stopRunning(); wg.Wait() }()
 	for _, e := range elections {
 		wg.Go(func() {
-			if l, err := e.Campaign(cctx, nil); err == nil {
-				leases <- l
-			}
+			_ = e.Run(cctx, nil, func(leading context.Context) error {
+				select { // the leader's work; leading ends if leadership may be lost
+				case <-time.After(*pace):
+				case <-leading.Done():
+				}
+				return nil
+			})
 		})
 	}
-	for range 2 {
-		lease := <-leases
-		if err := sessions[0].Sync(ctx); err != nil { // reads are local
-			return err
-		}
-		leader, err := elections[0].Leader(ctx)
-		if err != nil {
-			return err
-		}
-		name := leader.Name
-		say("node 1 asks who leads /election/report-writer: %s (the others wait their turn)", name)
-		time.Sleep(*pace) // the leader's work
-		say("%s resigns", name)
-		if err := lease.Release(ctx); err != nil {
-			return err
+	seen := map[string]bool{}
+	for len(seen) < len(elections) {
+		select {
+		case l, ok := <-leaders:
+			if !ok {
+				return errors.New("observing the election ended")
+			}
+			if l.Token != 0 && !seen[l.Name] {
+				seen[l.Name] = true
+				say("%6s  node 1 observes: %s leads, token %d", ms(time.Since(start)), l.Name, l.Token)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return nil // the last candidate stops campaigning
+	return nil
 }
 
 // configStep: node 2 changes a typed configuration; every node's Config
