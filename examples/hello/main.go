@@ -41,9 +41,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// The critical section. The write is fenced: it commits only while this
-	// lease's lock node exists. (Elsewhere, pass lease.Token() along.)
-	_, err = session.Multi(ctx, coord.CheckOp(lease.Path(), coord.AnyVersion),
+	// The critical section. The write is fenced: lease.Guard() makes the Multi
+	// commit only while this lease holds. (Elsewhere, pass lease.Token() on.)
+	_, err = session.Multi(ctx, lease.Guard(),
 		coord.CreateOp("/hello-", []byte(fmt.Sprint(*id)), coord.PersistentSequential))
 	fmt.Printf("node %d: held the lock, token %d, wrote: %v\n", *id, lease.Token(), err == nil)
 	lease.Release(ctx)

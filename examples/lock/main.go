@@ -31,20 +31,20 @@ func main() {
 		lock := recipes.NewLock(s, "/locks/counter", []byte(strconv.FormatUint(me.ID(), 10)))
 		for ctx.Err() == nil {
 			lease, err := lock.Acquire(ctx)
-			if err != nil { // Ctrl-C, or the session was Suspended while waiting
+			if err != nil { // Ctrl-C, or the session was lost
 				me.Printf("no lock: %v", err)
 				demo.Sleep(ctx, nil, time.Second)
 				continue
 			}
-			// The critical section. The write is fenced: the Multi commits
-			// only if the lease's lock node still exists, so a holder whose
-			// session expired while it was paused cannot overwrite the next
-			// holder's work. (An outside resource would instead refuse a
-			// lease.Token() lower than the highest one it has seen.)
+			// The critical section. The write is fenced: with lease.Guard()
+			// the Multi commits only while the lease's lock node exists, so a
+			// holder whose session expired while it was paused cannot
+			// overwrite the next holder's work. (An outside resource would
+			// instead refuse a lease.Token() lower than the highest it saw.)
 			data, st, err := s.Get(ctx, "/counter")
 			n, _ := strconv.Atoi(string(data))
 			if err == nil {
-				_, err = s.Multi(ctx, coord.CheckOp(lease.Path(), coord.AnyVersion),
+				_, err = s.Multi(ctx, lease.Guard(),
 					coord.SetOp("/counter", []byte(strconv.Itoa(n+1)), st.Version))
 			}
 			if err == nil {
