@@ -35,10 +35,12 @@
 // # The caller's duties
 //
 //   - Give every node a unique, stable NodeID and the same Voters (or
-//     BootstrapExpect) and Cluster; keep DataDir across restarts. A node
-//     that loses its DataDir must rejoin with a new id. To grow the
-//     cluster, start the new node as an observer (Role RoleObserver, the
-//     original Voters) and promote it with AddVoter once it has joined.
+//     BootstrapExpect) and Cluster; keep DataDir across restarts. A voter
+//     that lost its DataDir restarts empty and counts toward no quorum (its
+//     vote and acknowledgements are ignored) until it has synced from the
+//     established leader. To grow the cluster, start the new node as an
+//     observer (Role RoleObserver, the original Voters) and promote it with
+//     AddVoter once it has joined.
 //   - Use a SecretKey on any network that others can reach.
 //   - Pass contexts with deadlines: writes wait for a quorum and retry
 //     through elections until their context ends.

@@ -27,7 +27,7 @@ func main() {
 	cfg.Seeds = strings.Split(*seeds, ",")
 	cfg.GossipBindAddr = cfg.Seeds[*id-1] // this node's own gossip address
 	cfg.Voters = []uint64{1, 2, 3}
-	node, err := coord.Join(cfg) // returns once synced with an elected leader
+	node, err := coord.JoinContext(ctx, cfg) // waits for a quorum to elect a leader
 	if err != nil {
 		log.Fatal(err)
 	}
