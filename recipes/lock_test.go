@@ -252,55 +252,115 @@ func TestLockCancelLeavesNothing(t *testing.T) {
 	require.NoError(t, held.Release(ctx))
 }
 
-// holderCluster starts a cluster whose node h (the leader, or a follower)
-// holds the lock under dir; w is another node.
-func holderCluster(t *testing.T, which, dir string) (c *testCluster, h, w int, held *recipes.Lease, ctx context.Context) {
-	c = newCluster(t, 3)
-	ctx = testCtx(t, 30*time.Second)
-	h = leader(t, c.nodes)
-	if which == "follower" {
-		h = c.follower()
-	}
-	held, err := recipes.NewLock(session(t, c.nodes[h]), dir, nil).Acquire(ctx)
-	require.NoError(t, err)
-	return c, h, (h + 1) % 3, held, ctx
+// held is any lock recipe's held lease, for the tests they share.
+type held struct {
+	token     int64
+	done      <-chan struct{}
+	remaining func() time.Duration
+	release   func(context.Context) error
 }
 
-// TestLockHolderCrashStopped: the holder's node is crash-stopped (no
-// session close); the next waiter proceeds within the session timeout plus
-// 1s, whether the dead node was a follower or the leader.
-func TestLockHolderCrashStopped(t *testing.T) {
-	for _, which := range []string{"follower", "leader"} {
-		t.Run(which, func(t *testing.T) {
-			c, h, w, held, ctx := holderCluster(t, which, "/locks/crash")
-			got := make(chan *recipes.Lease, 1)
-			errc := make(chan error, 1)
-			wait := recipes.NewLock(session(t, c.nodes[w]), "/locks/crash", nil)
-			go func() {
-				l, err := wait.Acquire(ctx)
-				if err != nil {
-					errc <- err
-					return
-				}
-				got <- l
-			}()
-			requireQueued(t, c.nodes[w], "/locks/crash", 2)
-			start := time.Now()
-			c.nodes[h].Shutdown()
-			select {
-			case l := <-got:
-				took := time.Since(start)
-				t.Logf("waiter acquired %v after the holder's node (%s) stopped", took.Round(time.Millisecond), which)
-				require.Less(t, took, sessionTimeout+time.Second)
-				require.Greater(t, l.Token(), held.Token())
-				require.NoError(t, l.Release(ctx))
-			case err := <-errc:
-				t.Fatal(err)
-			case <-time.After(sessionTimeout + time.Second):
-				t.Fatalf("waiter still waiting %v after the holder's node stopped", sessionTimeout+time.Second)
-			}
-		})
+func fromLease(l *recipes.Lease, err error) (held, error) {
+	if err != nil {
+		return held{}, err
 	}
+	return held{token: l.Token(), done: l.Done(), remaining: l.Remaining, release: l.Release}, nil
+}
+
+// lockKind is one lock recipe: acquire returns a fresh value's acquisition
+// of the lock named dir; its contenders queue in dir+queue.
+type lockKind struct {
+	name    string
+	queue   string
+	acquire func(s *coord.Session, dir string) func(context.Context) (held, error)
+}
+
+var lockKinds = []lockKind{
+	{"Lock", "", func(s *coord.Session, dir string) func(context.Context) (held, error) {
+		l := recipes.NewLock(s, dir, nil)
+		return func(ctx context.Context) (held, error) { return fromLease(l.Acquire(ctx)) }
+	}},
+	{"RWLock", "", func(s *coord.Session, dir string) func(context.Context) (held, error) {
+		l := recipes.NewRWLock(s, dir, nil)
+		return func(ctx context.Context) (held, error) { return fromLease(l.Lock(ctx)) }
+	}},
+	{"Semaphore", "", func(s *coord.Session, dir string) func(context.Context) (held, error) {
+		l := recipes.NewSemaphore(s, dir, 1, nil)
+		return func(ctx context.Context) (held, error) { return fromLease(l.Acquire(ctx)) }
+	}},
+	{"MultiLock", "/a", func(s *coord.Session, dir string) func(context.Context) (held, error) {
+		l := recipes.NewMultiLock(s, []string{dir + "/b", dir + "/a"}, nil)
+		return func(ctx context.Context) (held, error) {
+			ml, err := l.Acquire(ctx)
+			if err != nil {
+				return held{}, err
+			}
+			return held{token: ml.Leases()[0].Token(), done: ml.Done(), remaining: ml.Remaining, release: ml.Release}, nil
+		}
+	}},
+	{"Election", "", func(s *coord.Session, dir string) func(context.Context) (held, error) {
+		e := recipes.NewElection(recipes.FixedSession(s), dir, "candidate")
+		return func(ctx context.Context) (held, error) { return fromLease(e.Campaign(ctx, nil)) }
+	}},
+}
+
+// eachHolderCase runs fn for every lock recipe, with the holder on a
+// follower and, for Lock, also on the leader: c is a fresh cluster whose
+// node h holds dir's lock (first), w another node.
+func eachHolderCase(t *testing.T, dir string, fn func(t *testing.T, k lockKind, c *testCluster, h, w int, first held, ctx context.Context)) {
+	for _, k := range lockKinds {
+		for _, which := range []string{"follower", "leader"} {
+			if which == "leader" && k.name != "Lock" {
+				continue // one engine: the leader case once
+			}
+			t.Run(k.name+"/"+which, func(t *testing.T) {
+				c := newCluster(t, 3)
+				ctx := testCtx(t, 30*time.Second)
+				h := leader(t, c.nodes)
+				if which == "follower" {
+					h = c.follower()
+				}
+				first, err := k.acquire(session(t, c.nodes[h]), dir)(ctx)
+				require.NoError(t, err)
+				fn(t, k, c, h, (h+1)%3, first, ctx)
+			})
+		}
+	}
+}
+
+// TestHolderCrashStopped: the holder's node is crash-stopped (no session
+// close); the next waiter proceeds within the session timeout plus 1s,
+// for every lock recipe, whether the dead node was a follower or the
+// leader.
+func TestHolderCrashStopped(t *testing.T) {
+	eachHolderCase(t, "/crash", func(t *testing.T, k lockKind, c *testCluster, h, w int, first held, ctx context.Context) {
+		got := make(chan held, 1)
+		errc := make(chan error, 1)
+		wait := k.acquire(session(t, c.nodes[w]), "/crash")
+		go func() {
+			l, err := wait(ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			got <- l
+		}()
+		requireQueued(t, c.nodes[w], "/crash"+k.queue, 2)
+		start := time.Now()
+		c.nodes[h].Shutdown()
+		select {
+		case l := <-got:
+			took := time.Since(start)
+			t.Logf("waiter acquired %v after the holder's node stopped", took.Round(time.Millisecond))
+			require.Less(t, took, sessionTimeout+time.Second)
+			require.Greater(t, l.token, first.token)
+			require.NoError(t, l.release(ctx))
+		case err := <-errc:
+			t.Fatal(err)
+		case <-time.After(sessionTimeout + time.Second):
+			t.Fatalf("waiter still waiting %v after the holder's node stopped", sessionTimeout+time.Second)
+		}
+	})
 }
 
 // requireQueued waits until dir lists n contenders on node.
@@ -312,86 +372,88 @@ func requireQueued(t *testing.T, node *coord.Node, dir string, n int) {
 	}, 5*time.Second, time.Millisecond, "%s never had %d contenders", dir, n)
 }
 
-// TestLockHolderPartitioned: the holder's node is cut off; its lease's Done
+// TestHolderPartitioned: the holder's node is cut off; its lease's Done
 // closes before anyone else acquires (the waiter gets in only once the
-// leader has expired the holder's session).
-func TestLockHolderPartitioned(t *testing.T) {
-	for _, which := range []string{"follower", "leader"} {
-		t.Run(which, func(t *testing.T) {
-			c, h, w, held, ctx := holderCluster(t, which, "/locks/part")
-			var doneAt, gotAt time.Time
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				<-held.Done()
-				doneAt = time.Now()
-			}()
-			wait := recipes.NewLock(session(t, c.nodes[w]), "/locks/part", nil)
-			var got *recipes.Lease
-			var gotErr error
-			go func() {
-				defer wg.Done()
-				got, gotErr = wait.Acquire(ctx)
-				gotAt = time.Now()
-			}()
-			requireQueued(t, c.nodes[w], "/locks/part", 2)
-			c.partition(h)
-			wg.Wait()
-			require.NoError(t, gotErr)
-			require.True(t, doneAt.Before(gotAt), "the holder's Done closed %v after the next holder acquired", doneAt.Sub(gotAt))
-			t.Logf("holder's Done closed %v before the waiter acquired", gotAt.Sub(doneAt).Round(time.Millisecond))
-			require.Zero(t, held.Remaining())
-			require.Greater(t, got.Token(), held.Token())
-			require.NoError(t, got.Release(ctx))
-			c.heal()
-		})
-	}
-}
-
-// TestLockAcrossLeaderFailover: contenders keep taking the lock while the
-// leader is crash-stopped; the lock never has two holders, tokens keep
-// increasing, and acquisitions resume under the new leader.
-func TestLockAcrossLeaderFailover(t *testing.T) {
-	c := newCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l := leader(t, c.nodes)
-	var res fenced
-	var after atomic.Int64 // acquisitions after the leader stopped
-	var stopped atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		node := c.nodes[(l+1+w%2)%3] // the two followers
-		lock := recipes.NewLock(session(t, node), "/locks/failover", nil)
-		wg.Add(1)
+// leader has expired the holder's session), for every lock recipe.
+func TestHolderPartitioned(t *testing.T) {
+	eachHolderCase(t, "/part", func(t *testing.T, k lockKind, c *testCluster, h, w int, first held, ctx context.Context) {
+		var doneAt, gotAt time.Time
+		var wg sync.WaitGroup
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			for after.Load() < 40 && ctx.Err() == nil {
-				lease, err := lock.Acquire(ctx)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if _, err := res.enter(lease.Token(), true); err != nil {
-					t.Error(err)
-				} else {
-					res.leave()
-				}
-				if stopped.Load() {
-					after.Add(1)
-				}
-				if err := lease.Release(ctx); err != nil && !errors.Is(err, recipes.ErrLeaseLost) {
-					t.Error(err)
-					return
-				}
-			}
+			<-first.done
+			doneAt = time.Now()
 		}()
+		wait := k.acquire(session(t, c.nodes[w]), "/part")
+		var got held
+		var gotErr error
+		go func() {
+			defer wg.Done()
+			got, gotErr = wait(ctx)
+			gotAt = time.Now()
+		}()
+		requireQueued(t, c.nodes[w], "/part"+k.queue, 2)
+		c.partition(h)
+		wg.Wait()
+		require.NoError(t, gotErr)
+		require.True(t, doneAt.Before(gotAt), "the holder's Done closed %v after the next holder acquired", doneAt.Sub(gotAt))
+		t.Logf("holder's Done closed %v before the waiter acquired", gotAt.Sub(doneAt).Round(time.Millisecond))
+		require.Zero(t, first.remaining())
+		require.Greater(t, got.token, first.token)
+		require.NoError(t, got.release(ctx))
+		c.heal()
+	})
+}
+
+// TestAcrossLeaderFailover: for every lock recipe (one holder at a time),
+// contenders on the followers keep taking the lock while the leader is
+// crash-stopped; it never has two holders, tokens keep increasing, and
+// acquisitions resume under the new leader.
+func TestAcrossLeaderFailover(t *testing.T) {
+	for _, k := range lockKinds {
+		t.Run(k.name, func(t *testing.T) {
+			c := newCluster(t, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			l := leader(t, c.nodes)
+			var res fenced
+			var after atomic.Int64 // acquisitions after the leader stopped
+			var stopped atomic.Bool
+			var wg sync.WaitGroup
+			for w := range 4 {
+				node := c.nodes[(l+1+w%2)%3] // the two followers
+				acquire := k.acquire(session(t, node), "/failover")
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for after.Load() < 40 && ctx.Err() == nil {
+						lease, err := acquire(ctx)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if _, err := res.enter(lease.token, true); err != nil {
+							t.Error(err)
+						} else {
+							res.leave()
+						}
+						if stopped.Load() {
+							after.Add(1)
+						}
+						if err := lease.release(ctx); err != nil && !errors.Is(err, recipes.ErrLeaseLost) {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			require.Eventually(t, res.seen, 10*time.Second, time.Millisecond)
+			c.nodes[l].Shutdown()
+			stopped.Store(true)
+			wg.Wait()
+			require.GreaterOrEqual(t, after.Load(), int64(40))
+			require.Equal(t, 1, res.most)
+		})
 	}
-	require.Eventually(t, res.seen, 10*time.Second, time.Millisecond)
-	c.nodes[l].Shutdown()
-	stopped.Store(true)
-	wg.Wait()
-	require.GreaterOrEqual(t, after.Load(), int64(40))
-	require.Equal(t, 1, res.most)
 }

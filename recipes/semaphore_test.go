@@ -150,33 +150,3 @@ func TestSemaphoreCancelLeavesNothing(t *testing.T) {
 		require.NoError(t, l.Release(ctx))
 	}
 }
-
-// TestSemaphoreHolderCrashStopped: a holder's node is crash-stopped while
-// every lease is held; a waiter gets its lease within the session timeout
-// plus 1s.
-func TestSemaphoreHolderCrashStopped(t *testing.T) {
-	c := newCluster(t, 3)
-	ctx := testCtx(t, 30*time.Second)
-	f := c.follower()
-	_, err := recipes.NewSemaphore(session(t, c.nodes[f]), "/sem/crash", 1, nil).Acquire(ctx)
-	require.NoError(t, err)
-	w := (f + 1) % 3
-	got := make(chan error, 1)
-	go func() {
-		l, err := recipes.NewSemaphore(session(t, c.nodes[w]), "/sem/crash", 1, nil).Acquire(ctx)
-		if err == nil {
-			err = l.Release(ctx)
-		}
-		got <- err
-	}()
-	requireQueued(t, c.nodes[w], "/sem/crash", 2)
-	start := time.Now()
-	c.nodes[f].Shutdown()
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-		t.Logf("waiter got a lease %v after the holder's node stopped", time.Since(start).Round(time.Millisecond))
-	case <-time.After(sessionTimeout + time.Second):
-		t.Fatal("waiter still waiting")
-	}
-}
