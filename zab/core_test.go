@@ -680,3 +680,28 @@ func TestClusterIDs(t *testing.T) {
 	}
 	require.Equal(t, RoleLooking, h.p.SoftState().Role, "elected by another cluster's votes")
 }
+
+// Two looking peers that do not count each other (an observer and a
+// removed voter) answered each other's identical votes without end: a
+// vote storm found by internal/sim seed 500372, which duplication made
+// grow without bound at one virtual instant. An uncounted peer's equal vote
+// is answered at most once a tick.
+func TestUncountedEqualVotesAnsweredOncePerTick(t *testing.T) {
+	h := newHarness(t, 4, []PeerID{1, 2}, nil)
+	h.drain()
+	v := h.p.el.vote
+	vote := Message{Type: MsgVote, From: 3, Leader: v.Leader, Zxid: v.Zxid, Epoch: v.Epoch, Round: h.p.el.round, State: RoleLooking}
+	h.step(vote)
+	msgs, _ := h.drain()
+	require.Len(t, only(msgs, MsgVote), 1, "the first is answered")
+	for range 5 {
+		h.step(vote)
+	}
+	msgs, _ = h.drain()
+	require.Empty(t, only(msgs, MsgVote), "answers to answers within the tick are not")
+	h.p.Tick()
+	h.drain()
+	h.step(vote)
+	msgs, _ = h.drain()
+	require.Len(t, only(msgs, MsgVote), 1, "a later tick answers again (the last answer may be lost)")
+}

@@ -340,14 +340,26 @@ func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint6
 // installSnapshot makes a SNAP from the leader durable: the snapshot first,
 // then an empty log whose base is the snapshot (wal's documented order).
 func (d *diskLog) installSnapshot(s Snapshot) error {
+	if err := d.saveSNAP(s); err != nil {
+		return err
+	}
+	return d.resetLog(s.Zxid)
+}
+
+// saveSNAP is installSnapshot's first step: the snapshot file.
+func (d *diskLog) saveSNAP(s Snapshot) error {
 	if err := d.markSync(s.Zxid.Epoch()); err != nil {
 		return err
 	}
 	if _, err := d.snaps.Write(uint64(s.Zxid), snapshotWriter(s.Voters, s.Data)); err != nil {
 		return fmt.Errorf("zab: saving SNAP at %v: %w", s.Zxid, err)
 	}
-	return d.wal.Reset(uint64(s.Zxid))
+	return nil
 }
+
+// resetLog is installSnapshot's second step: an empty log based at the
+// snapshot.
+func (d *diskLog) resetLog(base Zxid) error { return d.wal.Reset(uint64(base)) }
 
 // saveSnapshot stores a snapshot taken locally and purges what the retained
 // snapshots no longer need. It runs on the snapshotter goroutine.

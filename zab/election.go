@@ -33,6 +33,7 @@ type election struct {
 	vote       vote   // current (or, outside LOOKING, decided) vote
 	recv       map[PeerID]vote
 	ooe        map[PeerID]notification // votes of peers out of election
+	answered   map[PeerID]uint64       // tick+1 we last answered an uncounted peer's equal vote
 	candidate  bool                    // this round we may lead (see mayLead)
 	finalizeAt uint64                  // 0: not finalizing
 	resendAt   uint64
@@ -62,6 +63,7 @@ func (p *Peer) becomeLooking() {
 	p.logger.Info("zab: looking for a leader", "round", p.el.round, "last", p.log.last())
 	p.el.recv = map[PeerID]vote{}
 	p.el.ooe = map[PeerID]notification{}
+	p.el.answered = map[PeerID]uint64{}
 	p.el.finalizeAt = 0
 	p.el.candidate = p.mayLead()
 	p.el.vote = p.initialVote()
@@ -159,7 +161,11 @@ func (p *Peer) stepLooking(m Message) {
 		replied = true
 	}
 	if !counted {
-		if !replied {
+		// At most once a tick for the same vote: two peers that do not
+		// count each other (an observer and a removed voter) would
+		// otherwise answer each other's answers without end.
+		if !replied && (n.vote != p.el.vote || p.el.answered[m.From] != p.now+1) {
+			p.el.answered[m.From] = p.now + 1
 			p.send(p.voteMsg(m.From))
 		}
 		return

@@ -3,6 +3,7 @@ package zab
 import (
 	"container/heap"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -110,7 +111,9 @@ type SimNode struct {
 	// wait in backlog, requests in deferred, and of the ticks that fire
 	// only one is kept (like a time.Ticker's channel).
 	inflight    *Ready
-	early       []PeerID // unreachable peers found sending the inflight PROPOSALs
+	exec        *Executor // this incarnation's (the shared Ready executor)
+	confs       []Zxid    // configuration entries of the Ready being finished
+	disk        simDisk
 	pausedUntil int64
 	backlog     []Message
 	deferred    []simRequest
@@ -120,6 +123,8 @@ type SimNode struct {
 	stallUntil  int64     // no ticks until then (a stopped clock)
 	armed       diskFault // what happens to the next persisting Ready
 	armedMin    int       // ... that has at least this many records
+	armedSnap   bool      // ... that installs a SNAP
+	armedKeep   int       // ... keeping this many records (negative: drawn from the seed)
 	inc         uint64    // incarnation: bumped by every crash
 }
 
@@ -150,11 +155,6 @@ type SimStateMachine struct {
 }
 
 func (s *SimStateMachine) apply(e Entry) {
-	if e.IsConfig() {
-		// zab's own, not the state machine's (as Node does).
-		s.Last = e.Zxid
-		return
-	}
 	h := fnv.New64a()
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], s.Digest)
@@ -241,7 +241,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	for _, id := range append(slices.Clone(voters), observers...) {
 		pc := cfg.Peer
 		pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, voters, observers, cfg.Seed, nil
-		n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc}
+		n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc, armedKeep: -1}
 		if cfg.Storage != nil {
 			if st := cfg.Storage(id); st != nil {
 				n.Storage = st
@@ -259,6 +259,11 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 }
 
 func (s *Sim) start(n *SimNode) error {
+	// A crash between a SNAP's two steps is resolved as the data
+	// directory's recovery does.
+	if n.Storage.RecoverSnapshot() {
+		s.fault(n.ID, "restart: snapshot newer than the log (crash inside a SNAP install): log dropped")
+	}
 	snap, _ := n.Storage.Snapshot()
 	n.SM = decodeSM(snap.Data)
 	n.prevSnap = snap.Zxid
@@ -274,6 +279,13 @@ func (s *Sim) start(n *SimNode) error {
 		return err
 	}
 	n.Peer = p
+	n.disk = simDisk{st: n.Storage, budget: -1}
+	n.exec = NewExecutor(ExecutorConfig{
+		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
+		OnProposal: func(r ProposalResult, _ any) { n.Proposals[r.ID] = r },
+		OnSync:     func(r SyncResult) { s.syncDone(n, r) },
+		Applied:    snap.Zxid,
+	})
 	s.process(n)
 	return nil
 }
@@ -321,6 +333,14 @@ func (s *Sim) send(m Message) bool {
 	return true
 }
 
+// sendErr is send for the executor: a full link queue is ErrQueueFull.
+func (s *Sim) sendErr(m Message) error {
+	if !s.send(m) {
+		return ErrQueueFull
+	}
+	return nil
+}
+
 // process runs the driver loop of n until its Ready is empty (or the driver
 // blocks on a slow fsync).
 func (s *Sim) process(n *SimNode) {
@@ -332,24 +352,24 @@ func (s *Sim) process(n *SimNode) {
 			}
 			s.leaders[st.Epoch] = n.ID
 		}
+		// The shared executor's order: the leader's PROPOSALs first, then
+		// the write, then the rest.
+		n.exec.SendEarly(rd)
 		if persists(rd) {
-			if f := n.armed; f != diskOK && s.records(n, rd) >= n.armedMin {
+			if f := n.armed; f != diskOK && s.records(n, rd) >= n.armedMin && (!n.armedSnap || rd.Snapshot != nil) {
 				n.armed = diskOK
-				s.sendProposals(rd)
 				s.tear(n, rd, f)
 				return
 			}
 			if s.now < n.slowUntil && n.fsyncDelay > 0 {
-				// A slow fsync: like coord's driver, the leader's
-				// PROPOSALs go out first; everything else waits for the
-				// write, and the driver takes in nothing meanwhile.
-				n.early = s.sendProposals(rd)
+				// A slow fsync: everything else waits for the write, and
+				// the driver takes in nothing meanwhile.
 				n.inflight = &rd
 				s.push(event{at: s.now + n.fsyncDelay, wake: n.ID, kind: wakeFsync, inc: n.inc})
 				return
 			}
 		}
-		s.finish(n, rd, false)
+		s.finish(n, rd)
 	}
 }
 
@@ -358,159 +378,131 @@ func persists(rd Ready) bool {
 	return rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
 }
 
-// sendProposals sends rd's PROPOSALs and INFORMs, which a driver may send
-// before its own write (see Node.handleReady); it returns the peers whose
-// queue was full.
-func (s *Sim) sendProposals(rd Ready) []PeerID {
-	var unreachable []PeerID
-	for _, m := range rd.Messages {
-		if m.Type == MsgProposal || m.Type == MsgInform {
-			if !s.send(m) && !slices.Contains(unreachable, m.To) {
-				unreachable = append(unreachable, m.To)
-			}
+// finish carries out rd after SendEarly: the write, then the rest
+// (Executor.Persist and Finish), then the driver's snapshot.
+func (s *Sim) finish(n *SimNode, rd Ready) {
+	if err := n.exec.Persist(rd); err != nil {
+		s.fail(fmt.Errorf("peer %d: persist: %w", n.ID, err))
+	}
+	// Configuration entries (zab's own: the executor does not apply them)
+	// move the applied zxid too, and every peer must hold them at the same
+	// point of the history: simApplier checks each before the next entry.
+	n.confs = n.confs[:0]
+	for _, e := range rd.CommittedEntries {
+		if e.IsConfig() {
+			n.confs = append(n.confs, e.Zxid)
 		}
 	}
-	return unreachable
+	if err := n.exec.Finish(rd); err != nil {
+		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
+	}
+	s.checkConfs(n, ^Zxid(0))
+	n.SM.Last = n.exec.Applied()
+	s.maybeSnapshot(n)
 }
 
-// finish carries out rd after the Ready call: persist, send (all, or, if
-// early, all but the PROPOSALs sent before the write), apply, report,
-// Advance.
-func (s *Sim) finish(n *SimNode, rd Ready, early bool) {
-	p := n.Peer
-	// 1. persist
-	if rd.Snapshot != nil {
-		n.Storage.ApplySnapshot(*rd.Snapshot)
+// simApplier is a simulated peer's state machine as the executor sees it:
+// it checks that every peer reaches the same state after each zxid.
+type simApplier struct {
+	s *Sim
+	n *SimNode
+}
+
+func (a simApplier) Apply(e Entry) any {
+	s, n := a.s, a.n
+	s.checkConfs(n, e.Zxid)
+	n.SM.apply(e)
+	s.check(n, e.Zxid, n.SM.Digest)
+	return nil
+}
+
+func (a simApplier) Restore(snap Snapshot) error {
+	a.n.SM = decodeSM(snap.Data)
+	return nil
+}
+
+// checkConfs checks the configuration entries of the Ready being finished
+// that come before z: the state after each is the state now.
+func (s *Sim) checkConfs(n *SimNode, z Zxid) {
+	for len(n.confs) > 0 && n.confs[0] < z {
+		s.check(n, n.confs[0], n.SM.Digest)
+		n.confs = n.confs[1:]
 	}
-	if rd.Truncate {
-		if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
-			s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
-		}
+}
+
+// check records the state digest d of peer n right after zxid z, or
+// compares it with the one first seen there.
+func (s *Sim) check(n *SimNode, z Zxid, d uint64) {
+	s.maxApplied = max(s.maxApplied, z)
+	if h, ok := s.history[z]; !ok {
+		s.history[z] = d
+	} else if h != d {
+		s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, z))
 	}
-	if err := n.Storage.Append(rd.Entries); err != nil {
-		s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
+}
+
+// syncDone records a completed Sync and checks it covers what it must.
+func (s *Sim) syncDone(n *SimNode, r SyncResult) {
+	if r.Err == nil && r.Zxid > n.exec.Applied() {
+		s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.exec.Applied()))
 	}
-	if !rd.HardState.IsEmpty() {
-		n.Storage.SetHardState(rd.HardState)
+	if f, ok := n.syncFloor[r.ID]; ok && r.Err == nil && r.Zxid < f {
+		s.fail(fmt.Errorf("peer %d: sync %d done at %v, missing %v applied before it started", n.ID, r.ID, r.Zxid, f))
 	}
-	// 2. send
-	var unreachable []PeerID
-	if early {
-		unreachable, n.early = n.early, nil
-	}
-	for _, m := range rd.Messages {
-		if early && (m.Type == MsgProposal || m.Type == MsgInform) {
-			continue
-		}
-		if !s.send(m) && !slices.Contains(unreachable, m.To) {
-			unreachable = append(unreachable, m.To)
-		}
-	}
-	// 3. apply
-	if rd.Snapshot != nil {
-		n.SM = decodeSM(rd.Snapshot.Data)
-	}
-	for _, e := range rd.CommittedEntries {
-		if e.Zxid <= n.SM.Last {
-			s.fail(fmt.Errorf("peer %d: applies %v after %v", n.ID, e.Zxid, n.SM.Last))
-		}
-		n.SM.apply(e)
-		s.maxApplied = max(s.maxApplied, e.Zxid)
-		if d, ok := s.history[e.Zxid]; !ok {
-			s.history[e.Zxid] = n.SM.Digest
-		} else if d != n.SM.Digest {
-			s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, e.Zxid))
-		}
-	}
-	// 4. report
-	for _, r := range rd.Proposals {
-		n.Proposals[r.ID] = r
-	}
-	for _, r := range rd.Syncs {
-		if r.Err == nil && r.Zxid > n.SM.Last {
-			s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.SM.Last))
-		}
-		if f, ok := n.syncFloor[r.ID]; ok && r.Err == nil && r.Zxid < f {
-			s.fail(fmt.Errorf("peer %d: sync %d done at %v, missing %v applied before it started", n.ID, r.ID, r.Zxid, f))
-		}
-		delete(n.syncFloor, r.ID)
-		n.Syncs[r.ID] = r
-	}
-	p.Advance()
-	for _, id := range unreachable {
-		p.ReportUnreachable(id)
-	}
-	s.maybeSnapshot(n)
+	delete(n.syncFloor, r.ID)
+	n.Syncs[r.ID] = r
 }
 
 // tear ends n in the middle of persisting rd: a crash (f == diskCrash) or
 // a failed fsync after which the driver stops the node (diskError). The
-// driver writes rd's records in order (snapshot, truncation, entries, then
-// acceptedEpoch and currentEpoch) and a torn log tail is cut on recovery,
-// so what survives is a prefix of them, drawn from the seed: nothing (the
-// fsync never happened), a part, or all of it (the write completed but no
-// message left). Either way none of rd's messages but the PROPOSALs went
-// out, and nothing was applied.
+// executor writes rd's records in its order (Executor.Persist) and a torn
+// log tail is cut on recovery, so what survives is a prefix of them, drawn
+// from the seed: nothing (the fsync never happened), a part, or all of it
+// (the write completed but no message left). Either way none of rd's
+// messages but the PROPOSALs went out, and nothing was applied.
 func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
 	if s.OnCrash != nil {
 		s.OnCrash(n.ID)
 	}
-	old, _ := n.Storage.InitialState()
-	hs := rd.HardState
 	recs := s.records(n, rd)
-	accepted := !hs.IsEmpty() && hs.AcceptedEpoch != old.AcceptedEpoch
-	current := !hs.IsEmpty() && hs.CurrentEpoch != old.CurrentEpoch
 	var keep int
-	switch s.rng.IntN(3) {
-	case 0: // nothing reached the disk
-	case 1:
-		keep = recs
+	switch {
+	case n.armedKeep >= 0:
+		keep = min(n.armedKeep, recs)
 	default:
-		keep = s.rng.IntN(recs + 1)
-	}
-	kept := keep
-	if rd.Snapshot != nil && keep > 0 {
-		n.Storage.ApplySnapshot(*rd.Snapshot)
-		keep--
-	}
-	if rd.Truncate && keep > 0 {
-		if err := n.Storage.TruncateAfter(rd.TruncateAfter); err != nil {
-			s.fail(fmt.Errorf("peer %d: truncate: %w", n.ID, err))
+		switch s.rng.IntN(3) {
+		case 0: // nothing reached the disk
+		case 1:
+			keep = recs
+		default:
+			keep = s.rng.IntN(recs + 1)
 		}
-		keep--
 	}
-	if k := min(keep, len(rd.Entries)); k > 0 {
-		if err := n.Storage.Append(rd.Entries[:k]); err != nil {
-			s.fail(fmt.Errorf("peer %d: append: %w", n.ID, err))
-		}
-		keep -= k
+	n.armedKeep, n.armedSnap = -1, false
+	n.disk.budget = keep
+	err := n.exec.Persist(rd)
+	n.disk.budget = -1
+	if err != nil && !errors.Is(err, errSimCrash) {
+		s.fail(fmt.Errorf("peer %d: persist: %w", n.ID, err))
 	}
-	if accepted && keep > 0 {
-		old.AcceptedEpoch = hs.AcceptedEpoch
-		keep--
-	}
-	if current && keep > 0 {
-		old.CurrentEpoch = hs.CurrentEpoch
-	}
-	n.Storage.SetHardState(old)
 	what := "crashed while persisting"
 	if f == diskError {
 		what = "fsync failed, node stopped,"
 	}
 	s.fault(n.ID, fmt.Sprintf("%s: %d of %d records durable (snapshot=%v truncate=%v entries=%d hardstate=%+v)",
-		what, kept, recs, rd.Snapshot != nil, rd.Truncate, len(rd.Entries), hs))
+		what, keep, recs, rd.Snapshot != nil, rd.Truncate, len(rd.Entries), rd.HardState))
 	s.Crash(n.ID)
 }
 
-// records counts the records persisting rd writes, in the order a driver
-// writes them: snapshot, truncation, each entry, acceptedEpoch,
+// records counts the records persisting rd writes, in the executor's order:
+// snapshot, emptied log, truncation, each entry, acceptedEpoch,
 // currentEpoch.
 func (s *Sim) records(n *SimNode, rd Ready) int {
 	old, _ := n.Storage.InitialState()
 	hs := rd.HardState
 	recs := len(rd.Entries)
 	if rd.Snapshot != nil {
-		recs++
+		recs += 2 // the snapshot, then the emptied log
 	}
 	if rd.Truncate {
 		recs++
@@ -613,7 +605,16 @@ func (s *Sim) armDisk(id PeerID, f diskFault, minRecords int) {
 		s.tear(n, rd, f)
 		return
 	}
-	n.armed, n.armedMin = f, minRecords
+	n.armed, n.armedMin, n.armedSnap, n.armedKeep = f, minRecords, false, -1
+}
+
+// CrashInSnapInstall makes peer id crash while it persists the next SNAP
+// it receives, with keep of that Ready's records durable (see records: 1
+// keeps the snapshot without emptying the log, the state a crash between
+// the two steps of the install leaves). Restart it as after Crash.
+func (s *Sim) CrashInSnapInstall(id PeerID, keep int) {
+	n := s.nodes[id]
+	n.armed, n.armedMin, n.armedSnap, n.armedKeep = diskCrash, 0, true, keep
 }
 
 // Pause stops peer id's process for d units of virtual time (a long GC or
@@ -658,7 +659,7 @@ func (s *Sim) TickBurst(id PeerID, k int) {
 // the middle of a write or fsync failure.
 func (s *Sim) ClearDiskFaults(id PeerID) {
 	n := s.nodes[id]
-	n.slowUntil, n.fsyncDelay, n.armed = 0, 0, diskOK
+	n.slowUntil, n.fsyncDelay, n.armed, n.armedSnap = 0, 0, diskOK, false
 }
 
 // Blocked reports whether peer id's driver is blocked (a slow fsync in
@@ -716,7 +717,7 @@ func (s *Sim) Step() bool {
 		if e.kind == wakeFsync && n.inflight != nil {
 			rd := *n.inflight
 			n.inflight = nil
-			s.finish(n, rd, true)
+			s.finish(n, rd)
 		}
 		s.release(n)
 		return true
@@ -859,8 +860,11 @@ func (s *Sim) Crash(id PeerID) {
 	}
 	n.Peer = nil
 	n.inc++
-	n.inflight, n.early, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
-	n.pausedUntil, n.armed = 0, diskOK
+	n.inflight, n.exec, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
+	n.pausedUntil = 0
+	if !n.armedSnap {
+		n.armed = diskOK // a crash armed for the next SNAP outlives restarts
+	}
 	delete(s.dirty, id)
 }
 
@@ -874,7 +878,7 @@ func (s *Sim) AddPeer(id PeerID, voters []PeerID) error {
 	}
 	pc := s.cfg.Peer
 	pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, slices.Clone(voters), nil, s.cfg.Seed, nil
-	n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc}
+	n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc, armedKeep: -1}
 	s.nodes[id] = n
 	s.ids = append(s.ids, id)
 	if err := s.start(n); err != nil {
@@ -946,4 +950,80 @@ func (s *Sim) ProposeConfig(id PeerID, cc ConfChange) (uint64, error) {
 	err := n.Peer.ProposeConfig(n.nextReq, cc)
 	s.dirty[id] = true
 	return n.nextReq, err
+}
+
+// errSimCrash ends a write the simulator tears (see Sim.tear).
+var errSimCrash = errors.New("zab: simulated crash in the middle of a write")
+
+// simDisk is a simulated peer's LogWriter: its MemoryStorage, which is what
+// survives a crash, and a budget of records after which the write in
+// progress is cut (a crash or failed fsync in its middle). Records, as the
+// data directory writes them: a SNAP's snapshot, the emptied log, a
+// truncation, each entry, acceptedEpoch, currentEpoch.
+type simDisk struct {
+	st     *MemoryStorage
+	budget int // records left before the cut; negative: none planned
+}
+
+// take returns how many of n records are written before the cut.
+func (d *simDisk) take(n int) int {
+	if d.budget < 0 {
+		return n
+	}
+	k := min(n, d.budget)
+	d.budget -= k
+	return k
+}
+
+func (d *simDisk) SaveSnapshot(s Snapshot) error {
+	if d.take(1) < 1 {
+		return errSimCrash
+	}
+	return d.st.SaveSnapshot(s)
+}
+
+func (d *simDisk) ResetLog(base Zxid) error {
+	if d.take(1) < 1 {
+		return errSimCrash
+	}
+	return d.st.ResetLog(base)
+}
+
+func (d *simDisk) TruncateAfter(z Zxid) error {
+	if d.take(1) < 1 {
+		return errSimCrash
+	}
+	return d.st.TruncateAfter(z)
+}
+
+func (d *simDisk) Append(ents []Entry) error {
+	k := d.take(len(ents))
+	if err := d.st.Append(ents[:k]); err != nil {
+		return err
+	}
+	if k < len(ents) {
+		return errSimCrash
+	}
+	return nil
+}
+
+func (d *simDisk) SetHardState(hs HardState) error {
+	old, _ := d.st.InitialState()
+	n := 0
+	if hs.AcceptedEpoch != old.AcceptedEpoch {
+		n++
+	}
+	if hs.CurrentEpoch != old.CurrentEpoch {
+		n++
+	}
+	k := d.take(n)
+	if k == n {
+		return d.st.SetHardState(hs)
+	}
+	if k > 0 { // acceptedEpoch first, as the data directory writes them
+		w := hs
+		w.CurrentEpoch = old.CurrentEpoch
+		_ = d.st.SetHardState(w)
+	}
+	return errSimCrash
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,16 +115,13 @@ type Node struct {
 	// Owned by run.
 	nextID    uint64
 	pending   map[uint64]*request
-	resps     []appliedResp // responses of the entries the current Ready applied
-	applied   Zxid
-	sinceSnap int
+	exec      *Executor
+	snapFrom  uint64 // exec.Entries() when the last snapshot started
 	snapping  bool
 	snapshots int
 	prevSnap  Zxid
 	snapWG    sync.WaitGroup
 	busy      busyMeter
-	// unreachable collects peers whose send queue was full in a Ready.
-	unreachable []PeerID
 }
 
 type request struct {
@@ -199,6 +195,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		// Request ids must increase across restarts: start from the clock.
 		nextID: uint64(time.Now().UnixNano()),
 	}
+	var applied Zxid
 	if cfg.DataDir != "" {
 		d, err := openDiskLog(cfg.DataDir, cfg.Cluster, cfg.Core.ID, cfg.SnapshotRetain, n.log)
 		if d != nil {
@@ -219,13 +216,13 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			}
 		}
 		n.disk = d
-		n.applied, n.prevSnap = snap.Zxid, snap.Zxid
+		applied, n.prevSnap = snap.Zxid, snap.Zxid
 	} else {
 		n.log.Warn("zab: no DataDir: running in memory, nothing survives a restart")
 	}
 	core := cfg.Core
 	core.Storage = n.mem
-	core.Applied = n.applied
+	core.Applied = applied
 	p, err := NewPeer(core)
 	if err != nil {
 		if n.disk != nil {
@@ -234,6 +231,14 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.peer = p
+	n.exec = NewExecutor(ExecutorConfig{
+		Peer: p, Log: nodeLog{disk: n.disk, mem: n.mem}, Send: n.send, StateMachine: cfg.StateMachine,
+		OnProposal: func(r ProposalResult, resp any) {
+			n.complete(r.ID, result{zxid: r.Zxid, resp: resp, err: r.Err})
+		},
+		OnSync:  func(r SyncResult) { n.complete(r.ID, result{zxid: r.Zxid, err: r.Err}) },
+		Applied: applied,
+	})
 	n.publish()
 	go n.run()
 	return n, nil
@@ -423,17 +428,11 @@ func (n *Node) run() {
 			break
 		}
 		for n.peer.HasReady() {
-			if err := n.handleReady(n.peer.Ready()); err != nil {
+			if err := n.exec.Execute(n.peer.Ready()); err != nil {
 				fatal = err
-				n.log.Error("zab: fatal storage error", "err", err)
+				n.log.Error("zab: fatal error carrying out a Ready", "err", err)
 				return
 			}
-			n.peer.Advance()
-			// A full queue pauses streaming to that peer until it answers.
-			for _, id := range n.unreachable {
-				n.peer.ReportUnreachable(id)
-			}
-			n.unreachable = n.unreachable[:0]
 		}
 		n.maybeSnapshot()
 		n.publish()
@@ -466,14 +465,14 @@ func (n *Node) step(m Message) {
 	}
 }
 
-// send hands m to the transport, noting peers whose queue is full.
-func (n *Node) send(m Message) {
-	if err := n.cfg.Transport.Send(m); err != nil {
-		if errors.Is(err, ErrQueueFull) && !slices.Contains(n.unreachable, m.To) {
-			n.unreachable = append(n.unreachable, m.To)
-		}
+// send hands m to the transport (the executor notes the peers whose queue
+// is full).
+func (n *Node) send(m Message) error {
+	err := n.cfg.Transport.Send(m)
+	if err != nil {
 		n.log.Debug("zab: send", "to", m.To, "type", m.Type, "err", err)
 	}
+	return err
 }
 
 // syncCall adapts Peer.Sync to submit's shape.
@@ -511,107 +510,6 @@ func (n *Node) submit(req *request, call func(uint64, *request) error) {
 	n.pending[id] = req
 }
 
-func (n *Node) handleReady(rd Ready) error {
-	// A leader's PROPOSALs promise nothing about its own log (the core
-	// counts the leader in a quorum only once its copy is durable), so they
-	// go out first: followers write while the leader does.
-	for _, m := range rd.Messages {
-		if m.Type == MsgProposal || m.Type == MsgInform {
-			n.send(m)
-		}
-	}
-	// 1. Persist, in one durable write.
-	if rd.Snapshot != nil {
-		if n.disk != nil {
-			if err := n.disk.installSnapshot(*rd.Snapshot); err != nil {
-				return err
-			}
-		}
-		n.mem.ApplySnapshot(*rd.Snapshot)
-	}
-	if rd.Truncate {
-		if n.disk != nil {
-			if err := n.disk.truncateAfter(rd.TruncateAfter); err != nil {
-				return err
-			}
-		}
-		if err := n.mem.TruncateAfter(rd.TruncateAfter); err != nil {
-			return err
-		}
-	}
-	if len(rd.Entries) > 0 {
-		if err := n.mem.Append(rd.Entries); err != nil {
-			return err
-		}
-	}
-	if n.disk != nil {
-		if err := n.disk.persist(rd.Entries, rd.HardState); err != nil {
-			return err
-		}
-	}
-	if !rd.HardState.IsEmpty() {
-		n.mem.SetHardState(rd.HardState)
-	}
-	// 2. Send the rest, now that what they promise is durable.
-	for _, m := range rd.Messages {
-		if m.Type != MsgProposal && m.Type != MsgInform {
-			n.send(m)
-		}
-	}
-	// 3. Apply.
-	if rd.Snapshot != nil {
-		if err := n.cfg.StateMachine.Restore(*rd.Snapshot); err != nil {
-			return fmt.Errorf("zab: restoring snapshot %v: %w", rd.Snapshot.Zxid, err)
-		}
-		n.applied = rd.Snapshot.Zxid
-	}
-	n.resps = n.resps[:0]
-	for _, e := range rd.CommittedEntries {
-		if e.Zxid <= n.applied {
-			continue
-		}
-		var resp any
-		if !e.IsConfig() {
-			resp = n.cfg.StateMachine.Apply(e)
-		}
-		n.resps = append(n.resps, appliedResp{zxid: e.Zxid, resp: resp})
-		n.applied = e.Zxid
-		n.sinceSnap++
-	}
-	// 4. Complete requests, a write with the response of its entry.
-	for _, pr := range rd.Proposals {
-		r := result{zxid: pr.Zxid, err: pr.Err}
-		if r.err == nil {
-			r.resp, r.err = n.responseOf(pr.Zxid)
-		}
-		n.complete(pr.ID, r)
-	}
-	clear(n.resps) // hold no response past its Ready
-	for _, sr := range rd.Syncs {
-		n.complete(sr.ID, result{zxid: sr.Zxid, err: sr.Err})
-	}
-	return nil
-}
-
-// appliedResp is the response of one entry applied in the current Ready.
-type appliedResp struct {
-	zxid Zxid
-	resp any
-}
-
-// responseOf returns the response of the entry at z, applied in the
-// current Ready (the core completes a proposal in the Ready that hands its
-// entry out). An entry applied earlier, which the core reports only when a
-// learner learns its request's zxid after the commit, has no response here:
-// its outcome is unknown to this caller.
-func (n *Node) responseOf(z Zxid) (any, error) {
-	i, ok := slices.BinarySearchFunc(n.resps, z, func(a appliedResp, z Zxid) int { return cmpZxid(a.zxid, z) })
-	if !ok {
-		return nil, fmt.Errorf("%w: %v was applied before its result was awaited", ErrOutcomeUnknown, z)
-	}
-	return n.resps[i].resp, nil
-}
-
 func (n *Node) complete(id uint64, r result) {
 	if req, ok := n.pending[id]; ok {
 		req.res <- r
@@ -621,10 +519,10 @@ func (n *Node) complete(id uint64, r result) {
 
 // maybeSnapshot starts a background snapshot every SnapshotEvery entries.
 func (n *Node) maybeSnapshot() {
-	if n.snapping || n.sinceSnap < n.cfg.SnapshotEvery {
+	if n.snapping || n.exec.Entries()-n.snapFrom < uint64(n.cfg.SnapshotEvery) {
 		return
 	}
-	n.snapping, n.sinceSnap = true, 0
+	n.snapping, n.snapFrom = true, n.exec.Entries()
 	n.snapWG.Add(1)
 	go func() {
 		defer n.snapWG.Done()
@@ -670,7 +568,7 @@ func (n *Node) publish() {
 		SoftState:  ps.SoftState,
 		LastZxid:   ps.LastZxid,
 		Committed:  ps.Committed,
-		Applied:    n.applied,
+		Applied:    n.exec.Applied(),
 		Snapshots:  n.snapshots,
 		LoopBusy:   n.busy.fraction(),
 		Progress:   ps.Progress,

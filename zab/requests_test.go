@@ -1,6 +1,7 @@
 package zab
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -117,13 +118,20 @@ func TestSimForwardingLossy(t *testing.T) {
 	}
 	s.SetFaults(0, 0)
 	settleAndConverge(t, s, reqs, 5000)
-	committed := 0
+	committed, unknown := 0, 0
 	for _, r := range reqs[f] {
-		if s.Node(f).Proposals[r].Err == nil {
+		switch err := s.Node(f).Proposals[r].Err; {
+		case err == nil:
 			committed++
+		case errors.Is(err, ErrOutcomeUnknown):
+			unknown++
 		}
 	}
-	require.EqualValues(t, committed, s.Node(f).SM.N, "every committed write applied exactly once, no more")
+	// A write whose zxid the learner learnt only after applying it has an
+	// unknown outcome (its response is gone): it may be among the applied.
+	n := int(s.Node(f).SM.N)
+	require.True(t, committed <= n && n <= committed+unknown,
+		"every committed write applied exactly once, no more: %d applied, %d committed, %d unknown", n, committed, unknown)
 }
 
 func TestSimCounterExhaustion(t *testing.T) {

@@ -230,3 +230,37 @@ func TestSimOneWayCutReleasesFollower(t *testing.T) {
 	s.Heal()
 	settleAndConverge(t, s, nil, 5000)
 }
+
+// A SNAP is installed in two durable steps, as on disk: the snapshot, then
+// the emptied log. A crash between them leaves a snapshot newer than the
+// log; the restart drops the log (as the data directory's recovery does)
+// and the peer catches up. Crashes keeping 0, 1 and 2 of the records.
+func TestSimCrashBetweenSnapSteps(t *testing.T) {
+	for keep := range 3 {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			s := newSim(t, SimConfig{Seed: testSeed(t, 23), Voters: 3, SnapshotEvery: 50})
+			l := waitStable(t, s, 2000)
+			settleAndConverge(t, s, submit(t, s, 20, 10), 2000)
+			down := other(s, l)
+			before, err := s.Node(down).Storage.LastZxid()
+			require.NoError(t, err)
+			s.Crash(down)
+			settleAndConverge(t, s, submit(t, s, 400, 50), 4000)
+			s.CrashInSnapInstall(down, keep)
+			require.NoError(t, s.Restart(down))
+			require.True(t, s.RunUntil(3000, func() bool { return s.Node(down).Peer == nil }), "no SNAP reached %d", down)
+			st := s.Node(down).Storage
+			snap, err := st.Snapshot()
+			require.NoError(t, err)
+			last, err := st.LastZxid()
+			require.NoError(t, err)
+			if keep == 1 {
+				require.Greater(t, snap.Zxid, last, "the snapshot is durable, the old log still there")
+				require.Equal(t, before, last)
+			}
+			require.NoError(t, s.Restart(down))
+			settleAndConverge(t, s, submit(t, s, 10, 10), 4000)
+			require.EqualValues(t, 430, s.Node(down).SM.N)
+		})
+	}
+}

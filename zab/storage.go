@@ -168,20 +168,56 @@ func (s *MemoryStorage) Snapshot() (Snapshot, error) {
 	return s.snap, nil
 }
 
-// SetHardState persists hs.
-func (s *MemoryStorage) SetHardState(hs HardState) {
+var _ LogWriter = (*MemoryStorage)(nil)
+
+// SetHardState persists hs (LogWriter). It never fails.
+func (s *MemoryStorage) SetHardState(hs HardState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hs = hs
+	return nil
 }
 
-// ApplySnapshot replaces the whole log with snap (Ready.Snapshot).
+// ApplySnapshot replaces the whole log with snap: SaveSnapshot, then
+// ResetLog.
 func (s *MemoryStorage) ApplySnapshot(snap Snapshot) {
+	_ = s.SaveSnapshot(snap)
+	_ = s.ResetLog(snap.Zxid)
+}
+
+// SaveSnapshot records snap as the latest snapshot and leaves the entries
+// alone (LogWriter: the first step of installing a SNAP). Until ResetLog,
+// the snapshot may lie beyond the last entry, as on disk after a crash
+// between the two steps; RecoverSnapshot resolves that.
+func (s *MemoryStorage) SaveSnapshot(snap Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap = Snapshot{Zxid: snap.Zxid, Data: slices.Clone(snap.Data), Voters: slices.Clone(snap.Voters)}
-	s.base = snap.Zxid
+	return nil
+}
+
+// ResetLog drops every entry; the log goes on after base (LogWriter).
+func (s *MemoryStorage) ResetLog(base Zxid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.base = base
 	s.ents = nil
+	return nil
+}
+
+// RecoverSnapshot completes, at start-up, a SNAP whose installation a crash
+// cut between SaveSnapshot and ResetLog (the snapshot lies beyond the last
+// entry): the log is dropped, as the data directory's recovery does. It
+// reports whether it did.
+func (s *MemoryStorage) RecoverSnapshot() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastLocked() >= s.snap.Zxid {
+		return false
+	}
+	s.base = s.snap.Zxid
+	s.ents = nil
+	return true
 }
 
 // TruncateAfter drops every entry after z (Ready.Truncate). It returns

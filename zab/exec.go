@@ -1,0 +1,294 @@
+package zab
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// LogWriter is the durable side of a peer's storage: what a driver writes
+// while it carries out a Ready, and what survives a crash. Node writes it to
+// its data directory (and to the MemoryStorage the core reads); the
+// simulator (zab/zabtest) writes an in-memory one that keeps, when a peer
+// crashes, exactly what was durable. MemoryStorage implements it.
+//
+// Every method returns once its write is durable. A crash in the middle of
+// one may keep a prefix of its records (for Append, a prefix of the
+// entries; for SetHardState, acceptedEpoch without currentEpoch), never
+// anything out of order.
+type LogWriter interface {
+	// SaveSnapshot stores a snapshot received from a leader (SNAP) and leaves
+	// the log alone: ResetLog follows. A crash between the two leaves a
+	// snapshot newer than the log's last entry, which recovery resolves by
+	// dropping the log.
+	SaveSnapshot(s Snapshot) error
+	// ResetLog drops every entry: the log goes on after base, the zxid of
+	// the snapshot just saved.
+	ResetLog(base Zxid) error
+	// TruncateAfter drops every entry after z (TRUNC).
+	TruncateAfter(z Zxid) error
+	// Append writes ents after the last entry, all in one durable write (the
+	// group commit).
+	Append(ents []Entry) error
+	// SetHardState records the epochs, acceptedEpoch before currentEpoch.
+	SetHardState(hs HardState) error
+}
+
+// Applier is what a Ready's snapshot and committed entries go to: the state
+// machine as the executor sees it.
+type Applier interface {
+	// Apply applies a committed entry (never a configuration entry) and
+	// returns its response for the entry's proposer.
+	Apply(e Entry) any
+	// Restore replaces the whole state with a snapshot.
+	Restore(s Snapshot) error
+}
+
+// ExecutorConfig configures an Executor.
+type ExecutorConfig struct {
+	// Peer is the core whose Readys are carried out.
+	Peer *Peer
+	// Log receives what a Ready persists.
+	Log LogWriter
+	// Send queues a message. ErrQueueFull marks its peer unreachable: the
+	// executor reports it to the core after Advance. Other errors are the
+	// transport's business (messages may be lost).
+	Send func(Message) error
+	// StateMachine receives snapshots and committed entries.
+	StateMachine Applier
+	// OnProposal receives completed writes, each with the response Apply
+	// returned for its entry (see Executor.Finish); OnSync completed
+	// Syncs. Nil ignores them.
+	OnProposal func(r ProposalResult, resp any)
+	OnSync     func(SyncResult)
+	// Applied is the last zxid the state machine reflects at start.
+	Applied Zxid
+}
+
+// Executor carries out a Peer's Readys in the one order zab defines (see
+// Ready), for every driver: Node and the simulator (zab/zabtest) share it,
+// so the simulator checks the order that ships. Execute does it all at
+// once; a driver that models a slow disk calls SendEarly, then later
+// Persist and Finish.
+//
+// The order: the leader's PROPOSALs and INFORMs first (they promise nothing
+// about its own log: the core counts the leader in a quorum only once its
+// copy is durable, at Advance), so followers write while the leader does;
+// then the persistence, each step durable before the next: a SNAP's
+// snapshot, then the emptied log; a TRUNC; the entries (one write); the
+// epochs; then every other message, which may acknowledge what was just
+// persisted; then the snapshot restored and the committed entries applied;
+// then the completed requests; then Advance.
+type Executor struct {
+	cfg         ExecutorConfig
+	applied     Zxid
+	entries     uint64
+	early       bool          // SendEarly ran for the Ready being executed
+	resps       []appliedResp // responses of the entries the current Ready applied
+	unreachable []PeerID
+}
+
+// appliedResp is the response of one entry applied in the current Ready.
+type appliedResp struct {
+	zxid Zxid
+	resp any
+}
+
+// NewExecutor returns an executor for cfg.
+func NewExecutor(cfg ExecutorConfig) *Executor {
+	return &Executor{cfg: cfg, applied: cfg.Applied}
+}
+
+// Applied returns the last zxid handed to the state machine (or the
+// snapshot restored).
+func (x *Executor) Applied() Zxid { return x.applied }
+
+// Entries returns how many committed entries (configuration entries
+// included) were handed out since the executor started.
+func (x *Executor) Entries() uint64 { return x.entries }
+
+// Execute carries out rd completely: SendEarly, Persist, Finish. On a
+// persistence error it returns at once, without Advance: the driver must
+// stop the peer (its durable state is unknown).
+func (x *Executor) Execute(rd Ready) error {
+	x.SendEarly(rd)
+	if err := x.Persist(rd); err != nil {
+		return err
+	}
+	return x.Finish(rd)
+}
+
+// SendEarly sends rd's PROPOSALs and INFORMs, which may leave before the
+// leader's own write.
+func (x *Executor) SendEarly(rd Ready) {
+	for _, m := range rd.Messages {
+		if early(m) {
+			x.send(m)
+		}
+	}
+	x.early = true
+}
+
+func early(m Message) bool { return m.Type == MsgProposal || m.Type == MsgInform }
+
+func (x *Executor) send(m Message) {
+	if err := x.cfg.Send(m); errors.Is(err, ErrQueueFull) && !slices.Contains(x.unreachable, m.To) {
+		x.unreachable = append(x.unreachable, m.To)
+	}
+}
+
+// Persist writes what rd persists, each step durable before the next: a
+// SNAP's snapshot, then the emptied log; the truncation; the entries; the
+// epochs.
+func (x *Executor) Persist(rd Ready) error {
+	l := x.cfg.Log
+	if s := rd.Snapshot; s != nil {
+		if err := l.SaveSnapshot(*s); err != nil {
+			return err
+		}
+		if err := l.ResetLog(s.Zxid); err != nil {
+			return err
+		}
+	}
+	if rd.Truncate {
+		if err := l.TruncateAfter(rd.TruncateAfter); err != nil {
+			return err
+		}
+	}
+	if len(rd.Entries) > 0 {
+		if err := l.Append(rd.Entries); err != nil {
+			return err
+		}
+	}
+	if !rd.HardState.IsEmpty() {
+		if err := l.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Finish carries out rd after Persist: the messages SendEarly did not send
+// (all of them if it did not run), the snapshot and the committed entries,
+// the completed requests (a write with the response of its entry), Advance,
+// and the peers found unreachable. An
+// error (the state machine refused a snapshot, or the core handed out an
+// entry out of order) is returned after Advance: the driver must stop.
+func (x *Executor) Finish(rd Ready) error {
+	for _, m := range rd.Messages {
+		if !x.early || !early(m) {
+			x.send(m)
+		}
+	}
+	x.early = false
+	var err error
+	if s := rd.Snapshot; s != nil {
+		if rerr := x.cfg.StateMachine.Restore(*s); rerr != nil {
+			err = fmt.Errorf("zab: restoring snapshot %v: %w", s.Zxid, rerr)
+		}
+		x.applied = s.Zxid
+	}
+	for _, e := range rd.CommittedEntries {
+		if e.Zxid <= x.applied {
+			if err == nil {
+				err = fmt.Errorf("zab: entry %v handed out after %v was applied", e.Zxid, x.applied)
+			}
+			continue
+		}
+		var resp any
+		if !e.IsConfig() {
+			resp = x.cfg.StateMachine.Apply(e)
+		}
+		x.resps = append(x.resps, appliedResp{zxid: e.Zxid, resp: resp})
+		x.applied = e.Zxid
+		x.entries++
+	}
+	if x.cfg.OnProposal != nil {
+		for _, r := range rd.Proposals {
+			var resp any
+			if r.Err == nil {
+				resp, r.Err = x.responseOf(r.Zxid)
+			}
+			x.cfg.OnProposal(r, resp)
+		}
+	}
+	clear(x.resps) // hold no response past its Ready
+	x.resps = x.resps[:0]
+	if x.cfg.OnSync != nil {
+		for _, r := range rd.Syncs {
+			x.cfg.OnSync(r)
+		}
+	}
+	x.cfg.Peer.Advance()
+	// A full queue pauses streaming to that peer until it answers.
+	for _, id := range x.unreachable {
+		x.cfg.Peer.ReportUnreachable(id)
+	}
+	x.unreachable = x.unreachable[:0]
+	return err
+}
+
+// responseOf returns the response of the entry at z, applied in the
+// current Ready (the core completes a proposal in the Ready that hands its
+// entry out). An entry applied earlier, which the core reports only when a
+// learner learns its request's zxid after the commit, has no response here:
+// its outcome is unknown to this caller.
+func (x *Executor) responseOf(z Zxid) (any, error) {
+	i, ok := slices.BinarySearchFunc(x.resps, z, func(a appliedResp, z Zxid) int { return cmpZxid(a.zxid, z) })
+	if !ok {
+		return nil, fmt.Errorf("%w: %v was applied before its result was awaited", ErrOutcomeUnknown, z)
+	}
+	return x.resps[i].resp, nil
+}
+
+// nodeLog is a Node's LogWriter: the data directory (nil in memory) first,
+// then the MemoryStorage the core reads.
+type nodeLog struct {
+	disk *diskLog
+	mem  *MemoryStorage
+}
+
+func (l nodeLog) SaveSnapshot(s Snapshot) error {
+	if l.disk != nil {
+		if err := l.disk.saveSNAP(s); err != nil {
+			return err
+		}
+	}
+	return l.mem.SaveSnapshot(s)
+}
+
+func (l nodeLog) ResetLog(base Zxid) error {
+	if l.disk != nil {
+		if err := l.disk.resetLog(base); err != nil {
+			return err
+		}
+	}
+	return l.mem.ResetLog(base)
+}
+
+func (l nodeLog) TruncateAfter(z Zxid) error {
+	if l.disk != nil {
+		if err := l.disk.truncateAfter(z); err != nil {
+			return err
+		}
+	}
+	return l.mem.TruncateAfter(z)
+}
+
+func (l nodeLog) Append(ents []Entry) error {
+	if l.disk != nil {
+		if err := l.disk.persist(ents, HardState{}); err != nil {
+			return err
+		}
+	}
+	return l.mem.Append(ents)
+}
+
+func (l nodeLog) SetHardState(hs HardState) error {
+	if l.disk != nil {
+		if err := l.disk.persist(nil, hs); err != nil {
+			return err
+		}
+	}
+	return l.mem.SetHardState(hs)
+}
