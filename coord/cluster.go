@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -171,6 +172,10 @@ type Stats struct {
 	Snapshots int `json:"snapshots"`
 	// Voters is the voter configuration in force on this node.
 	Voters []uint64 `json:"voters"`
+	// ClusterID is the id the cluster chose when it was first established
+	// (16 hex digits; empty until this node learned it), recorded in every
+	// member's data directory: a directory of another cluster is refused.
+	ClusterID string `json:"cluster_id,omitempty"`
 	// Transport counts the replication transport's traffic and failures.
 	Transport TransportStats `json:"transport"`
 	// Gossip counts the membership layer's events and refusals.
@@ -194,6 +199,9 @@ type TransportStats struct {
 	// prove the cluster's SecretKey (or the keys' presence differed).
 	HandshakeFailures uint64 `json:"handshake_failures"`
 	AuthFailures      uint64 `json:"auth_failures"`
+	// DuplicateIDs counts handshakes refused because another live process
+	// already connects under the dialer's id (two nodes with one NodeID).
+	DuplicateIDs uint64 `json:"duplicate_ids"`
 	// BadFrames counts connections closed for a malformed frame;
 	// ForgedDrops messages dropped for a sender or recipient that did not
 	// match the authenticated connection.
@@ -244,12 +252,15 @@ func (n *Node) Stats() Stats {
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 	}
+	if st.ClusterID != 0 {
+		s.ClusterID = fmt.Sprintf("%016x", st.ClusterID)
+	}
 	ts := n.tr.Stats()
 	s.Transport = TransportStats{
 		MessagesSent: ts.MessagesSent, BytesSent: ts.BytesSent,
 		MessagesReceived: ts.MessagesReceived, BytesReceived: ts.BytesReceived,
 		QueueFull: ts.QueueFull, SendDrops: ts.SendDrops,
-		HandshakeFailures: ts.HandshakeFailures, AuthFailures: ts.AuthFailures,
+		HandshakeFailures: ts.HandshakeFailures, AuthFailures: ts.AuthFailures, DuplicateIDs: ts.DuplicateIDs,
 		BadFrames: ts.BadFrames, ForgedDrops: ts.ForgedDrops,
 	}
 	for _, p := range ts.Peers {

@@ -104,6 +104,13 @@ type Config struct {
 
 	// DataDir holds the transaction log and snapshots. Empty means the node
 	// keeps everything in memory and loses it on restart (and logs so).
+	// The directory records the Cluster, the cluster's id and NodeID: Join
+	// refuses one of another node or cluster, or one that is incomplete or
+	// inconsistent (files missing or damaged), with an error naming it. A
+	// voter that lost its DataDir (restarted empty) does not vote until an
+	// established leader has synchronised it, so a write acknowledged by a
+	// quorum survives the loss of any one disk; while the others holding
+	// the writes are down, such a node waits.
 	DataDir string
 
 	// TickInterval is the replication core's clock. Every other timing is

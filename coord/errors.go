@@ -40,6 +40,14 @@ var (
 	// context ended, or the leader was lost, after it was sent). Read to find
 	// out; never assume either way.
 	ErrOutcomeUnknown = zab.ErrOutcomeUnknown
+	// ErrDataDir: Join refused Config.DataDir because it is incomplete or
+	// inconsistent (a log without the snapshot or epochs it needs, epochs
+	// behind the log, damaged files). The error names the directory and
+	// what is wrong.
+	ErrDataDir = zab.ErrDataDir
+	// ErrDataDirMismatch: Join refused Config.DataDir because it belongs to
+	// another node or another cluster; the error says which.
+	ErrDataDirMismatch = zab.ErrDataDirMismatch
 	// ErrNoQuorum: no leader is established (an election is running, or this
 	// node cannot reach a quorum), so the write or Sync was not attempted.
 	ErrNoQuorum = errors.New("coord: no leader with a quorum")

@@ -86,6 +86,12 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.DataDir != "" {
+		// Before anything joins: a wrong directory fails fast and says why.
+		if err := zab.CheckDataDir(cfg.DataDir, cfg.Cluster, zab.PeerID(cfg.NodeID)); err != nil {
+			return nil, fmt.Errorf("coord: %w", err)
+		}
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

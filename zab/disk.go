@@ -81,9 +81,34 @@ func dataFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
+// CheckDataDir reports whether dir may be opened as node id of cluster,
+// without changing it: a directory that does not exist or holds no data
+// is a new node's; one with an identity must name this node and cluster
+// (ErrDataDirMismatch); one with data but no identity is incomplete
+// (ErrDataDir). StartNode checks the same and everything else; this lets
+// a caller fail before it joins anything.
+func CheckDataDir(dir, cluster string, id PeerID) error {
+	_, err := readIdentity(dir, cluster, id)
+	return err
+}
+
 // checkIdentity reads (or, for a new directory, writes) the identity of
 // dir and checks it names cluster and id.
 func checkIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
+	ident, err := readIdentity(dir, cluster, id)
+	if err != nil || ident != (wal.Identity{}) {
+		return ident, err
+	}
+	ident = wal.Identity{Cluster: cluster, NodeID: uint64(id)}
+	if err := wal.WriteIdentity(dir, ident); err != nil {
+		return wal.Identity{}, err
+	}
+	return ident, nil
+}
+
+// readIdentity returns dir's identity after checking it names cluster and
+// id, or the zero Identity for a new directory.
+func readIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
 	ident, err := wal.ReadIdentity(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -95,11 +120,7 @@ func checkIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
 			return wal.Identity{}, fmt.Errorf("%w: %s has no %s file but holds %s: it is incomplete (or was written by an older version)",
 				ErrDataDir, dir, wal.IdentityFile, strings.Join(files, ", "))
 		}
-		ident = wal.Identity{Cluster: cluster, NodeID: uint64(id)}
-		if err := wal.WriteIdentity(dir, ident); err != nil {
-			return wal.Identity{}, err
-		}
-		return ident, nil
+		return wal.Identity{}, nil
 	case err != nil:
 		return wal.Identity{}, fmt.Errorf("%w: %w", ErrDataDir, err)
 	}

@@ -82,6 +82,11 @@ type Status struct {
 	// modify it), logged at ConfigZxid.
 	Voters     []PeerID
 	ConfigZxid Zxid
+	// ClusterID is the cluster's id as this node knows it (zero until it
+	// learned one), and ClusterIDFixed whether an established epoch fixed
+	// it (HardState.Fixed).
+	ClusterID      uint64
+	ClusterIDFixed bool
 }
 
 // ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
@@ -574,6 +579,9 @@ func (n *Node) publish() {
 		Progress:   ps.Progress,
 		Voters:     ps.Voters,
 		ConfigZxid: ps.ConfigZxid,
+
+		ClusterID:      ps.HardState.ClusterID,
+		ClusterIDFixed: ps.HardState.Fixed,
 	}
 	if n.disk != nil {
 		st.FsyncP50, st.FsyncP99 = n.disk.fsyncPercentiles()
