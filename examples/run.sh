@@ -2,7 +2,7 @@
 # Runs the three nodes of a multi-process example in this one terminal, for
 # those who would rather not open three. Each line starts with its node.
 #
-#   examples/run.sh lock          # or election, config, registry
+#   examples/run.sh lock          # or hello, election, config, registry
 #   examples/run.sh lock -data /tmp/coord-lock   # extra flags go to every node
 #                                 # (-data DIR becomes DIR/node1, DIR/node2, ...)
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 name=${1:-}
 if [ -z "$name" ] || [ ! -d "examples/$name" ]; then
-  echo "usage: examples/run.sh lock|election|config|registry [flags for every node]" >&2
+  echo "usage: examples/run.sh hello|lock|election|config|registry [flags for every node]" >&2
   exit 2
 fi
 shift
