@@ -1,6 +1,10 @@
 // Command coordctl inspects and changes a running coord cluster, as zkCli
 // and etcdctl do for theirs. It joins the cluster as an observer (a full
-// read copy that never votes), runs one command and leaves.
+// read copy that never votes), runs one command and leaves. Joining copies
+// the whole tree from the leader, so on a large tree each run costs one
+// snapshot transfer; reads then come from that copy after a Sync, so they
+// are linearizable. Each run also leaves a "left" entry in the members'
+// gossip until gossip forgets it.
 //
 //	coordctl [flags] <command> [command flags] [args]
 //
