@@ -5,9 +5,13 @@ package coord_test
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +135,52 @@ func presetValue(t *testing.T, name string, v reflect.Value) string {
 	}
 	t.Fatalf("Config.%s: no README rendering for %v (%s)", name, v.Interface(), v.Type())
 	return ""
+}
+
+// kubernetesJoin is the README's Kubernetes example, kept here so that it
+// compiles; TestReadmeKubernetes checks the README's copy of its body (all
+// but the return).
+func kubernetesJoin(namespace string, secretKey []byte) (*coord.Node, error) {
+	host, _ := os.Hostname() // orders-0, orders-1, ...
+	ordinal, _ := strconv.Atoi(host[strings.LastIndexByte(host, '-')+1:])
+	cfg := coord.LANConfig(uint64(ordinal + 1)) // NodeID: the ordinal + 1
+	cfg.Voters = []uint64{1, 2, 3}
+	if ordinal >= 3 {
+		cfg.Role = coord.RoleObserver // pods beyond the third observe; AddVoter promotes one
+	}
+	for i := range 3 {
+		cfg.Seeds = append(cfg.Seeds, fmt.Sprintf("orders-%d.orders-coord.%s.svc.cluster.local:7946", i, namespace))
+	}
+	cfg.DataDir = "/var/lib/orders/coord" // on the pod's PersistentVolumeClaim (volumeClaimTemplates)
+	cfg.SecretKey = secretKey             // 32 bytes from a Secret, the same in every pod
+	node, err := coord.Join(cfg)          // gossip binds 0.0.0.0:7946 and advertises the pod IP
+	return node, err
+}
+
+func TestReadmeKubernetes(t *testing.T) {
+	src, err := os.ReadFile("readme_test.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "readme_test.go", src, 0)
+	require.NoError(t, err)
+	var body string
+	for _, d := range f.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "kubernetesJoin" {
+			last := fn.Body.List[len(fn.Body.List)-1] // the return
+			body = string(src[fset.Position(fn.Body.Lbrace).Offset+2 : fset.Position(last.Pos()).Offset-1])
+		}
+	}
+	require.NotEmpty(t, body)
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(body, "\n"), "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "\t"))
+	}
+	want := strings.Join(lines, "\n") + "\n"
+	for _, b := range goBlocks(readme(t)) {
+		if strings.HasPrefix(b, "host, _ := os.Hostname()") {
+			require.Equal(t, want, b, "README.md's Kubernetes example differs from kubernetesJoin in readme_test.go")
+			return
+		}
+	}
+	t.Fatal("README.md has no Kubernetes example (a ```go block starting with host, _ := os.Hostname())")
 }
