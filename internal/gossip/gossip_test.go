@@ -638,3 +638,34 @@ func TestDeadMembersForgottenAfterForgetAfter(t *testing.T) {
 		t.Fatalf("heal targets after forgetting: %v", targets)
 	}
 }
+
+// TestSecondLiveNodeWithSameIDRefused: a second live process started with
+// a member's id (a misconfiguration) never takes over that id's entry:
+// every member keeps the first one's address, and the conflict is counted
+// and logged (issue 10 item 4: "two live nodes with the same id"). The
+// replication transport refuses its connections too (zab/tcp
+// TestDuplicateLiveIDRefused).
+func TestSecondLiveNodeWithSameIDRefused(t *testing.T) {
+	nodes := cluster(t, 3, nil)
+	orig := nodes[2]
+	dup := start(t, testConfig(3, nodes[0].Addr(), nodes[1].Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = dup.Join(ctx) // it may or may not get an answer: not the point
+	waitFor(t, 15*time.Second, "the conflict is seen", func() bool {
+		return nodes[0].Stats().Conflicts+nodes[1].Stats().Conflicts+dup.Stats().Conflicts > 0
+	})
+	// Several probe rounds later, the members still hold the first one.
+	deadline := time.Now().Add(20 * testProbe)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes[:2] {
+			if m, ok := member(n, 3); ok && m.Addr != orig.Addr() {
+				t.Fatalf("node %d took id 3 at the duplicate's address %s (first one at %s)", n.cfg.NodeID, m.Addr, orig.Addr())
+			}
+		}
+		time.Sleep(testProbe)
+	}
+	if !seesAlive(nodes[0], orig) || !seesAlive(nodes[1], orig) {
+		t.Fatal("the first node with id 3 is no longer seen alive")
+	}
+}
