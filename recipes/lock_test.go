@@ -457,3 +457,67 @@ func TestAcrossLeaderFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestWaiterSurvivesSuspension: a waiter whose session is Suspended (its
+// node cut off for less than the session timeout) is not a holder: it waits
+// the suspension out and acquires once the holder releases, with a lease
+// resting on the new Connected period (Done open). For a MultiLock the
+// suspension comes after it took its first lock: it gives that back and
+// starts again.
+func TestWaiterSurvivesSuspension(t *testing.T) {
+	for _, k := range lockKinds {
+		t.Run(k.name, func(t *testing.T) {
+			c := newCluster(t, 3)
+			ctx := testCtx(t, 30*time.Second)
+			l := leader(t, c.nodes)
+			h, w := (l+1)%3, (l+2)%3
+			dir, queue := "/suspend", "/suspend"+k.queue
+			var first held
+			var err error
+			if k.name == "MultiLock" {
+				// Only /b is held: the waiter takes /a, then waits on /b.
+				queue = dir + "/b"
+				first, err = fromLease(recipes.NewLock(session(t, c.nodes[h]), queue, nil).Acquire(ctx))
+			} else {
+				first, err = k.acquire(session(t, c.nodes[h]), dir)(ctx)
+			}
+			require.NoError(t, err)
+			ws := session(t, c.nodes[w])
+			wait := k.acquire(ws, dir)
+			got := make(chan held, 1)
+			errc := make(chan error, 1)
+			go func() {
+				l, err := wait(ctx)
+				if err != nil {
+					errc <- err
+					return
+				}
+				got <- l
+			}()
+			requireQueued(t, c.nodes[w], queue, 2)
+
+			c.partition(w)
+			require.Eventually(t, func() bool { return ws.State() == coord.SessionStateSuspended },
+				5*time.Second, time.Millisecond, "the waiter's session never Suspended")
+			c.heal()
+			require.Eventually(t, func() bool { return ws.State() == coord.SessionStateConnected },
+				sessionTimeout, time.Millisecond, "the waiter's session never came back")
+			require.NoError(t, first.release(ctx))
+			select {
+			case l := <-got:
+				require.Greater(t, l.token, first.token)
+				select {
+				case <-l.done:
+					t.Fatal("the lease rests on the ended period")
+				default:
+				}
+				require.Positive(t, l.remaining())
+				require.NoError(t, l.release(ctx))
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the waiter never acquired")
+			}
+		})
+	}
+}
