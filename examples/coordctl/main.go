@@ -14,7 +14,7 @@
 //	-voters   COORD_VOTERS            the cluster's Voters, comma separated ids (or -bootstrap-expect)
 //	-bootstrap-expect COORD_BOOTSTRAP_EXPECT  the cluster's BootstrapExpect
 //	-cluster  COORD_CLUSTER           the cluster's name (default coord)
-//	-key      COORD_KEY               the cluster's SecretKey (at least 16 bytes)
+//	-key      COORD_KEY               the cluster's SecretKey: 16, 24 or 32 bytes as is, or hex:... or base64:...
 //	-id       COORD_ID                this observer's node id (default: random)
 //	-bind     COORD_BIND              gossip bind address (default: 127.0.0.1:0 for loopback seeds, else 0.0.0.0:0)
 //	-timeout  COORD_TIMEOUT           bound on joining plus the command (default 30s; watch runs until it ends)
@@ -48,6 +48,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -164,7 +166,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stdi
 	fs.StringVar(&o.seeds, "seeds", env("COORD_SEEDS", ""), "gossip addresses of some members, comma separated [COORD_SEEDS]")
 	fs.StringVar(&o.voters, "voters", env("COORD_VOTERS", ""), "the cluster's Voters, comma separated ids [COORD_VOTERS]")
 	fs.StringVar(&o.cluster, "cluster", env("COORD_CLUSTER", "coord"), "the cluster's name [COORD_CLUSTER]")
-	fs.StringVar(&o.key, "key", env("COORD_KEY", ""), "the cluster's SecretKey [COORD_KEY]")
+	fs.StringVar(&o.key, "key", env("COORD_KEY", ""), "the cluster's SecretKey, as is or hex:... or base64:... [COORD_KEY]")
 	fs.StringVar(&o.bind, "bind", env("COORD_BIND", ""), "gossip bind address (default 127.0.0.1:0 for loopback seeds, else 0.0.0.0:0) [COORD_BIND]")
 	expect, err := strconv.Atoi(env("COORD_BOOTSTRAP_EXPECT", "0"))
 	if err != nil {
@@ -254,7 +256,11 @@ func join(ctx context.Context, o options) (*coord.Node, error) {
 	cfg.Cluster = o.cluster
 	cfg.Seeds = strings.Split(o.seeds, ",")
 	if o.key != "" {
-		cfg.SecretKey = []byte(o.key)
+		key, err := parseKey(o.key)
+		if err != nil {
+			return nil, usagef("-key: %v", err)
+		}
+		cfg.SecretKey = key
 	}
 	switch {
 	case o.voters != "" && o.expect != 0:
@@ -290,6 +296,18 @@ func join(ctx context.Context, o options) (*coord.Node, error) {
 		return nil, fmt.Errorf("joining %s as observer %d: %w", o.seeds, id, err)
 	}
 	return n, nil
+}
+
+// parseKey reads a SecretKey: "hex:..." and "base64:..." are decoded,
+// anything else is taken as is.
+func parseKey(s string) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(s, "hex:"):
+		return hex.DecodeString(s[len("hex:"):])
+	case strings.HasPrefix(s, "base64:"):
+		return base64.StdEncoding.DecodeString(s[len("base64:"):])
+	}
+	return []byte(s), nil
 }
 
 func parseIDs(s string) ([]uint64, error) {

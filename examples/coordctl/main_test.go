@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -278,6 +280,21 @@ func TestUsageAndJoinErrors(t *testing.T) {
 	assert.Contains(t, c.code(exitUsage, "ls", "/"), "-voters")
 	c.env["COORD_TIMEOUT"] = "soon"
 	c.code(exitUsage, "ls", "/")
+
+	c.env["COORD_TIMEOUT"] = "30s"
+	c.env["COORD_VOTERS"] = "1"
+	c.env["COORD_KEY"] = "hex:zz"
+	assert.Contains(t, c.code(exitUsage, "ls", "/"), "-key")
+
+	// A cluster with a key: the same key in hex or base64 joins it.
+	cfgs := testcluster.Configs(t, "ctl-key", 1, false)
+	cfgs[0].SecretKey = []byte("0123456789abcdef0123456789abcdef")
+	testcluster.Join(t, cfgs...)
+	keyed := ctl{t: t, env: map[string]string{"COORD_SEEDS": cfgs[0].Seeds[0], "COORD_VOTERS": "1",
+		"COORD_CLUSTER": "ctl-key", "COORD_KEY": "hex:" + hex.EncodeToString(cfgs[0].SecretKey)}}
+	require.Equal(t, "", keyed.must("ls", "/"))
+	keyed.env["COORD_KEY"] = "base64:" + base64.StdEncoding.EncodeToString(cfgs[0].SecretKey)
+	require.Equal(t, "", keyed.must("ls", "/"))
 
 	// A real cluster, the wrong key: joining fails, exit 1, in time.
 	_, _, good := cluster(t, "ctl-errors")
