@@ -41,8 +41,8 @@
 //	coord_transport_*_total           replication transport counters: messages_sent,
 //	                                  bytes_sent, messages_received, bytes_received,
 //	                                  queue_full, send_drops, handshake_failures,
-//	                                  auth_failures, bad_frames, forged_drops,
-//	                                  dial_failures
+//	                                  auth_failures, duplicate_ids, bad_frames,
+//	                                  forged_drops, dial_failures
 //	coord_transport_connected_peers   peers with an open outbound connection
 //	coord_gossip_members              members gossip lists (this node included)
 //	coord_gossip_alive_members        those of them alive
@@ -128,6 +128,7 @@ func NewCollector(n *coord.Node) *Collector {
 	tr("send_drops", "Replication messages accepted for sending and then lost.", func(t *coord.TransportStats) uint64 { return t.SendDrops })
 	tr("handshake_failures", "Failed replication connection handshakes, inbound and outbound.", func(t *coord.TransportStats) uint64 { return t.HandshakeFailures })
 	tr("auth_failures", "Replication handshakes that failed authentication (SecretKey).", func(t *coord.TransportStats) uint64 { return t.AuthFailures })
+	tr("duplicate_ids", "Replication handshakes refused because another live process uses the dialer's node id.", func(t *coord.TransportStats) uint64 { return t.DuplicateIDs })
 	tr("bad_frames", "Replication connections closed for a malformed frame.", func(t *coord.TransportStats) uint64 { return t.BadFrames })
 	tr("forged_drops", "Replication messages dropped for a forged sender or recipient.", func(t *coord.TransportStats) uint64 { return t.ForgedDrops })
 	tr("dial_failures", "Failed replication connection attempts.", func(t *coord.TransportStats) uint64 { return t.DialFailures })

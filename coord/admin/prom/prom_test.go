@@ -110,7 +110,7 @@ func TestMetricsScrapedFromTheAdminHandler(t *testing.T) {
 		assert.GreaterOrEqual(t, one(t, ms, "coord_zxid_last", "GAUGE", id), float64(st.Applied))
 		assert.Positive(t, one(t, ms, "coord_zxid_applied", "GAUGE", id))
 		assert.Positive(t, one(t, ms, "coord_transport_messages_sent_total", "COUNTER", id))
-		for _, c := range []string{"auth_failures", "handshake_failures", "send_drops", "queue_full", "bad_frames", "forged_drops", "dial_failures"} {
+		for _, c := range []string{"auth_failures", "duplicate_ids", "handshake_failures", "send_drops", "queue_full", "bad_frames", "forged_drops", "dial_failures"} {
 			one(t, ms, "coord_transport_"+c+"_total", "COUNTER", id)
 		}
 		assert.Equal(t, 3.0, one(t, ms, "coord_gossip_alive_members", "GAUGE", id))
