@@ -280,9 +280,23 @@ func (q queue) lease(ctx context.Context, path string, done <-chan struct{}) (*L
 // directory may vanish between the two steps: then it tries again). A
 // retried create is applied once (coord's request ids), so a lost reply
 // leaves no orphan node.
+//
+// The create runs to its outcome whatever ctx does (for defaultCleanup at
+// most): abandoned in flight, it could leave a contender nobody knows of,
+// which would block the queue for as long as the session lives. If ctx
+// ended meanwhile, the contender is removed.
 func (q queue) enqueue(ctx context.Context, prefix string, data []byte) (string, error) {
 	for {
-		path, err := q.s.Create(ctx, q.dir+"/"+prefix, data, coord.EphemeralSequential)
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultCleanup)
+		path, err := q.s.Create(cctx, q.dir+"/"+prefix, data, coord.EphemeralSequential)
+		cancel()
+		if err == nil && ctx.Err() != nil {
+			q.leave(ctx, path)
+			return "", ctx.Err()
+		}
 		if !errors.Is(err, coord.ErrNoNode) {
 			return path, err
 		}

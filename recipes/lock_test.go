@@ -521,3 +521,34 @@ func TestWaiterSurvivesSuspension(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelDuringCreateLeavesNothing: an Acquire cancelled while its
+// contender's create is in flight (committed by the quorum, the answer held
+// up on the way back to the waiter's node) does not leave that contender
+// behind, where it would block the lock for as long as the session lives.
+func TestCancelDuringCreateLeavesNothing(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := testCtx(t, 30*time.Second)
+	l := leader(t, c.nodes)
+	f := (l + 1) % 3
+	held, err := recipes.NewLock(session(t, c.nodes[l]), "/locks/inflight", nil).Acquire(ctx)
+	require.NoError(t, err)
+	s := session(t, c.nodes[f])
+	c.proxy.Stall(l+1, f+1) // the leader's answers to f are held
+	wctx, wcancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := recipes.NewLock(s, "/locks/inflight", nil).Acquire(wctx)
+		errc <- err
+	}()
+	requireQueued(t, c.nodes[l], "/locks/inflight", 2) // committed on the leader
+	wcancel()
+	time.Sleep(50 * time.Millisecond) // let an Acquire that gives up at once do so (not needed to pass)
+	c.heal()
+	require.Error(t, <-errc)
+	require.Eventually(t, func() bool {
+		names, _, err := c.nodes[l].Children(ctx, "/locks/inflight")
+		return err == nil && len(names) == 1
+	}, 5*time.Second, time.Millisecond, "the cancelled contender was left in the queue")
+	require.NoError(t, held.Release(ctx))
+}
