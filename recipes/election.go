@@ -22,8 +22,8 @@ var (
 
 const candidatePrefix = "candidate-"
 
-// retryDelay is how long Run waits before campaigning again on a session
-// that is Suspended (not Connected, not yet Lost).
+// retryDelay is how often a wait for a Suspended session to be Connected
+// again (or Lost) checks it, and how long Run waits between attempts.
 const retryDelay = 100 * time.Millisecond
 
 // Election elects one leader among candidates (ZooKeeper's election
@@ -122,8 +122,7 @@ func (e *Election) failed(s Session, err error) {
 // the queue). value is published in its node (see Leader); Proclaim
 // changes it. Leadership lasts until Resign, or until the lease's Done
 // closes (the session was Suspended): stop acting as the leader then.
-// Campaign fails with ErrLeaseLost at once if the session is not
-// Connected.
+// A suspension while it waits is waited out (see the package doc).
 func (e *Election) Campaign(ctx context.Context, value []byte) (*Lease, error) {
 	if err := e.h.take(); err != nil {
 		return nil, err
@@ -337,10 +336,10 @@ func (e *Election) watchLeader(ctx context.Context, s Session) (cur Leader, w1, 
 //   - if fn returned an error, returns it;
 //   - if fn returned nil, campaigns again (behind the other candidates).
 //
-// Run takes its sessions from the Election's SessionFactory: while the
-// session is Suspended it retries every 100ms, and after it is lost it
-// asks the factory for a new one (NodeSessions: the node's next default
-// session) and campaigns again. With a factory that cannot give a live
+// Run takes its sessions from the Election's SessionFactory: it campaigns
+// again on the same session after a suspension, once it is Connected, and
+// after the session is lost it asks the factory for a new one
+// (NodeSessions: the node's next default session) and campaigns with it. With a factory that cannot give a live
 // session (FixedSession of a lost one) Run returns coord.ErrSessionExpired.
 // It returns ctx's error when ctx ends, having resigned.
 func (e *Election) Run(ctx context.Context, value []byte, fn func(leaderCtx context.Context) error) error {

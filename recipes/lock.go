@@ -13,8 +13,9 @@ import (
 // ErrLeaseLost is returned by Lease.Release (and is what Lease.Done
 // signals) when the session was Suspended or lost while the lease was held:
 // the holder may have overlapped with the next one and must check its
-// effects through fencing. Acquire returns it when the session is not
-// Connected, or stops being so while it waits.
+// effects through fencing. TryAcquire returns it when the session is not
+// Connected, and an acquisition when its contender vanished (deleted by an
+// operator, or with its session).
 var ErrLeaseLost = errors.New("recipes: lease lost with its session")
 
 // ErrAlreadyHeld is returned when a lock value (Lock, RWLock, Semaphore,
