@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -334,9 +335,14 @@ func TestNoOrphansAcrossFailover(t *testing.T) {
 	t.Logf("%d sequential creates across a leader kill, no orphans", len(acked))
 }
 
-// TestSessionSurvivesFailover: a session on a follower goes Suspended when
-// the leader dies and Reconnected under the new leader, and its ephemeral
-// stays: a fail-over shorter than the session timeout expires nothing.
+// TestSessionSurvivesFailover: a session on a follower outlives the
+// leader's crash: a fail-over shorter than the session timeout expires
+// nothing, and the session is Connected under the new leader for longer
+// than its timeout with its ephemeral in place. Whether it went Suspended in
+// between depends on whether a maintenance tick saw the node without a
+// leader (a fast fail-over can fall between two ticks, which is safe: the
+// new leader gives every session a full timeout); if it did, it must be
+// Reconnected.
 func TestSessionSurvivesFailover(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	ctx := ctxT(t)
@@ -347,7 +353,8 @@ func TestSessionSurvivesFailover(t *testing.T) {
 			follower = n
 		}
 	}
-	s, err := follower.Session(ctx, SessionOptions{Timeout: 4 * time.Second})
+	const timeout = 4 * time.Second
+	s, err := follower.Session(ctx, SessionOptions{Timeout: timeout})
 	require.NoError(t, err)
 	require.Equal(t, SessionConnected, (<-s.Events()).Type)
 	_, err = s.Create(ctx, "/owned", nil, Ephemeral)
@@ -355,22 +362,34 @@ func TestSessionSurvivesFailover(t *testing.T) {
 
 	c.nodes[leader].Shutdown()
 	delete(c.nodes, leader)
-	seen := map[SessionEventType]bool{}
-	deadline := time.After(8 * time.Second)
-	for !seen[SessionReconnected] {
+	// A write through the session under the new leader.
+	_, err = s.Create(ctx, "/after", nil, Ephemeral)
+	require.NoError(t, err)
+	newLeader, _ := follower.Leader()
+	require.NotEqual(t, leader, newLeader)
+
+	var seen []SessionEventType
+	over := time.After(timeout + time.Second) // past any expiry the old reign could have decided
+	for waiting := true; waiting; {
 		select {
 		case ev := <-s.Events():
 			require.NotEqual(t, SessionLost, ev.Type, "lost across a fail-over")
-			seen[ev.Type] = true
-		case <-deadline:
-			t.Fatalf("no Reconnected; saw %v", seen)
+			seen = append(seen, ev.Type)
+		case <-over:
+			waiting = false
 		}
 	}
-	require.True(t, seen[SessionSuspended])
+	if slices.Contains(seen, SessionSuspended) {
+		require.Equal(t, SessionReconnected, seen[len(seen)-1], "events %v", seen)
+	}
+	require.Equal(t, SessionStateConnected, s.State(), "events %v", seen)
 	require.NoError(t, follower.Sync(ctx))
-	_, ok, err := follower.Exists(ctx, "/owned")
-	require.NoError(t, err)
-	require.True(t, ok)
+	for _, p := range []string{"/owned", "/after"} {
+		_, ok, err := follower.Exists(ctx, p)
+		require.NoError(t, err)
+		require.True(t, ok, p)
+	}
+	t.Logf("session events across the fail-over: %v", seen)
 }
 
 // TestDefaultSessionRenewedAfterLoss: when the quorum is gone for longer than
