@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/coord-dev/coord/internal/gossip"
+	"github.com/coord-dev/coord/tree"
 )
 
 // ErrInvalidConfig is wrapped by every problem Config.Validate reports.
@@ -44,9 +45,9 @@ const (
 	// maxClusterLen keeps the cluster name well inside memberlist's
 	// 255-byte label and the 512-byte gossip metadata it also travels in.
 	maxClusterLen = 64
-	// maxDataSizeLimit keeps one znode's data, plus its txn header, inside
-	// one replication frame (zab/tcp's default MaxFrameSize is 16 MiB).
-	maxDataSizeLimit = 8 << 20
+	// maxDataSizeLimit keeps one znode's data, plus its path and txn
+	// header, inside MaxRequestSize.
+	maxDataSizeLimit = tree.MaxDataLimit
 	// minTick is the finest tick a Go timer honours with some accuracy.
 	minTick = time.Millisecond
 )
@@ -139,7 +140,10 @@ type Config struct {
 	MaxSessionTimeout     time.Duration
 
 	// MaxDataSize bounds one znode's data in bytes (ZooKeeper's
-	// jute.maxbuffer). Default 1 MiB; at most 8 MiB.
+	// jute.maxbuffer). Default 1 MiB; at most 7 MiB. The limit a write
+	// is checked against travels with it, so nodes configured differently
+	// still apply every write alike; a whole request is further bounded by
+	// MaxRequestSize and MaxMultiOps.
 	MaxDataSize int
 	// SnapshotEvery is how many committed transactions trigger a background
 	// snapshot (ZooKeeper's snapCount).

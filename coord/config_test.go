@@ -124,7 +124,7 @@ func TestValidateRules(t *testing.T) {
 		{"session max below default", func(c *Config) { c.MaxSessionTimeout = time.Second }, "MaxSessionTimeout", "below DefaultSessionTimeout"},
 		{"session min below 2 ticks", func(c *Config) { c.MinSessionTimeout = 15 * time.Millisecond }, "MinSessionTimeout", "2 ticks"},
 		{"negative session", func(c *Config) { c.DefaultSessionTimeout = -time.Second }, "DefaultSessionTimeout", "positive"},
-		{"data size too big", func(c *Config) { c.MaxDataSize = 9 << 20 }, "MaxDataSize", "must be in"},
+		{"data size too big", func(c *Config) { c.MaxDataSize = 7<<20 + 1 }, "MaxDataSize", "must be in"},
 		{"data size negative", func(c *Config) { c.MaxDataSize = -1 }, "MaxDataSize", "must be in"},
 		{"snapshot every negative", func(c *Config) { c.SnapshotEvery = -5 }, "SnapshotEvery", "positive"},
 		{"snapshot retain negative", func(c *Config) { c.SnapshotRetain = -1 }, "SnapshotRetain", "at least 1"},

@@ -24,6 +24,10 @@ var (
 	ErrInvalidPath = tree.ErrInvalidPath
 	// ErrDataTooLarge: data exceeded Config.MaxDataSize.
 	ErrDataTooLarge = tree.ErrDataTooLarge
+	// ErrRequestTooLarge: a request as a whole is too large: its encoding
+	// is above MaxRequestSize, or a Multi has more than MaxMultiOps ops. It
+	// was refused before it reached the log; nothing was applied.
+	ErrRequestTooLarge = tree.ErrRequestTooLarge
 	// ErrBadArguments: an operation's arguments are invalid (a bad TTL, a
 	// delete of the root, ...).
 	ErrBadArguments = tree.ErrBadArguments

@@ -15,10 +15,13 @@ import (
 // request is what coord replicates: one tree op with the proposer's id,
 // clock and session. Followers forward it unchanged to the leader.
 type request struct {
-	Origin  uint64  `msgpack:"o"`           // the proposing node, for diagnostics
-	ReqID   uint64  `msgpack:"r,omitempty"` // unique per write; reused only by its retries
-	Time    int64   `msgpack:"t"`           // proposer's clock, ms since the Unix epoch
-	Session int64   `msgpack:"s,omitempty"`
+	Origin  uint64 `msgpack:"o"`           // the proposing node, for diagnostics
+	ReqID   uint64 `msgpack:"r,omitempty"` // unique per write; reused only by its retries
+	Time    int64  `msgpack:"t"`           // proposer's clock, ms since the Unix epoch
+	Session int64  `msgpack:"s,omitempty"`
+	// MaxData is the limit on node data the proposer checked the op
+	// against (its Config.MaxDataSize); every replica applies the same.
+	MaxData int32   `msgpack:"m,omitempty"`
 	Op      tree.Op `msgpack:"p"`
 }
 
@@ -61,7 +64,8 @@ func (f *fsm) Apply(e zab.Entry) any {
 		// A session's id is the zxid of its creation: unique across leaders.
 		req.Op.Session = int64(e.Zxid)
 	}
-	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op}
+	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID,
+		MaxData: req.MaxData, Op: req.Op}
 	res := f.tree.Apply(txn)
 	if f.onApply != nil {
 		f.onApply(txn, res)

@@ -102,7 +102,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{
 		cfg:      cfg,
 		log:      logger,
-		tree:     tree.New(tree.Options{MaxDataSize: cfg.MaxDataSize}),
+		tree:     tree.New(tree.Options{}),
 		sessions: make(map[int64]*Session),
 		events:   make(chan ClusterEvent, 64),
 		closing:  make(chan struct{}),

@@ -31,6 +31,16 @@ const (
 // AnyVersion as an expected version matches every version.
 const AnyVersion int32 = -1
 
+// Limits on a request as a whole (ErrRequestTooLarge beyond them).
+const (
+	// MaxRequestSize is the most bytes one encoded request (a write with
+	// its path, data and, for a Multi, every op) may take, so it fits one
+	// log record and one replication frame.
+	MaxRequestSize = zab.MaxEntrySize
+	// MaxMultiOps is the most ops one Multi may hold.
+	MaxMultiOps = tree.MaxMultiOps
+)
+
 // CreateOption is an option of a create. It is an opaque value made by
 // WithTTL: it can set only what its constructor names, never the rest of
 // the operation (its type, path or session).
@@ -230,7 +240,8 @@ func (s *Session) write(ctx context.Context, op tree.Op) (tree.Result, error) {
 }
 
 // precheck refuses early, without using a zxid, what the tree would refuse:
-// bad paths and oversize data. The tree checks again when it applies.
+// bad paths, oversize data and too many ops. The tree checks again when it
+// applies (data against the limit the request carries).
 func (n *Node) precheck(op *tree.Op) error {
 	switch op.Type {
 	case tree.OpCreate:
@@ -246,6 +257,9 @@ func (n *Node) precheck(op *tree.Op) error {
 			return err
 		}
 	case tree.OpMulti:
+		if len(op.Ops) > MaxMultiOps {
+			return fmt.Errorf("%w: %d ops in a multi, limit %d", ErrRequestTooLarge, len(op.Ops), MaxMultiOps)
+		}
 		for i := range op.Ops {
 			if err := n.precheck(&op.Ops[i]); err != nil {
 				return fmt.Errorf("op %d: %w", i, err)
@@ -270,9 +284,15 @@ func (n *Node) propose(ctx context.Context, session int64, op tree.Op) (tree.Res
 // tree applies a request id at most once, so a retry never applies a write
 // twice and a retried sequential create returns the name it first got.
 func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.Result, zab.Zxid, error) {
-	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session, Op: op})
+	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session,
+		MaxData: int32(n.cfg.MaxDataSize), Op: op})
 	if err != nil {
 		return tree.Result{}, 0, err
+	}
+	if len(data) > MaxRequestSize {
+		// Refused before the log: a txn above a log record or a frame
+		// would stop every replica it reached.
+		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(data), MaxRequestSize)
 	}
 	var unknown error
 	for {
@@ -319,6 +339,8 @@ func (n *Node) mapErr(err error) error {
 		return nil
 	case errors.Is(err, zab.ErrOutcomeUnknown):
 		return err
+	case errors.Is(err, zab.ErrEntryTooLarge):
+		return fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
 	case errors.Is(err, zab.ErrNodeClosed):
 		if ferr := n.Err(); ferr != nil {
 			return ferr

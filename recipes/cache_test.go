@@ -298,10 +298,10 @@ func TestCacheResumes(t *testing.T) {
 	// A gap longer than the history: listed again.
 	release = g.interrupt(t)
 	var ops []coord.Op
-	for i := range 2000 {
+	for i := range 1000 { // within coord.MaxMultiOps
 		ops = append(ops, coord.SetOp("/r/c", fmt.Appendf(nil, "c%d", i), coord.AnyVersion))
 	}
-	for range 9 { // 18,000 events > tree.DefaultWatchHistory
+	for range 18 { // 18,000 events > tree.DefaultWatchHistory
 		_, err = n.Multi(ctx, ops...)
 		require.NoError(t, err)
 	}
@@ -351,10 +351,10 @@ func TestCacheSlowListenerOverflows(t *testing.T) {
 	require.NoError(t, err)
 	<-blocked
 	var ops []coord.Op
-	for i := range 3000 {
+	for i := range 1000 { // within coord.MaxMultiOps
 		ops = append(ops, coord.SetOp("/o/c", fmt.Appendf(nil, "c%d", i), coord.AnyVersion))
 	}
-	for range 4 { // 12,000 events > coord.MaxWatchBacklog, < the history kept
+	for range 12 { // 12,000 events > coord.MaxWatchBacklog, < the history kept
 		_, err = n.Multi(ctx, ops...)
 		require.NoError(t, err)
 	}

@@ -97,6 +97,9 @@ func (t *Tree) applyOne(txn *Txn, op *Op) Result {
 // fails, reporting per-op results the way ZooKeeper does.
 func (t *Tree) applyMulti(txn *Txn) Result {
 	ops := txn.Op.Ops
+	if len(ops) > MaxMultiOps {
+		return Result{Type: OpMulti, Err: fmt.Errorf("%w: %d ops in a multi, limit %d", ErrRequestTooLarge, len(ops), MaxMultiOps)}
+	}
 	res := Result{Type: OpMulti, Results: make([]Result, len(ops))}
 	digest, count, nEvents := t.digest, t.count, len(t.events)
 	t.inTxn, t.undo = true, t.undo[:0]
@@ -135,8 +138,8 @@ func (t *Tree) create(txn *Txn, op *Op) (string, Stat, error) {
 	if err := validateCreatePath(op.Path, mode.IsSequential()); err != nil {
 		return "", Stat{}, err
 	}
-	if len(op.Data) > t.maxData {
-		return "", Stat{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(op.Data), t.maxData)
+	if limit := txn.dataLimit(); len(op.Data) > limit {
+		return "", Stat{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(op.Data), limit)
 	}
 	var owner int64
 	switch {
@@ -229,8 +232,8 @@ func (t *Tree) setData(path string, data []byte, version int32, txn *Txn) (Stat,
 	if err := ValidatePath(path); err != nil {
 		return Stat{}, err
 	}
-	if len(data) > t.maxData {
-		return Stat{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(data), t.maxData)
+	if limit := txn.dataLimit(); len(data) > limit {
+		return Stat{}, fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(data), limit)
 	}
 	n := t.lookup(path)
 	if n == nil {

@@ -76,7 +76,7 @@ type resultRec struct {
 // Append only: the numbers are on disk.
 var errCodes = []error{nil, ErrNoNode, ErrNodeExists, ErrBadVersion, ErrNotEmpty,
 	ErrNoChildrenForEphemerals, ErrInvalidPath, ErrDataTooLarge, ErrBadArguments,
-	ErrSessionExpired, ErrRuntimeInconsistency, ErrNotEligible}
+	ErrSessionExpired, ErrRuntimeInconsistency, ErrNotEligible, ErrRequestTooLarge}
 
 func errCode(err error) uint8 {
 	if err == nil {

@@ -34,6 +34,10 @@ var (
 	// ErrNotEligible means a reap op found the node no longer eligible for
 	// removal (a child appeared, the data changed, ...); nothing was deleted.
 	ErrNotEligible = errors.New("tree: node not eligible for reaping")
+	// ErrRequestTooLarge means a request exceeded a limit on its whole
+	// size: more than MaxMultiOps ops in a multi, or (from coord) an
+	// encoded request above what one log record or frame holds.
+	ErrRequestTooLarge = errors.New("tree: request too large")
 	// ErrZxidOrder means a txn's zxid was not greater than the last applied one.
 	ErrZxidOrder = errors.New("tree: txn zxid not increasing")
 )

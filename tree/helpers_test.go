@@ -9,9 +9,10 @@ import (
 
 // applier feeds a tree txns with increasing zxids and a fake clock.
 type applier struct {
-	t    *Tree
-	zxid int64
-	now  int64
+	t       *Tree
+	zxid    int64
+	now     int64
+	maxData int32 // Txn.MaxData of every txn
 }
 
 func newApplier(opts Options) *applier { return &applier{t: New(opts), now: 1_000_000} }
@@ -19,7 +20,7 @@ func newApplier(opts Options) *applier { return &applier{t: New(opts), now: 1_00
 func (a *applier) apply(session int64, op Op) Result {
 	a.zxid++
 	a.now += 10
-	return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: session, Op: op})
+	return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: session, MaxData: a.maxData, Op: op})
 }
 
 func (a *applier) create(tb testing.TB, path string, data string, mode CreateMode) string {

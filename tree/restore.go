@@ -14,7 +14,8 @@ import (
 // NodeCreated, NodeDeleted, NodeDataChanged or NodeChildrenChanged at the
 // snapshot's zxid. On error the tree is unchanged.
 func (t *Tree) Restore(r io.Reader) error {
-	fresh := New(Options{MaxDataSize: t.maxData})
+	fresh := New(Options{})
+	fresh.limits = t.limits
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
 	if err := fresh.readSnapshot(sr); err != nil {
 		return err

@@ -33,9 +33,21 @@ const (
 	snapVersion = 1
 	// maxMetaFrame bounds the meta frame (mostly the session table).
 	maxMetaFrame = 256 << 20
+	// maxNodeFrame bounds a node's frame: its data, path and stat.
+	maxNodeFrame = MaxDataLimit + MaxPathLen + 256
 	// snapBatch is how many nodes the writer reads per hold of the read lock.
 	snapBatch = 256
 )
+
+// ErrSnapshotTooLarge means WriteSnapshot refused to write a frame above
+// what ReadSnapshot accepts: the snapshot would not be readable.
+var ErrSnapshotTooLarge = errors.New("tree: snapshot frame too large")
+
+// frameLimits are the most bytes a snapshot frame may take; the writer
+// enforces what the reader accepts.
+type frameLimits struct{ meta, node int }
+
+var defaultFrameLimits = frameLimits{meta: maxMetaFrame, node: maxNodeFrame}
 
 // ErrCorruptSnapshot means a snapshot could not be decoded: bad magic,
 // unknown version, a frame that does not decode, a checksum or digest
@@ -120,7 +132,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 
 	sw := newSnapWriter(w)
 	sw.header()
-	sw.frame(&meta)
+	sw.frame(&meta, t.limits.meta)
 	sw.flush()
 
 	type item struct {
@@ -141,7 +153,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 			rec = snapNode{Path: it.path, Czxid: n.czxid, Mzxid: n.mzxid, Pzxid: n.pzxid,
 				Ctime: n.ctime, Mtime: n.mtime, Owner: n.owner,
 				Version: n.version, Cversion: n.cversion, Data: n.data}
-			sw.frame(&rec)
+			sw.frame(&rec, t.limits.node)
 			// Pushed in reverse, children pop in sorted order, so equal
 			// trees give identical snapshot bytes.
 			for i := len(n.children) - 1; i >= 0; i-- {
@@ -182,13 +194,18 @@ func (sw *snapWriter) header() {
 	sw.batch = binary.BigEndian.AppendUint16(sw.batch, snapVersion)
 }
 
-func (sw *snapWriter) frame(v any) {
+// frame encodes v as one frame of at most limit bytes.
+func (sw *snapWriter) frame(v any, limit int) {
 	if sw.err != nil {
 		return
 	}
 	sw.buf.Reset()
 	if err := sw.enc.Encode(v); err != nil {
 		sw.err = err
+		return
+	}
+	if sw.buf.Len() > limit {
+		sw.err = fmt.Errorf("%w: %d bytes, the reader's limit is %d", ErrSnapshotTooLarge, sw.buf.Len(), limit)
 		return
 	}
 	sw.batch = binary.AppendUvarint(sw.batch, uint64(sw.buf.Len()))
@@ -216,7 +233,12 @@ func (sw *snapWriter) trailer() {
 // of ephemerals, ephemerals owned by known sessions, data within the limit)
 // and the digest; any failure wraps ErrCorruptSnapshot (or the read error).
 func ReadSnapshot(r io.Reader, opts Options) (*Tree, error) {
+	return readSnapshotLimited(r, opts, defaultFrameLimits)
+}
+
+func readSnapshotLimited(r io.Reader, opts Options, limits frameLimits) (*Tree, error) {
 	t := New(opts)
+	t.limits = limits
 	sr := &snapReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
 	if err := t.readSnapshot(sr); err != nil {
 		return nil, err
@@ -303,7 +325,7 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		return fmt.Errorf("%w: unsupported version %d", ErrCorruptSnapshot, v)
 	}
 	var meta snapMeta
-	if err := sr.frame(maxMetaFrame, &meta); err != nil {
+	if err := sr.frame(t.limits.meta, &meta); err != nil {
 		return err
 	}
 	if meta.Nodes < 1 || meta.Zxid < 0 {
@@ -326,10 +348,9 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		t.dedup[d.ID] = e
 		t.dedupOrder = append(t.dedupOrder, e)
 	}
-	maxFrame := t.maxData + MaxPathLen + 256
 	for i := int64(0); i < meta.Nodes; i++ {
 		var rec snapNode
-		if err := sr.frame(maxFrame, &rec); err != nil {
+		if err := sr.frame(t.limits.node, &rec); err != nil {
 			return err
 		}
 		if err := t.restoreNode(&rec, i == 0); err != nil {
@@ -353,8 +374,8 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 }
 
 func (t *Tree) restoreNode(rec *snapNode, first bool) error {
-	if len(rec.Data) > t.maxData {
-		return fmt.Errorf("%w: %s has %d bytes of data, limit %d", ErrCorruptSnapshot, rec.Path, len(rec.Data), t.maxData)
+	if len(rec.Data) > MaxDataLimit {
+		return fmt.Errorf("%w: %s has %d bytes of data, limit %d", ErrCorruptSnapshot, rec.Path, len(rec.Data), MaxDataLimit)
 	}
 	n := &node{czxid: rec.Czxid, mzxid: rec.Mzxid, pzxid: rec.Pzxid, ctime: rec.Ctime, mtime: rec.Mtime,
 		owner: rec.Owner, version: rec.Version, cversion: rec.Cversion, data: rec.Data}

@@ -136,8 +136,8 @@ func TestSnapshotBitFlipsEverywhere(t *testing.T) {
 
 func TestSnapshotLimitsAndRules(t *testing.T) {
 	snap := smallSnapshot(t)
-	_, err := ReadSnapshot(bytes.NewReader(snap), Options{MaxDataSize: 2})
-	require.ErrorIs(t, err, ErrCorruptSnapshot, "data over the reader's limit")
+	_, err := readSnapshotLimited(bytes.NewReader(snap), Options{}, frameLimits{meta: maxMetaFrame, node: 12})
+	require.ErrorIs(t, err, ErrCorruptSnapshot, "a node frame over the reader's limit")
 	require.Contains(t, err.Error(), "limit")
 
 	bad := bytes.Clone(snap)
@@ -185,7 +185,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add([]byte("COORDSNP\x00\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tr, err := ReadSnapshot(bytes.NewReader(b), Options{MaxDataSize: 1 << 16})
+		tr, err := ReadSnapshot(bytes.NewReader(b), Options{})
 		if err != nil {
 			return
 		}
@@ -194,7 +194,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		var out bytes.Buffer
 		_, err = tr.WriteSnapshot(&out)
 		require.NoError(t, err)
-		back, err := ReadSnapshot(&out, Options{MaxDataSize: 1 << 16})
+		back, err := ReadSnapshot(&out, Options{})
 		require.NoError(t, err)
 		require.Equal(t, tr.Digest(), back.Digest())
 	})

@@ -23,10 +23,19 @@ import (
 // DefaultMaxDataSize is the default limit on a node's data, 1 MiB as in ZooKeeper.
 const DefaultMaxDataSize = 1 << 20
 
-// Options configure a Tree. The zero value is usable.
+// MaxDataLimit is the most data a node may ever hold, whatever a txn
+// allows (see Txn.MaxData). It bounds every snapshot frame, so any replica
+// can read back any snapshot.
+const MaxDataLimit = 7 << 20
+
+// MaxMultiOps is the most ops one Multi may hold; a larger one fails as a
+// whole with ErrRequestTooLarge.
+const MaxMultiOps = 1024
+
+// Options configure a Tree. The zero value is usable. There is no limit on
+// data here: each txn carries the one its proposer decided (Txn.MaxData),
+// so replicas configured differently still apply the same results.
 type Options struct {
-	// MaxDataSize limits a node's data in bytes; 0 means DefaultMaxDataSize.
-	MaxDataSize int
 	// WatchHistory is how many recent events the tree keeps so a persistent
 	// watch can resume from a zxid (AddWatchFrom); 0 means
 	// DefaultWatchHistory, negative keeps none.
@@ -49,7 +58,8 @@ type Tree struct {
 	// reapable holds the paths of container and TTL nodes, the only nodes
 	// the reaper has to look at.
 	reapable map[string]struct{}
-	maxData  int
+	// limits bound snapshot frames, written and read (tests lower them).
+	limits frameLimits
 	// dedup remembers the results of recent successful txns with a ReqID,
 	// oldest first in dedupOrder, for DedupWindow of txn time.
 	dedup      map[uint64]*dedupEntry
@@ -160,20 +170,14 @@ func New(opts Options) *Tree {
 		count:    1,
 		sessions: make(map[int64]*sessionState),
 		reapable: make(map[string]struct{}),
-		maxData:  opts.MaxDataSize,
 		dedup:    make(map[uint64]*dedupEntry),
-	}
-	if t.maxData <= 0 {
-		t.maxData = DefaultMaxDataSize
+		limits:   defaultFrameLimits,
 	}
 	t.watches.init()
 	t.history.init(opts.WatchHistory)
 	t.digest = nodeHash("/", t.root)
 	return t
 }
-
-// MaxDataSize returns the limit on a node's data in bytes.
-func (t *Tree) MaxDataSize() int { return t.maxData }
 
 // LastZxid returns the zxid of the last applied txn (0 before any).
 func (t *Tree) LastZxid() int64 {

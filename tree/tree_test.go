@@ -35,7 +35,8 @@ func TestCreateGetStat(t *testing.T) {
 }
 
 func TestCreateErrors(t *testing.T) {
-	a := newApplier(Options{MaxDataSize: 8})
+	a := newApplier(Options{})
+	a.maxData = 8
 	a.session(t, 7)
 	a.create(t, "/p", "", Persistent)
 	a.createIn(t, 7, "/p/eph", Ephemeral)
@@ -90,7 +91,8 @@ func TestSequential(t *testing.T) {
 }
 
 func TestDeleteSetCheck(t *testing.T) {
-	a := newApplier(Options{MaxDataSize: 4})
+	a := newApplier(Options{})
+	a.maxData = 4
 	a.create(t, "/a", "x", Persistent)
 	a.create(t, "/a/b", "", Persistent)
 

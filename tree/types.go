@@ -130,7 +130,20 @@ type Txn struct {
 	Time    int64  `msgpack:"c"`           // ms since the Unix epoch, the leader's clock
 	Session int64  `msgpack:"s,omitempty"` // issuing session (owner of ephemerals); 0 = none
 	ReqID   uint64 `msgpack:"r,omitempty"` // proposer's unique request id; 0 = none
-	Op      Op     `msgpack:"o"`
+	// MaxData is the most data a node may get from this txn, decided by
+	// its proposer (the cluster's configured limit) and carried here so
+	// every replica applies the same rule whatever its own configuration.
+	// Zero, or anything above MaxDataLimit, means MaxDataLimit.
+	MaxData int32 `msgpack:"m,omitempty"`
+	Op      Op    `msgpack:"o"`
+}
+
+// dataLimit is the limit on node data that applies to txn.
+func (txn *Txn) dataLimit() int {
+	if txn.MaxData <= 0 || txn.MaxData > MaxDataLimit {
+		return MaxDataLimit
+	}
+	return int(txn.MaxData)
 }
 
 // Result is the outcome of applying one op. For a multi, Results holds one

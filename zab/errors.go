@@ -25,6 +25,9 @@ var (
 	// ErrLeaderLost reports a Sync that could not complete because the peer
 	// or its leader stopped leading. Retrying is safe.
 	ErrLeaderLost = errors.New("zab: leader lost before sync completed")
+	// ErrEntryTooLarge is returned by Propose for data above MaxEntrySize.
+	// Nothing was sent.
+	ErrEntryTooLarge = errors.New("zab: entry too large")
 	// ErrBadMessage is returned by Peer.Step for a malformed message.
 	ErrBadMessage = errors.New("zab: malformed message")
 	// ErrDataDir reports a data directory that is incomplete or

@@ -661,7 +661,9 @@ func (p *Peer) leaderForwarded(li *learnerInfo, m Message) {
 		}
 		z, seen := li.props[id]
 		if !seen {
-			if l.established && !l.exhausted {
+			// An oversize write (its learner checks too) is refused: it
+			// would stop every log it reached.
+			if l.established && !l.exhausted && len(m.Entries[i].Data) <= MaxEntrySize {
 				z = p.leaderAppend(Entry{Data: m.Entries[i].Data})
 			}
 			li.props[id] = z

@@ -82,17 +82,28 @@ func (p *Peer) sendForwards(retry bool) {
 		return
 	}
 	m := Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, Seq: p.fwdOrder[0]}
+	used := 0
 	for _, id := range p.fwdOrder {
 		fp := p.fwdProps[id]
-		if fp == nil || (fp.sent && !(retry && p.now-fp.sentAt >= uint64(p.cfg.RetryTicks))) || (!fp.sent && retry) {
+		if fp == nil || (fp.sent && !(retry && p.retransmitDue(fp))) || (!fp.sent && retry) {
 			continue
+		}
+		if fp.sent {
+			fp.tries++
+		}
+		// Like the leader's streams, a batch stays within MaxMsgBytes
+		// (one entry always goes), so it fits the transport's frame.
+		if len(m.Entries) > 0 && used+len(fp.data) > p.cfg.MaxMsgBytes {
+			p.send(m)
+			m.ReqIDs, m.Entries, used = nil, nil, 0
 		}
 		fp.sent, fp.sentAt = true, p.now
 		m.ReqIDs = append(m.ReqIDs, id)
 		m.Entries = append(m.Entries, Entry{Data: fp.data})
+		used += len(fp.data)
 		if len(m.Entries) >= p.cfg.MaxMsgEntries {
 			p.send(m)
-			m.ReqIDs, m.Entries = nil, nil
+			m.ReqIDs, m.Entries, used = nil, nil, 0
 		}
 	}
 	if len(m.Entries) > 0 {

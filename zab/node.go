@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coord-dev/coord/zab/wal"
 )
 
 // StateMachine is what a Node replicates into. Apply and Restore are called
@@ -88,6 +90,13 @@ type Status struct {
 	ClusterID      uint64
 	ClusterIDFixed bool
 }
+
+// MaxEntrySize bounds the data of one entry: it must fit one log record
+// (wal.DefaultMaxRecordSize, 8 MiB) and, with a message's header, one
+// transport frame (zab/tcp's default MaxFrameSize, 16 MiB), with room to
+// spare. Propose refuses larger data with ErrEntryTooLarge before it
+// reaches the log, and a leader refuses a larger forwarded write.
+const MaxEntrySize = wal.DefaultMaxRecordSize - 64<<10
 
 // ErrNodeClosed is returned by a Node's methods after Close or a fatal error.
 var ErrNodeClosed = errors.New("zab: node closed")
@@ -258,6 +267,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 // the entry was its request's, or reached through a snapshot), the error
 // wraps ErrOutcomeUnknown too.
 func (n *Node) Propose(ctx context.Context, data []byte) (Applied, error) {
+	if len(data) > MaxEntrySize {
+		return Applied{}, fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(data), MaxEntrySize)
+	}
 	r, err := n.request(ctx, n.propc, &request{data: data})
 	return Applied{Zxid: r.zxid, Response: r.resp}, err
 }
@@ -269,6 +281,9 @@ func (n *Node) Propose(ctx context.Context, data []byte) (Applied, error) {
 // later epoch is established it can only commit if that epoch's history
 // already held it.
 func (n *Node) ProposeAsLeader(ctx context.Context, epoch uint32, data []byte) (Applied, error) {
+	if len(data) > MaxEntrySize {
+		return Applied{}, fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(data), MaxEntrySize)
+	}
 	r, err := n.request(ctx, n.propc, &request{data: data, leaderEpoch: epoch})
 	return Applied{Zxid: r.zxid, Response: r.resp}, err
 }

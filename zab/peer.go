@@ -118,6 +118,18 @@ type fwdProp struct {
 	data   []byte
 	sent   bool
 	sentAt uint64
+	tries  uint8 // retransmissions so far: each waits twice as long
+}
+
+// maxFwdBackoff caps the doubling of a forward's retransmission interval
+// (RetryTicks << maxFwdBackoff at most).
+const maxFwdBackoff = 3
+
+// retransmitDue reports whether an unanswered forward is due again: after
+// RetryTicks, doubling with each retransmission, so a leader slow to take
+// in large writes is not buried under copies of them.
+func (p *Peer) retransmitDue(fp *fwdProp) bool {
+	return p.now-fp.sentAt >= uint64(p.cfg.RetryTicks)<<min(fp.tries, maxFwdBackoff)
 }
 
 // Peer is the deterministic Zab protocol core of one ensemble member:
@@ -404,9 +416,13 @@ func (p *Peer) Step(m Message) error {
 // forwards it (batched with others at the next Ready) to its leader and
 // retransmits until answered. The outcome arrives in a later Ready's
 // Proposals. Propose returns ErrNoLeader (and nothing is sent) when the peer
-// serves no established leader.
+// serves no established leader, and ErrEntryTooLarge for data above
+// MaxEntrySize.
 func (p *Peer) Propose(id uint64, data []byte) error {
 	p.mustNotBeInReady()
+	if len(data) > MaxEntrySize {
+		return ErrEntryTooLarge
+	}
 	switch p.role {
 	case RoleLeading:
 		if !p.lead.established || p.lead.exhausted {
