@@ -328,21 +328,20 @@ func decodeBackup(r io.Reader, img io.Writer) (BackupInfo, error) {
 // without writing anything, like etcdctl snapshot status. Bytes that are
 // not an intact backup give an error wrapping ErrBadBackup.
 func ReadBackup(r io.Reader) (BackupInfo, error) {
-	info, _, err := readBackup(r, 0)
+	info, _, err := readBackup(r)
 	return info, err
 }
 
 // readBackup decodes and verifies a backup and returns it with its image.
-func readBackup(r io.Reader, maxData int) (BackupInfo, []byte, error) {
+func readBackup(r io.Reader) (BackupInfo, []byte, error) {
 	var img bytes.Buffer
 	info, err := decodeBackup(r, &img)
 	if err != nil {
 		return BackupInfo{}, nil, err
 	}
-	if maxData <= 0 {
-		maxData = LANConfig(0).MaxDataSize
-	}
-	t, err := tree.ReadSnapshot(bytes.NewReader(img.Bytes()), tree.Options{MaxDataSize: maxData, WatchHistory: -1})
+	// Any replica reads any snapshot (the data limit travels with each
+	// write, and snapshot frames are bounded by tree.MaxDataLimit).
+	t, err := tree.ReadSnapshot(bytes.NewReader(img.Bytes()), tree.Options{WatchHistory: -1})
 	if err != nil {
 		return BackupInfo{}, nil, fmt.Errorf("%w: image: %w", ErrBadBackup, err)
 	}
@@ -368,9 +367,6 @@ type RestoreOptions struct {
 	// Empty keeps the backup's voters, for a cluster rebuilt with the old
 	// ids.
 	Voters []uint64
-	// MaxDataSize bounds the data of one znode of the image (its
-	// Config.MaxDataSize; 0 means the default).
-	MaxDataSize int
 }
 
 // Restore seeds a new cluster from a backup, like etcdctl snapshot
@@ -403,7 +399,7 @@ func Restore(r io.Reader, opts RestoreOptions) (BackupInfo, error) {
 	if opts.Cluster == "" {
 		opts.Cluster = LANConfig(0).Cluster
 	}
-	info, img, err := readBackup(r, opts.MaxDataSize)
+	info, img, err := readBackup(r)
 	if err != nil {
 		return BackupInfo{}, err
 	}
