@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/tree"
 )
 
 // readmeProgram is the file whose copy the README shows in full.
@@ -106,6 +107,12 @@ func TestReadmeConfigTable(t *testing.T) {
 		assert.Equal(t, presetValue(t, f.Name, local.Field(i)), r.local, "Config.%s: README's LocalConfig column", f.Name)
 	}
 	assert.Equal(t, fields, order, "README.md's configuration table: one row per Config field, in declaration order")
+
+	// The one limit the table states in prose.
+	m := regexp.MustCompile("(?m)^\\| `MaxDataSize` .*at most (\\d+) MiB").FindStringSubmatch(readme(t))
+	if assert.NotNil(t, m, "README.md's MaxDataSize row states its upper bound") {
+		assert.Equal(t, fmt.Sprint(tree.MaxDataLimit>>20), m[1], "README.md's MaxDataSize bound in MiB")
+	}
 }
 
 // presetValue renders a preset's field as the README's table shows it.
