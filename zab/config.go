@@ -65,9 +65,6 @@ type Config struct {
 	// the snapshot chunk in one message, to stay under the transport's
 	// frame limit. Default 1 MiB.
 	MaxMsgBytes int
-	// Mistake re-introduces a known protocol error, for testing the test
-	// harness only (see mistake.go); never set it in production.
-	Mistake Mistake
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.

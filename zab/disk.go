@@ -28,8 +28,6 @@ type diskLog struct {
 	// syncMark is the epoch of the synchronisation marker on disk (zero:
 	// none), see wal.SyncEpochFile.
 	syncMark uint32
-	// noGroup fsyncs each entry separately (benchmarks only).
-	noGroup bool
 
 	mu     sync.Mutex // guards fsyncs
 	fsyncs []time.Duration
@@ -306,13 +304,7 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 			}
 		}
 		start := time.Now()
-		if d.noGroup {
-			for _, r := range recs {
-				if err := d.wal.Commit(r); err != nil {
-					return err
-				}
-			}
-		} else if err := d.wal.Commit(recs...); err != nil {
+		if err := d.wal.Commit(recs...); err != nil {
 			return err
 		}
 		d.recordFsync(time.Since(start))

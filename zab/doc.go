@@ -30,8 +30,9 @@
 // peer until it answers, then resends from its acknowledgement.
 //
 // Storage is the core's read-only view of the durable state; the driver
-// writes it from Ready (MemoryStorage is a complete in-memory
-// implementation). To take a snapshot, the driver records the state
+// writes it from Ready through a LogWriter, and Executor carries out a
+// Ready in the required order for any driver (MemoryStorage is a complete
+// in-memory implementation of both). To take a snapshot, the driver records the state
 // machine's bytes at an applied zxid in its storage and may then compact the
 // log up to it; a leader serves SNAP from the storage's latest snapshot, so
 // the core never sees the state machine itself.
@@ -49,7 +50,9 @@
 //
 // # Testing
 //
-// Sim runs whole ensembles on a seeded, single-threaded network with a
-// virtual clock (drops, delays, duplicates, reordering, partitions, crashes
-// that keep only persisted state); every run replays from its seed.
+// Package zabtest's Sim runs whole ensembles on a seeded, single-threaded
+// network with a virtual clock (drops, delays, duplicates, reordering,
+// partitions, crashes that keep only persisted state); every run replays
+// from its seed. It carries out each Ready with the Executor Node uses,
+// over an in-memory LogWriter, so it checks the order that ships.
 package zab

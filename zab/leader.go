@@ -3,6 +3,7 @@ package zab
 import (
 	"errors"
 	"fmt"
+	"github.com/coord-dev/coord/zab/internal/plant"
 	"slices"
 )
 
@@ -228,8 +229,8 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 		first.Mode, first.Prev = SyncTrunc, fl
 		if fl == li.last {
 			first.Mode = SyncDiff
-		} else if p.cfg.Mistake == MistakeDiffWithoutTrunc {
-			first.Mode, first.Prev = SyncDiff, li.last // test-only, see mistake.go
+		} else if p.mistake == plant.DiffWithoutTrunc {
+			first.Mode, first.Prev = SyncDiff, li.last // planted by zab/zabtest only
 		}
 		// The configuration in force where the learner's log will end: a
 		// learner must act on ours, not on its own bootstrap guess.

@@ -56,10 +56,6 @@ type NodeConfig struct {
 	SnapshotRetain int
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
-	// NoGroupCommit makes the durable log fsync every entry on its own
-	// instead of once per Ready. It exists to measure what group commit
-	// buys; production code leaves it false.
-	NoGroupCommit bool
 	// OnApp, if set, receives MsgApp payloads from other peers. It runs on
 	// the driver goroutine and must not block.
 	OnApp func(from PeerID, payload []byte)
@@ -212,9 +208,6 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	var applied Zxid
 	if cfg.DataDir != "" {
 		d, err := openDiskLog(cfg.DataDir, cfg.Cluster, cfg.Core.ID, cfg.SnapshotRetain, n.log)
-		if d != nil {
-			d.noGroup = cfg.NoGroupCommit
-		}
 		if err != nil {
 			return nil, err
 		}

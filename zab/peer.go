@@ -2,6 +2,7 @@ package zab
 
 import (
 	"fmt"
+	"github.com/coord-dev/coord/zab/internal/plant"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -181,6 +182,9 @@ type Peer struct {
 	fwdSyncs map[uint64]uint64 // id -> tick sent
 	fwdConfs map[uint64]*fwdConf
 	inReady  bool
+	// mistake is a protocol mistake planted by the simulator (zab/zabtest)
+	// through its Storage; always plant.None in production.
+	mistake plant.Mistake
 }
 
 // NewPeer validates and copies cfg and returns a peer that starts looking
@@ -209,6 +213,9 @@ func NewPeer(cfg Config) (*Peer, error) {
 		fwdConfs:       map[uint64]*fwdConf{},
 	}
 	p.log.storage = cfg.Storage
+	if c, ok := cfg.Storage.(plant.Carrier); ok {
+		p.mistake = c.PlantedMistake()
+	}
 	snap, err := cfg.Storage.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("zab: reading snapshot: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 // request is what a simulated node replicates, the same shape and msgpack
@@ -38,8 +39,8 @@ type replica struct {
 	results map[zab.Zxid]tree.Result
 }
 
-// cluster wraps a zab.Sim and keeps one tree per peer in step with the
-// peer's state machine. zab.Sim applies committed entries to a digest; the
+// cluster wraps a zabtest.Sim and keeps one tree per peer in step with the
+// peer's state machine. zabtest.Sim applies committed entries to a digest; the
 // cluster reads the same entries back from the peer's storage right after
 // each simulator step and applies them to the tree, so every tree sees
 // exactly the entries, in the order, that zab handed to the state machine.
@@ -47,7 +48,7 @@ type replica struct {
 // one (restart or SNAP), its tree is rebuilt at the snapshot's zxid from the
 // applied history and goes through the tree's own snapshot and restore.
 type cluster struct {
-	s    *zab.Sim
+	s    *zabtest.Sim
 	reps map[zab.PeerID]*replica
 	// digests holds the tree digest right after each zxid, as first seen:
 	// trees that apply the same entries must agree.
@@ -64,8 +65,8 @@ type cluster struct {
 	err error
 }
 
-func newCluster(cfg zab.SimConfig) (*cluster, error) {
-	s, err := zab.NewSim(cfg)
+func newCluster(cfg zabtest.SimConfig) (*cluster, error) {
+	s, err := zabtest.NewSim(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ func (c *cluster) catchUp(r *replica) {
 // its tree's applied zxid. When the peer installed a SNAP past the tree, it
 // first calls restore with the snapshot's zxid. An error is an
 // inconsistency between the peer and its tree.
-func appliedEntries(id zab.PeerID, n *zab.SimNode, applied func() zab.Zxid, restore func(zab.Zxid)) ([]zab.Entry, error) {
+func appliedEntries(id zab.PeerID, n *zabtest.SimNode, applied func() zab.Zxid, restore func(zab.Zxid)) ([]zab.Entry, error) {
 	last := n.SM.Last
 	switch {
 	case last == applied():

@@ -1,7 +1,7 @@
 // Package sim checks, in zab's deterministic simulator, that the replicated
 // znode tree is linearizable under faults (issue 6).
 //
-// Run drives one seed: a zab.Sim ensemble of 3 or 5 voters (and 0 or 1
+// Run drives one seed: a zabtest.Sim ensemble of 3 or 5 voters (and 0 or 1
 // observer) where every peer's state machine is a real tree.Tree fed the
 // entries zab hands it, encoded as coord encodes them (tree op, proposer,
 // time, unique ReqID). Virtual clients issue creates (plain and
@@ -12,7 +12,7 @@
 // drops, duplicates, delays and reorders messages, isolates the leader,
 // partitions random halves, builds bridges, cuts links one way and crashes
 // and restarts peers (one, the leader, or all) with only their persisted
-// state. It also injects driver faults (zab.Sim models the driver loop of
+// state. It also injects driver faults (zabtest.Sim models the driver loop of
 // zab.Node): a crash in the middle of persisting a Ready, after which only
 // a prefix of its records (snapshot, truncation, entries, acceptedEpoch,
 // currentEpoch, in the order the driver writes them) survives and none of
@@ -35,7 +35,7 @@
 //     and identical committed logs on every peer;
 //   - that no acknowledged write is missing from the final history;
 //   - read-your-writes of plain local gets;
-//   - zab.Sim's own invariants (one established leader per epoch, Sync
+//   - zabtest.Sim's own invariants (one established leader per epoch, Sync
 //     covering every earlier applied write, no divergent apply).
 //
 // Replay a failing seed with
@@ -57,7 +57,7 @@
 //	go test ./internal/sim -run 'TestLinearizable$' -sim.seeds=10000 -sim.base=100000 -timeout 60m
 //
 // TestCheckerCatchesDiffWithoutTrunc shows that the checks catch a real
-// protocol mistake, switched on with zab.Config.Mistake (test-only).
+// protocol mistake, switched on with zabtest.SimConfig.Mistake (test-only).
 //
 // RunSessions (TestSimSessions, TestSimLock) runs sessions, ephemerals,
 // watches and the lock recipe the same way: every peer steps the session

@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 // Config shapes one seeded run. The zero value of every field but Seed is a
@@ -35,8 +36,8 @@ type Config struct {
 	// ReqID, so the tree cannot recognise it and may apply it twice.
 	FreshRetryIDs bool
 	// Mistake is a test-only protocol mistake every peer makes (see
-	// zab.Mistake): the simulator's checks must catch it.
-	Mistake zab.Mistake
+	// zabtest.Mistake): the simulator's checks must catch it.
+	Mistake zabtest.Mistake
 	// Disable leaves these fault classes out of the schedule (their
 	// actions are still drawn from the seed, then skipped): the shrinker
 	// uses it, and -sim.disable replays its result.
@@ -142,11 +143,11 @@ func Run(cfg Config) *Result {
 		cfg.CheckTimeout = 20 * time.Second
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xc0071))
-	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
+	sc := zabtest.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
-	sc.Peer.Mistake = cfg.Mistake
+	sc.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	r := &runner{cfg: cfg, rng: rng, reconf: rand.New(rand.NewPCG(cfg.Seed, 0x7ec0f)), acked: map[zab.Zxid]uint64{},
 		restartAt: map[zab.PeerID]int64{}}

@@ -1,7 +1,7 @@
 // Sessions, ephemerals, watches and the lock recipe in the simulator.
 //
 // RunSessions drives one seed, in one goroutine and virtual time (a unit
-// is a millisecond of coord's clock): a zab.Sim ensemble whose peers each
+// is a millisecond of coord's clock): a zabtest.Sim ensemble whose peers each
 // feed a real tree.Tree, and beside every peer the session core that
 // coord.Node runs, session.Replica, driven as coord's maintenance goroutine
 // drives it (inputs queued while that goroutine stalls, a Tick every zab
@@ -12,7 +12,7 @@
 // network that shares zab's cuts and drop rate, the leader refreshes its
 // tracker on arrival and acknowledges after a leadership round, expires
 // sessions and proposes the closeSession, and the owner moves Connected,
-// Suspended, Lost on its own clock. Faults: zab.Sim's (drops, duplicates, delays,
+// Suspended, Lost on its own clock. Faults: zabtest.Sim's (drops, duplicates, delays,
 // partitions, one-way cuts, crashes and restarts, which kill a node's
 // clients), isolating a client's peer, a stalled maintain loop, and, when
 // the simulator offers them, a leader whose zab clock stops (deposed
@@ -44,6 +44,7 @@ import (
 	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 // SessionConfig shapes one seeded run of RunSessions: sessions, ephemerals,
@@ -237,8 +238,8 @@ type prop struct {
 
 type srunner struct {
 	cfg   SessionConfig
-	s     *zab.Sim
-	sc    zab.SimConfig
+	s     *zabtest.Sim
+	sc    zabtest.SimConfig
 	rng   *rand.Rand
 	reps  map[zab.PeerID]*srep
 	nodes map[zab.PeerID]*snode
@@ -314,7 +315,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		cfg.Duration = 4000
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5e55))
-	sc := zab.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
+	sc := zabtest.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
@@ -323,7 +324,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
 		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
 	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
-	s, err := zab.NewSim(sc)
+	s, err := zabtest.NewSim(sc)
 	if err != nil {
 		r.res.Err = err
 		return &r.res

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 // sessionSeedsCI is the default seed count of TestSimSessions and
@@ -167,8 +168,8 @@ func TestCheckerCatchesEarlyExpiry(t *testing.T) {
 // past the new leader's expiry.
 func TestCheckerCatchesAckWithoutSync(t *testing.T) {
 	// A deposed leader that does not know it needs a stopped zab clock.
-	if _, ok := any(&zab.Sim{}).(interface{ StallTicks(zab.PeerID, int64) }); !ok {
-		t.Skip("zab.Sim has no StallTicks: a deposed leader always steps down before its successor takes over")
+	if _, ok := any(&zabtest.Sim{}).(interface{ StallTicks(zab.PeerID, int64) }); !ok {
+		t.Skip("zabtest.Sim has no StallTicks: a deposed leader always steps down before its successor takes over")
 	}
 	requireSessionCaught(t, "the owner is not Lost yet", func(c *SessionConfig) {
 		c.EphClients, c.AckWithoutSync = 4, true

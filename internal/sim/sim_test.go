@@ -14,7 +14,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/stretchr/testify/require"
 
-	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 var (
@@ -210,7 +210,7 @@ func TestCheckerCatchesDuplicateRetries(t *testing.T) {
 // (an old epoch's uncommitted tail) with a DIFF instead of a TRUNC. The
 // simulator must find the divergence by its normal checks.
 func TestCheckerCatchesDiffWithoutTrunc(t *testing.T) {
-	requireCaught(t, false, func(c *Config) { c.Mistake = zab.MistakeDiffWithoutTrunc })
+	requireCaught(t, false, func(c *Config) { c.Mistake = zabtest.MistakeDiffWithoutTrunc })
 }
 
 // TestShrink shrinks a failing run (stale reads fail with few faults) and

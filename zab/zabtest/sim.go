@@ -1,10 +1,11 @@
-package zab
+package zabtest
 
 import (
 	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/coord-dev/coord/zab"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
@@ -15,9 +16,9 @@ type SimConfig struct {
 	Seed      uint64
 	Voters    int // ids 1..Voters
 	Observers int // ids after the voters
-	// Peer is the template for every peer's Config (ID, Voters, Observers,
+	// Peer is the template for every peer's zab.Config (ID, Voters, Observers,
 	// Storage and Seed are filled in).
-	Peer Config
+	Peer zab.Config
 	// TickInterval is the virtual time between two ticks of a peer.
 	// Default 10.
 	TickInterval int64
@@ -37,91 +38,99 @@ type SimConfig struct {
 	// many applied entries and compact its log up to the previous snapshot
 	// (so peers further behind need a SNAP). Zero disables snapshots.
 	SnapshotEvery int
+	// Mistake plants a known protocol or persistence error in every peer
+	// (see Mistake), to show that the simulator's checks catch it.
+	Mistake Mistake
 	// Storage, if set, returns the durable state peer id starts from (a
 	// fresh storage each call); nil means an empty one. Tests use it to
 	// start an ensemble with a history, e.g. with zxids near the top of
 	// their ranges.
-	Storage func(id PeerID) *MemoryStorage
+	Storage func(id zab.PeerID) *zab.MemoryStorage
 }
 
 // Sim is a deterministic, single-threaded simulation of an ensemble of
 // Peers on an in-memory network with a virtual clock: every delivery, drop,
 // duplication, delay, partition and tick follows from the seed, so a run
 // replays exactly. A crash keeps only what the peer persisted (its
-// MemoryStorage); the state machine is rebuilt from the snapshot.
+// zab.MemoryStorage); the state machine is rebuilt from the snapshot.
 type Sim struct {
 	cfg    SimConfig
 	rng    *rand.Rand
 	now    int64
 	seq    uint64
 	events eventQueue
-	nodes  map[PeerID]*SimNode
-	ids    []PeerID
-	cut    map[[2]PeerID]bool
-	fifo   map[[2]PeerID]int64 // last delivery time per pair
-	queued map[[2]PeerID]int   // messages in flight per pair
+	nodes  map[zab.PeerID]*SimNode
+	ids    []zab.PeerID
+	cut    map[[2]zab.PeerID]bool
+	fifo   map[[2]zab.PeerID]int64 // last delivery time per pair
+	queued map[[2]zab.PeerID]int   // messages in flight per pair
 	// history maps each applied zxid to the state-machine digest right
 	// after it, as first seen: a peer that applies in another order or
 	// twice diverges from it.
-	history map[Zxid]uint64
+	history map[zab.Zxid]uint64
+	// prev maps each applied zxid to the one applied just before it, as
+	// first seen: walking it back from a peer's last zxid lists the history
+	// that peer holds (InHistory).
+	prev map[zab.Zxid]zab.Zxid
 	// leaders records who established each epoch: two leaders of one epoch
 	// would break zxid uniqueness.
-	leaders map[uint32]PeerID
+	leaders map[uint32]zab.PeerID
 	// maxApplied is the newest zxid any peer applied; a Sync started
 	// afterwards must cover it (linearizability of Sync + read).
-	maxApplied Zxid
+	maxApplied zab.Zxid
 	// Err records the first invariant violation seen by the driver.
 	Err error
 	// Delivered counts messages handed to peers.
 	Delivered int
 	// OnDeliver, if set, sees every message just before it is stepped.
-	OnDeliver func(Message)
-	// dirty peers got requests whose Ready is not processed yet: like a
-	// driver loop, the simulator batches them into one Ready (group commit).
-	dirty map[PeerID]bool
+	OnDeliver func(zab.Message)
+	// dirty peers got requests whose zab.Ready is not processed yet: like a
+	// driver loop, the simulator batches them into one zab.Ready (group commit).
+	dirty map[zab.PeerID]bool
 	// OnFault, if set, hears about the faults the simulator decides itself
 	// (what a torn write kept, a failed fsync's fail-stop), for the
 	// caller's schedule log.
-	OnFault func(id PeerID, what string)
+	OnFault func(id zab.PeerID, what string)
 	// OnCrash, if set, sees a peer just before it crashes, while its state
-	// machine and storage are still as its last completed Ready left them
+	// machine and storage are still as its last completed zab.Ready left them
 	// (a crash may come in the middle of a Step, after earlier Readies of
 	// that Step applied entries and completed requests).
-	OnCrash func(id PeerID)
+	OnCrash func(id zab.PeerID)
 }
 
 // SimNode is one simulated peer with its driver state.
 type SimNode struct {
-	ID      PeerID
-	Peer    *Peer // nil while crashed
-	Storage *MemoryStorage
+	ID      zab.PeerID
+	Peer    *zab.Peer // nil while crashed
+	Storage *zab.MemoryStorage
 	SM      SimStateMachine
-	// Proposals and Syncs collect the results reported by Ready.
-	Proposals map[uint64]ProposalResult
-	Syncs     map[uint64]SyncResult
+	// Proposals and Syncs collect the results reported by zab.Ready.
+	Proposals map[uint64]zab.ProposalResult
+	Syncs     map[uint64]zab.SyncResult
 	nextReq   uint64
-	syncFloor map[uint64]Zxid
+	syncFloor map[uint64]zab.Zxid
 	lastSnap  int
-	prevSnap  Zxid
-	cfg       Config
+	prevSnap  zab.Zxid
+	cfg       zab.Config
 
 	// Driver faults (see SlowDisk, CrashInPersist, FailFsync, Pause,
-	// StallTicks). While the driver is blocked (a Ready's fsync in flight,
+	// StallTicks). While the driver is blocked (a zab.Ready's fsync in flight,
 	// or the process paused) it takes in nothing: messages that reach it
 	// wait in backlog, requests in deferred, and of the ticks that fire
 	// only one is kept (like a time.Ticker's channel).
-	inflight    *Ready
-	exec        *Executor // this incarnation's (the shared Ready executor)
-	confs       []Zxid    // configuration entries of the Ready being finished
+	inflight    *zab.Ready
+	exec        *zab.Executor // this incarnation's (the shared zab.Ready executor)
+	confs       []zab.Zxid    // configuration entries of the Ready being finished
+	lastChecked zab.Zxid      // the last zxid check saw this peer apply
 	disk        simDisk
 	pausedUntil int64
-	backlog     []Message
+	backlog     []zab.Message
 	deferred    []simRequest
 	tickDue     bool
-	slowUntil   int64 // until then every persisting Ready takes fsyncDelay
+	slowUntil   int64 // until then every persisting zab.Ready takes fsyncDelay
 	fsyncDelay  int64
 	stallUntil  int64     // no ticks until then (a stopped clock)
-	armed       diskFault // what happens to the next persisting Ready
+	armed       diskFault // what happens to the next persisting zab.Ready
 	armedMin    int       // ... that has at least this many records
 	armedSnap   bool      // ... that installs a SNAP
 	armedKeep   int       // ... keeping this many records (negative: drawn from the seed)
@@ -135,7 +144,7 @@ type simRequest struct {
 	sync bool
 }
 
-// diskFault is what goes wrong with a peer's next persisting Ready.
+// diskFault is what goes wrong with a peer's next persisting zab.Ready.
 type diskFault uint8
 
 const (
@@ -151,10 +160,10 @@ const (
 type SimStateMachine struct {
 	N      uint64
 	Digest uint64
-	Last   Zxid
+	Last   zab.Zxid
 }
 
-func (s *SimStateMachine) apply(e Entry) {
+func (s *SimStateMachine) apply(e zab.Entry) {
 	h := fnv.New64a()
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], s.Digest)
@@ -179,17 +188,17 @@ func decodeSM(b []byte) SimStateMachine {
 		return SimStateMachine{}
 	}
 	return SimStateMachine{N: binary.BigEndian.Uint64(b), Digest: binary.BigEndian.Uint64(b[8:]),
-		Last: Zxid(binary.BigEndian.Uint64(b[16:]))}
+		Last: zab.Zxid(binary.BigEndian.Uint64(b[16:]))}
 }
 
 type event struct {
 	at   int64
 	seq  uint64
-	tick PeerID // non-zero: a tick of this peer
-	msg  Message
+	tick zab.PeerID // non-zero: a tick of this peer
+	msg  zab.Message
 	// wake, if non-zero, is a driver event of this peer's incarnation inc:
 	// an fsync completes (kind wakeFsync) or a pause ends (wakeResume).
-	wake PeerID
+	wake zab.PeerID
 	kind wakeKind
 	inc  uint64
 }
@@ -199,6 +208,7 @@ type wakeKind uint8
 const (
 	wakeFsync wakeKind = iota + 1
 	wakeResume
+	wakeDurable // a planted early write becomes durable
 )
 
 type eventQueue []*event
@@ -228,20 +238,21 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	if cfg.MaxDelay == 0 {
 		cfg.MinDelay, cfg.MaxDelay = 1, 3
 	}
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[PeerID]*SimNode{},
-		cut: map[[2]PeerID]bool{}, fifo: map[[2]PeerID]int64{}, history: map[Zxid]uint64{}, dirty: map[PeerID]bool{},
-		queued: map[[2]PeerID]int{}, leaders: map[uint32]PeerID{}}
-	var voters, observers []PeerID
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[zab.PeerID]*SimNode{},
+		cut: map[[2]zab.PeerID]bool{}, fifo: map[[2]zab.PeerID]int64{}, history: map[zab.Zxid]uint64{},
+		prev: map[zab.Zxid]zab.Zxid{}, dirty: map[zab.PeerID]bool{},
+		queued: map[[2]zab.PeerID]int{}, leaders: map[uint32]zab.PeerID{}}
+	var voters, observers []zab.PeerID
 	for i := 1; i <= cfg.Voters; i++ {
-		voters = append(voters, PeerID(i))
+		voters = append(voters, zab.PeerID(i))
 	}
 	for i := 1; i <= cfg.Observers; i++ {
-		observers = append(observers, PeerID(cfg.Voters+i))
+		observers = append(observers, zab.PeerID(cfg.Voters+i))
 	}
 	for _, id := range append(slices.Clone(voters), observers...) {
 		pc := cfg.Peer
 		pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, voters, observers, cfg.Seed, nil
-		n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc, armedKeep: -1}
+		n := &SimNode{ID: id, Storage: zab.NewMemoryStorage(), cfg: pc, armedKeep: -1}
 		if cfg.Storage != nil {
 			if st := cfg.Storage(id); st != nil {
 				n.Storage = st
@@ -265,25 +276,40 @@ func (s *Sim) start(n *SimNode) error {
 		s.fault(n.ID, "restart: snapshot newer than the log (crash inside a SNAP install): log dropped")
 	}
 	snap, _ := n.Storage.Snapshot()
+	if _, err := n.Storage.Floor(snap.Zxid); err != nil {
+		// The data directory's recovery refuses such a log too.
+		err = fmt.Errorf("peer %d: restart refused: the log starts after the snapshot at %v (history lost): %w",
+			n.ID, snap.Zxid, err)
+		s.fail(err)
+		return err
+	}
 	n.SM = decodeSM(snap.Data)
+	n.lastChecked = snap.Zxid
 	n.prevSnap = snap.Zxid
 	n.lastSnap = int(n.SM.N)
-	n.Proposals = map[uint64]ProposalResult{}
-	n.Syncs = map[uint64]SyncResult{}
-	n.syncFloor = map[uint64]Zxid{}
+	if n.Proposals == nil {
+		// Results outlive crashes: a write reported committed before one
+		// must still be in the history after it.
+		n.Proposals = map[uint64]zab.ProposalResult{}
+		n.Syncs = map[uint64]zab.SyncResult{}
+	}
+	n.syncFloor = map[uint64]zab.Zxid{}
 	cfg := n.cfg
 	cfg.Storage = n.Storage
+	if s.cfg.Mistake != MistakeNone {
+		cfg.Storage = plantedStorage{MemoryStorage: n.Storage, m: s.cfg.Mistake}
+	}
 	cfg.Seed = s.rng.Uint64() // a restarted peer draws new jitter
-	p, err := NewPeer(cfg)
+	p, err := zab.NewPeer(cfg)
 	if err != nil {
 		return err
 	}
 	n.Peer = p
-	n.disk = simDisk{st: n.Storage, budget: -1}
-	n.exec = NewExecutor(ExecutorConfig{
+	n.disk = simDisk{st: n.Storage, budget: -1, mistake: s.cfg.Mistake, rng: s.rng}
+	n.exec = zab.NewExecutor(zab.ExecutorConfig{
 		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
-		OnProposal: func(r ProposalResult, _ any) { n.Proposals[r.ID] = r },
-		OnSync:     func(r SyncResult) { s.syncDone(n, r) },
+		OnProposal: func(r zab.ProposalResult, _ any) { n.Proposals[r.ID] = r },
+		OnSync:     func(r zab.SyncResult) { s.syncDone(n, r) },
 		Applied:    snap.Zxid,
 	})
 	s.process(n)
@@ -300,14 +326,14 @@ func (s *Sim) push(e event) {
 func (s *Sim) Now() int64 { return s.now }
 
 // Node returns the simulated peer id.
-func (s *Sim) Node(id PeerID) *SimNode { return s.nodes[id] }
+func (s *Sim) Node(id zab.PeerID) *SimNode { return s.nodes[id] }
 
 // IDs returns every peer id, voters first.
-func (s *Sim) IDs() []PeerID { return s.ids }
+func (s *Sim) IDs() []zab.PeerID { return s.ids }
 
 // send queues m; it reports false when the link's queue is full.
-func (s *Sim) send(m Message) bool {
-	k := [2]PeerID{m.From, m.To}
+func (s *Sim) send(m zab.Message) bool {
+	k := [2]zab.PeerID{m.From, m.To}
 	if s.cfg.QueueLimit > 0 && s.queued[k] >= s.cfg.QueueLimit {
 		return false
 	}
@@ -333,20 +359,20 @@ func (s *Sim) send(m Message) bool {
 	return true
 }
 
-// sendErr is send for the executor: a full link queue is ErrQueueFull.
-func (s *Sim) sendErr(m Message) error {
+// sendErr is send for the executor: a full link queue is zab.ErrQueueFull.
+func (s *Sim) sendErr(m zab.Message) error {
 	if !s.send(m) {
-		return ErrQueueFull
+		return zab.ErrQueueFull
 	}
 	return nil
 }
 
-// process runs the driver loop of n until its Ready is empty (or the driver
+// process runs the driver loop of n until its zab.Ready is empty (or the driver
 // blocks on a slow fsync).
 func (s *Sim) process(n *SimNode) {
 	for n.Peer != nil && !s.blocked(n) && n.Peer.HasReady() {
 		rd := n.Peer.Ready()
-		if st := rd.SoftState; st.Role == RoleLeading && st.Serving {
+		if st := rd.SoftState; st.Role == zab.RoleLeading && st.Serving {
 			if l, ok := s.leaders[st.Epoch]; ok && l != n.ID {
 				s.fail(fmt.Errorf("peers %d and %d both established epoch %d", l, n.ID, st.Epoch))
 			}
@@ -361,6 +387,16 @@ func (s *Sim) process(n *SimNode) {
 				s.tear(n, rd, f)
 				return
 			}
+			if s.now < n.slowUntil && n.fsyncDelay > 0 && s.cfg.Mistake == MistakeLeaderSelfBeforeFsync &&
+				rd.SoftState.Role == zab.RoleLeading {
+				// Planted: the leader goes on as if its write were done;
+				// the write becomes durable only when the fsync ends.
+				n.disk.lagging = true
+				s.finish(n, rd)
+				n.disk.lagging = false
+				s.push(event{at: s.now + n.fsyncDelay, wake: n.ID, kind: wakeDurable, inc: n.inc})
+				continue
+			}
 			if s.now < n.slowUntil && n.fsyncDelay > 0 {
 				// A slow fsync: everything else waits for the write, and
 				// the driver takes in nothing meanwhile.
@@ -374,14 +410,17 @@ func (s *Sim) process(n *SimNode) {
 }
 
 // persists reports whether rd writes anything durable (an fsync).
-func persists(rd Ready) bool {
+func persists(rd zab.Ready) bool {
 	return rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
 }
 
 // finish carries out rd after SendEarly: the write, then the rest
-// (Executor.Persist and Finish), then the driver's snapshot.
-func (s *Sim) finish(n *SimNode, rd Ready) {
-	if err := n.exec.Persist(rd); err != nil {
+// (zab.Executor.Persist and Finish), then the driver's snapshot.
+func (s *Sim) finish(n *SimNode, rd zab.Ready) {
+	n.disk.next = &rd
+	err := n.exec.Persist(rd)
+	n.disk.next = nil
+	if err != nil {
 		s.fail(fmt.Errorf("peer %d: persist: %w", n.ID, err))
 	}
 	// Configuration entries (zab's own: the executor does not apply them)
@@ -396,7 +435,7 @@ func (s *Sim) finish(n *SimNode, rd Ready) {
 	if err := n.exec.Finish(rd); err != nil {
 		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
 	}
-	s.checkConfs(n, ^Zxid(0))
+	s.checkConfs(n, ^zab.Zxid(0))
 	n.SM.Last = n.exec.Applied()
 	s.maybeSnapshot(n)
 }
@@ -408,7 +447,7 @@ type simApplier struct {
 	n *SimNode
 }
 
-func (a simApplier) Apply(e Entry) any {
+func (a simApplier) Apply(e zab.Entry) any {
 	s, n := a.s, a.n
 	s.checkConfs(n, e.Zxid)
 	n.SM.apply(e)
@@ -416,14 +455,15 @@ func (a simApplier) Apply(e Entry) any {
 	return nil
 }
 
-func (a simApplier) Restore(snap Snapshot) error {
+func (a simApplier) Restore(snap zab.Snapshot) error {
 	a.n.SM = decodeSM(snap.Data)
+	a.s.check(a.n, snap.Zxid, a.n.SM.Digest)
 	return nil
 }
 
-// checkConfs checks the configuration entries of the Ready being finished
+// checkConfs checks the configuration entries of the zab.Ready being finished
 // that come before z: the state after each is the state now.
-func (s *Sim) checkConfs(n *SimNode, z Zxid) {
+func (s *Sim) checkConfs(n *SimNode, z zab.Zxid) {
 	for len(n.confs) > 0 && n.confs[0] < z {
 		s.check(n, n.confs[0], n.SM.Digest)
 		n.confs = n.confs[1:]
@@ -432,17 +472,35 @@ func (s *Sim) checkConfs(n *SimNode, z Zxid) {
 
 // check records the state digest d of peer n right after zxid z, or
 // compares it with the one first seen there.
-func (s *Sim) check(n *SimNode, z Zxid, d uint64) {
+func (s *Sim) check(n *SimNode, z zab.Zxid, d uint64) {
 	s.maxApplied = max(s.maxApplied, z)
 	if h, ok := s.history[z]; !ok {
 		s.history[z] = d
+		s.prev[z] = n.lastChecked
 	} else if h != d {
 		s.fail(fmt.Errorf("peer %d: state after %v diverges", n.ID, z))
 	}
+	n.lastChecked = z
+}
+
+// InHistory reports whether z is in the history peer id has applied: a
+// write reported committed that is not was lost.
+func (s *Sim) InHistory(id zab.PeerID, z zab.Zxid) bool {
+	for at := s.nodes[id].lastChecked; at >= z; {
+		if at == z {
+			return true
+		}
+		p, ok := s.prev[at]
+		if !ok || p >= at {
+			return false
+		}
+		at = p
+	}
+	return false
 }
 
 // syncDone records a completed Sync and checks it covers what it must.
-func (s *Sim) syncDone(n *SimNode, r SyncResult) {
+func (s *Sim) syncDone(n *SimNode, r zab.SyncResult) {
 	if r.Err == nil && r.Zxid > n.exec.Applied() {
 		s.fail(fmt.Errorf("peer %d: sync %d done at %v before applying it (at %v)", n.ID, r.ID, r.Zxid, n.exec.Applied()))
 	}
@@ -455,12 +513,12 @@ func (s *Sim) syncDone(n *SimNode, r SyncResult) {
 
 // tear ends n in the middle of persisting rd: a crash (f == diskCrash) or
 // a failed fsync after which the driver stops the node (diskError). The
-// executor writes rd's records in its order (Executor.Persist) and a torn
+// executor writes rd's records in its order (zab.Executor.Persist) and a torn
 // log tail is cut on recovery, so what survives is a prefix of them, drawn
 // from the seed: nothing (the fsync never happened), a part, or all of it
 // (the write completed but no message left). Either way none of rd's
 // messages but the PROPOSALs went out, and nothing was applied.
-func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
+func (s *Sim) tear(n *SimNode, rd zab.Ready, f diskFault) {
 	if s.OnCrash != nil {
 		s.OnCrash(n.ID)
 	}
@@ -479,9 +537,9 @@ func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
 		}
 	}
 	n.armedKeep, n.armedSnap = -1, false
-	n.disk.budget = keep
+	n.disk.budget, n.disk.next = keep, &rd
 	err := n.exec.Persist(rd)
-	n.disk.budget = -1
+	n.disk.budget, n.disk.next = -1, nil
 	if err != nil && !errors.Is(err, errSimCrash) {
 		s.fail(fmt.Errorf("peer %d: persist: %w", n.ID, err))
 	}
@@ -497,7 +555,7 @@ func (s *Sim) tear(n *SimNode, rd Ready, f diskFault) {
 // records counts the records persisting rd writes, in the executor's order:
 // snapshot, emptied log, truncation, each entry, acceptedEpoch,
 // currentEpoch.
-func (s *Sim) records(n *SimNode, rd Ready) int {
+func (s *Sim) records(n *SimNode, rd zab.Ready) int {
 	old, _ := n.Storage.InitialState()
 	hs := rd.HardState
 	recs := len(rd.Entries)
@@ -516,7 +574,7 @@ func (s *Sim) records(n *SimNode, rd Ready) int {
 	return recs
 }
 
-func (s *Sim) fault(id PeerID, what string) {
+func (s *Sim) fault(id zab.PeerID, what string) {
 	if s.OnFault != nil {
 		s.OnFault(id, what)
 	}
@@ -526,7 +584,7 @@ func (s *Sim) fault(id PeerID, what string) {
 func (s *Sim) blocked(n *SimNode) bool { return n.inflight != nil || s.now < n.pausedUntil }
 
 // release lets a driver that is no longer blocked take in what waited, in
-// order (each followed by its Ready, which may block the driver again):
+// order (each followed by its zab.Ready, which may block the driver again):
 // the requests, the messages in arrival order, then the kept tick.
 func (s *Sim) release(n *SimNode) {
 	if n.Peer == nil || s.blocked(n) {
@@ -538,10 +596,10 @@ func (s *Sim) release(n *SimNode) {
 		if r.sync {
 			if err := n.Peer.Sync(r.id); err != nil {
 				delete(n.syncFloor, r.id)
-				n.Syncs[r.id] = SyncResult{ID: r.id, Err: err}
+				n.Syncs[r.id] = zab.SyncResult{ID: r.id, Err: err}
 			}
 		} else if err := n.Peer.Propose(r.id, r.data); err != nil {
-			n.Proposals[r.id] = ProposalResult{ID: r.id, Err: err}
+			n.Proposals[r.id] = zab.ProposalResult{ID: r.id, Err: err}
 		}
 	}
 	s.process(n)
@@ -560,7 +618,7 @@ func (s *Sim) release(n *SimNode) {
 }
 
 // deliver hands m to n's peer and runs its driver loop.
-func (s *Sim) deliver(n *SimNode, m Message) {
+func (s *Sim) deliver(n *SimNode, m zab.Message) {
 	s.Delivered++
 	if s.OnDeliver != nil {
 		s.OnDeliver(m)
@@ -571,30 +629,30 @@ func (s *Sim) deliver(n *SimNode, m Message) {
 	s.process(n)
 }
 
-// SlowDisk makes every Ready of peer id that writes something take delay
+// SlowDisk makes every zab.Ready of peer id that writes something take delay
 // units of virtual time to become durable, until virtual time until: its
 // messages (but a leader's PROPOSALs) and applies wait for the write, and
 // the driver takes in nothing meanwhile.
-func (s *Sim) SlowDisk(id PeerID, delay, until int64) {
+func (s *Sim) SlowDisk(id zab.PeerID, delay, until int64) {
 	n := s.nodes[id]
 	n.fsyncDelay, n.slowUntil = delay, until
 }
 
 // CrashInPersist makes peer id crash in the middle of persisting its next
-// Ready that writes at least minRecords records (at once if a write is in
-// flight): a prefix of that Ready's records survives (see tear). Restart
+// zab.Ready that writes at least minRecords records (at once if a write is in
+// flight): a prefix of that zab.Ready's records survives (see tear). Restart
 // it as after Crash.
-func (s *Sim) CrashInPersist(id PeerID, minRecords int) { s.armDisk(id, diskCrash, minRecords) }
+func (s *Sim) CrashInPersist(id zab.PeerID, minRecords int) { s.armDisk(id, diskCrash, minRecords) }
 
-// FailFsync makes the fsync of peer id's next Ready that writes at least
+// FailFsync makes the fsync of peer id's next zab.Ready that writes at least
 // minRecords records fail: the driver stops the node, as a real one must
 // (the page cache may have dropped the dirty pages: what survives is a
 // prefix, as for a crash). Restart it later as after Crash.
-func (s *Sim) FailFsync(id PeerID, minRecords int) { s.armDisk(id, diskError, minRecords) }
+func (s *Sim) FailFsync(id zab.PeerID, minRecords int) { s.armDisk(id, diskError, minRecords) }
 
 // armDisk makes peer id's next write of at least minRecords records end
 // with f, or the write in flight at once.
-func (s *Sim) armDisk(id PeerID, f diskFault, minRecords int) {
+func (s *Sim) armDisk(id zab.PeerID, f diskFault, minRecords int) {
 	n := s.nodes[id]
 	if n.Peer == nil {
 		return
@@ -608,11 +666,19 @@ func (s *Sim) armDisk(id PeerID, f diskFault, minRecords int) {
 	n.armed, n.armedMin, n.armedSnap, n.armedKeep = f, minRecords, false, -1
 }
 
+// CrashInPersistKeeping is CrashInPersist with the number of that Ready's
+// records that survive chosen by the caller (in the executor's order, see
+// records) instead of drawn from the seed.
+func (s *Sim) CrashInPersistKeeping(id zab.PeerID, minRecords, keep int) {
+	s.armDisk(id, diskCrash, minRecords)
+	s.nodes[id].armedKeep = keep
+}
+
 // CrashInSnapInstall makes peer id crash while it persists the next SNAP
-// it receives, with keep of that Ready's records durable (see records: 1
+// it receives, with keep of that zab.Ready's records durable (see records: 1
 // keeps the snapshot without emptying the log, the state a crash between
 // the two steps of the install leaves). Restart it as after Crash.
-func (s *Sim) CrashInSnapInstall(id PeerID, keep int) {
+func (s *Sim) CrashInSnapInstall(id zab.PeerID, keep int) {
 	n := s.nodes[id]
 	n.armed, n.armedMin, n.armedSnap, n.armedKeep = diskCrash, 0, true, keep
 }
@@ -621,7 +687,7 @@ func (s *Sim) CrashInSnapInstall(id PeerID, keep int) {
 // VM pause, SIGSTOP): it gets no ticks and takes in no message or request;
 // those that reach it wait and are taken in when it resumes with its old
 // state, unlike after a crash.
-func (s *Sim) Pause(id PeerID, d int64) {
+func (s *Sim) Pause(id zab.PeerID, d int64) {
 	n := s.nodes[id]
 	if n.Peer == nil {
 		return
@@ -632,15 +698,15 @@ func (s *Sim) Pause(id PeerID, d int64) {
 
 // StallTicks stops peer id's clock for d units of virtual time: it still
 // takes in messages and requests, but gets no tick.
-func (s *Sim) StallTicks(id PeerID, d int64) {
+func (s *Sim) StallTicks(id zab.PeerID, d int64) {
 	n := s.nodes[id]
 	n.stallUntil = max(n.stallUntil, s.now+d)
 }
 
 // TickBurst makes peer id's clock jump: it gets k ticks at once (each
-// followed by its Ready, as a driver that catches up with the wall clock).
+// followed by its zab.Ready, as a driver that catches up with the wall clock).
 // A blocked driver keeps one tick.
-func (s *Sim) TickBurst(id PeerID, k int) {
+func (s *Sim) TickBurst(id zab.PeerID, k int) {
 	n := s.nodes[id]
 	for range k {
 		if n.Peer == nil {
@@ -657,14 +723,14 @@ func (s *Sim) TickBurst(id PeerID, k int) {
 
 // ClearDiskFaults ends peer id's slow disk and disarms a pending crash in
 // the middle of a write or fsync failure.
-func (s *Sim) ClearDiskFaults(id PeerID) {
+func (s *Sim) ClearDiskFaults(id zab.PeerID) {
 	n := s.nodes[id]
 	n.slowUntil, n.fsyncDelay, n.armed, n.armedSnap = 0, 0, diskOK, false
 }
 
 // Blocked reports whether peer id's driver is blocked (a slow fsync in
 // flight or the process paused).
-func (s *Sim) Blocked(id PeerID) bool { return s.blocked(s.nodes[id]) }
+func (s *Sim) Blocked(id zab.PeerID) bool { return s.blocked(s.nodes[id]) }
 
 func (s *Sim) maybeSnapshot(n *SimNode) {
 	every := s.cfg.SnapshotEvery
@@ -714,6 +780,10 @@ func (s *Sim) Step() bool {
 		if n.Peer == nil || e.inc != n.inc {
 			return true // the incarnation that waited crashed
 		}
+		if e.kind == wakeDurable {
+			n.disk.durable()
+			return true
+		}
 		if e.kind == wakeFsync && n.inflight != nil {
 			rd := *n.inflight
 			n.inflight = nil
@@ -736,8 +806,8 @@ func (s *Sim) Step() bool {
 		return true
 	}
 	n := s.nodes[e.msg.To]
-	s.queued[[2]PeerID{e.msg.From, e.msg.To}]--
-	if n.Peer == nil || s.cut[[2]PeerID{e.msg.From, e.msg.To}] {
+	s.queued[[2]zab.PeerID{e.msg.From, e.msg.To}]--
+	if n.Peer == nil || s.cut[[2]zab.PeerID{e.msg.From, e.msg.To}] {
 		return true
 	}
 	if s.blocked(n) {
@@ -775,15 +845,15 @@ func (s *Sim) RunUntil(d int64, cond func() bool) bool {
 
 // Leader returns the serving leader with the highest epoch among running
 // peers, or zero.
-func (s *Sim) Leader() PeerID {
-	var best PeerID
+func (s *Sim) Leader() zab.PeerID {
+	var best zab.PeerID
 	var epoch uint32
 	for _, id := range s.ids {
 		n := s.nodes[id]
 		if n.Peer == nil {
 			continue
 		}
-		if st := n.Peer.SoftState(); st.Role == RoleLeading && st.Serving && (best == 0 || st.Epoch > epoch) {
+		if st := n.Peer.SoftState(); st.Role == zab.RoleLeading && st.Serving && (best == 0 || st.Epoch > epoch) {
 			best, epoch = id, st.Epoch
 		}
 	}
@@ -812,10 +882,10 @@ func (s *Sim) Stable() bool {
 
 // Propose submits data at peer id under a fresh request id, which it
 // returns with the immediate error.
-func (s *Sim) Propose(id PeerID, data []byte) (uint64, error) {
+func (s *Sim) Propose(id zab.PeerID, data []byte) (uint64, error) {
 	n := s.nodes[id]
 	if n.Peer == nil {
-		return 0, ErrNoLeader
+		return 0, zab.ErrNoLeader
 	}
 	n.nextReq++
 	if s.blocked(n) {
@@ -829,10 +899,10 @@ func (s *Sim) Propose(id PeerID, data []byte) (uint64, error) {
 }
 
 // Sync starts a Sync at peer id under a fresh request id.
-func (s *Sim) Sync(id PeerID) (uint64, error) {
+func (s *Sim) Sync(id zab.PeerID) (uint64, error) {
 	n := s.nodes[id]
 	if n.Peer == nil {
-		return 0, ErrNoLeader
+		return 0, zab.ErrNoLeader
 	}
 	n.nextReq++
 	n.syncFloor[n.nextReq] = s.maxApplied
@@ -847,7 +917,7 @@ func (s *Sim) Sync(id PeerID) (uint64, error) {
 
 // Crash stops peer id, keeping only its persisted storage. A crash while a
 // slow fsync is in flight tears that write (see CrashInPersist).
-func (s *Sim) Crash(id PeerID) {
+func (s *Sim) Crash(id zab.PeerID) {
 	n := s.nodes[id]
 	if n.inflight != nil && n.Peer != nil {
 		rd := *n.inflight
@@ -857,6 +927,11 @@ func (s *Sim) Crash(id PeerID) {
 	}
 	if n.Peer != nil && s.OnCrash != nil {
 		s.OnCrash(id)
+	}
+	if n.Peer != nil {
+		if lost := n.disk.crash(); lost > 0 {
+			s.fault(id, fmt.Sprintf("crash lost %d entries a planted mistake had not made durable", lost))
+		}
 	}
 	n.Peer = nil
 	n.inc++
@@ -872,13 +947,13 @@ func (s *Sim) Crash(id PeerID) {
 // voters (for example its own guess from gossip, as a node bootstrapped
 // with BootstrapExpect makes) and the template's other settings, as a node
 // that joins a running ensemble.
-func (s *Sim) AddPeer(id PeerID, voters []PeerID) error {
+func (s *Sim) AddPeer(id zab.PeerID, voters []zab.PeerID) error {
 	if id == 0 || s.nodes[id] != nil {
-		return fmt.Errorf("%w: peer %d exists", ErrInvalidConfig, id)
+		return fmt.Errorf("%w: peer %d exists", zab.ErrInvalidConfig, id)
 	}
 	pc := s.cfg.Peer
 	pc.ID, pc.Voters, pc.Observers, pc.Seed, pc.Rand = id, slices.Clone(voters), nil, s.cfg.Seed, nil
-	n := &SimNode{ID: id, Storage: NewMemoryStorage(), cfg: pc, armedKeep: -1}
+	n := &SimNode{ID: id, Storage: zab.NewMemoryStorage(), cfg: pc, armedKeep: -1}
 	s.nodes[id] = n
 	s.ids = append(s.ids, id)
 	if err := s.start(n); err != nil {
@@ -889,7 +964,7 @@ func (s *Sim) AddPeer(id PeerID, voters []PeerID) error {
 }
 
 // Restart starts a crashed peer again from its storage.
-func (s *Sim) Restart(id PeerID) error {
+func (s *Sim) Restart(id zab.PeerID) error {
 	n := s.nodes[id]
 	if n.Peer != nil {
 		return nil
@@ -902,8 +977,8 @@ func (s *Sim) Restart(id PeerID) error {
 
 // Partition cuts every link between peers of different groups; peers in no
 // group keep their links.
-func (s *Sim) Partition(groups ...[]PeerID) {
-	group := map[PeerID]int{}
+func (s *Sim) Partition(groups ...[]zab.PeerID) {
+	group := map[zab.PeerID]int{}
 	for i, g := range groups {
 		for _, id := range g {
 			group[id] = i + 1
@@ -913,24 +988,24 @@ func (s *Sim) Partition(groups ...[]PeerID) {
 		for _, b := range s.ids {
 			ga, gb := group[a], group[b]
 			if ga != 0 && gb != 0 && ga != gb {
-				s.cut[[2]PeerID{a, b}] = true
+				s.cut[[2]zab.PeerID{a, b}] = true
 			}
 		}
 	}
 }
 
 // Isolate cuts every link of id.
-func (s *Sim) Isolate(id PeerID) {
+func (s *Sim) Isolate(id zab.PeerID) {
 	for _, o := range s.ids {
 		if o != id {
-			s.cut[[2]PeerID{id, o}] = true
-			s.cut[[2]PeerID{o, id}] = true
+			s.cut[[2]zab.PeerID{id, o}] = true
+			s.cut[[2]zab.PeerID{o, id}] = true
 		}
 	}
 }
 
 // Cut drops every message from one peer to another (one direction only).
-func (s *Sim) Cut(from, to PeerID) { s.cut[[2]PeerID{from, to}] = true }
+func (s *Sim) Cut(from, to zab.PeerID) { s.cut[[2]zab.PeerID{from, to}] = true }
 
 // Heal restores every link.
 func (s *Sim) Heal() { clear(s.cut) }
@@ -939,12 +1014,12 @@ func (s *Sim) Heal() { clear(s.cut) }
 func (s *Sim) SetFaults(drop, dup float64) { s.cfg.DropRate, s.cfg.DupRate = drop, dup }
 
 // ProposeConfig submits a configuration change at peer id under a fresh
-// request id, which it returns with the immediate error (ErrNoLeader while
+// request id, which it returns with the immediate error (zab.ErrNoLeader while
 // the peer is down or blocked).
-func (s *Sim) ProposeConfig(id PeerID, cc ConfChange) (uint64, error) {
+func (s *Sim) ProposeConfig(id zab.PeerID, cc zab.ConfChange) (uint64, error) {
 	n := s.nodes[id]
 	if n.Peer == nil || s.blocked(n) {
-		return 0, ErrNoLeader
+		return 0, zab.ErrNoLeader
 	}
 	n.nextReq++
 	err := n.Peer.ProposeConfig(n.nextReq, cc)
@@ -959,10 +1034,21 @@ var errSimCrash = errors.New("zab: simulated crash in the middle of a write")
 // survives a crash, and a budget of records after which the write in
 // progress is cut (a crash or failed fsync in its middle). Records, as the
 // data directory writes them: a SNAP's snapshot, the emptied log, a
-// truncation, each entry, acceptedEpoch, currentEpoch.
+// truncation, each entry, acceptedEpoch, currentEpoch. It also plants the
+// persistence mistakes: entries written but not yet durable (pending, lost
+// by a crash), currentEpoch written before the entries, the log emptied
+// before the SNAP's snapshot is saved.
 type simDisk struct {
-	st     *MemoryStorage
-	budget int // records left before the cut; negative: none planned
+	st      *zab.MemoryStorage
+	budget  int // records left before the cut; negative: none planned
+	mistake Mistake
+	rng     interface{ IntN(int) int }
+	next    *zab.Ready // the Ready being persisted
+	lagging bool       // appends stay pending until durable is called
+	// pending: entries after pendingFrom are written but not durable.
+	pending     bool
+	pendingFrom zab.Zxid
+	snap        *zab.Snapshot // a SNAP's snapshot held back (TruncateBeforeSnapshot)
 }
 
 // take returns how many of n records are written before the cut.
@@ -975,28 +1061,93 @@ func (d *simDisk) take(n int) int {
 	return k
 }
 
-func (d *simDisk) SaveSnapshot(s Snapshot) error {
+// epochFirst plants MistakeEpochBeforeEntries: the Ready's epochs are
+// written before anything else of it (the snapshot, the truncation, the
+// entries) instead of after.
+func (d *simDisk) epochFirst() error {
+	if d.mistake != MistakeEpochBeforeEntries || d.next == nil || d.next.HardState.IsEmpty() {
+		return nil
+	}
+	return d.SetHardState(d.next.HardState)
+}
+
+// durable makes the pending entries durable (a late fsync).
+func (d *simDisk) durable() { d.pending = false }
+
+// crash drops a random suffix of the pending entries, as a crash before
+// their fsync may, and returns how many it dropped.
+func (d *simDisk) crash() int {
+	if !d.pending {
+		return 0
+	}
+	d.pending = false
+	last, _ := d.st.LastZxid()
+	ents, err := d.st.Entries(d.pendingFrom, last, 0)
+	if err != nil || len(ents) == 0 {
+		return 0
+	}
+	keep := d.rng.IntN(len(ents) + 1)
+	to := d.pendingFrom
+	if keep > 0 {
+		to = ents[keep-1].Zxid
+	}
+	if d.st.TruncateAfter(to) != nil {
+		return 0 // a snapshot covers them now
+	}
+	return len(ents) - keep
+}
+
+func (d *simDisk) SaveSnapshot(s zab.Snapshot) error {
+	d.durable() // a write of its own: what came before is on disk by now
+	if err := d.epochFirst(); err != nil {
+		return err
+	}
+	if d.mistake == MistakeTruncateBeforeSnapshot {
+		d.snap = &s // planted: saved only after the log is emptied
+		return nil
+	}
 	if d.take(1) < 1 {
 		return errSimCrash
 	}
 	return d.st.SaveSnapshot(s)
 }
 
-func (d *simDisk) ResetLog(base Zxid) error {
+func (d *simDisk) ResetLog(base zab.Zxid) error {
 	if d.take(1) < 1 {
 		return errSimCrash
 	}
-	return d.st.ResetLog(base)
+	if err := d.st.ResetLog(base); err != nil {
+		return err
+	}
+	if s := d.snap; s != nil {
+		d.snap = nil
+		if d.take(1) < 1 {
+			return errSimCrash
+		}
+		return d.st.SaveSnapshot(*s)
+	}
+	return nil
 }
 
-func (d *simDisk) TruncateAfter(z Zxid) error {
+func (d *simDisk) TruncateAfter(z zab.Zxid) error {
+	d.durable()
+	if err := d.epochFirst(); err != nil {
+		return err
+	}
 	if d.take(1) < 1 {
 		return errSimCrash
 	}
 	return d.st.TruncateAfter(z)
 }
 
-func (d *simDisk) Append(ents []Entry) error {
+func (d *simDisk) Append(ents []zab.Entry) error {
+	if d.mistake == MistakeAckBeforeDurable {
+		d.durable() // the previous Ready's entries reach the disk now
+	}
+	if err := d.epochFirst(); err != nil {
+		return err
+	}
+	last, _ := d.st.LastZxid()
 	k := d.take(len(ents))
 	if err := d.st.Append(ents[:k]); err != nil {
 		return err
@@ -1004,10 +1155,13 @@ func (d *simDisk) Append(ents []Entry) error {
 	if k < len(ents) {
 		return errSimCrash
 	}
+	if (d.mistake == MistakeAckBeforeDurable || d.lagging) && !d.pending {
+		d.pending, d.pendingFrom = true, last
+	}
 	return nil
 }
 
-func (d *simDisk) SetHardState(hs HardState) error {
+func (d *simDisk) SetHardState(hs zab.HardState) error {
 	old, _ := d.st.InitialState()
 	n := 0
 	if hs.AcceptedEpoch != old.AcceptedEpoch {

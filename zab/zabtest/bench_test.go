@@ -1,4 +1,4 @@
-package zab
+package zabtest
 
 import (
 	"fmt"

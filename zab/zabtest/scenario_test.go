@@ -1,7 +1,8 @@
-package zab
+package zabtest
 
 import (
 	"fmt"
+	. "github.com/coord-dev/coord/zab"
 	"testing"
 
 	"github.com/stretchr/testify/require"

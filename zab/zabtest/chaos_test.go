@@ -1,7 +1,8 @@
-package zab
+package zabtest
 
 import (
 	"fmt"
+	. "github.com/coord-dev/coord/zab"
 	"math/rand/v2"
 	"testing"
 

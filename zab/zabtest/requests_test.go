@@ -1,8 +1,9 @@
-package zab
+package zabtest
 
 import (
 	"errors"
 	"fmt"
+	. "github.com/coord-dev/coord/zab"
 	"testing"
 
 	"github.com/stretchr/testify/require"

@@ -1,8 +1,9 @@
-package zab
+package zabtest
 
 import (
 	"flag"
 	"fmt"
+	. "github.com/coord-dev/coord/zab"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -205,7 +206,7 @@ func TestSimReconfigChaos(t *testing.T) {
 				defer func() {
 					for _, id := range s.IDs() {
 						p := s.Node(id).Peer
-						t.Logf("peer %d role %v round %d vote %+v cand %v ooe %v confs %v committed %v", id, p.role, p.el.round, p.el.vote, p.el.candidate, p.el.ooe, p.confs, p.log.committed)
+						t.Logf("peer %d %+v", id, p.Status())
 					}
 				}()
 			}

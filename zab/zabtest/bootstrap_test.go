@@ -1,6 +1,7 @@
-package zab
+package zabtest
 
 import (
+	. "github.com/coord-dev/coord/zab"
 	"slices"
 	"testing"
 

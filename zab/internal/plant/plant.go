@@ -1,0 +1,62 @@
+// Package plant lets zab's simulator (zab/zabtest) plant known protocol
+// mistakes in a Peer, to show that the simulator's checks catch them. Only
+// packages under zab can import it, so production code cannot switch a
+// mistake on: a Peer takes one only from a Storage that implements Carrier,
+// which needs this package's types.
+package plant
+
+// Mistake is a known protocol or persistence error. The zero value is the
+// correct protocol.
+type Mistake uint8
+
+// Mistakes. The core (package zab) plants DiffWithoutTrunc and
+// SecondVoterChange; the others are planted by the simulator's driver and
+// disk (zab/zabtest), never by the core.
+const (
+	None Mistake = iota
+	// DiffWithoutTrunc: a leader answers a learner whose last zxid is not
+	// in its log with a DIFF instead of a TRUNC.
+	DiffWithoutTrunc
+	// SecondVoterChange: a leader proposes a voter change while the
+	// previous one is not committed.
+	SecondVoterChange
+	// AckBeforeDurable: a driver sends a Ready's acknowledgements before
+	// its entries are durable (its fsync returns before the data is safe).
+	AckBeforeDurable
+	// EpochBeforeEntries: a driver writes currentEpoch before the synced
+	// entries of the same Ready.
+	EpochBeforeEntries
+	// LeaderSelfBeforeFsync: a leader's driver advances the core (which
+	// then counts the leader in a quorum) before its own write is durable.
+	LeaderSelfBeforeFsync
+	// TruncateBeforeSnapshot: a driver empties the log for a SNAP before
+	// the snapshot is durable.
+	TruncateBeforeSnapshot
+)
+
+// Carrier is implemented by a Storage that carries a planted mistake into
+// the Peer built on it.
+type Carrier interface {
+	PlantedMistake() Mistake
+}
+
+// String names m.
+func (m Mistake) String() string {
+	switch m {
+	case None:
+		return "none"
+	case DiffWithoutTrunc:
+		return "diff-without-trunc"
+	case SecondVoterChange:
+		return "second-voter-change"
+	case AckBeforeDurable:
+		return "ack-before-durable"
+	case EpochBeforeEntries:
+		return "epoch-before-entries"
+	case LeaderSelfBeforeFsync:
+		return "leader-self-before-fsync"
+	case TruncateBeforeSnapshot:
+		return "truncate-before-snapshot"
+	}
+	return "unknown"
+}

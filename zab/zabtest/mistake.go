@@ -1,0 +1,51 @@
+package zabtest
+
+import (
+	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/internal/plant"
+)
+
+// Mistake is a known protocol or persistence error the simulator plants in
+// every peer (SimConfig.Mistake), to show that its checks catch it. It exists
+// only here: production code cannot switch one on.
+type Mistake = plant.Mistake
+
+// Planted mistakes, one per rule they break.
+const (
+	// MistakeNone is the correct protocol.
+	MistakeNone = plant.None
+	// MistakeDiffWithoutTrunc: a leader answers a learner whose last zxid is
+	// not in its log (it holds entries of an old epoch the new history
+	// dropped) with a DIFF instead of a TRUNC; the learner keeps and later
+	// applies the divergent entries.
+	MistakeDiffWithoutTrunc = plant.DiffWithoutTrunc
+	// MistakeSecondVoterChange: a leader proposes a voter change while the
+	// previous one is not committed, so two configurations two voters apart
+	// may both be in force and their majorities need not overlap.
+	MistakeSecondVoterChange = plant.SecondVoterChange
+	// MistakeAckBeforeDurable: a peer's fsync returns before its entries
+	// are durable (they become so only at its next write), so it
+	// acknowledges entries a crash loses.
+	MistakeAckBeforeDurable = plant.AckBeforeDurable
+	// MistakeEpochBeforeEntries: a peer writes currentEpoch before the
+	// synced entries of the same Ready, so a crash between the two leaves
+	// it claiming an epoch whose history it lacks (and its vote wins).
+	MistakeEpochBeforeEntries = plant.EpochBeforeEntries
+	// MistakeLeaderSelfBeforeFsync: a leader whose disk is slow advances
+	// its core (which counts it in the commit quorum) and goes on while its
+	// own write is still in flight, which a crash then loses.
+	MistakeLeaderSelfBeforeFsync = plant.LeaderSelfBeforeFsync
+	// MistakeTruncateBeforeSnapshot: a peer installing a SNAP empties its
+	// log before the snapshot is durable, so a crash between the two loses
+	// history it no longer has anywhere.
+	MistakeTruncateBeforeSnapshot = plant.TruncateBeforeSnapshot
+)
+
+// plantedStorage carries a core mistake into the Peer built on it
+// (plant.Carrier).
+type plantedStorage struct {
+	*zab.MemoryStorage
+	m Mistake
+}
+
+func (p plantedStorage) PlantedMistake() Mistake { return p.m }
