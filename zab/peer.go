@@ -335,8 +335,11 @@ func (p *Peer) noteSender(m Message) bool {
 	}
 	if m.Member && p.empty() && !p.sawHistory {
 		p.sawHistory = true
-		p.logger.Warn("zab: no synchronised history here but the cluster has members (lost data directory?): "+
-			"not voting until an established leader has synced this node", "member", m.From)
+		if p.voters.Contains(p.id) {
+			p.logger.Warn("zab: voter without synchronised history in a cluster that has members "+
+				"(lost data directory, or never joined): not voting until an established leader has synced it",
+				"member", m.From)
+		}
 		if p.role == RoleLooking && p.el.candidate {
 			p.el.candidate = false
 			delete(p.el.recv, p.id)
