@@ -158,9 +158,20 @@ func (d *DoubleBarrier) Enter(ctx context.Context) error {
 	return err
 }
 
+// arrive creates this participant's node. The create runs to its outcome
+// whatever ctx does (see settled); if ctx ended meanwhile, arrive returns
+// its error and Enter removes the node.
 func (d *DoubleBarrier) arrive(ctx context.Context, me string) error {
 	for {
-		_, err := d.s.Create(ctx, me, nil, coord.Ephemeral)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cctx, cancel := settled(ctx)
+		_, err := d.s.Create(cctx, me, nil, coord.Ephemeral)
+		cancel()
+		if err == nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if !errors.Is(err, coord.ErrNoNode) {
 			return err
 		}
@@ -204,4 +215,12 @@ func (d *DoubleBarrier) Leave(ctx context.Context) error {
 		}
 		return err == nil, err
 	})
+}
+
+// settled returns a context for a create that must run to its outcome even
+// if ctx ends, bounded by defaultCleanup: abandoned in flight, it could be
+// applied after its caller gave up and cleaned up, leaving a node nobody
+// knows of.
+func settled(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), defaultCleanup)
 }

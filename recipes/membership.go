@@ -232,7 +232,11 @@ func (m *Member) register(ctx context.Context, s Session) error {
 		m.mu.Lock()
 		data, gen := m.data, m.gen
 		m.mu.Unlock()
-		_, err := s.Create(ctx, m.path, data, coord.Ephemeral)
+		// Leave waits for this create's outcome (see settled), so it finds
+		// and deletes the node even if it cancelled the create in flight.
+		cctx, cancel := settled(ctx)
+		_, err := s.Create(cctx, m.path, data, coord.Ephemeral)
+		cancel()
 		switch {
 		case err == nil:
 			m.registered()

@@ -255,3 +255,34 @@ func TestMembershipCancelAndErrors(t *testing.T) {
 	require.NoError(t, m.Leave(ctx))
 	requireWatchesBack(t, nodes, before)
 }
+
+// TestJoinGroupCancelledDuringCreate: a JoinGroup cancelled while its
+// member's create is in flight (committed on the leader, the answer held up
+// on the way back) leaves no member node behind.
+func TestJoinGroupCancelledDuringCreate(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := testCtx(t, 30*time.Second)
+	l := leader(t, c.nodes)
+	f := (l + 1) % 3
+	s := session(t, c.nodes[f])
+	_, err := s.Create(ctx, "/inflight", nil, coord.Persistent)
+	require.NoError(t, err)
+	c.proxy.Stall(l+1, f+1) // the leader's answers to f are held
+	wctx, wcancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := recipes.JoinGroup(wctx, recipes.FixedSession(s), "/inflight", "m", nil)
+		errc <- err
+	}()
+	require.Eventually(t, func() bool {
+		_, ok, err := c.nodes[l].Exists(ctx, "/inflight/m")
+		return err == nil && ok
+	}, 10*time.Second, time.Millisecond, "committed on the leader")
+	wcancel()
+	c.heal()
+	require.ErrorIs(t, <-errc, context.Canceled)
+	require.Eventually(t, func() bool {
+		_, ok, err := c.nodes[l].Exists(ctx, "/inflight/m")
+		return err == nil && !ok
+	}, 5*time.Second, time.Millisecond, "the cancelled member's node was left behind")
+}
