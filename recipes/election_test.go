@@ -67,7 +67,7 @@ func TestElectionObserve(t *testing.T) {
 		won <- l
 	}()
 	requireQueued(t, nodes[2], "/election", 2)
-	require.NoError(t, a.Resign(ctx))
+	requireReleased(t, a.Resign(ctx))
 	require.NoError(t, a.Resign(ctx), "resigning when not leading does nothing")
 	lb := <-won
 	require.NotNil(t, lb)
@@ -75,7 +75,7 @@ func TestElectionObserve(t *testing.T) {
 	require.Equal(t, recipes.Leader{Name: "b", Value: []byte("b1"), Token: lb.Token()}, got)
 	require.Greater(t, lb.Token(), la.Token())
 
-	require.NoError(t, b.Resign(ctx))
+	requireReleased(t, b.Resign(ctx))
 	require.Equal(t, recipes.Leader{}, next(t, changes), "the leader resigned and nobody follows")
 
 	// The leader's session ends: its node is deleted, nobody follows.
@@ -107,10 +107,10 @@ func TestElectionCancelLeavesNothing(t *testing.T) {
 		return err
 	})
 	// The value is free again.
-	require.NoError(t, lead.Resign(ctx))
+	requireReleased(t, lead.Resign(ctx))
 	l, err := e.Campaign(ctx, nil)
 	require.NoError(t, err)
-	require.NoError(t, l.Release(ctx))
+	requireReleased(t, l.Release(ctx))
 }
 
 // term is one call of a Run's fn: when it started and when its context

@@ -86,7 +86,7 @@ func TestMultiLockAllOrNone(t *testing.T) {
 			require.ErrorIs(t, err, coord.ErrNoNode)
 		}
 	}
-	require.NoError(t, b.Release(ctx))
+	requireReleased(t, b.Release(ctx))
 
 	// Now all three: a Multi guarded by every lease applies; a second
 	// Acquire through the value fails at once.
@@ -99,7 +99,7 @@ func TestMultiLockAllOrNone(t *testing.T) {
 	_, err = m.Acquire(ctx)
 	require.ErrorIs(t, err, recipes.ErrAlreadyHeld)
 	require.Positive(t, ml.Remaining())
-	require.NoError(t, ml.Release(ctx))
+	requireReleased(t, ml.Release(ctx))
 	_, err = s.Multi(ctx, append(ml.Guard(), coord.CreateOp("/ml2-late", nil, coord.Persistent))...)
 	require.ErrorIs(t, err, coord.ErrNoNode, "the guard fails once released")
 }

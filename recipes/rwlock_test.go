@@ -92,7 +92,7 @@ func TestRWLockWriterNotStarved(t *testing.T) {
 	require.NoError(t, err)
 	r0, err := recipes.NewRWLock(session(t, nodes[1]), "/locks/ws", nil).RLock(ctx)
 	require.NoError(t, err, "readers share the lock")
-	require.NoError(t, r0.Release(ctx))
+	requireReleased(t, r0.Release(ctx))
 
 	var writing atomic.Bool
 	wlock := recipes.NewRWLock(session(t, nodes[1]), "/locks/ws", nil)
@@ -123,7 +123,7 @@ func TestRWLockWriterNotStarved(t *testing.T) {
 		rgot <- err
 	}()
 	requireQueued(t, nodes[2], "/locks/ws", 3)
-	require.NoError(t, r1.Release(ctx))
+	requireReleased(t, r1.Release(ctx))
 	w := <-wgot
 	require.NotNil(t, w)
 	select {
@@ -132,7 +132,7 @@ func TestRWLockWriterNotStarved(t *testing.T) {
 	default:
 	}
 	writing.Store(false)
-	require.NoError(t, w.Release(ctx))
+	requireReleased(t, w.Release(ctx))
 	require.NoError(t, <-rgot)
 }
 
@@ -148,10 +148,10 @@ func TestRWLockAlreadyHeld(t *testing.T) {
 	require.ErrorIs(t, err, recipes.ErrAlreadyHeld)
 	_, err = l.RLock(ctx)
 	require.ErrorIs(t, err, recipes.ErrAlreadyHeld)
-	require.NoError(t, r.Release(ctx))
+	requireReleased(t, r.Release(ctx))
 	w, err := l.Lock(ctx)
 	require.NoError(t, err)
-	require.NoError(t, w.Release(ctx))
+	requireReleased(t, w.Release(ctx))
 }
 
 // TestRWLockCancelLeavesNothing: a reader abandoned while it waits for a
@@ -167,7 +167,7 @@ func TestRWLockCancelLeavesNothing(t *testing.T) {
 		_, err := recipes.NewRWLock(s, "/locks/rwc", nil).RLock(ctx)
 		return err
 	})
-	require.NoError(t, w.Release(ctx))
+	requireReleased(t, w.Release(ctx))
 }
 
 // requireCancelLeavesNothing runs acquire until it waits (dir lists held+1

@@ -71,10 +71,10 @@ func TestSemaphoreBound(t *testing.T) {
 		t.Fatal("a fourth lease of three")
 	default:
 	}
-	require.NoError(t, held[1].Release(ctx))
+	requireReleased(t, held[1].Release(ctx))
 	l := <-got
 	require.NotNil(t, l)
-	require.NoError(t, l.Release(ctx))
+	requireReleased(t, l.Release(ctx))
 }
 
 // TestSemaphoreFIFO: leases go in arrival order.
@@ -104,7 +104,7 @@ func TestSemaphoreFIFO(t *testing.T) {
 		}()
 	}
 	requireQueued(t, nodes[0], "/sem/fifo", 4)
-	require.NoError(t, first.Release(ctx))
+	requireReleased(t, first.Release(ctx))
 	wg.Wait()
 	close(order)
 	var got []int
@@ -124,7 +124,7 @@ func TestSemaphoreAlreadyHeld(t *testing.T) {
 	require.NoError(t, err)
 	_, err = sem.Acquire(ctx)
 	require.ErrorIs(t, err, recipes.ErrAlreadyHeld)
-	require.NoError(t, l.Release(ctx))
+	requireReleased(t, l.Release(ctx))
 	_, err = recipes.NewSemaphore(session(t, nodes[0]), "/sem/h", 0, nil).Acquire(ctx)
 	require.ErrorIs(t, err, coord.ErrBadArguments)
 }
@@ -147,6 +147,6 @@ func TestSemaphoreCancelLeavesNothing(t *testing.T) {
 		return err
 	})
 	for _, l := range held {
-		require.NoError(t, l.Release(ctx))
+		requireReleased(t, l.Release(ctx))
 	}
 }
