@@ -206,7 +206,7 @@ func (s *Session) dropWatch(w watchSink) {
 
 // finish ends the session locally: the node forgets it, every watch gets a
 // final event with err and the events channel closes. The channel is closed
-// under s.mu with closed set, and every sender (drainLocked) holds s.mu and
+// under s.mu with closed set, and every sender (deliverLocked) holds s.mu and
 // checks closed first, so nothing ever sends on it once closed, whichever
 // goroutine (an acknowledgement, an apply, the maintenance tick) still holds
 // the session.
@@ -297,7 +297,7 @@ func (s *Session) breakLeases() {
 type appMsg struct {
 	Kind    uint8 `msgpack:"k"`
 	Session int64 `msgpack:"s"`
-	Sent    int64 `msgpack:"t"` // owner's monoStamp when sent; echoed in the ack
+	Sent    int64 `msgpack:"t"` // the owner's stamp (session.Replica.Stamp); echoed in the ack
 	OK      bool  `msgpack:"ok,omitempty"`
 }
 
