@@ -82,3 +82,35 @@ func TestForwardRetransmissionBacksOff(t *testing.T) {
 		require.GreaterOrEqual(t, sentAt[i]-sentAt[i-1], retry<<min(i, maxFwdBackoff), "retransmissions %v", sentAt)
 	}
 }
+
+// TestRestartedLearnerIdsAreNew: a learner that restarted (a new
+// incarnation) counts its request ids from wherever its new run starts,
+// lower than before (its clock set back, or counting from 1); the leader
+// proposes them instead of dropping them as settled duplicates of the old
+// run (on the old code its writes were never answered).
+func TestRestartedLearnerIdsAreNew(t *testing.T) {
+	h := establishOne(t)
+	fwd := func(inc uint64, ids ...uint64) []Entry {
+		m := Message{Type: MsgPropose, From: 2, Epoch: 1, Seq: ids[0], Inc: inc, ReqIDs: ids}
+		for range ids {
+			m.Entries = append(m.Entries, Entry{Data: []byte("w")})
+		}
+		h.step(m)
+		msgs, _ := h.drain()
+		resp := only(msgs, MsgProposeResp)
+		require.Len(t, resp, 1)
+		require.Equal(t, ids, resp[0].ReqIDs)
+		return resp[0].Entries
+	}
+	old := fwd(7, 1000, 1001)
+	require.NotZero(t, old[0].Zxid)
+	require.Equal(t, old, fwd(7, 1000, 1001), "a retransmission gets its first zxids")
+
+	// The learner restarts: new incarnation, ids from 1.
+	fresh := fwd(8, 1, 2)
+	require.NotZero(t, fresh[0].Zxid)
+	require.Greater(t, fresh[0].Zxid, old[1].Zxid, "proposed anew")
+	require.Equal(t, fresh, fwd(8, 1, 2), "and deduplicated in its own incarnation")
+	// A stale retransmission of the old run still gets its old answer.
+	require.Equal(t, old, fwd(7, 1000, 1001))
+}

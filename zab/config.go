@@ -34,6 +34,11 @@ type Config struct {
 	Seed uint64
 	// Logger receives role changes and anomalies. Nil discards them.
 	Logger *slog.Logger
+	// Incarnation identifies this run of the peer: the request ids it
+	// forwards need only increase within one incarnation (the leader keeps
+	// them apart by it), so they need no clock and no disk. Give every run
+	// a new one; zero draws one from Rand.
+	Incarnation uint64
 	// Applied is the last zxid the state machine had applied when the peer
 	// (re)started; committed entries after it are handed out again. Zero
 	// means the zxid of the storage's snapshot.

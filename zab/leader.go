@@ -34,12 +34,43 @@ type learnerInfo struct {
 	commitSent Zxid
 
 	lastHeard uint64
-	paused    bool            // unreachable: stream nothing until it speaks again
-	readAck   uint64          // highest read sequence it echoed
+	paused    bool   // unreachable: stream nothing until it speaks again
+	readAck   uint64 // highest read sequence it echoed
+	// fwd is what it forwarded, per incarnation of the learner (request
+	// ids increase only within one), most recently heard last.
+	fwd []*fwdSession
+}
+
+// fwdSession is what a leader remembers of the requests one incarnation
+// of a learner forwarded: each is proposed once, whatever its
+// retransmissions, and settled ones are forgotten.
+type fwdSession struct {
+	inc       uint64
 	props     map[uint64]Zxid // forwarded request id -> zxid (0: rejected)
 	propOrder []uint64        // keys of props in arrival order
 	lowWater  uint64          // requests below it are settled
 	confs     map[uint64]Zxid // forwarded configuration changes -> zxid
+}
+
+// maxFwdSessions bounds the incarnations of one learner a leader
+// remembers. Only a restarted learner's stale messages reach an older one.
+const maxFwdSessions = 4
+
+// fwdSession returns li's forwarding state for incarnation inc, creating
+// it (and forgetting the least recently heard one beyond maxFwdSessions).
+func (li *learnerInfo) fwdSession(inc uint64) *fwdSession {
+	for i, s := range li.fwd {
+		if s.inc == inc {
+			li.fwd = append(append(li.fwd[:i:i], li.fwd[i+1:]...), s)
+			return s
+		}
+	}
+	s := &fwdSession{inc: inc, props: map[uint64]Zxid{}}
+	if len(li.fwd) >= maxFwdSessions {
+		li.fwd = li.fwd[1:]
+	}
+	li.fwd = append(li.fwd, s)
+	return s
 }
 
 type pendingRead struct {
@@ -91,7 +122,7 @@ func (p *Peer) learner(id PeerID) *learnerInfo {
 	l := p.lead
 	li, ok := l.learners[id]
 	if !ok {
-		li = &learnerInfo{id: id, observer: !p.voters.Contains(id), props: map[uint64]Zxid{}}
+		li = &learnerInfo{id: id, observer: !p.voters.Contains(id)}
 		l.learners[id] = li
 		i, _ := slices.BinarySearch(l.order, id)
 		l.order = slices.Insert(l.order, i, id)
@@ -642,33 +673,36 @@ func (p *Peer) stepLeader(m Message) {
 }
 
 // leaderForwarded proposes the writes a learner forwarded, once each: a
-// retransmitted request gets the zxid it got the first time.
+// retransmitted request gets the zxid it got the first time. Request ids
+// are scoped by the learner's incarnation, so a restarted learner's ids
+// (which may start lower) are new requests, never stale duplicates.
 func (p *Peer) leaderForwarded(li *learnerInfo, m Message) {
 	l := p.lead
-	if m.Seq > li.lowWater {
-		li.lowWater = m.Seq
+	fs := li.fwdSession(m.Inc)
+	if m.Seq > fs.lowWater {
+		fs.lowWater = m.Seq
 		// Forget the settled ones (ids increase, so they lead the order).
 		n := 0
-		for n < len(li.propOrder) && li.propOrder[n] < li.lowWater {
-			delete(li.props, li.propOrder[n])
+		for n < len(fs.propOrder) && fs.propOrder[n] < fs.lowWater {
+			delete(fs.props, fs.propOrder[n])
 			n++
 		}
-		li.propOrder = li.propOrder[n:]
+		fs.propOrder = fs.propOrder[n:]
 	}
 	resp := Message{Type: MsgProposeResp, To: li.id, Epoch: p.epoch}
 	for i, id := range m.ReqIDs {
-		if id < li.lowWater {
+		if id < fs.lowWater {
 			continue // settled long ago: a stale duplicate
 		}
-		z, seen := li.props[id]
+		z, seen := fs.props[id]
 		if !seen {
 			// An oversize write (its learner checks too) is refused: it
 			// would stop every log it reached.
 			if l.established && !l.exhausted && len(m.Entries[i].Data) <= MaxEntrySize {
 				z = p.leaderAppend(Entry{Data: m.Entries[i].Data})
 			}
-			li.props[id] = z
-			li.propOrder = append(li.propOrder, id)
+			fs.props[id] = z
+			fs.propOrder = append(fs.propOrder, id)
 		}
 		resp.ReqIDs = append(resp.ReqIDs, id)
 		resp.Entries = append(resp.Entries, Entry{Zxid: z})

@@ -81,7 +81,7 @@ func (p *Peer) sendForwards(retry bool) {
 	if len(p.fwdOrder) == 0 {
 		return
 	}
-	m := Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, Seq: p.fwdOrder[0]}
+	m := Message{Type: MsgPropose, To: p.leader, Epoch: p.epoch, Seq: p.fwdOrder[0], Inc: p.inc}
 	used := 0
 	for _, id := range p.fwdOrder {
 		fp := p.fwdProps[id]

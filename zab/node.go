@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,8 +203,6 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		stopc:   make(chan struct{}),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*request),
-		// Request ids must increase across restarts: start from the clock.
-		nextID: uint64(time.Now().UnixNano()),
 	}
 	var applied Zxid
 	if cfg.DataDir != "" {
@@ -229,6 +228,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	core := cfg.Core
 	core.Storage = n.mem
+	for core.Incarnation == 0 {
+		// Request ids count from 1 in every run: the incarnation, not
+		// the clock, keeps them apart from an earlier run's.
+		core.Incarnation = mrand.Uint64()
+	}
 	core.Applied = applied
 	p, err := NewPeer(core)
 	if err != nil {

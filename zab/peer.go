@@ -141,6 +141,7 @@ func (p *Peer) retransmitDue(fp *fwdProp) bool {
 // goroutine owns it.
 type Peer struct {
 	id        PeerID
+	inc       uint64 // Config.Incarnation
 	cfg       Config
 	voters    MajorityConfig // the newest configuration in the log
 	confs     []confAt       // configurations in the log, the first at its base
@@ -200,6 +201,7 @@ func NewPeer(cfg Config) (*Peer, error) {
 	}
 	p := &Peer{
 		id:             cfg.ID,
+		inc:            cfg.Incarnation,
 		cfg:            cfg,
 		voters:         NewMajorityConfig(cfg.Voters...),
 		rand:           cfg.Rand,
@@ -211,6 +213,13 @@ func NewPeer(cfg Config) (*Peer, error) {
 		fwdProps:       map[uint64]*fwdProp{},
 		fwdSyncs:       map[uint64]uint64{},
 		fwdConfs:       map[uint64]*fwdConf{},
+	}
+	if p.inc == 0 {
+		// Its own stream, so the election's jitter keeps its schedule.
+		r := rand.New(rand.NewPCG(cfg.Seed^0x696e6361726e, uint64(cfg.ID)))
+		for p.inc == 0 {
+			p.inc = r.Uint64()
+		}
 	}
 	p.log.storage = cfg.Storage
 	if c, ok := cfg.Storage.(plant.Carrier); ok {
@@ -419,10 +428,10 @@ func (p *Peer) Step(m Message) error {
 }
 
 // Propose submits data for replication under the caller's request id, which
-// must be unique and increasing for this peer, also across restarts (the
-// leader deduplicates retransmitted forwards by id and drops ids below the
-// lowest one the learner still waits for; start the counter from, e.g., the
-// boot time in nanoseconds). A leader assigns the zxid at once; a learner
+// must be unique and increasing for this peer in its incarnation
+// (Config.Incarnation): the leader deduplicates retransmitted forwards by
+// incarnation and id, and drops ids below the lowest one the learner still
+// waits for. A counter from 1 per run does; no clock is needed. A leader assigns the zxid at once; a learner
 // forwards it (batched with others at the next Ready) to its leader and
 // retransmits until answered. The outcome arrives in a later Ready's
 // Proposals. Propose returns ErrNoLeader (and nothing is sent) when the peer

@@ -106,3 +106,24 @@ func TestNodeDoneContextNeverSent(t *testing.T) {
 	require.Equal(t, []string{"block", "after"}, got)
 	require.Greater(t, after, before)
 }
+
+// TestNodeRestartedFollowerWritesAnswered: a follower's request ids count
+// from 1 in every run, below the ids of its previous run; after a restart
+// its writes are still answered (the leader scopes ids by incarnation).
+func TestNodeRestartedFollowerWritesAnswered(t *testing.T) {
+	c := newCluster(t, 3, false)
+	l := c.leader(10 * time.Second)
+	var f zab.PeerID
+	for _, id := range c.ids {
+		if id != l {
+			f = id
+			break
+		}
+	}
+	for i := range 20 {
+		c.propose(f, fmt.Sprintf("before%d", i))
+	}
+	c.restart(f)
+	z := c.propose(f, "after")
+	c.waitApplied(z)
+}

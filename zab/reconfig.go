@@ -314,7 +314,7 @@ func (p *Peer) ProposeConfig(id uint64, cc ConfChange) error {
 }
 
 func (p *Peer) sendReconfig(id uint64, cc ConfChange) {
-	p.send(Message{Type: MsgReconfig, To: p.leader, Epoch: p.epoch, ReqID: id, Change: cc.Type, Target: cc.ID})
+	p.send(Message{Type: MsgReconfig, To: p.leader, Epoch: p.epoch, ReqID: id, Inc: p.inc, Change: cc.Type, Target: cc.ID})
 }
 
 // liveVoter reports whether a voter counts toward a live quorum now: the
@@ -375,7 +375,8 @@ func (p *Peer) leaderConfChange(cc ConfChange) (Zxid, error) {
 // leaderReconfig handles a forwarded change, once per request id.
 func (p *Peer) leaderReconfig(li *learnerInfo, m Message) {
 	resp := Message{Type: MsgReconfigResp, To: li.id, Epoch: p.epoch, ReqID: m.ReqID}
-	if z, seen := li.confs[m.ReqID]; seen {
+	fs := li.fwdSession(m.Inc)
+	if z, seen := fs.confs[m.ReqID]; seen {
 		resp.Zxid = z
 		p.send(resp)
 		return
@@ -391,10 +392,10 @@ func (p *Peer) leaderReconfig(li *learnerInfo, m Message) {
 		p.send(resp)
 		return
 	}
-	if li.confs == nil || len(li.confs) >= 64 {
-		li.confs = map[uint64]Zxid{} // changes are rare; an old retry is long settled
+	if fs.confs == nil || len(fs.confs) >= 64 {
+		fs.confs = map[uint64]Zxid{} // changes are rare; an old retry is long settled
 	}
-	li.confs[m.ReqID] = z
+	fs.confs[m.ReqID] = z
 	resp.Zxid = z
 	p.send(resp)
 }

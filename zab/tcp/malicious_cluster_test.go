@@ -353,7 +353,10 @@ func TestHostilePeerAgainstEnsemble(t *testing.T) {
 		{Type: zab.MsgVote, State: zab.RoleLooking, Leader: F1, Epoch: huge, Zxid: zab.NewZxid(huge, 9), Round: 1 << 60},
 	}
 	learnerish := []zab.Message{
-		{Type: zab.MsgPropose, Epoch: e, Entries: evil(0), ReqIDs: []uint64{1}, Seq: 1},
+		// A member may forward writes in the current epoch (that is its
+		// job); in any other one they are ignored.
+		{Type: zab.MsgPropose, Epoch: e + 1, Entries: evil(0), ReqIDs: []uint64{1}, Seq: 1},
+		{Type: zab.MsgPropose, Epoch: e - 1, Entries: evil(0), ReqIDs: []uint64{2}, Seq: 2},
 		{Type: zab.MsgFollowerInfo, Epoch: huge, Zxid: zab.NewZxid(huge, 1), Round: 1 << 60},
 		{Type: zab.MsgAckEpoch, Epoch: e, Current: huge, Zxid: zab.NewZxid(huge, 1), Accepted: true},
 		{Type: zab.MsgAck, Epoch: e + 1, Zxid: never, NewLeader: true},
