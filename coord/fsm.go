@@ -21,8 +21,11 @@ type request struct {
 	Session int64  `msgpack:"s,omitempty"`
 	// MaxData is the limit on node data the proposer checked the op
 	// against (its Config.MaxDataSize); every replica applies the same.
-	MaxData int32   `msgpack:"m,omitempty"`
-	Op      tree.Op `msgpack:"p"`
+	MaxData int32 `msgpack:"m,omitempty"`
+	// Since is set on retries: a zxid applied before the first attempt
+	// (tree.Txn.Since).
+	Since int64   `msgpack:"si,omitempty"`
+	Op    tree.Op `msgpack:"p"`
 }
 
 // fsm applies committed requests to the tree. It is the zab.StateMachine of
@@ -65,7 +68,7 @@ func (f *fsm) Apply(e zab.Entry) any {
 		req.Op.Session = int64(e.Zxid)
 	}
 	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID,
-		MaxData: req.MaxData, Op: req.Op}
+		MaxData: req.MaxData, Since: req.Since, Op: req.Op}
 	res := f.tree.Apply(txn)
 	if f.onApply != nil {
 		f.onApply(txn, res)

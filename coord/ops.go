@@ -284,8 +284,12 @@ func (n *Node) propose(ctx context.Context, session int64, op tree.Op) (tree.Res
 // tree applies a request id at most once, so a retry never applies a write
 // twice and a retried sequential create returns the name it first got.
 func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.Result, zab.Zxid, error) {
-	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session,
-		MaxData: int32(n.cfg.MaxDataSize), Op: op})
+	// The first attempt, if applied at all, is applied after what the
+	// local tree holds now (zxids start above 1<<32: 1 is below them all).
+	since := max(n.tree.LastZxid(), 1)
+	req := request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session,
+		MaxData: int32(n.cfg.MaxDataSize), Op: op}
+	data, err := encodeRequest(&req)
 	if err != nil {
 		return tree.Result{}, 0, err
 	}
@@ -302,11 +306,23 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 			if !ok {
 				return tree.Result{}, a.Zxid, fmt.Errorf("%w: %v has no result", ErrOutcomeUnknown, a.Zxid)
 			}
+			if errors.Is(res.Err, tree.ErrRetryForgotten) {
+				// Dedup no longer remembers whether the first attempt
+				// was applied: say so rather than apply it twice.
+				return tree.Result{}, a.Zxid, fmt.Errorf("%w: %w", ErrOutcomeUnknown, res.Err)
+			}
 			return res, a.Zxid, res.Err
 		}
 		retry := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrProposalDropped)
-		if errors.Is(err, zab.ErrOutcomeUnknown) {
+		if errors.Is(err, zab.ErrOutcomeUnknown) && unknown == nil {
+			// From now on an attempt may have been applied: retries say
+			// since when, so the tree refuses one it cannot deduplicate.
 			unknown = err
+			req.Since = since
+			if data, err = encodeRequest(&req); err != nil {
+				return tree.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			}
+			err = unknown
 		}
 		if !retry || ctx.Err() != nil || n.closed.Load() {
 			if unknown != nil && !errors.Is(err, zab.ErrOutcomeUnknown) {

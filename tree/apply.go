@@ -36,11 +36,19 @@ func (t *Tree) Apply(txn Txn) Result {
 			return r
 		}
 	}
-	res := t.apply(&txn)
+	var res Result
+	if txn.ReqID != 0 && txn.Since > 0 && t.dedupFloor > txn.Since {
+		// The first attempt may lie in (Since, dedupFloor], applied and
+		// forgotten: its outcome cannot be known, so do nothing.
+		res = Result{Type: txn.Op.Type, Err: fmt.Errorf("%w: results up to zxid %d forgotten, first attempt after %d",
+			ErrRetryForgotten, t.dedupFloor, txn.Since)}
+	} else {
+		res = t.apply(&txn)
+	}
 	if txn.ReqID != 0 {
 		// Failures too: a retry racing a slow first attempt must not fail
 		// and then see the first attempt succeed after it.
-		t.remember(txn.ReqID, txn.Time, res)
+		t.remember(txn.ReqID, txn.Zxid, txn.Time, res)
 	}
 	if len(t.events) > 0 {
 		t.history.add(t.events)

@@ -6,7 +6,10 @@ import (
 )
 
 // DedupWindow is how long (in txn time, ms) the result of a txn with a ReqID
-// is remembered, and so how long a proposer may retry it safely.
+// is remembered at most. A retry whose first attempt's result may have been
+// forgotten (by time or by maxDedup) fails with ErrRetryForgotten rather
+// than applying twice, so the window bounds how long a retry can succeed,
+// never what it may do.
 const DedupWindow = int64(120_000)
 
 // maxDedup bounds the remembered results whatever the write rate.
@@ -14,13 +17,14 @@ const maxDedup = 200_000
 
 type dedupEntry struct {
 	id     uint64
+	zxid   int64
 	time   int64
 	result Result
 }
 
-// remember records a successful txn's result under its ReqID.
-func (t *Tree) remember(id uint64, time int64, res Result) {
-	e := &dedupEntry{id: id, time: time, result: res}
+// remember records a txn's result under its ReqID.
+func (t *Tree) remember(id uint64, zxid, time int64, res Result) {
+	e := &dedupEntry{id: id, zxid: zxid, time: time, result: res}
 	t.dedup[id] = e
 	t.dedupOrder = append(t.dedupOrder, e)
 	t.digest += dedupHash(e)
@@ -42,6 +46,7 @@ func (t *Tree) expireDedup(now int64) {
 
 func (t *Tree) dropDedup(n int) {
 	for _, e := range t.dedupOrder[:n] {
+		t.dedupFloor = max(t.dedupFloor, e.zxid)
 		delete(t.dedup, e.id)
 		t.digest -= dedupHash(e)
 	}
@@ -59,6 +64,7 @@ func dedupHash(e *dedupEntry) uint64 {
 // dedupRec and resultRec are the snapshot form of the dedup table.
 type dedupRec struct {
 	ID   uint64    `msgpack:"i"`
+	Zxid int64     `msgpack:"z,omitempty"` // 0 in snapshots that predate it
 	Time int64     `msgpack:"t"`
 	Res  resultRec `msgpack:"r"`
 }
@@ -76,7 +82,7 @@ type resultRec struct {
 // Append only: the numbers are on disk.
 var errCodes = []error{nil, ErrNoNode, ErrNodeExists, ErrBadVersion, ErrNotEmpty,
 	ErrNoChildrenForEphemerals, ErrInvalidPath, ErrDataTooLarge, ErrBadArguments,
-	ErrSessionExpired, ErrRuntimeInconsistency, ErrNotEligible, ErrRequestTooLarge}
+	ErrSessionExpired, ErrRuntimeInconsistency, ErrNotEligible, ErrRequestTooLarge, ErrRetryForgotten}
 
 func errCode(err error) uint8 {
 	if err == nil {

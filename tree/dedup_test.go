@@ -77,3 +77,58 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	require.NotEqual(t, first.Path, late.Path)
 	checkDigest(t, a.t)
 }
+
+// TestRetryNeverAppliesTwice: dedup remembers a bounded window of results;
+// a retry (Txn.Since) whose first attempt may have fallen out of it fails
+// with ErrRetryForgotten instead of applying a second time, at any write
+// rate and whatever the txn times (on the old code the retry applied
+// again once the first result had expired).
+func TestRetryNeverAppliesTwice(t *testing.T) {
+	a := newApplier(Options{})
+	a.create(t, "/q", "", Persistent)
+	apply := func(id uint64, since int64, dt int64, op Op) Result {
+		a.zxid++
+		a.now += dt
+		return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Since: since, Op: op})
+	}
+	seq := Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential}
+	before := a.zxid // what the proposer had applied before its first attempt
+	require.NoError(t, apply(7, 0, 10, seq).Err)
+	// Its result falls out of the window (by time here; by count alike).
+	require.NoError(t, apply(8, 0, DedupWindow+1, Op{Type: OpCheck, Path: "/", Version: -1}).Err)
+
+	r := apply(7, before, 10, seq)
+	require.ErrorIs(t, r.Err, ErrRetryForgotten)
+	names, _, _ := a.t.Children("/q", nil)
+	require.Len(t, names, 1, "not applied twice")
+	require.ErrorIs(t, apply(7, before, 10, seq).Err, ErrRetryForgotten, "and every later retry agrees")
+
+	// A retry whose first attempt came after everything forgotten is
+	// decided by the table: applied if absent (its first attempt never was).
+	since := a.zxid
+	r = apply(9, since, 10, seq)
+	require.NoError(t, r.Err)
+	require.False(t, r.Duplicate)
+	require.True(t, apply(9, since, 10, seq).Duplicate)
+
+	// The floor survives a snapshot, so a restored replica decides alike.
+	var buf bytes.Buffer
+	_, err := a.t.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	back, err := ReadSnapshot(&buf, Options{})
+	require.NoError(t, err)
+	require.Equal(t, a.t.dedupFloor, back.dedupFloor)
+	require.Positive(t, back.dedupFloor)
+}
+
+func TestRetryForgottenByCount(t *testing.T) {
+	a := newApplier(Options{})
+	const before = 5 // the first attempt comes after it
+	first := a.t.Apply(Txn{Zxid: 10, Time: 1, ReqID: 1, Op: Op{Type: OpCreate, Path: "/x"}})
+	require.NoError(t, first.Err)
+	for i := range maxDedup {
+		a.t.Apply(Txn{Zxid: int64(i) + 11, Time: 2, ReqID: uint64(i) + 2, Op: Op{Type: OpCheck, Path: "/", Version: -1}})
+	}
+	r := a.t.Apply(Txn{Zxid: maxDedup + 11, Time: 3, ReqID: 1, Since: before, Op: Op{Type: OpCreate, Path: "/x"}})
+	require.ErrorIs(t, r.Err, ErrRetryForgotten)
+}

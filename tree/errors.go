@@ -38,6 +38,11 @@ var (
 	// size: more than MaxMultiOps ops in a multi, or (from coord) an
 	// encoded request above what one log record or frame holds.
 	ErrRequestTooLarge = errors.New("tree: request too large")
+	// ErrRetryForgotten means a retried write (Txn.Since) was not applied
+	// because its first attempt may have been applied and its result
+	// forgotten since (the dedup table is bounded): its outcome is
+	// unknown, and applying it again could apply it twice.
+	ErrRetryForgotten = errors.New("tree: retry's first attempt may have been applied and forgotten")
 	// ErrZxidOrder means a txn's zxid was not greater than the last applied one.
 	ErrZxidOrder = errors.New("tree: txn zxid not increasing")
 )

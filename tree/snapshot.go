@@ -63,6 +63,8 @@ type snapMeta struct {
 	Sessions []SessionInfo `msgpack:"s"`
 	LastTime int64         `msgpack:"t"`
 	Dedup    []dedupRec    `msgpack:"u,omitempty"`
+	// DedupFloor is Tree.dedupFloor.
+	DedupFloor int64 `msgpack:"uf,omitempty"`
 }
 
 type snapNode struct {
@@ -120,8 +122,9 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
 	}
 	for _, e := range t.dedupOrder {
-		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Time: e.time, Res: toRec(e.result)})
+		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: toRec(e.result)})
 	}
+	meta.DedupFloor = t.dedupFloor
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -340,11 +343,18 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		}
 		t.sessions[s.ID] = &sessionState{timeout: s.Timeout, ephemerals: make(map[string]struct{})}
 	}
+	if meta.DedupFloor < 0 || meta.DedupFloor > meta.Zxid {
+		return fmt.Errorf("%w: dedup floor %d at zxid %d", ErrCorruptSnapshot, meta.DedupFloor, meta.Zxid)
+	}
+	t.dedupFloor = meta.DedupFloor
 	for i, d := range meta.Dedup {
-		if d.ID == 0 || t.dedup[d.ID] != nil || (i > 0 && d.Time < meta.Dedup[i-1].Time) {
+		if d.ID == 0 || t.dedup[d.ID] != nil || (i > 0 && d.Time < meta.Dedup[i-1].Time) || d.Zxid < 0 || d.Zxid > meta.Zxid {
 			return fmt.Errorf("%w: dedup entry %d", ErrCorruptSnapshot, i)
 		}
-		e := &dedupEntry{id: d.ID, time: d.Time, result: fromRec(d.Res)}
+		if d.Zxid == 0 {
+			d.Zxid = meta.Zxid // older snapshots: at most the snapshot's zxid
+		}
+		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, result: fromRec(d.Res)}
 		t.dedup[d.ID] = e
 		t.dedupOrder = append(t.dedupOrder, e)
 	}

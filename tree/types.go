@@ -135,7 +135,16 @@ type Txn struct {
 	// every replica applies the same rule whatever its own configuration.
 	// Zero, or anything above MaxDataLimit, means MaxDataLimit.
 	MaxData int32 `msgpack:"m,omitempty"`
-	Op      Op    `msgpack:"o"`
+	// Since is set on a retry of a write whose first attempt's outcome
+	// its proposer could not learn: a zxid the proposer had applied
+	// before that first attempt, so the first attempt, if it was applied
+	// at all, was applied after Since. If dedup has since forgotten a
+	// result above Since, the retry cannot tell whether its first attempt
+	// was applied: it fails with ErrRetryForgotten instead of applying a
+	// second time. Zero on a first attempt (zab's zxids start above 1<<32,
+	// so a proposer that had applied nothing passes 1).
+	Since int64 `msgpack:"si,omitempty"`
+	Op    Op    `msgpack:"o"`
 }
 
 // dataLimit is the limit on node data that applies to txn.
