@@ -26,6 +26,10 @@ type request struct {
 	// (tree.Txn.Since).
 	Since int64   `msgpack:"si,omitempty"`
 	Op    tree.Op `msgpack:"p"`
+	// DigestAt and Digest, on a leader's digest check (digest.go), are
+	// the leader's tree digest right after zxid DigestAt.
+	DigestAt int64  `msgpack:"da,omitempty"`
+	Digest   uint64 `msgpack:"dg,omitempty"`
 }
 
 // fsm applies committed requests to the tree. It is the zab.StateMachine of
@@ -39,6 +43,9 @@ type fsm struct {
 	onApply func(txn tree.Txn, res tree.Result)
 	// commits counts the entries applied (Stats.Commits).
 	commits atomic.Uint64
+	// digests records the tree's digest after each entry and checks the
+	// leader's digest checks against it (digest.go).
+	digests digests
 }
 
 func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
@@ -70,6 +77,10 @@ func (f *fsm) Apply(e zab.Entry) any {
 	txn := tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID,
 		MaxData: req.MaxData, Since: req.Since, Op: req.Op}
 	res := f.tree.Apply(txn)
+	if req.DigestAt != 0 {
+		_ = f.digests.check(req.DigestAt, req.Digest, f.tree.Digest())
+	}
+	f.digests.record(int64(e.Zxid), f.tree.Digest())
 	if f.onApply != nil {
 		f.onApply(txn, res)
 	}
@@ -82,5 +93,9 @@ func (f *fsm) Snapshot(w io.Writer) (zab.Zxid, error) {
 }
 
 func (f *fsm) Restore(s zab.Snapshot) error {
-	return f.tree.Restore(bytes.NewReader(s.Data))
+	if err := f.tree.Restore(bytes.NewReader(s.Data)); err != nil {
+		return err
+	}
+	f.digests.record(f.tree.LastZxid(), f.tree.Digest())
+	return nil
 }

@@ -116,10 +116,16 @@ func (n *Node) maintain() {
 		case <-t.C:
 			tick = true
 		}
+		if n.checkDiverged() {
+			return
+		}
 		var view session.View
 		if tick {
 			st := n.zab.Status()
 			ss := st.SoftState
+			if ss.Role == zab.RoleLeading && ss.Serving {
+				n.maybeProposeDigest()
+			}
 			if ss.Leader != lastLeader || ss.Epoch != lastEpoch {
 				lastLeader, lastEpoch = ss.Leader, ss.Epoch
 				n.emit(ClusterEvent{Type: EventLeaderChanged, Leader: uint64(ss.Leader), Epoch: ss.Epoch})
