@@ -251,6 +251,22 @@ func (g *gatedSessions) interrupt(t *testing.T) (open func()) {
 	return func() { close(gate) }
 }
 
+// newGated returns gatedSessions on n with the gate open.
+func newGated(n *coord.Node) *gatedSessions {
+	open := make(chan struct{})
+	close(open)
+	return &gatedSessions{node: n, gate: open}
+}
+
+// gatedCache returns a cache of root on gated sessions of n, with a
+// mirror of its events; it is closed when the test ends.
+func gatedCache(t *testing.T, n *coord.Node, root string) (*gatedSessions, *recipes.Cache, *mirror) {
+	g := newGated(n)
+	c := recipes.NewCache(g.get, root, recipes.CacheOptions{})
+	t.Cleanup(func() { c.Close() })
+	return g, c, newMirror(t, c)
+}
+
 func (g *gatedSessions) current() *recording {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -265,12 +281,7 @@ func TestCacheResumes(t *testing.T) {
 	nodes := cluster(t, 1)
 	n := nodes[0]
 	ctx := testCtx(t, 60*time.Second)
-	open := make(chan struct{})
-	close(open)
-	g := &gatedSessions{node: n, gate: open}
-	c := recipes.NewCache(g.get, "/r", recipes.CacheOptions{})
-	m := newMirror(t, c)
-	defer c.Close()
+	g, c, m := gatedCache(t, n, "/r")
 	for _, p := range []string{"/r", "/r/a", "/r/b", "/r/c"} {
 		_, err := n.Create(ctx, p, []byte(p), coord.Persistent)
 		require.NoError(t, err)
@@ -326,12 +337,7 @@ func TestCacheSlowListenerOverflows(t *testing.T) {
 	nodes := cluster(t, 1)
 	n := nodes[0]
 	ctx := testCtx(t, 60*time.Second)
-	open := make(chan struct{})
-	close(open)
-	g := &gatedSessions{node: n, gate: open}
-	c := recipes.NewCache(g.get, "/o", recipes.CacheOptions{})
-	m := newMirror(t, c)
-	defer c.Close()
+	g, c, m := gatedCache(t, n, "/o")
 	blocked, unblock := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	c.Listen(func(ev recipes.CacheEvent) {

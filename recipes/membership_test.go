@@ -180,9 +180,7 @@ func TestMemberRegistersAgain(t *testing.T) {
 	gs, rs := startGroups(t, nodes, "/g")
 	ctx := testCtx(t, 60*time.Second)
 	f := c.follower()
-	open := make(chan struct{})
-	close(open)
-	g := &gatedSessions{node: nodes[f], gate: open}
+	g := newGated(nodes[f])
 	m, err := recipes.JoinGroup(ctx, g.get, "/g", "w1", []byte("v1"))
 	require.NoError(t, err)
 	requireGroups(t, gs, rs, map[string]string{"w1": "v1"})
