@@ -2,8 +2,11 @@ package coord
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -17,7 +20,7 @@ import (
 type request struct {
 	Origin  uint64 `msgpack:"o"`           // the proposing node, for diagnostics
 	ReqID   uint64 `msgpack:"r,omitempty"` // unique per write; reused only by its retries
-	Time    int64  `msgpack:"t"`           // proposer's clock, ms since the Unix epoch
+	Time    int64  `msgpack:"t"`           // proposer's clock, ms since the Unix epoch; the leader's stamp replaces it
 	Session int64  `msgpack:"s,omitempty"`
 	// MaxData is the limit on node data the proposer checked the op
 	// against (its Config.MaxDataSize); every replica applies the same.
@@ -52,13 +55,57 @@ func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
 
 func encodeRequest(r *request) ([]byte, error) { return msgpack.Marshal(r) }
 
+// A write the leader appended is stamped with the leader's clock: the
+// stampTag byte, the time (ms since the Unix epoch, big-endian uint64),
+// then the request as proposed. msgpack never uses 0xc1, so a plain
+// request never starts with it. The stamp, not the proposer's clock,
+// is the txn's time: one node's clock cannot move TTLs or dedup expiry.
+const (
+	stampTag = 0xc1
+	stampLen = 9
+)
+
+// newStamper returns the zab.Config.Stamp of a node: it stamps each write
+// with now, never earlier than the previous stamp (the tree also keeps txn
+// times from going back across leaders). It runs on the zab driver only.
+func newStamper(now func() time.Time) func([]byte) []byte {
+	var last int64
+	return func(data []byte) []byte {
+		if len(data) >= stampLen && data[0] == stampTag {
+			data = data[stampLen:] // restamped: the old stamp goes
+		}
+		last = max(last, now().UnixMilli())
+		out := make([]byte, stampLen+len(data))
+		out[0] = stampTag
+		binary.BigEndian.PutUint64(out[1:stampLen], uint64(last))
+		copy(out[stampLen:], data)
+		return out
+	}
+}
+
+// decodeRequest decodes a plain or stamped request; a stamped one takes
+// the stamp as its Time.
 func decodeRequest(b []byte) (request, error) {
 	var r request
+	stamped := len(b) > 0 && b[0] == stampTag
+	var at int64
+	if stamped {
+		if len(b) < stampLen {
+			return r, fmt.Errorf("coord: stamped request of %d bytes", len(b))
+		}
+		at = int64(binary.BigEndian.Uint64(b[1:stampLen]))
+		b = b[stampLen:]
+	}
 	if err := msgpackcheck.Check(b, 8); err != nil {
 		return r, err
 	}
-	err := msgpack.Unmarshal(b, &r)
-	return r, err
+	if err := msgpack.Unmarshal(b, &r); err != nil {
+		return r, err
+	}
+	if stamped {
+		r.Time = at
+	}
+	return r, nil
 }
 
 // Apply applies one committed entry and returns its tree.Result. An entry

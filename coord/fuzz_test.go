@@ -3,6 +3,7 @@ package coord
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -66,10 +67,14 @@ func applyAll(t *testing.T, data []byte) *tree.Tree {
 // always advances the tree's zxid, and is deterministic (two replicas that
 // apply the same entry end with the same digest).
 func FuzzDecodeRequest(f *testing.F) {
+	stamp := newStamper(func() time.Time { return time.UnixMilli(1_800_000_000_000) })
 	for _, b := range fuzzRequests(f) {
 		f.Add(b)
+		f.Add(stamp(b)) // as a leader logs it
 	}
 	f.Add([]byte{})
+	f.Add([]byte{stampTag})                         // a stamp cut short
+	f.Add([]byte{stampTag, 0, 0, 0, 0, 0, 0, 0, 1}) // a stamp and no request
 	f.Add([]byte{0xc0})
 	f.Add([]byte{0x81, 0xa1, 'p', 0x81, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff, 0xff}) // hostile array length
 	f.Add([]byte{0x81, 0xa1, 'o', 0xa3, 'b', 'a', 'd'})                           // wrongly typed field

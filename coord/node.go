@@ -160,6 +160,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 			SyncLimit:      cfg.ticks(cfg.SyncLimit),
 			ElectionTicks:  cfg.ticks(cfg.ElectionTimeout),
 			InitLimit:      2 * cfg.ticks(cfg.SyncLimit),
+			Stamp:          newStamper(time.Now),
 		},
 		Transport:      n.tr,
 		StateMachine:   n.fsm,

@@ -114,3 +114,34 @@ func TestRestartedLearnerIdsAreNew(t *testing.T) {
 	// A stale retransmission of the old run still gets its old answer.
 	require.Equal(t, old, fwd(7, 1000, 1001))
 }
+
+// TestLeaderStampsWhatItAppends: Config.Stamp rewrites each write a leader
+// appends, its own and forwarded ones, before it is logged and sent; a
+// learner logs the leader's bytes as they are.
+func TestLeaderStampsWhatItAppends(t *testing.T) {
+	stamp := func(b []byte) []byte { return append([]byte("L:"), b...) }
+	h := establishOne(t)
+	h.p.cfg.Stamp = stamp
+	require.NoError(t, h.p.Propose(1, []byte("own")))
+	h.step(Message{Type: MsgPropose, From: 2, Epoch: 1, Seq: 1, Inc: 1, ReqIDs: []uint64{1}, Entries: []Entry{{Data: []byte("fwd")}}})
+	msgs, rds := h.drain()
+	var logged, sent []string
+	for _, rd := range rds {
+		for _, e := range rd.Entries {
+			logged = append(logged, string(e.Data))
+		}
+	}
+	for _, m := range only(msgs, MsgProposal) {
+		for _, e := range m.Entries {
+			sent = append(sent, string(e.Data))
+		}
+	}
+	require.Equal(t, []string{"L:own", "L:fwd"}, logged)
+	require.Subset(t, sent, logged)
+
+	f := followerAt(t)
+	f.p.cfg.Stamp = stamp
+	f.step(Message{Type: MsgProposal, From: 1, Epoch: 1, Prev: 0, Entries: []Entry{{Zxid: NewZxid(1, 1), Data: []byte("L:x")}}})
+	_, rds = f.drain()
+	require.Equal(t, "L:x", string(rds[0].Entries[0].Data), "not stamped again")
+}

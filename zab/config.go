@@ -34,6 +34,13 @@ type Config struct {
 	Seed uint64
 	// Logger receives role changes and anomalies. Nil discards them.
 	Logger *slog.Logger
+	// Stamp, if set, rewrites the data of each write a leader appends
+	// (proposed locally or forwarded by a learner) before it is logged and
+	// sent, so the application can record what the leader decides, such
+	// as the time (hashicorp/raft's Log.AppendedAt). It runs on the
+	// goroutine that owns the peer and must return new bytes, never alter
+	// data in place. Nil leaves data as proposed.
+	Stamp func(data []byte) []byte
 	// Incarnation identifies this run of the peer: the request ids it
 	// forwards need only increase within one incarnation (the leader keeps
 	// them apart by it), so they need no clock and no disk. Give every run

@@ -699,7 +699,7 @@ func (p *Peer) leaderForwarded(li *learnerInfo, m Message) {
 			// An oversize write (its learner checks too) is refused: it
 			// would stop every log it reached.
 			if l.established && !l.exhausted && len(m.Entries[i].Data) <= MaxEntrySize {
-				z = p.leaderAppend(Entry{Data: m.Entries[i].Data})
+				z = p.leaderAppend(Entry{Data: p.stamp(m.Entries[i].Data)})
 			}
 			fs.props[id] = z
 			fs.propOrder = append(fs.propOrder, id)

@@ -447,7 +447,7 @@ func (p *Peer) Propose(id uint64, data []byte) error {
 		if !p.lead.established || p.lead.exhausted {
 			return ErrNoLeader
 		}
-		z := p.leaderAppend(Entry{Data: data})
+		z := p.leaderAppend(Entry{Data: p.stamp(data)})
 		p.addWaiting(z, id)
 		return nil
 	case RoleFollowing, RoleObserving:
@@ -486,6 +486,14 @@ func (p *Peer) Sync(id uint64) error {
 		return nil
 	}
 	return ErrNoLeader
+}
+
+// stamp applies Config.Stamp to the data of a write this leader appends.
+func (p *Peer) stamp(data []byte) []byte {
+	if p.cfg.Stamp == nil {
+		return data
+	}
+	return p.cfg.Stamp(data)
 }
 
 func (p *Peer) mustNotBeInReady() {
