@@ -14,6 +14,10 @@ import (
 // ErrLeft is what Member.Err reports after Leave.
 var ErrLeft = errors.New("recipes: member left the group")
 
+// errRetrySession: the factory gave a session whose loss its owner has not
+// seen yet; ask again shortly.
+var errRetrySession = errors.New("recipes: session not replaced yet")
+
 // Member is this process's registration in a group (ZooKeeper's group
 // membership, Curator's PersistentNode): an ephemeral node dir/name whose
 // data is the member's metadata. It keeps the node there: when the node
@@ -157,7 +161,14 @@ func (m *Member) keep() {
 	for m.ctx.Err() == nil {
 		s, err := m.sessions(m.ctx)
 		if err == nil && s == last {
-			err = fmt.Errorf("recipes: member %s: %w", m.path, coord.ErrSessionExpired)
+			// The factory gives the lost session again. Its owner may not
+			// have seen the loss yet (the leader expired it first): wait.
+			// If it has, the factory has no other (FixedSession): stop.
+			if _, _, perr := s.Exists(m.ctx, "/"); perr != nil && (errors.Is(perr, coord.ErrSessionExpired) || nodeGone(perr)) {
+				err = fmt.Errorf("recipes: member %s: no live session: %w", m.path, coord.ErrSessionExpired)
+			} else {
+				s, err = nil, errRetrySession
+			}
 		}
 		if err != nil {
 			if nodeGone(err) || errors.Is(err, coord.ErrSessionExpired) {
