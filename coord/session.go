@@ -153,17 +153,29 @@ func (s *Session) Remaining() time.Duration {
 }
 
 // Close ends the session: its ephemerals are deleted at once everywhere and
-// its watches end with ErrClosed. It is idempotent.
+// its watches end with ErrClosed. It is idempotent. A session already Lost
+// is gone for its owner, but the leader may not have expired it yet: Close
+// then still asks for its ephemerals to be deleted at once (best effort: an
+// error is not reported), instead of leaving them until the leader's expiry.
 func (s *Session) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	lost := s.closed && errors.Is(s.endErr, ErrSessionExpired)
+	if (s.closed && !lost) || (lost && s.closing) {
 		s.mu.Unlock()
 		return nil
 	}
 	s.closing = true
+	if lost {
+		s.endErr = ErrClosed // closed by its owner now, whatever happened before
+	}
 	s.mu.Unlock()
+	op := tree.Op{Type: tree.OpCloseSession, Session: s.id}
+	if lost {
+		_, _ = s.n.propose(ctx, 0, op)
+		return nil
+	}
 	s.n.push(coreInput{kind: inClosing, id: session.ID(s.id)})
-	_, err := s.n.propose(ctx, 0, tree.Op{Type: tree.OpCloseSession, Session: s.id})
+	_, err := s.n.propose(ctx, 0, op)
 	if err != nil && !errors.Is(err, ErrSessionExpired) {
 		return err
 	}
@@ -179,10 +191,10 @@ func (s *Session) usable() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.status == session.Lost:
-		return fmt.Errorf("%w: session %s", ErrSessionExpired, session.ID(s.id))
 	case s.closed:
 		return fmt.Errorf("%w: session %s", s.endErr, session.ID(s.id))
+	case s.status == session.Lost:
+		return fmt.Errorf("%w: session %s", ErrSessionExpired, session.ID(s.id))
 	}
 	return nil
 }

@@ -29,7 +29,8 @@ func TestSessionEndRace(t *testing.T) {
 	require.NoError(t, err)
 	deadline := time.Now().Add(5 * time.Second)
 	for round := 0; round < *raceRoundsFlag && time.Now().Before(deadline); round++ {
-		s, err := n.Session(ctx, SessionOptions{Timeout: 200 * time.Millisecond})
+		// A long timeout: the leader's expiry is proposed directly below.
+		s, err := n.Session(ctx, SessionOptions{Timeout: 10 * time.Second})
 		require.NoError(t, err)
 		for range 300 {
 			_, _, _, err := s.ExistsW(ctx, "/w")
@@ -143,4 +144,33 @@ func TestSuspendedSharesOneChannel(t *testing.T) {
 	default:
 	}
 	require.Equal(t, second, s.Suspended())
+}
+
+// TestCloseOfALostSessionDeletesItsEphemerals: a session whose owner
+// declared it Lost may not be expired by the leader yet; Close still has
+// its ephemerals deleted at once.
+func TestCloseOfALostSessionDeletesItsEphemerals(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[1]
+	ctx := ctxT(t)
+	s, err := n.Session(ctx, SessionOptions{Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	_, err = s.Create(ctx, "/e", nil, Ephemeral)
+	require.NoError(t, err)
+	// The owner gives the session up (as at Lost by its own clock); the
+	// leader still tracks it for 10s.
+	s.mu.Lock()
+	s.deliverLocked(SessionEvent{Type: SessionLost})
+	s.mu.Unlock()
+	s.finish(ErrSessionExpired)
+	_, ok, err := n.Exists(ctx, "/e")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, s.Close(ctx))
+	_, ok, err = n.Exists(ctx, "/e")
+	require.NoError(t, err)
+	require.False(t, ok, "Close of a Lost session deletes its ephemerals")
+	require.NoError(t, s.Close(ctx), "idempotent")
+	_, err = s.Create(ctx, "/e2", nil, Ephemeral)
+	require.ErrorIs(t, err, ErrClosed)
 }
