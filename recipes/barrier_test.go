@@ -51,13 +51,13 @@ func gate(t *testing.T, nodes []*coord.Node, path string, n int, remover *coord.
 // cancelled Wait leaves no watch.
 func TestBarrier(t *testing.T) {
 	nodes := cluster(t, 3)
-	gate(t, nodes, "/barriers/deploy", 16, session(t, nodes[0]), nil)
+	gate(t, nodes, "/barriers/deploy", 16, workSession(t, nodes[0]), nil)
 
 	old, alive := splitLeader(t, nodes)
-	gate(t, alive, "/barriers/deploy", 16, session(t, alive[0]), old.Shutdown)
+	gate(t, alive, "/barriers/deploy", 16, workSession(t, alive[0]), old.Shutdown)
 
 	ctx := testCtx(t, 10*time.Second)
-	s := session(t, alive[1])
+	s := workSession(t, alive[1])
 	b := recipes.NewBarrier(s, "/barriers/held")
 	require.NoError(t, b.Set(ctx))
 	require.NoError(t, b.Set(ctx), "raising twice is fine")
@@ -136,7 +136,7 @@ func TestDoubleBarrier(t *testing.T) {
 	together(t, alive, "/barriers/round", 16, old.Shutdown)
 
 	ctx := testCtx(t, 10*time.Second)
-	s := session(t, alive[0])
+	s := workSession(t, alive[0])
 	before := watches(alive)
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

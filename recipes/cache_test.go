@@ -167,14 +167,14 @@ func TestCacheFollowsChurn(t *testing.T) {
 		require.True(t, mirrors[i].init)
 	}
 	churn(t, nodes, root, 16, 30, cacheSeed, nil)
-	s := session(t, nodes[0])
+	s := workSession(t, nodes[0])
 	for i := range nodes {
 		requireConverges(t, caches[i], mirrors[i], s, root)
 	}
 
 	old, alive := splitLeader(t, nodes)
 	churn(t, alive, root, 16, 15, cacheSeed+1, old.Shutdown)
-	s = session(t, alive[0])
+	s = workSession(t, alive[0])
 	for i, n := range nodes {
 		if n != old {
 			requireConverges(t, caches[i], mirrors[i], s, root)
@@ -289,7 +289,7 @@ func TestCacheResumes(t *testing.T) {
 	require.NoError(t, c.Start(ctx))
 	_, err := n.Set(ctx, "/r/a", []byte("a1"), coord.AnyVersion) // an event to resume from
 	require.NoError(t, err)
-	requireConverges(t, c, m, session(t, n), "/r")
+	requireConverges(t, c, m, workSession(t, n), "/r")
 	first := g.current()
 
 	// A short gap: WatchFrom replays it.
@@ -300,7 +300,7 @@ func TestCacheResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, n.Delete(ctx, "/r/b", coord.AnyVersion))
 	release()
-	requireConverges(t, c, m, session(t, n), "/r")
+	requireConverges(t, c, m, workSession(t, n), "/r")
 	second := g.current()
 	require.NotSame(t, first, second)
 	require.Equal(t, int32(1), second.watchFrom.Load(), "resumed with WatchFrom")
@@ -320,7 +320,7 @@ func TestCacheResumes(t *testing.T) {
 	_, err = n.Create(ctx, "/r/e", []byte("e"), coord.Persistent)
 	require.NoError(t, err)
 	release()
-	s := session(t, n)
+	s := workSession(t, n)
 	requireConverges(t, c, m, s, "/r")
 	third := g.current()
 	require.NotSame(t, second, third)
@@ -365,7 +365,7 @@ func TestCacheSlowListenerOverflows(t *testing.T) {
 		require.NoError(t, err)
 	}
 	close(unblock)
-	requireConverges(t, c, m, session(t, n), "/o")
+	requireConverges(t, c, m, workSession(t, n), "/o")
 	rec := g.current()
 	// The view is current before the cache reaches the overflow at the end
 	// of the backlog (the first event's read already saw the last change).
@@ -380,7 +380,7 @@ func TestCacheCancelAndFixedSession(t *testing.T) {
 	nodes := cluster(t, 1)
 	n := nodes[0]
 	ctx := testCtx(t, 20*time.Second)
-	s := session(t, n)
+	s := workSession(t, n)
 	before := watches(nodes)
 
 	// A cancelled Start leaves nothing behind.

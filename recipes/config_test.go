@@ -175,7 +175,7 @@ func closed(s *coord.Session) bool {
 func TestConfigUpdateErrorsAndCodec(t *testing.T) {
 	nodes := cluster(t, 1)
 	ctx := testCtx(t, 20*time.Second)
-	s := session(t, nodes[0])
+	s := workSession(t, nodes[0])
 	cfg, err := recipes.NewConfig(ctx, recipes.FixedSession(s), "/deep/er/conf", recipes.ConfigOptions[int64]{Codec: recipes.Int64Codec{}})
 	require.NoError(t, err)
 	defer cfg.Close()

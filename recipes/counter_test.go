@@ -64,7 +64,7 @@ func TestCounterContention(t *testing.T) {
 	const path = "/counters/hits"
 	views := make([]*recipes.Config[int64], len(nodes))
 	for i, n := range nodes {
-		v, err := recipes.NewCounter(session(t, n), path).Watch(ctx, recipes.NodeSessions(n))
+		v, err := recipes.NewCounter(workSession(t, n), path).Watch(ctx, recipes.NodeSessions(n))
 		require.NoError(t, err)
 		t.Cleanup(func() { v.Close() })
 		views[i] = v
@@ -81,7 +81,7 @@ func TestCounterContention(t *testing.T) {
 		}()
 	}
 	sum := adds(t, nodes, path, 16, 6, nil)
-	s := session(t, nodes[0])
+	s := workSession(t, nodes[0])
 	require.NoError(t, s.Sync(ctx))
 	got, err := recipes.NewCounter(s, path).Get(ctx)
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func TestCounterContention(t *testing.T) {
 
 	old, alive := splitLeader(t, nodes)
 	sum += adds(t, alive, path, 16, 3, old.Shutdown)
-	s = session(t, alive[0])
+	s = workSession(t, alive[0])
 	require.NoError(t, s.Sync(ctx))
 	got, err = recipes.NewCounter(s, path).Get(ctx)
 	require.NoError(t, err)
@@ -102,7 +102,7 @@ func TestCounterContention(t *testing.T) {
 func TestCounterCompareAndSetAndCancel(t *testing.T) {
 	nodes := cluster(t, 1)
 	ctx := testCtx(t, 20*time.Second)
-	c := recipes.NewCounter(session(t, nodes[0]), "/n")
+	c := recipes.NewCounter(workSession(t, nodes[0]), "/n")
 	v, err := c.Get(ctx)
 	require.NoError(t, err)
 	require.Zero(t, v, "a missing counter is 0")
@@ -123,7 +123,7 @@ func TestCounterCompareAndSetAndCancel(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = c.CompareAndSet(cctx, -2, 0)
 	require.ErrorIs(t, err, context.Canceled)
-	_, err = recipes.NewCounter(session(t, nodes[0]), "/m").Add(cctx, 1)
+	_, err = recipes.NewCounter(workSession(t, nodes[0]), "/m").Add(cctx, 1)
 	require.ErrorIs(t, err, context.Canceled)
 	v, err = c.Get(ctx)
 	require.NoError(t, err)

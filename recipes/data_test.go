@@ -17,6 +17,22 @@ import (
 // Helpers of the data recipes' tests (config, cache, membership, barrier,
 // queue, counter, naming).
 
+// workTimeout is the session timeout of the data recipes' test sessions.
+// These tests check the recipes, not session liveness, and a machine loaded
+// far past its cores (load 40 on 2 cores was seen) stalls the processes for
+// seconds, after which the leader expires every 3 s session at once.
+const workTimeout = 15 * time.Second
+
+// workSession opens a session on n with workTimeout.
+func workSession(t *testing.T, n *coord.Node) *coord.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := n.Session(ctx, coord.SessionOptions{Timeout: workTimeout})
+	require.NoError(t, err)
+	return s
+}
+
 // testCtx returns a context bounded by d, cancelled when the test ends.
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
@@ -31,7 +47,7 @@ func workers(t *testing.T, nodes []*coord.Node, n int, fn func(i int, s *coord.S
 	t.Helper()
 	sessions := make([]*coord.Session, n)
 	for i := range sessions {
-		sessions[i] = session(t, nodes[i%len(nodes)])
+		sessions[i] = workSession(t, nodes[i%len(nodes)])
 	}
 	var wg sync.WaitGroup
 	for i := range n {
@@ -65,7 +81,7 @@ func TestDataRecipesLeaveNoGoroutine(t *testing.T) {
 	nodes := cluster(t, 1)
 	n := nodes[0]
 	ctx := testCtx(t, 20*time.Second)
-	s := session(t, n)
+	s := workSession(t, n)
 	_, err := n.Create(ctx, "/bg", nil, coord.Persistent)
 	require.NoError(t, err)
 	before := watches(nodes)

@@ -68,7 +68,7 @@ func groupString(g *recipes.Group) string {
 // newSessions is a factory that opens a new session on n at each call.
 func newSessions(n *coord.Node) recipes.SessionFactory {
 	return func(ctx context.Context) (recipes.Session, error) {
-		s, err := n.Session(ctx, coord.SessionOptions{Timeout: sessionTimeout})
+		s, err := n.Session(ctx, coord.SessionOptions{Timeout: workTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -93,10 +93,15 @@ func startGroups(t *testing.T, nodes []*coord.Node, dir string) ([]*recipes.Grou
 
 func requireGroups(t *testing.T, gs []*recipes.Group, rs []*roster, want map[string]string) {
 	t.Helper()
+	requireGroupsWithin(t, gs, rs, want, 10*time.Second)
+}
+
+func requireGroupsWithin(t *testing.T, gs []*recipes.Group, rs []*roster, want map[string]string, d time.Duration) {
+	t.Helper()
 	for i := range gs {
 		require.Eventually(t, func() bool {
 			return groupString(gs[i]) == fmt.Sprint(want) && rs[i].String() == fmt.Sprint(want)
-		}, 10*time.Second, 5*time.Millisecond, "view %d: %s, events %s, want %v", i, groupString(gs[i]), rs[i], want)
+		}, d, 5*time.Millisecond, "view %d: %s, events %s, want %v", i, groupString(gs[i]), rs[i], want)
 	}
 }
 
@@ -159,7 +164,8 @@ func TestMembershipContention(t *testing.T) {
 			ags, ars = append(ags, gs[i]), append(ars, rs[i])
 		}
 	}
-	// The members on the dead node go when the leader expires their sessions.
+	// The members on the dead node go when the leader expires their
+	// sessions (after workTimeout).
 	for name := range want {
 		var i int
 		fmt.Sscanf(name[2:], "%d", &i)
@@ -167,7 +173,7 @@ func TestMembershipContention(t *testing.T) {
 			delete(want, name)
 		}
 	}
-	requireGroups(t, ags, ars, want)
+	requireGroupsWithin(t, ags, ars, want, workTimeout+10*time.Second)
 }
 
 // TestMemberRegistersAgain: a member whose session ends registers again
@@ -227,7 +233,7 @@ func TestMemberRegistersAgain(t *testing.T) {
 func TestMembershipCancelAndErrors(t *testing.T) {
 	nodes := cluster(t, 1)
 	ctx := testCtx(t, 20*time.Second)
-	s := session(t, nodes[0])
+	s := workSession(t, nodes[0])
 	before := watches(nodes)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -262,7 +268,7 @@ func TestJoinGroupCancelledDuringCreate(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	l := leader(t, c.nodes)
 	f := (l + 1) % 3
-	s := session(t, c.nodes[f])
+	s := workSession(t, c.nodes[f])
 	_, err := s.Create(ctx, "/inflight", nil, coord.Persistent)
 	require.NoError(t, err)
 	c.proxy.Stall(l+1, f+1) // the leader's answers to f are held

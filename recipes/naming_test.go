@@ -71,7 +71,7 @@ func TestNamingUniqueIncreasing(t *testing.T) {
 	before := watches(alive)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err := recipes.NewNaming(session(t, alive[0]), "/ids/other").Next(cctx)
+	_, err := recipes.NewNaming(workSession(t, alive[0]), "/ids/other").Next(cctx)
 	require.ErrorIs(t, err, context.Canceled)
 	_, ok, err := alive[0].Exists(ctx, "/ids/other")
 	require.NoError(t, err)

@@ -80,7 +80,7 @@ func TestQueueEachItemOnce(t *testing.T) {
 	requireEachOnce(t, produceConsume(t, alive, "/queues/work", 16, 6, old.Shutdown), 8, 6)
 
 	ctx := testCtx(t, 10*time.Second)
-	s := session(t, alive[0])
+	s := workSession(t, alive[0])
 	before := watches(alive)
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
@@ -95,7 +95,7 @@ func TestQueueEachItemOnce(t *testing.T) {
 func TestQueuePriorityOrder(t *testing.T) {
 	nodes := cluster(t, 1)
 	ctx := testCtx(t, 20*time.Second)
-	q := recipes.NewQueue(session(t, nodes[0]), "/pq")
+	q := recipes.NewQueue(workSession(t, nodes[0]), "/pq")
 	_, ok, err := q.TryTake(ctx)
 	require.NoError(t, err)
 	require.False(t, ok)
