@@ -31,7 +31,7 @@ func (t *Tree) Apply(txn Txn) Result {
 	if txn.ReqID != 0 {
 		t.expireDedup(txn.Time)
 		if e, ok := t.dedup[txn.ReqID]; ok {
-			r := e.result
+			r := decodeResult(e.res)
 			r.Duplicate = true
 			return r
 		}

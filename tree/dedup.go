@@ -1,8 +1,14 @@
 package tree
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/coord-dev/coord/internal/msgpackcheck"
 )
 
 // DedupWindow is how long (in txn time, ms) the result of a txn with a ReqID
@@ -15,16 +21,19 @@ const DedupWindow = int64(120_000)
 // maxDedup bounds the remembered results whatever the write rate.
 const maxDedup = 200_000
 
+// dedupEntry is one remembered result. It keeps only what a retry is
+// answered with, encoded (the snapshot form, a few dozen bytes for most
+// writes) rather than as a Result with its error values and pointers.
 type dedupEntry struct {
-	id     uint64
-	zxid   int64
-	time   int64
-	result Result
+	id   uint64
+	zxid int64
+	time int64
+	res  []byte // msgpack of resultRec
 }
 
 // remember records a txn's result under its ReqID.
 func (t *Tree) remember(id uint64, zxid, time int64, res Result) {
-	e := &dedupEntry{id: id, zxid: zxid, time: time, result: res}
+	e := &dedupEntry{id: id, zxid: zxid, time: time, res: encodeResult(res)}
 	t.dedup[id] = e
 	t.dedupOrder = append(t.dedupOrder, e)
 	t.digest += dedupHash(e)
@@ -63,17 +72,17 @@ func dedupHash(e *dedupEntry) uint64 {
 
 // dedupRec and resultRec are the snapshot form of the dedup table.
 type dedupRec struct {
-	ID   uint64    `msgpack:"i"`
-	Zxid int64     `msgpack:"z,omitempty"` // 0 in snapshots that predate it
-	Time int64     `msgpack:"t"`
-	Res  resultRec `msgpack:"r"`
+	ID   uint64             `msgpack:"i"`
+	Zxid int64              `msgpack:"z,omitempty"` // 0 in snapshots that predate it
+	Time int64              `msgpack:"t"`
+	Res  msgpack.RawMessage `msgpack:"r"` // a resultRec, as dedupEntry keeps it
 }
 
 type resultRec struct {
 	Type    OpType      `msgpack:"t"`
 	Err     uint8       `msgpack:"e,omitempty"` // errCodes index; 0 = nil
 	Path    string      `msgpack:"p,omitempty"`
-	Stat    Stat        `msgpack:"s"`
+	Stat    Stat        `msgpack:"s,omitempty"`
 	Results []resultRec `msgpack:"x,omitempty"`
 	Session int64       `msgpack:"se,omitempty"`
 }
@@ -101,6 +110,39 @@ func codeErr(c uint8) error {
 		return errCodes[c]
 	}
 	return ErrBadArguments
+}
+
+// encodeResult is the compact form of r that dedup keeps.
+func encodeResult(r Result) []byte {
+	rec := toRec(r)
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	// Arrays, not maps, and small ints small: a create's result in some
+	// 50 bytes. The decoder takes either form (older snapshots hold maps).
+	enc.UseArrayEncodedStructs(true)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(&rec); err != nil {
+		panic(fmt.Errorf("tree: encoding a result: %w", err)) // plain data: cannot happen
+	}
+	return buf.Bytes()
+}
+
+// decodeResult reverses encodeResult. Bytes that do not decode (only a
+// corrupt snapshot could hold them, and it is checked when read) answer
+// as a forgotten result: the retry's outcome is unknown.
+func decodeResult(b []byte) Result {
+	var rec resultRec
+	if err := decodeResultRec(b, &rec); err != nil {
+		return Result{Err: ErrRetryForgotten}
+	}
+	return fromRec(rec)
+}
+
+func decodeResultRec(b []byte, rec *resultRec) error {
+	if err := msgpackcheck.Check(b, 8); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(b, rec)
 }
 
 func toRec(r Result) resultRec {

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -131,4 +132,39 @@ func TestRetryForgottenByCount(t *testing.T) {
 	}
 	r := a.t.Apply(Txn{Zxid: maxDedup + 11, Time: 3, ReqID: 1, Since: before, Op: Op{Type: OpCreate, Path: "/x"}})
 	require.ErrorIs(t, r.Err, ErrRetryForgotten)
+}
+
+// TestDedupKeepsOnlyWhatARetryNeeds: a remembered result is its compact
+// encoded form (the old table kept every full Result, its error values
+// and nested results, for 120 s), and a duplicate still gets it whole.
+func TestDedupKeepsOnlyWhatARetryNeeds(t *testing.T) {
+	a := newApplier(Options{})
+	a.create(t, "/q", "", Persistent)
+	apply := func(id uint64, op Op) Result {
+		a.zxid++
+		a.now += 10
+		return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Op: op})
+	}
+	ops := []Op{
+		{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential},
+		{Type: OpSetData, Path: "/q", Data: []byte("x"), Version: -1},
+		{Type: OpDelete, Path: "/nope", Version: -1},
+		{Type: OpMulti, Ops: []Op{{Type: OpCheck, Path: "/q", Version: -1}, {Type: OpCreate, Path: "/q/m"}}},
+	}
+	for i, op := range ops {
+		id := uint64(100 + i)
+		first := apply(id, op)
+		e := a.t.dedup[id]
+		require.NotNil(t, e)
+		require.LessOrEqual(t, len(e.res), 80, "%v keeps %d bytes", op.Type, len(e.res))
+		again := apply(id, op)
+		require.True(t, again.Duplicate)
+		require.ErrorIs(t, again.Err, errors.Unwrap(first.Err))
+		first.Err, again.Err, again.Duplicate = nil, nil, false
+		for j := range first.Results {
+			require.ErrorIs(t, again.Results[j].Err, first.Results[j].Err)
+			first.Results[j].Err, again.Results[j].Err = nil, nil
+		}
+		require.Equal(t, first, again)
+	}
 }

@@ -122,7 +122,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
 	}
 	for _, e := range t.dedupOrder {
-		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: toRec(e.result)})
+		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: e.res})
 	}
 	meta.DedupFloor = t.dedupFloor
 	t.mu.Unlock()
@@ -354,7 +354,12 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		if d.Zxid == 0 {
 			d.Zxid = meta.Zxid // older snapshots: at most the snapshot's zxid
 		}
-		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, result: fromRec(d.Res)}
+		var rec resultRec
+		if err := decodeResultRec(d.Res, &rec); err != nil {
+			return fmt.Errorf("%w: dedup entry %d: %v", ErrCorruptSnapshot, i, err)
+		}
+		// Re-encoded: the compact form, whatever the snapshot's encoder.
+		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, res: encodeResult(fromRec(rec))}
 		t.dedup[d.ID] = e
 		t.dedupOrder = append(t.dedupOrder, e)
 	}
