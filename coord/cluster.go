@@ -87,18 +87,23 @@ const (
 	// EventNodeFailed: this node fail-stopped because its replication
 	// stopped (Err set, as Node.Err returns it). It is the last event.
 	EventNodeFailed
+	// EventAutopilot: this node, as leader, made an autopilot change
+	// (Autopilot set; Err set if it failed; Voters as they are after it).
+	EventAutopilot
 )
 
 // ClusterEvent is a change of membership (Member set), of leader (Leader
 // and Epoch set; Leader 0 while an election runs), of the voters (Voters
-// set) or this node's failure (Err set).
+// set), an autopilot decision (Autopilot set) or this node's failure (Err
+// set).
 type ClusterEvent struct {
-	Type   ClusterEventType
-	Member Member
-	Leader uint64
-	Epoch  uint32
-	Voters []uint64
-	Err    error
+	Type      ClusterEventType
+	Member    Member
+	Leader    uint64
+	Epoch     uint32
+	Voters    []uint64
+	Autopilot AutopilotDecision
+	Err       error
 }
 
 func memberEventType(t gossip.EventType) ClusterEventType {
@@ -180,6 +185,8 @@ type Stats struct {
 	Transport TransportStats `json:"transport"`
 	// Gossip counts the membership layer's events and refusals.
 	Gossip GossipStats `json:"gossip"`
+	// Autopilot is the voter set's self-management (see AutopilotConfig).
+	Autopilot AutopilotStats `json:"autopilot"`
 }
 
 // TransportStats are the replication transport's counters, cumulative
@@ -251,6 +258,7 @@ func (n *Node) Stats() Stats {
 		Znodes:  n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
+		Autopilot: n.autopilotStats(),
 	}
 	if st.ClusterID != 0 {
 		s.ClusterID = fmt.Sprintf("%016x", st.ClusterID)

@@ -100,8 +100,13 @@ type Config struct {
 	// them. Every bootstrapping node must use the same value.
 	BootstrapExpect int
 	// Role is RoleVoter (the zero value) or RoleObserver. A voter's id must
-	// be in Voters (unless BootstrapExpect is used); an observer's must not.
+	// be in Voters (unless BootstrapExpect is used, or Autopilot is on: then
+	// a node outside the committed voters joins as an observer, so every
+	// replica can run the same command line); an observer's must not.
 	Role Role
+	// Autopilot keeps the voter set at a target size by itself: on by
+	// default with BootstrapExpect, opt-in with Voters. See AutopilotConfig.
+	Autopilot AutopilotConfig
 
 	// DataDir holds the transaction log and snapshots. Empty means the node
 	// keeps everything in memory and loses it on restart (and logs so).
@@ -208,6 +213,9 @@ func LocalConfig(id uint64) Config {
 		// and a split gossip is re-joined twice a second.
 		GossipProbeInterval: 100 * time.Millisecond,
 		GossipHealInterval:  500 * time.Millisecond,
+		// A new node votes after a second of health; a failed voter
+		// (declared dead by gossip in about a second) is replaced after 3s.
+		Autopilot: AutopilotConfig{StableAfter: time.Second, DeadAfter: 3 * time.Second},
 	}
 }
 
@@ -243,6 +251,9 @@ func LANConfig(id uint64) Config {
 		// one TCP exchange per unreachable member.
 		GossipProbeInterval: time.Second,
 		GossipHealInterval:  5 * time.Second,
+		// Consul's autopilot waits 10s before promoting a server; a voter
+		// gone for 30s is replaced (a restart takes less).
+		Autopilot: AutopilotConfig{StableAfter: 10 * time.Second, DeadAfter: 30 * time.Second},
 	}
 }
 
@@ -284,6 +295,8 @@ func (c Config) withDefaults() Config {
 	num(&c.SnapshotRetain, d.SnapshotRetain)
 	dur(&c.GossipProbeInterval, d.GossipProbeInterval)
 	dur(&c.GossipHealInterval, d.GossipHealInterval)
+	dur(&c.Autopilot.StableAfter, d.Autopilot.StableAfter)
+	dur(&c.Autopilot.DeadAfter, d.Autopilot.DeadAfter)
 	c.Seeds = slices.Clone(c.Seeds)
 	c.Voters = slices.Clone(c.Voters)
 	c.SecretKey = slices.Clone(c.SecretKey)
@@ -358,7 +371,7 @@ func (c Config) Validate() error {
 	}
 	switch c.Role {
 	case RoleVoter:
-		if len(c.Voters) > 0 && c.NodeID != 0 && !seen[c.NodeID] {
+		if len(c.Voters) > 0 && c.NodeID != 0 && !seen[c.NodeID] && !c.autopilotOn() {
 			bad("Voters", "voter node %d is not in Voters %v (make it an observer or add it)", c.NodeID, c.Voters)
 		}
 	case RoleObserver:
@@ -448,6 +461,8 @@ func (c Config) Validate() error {
 			bad("GossipHealInterval", "%v, shorter than GossipProbeInterval %v", hi, pi)
 		}
 	}
+
+	c.validateAutopilot(bad)
 
 	// Security and observability.
 	switch len(c.SecretKey) {

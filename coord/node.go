@@ -57,6 +57,8 @@ type Node struct {
 	inbox  []coreInput
 	wake   chan struct{}
 
+	ap autopilot // see autopilot.go
+
 	events    chan ClusterEvent
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -114,6 +116,7 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Origin: n.start, Table: treeTable{n.tree}, ReapEvery: max(time.Second, cfg.TickInterval)}); err != nil {
 		return nil, err
 	}
+	n.ap.stats.Enabled, n.ap.stats.Target = cfg.autopilotOn(), cfg.autopilotTarget()
 	n.fsm = newFSM(n.tree)
 	n.fsm.onApply = n.onApply
 	defer func() {

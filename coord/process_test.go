@@ -124,10 +124,15 @@ func runProcChild() error {
 		return err
 	}
 	cfg.ReplicationBindAddr = os.Getenv(procEnvRepl)
+	if err := procAutopilotEnv(&cfg); err != nil {
+		return err
+	}
 
 	out := &procOut{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// SIGTERM closes the node, as a Kubernetes pod's termination would.
+	cancelOnSIGTERM(ctx, cancel)
 
 	// Commands from the parent; EOF (the parent is gone or done) ends the
 	// child, with a hard exit if a clean Close hangs.
@@ -168,12 +173,17 @@ func runProcChild() error {
 		defer wg.Done()
 		var lastID uint64
 		var lastEpoch uint32
+		var lastVoters []uint64
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
 			if id, epoch := node.Leader(); id != lastID || epoch != lastEpoch {
 				lastID, lastEpoch = id, epoch
 				out.line("LEADER %d %d %d", id, epoch, time.Now().UnixNano())
+			}
+			if vs := node.Voters(); !slices.Equal(vs, lastVoters) {
+				lastVoters = vs
+				out.line("VOTERS %s %d", procIDs(vs), time.Now().UnixNano())
 			}
 			select {
 			case <-ctx.Done():
@@ -394,6 +404,7 @@ type procChild struct {
 	ready   bool
 	stopped bool
 	leader  procLeader
+	voters  string // as the last VOTERS line said: ids joined by ','
 }
 
 type procCluster struct {
@@ -587,6 +598,10 @@ func (c *procCluster) read(p *procChild, r *os.File) {
 			p.ready = true
 		case "STOPPED":
 			p.stopped = true
+		case "VOTERS":
+			if len(f) == 3 {
+				p.voters = f[1]
+			}
 		case "LEADER":
 			l := procLeader{node: p.id, leader: uint64(num(1)), epoch: uint32(num(2)), at: num(3)}
 			p.leader = l

@@ -136,6 +136,9 @@ func (n *Node) maintain() {
 				}
 				lastVoters = st.Voters
 			}
+			if n.ap.stats.Enabled {
+				n.autopilotTick(st)
+			}
 			view = session.View{Leader: uint64(ss.Leader), Epoch: ss.Epoch, Serving: ss.Serving,
 				Leading: ss.Role == zab.RoleLeading && ss.Serving}
 		}
