@@ -53,6 +53,19 @@ const (
 	AutopilotOff
 )
 
+// String returns "auto", "on" or "off".
+func (m AutopilotMode) String() string {
+	switch m {
+	case AutopilotAuto:
+		return "auto"
+	case AutopilotOn:
+		return "on"
+	case AutopilotOff:
+		return "off"
+	}
+	return fmt.Sprintf("AutopilotMode(%d)", uint8(m))
+}
+
 // AutopilotConfig configures autopilot. Every node of a cluster should use
 // the same values: whichever leads decides.
 type AutopilotConfig struct {
@@ -71,6 +84,12 @@ type AutopilotConfig struct {
 	// replaced or removed; it should exceed the time a restart takes.
 	// Default 30s (LANConfig), 3s (LocalConfig).
 	DeadAfter time.Duration
+}
+
+// String shows the settings, as in {Mode: auto, Voters: 0, StableAfter:
+// 10s, DeadAfter: 30s}.
+func (a AutopilotConfig) String() string {
+	return fmt.Sprintf("{Mode: %s, Voters: %d, StableAfter: %v, DeadAfter: %v}", a.Mode, a.Voters, a.StableAfter, a.DeadAfter)
 }
 
 // autopilotOn reports whether autopilot runs under c.

@@ -40,7 +40,10 @@
 //     vote and acknowledgements are ignored) until it has synced from the
 //     established leader. To grow the cluster, start the new node as an
 //     observer (Role RoleObserver, the original Voters) and promote it with
-//     AddVoter once it has joined.
+//     AddVoter once it has joined, or let Autopilot (on by default with
+//     BootstrapExpect) keep a target number of voters: then every node runs
+//     the same configuration and a node outside the voters observes until
+//     autopilot promotes it.
 //   - Use a SecretKey on any network that others can reach.
 //   - Pass contexts with deadlines: writes wait for a quorum and retry
 //     through elections until their context ends.
