@@ -46,7 +46,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +58,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/loopback"
 )
 
 // procSnapshotEvery is small so that the crash test's nodes snapshot,
@@ -433,17 +433,10 @@ func procFreeAddrs(t *testing.T, n int, taken map[string]bool) []string {
 	t.Helper()
 	var out []string
 	for tries := 0; len(out) < n && tries < 500; tries++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := loopback.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
 		if !taken[addr] {
 			taken[addr] = true
 			out = append(out, addr)

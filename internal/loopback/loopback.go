@@ -4,19 +4,31 @@ package loopback
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 )
 
 // FreeAddr returns a 127.0.0.1 address whose port is free for both TCP and
-// UDP right now (memberlist listens on both with one port). Another process
-// may take it before it is used; callers that bind it should expect that.
+// UDP right now (memberlist listens on both with one port).
+//
+// The port is drawn at random below the kernel's ephemeral range, not
+// handed out by it (port 0): a port the kernel hands out and the caller
+// releases to bind it later is where the kernel puts the source ports of
+// outgoing connections too, and on a busy machine one of those took it in
+// between ("address already in use"). Below the range only a listener that
+// draws the same port can collide.
 func FreeAddr() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := portRange()
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", err
+			continue
 		}
-		addr := l.Addr().String()
 		u, err := net.ListenPacket("udp", addr)
 		l.Close()
 		if err == nil {
@@ -25,4 +37,18 @@ func FreeAddr() (string, error) {
 		}
 	}
 	return "", errors.New("loopback: no port free for both TCP and UDP")
+}
+
+// portRange returns the ports FreeAddr draws from: from 10000 up to the
+// start of the ephemeral range (Linux's, else the IANA one at 49152).
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 49152
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
 }
