@@ -48,6 +48,11 @@
 //	coord_gossip_alive_members        those of them alive
 //	coord_gossip_*_total              gossip counters: auth_failures, vetoed_peers,
 //	                                  conflicts, coalesced_events
+//	coord_autopilot_enabled           1 when autopilot runs on this node
+//	coord_autopilot_target_voters     the number of voters autopilot keeps
+//	coord_autopilot_healthy_voters    on the leader: voters alive and synced
+//	coord_autopilot_changes_total     voter changes autopilot committed (as leader)
+//	coord_autopilot_failures_total    voter changes autopilot tried and failed
 package prom
 
 import (
@@ -142,6 +147,11 @@ func NewCollector(n *coord.Node) *Collector {
 	gs("vetoed_peers", "Gossip peers refused for bad or foreign metadata.", func(g *coord.GossipStats) uint64 { return g.VetoedPeers })
 	gs("conflicts", "Node ids seen at two gossip addresses.", func(g *coord.GossipStats) uint64 { return g.Conflicts })
 	gs("coalesced_events", "Membership events merged because the consumer was behind.", func(g *coord.GossipStats) uint64 { return g.CoalescedEvents })
+	gauge("autopilot_enabled", "1 when autopilot runs on this node.", func(s *coord.Stats) float64 { return b2f(s.Autopilot.Enabled) })
+	gauge("autopilot_target_voters", "The number of voters autopilot keeps.", func(s *coord.Stats) float64 { return float64(s.Autopilot.Target) })
+	gauge("autopilot_healthy_voters", "On the leader, at autopilot's last evaluation: voters alive in gossip and synced.", func(s *coord.Stats) float64 { return float64(s.Autopilot.HealthyVoters) })
+	counter("autopilot_changes_total", "Voter changes autopilot committed while this node led.", func(s *coord.Stats) uint64 { return s.Autopilot.Changes })
+	counter("autopilot_failures_total", "Voter changes autopilot tried and failed while this node led.", func(s *coord.Stats) uint64 { return s.Autopilot.Failures })
 	return c
 }
 

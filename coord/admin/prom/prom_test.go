@@ -117,6 +117,12 @@ func TestMetricsScrapedFromTheAdminHandler(t *testing.T) {
 		one(t, ms, "coord_gossip_auth_failures_total", "COUNTER", id)
 		one(t, ms, "coord_watches", "GAUGE", id)
 		one(t, ms, "coord_loop_busy_ratio", "GAUGE", id)
+		// testcluster lists Voters: autopilot is off, with the target it would keep.
+		assert.Equal(t, 0.0, one(t, ms, "coord_autopilot_enabled", "GAUGE", id))
+		assert.Equal(t, 3.0, one(t, ms, "coord_autopilot_target_voters", "GAUGE", id))
+		one(t, ms, "coord_autopilot_healthy_voters", "GAUGE", id)
+		assert.Equal(t, 0.0, one(t, ms, "coord_autopilot_changes_total", "COUNTER", id))
+		one(t, ms, "coord_autopilot_failures_total", "COUNTER", id)
 		require.Len(t, ms["coord_fsync_seconds"], 2)
 		roles := map[string]float64{}
 		for _, s := range ms["coord_role"] {
