@@ -80,6 +80,8 @@ type Sim struct {
 	maxApplied zab.Zxid
 	// Err records the first invariant violation seen by the driver.
 	Err error
+	// instant counts the events run at the current virtual time.
+	instant int
 	// Delivered counts messages handed to peers.
 	Delivered int
 	// OnDeliver, if set, sees every message just before it is stepped.
@@ -370,7 +372,13 @@ func (s *Sim) sendErr(m zab.Message) error {
 // process runs the driver loop of n until its zab.Ready is empty (or the driver
 // blocks on a slow fsync).
 func (s *Sim) process(n *SimNode) {
-	for n.Peer != nil && !s.blocked(n) && n.Peer.HasReady() {
+	for loops := 0; n.Peer != nil && !s.blocked(n) && n.Peer.HasReady(); loops++ {
+		if loops > maxInstantEvents || s.events == nil && s.Err != nil {
+			// A core that never runs out of work without input.
+			s.fail(fmt.Errorf("livelock: peer %d keeps producing Readies at t=%d", n.ID, s.now))
+			s.events = nil
+			return
+		}
 		rd := n.Peer.Ready()
 		if st := rd.SoftState; st.Role == zab.RoleLeading && st.Serving {
 			if l, ok := s.leaders[st.Epoch]; ok && l != n.ID {
@@ -766,6 +774,9 @@ func (s *Sim) flushDirty() {
 	clear(s.dirty)
 }
 
+// maxInstantEvents bounds the events of one virtual instant (see Step).
+const maxInstantEvents = 1_000_000
+
 // Step runs the next event; it returns false when none is left. Requests
 // submitted since the last event are processed first.
 func (s *Sim) Step() bool {
@@ -774,7 +785,19 @@ func (s *Sim) Step() bool {
 		return false
 	}
 	e := heap.Pop(&s.events).(*event)
+	if e.at == s.now {
+		s.instant++
+	} else {
+		s.instant = 0
+	}
 	s.now = e.at
+	if s.instant > maxInstantEvents {
+		// Peers that answer each other without end at one virtual
+		// instant (a protocol livelock): the run cannot go on.
+		s.fail(fmt.Errorf("livelock: more than %d events at t=%d", maxInstantEvents, s.now))
+		s.events = nil
+		return false
+	}
 	if e.wake != 0 {
 		n := s.nodes[e.wake]
 		if n.Peer == nil || e.inc != n.inc {
