@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -292,4 +293,57 @@ func TestAutopilotInProcess(t *testing.T) {
 	assert.Empty(t, st.Last.Err)
 	_, err = c.nodes[4].Create(ctxT(t), "/after", nil, Persistent)
 	require.NoError(t, err)
+}
+
+// TestAutopilotOutsiderWithLowIDObserves: with BootstrapExpect, a new node
+// whose id sorts below the voters' (so its own bootstrap guess from gossip
+// counts itself a voter) joins as an observer of the committed voters and,
+// at target, stays one (issue 10 item 11's node 5 with voters 10, 20, 30).
+func TestAutopilotOutsiderWithLowIDObserves(t *testing.T) {
+	ids := []uint64{10, 20, 30}
+	var seeds []string
+	for range ids {
+		seeds = append(seeds, freeAddr(t))
+	}
+	cfgOf := func(id uint64, addr string) Config {
+		cfg := LocalConfig(id)
+		cfg.Cluster = "test"
+		cfg.GossipBindAddr, cfg.Seeds, cfg.BootstrapExpect = addr, seeds, 3
+		cfg.Autopilot.StableAfter = 100 * time.Millisecond
+		lenient(&cfg)
+		return cfg
+	}
+	nodes := make([]*Node, len(ids))
+	errs := make([]error, len(ids))
+	done := make(chan int)
+	for i, id := range ids {
+		go func() {
+			nodes[i], errs[i] = JoinContext(ctxT(t), cfgOf(id, seeds[i]))
+			done <- i
+		}()
+	}
+	for range ids {
+		<-done
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.Close(context.Background())
+			}
+		}
+	})
+	for i := range ids {
+		require.NoError(t, errs[i], "node %d", ids[i])
+	}
+	n5, err := JoinContext(ctxT(t), cfgOf(5, freeAddr(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { n5.Close(context.Background()) })
+	assert.Equal(t, []uint64{10, 20, 30}, n5.Voters())
+	assert.Equal(t, "OBSERVING", n5.Stats().Role)
+	time.Sleep(500 * time.Millisecond) // StableAfter five times over: autopilot must still leave it alone
+	assert.Equal(t, []uint64{10, 20, 30}, n5.Voters())
+	for _, n := range nodes {
+		assert.Equal(t, []uint64{10, 20, 30}, n.Voters(), "node %d", n.ID())
+		assert.Zero(t, n.Stats().Autopilot.Changes, "node %d", n.ID())
+	}
 }
