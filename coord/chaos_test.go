@@ -30,7 +30,12 @@
 //   - every acknowledged create under /c is on every node, and nothing is
 //     there that no client attempted;
 //   - every node holds the same /q and /c (data, versions, zxids);
-//   - no child reported a data race, a panic or a fatal error.
+//   - no child reported a data race, a panic or a fatal error;
+//   - the recipes' workload that ran beside the clients
+//     (chaos_recipes_test.go): the Lock's and the Semaphore's mutual
+//     exclusion on fenced resources held by the test process (and that
+//     coord never let a refused holder keep a valid lease), one leader per
+//     token for the Election, and a Config that never goes back.
 //
 // The schedule's choices come from a seed (printed at the start and on
 // failure); their timing is real time, so a replay makes the same choices
@@ -156,6 +161,7 @@ type chaosZnode struct {
 type chaosChild struct {
 	node *coord.Node
 	out  *procOut
+	rec  *chaosRec // the recipe workload (chaos_recipes_test.go)
 
 	mu       sync.Mutex
 	sessions map[string]*coord.Session
@@ -176,6 +182,8 @@ func runChaosChild() error {
 	cfg.ReplicationAdvertiseAddr = os.Getenv(chaosEnvAdv)
 
 	out := &procOut{}
+	recSeed, _ := strconv.ParseInt(os.Getenv(chaosEnvRecSeed), 10, 64)
+	rec := newChaosRec(out, fmt.Sprintf("n%d.%s", id, os.Getenv(chaosEnvInc)), recSeed)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reqs := make(chan chaosReq)
@@ -186,6 +194,10 @@ func runChaosChild() error {
 			var r chaosReq
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				fmt.Fprintf(os.Stderr, "chaos child: bad request %q: %v\n", sc.Text(), err)
+				continue
+			}
+			if r.Op == "act" { // the answer to a recipe act
+				rec.answer(r.ID, r.Data)
 				continue
 			}
 			select {
@@ -218,6 +230,7 @@ func runChaosChild() error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer rec.wg.Wait()
 	defer cancel()
 	wg.Add(1)
 	go func() { // leader changes
@@ -239,12 +252,20 @@ func runChaosChild() error {
 		}
 	}()
 
-	ch := &chaosChild{node: node, out: out, sessions: map[string]*coord.Session{}}
+	ch := &chaosChild{node: node, out: out, rec: rec, sessions: map[string]*coord.Session{}}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-reqs:
+			switch r.Op {
+			case "recstart":
+				rec.start(ctx, node)
+				continue
+			case "recstop":
+				rec.stop()
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -418,6 +439,9 @@ type chaosCluster struct {
 	// snapshotEvery, if set, is the nodes' SnapshotEvery: the 5-node run
 	// takes snapshots and sends SNAPs on real disks under faults.
 	snapshotEvery int
+	seed          int64
+	rec           *chaosRecipes  // the recipe workload's resources and reports
+	readers       sync.WaitGroup // one per incarnation: reads its stdout
 
 	mu      sync.Mutex
 	procs   []*chaosProc
@@ -448,6 +472,7 @@ func newChaosCluster(t *testing.T, n int) *chaosCluster {
 		bind:   procFreeAddrs(t, n, taken),
 		procs:  make([]*chaosProc, n),
 		incs:   make([]int, n),
+		rec:    newChaosRecipes(),
 	}
 	// The proxy listens on ports picked with the others (port 0 could
 	// hand it one of the ports just picked for a node).
@@ -537,6 +562,8 @@ func (c *chaosCluster) start(id int) {
 		chaosEnvBind+"="+c.bind[id-1],
 		chaosEnvAdv+"="+c.adv[id-1],
 		chaosEnvDir+"="+c.dirs[id-1],
+		fmt.Sprintf("%s=%d", chaosEnvInc, inc),
+		fmt.Sprintf("%s=%d", chaosEnvRecSeed, c.seed*1000+int64(id)*100+int64(inc)),
 	)
 	if c.snapshotEvery > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", childSnapshotEnv, c.snapshotEvery))
@@ -561,7 +588,11 @@ func (c *chaosCluster) start(id int) {
 		cmd.Wait()
 		close(p.done)
 	}()
-	go c.read(p, r)
+	c.readers.Add(1)
+	go func() {
+		defer c.readers.Done()
+		c.read(p, r)
+	}()
 }
 
 // read parses a child's stdout until EOF, then answers its pending calls.
@@ -577,6 +608,16 @@ func (c *chaosCluster) read(p *chaosProc, r *os.File) {
 			c.mu.Lock()
 			p.ready = true
 			c.mu.Unlock()
+			c.rec.mu.Lock()
+			running := c.rec.running
+			c.rec.mu.Unlock()
+			if running {
+				c.send(p, chaosReq{Op: "recstart"})
+			}
+		case "REC":
+			if id, verdict, ok := c.rec.line(c.now(), p.id, rest); ok {
+				c.send(p, chaosReq{ID: id, Op: "act", Data: verdict})
+			}
 		case "LEADER":
 			f := strings.Fields(rest)
 			if len(f) < 2 {
@@ -1175,6 +1216,7 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	t.Logf("seed %d, %v of faults; replay: %s", seed, dur, replay)
 	rng := rand.New(rand.NewSource(seed + int64(n)))
 	c := newChaosCluster(t, n)
+	c.seed = seed
 	if n == 5 {
 		c.snapshotEvery = 32
 	}
@@ -1224,6 +1266,7 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 		}
 	}
 
+	c.recipesStart()
 	stop := make(chan struct{})
 	var clients sync.WaitGroup
 	nclients := 2 * n
@@ -1279,6 +1322,7 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 	// The workload goes on for a while on the healed cluster.
 	time.Sleep(time.Second)
 	close(stop)
+	c.recipesStop()
 	clients.Wait()
 	if !c.allReady(90 * time.Second) {
 		t.Fatalf("nodes did not all join within 90s of the heal: %s", c.states())
@@ -1388,6 +1432,8 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 
 	c.exitAll()
 	c.checkLogs()
+	c.readers.Wait() // every report of the recipe workload is in
+	c.checkRecipes(t)
 
 	// Linearizability, per key.
 	h.mu.Lock()
