@@ -66,6 +66,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"slices"
 	"strings"
@@ -275,12 +276,16 @@ func pause(ctx context.Context, d time.Duration) bool {
 // section is one stay of a holder in the resource: enter, 1-3 works, exit,
 // each act checked against valid right before a short pause (the work) and
 // the act. A careless holder checks only before it enters, then works
-// longer (2-5 acts, pauses up to 150ms) whatever happens to its lease: the
-// holder fencing is for. It stops at the first refusal, reporting whether
+// longer (2-5 acts, pauses up to 150ms; one time in four 6-12 acts, pauses
+// up to 400ms, long enough for its session to expire under a fault)
+// whatever happens to its lease: the holder fencing is for. It stops at the first refusal, reporting whether
 // the lease was still valid after the answer.
 func (r *chaosRec) section(ctx context.Context, rng *rand.Rand, res, holder string, token int64, snap []int64, valid func() bool, careless bool) {
 	works, gap := 1+rng.Intn(3), 30
-	if careless {
+	switch {
+	case careless && rng.Intn(4) == 0:
+		works, gap = 6+rng.Intn(7), 400
+	case careless:
 		works, gap = 2+rng.Intn(4), 150
 	}
 	kinds := []string{"enter"}
@@ -342,10 +347,23 @@ func (r *chaosRec) holder(ctx context.Context, rng *rand.Rand, res string, k int
 		if ok {
 			r.section(ctx, rng, res, holder, lease.Token(), snap, func() bool { return lease.Remaining() > 0 }, careless)
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		lease.Release(rctx)
-		cancel()
+		chaosRelease(ctx, s, lease)
 		pause(ctx, time.Duration(rng.Intn(20))*time.Millisecond)
+	}
+}
+
+// chaosRelease releases lease, again while its node could not be deleted
+// (no quorum) and its session lives: a node left behind by a live session
+// would block the queue for as long as the session lives.
+func chaosRelease(ctx context.Context, s *coord.Session, lease *recipes.Lease) {
+	for {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		err := lease.Release(rctx)
+		cancel()
+		if err == nil || errors.Is(err, recipes.ErrLeaseLost) || s.State() == coord.SessionStateLost ||
+			!pause(ctx, 100*time.Millisecond) {
+			return
+		}
 	}
 }
 
@@ -384,9 +402,14 @@ func (r *chaosRec) candidate(ctx context.Context, rng *rand.Rand) {
 			// Run campaigned with the session the factory handed out last.
 			s := f.current()
 			valid := func() bool { return lctx.Err() == nil && s != nil && s.Remaining() > 0 }
+			// Run does not tell fn its token: the leader's, as this
+			// replica has it, is this candidate's while it leads. If the
+			// name is another's, this candidate no longer leads and its
+			// lease is no longer valid (or coord let two lead: then acting
+			// with the other's token is what the checks catch).
 			l, err := e.Leader(lctx)
-			if err != nil || l.Name != r.who {
-				return nil // no longer the leader by this replica
+			if err != nil {
+				return nil
 			}
 			if rng.Intn(2) == 0 {
 				r.section(ctx, rng, "elect", r.who, l.Token, nil, valid, true)
@@ -638,7 +661,7 @@ func (f *chaosFence) check() []string {
 				}
 			}
 			if len(live) > f.n {
-				errs = append(errs, fmt.Sprintf("%s accepted with %d holders inside: %v", where, len(live), slices.Sorted(mapKeys(live))))
+				errs = append(errs, fmt.Sprintf("%s accepted with %d holders inside: %v", where, len(live), slices.Sorted(maps.Keys(live))))
 			}
 		case "exit":
 			delete(live, m.Token)
@@ -653,8 +676,9 @@ func (f *chaosFence) check() []string {
 				f.name, p.Holder, p.Token, p.Kind, f.n))
 		}
 	}
+	errs = capErrs(f.name, errs)
 	if len(errs) > 0 {
-		errs = append(errs, f.name+" history:\n"+f.tail(40))
+		errs = append(errs, f.name+" history (the last acts):\n"+f.tail(40))
 	}
 	return errs
 }
@@ -670,16 +694,6 @@ func (f *chaosFence) tail(k int) string {
 		fmt.Fprintf(&b, "  %8.3fs %s %s token %d snap %v: %s\n", time.Duration(e.at).Seconds(), e.m.Holder, e.m.Kind, e.m.Token, e.m.Snap, v)
 	}
 	return b.String()
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // chaosRecipes is the parent's side of the recipe workload.
@@ -772,41 +786,66 @@ func (rc *chaosRecipes) check() (errs []string, summary string) {
 		}
 		sum = append(sum, fmt.Sprintf("%s %d sections (%d completed), %d acts refused (%d stale)", name, sections, done, refused, stale))
 	}
+	e, s := rc.checkElection()
+	errs, sum = append(errs, capErrs("election", e)...), append(sum, s)
+	e, s = rc.checkConfig()
+	errs, sum = append(errs, capErrs("config", e)...), append(sum, s)
+	return errs, strings.Join(sum, "; ")
+}
 
-	// The Election: one leader per token, and each observer's tokens never
-	// go down.
-	leaderOf := map[int64]string{}
-	source := map[int64]string{}
-	claim := func(token int64, name, by string) {
+// capErrs keeps the first 10 of errs.
+func capErrs(what string, errs []string) []string {
+	if len(errs) > 10 {
+		errs = append(errs[:10], fmt.Sprintf("%s: %d more failures", what, len(errs)-10))
+	}
+	return errs
+}
+
+// checkElection: one leader per token (the leader resource's enters and
+// every observer agree on the name behind each token), and each
+// observer's tokens never go down.
+func (rc *chaosRecipes) checkElection() (errs []string, summary string) {
+	type claim struct{ name, by string }
+	leaderOf := map[int64]claim{}
+	conflicts := map[int64]bool{}
+	add := func(token int64, name, by string) {
 		if token == 0 {
 			return
 		}
-		if n, ok := leaderOf[token]; ok && n != name {
-			errs = append(errs, fmt.Sprintf("election: token %d led by %s (%s) and by %s (%s)", token, n, source[token], name, by))
+		c, ok := leaderOf[token]
+		if !ok {
+			leaderOf[token] = claim{name, by}
 			return
 		}
-		leaderOf[token], source[token] = name, by
+		if c.name != name && !conflicts[token] {
+			conflicts[token] = true
+			errs = append(errs, fmt.Sprintf("election: token %d led by %s (%s) and by %s (%s)", token, c.name, c.by, name, by))
+		}
 	}
 	for _, e := range rc.fences["elect"].log {
-		if e.accepted && e.m.Kind == "enter" {
-			claim(e.m.Token, e.m.Holder, "the resource")
+		if e.m.Kind == "enter" {
+			add(e.m.Token, e.m.Holder, "its enter")
 		}
 	}
 	changes := 0
-	for _, who := range slices.Sorted(mapKeys(rc.obs)) {
+	for _, who := range slices.Sorted(maps.Keys(rc.obs)) {
 		var last int64
 		for _, o := range rc.obs[who] {
 			changes++
-			claim(o.Token, o.Name, "observer "+who)
+			add(o.Token, o.Name, "observer "+who)
 			if o.Token != 0 && o.Token < last {
 				errs = append(errs, fmt.Sprintf("election: observer %s saw token %d (%s) after token %d", who, o.Token, o.Name, last))
 			}
 			last = max(last, o.Token)
 		}
 	}
-	sum = append(sum, fmt.Sprintf("election: %d leaders' tokens, %d changes observed", len(leaderOf), changes))
+	return errs, fmt.Sprintf("election: %d leaders' tokens, %d changes observed", len(leaderOf), changes)
+}
 
-	// The Config.
+// checkConfig: a Config never shows an older value after a newer one,
+// every value shown or written is n = version+1, no two acknowledged
+// updates wrote one version, and Get shows an acknowledged update at once.
+func (rc *chaosRecipes) checkConfig() (errs []string, summary string) {
 	shown, maxN := 0, int64(0)
 	chain := func(m chaosRecMsg, what string) {
 		if m.Err != "" {
@@ -816,21 +855,22 @@ func (rc *chaosRecipes) check() (errs []string, summary string) {
 		}
 		maxN = max(maxN, m.N)
 	}
-	for _, who := range slices.Sorted(mapKeys(rc.cfgs)) {
+	for _, who := range slices.Sorted(maps.Keys(rc.cfgs)) {
 		var prev chaosRecMsg
-		for i, v := range rc.cfgs[who] {
+		for _, v := range rc.cfgs[who] {
 			shown++
-			if !v.Exists {
-				if i > 0 && prev.Exists {
-					errs = append(errs, fmt.Sprintf("config: %s showed no value after version %d (the znode is never deleted)", who, prev.Ver))
-				}
-				prev = v
-				continue
-			}
-			chain(v, "showed")
-			if prev.Exists && v.Mzxid <= prev.Mzxid {
+			switch {
+			case !v.Exists && prev.Exists:
+				errs = append(errs, fmt.Sprintf("config: %s showed no value after version %d (the znode is never deleted)", who, prev.Ver))
+			case !v.Exists:
+			case prev.Exists && v.Mzxid < prev.Mzxid:
 				errs = append(errs, fmt.Sprintf("config: %s went back: version %d (mzxid %#x, n=%d) after version %d (mzxid %#x, n=%d)",
 					who, v.Ver, v.Mzxid, v.N, prev.Ver, prev.Mzxid, prev.N))
+			case prev.Exists && v.Mzxid == prev.Mzxid:
+				errs = append(errs, fmt.Sprintf("config: %s showed version %d (mzxid %#x) twice: Subscribe sends only newer values", who, v.Ver, v.Mzxid))
+			}
+			if v.Exists {
+				chain(v, "showed")
 			}
 			prev = v
 		}
@@ -858,8 +898,7 @@ func (rc *chaosRecipes) check() (errs []string, summary string) {
 	if acked == 0 {
 		errs = append(errs, "config: no update acknowledged: the check is vacuous")
 	}
-	sum = append(sum, fmt.Sprintf("config: %d updates acknowledged (%d unknown, %d failed), %d values shown, n up to %d", acked, unknown, failed, shown, maxN))
-	return errs, strings.Join(sum, "; ")
+	return errs, fmt.Sprintf("config: %d updates acknowledged (%d unknown, %d failed), %d values shown, n up to %d", acked, unknown, failed, shown, maxN)
 }
 
 // recipesStart starts the workload in every running child and in those
