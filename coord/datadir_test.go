@@ -18,11 +18,7 @@ import (
 // which (issue 10 item 4: "a data directory from another cluster or
 // another node is accepted").
 func TestDataDirIdentity(t *testing.T) {
-	dirs := map[uint64]string{}
-	c := startCluster(t, 3, func(cfg *Config) {
-		dirs[cfg.NodeID] = t.TempDir()
-		cfg.DataDir = dirs[cfg.NodeID]
-	})
+	c := startCluster(t, 3, withDataDirs(t))
 	ctx := ctxT(t)
 	_, err := c.nodes[1].Create(ctx, "/x", nil, Persistent)
 	require.NoError(t, err)
@@ -75,11 +71,7 @@ func TestDataDirIdentity(t *testing.T) {
 // elected M in about 0.3 s and served with none of the 100 writes. Now
 // their Joins wait for W, and every write is on every node.
 func TestLostDataDirKeepsAcknowledgedWrites(t *testing.T) {
-	dirs := map[uint64]string{}
-	c := startCluster(t, 3, func(cfg *Config) {
-		dirs[cfg.NodeID] = t.TempDir()
-		cfg.DataDir = dirs[cfg.NodeID]
-	})
+	c := startCluster(t, 3, withDataDirs(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	M := c.leader()
@@ -109,7 +101,7 @@ func TestLostDataDirKeepsAcknowledgedWrites(t *testing.T) {
 	t.Logf("M=%d killed, W=%d leads, A=%d loses its DataDir", M, W, A)
 	c.nodes[A].Shutdown()
 	delete(c.nodes, A)
-	require.NoError(t, os.RemoveAll(dirs[A]))
+	require.NoError(t, os.RemoveAll(c.cfgs[A].DataDir))
 	c.nodes[W].Shutdown()
 	delete(c.nodes, W)
 

@@ -19,11 +19,7 @@ import (
 // ended, reads and writes fail with the cause, an EventNodeFailed is
 // emitted, and Close returns the cause.
 func TestNodeFailStopsWhenReplicationStops(t *testing.T) {
-	dirs := map[uint64]string{}
-	c := startCluster(t, 3, func(cfg *Config) {
-		dirs[cfg.NodeID] = t.TempDir()
-		cfg.DataDir = dirs[cfg.NodeID]
-	})
+	c := startCluster(t, 3, withDataDirs(t))
 	ctx := ctxT(t)
 	leader := c.leader()
 	var victim *Node
@@ -50,7 +46,7 @@ func TestNodeFailStopsWhenReplicationStops(t *testing.T) {
 	}
 
 	// The disk goes: the directory is replaced by a file.
-	dir := dirs[victim.ID()]
+	dir := c.cfgs[victim.ID()].DataDir
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
 	// A new epoch must be persisted by every voter: close the leader.

@@ -143,7 +143,7 @@ func TestStatsShowFollowers(t *testing.T) {
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
-		c := startCluster(t, 3, func(cfg *Config) { cfg.DataDir = t.TempDir() })
+		c := startCluster(t, 3, withDataDirs(t))
 		ctx := ctxT(t)
 		n := c.nodes[1]
 		_, err := n.Create(ctx, "/g", nil, Persistent)

@@ -30,7 +30,7 @@ func bigCreates(prefix string, n int) []Op {
 // durable cluster (on the old code the leader and a follower fail-stopped
 // with "wal: record too large" and the cluster lost its quorum).
 func TestRequestAboveLogRecordIsRefused(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) { cfg.DataDir = t.TempDir() })
+	c := startCluster(t, 3, withDataDirs(t))
 	checkRefusedThenCommits(t, c, 9)
 }
 

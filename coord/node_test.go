@@ -26,6 +26,12 @@ type testCluster struct {
 	nodes map[uint64]*Node
 }
 
+// withDataDirs is a startCluster tweak that gives every node a DataDir of
+// its own; c.cfgs[id].DataDir names it.
+func withDataDirs(t *testing.T) func(*Config) {
+	return func(cfg *Config) { cfg.DataDir = t.TempDir() }
+}
+
 // startCluster joins n voters on loopback concurrently and waits for all.
 func startCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
