@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/lockcore"
 )
 
 var (
@@ -133,7 +134,7 @@ func (e *Election) Campaign(ctx context.Context, value []byte) (*Lease, error) {
 		return nil, err
 	}
 	q := newQueue(s, e.dir, candidatePrefix)
-	l, err := q.acquire(ctx, candidatePrefix, e.encode(value), mutex, nil)
+	l, err := q.acquire(ctx, candidatePrefix, e.encode(value), lockcore.Mutex, nil)
 	if err != nil {
 		e.failed(s, err)
 		e.h.free()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/lockcore"
 )
 
 // ErrLeaseLost is returned by Lease.Release (and is what Lease.Done
@@ -16,7 +17,7 @@ import (
 // effects through fencing. TryAcquire returns it when the session is not
 // Connected, and an acquisition when its contender vanished (deleted by an
 // operator, or with its session).
-var ErrLeaseLost = errors.New("recipes: lease lost with its session")
+var ErrLeaseLost = lockcore.ErrLeaseLost
 
 // ErrAlreadyHeld is returned when a lock value (Lock, RWLock, Semaphore,
 // MultiLock, Election) is asked for a second lease while it holds one or is
@@ -128,7 +129,7 @@ func (k *Lock) Acquire(ctx context.Context) (*Lease, error) {
 	if err := k.h.take(); err != nil {
 		return nil, err
 	}
-	l, err := k.q.acquire(ctx, lockPrefix, k.data, mutex, nil)
+	l, err := k.q.acquire(ctx, lockPrefix, k.data, lockcore.Mutex, nil)
 	if err != nil {
 		k.h.free()
 		return nil, err
@@ -141,7 +142,7 @@ func (k *Lock) TryAcquire(ctx context.Context) (*Lease, bool, error) {
 	if err := k.h.take(); err != nil {
 		return nil, false, err
 	}
-	l, ok, err := k.q.tryAcquire(ctx, lockPrefix, k.data, k.q.s.Suspended(), mutex)
+	l, ok, err := k.q.tryAcquire(ctx, lockPrefix, k.data, k.q.s.Suspended(), lockcore.Mutex)
 	if !ok {
 		k.h.free()
 		return nil, false, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/lockcore"
 )
 
 // MultiLock holds several Locks at once, all of them or none (Curator's
@@ -70,7 +71,7 @@ func (m *MultiLock) Acquire(ctx context.Context) (*MultiLease, error) {
 		ml := &MultiLease{done: done, h: m.h}
 		for _, dir := range m.dirs {
 			var l *Lease
-			l, err = newQueue(m.s, dir, lockPrefix).acquire(ctx, lockPrefix, m.data, mutex, done)
+			l, err = newQueue(m.s, dir, lockPrefix).acquire(ctx, lockPrefix, m.data, lockcore.Mutex, done)
 			if err != nil {
 				break
 			}

@@ -3,6 +3,8 @@ package recipes
 import (
 	"context"
 	"strings"
+
+	"github.com/coord-dev/coord/internal/lockcore"
 )
 
 const (
@@ -37,13 +39,13 @@ func NewRWLock(s Session, dir string, data []byte) *RWLock {
 }
 
 // reader holds unless a writer queued before it; it watches the last one.
-func reader(q []contender, me int) decision {
+func reader(q []lockcore.Contender, me int) lockcore.Decision {
 	for i := me - 1; i >= 0; i-- {
-		if strings.HasPrefix(q[i].name, writePrefix) {
-			return decision{watch: q[i].name}
+		if strings.HasPrefix(q[i].Name, writePrefix) {
+			return lockcore.Decision{Watch: q[i].Name}
 		}
 	}
-	return decision{held: true}
+	return lockcore.Decision{Held: true}
 }
 
 // RLock waits until this value holds the lock shared with other readers,
@@ -55,10 +57,10 @@ func (l *RWLock) RLock(ctx context.Context) (*Lease, error) {
 // Lock waits until this value holds the lock alone, or ctx ends. Tokens of
 // successive writers strictly increase.
 func (l *RWLock) Lock(ctx context.Context) (*Lease, error) {
-	return l.acquire(ctx, writePrefix, mutex)
+	return l.acquire(ctx, writePrefix, lockcore.Mutex)
 }
 
-func (l *RWLock) acquire(ctx context.Context, prefix string, r rule) (*Lease, error) {
+func (l *RWLock) acquire(ctx context.Context, prefix string, r lockcore.Rule) (*Lease, error) {
 	if err := l.h.take(); err != nil {
 		return nil, err
 	}

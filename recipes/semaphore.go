@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/coord-dev/coord/coord"
+	"github.com/coord-dev/coord/internal/lockcore"
 )
 
 const semPrefix = "lease-"
@@ -41,11 +42,11 @@ func NewSemaphore(s Session, dir string, n int, data []byte) *Semaphore {
 
 // rule holds within the first n places and otherwise waits on the
 // directory.
-func (m *Semaphore) rule(_ []contender, me int) decision {
+func (m *Semaphore) rule(_ []lockcore.Contender, me int) lockcore.Decision {
 	if me < m.n {
-		return decision{held: true}
+		return lockcore.Decision{Held: true}
 	}
-	return decision{children: true}
+	return lockcore.Decision{Children: true}
 }
 
 // Acquire waits until this value holds one of the n leases or ctx ends.
