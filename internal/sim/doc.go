@@ -68,9 +68,11 @@
 // session lives, that no session is expired while its owner may still hold
 // its lease, that watch events come in zxid order without gaps or
 // duplicates, and that lock fencing tokens only increase with never two
-// valid holders. The lock clients still follow a copy of recipes.Lock's
-// protocol (the recipe blocks on its calls, which a single-threaded
-// simulator cannot). Replay with
+// valid holders. The lock clients run the queue protocol recipes.Lock
+// ships, internal/lockcore's deterministic core, driven over the simulated
+// tree and sessions as recipes drives it through a coord.Session (reads
+// and watches go to the client's home replica at once, so nothing is
+// applied between two reads in a row). Replay with
 //
 //	go test ./internal/sim -run 'TestSimSessions$' -seed N -v
 package sim

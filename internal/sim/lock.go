@@ -1,22 +1,27 @@
 package sim
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/coord-dev/coord/internal/lockcore"
 	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/tree"
 )
 
-// The lock clients run recipes/lock.go's protocol over the simulated
-// tree: an ephemeral sequential node under /lock (a container), the lowest
-// holds, each waiter watches its predecessor with ExistsW, the fencing
-// token is the node's czxid, and the lease breaks at the session's next
-// Suspended or Lost. A holder acts on a fenced resource: its requests
-// travel for a while, and the resource refuses a token lower than the
-// highest it has seen.
+// The lock clients run recipes.Lock: each acquisition is a
+// lockcore.Core, the queue protocol the recipes ship (an ephemeral
+// sequential node under /lock, a container; the lowest holds; each waiter
+// watches its predecessor with ExistsW; the fencing token is the node's
+// czxid; a suspension while waiting is waited out; a contender that gave up
+// is deleted), driven here as recipes' queue.run drives it through a
+// coord.Session: writes are proposed under the client's session, reads and
+// watches go to its home replica's tree, and the lease's Done is the end of
+// the session's Connected period. A holder acts on a fenced resource: its
+// requests travel for a while, and the resource refuses a token lower than
+// the highest it has seen. The lease (acting, releasing) is recipes.Lease's.
 
 const (
 	lockDir        = "/lock"
@@ -27,20 +32,23 @@ const (
 type lockPhase uint8
 
 const (
-	lkIdle    lockPhase = iota
-	lkBusy              // a write (enqueue, ensureDir, cleanup, release) is in flight
-	lkWaiting           // watching the predecessor
+	lkIdle      lockPhase = iota
+	lkAcquiring           // the core's action is in flight, or pending (Connect, Block)
+	lkReleasing           // the holder's delete is in flight
 	lkHolding
 )
 
 // lockClient is one contender's state (recipes.Lock.Acquire and the Lease).
 type lockClient struct {
-	phase    lockPhase
-	path     string
-	token    int64
-	breaks0  int // the session's breaks when Acquire began (Suspended())
+	phase lockPhase
+	core  *lockcore.Core
+	// pending is the core's Connect or Block the driver polls each step.
+	pending  lockcore.Kind
+	breaks0  int // the session's breaks when the period began (Suspended())
 	w        *oneShot
 	deadline int64
+	path     string
+	token    int64
 	holding  bool // believes it holds the lock and acts on it
 	holdEnd  int64
 	nextAct  int64
@@ -83,22 +91,20 @@ func (r *srunner) lockStep(cl *sclient) {
 			cl.nextAt = now + sTick // wait for Reconnected
 			return
 		}
-		// Acquire: the lease is watched from before the node exists.
-		lk.breaks0 = cl.sess.breaks
 		lk.deadline = now + acquireTimeout
-		lk.path, lk.w = "", nil
+		lk.path, lk.w, lk.pending = "", nil, 0
+		lk.core = lockcore.New(lockcore.Config{Dir: lockDir, Prefix: lockNodePrefix,
+			Prefixes: []string{lockNodePrefix}, Rule: lockcore.Mutex, Mode: lockcore.Wait})
+		lk.phase = lkAcquiring
 		r.logf("client %d: acquire", cl.id)
-		r.enqueue(cl)
-	case lkWaiting:
-		switch {
-		case len(lk.w.got) > 0:
-			r.lockQueue(cl)
-		case cl.sess.closed || cl.sess.breaks > lk.breaks0:
-			r.logf("client %d: lease lost while waiting", cl.id)
-			r.cleanup(cl)
-		case now > lk.deadline:
-			r.logf("client %d: acquire timed out", cl.id)
-			r.cleanup(cl)
+		r.lockDrive(cl, lockcore.Answer{})
+	case lkAcquiring:
+		if lk.pending == 0 {
+			return
+		}
+		if a, ok := r.lockPoll(cl); ok {
+			lk.pending = 0
+			r.lockDrive(cl, a)
 		}
 	case lkHolding:
 		switch {
@@ -111,91 +117,148 @@ func (r *srunner) lockStep(cl *sclient) {
 	}
 }
 
-// enqueue creates the contender's node, making /lock (a container) when
-// missing, as the recipes' queue.enqueue and ensureDir do.
-func (r *srunner) enqueue(cl *sclient) {
+// leaseBroken is isClosed(done) for the period the acquisition rests on.
+func (r *srunner) leaseBroken(cl *sclient) bool {
+	return cl.sess.closed || cl.sess.breaks > cl.lk.breaks0
+}
+
+// lockPoll answers a pending Connect (recipes' connected: the session is
+// Connected, or lost or closed, or the caller's deadline passed) or Block
+// (the watch fired, the period ended, or the deadline passed), if it can
+// be answered now.
+func (r *srunner) lockPoll(cl *sclient) (lockcore.Answer, bool) {
 	lk := &cl.lk
-	lk.phase = lkBusy
-	d := max(lk.deadline-r.s.Now(), 1)
 	s := cl.sess
-	r.write(cl, tree.Op{Type: tree.OpCreate, Path: lockDir + "/" + lockNodePrefix, Mode: tree.EphemeralSequential},
-		d, func(res tree.Result, err error) {
-			switch {
-			case err == nil:
-				lk.path = res.Path
-				s.ephemerals[res.Path] = true
-				r.lockQueue(cl)
-			case errors.Is(err, tree.ErrNoNode):
-				r.write(cl, tree.Op{Type: tree.OpCreate, Path: lockDir, Mode: tree.Container}, d,
-					func(_ tree.Result, err error) {
-						if err == nil || errors.Is(err, tree.ErrNodeExists) {
-							r.enqueue(cl)
-							return
-						}
-						r.acquireFailed(cl)
-					})
-			default:
-				// Acquire fails; a create of unknown outcome may leave a node
-				// the recipe does not know (it is its session's until it ends).
-				r.acquireFailed(cl)
-			}
-		})
+	over := r.s.Now() > lk.deadline
+	if lk.pending == lockcore.Connect {
+		switch {
+		case !s.usable():
+			return lockcore.Answer{Err: errNoSession}, true
+		case s.st == session.Connected:
+			lk.breaks0 = s.breaks
+			return lockcore.Answer{}, true
+		case over:
+			return lockcore.Answer{Err: context.DeadlineExceeded}, true
+		}
+		return lockcore.Answer{}, false
+	}
+	switch {
+	case len(lk.w.got) > 0:
+		lk.w = nil
+		return lockcore.Answer{Woke: lockcore.Fired}, true
+	case r.leaseBroken(cl):
+		r.logf("client %d: lease period ended while waiting", cl.id)
+		return lockcore.Answer{Woke: lockcore.Broken}, true
+	case over:
+		r.logf("client %d: acquire timed out", cl.id)
+		return lockcore.Answer{Woke: lockcore.Cancelled, Err: context.DeadlineExceeded}, true
+	}
+	return lockcore.Answer{}, false
 }
 
-func (r *srunner) acquireFailed(cl *sclient) {
-	cl.lk.phase = lkIdle
-	cl.nextAt = r.s.Now() + r.rng.Int64N(100)
-}
-
-// lockQueue is the body of the recipes' queue.wait loop (the mutex rule): local reads of the home tree.
-func (r *srunner) lockQueue(cl *sclient) {
+// lockDrive is recipes' queue.run over the simulation: it steps the core
+// with a, executes its actions (the local ones at once, the writes through
+// zab, whose outcome comes back here) until one must wait.
+func (r *srunner) lockDrive(cl *sclient, a lockcore.Answer) {
 	lk := &cl.lk
 	s := cl.sess
 	rep := r.reps[cl.home]
 	for {
-		if !s.usable() {
-			r.cleanup(cl)
-			return
+		a.Broken = r.leaseBroken(cl)
+		if r.s.Now() > lk.deadline {
+			a.CtxErr = context.DeadlineExceeded
 		}
-		names, _, err := rep.tree.Children(lockDir, nil)
-		if err != nil {
-			r.cleanup(cl)
-			return
+		act := lk.core.Step(a)
+		if act.Unwatch && lk.w != nil {
+			r.unwatch(cl, lk.w)
+			lk.w = nil
 		}
-		mine := lk.path[strings.LastIndexByte(lk.path, '/')+1:]
-		var seqs []string
-		for _, n := range names {
-			if strings.HasPrefix(n, lockNodePrefix) {
-				seqs = append(seqs, n)
+		a = lockcore.Answer{}
+		// The caller's context bounds the calls that take it.
+		d := max(lk.deadline-r.s.Now(), 1)
+		switch act.Kind {
+		case lockcore.Connect, lockcore.Block:
+			lk.pending = act.Kind
+			if ans, ok := r.lockPoll(cl); ok {
+				lk.pending, a = 0, ans
+				continue
 			}
-		}
-		slices.Sort(seqs)
-		i, found := slices.BinarySearch(seqs, mine)
-		if !found {
-			r.logf("client %d: lock node %s vanished", cl.id, lk.path)
-			r.cleanup(cl)
 			return
-		}
-		if i == 0 {
-			st, ok, _ := rep.tree.Exists(lk.path, nil)
-			if !ok {
-				r.cleanup(cl)
-				return
+		case lockcore.Create:
+			// It runs to its outcome whatever the deadline (defaultCleanup).
+			r.write(cl, tree.Op{Type: tree.OpCreate, Path: act.Path, Mode: tree.EphemeralSequential},
+				5*cl.timeout/2, func(res tree.Result, err error) {
+					if err == nil {
+						s.ephemerals[res.Path] = true
+						lk.path = res.Path
+					}
+					// An unknown outcome may leave a node the recipe does not
+					// know (it is its session's until it ends).
+					r.lockDrive(cl, lockcore.Answer{Path: res.Path, Err: err})
+				})
+			return
+		case lockcore.CreateDir:
+			r.write(cl, tree.Op{Type: tree.OpCreate, Path: act.Path, Mode: tree.Container}, d,
+				func(_ tree.Result, err error) { r.lockDrive(cl, lockcore.Answer{Err: err}) })
+			return
+		case lockcore.List:
+			if !s.usable() {
+				a.Err = errNoSession
+				continue
 			}
-			r.acquired(cl, st.Czxid)
+			a.Names, _, a.Err = rep.tree.Children(act.Path, nil)
+		case lockcore.ExistsW:
+			w, ok := r.watch(cl, act.Path, tree.WatchData, true)
+			if w == nil {
+				a.Err = errNoSession
+				continue
+			}
+			lk.w, a.Exists = w, ok
+		case lockcore.Exists:
+			if !s.usable() {
+				a.Err = errNoSession
+				continue
+			}
+			var st tree.Stat
+			st, a.Exists, a.Err = rep.tree.Exists(act.Path, nil)
+			a.Czxid = st.Czxid
+		case lockcore.Delete:
+			lk.path = ""
+			r.deleteNode(cl, act.Path, func() { r.lockDrive(cl, lockcore.Answer{}) })
+			return
+		case lockcore.Held:
+			lk.path = act.Path
+			r.acquired(cl, act.Token)
+			return
+		default: // lockcore.Failed
+			r.logf("client %d: acquire failed: %v", cl.id, act.Err)
+			lk.phase, lk.core = lkIdle, nil
+			cl.nextAt = r.s.Now() + r.rng.Int64N(150)
 			return
 		}
-		w, ok := r.watch(cl, lockDir+"/"+seqs[i-1], tree.WatchData, true)
-		if w == nil {
-			r.cleanup(cl)
-			return
-		}
-		if !ok {
-			continue // the predecessor left between the two reads
-		}
-		lk.w, lk.phase = w, lkWaiting
+	}
+}
+
+// unwatch is Session.RemoveWatch of a one-shot watch the wait set.
+func (r *srunner) unwatch(cl *sclient, w *oneShot) {
+	s := cl.sess
+	if rep := r.reps[s.node.id]; rep.inc == s.node.inc {
+		rep.tree.RemoveWatcher(w)
+	}
+	w.removed = true
+	s.watches = slices.DeleteFunc(s.watches, func(x *oneShot) bool { return x == w })
+}
+
+// deleteNode deletes one of the client's lock nodes (recipes' leave and
+// Lease.Release, with defaultCleanup as its deadline) and then calls done.
+func (r *srunner) deleteNode(cl *sclient, p string, done func()) {
+	s := cl.sess
+	if s == nil {
+		done()
 		return
 	}
+	delete(s.ephemerals, p)
+	r.write(cl, tree.Op{Type: tree.OpDelete, Path: p, Version: -1}, 5*cl.timeout/2, func(tree.Result, error) { done() })
 }
 
 // acquired: Acquire returned a lease. The application acts only if the
@@ -269,22 +332,21 @@ func (r *srunner) release(cl *sclient) {
 	r.cleanup(cl)
 }
 
-// cleanup deletes the contender's node (if known) and goes idle.
+// cleanup deletes the holder's node and goes idle.
 func (r *srunner) cleanup(cl *sclient) {
 	lk := &cl.lk
-	lk.phase = lkBusy
-	s := cl.sess
+	lk.phase = lkReleasing
 	done := func() {
 		lk.phase = lkIdle
 		cl.nextAt = r.s.Now() + r.rng.Int64N(150)
 	}
-	if lk.path == "" || s == nil {
+	if lk.path == "" {
 		done()
 		return
 	}
 	p := lk.path
-	delete(s.ephemerals, p)
-	r.write(cl, tree.Op{Type: tree.OpDelete, Path: p, Version: -1}, 5*cl.timeout/2, func(tree.Result, error) { done() })
+	lk.path = ""
+	r.deleteNode(cl, p, done)
 }
 
 // onBreak runs when a session drains a Suspended or Lost: the lease's Done
