@@ -33,7 +33,7 @@ type dedupEntry struct {
 
 // remember records a txn's result under its ReqID.
 func (t *Tree) remember(id uint64, zxid, time int64, res Result) {
-	e := &dedupEntry{id: id, zxid: zxid, time: time, res: encodeResult(res)}
+	e := &dedupEntry{id: id, zxid: zxid, time: time, res: t.resEnc.encode(res)}
 	t.dedup[id] = e
 	t.dedupOrder = append(t.dedupOrder, e)
 	t.digest += dedupHash(e)
@@ -112,22 +112,38 @@ func codeErr(c uint8) error {
 	return ErrBadArguments
 }
 
-// encodeResult is the compact form of r that dedup keeps.
-func encodeResult(r Result) []byte {
-	rec := toRec(r)
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	// Arrays, not maps, and small ints small: a create's result in some
-	// 50 bytes. The decoder takes either form (older snapshots hold maps).
-	enc.UseArrayEncodedStructs(true)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(&rec); err != nil {
-		panic(fmt.Errorf("tree: encoding a result: %w", err)) // plain data: cannot happen
-	}
-	return buf.Bytes()
+// resultEncoder encodes remembered results. A Tree keeps one (guarded by
+// its write lock) so a write costs one exact-size allocation for its
+// result, not a fresh encoder and a buffer grown by doubling whose spare
+// capacity dedup would keep alive for DedupWindow.
+type resultEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
 }
 
-// decodeResult reverses encodeResult. Bytes that do not decode (only a
+// encode is the compact form of r that dedup keeps.
+func (re *resultEncoder) encode(r Result) []byte {
+	if re.enc == nil {
+		re.enc = msgpack.NewEncoder(&re.buf)
+		// Arrays, not maps, and small ints small: a create's result in
+		// some 50 bytes. The decoder takes either form (older snapshots
+		// hold maps).
+		re.enc.UseArrayEncodedStructs(true)
+		re.enc.UseCompactInts(true)
+	}
+	re.buf.Reset()
+	rec := toRec(r)
+	if err := re.enc.Encode(&rec); err != nil {
+		panic(fmt.Errorf("tree: encoding a result: %w", err)) // plain data: cannot happen
+	}
+	if re.buf.Cap() > 64<<10 {
+		// A large Multi's result: do not keep its buffer.
+		defer func() { re.buf = bytes.Buffer{} }()
+	}
+	return bytes.Clone(re.buf.Bytes())
+}
+
+// decodeResult reverses resultEncoder.encode. Bytes that do not decode (only a
 // corrupt snapshot could hold them, and it is checked when read) answer
 // as a forgotten result: the retry's outcome is unknown.
 func decodeResult(b []byte) Result {

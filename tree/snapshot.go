@@ -359,7 +359,7 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 			return fmt.Errorf("%w: dedup entry %d: %v", ErrCorruptSnapshot, i, err)
 		}
 		// Re-encoded: the compact form, whatever the snapshot's encoder.
-		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, res: encodeResult(fromRec(rec))}
+		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, res: t.resEnc.encode(fromRec(rec))}
 		t.dedup[d.ID] = e
 		t.dedupOrder = append(t.dedupOrder, e)
 	}

@@ -64,6 +64,7 @@ type Tree struct {
 	// oldest first in dedupOrder, for DedupWindow of txn time.
 	dedup      map[uint64]*dedupEntry
 	dedupOrder []*dedupEntry
+	resEnc     resultEncoder // encodes what dedup keeps
 	// dedupFloor is the largest zxid of a result dedup has forgotten: a
 	// retry whose first attempt may lie at or below it cannot be told
 	// from a new request (see Txn.Since).
