@@ -121,11 +121,18 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	for id, ss := range t.sessions {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
 	}
-	for _, e := range t.dedupOrder {
-		meta.Dedup = append(meta.Dedup, dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: e.res})
-	}
+	// Entries never change once remembered: copy the pointers under the
+	// lock (a memmove), build the records after it, so Apply is not held
+	// up for the whole table (up to maxDedup entries).
+	dedup := slices.Clone(t.dedupOrder)
 	meta.DedupFloor = t.dedupFloor
 	t.mu.Unlock()
+	if len(dedup) > 0 {
+		meta.Dedup = make([]dedupRec, len(dedup))
+		for i, e := range dedup {
+			meta.Dedup[i] = dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: e.res}
+		}
+	}
 	defer func() {
 		t.mu.Lock()
 		t.snap = nil
