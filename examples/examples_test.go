@@ -370,12 +370,18 @@ func runQuickstart(t *testing.T, bin string) {
 	}
 }
 
-// runBench: one short write workload on one node prints its JSON result.
+// runBench: one short write workload on one node prints its JSON result,
+// and so does one on three node processes (-procs).
 func runBench(t *testing.T, bin string) {
 	p := start(t, "bench", bin, "-workload", "write", "-nodes", "1", "-clients", "2",
 		"-duration", "300ms", "-warmup", "100ms", "-in-memory")
 	p.exit(t, stepBound)
 	assert.Regexp(t, `"workload":"write".*"errors":0`, p.out.String())
+	// -procs: three node processes, a client on each, merged into one line.
+	p = start(t, "bench", bin, "-workload", "write", "-nodes", "3", "-clients", "3", "-procs",
+		"-duration", "300ms", "-warmup", "100ms", "-in-memory")
+	p.exit(t, joinBound+stepBound)
+	assert.Regexp(t, `"workload":"write","clients":3,.*"errors":0.*"processes":3`, p.out.String())
 }
 
 // runConfig: a change typed on node 2 reaches all three nodes, then a

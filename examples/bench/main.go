@@ -24,12 +24,17 @@
 //	lock       N sessions contend for one recipes.Lock (ephemeral-sequential child, watch
 //	           on the predecessor), -lock-total acquisitions; checks mutual exclusion and
 //	           that fencing tokens strictly increase
-//	failover   4 writers (Set, sleep 10 ms); after 3 s the leader node is stopped; time to
+//	failover   4 writers (Set, sleep 10 ms); after 3 s the leader node is crash-stopped
+//	           (Node.Shutdown: no hand-off, sessions not closed, as a killed process); time to
 //	           recovery; -trials restarts the stopped node and repeats
 //	mem        process RSS and Go heap empty, after -keys znodes (multi of 250 creates,
 //	           8 sessions), and after a forced GC
 //	suite      one fresh cluster: unrecorded 5 s write warm-up (N=16), then write N=1,16,128,
 //	           read N=16,128 (local and linearizable), ephemeral N=16, lock N=16 (run_all.sh's perf suite)
+//
+// With -procs the nodes run as separate processes (this binary again), each
+// with the clients homed on its node, and the parent merges what they
+// measured (write, read and ephemeral workloads; see procs.go).
 //
 // It exits by itself; every operation is bounded by a deadline.
 package main
@@ -60,31 +65,35 @@ import (
 )
 
 var (
-	flagWorkload  = flag.String("workload", "", "write|read|ephemeral|lock|failover|mem|suite")
-	flagNodes     = flag.Int("nodes", 3, "coord nodes in the cluster (all in this process)")
-	flagClients   = flag.Int("clients", 1, "concurrent clients (each its own coord Session)")
-	flagDuration  = flag.Duration("duration", 10*time.Second, "measured duration of timed workloads")
-	flagWarmup    = flag.Duration("warmup", 2*time.Second, "warm-up before the measured window")
-	flagValueSize = flag.Int("value-size", 64, "value size in bytes")
-	flagReadMode  = flag.String("read-mode", "local", "reads: local (Get from the local replica, like ZooKeeper getData) or linearizable (Sync + Get)")
-	flagLockTotal = flag.Int("lock-total", 2000, "measured lock acquisitions (lock workload)")
-	flagLockWarm  = flag.Int("lock-warmup", 100, "warm-up lock acquisitions (lock workload)")
-	flagKeys      = flag.Int("keys", 100000, "znodes to store (mem workload)")
-	flagFOClients = flag.Int("fo-clients", 4, "failover: writer clients")
-	flagFOPause   = flag.Duration("fo-pause", 10*time.Millisecond, "failover: pause between writes per client")
-	flagFOTimeout = flag.Duration("fo-op-timeout", 250*time.Millisecond, "failover: per-write timeout")
-	flagTrials    = flag.Int("trials", 1, "failover: trials on one cluster (the stopped node is restarted between trials)")
-	flagInMemory  = flag.Bool("in-memory", false, "no DataDir (no fsync); the default keeps DataDirs in a temp dir, like the peers")
-	flagSessionTO = flag.Duration("session-timeout", 10*time.Second, "session timeout (the peers' ZooKeeper sessions use 10 s)")
-	flagOut       = flag.String("out", "", "append the JSON result lines to this file")
-	flagLabel     = flag.String("label", "", "cluster label stored in the result (default \"<nodes>node\")")
-	flagRun       = flag.Int("run", 0, "run number stored in the result")
-	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the measured workload(s) to this file")
-	flagMemSettle = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers write results for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
-	flagMemProf   = flag.String("memprofile", "", "mem workload: write a heap profile (after the forced GC with the znodes loaded) to this file")
-	flagLog       = flag.String("log", "", "write the nodes' logs to stderr at this level (debug, info, warn); empty discards them")
-	flagStats     = flag.Bool("stats", false, "print every node's Stats to stderr after each measurement")
-	flagSummarize = flag.String("summarize", "", "print Markdown tables of coord, ZooKeeper and etcd side by side from this results file and exit")
+	flagWorkload   = flag.String("workload", "", "write|read|ephemeral|lock|failover|mem|suite")
+	flagNodes      = flag.Int("nodes", 3, "coord nodes in the cluster (all in this process)")
+	flagClients    = flag.Int("clients", 1, "concurrent clients (each its own coord Session)")
+	flagDuration   = flag.Duration("duration", 10*time.Second, "measured duration of timed workloads")
+	flagWarmup     = flag.Duration("warmup", 2*time.Second, "warm-up before the measured window")
+	flagValueSize  = flag.Int("value-size", 64, "value size in bytes")
+	flagReadMode   = flag.String("read-mode", "local", "reads: local (Get from the local replica, like ZooKeeper getData) or linearizable (Sync + Get)")
+	flagLockTotal  = flag.Int("lock-total", 2000, "measured lock acquisitions (lock workload)")
+	flagLockWarm   = flag.Int("lock-warmup", 100, "warm-up lock acquisitions (lock workload)")
+	flagKeys       = flag.Int("keys", 100000, "znodes to store (mem workload)")
+	flagFOClients  = flag.Int("fo-clients", 4, "failover: writer clients")
+	flagFOPause    = flag.Duration("fo-pause", 10*time.Millisecond, "failover: pause between writes per client")
+	flagFOTimeout  = flag.Duration("fo-op-timeout", 250*time.Millisecond, "failover: per-write timeout")
+	flagTrials     = flag.Int("trials", 1, "failover: trials on one cluster (the stopped node is restarted between trials)")
+	flagInMemory   = flag.Bool("in-memory", false, "no DataDir (no fsync); the default keeps DataDirs in a temp dir, like the peers")
+	flagSessionTO  = flag.Duration("session-timeout", 10*time.Second, "session timeout (the peers' ZooKeeper sessions use 10 s)")
+	flagOut        = flag.String("out", "", "append the JSON result lines to this file")
+	flagLabel      = flag.String("label", "", "cluster label stored in the result (default \"<nodes>node\")")
+	flagRun        = flag.Int("run", 0, "run number stored in the result")
+	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the measured workload(s) to this file")
+	flagMemSettle  = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers write results for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
+	flagMemProf    = flag.String("memprofile", "", "mem workload: write a heap profile (after the forced GC with the znodes loaded) to this file")
+	flagLog        = flag.String("log", "", "write the nodes' logs to stderr at this level (debug, info, warn); empty discards them")
+	flagStats      = flag.Bool("stats", false, "print every node's Stats to stderr after each measurement")
+	flagProcs      = flag.Bool("procs", false, "run each node in its own process (this binary again), with the clients homed on it; write, read and ephemeral workloads")
+	flagChildIndex = flag.Int("child-index", -1, "internal to -procs: run node i's process")
+	flagChildSeeds = flag.String("child-seeds", "", "internal to -procs: the nodes' gossip addresses")
+	flagChildDir   = flag.String("child-dir", "", "internal to -procs: the directory of the nodes' data directories")
+	flagSummarize  = flag.String("summarize", "", "print Markdown tables of coord, ZooKeeper and etcd side by side from this results file and exit")
 )
 
 // Result is one JSON line, the peers' load generator's shape.
@@ -136,6 +145,12 @@ func run() error {
 	case "write", "read", "ephemeral", "lock", "failover", "mem", "suite":
 	default:
 		return fmt.Errorf("unknown -workload %q", *flagWorkload)
+	}
+	switch {
+	case *flagChildIndex >= 0:
+		return runChild(value)
+	case *flagProcs:
+		return runProcs(value)
 	}
 	c, err := startCluster(*flagNodes)
 	if err != nil {
@@ -227,22 +242,10 @@ func startCluster(n int) (*cluster, error) {
 		voters = append(voters, uint64(i))
 	}
 	for i := range n {
-		cfg := coord.LocalConfig(uint64(i + 1))
-		cfg.GossipBindAddr = seeds[i]
-		cfg.Seeds = seeds
-		cfg.Voters = voters
-		if !*flagInMemory {
-			cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i+1)
+		cfg, err := nodeConfig(i, seeds, voters, dir)
+		if err != nil {
+			return nil, err
 		}
-		if *flagLog != "" {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(*flagLog)); err != nil {
-				return nil, fmt.Errorf("-log: %w", err)
-			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-		}
-		// sessions of 10 s, as the peers' ZooKeeper sessions
-		cfg.MaxSessionTimeout = max(cfg.MaxSessionTimeout, *flagSessionTO)
 		c.cfgs = append(c.cfgs, cfg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -262,6 +265,28 @@ func startCluster(n int) (*cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// nodeConfig is node i's config of a cluster gossiping on seeds (one per
+// node), with its data directory under dir unless -in-memory.
+func nodeConfig(i int, seeds []string, voters []uint64, dir string) (coord.Config, error) {
+	cfg := coord.LocalConfig(uint64(i + 1))
+	cfg.GossipBindAddr = seeds[i]
+	cfg.Seeds = seeds
+	cfg.Voters = voters
+	if !*flagInMemory {
+		cfg.DataDir = fmt.Sprintf("%s/node%d", dir, i+1)
+	}
+	if *flagLog != "" {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(*flagLog)); err != nil {
+			return cfg, fmt.Errorf("-log: %w", err)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	// sessions of 10 s, as the peers' ZooKeeper sessions
+	cfg.MaxSessionTimeout = max(cfg.MaxSessionTimeout, *flagSessionTO)
+	return cfg, nil
 }
 
 // startNode joins node i (again) and follows its leader changes.
@@ -374,6 +399,44 @@ func ensure(ctx context.Context, s *coord.Session, path string, data []byte) err
 // timed workloads (write, read, ephemeral)
 
 func timed(c *cluster, workload, mode string, n int, warm, dur time.Duration, value []byte, record bool) error {
+	clients := make([]int, n)
+	for i := range clients {
+		clients[i] = i
+	}
+	run, err := runClients(c, workload, mode, clients, warm, dur, value, func() (time.Time, error) { return time.Now(), nil })
+	if err != nil || !record {
+		return err
+	}
+	return emit(run.result(workload, mode, n, dur))
+}
+
+// clientRun is what a timed workload's clients measured.
+type clientRun struct {
+	Lats     []time.Duration `json:"lats_ns"` // latencies of the successful ops in the window
+	Errors   int64           `json:"errors"`  // failed ops in the window
+	FirstErr string          `json:"first_error,omitempty"`
+}
+
+func (r *clientRun) result(workload, mode string, n int, dur time.Duration) Result {
+	res := newResult(workload, n)
+	res.Mode = mode
+	res.Errors = r.Errors
+	res.Seconds = dur.Seconds()
+	res.Ops = int64(len(r.Lats))
+	res.OpsPerSec = float64(res.Ops) / res.Seconds
+	res.P50Ms, res.P99Ms = pcts(r.Lats)
+	if r.FirstErr != "" {
+		res.Extra["first_error"] = r.FirstErr
+	}
+	return res
+}
+
+// runClients opens a session for each of clients (client i on node i mod
+// n), prepares its op, calls start for the time the run starts (the same
+// for every process of a -procs run), then runs the ops until warm+dur
+// after it, measuring those that start and end within the last dur.
+func runClients(c *cluster, workload, mode string, clients []int, warm, dur time.Duration, value []byte, start func() (time.Time, error)) (*clientRun, error) {
+	n := len(clients)
 	ctx, cancel := context.WithTimeout(context.Background(), warm+dur+2*time.Minute)
 	defer cancel()
 	sess := make([]*coord.Session, n)
@@ -383,7 +446,7 @@ func timed(c *cluster, workload, mode string, n int, warm, dur time.Duration, va
 		var wg sync.WaitGroup
 		errc := make(chan error, n)
 		sem := make(chan struct{}, 16)
-		for i := range n {
+		for k, i := range clients {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -394,29 +457,33 @@ func timed(c *cluster, workload, mode string, n int, warm, dur time.Duration, va
 					errc <- fmt.Errorf("client %d: %w", i, err)
 					return
 				}
-				sess[i] = s
+				sess[k] = s
 				op, err := newOp(ctx, s, workload, mode, i, value)
 				if err != nil {
 					errc <- fmt.Errorf("client %d: %w", i, err)
 					return
 				}
-				ops[i] = op
+				ops[k] = op
 			}()
 		}
 		wg.Wait()
 		close(errc)
 		if err := <-errc; err != nil {
-			return err
+			return nil, err
 		}
 	}
-	start := time.Now()
-	measureFrom := start.Add(warm)
+	t, err := start()
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Until(t))
+	measureFrom := t.Add(warm)
 	measureTo := measureFrom.Add(dur)
 	lats := make([][]time.Duration, n)
 	errs := make([]int64, n)
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	for i := range n {
+	for k := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -426,12 +493,12 @@ func timed(c *cluster, workload, mode string, n int, warm, dur time.Duration, va
 				if !t0.Before(measureTo) {
 					break
 				}
-				err := ops[i]()
+				err := ops[k]()
 				t1 := time.Now()
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err.Error())
 					if !t0.Before(measureFrom) && !t1.After(measureTo) {
-						errs[i]++
+						errs[k]++
 					}
 					time.Sleep(10 * time.Millisecond)
 					continue
@@ -440,28 +507,19 @@ func timed(c *cluster, workload, mode string, n int, warm, dur time.Duration, va
 					l = append(l, t1.Sub(t0))
 				}
 			}
-			lats[i] = l
+			lats[k] = l
 		}()
 	}
 	wg.Wait()
-	if !record {
-		return nil
+	run := &clientRun{}
+	for k := range lats {
+		run.Lats = append(run.Lats, lats[k]...)
+		run.Errors += errs[k]
 	}
-	res := newResult(workload, n)
-	res.Mode = mode
-	var all []time.Duration
-	for i := range lats {
-		all = append(all, lats[i]...)
-		res.Errors += errs[i]
-	}
-	res.Seconds = dur.Seconds()
-	res.Ops = int64(len(all))
-	res.OpsPerSec = float64(res.Ops) / res.Seconds
-	res.P50Ms, res.P99Ms = pcts(all)
 	if e := firstErr.Load(); e != nil {
-		res.Extra["first_error"] = e
+		run.FirstErr = e.(string)
 	}
-	return emit(res)
+	return run, nil
 }
 
 func newOp(ctx context.Context, s *coord.Session, workload, mode string, i int, value []byte) (func() error, error) {
@@ -629,13 +687,11 @@ func lock(c *cluster, n, warm, total int) error {
 // failover
 
 // failover runs one trial: light write load from -fo-clients sessions, then
-// the leader node is stopped (Close with an already cancelled context: no
-// session is closed through the quorum, but the gossip leave is still
-// announced and its sockets are closed, as a killed process's would be).
-// The figures count from the moment Close has returned (t0). Since the
-// leader hands off on Close (MsgLeaving), a new leader may be in place
-// before t0: then the trial measures a hand-off, not a crash (new_leader_in_log_ms
-// is absent; stop_call_ms says how long Close took).
+// the leader node is crash-stopped with Node.Shutdown, as a killed process:
+// it hands off nothing, closes no session through the quorum and does not
+// leave the gossip; the others notice its silence after SyncLimit. The
+// figures count from the moment Shutdown has returned (t0); stop_call_ms
+// says how long it took.
 // Writers whose session lived on the stopped node die with it, as an
 // embedded client dies with its process; the recovery figures are of the
 // writers on the surviving nodes. Then the node is restarted on its data
@@ -715,11 +771,10 @@ func failover(c *cluster, trial int, value []byte) error {
 	c.mu.Lock()
 	c.nodes[li] = nil
 	c.mu.Unlock()
-	dead, deadCancel := context.WithCancel(context.Background())
-	deadCancel()
-	victim.Close(dead)
-	// t0 is when the stopped node is gone (its loop and sockets closed): up
-	// to then it may still commit writes, unlike a killed process.
+	// Crash-stop, as a killed process: no leadership hand-off, no session
+	// close, no gossip leave; the others notice by silence (SyncLimit).
+	victim.Shutdown()
+	// t0 is when the stopped node is gone (its loop and sockets closed).
 	tKill := time.Now()
 	atomic.StoreInt64(&errCount, 0)
 	closeTook := tKill.Sub(tStop)
@@ -788,7 +843,7 @@ func failover(c *cluster, trial int, value []byte) error {
 	res.Errors = atomic.LoadInt64(&errCount)
 	res.Extra["trial"] = trial
 	res.Extra["killed_endpoint"] = fmt.Sprintf("coord%d", killedID)
-	res.Extra["stop_is"] = "Node.Close with a cancelled context (in-process; not kill -9; the leader may hand off)"
+	res.Extra["stop_is"] = "Node.Shutdown (crash-stop in-process: no hand-off, no session close, no gossip leave)"
 	res.Extra["stop_call_ms"] = ms(closeTook)
 	res.Extra["writers_on_stopped_node"] = n - survivors
 	res.Extra["first_write_ok_ms"] = ms(first)
