@@ -77,6 +77,14 @@ type Config struct {
 	// the snapshot chunk in one message, to stay under the transport's
 	// frame limit. Default 1 MiB.
 	MaxMsgBytes int
+	// MaxSnapSyncs caps the snapshots a leader streams at once (a snapshot
+	// larger than MaxMsgBytes travels as a stream of chunks); learners
+	// beyond it wait their turn, told so by MsgSnapWait. Default 2.
+	MaxSnapSyncs int
+	// SnapWindow is how many snapshot chunks a leader sends a learner
+	// ahead of its acknowledgements, so a stream holds at most SnapWindow
+	// × MaxMsgBytes in flight. Default 4.
+	SnapWindow int
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.
@@ -96,6 +104,8 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryTicks, 3)
 	def(&c.MaxMsgEntries, 1024)
 	def(&c.MaxMsgBytes, 1<<20)
+	def(&c.MaxSnapSyncs, 2)
+	def(&c.SnapWindow, 4)
 	if c.MaxCounter == 0 {
 		c.MaxCounter = math.MaxUint32
 	}
@@ -139,7 +149,8 @@ func (c Config) Validate() error {
 		v    int
 	}{{"HeartbeatTicks", c.HeartbeatTicks}, {"SyncLimit", c.SyncLimit}, {"InitLimit", c.InitLimit},
 		{"ElectionTicks", c.ElectionTicks}, {"FinalizeTicks", c.FinalizeTicks}, {"RetryTicks", c.RetryTicks},
-		{"MaxMsgEntries", c.MaxMsgEntries}, {"MaxMsgBytes", c.MaxMsgBytes}} {
+		{"MaxMsgEntries", c.MaxMsgEntries}, {"MaxMsgBytes", c.MaxMsgBytes},
+		{"MaxSnapSyncs", c.MaxSnapSyncs}, {"SnapWindow", c.SnapWindow}} {
 		if f.v < 0 {
 			return bad("%s must not be negative", f.name)
 		}

@@ -33,6 +33,8 @@ type learnerInfo struct {
 	nlAcked    bool // it acknowledged NEWLEADER
 	commitSent Zxid
 
+	snap *snapStream // its snapshot stream, running or queued
+
 	lastHeard uint64
 	paused    bool   // unreachable: stream nothing until it speaks again
 	readAck   uint64 // highest read sequence it echoed
@@ -96,6 +98,7 @@ type leaderState struct {
 	reads        []pendingRead
 	pingDue      bool
 	nextPing     uint64
+	snapQueue    []PeerID // learners with a snapshot stream, in arrival order
 }
 
 func (p *Peer) becomeLeader() {
@@ -268,20 +271,17 @@ func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 		first.Voters = p.configAt(first.Prev)
 	} else {
 		s := p.log.snapshot()
+		if p.streamed(s) {
+			// Too big for one frame: stream it ahead of the SNAP itself.
+			p.startSnapStream(li, seq)
+			return
+		}
 		first.Mode, first.Prev, first.Snap, first.Voters = SyncSnap, s.Zxid, s.Data, s.Voters
 		if len(first.Voters) == 0 {
 			first.Voters = p.configAt(s.Zxid)
 		}
-		if max := p.cfg.MaxMsgBytes; len(s.Data) > max {
-			// Too big for one frame: stream it ahead of the SNAP itself.
-			for off := 0; off < len(s.Data); off += max {
-				end := min(off+max, len(s.Data))
-				p.send(Message{Type: MsgSnapChunk, To: li.id, Epoch: p.epoch, Seq: seq, Prev: s.Zxid,
-					Offset: uint64(off), Total: uint64(len(s.Data)), Snap: s.Data[off:end]})
-			}
-			first.Snap, first.Offset = nil, uint64(len(s.Data))
-		}
 	}
+	p.endSnapStream(li)
 	li.syncing = true
 	li.sent = first.Prev
 	p.sendSyncTail(li, first)
@@ -463,6 +463,7 @@ func (p *Peer) tickLeader() {
 		p.becomeLooking()
 		return
 	}
+	p.tickSnapStreams()
 	if p.now >= l.nextPing {
 		l.nextPing = p.now + uint64(p.cfg.HeartbeatTicks)
 		for _, id := range l.order {
@@ -565,6 +566,8 @@ func (p *Peer) stepLeader(m Message) {
 			li.ackEpoch, li.ackFresh, li.syncing, li.nlAcked, li.paused = false, false, false, false, false
 			li.sent, li.acked, li.commitSent = 0, 0, 0
 		}
+		// A FOLLOWERINFO starts the learner over: so does its stream.
+		p.endSnapStream(li)
 		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
 		li.current, li.cluster, li.member, li.fixed = m.Current, m.Cluster, m.Member, m.Fixed
 		if !li.nlAcked || !l.established {
@@ -640,6 +643,10 @@ func (p *Peer) stepLeader(m Message) {
 			p.maybeCommit()
 		}
 	case MsgResync:
+		if li.snap != nil {
+			p.startSnapStream(li, m.Seq) // asked again while streaming
+			return
+		}
 		if !li.syncing {
 			return
 		}
@@ -654,6 +661,8 @@ func (p *Peer) stepLeader(m Message) {
 				p.sendSyncTail(li, Message{})
 			}
 		}
+	case MsgSnapAck:
+		p.leaderSnapAck(li, m)
 	case MsgPong:
 		if m.Seq > li.readAck {
 			li.readAck = m.Seq

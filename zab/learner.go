@@ -2,7 +2,6 @@ package zab
 
 import (
 	"fmt"
-	"slices"
 )
 
 // learnerState is the state of a follower or observer.
@@ -19,14 +18,12 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
-	snapSeq      uint64 // synchronisation the snapshot chunks belong to
-	snapZxid     Zxid
-	snapTotal    uint64            // the size the chunks claim
-	snapChunks   map[uint64][]byte // by offset; memory grows only with bytes received
-	snapHave     uint64            // bytes received
-	snapMode     *Message          // the SNAP itself, if it overtook chunks
-	fwdDue       bool              // new forwarded writes wait to be sent
-	readSeq      uint64            // highest read sequence seen in a ping
+	snapZxid     Zxid     // the streamed snapshot the chunks belong to
+	snapTotal    uint64   // the size the chunks claim
+	snapBuf      []byte   // its first bytes, received in order
+	snapMode     *Message // the SNAP itself, if it overtook chunks
+	fwdDue       bool     // new forwarded writes wait to be sent
+	readSeq      uint64   // highest read sequence seen in a ping
 	lastPong     uint64
 	lastResync   uint64
 	resyncAt     Zxid
@@ -215,6 +212,8 @@ func (p *Peer) stepLearner(m Message) {
 		p.learnerSync(m)
 	case MsgSnapChunk:
 		p.learnerSnapChunk(m)
+	case MsgSnapWait:
+		p.learnerSnapWait(m)
 	case MsgProposal, MsgInform:
 		if lr.prefixOK {
 			p.appendChain(m)
@@ -304,53 +303,6 @@ func (p *Peer) learnerSync(m Message) {
 	p.learnerCommit(m.Commit)
 }
 
-// learnerSnapChunk collects the chunks of a large SNAP, in any order.
-func (p *Peer) learnerSnapChunk(m Message) {
-	lr := p.lrn
-	if m.Seq != lr.reqSeq || lr.modeSeq == lr.reqSeq {
-		return // another synchronisation's, or already installed
-	}
-	if len(m.Snap) == 0 || m.Offset+uint64(len(m.Snap)) > m.Total || m.Offset+uint64(len(m.Snap)) < m.Offset {
-		return
-	}
-	if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || lr.snapTotal != m.Total {
-		lr.snapSeq, lr.snapZxid, lr.snapTotal = m.Seq, m.Prev, m.Total
-		lr.snapChunks, lr.snapHave = map[uint64][]byte{}, 0
-	}
-	if _, dup := lr.snapChunks[m.Offset]; dup {
-		return
-	}
-	lr.snapChunks[m.Offset] = m.Snap
-	lr.snapHave += uint64(len(m.Snap))
-	lr.lastProgress = p.now
-	if mm := lr.snapMode; mm != nil && lr.snapHave >= lr.snapTotal && mm.Seq == lr.snapSeq {
-		lr.snapMode = nil
-		p.learnerSync(*mm)
-	}
-}
-
-// snapAssembled returns the chunked snapshot once its chunks tile it
-// exactly. The buffer is allocated only then, so a chunk that lies about
-// the total costs no more memory than the bytes actually received.
-func (lr *learnerState) snapAssembled() ([]byte, bool) {
-	if lr.snapHave != lr.snapTotal {
-		return nil, false
-	}
-	offs := make([]uint64, 0, len(lr.snapChunks))
-	for off := range lr.snapChunks {
-		offs = append(offs, off)
-	}
-	slices.Sort(offs)
-	buf := make([]byte, 0, lr.snapTotal)
-	for _, off := range offs {
-		if off != uint64(len(buf)) {
-			return nil, false // overlapping or missing chunks
-		}
-		buf = append(buf, lr.snapChunks[off]...)
-	}
-	return buf, true
-}
-
 // applySyncMode brings our log to end at m.Prev as the leader's does. It
 // reports false when it cannot (the chunk is then ignored; the retry timer
 // asks for a new synchronisation).
@@ -385,18 +337,17 @@ func (p *Peer) applySyncMode(m Message) bool {
 		}
 		data := m.Snap
 		if m.Offset > 0 {
-			// Sent in chunks ahead of this message.
-			buf, ok := lr.snapAssembled()
-			if lr.snapSeq != m.Seq || lr.snapZxid != m.Prev || lr.snapTotal != m.Offset || !ok {
+			// Streamed ahead of this message.
+			if lr.snapZxid != m.Prev || lr.snapTotal != m.Offset || uint64(len(lr.snapBuf)) != m.Offset {
 				// Chunks still missing (reordered): apply it once they
 				// are all here.
 				mm := m
 				lr.snapMode = &mm
 				return false
 			}
-			data = buf
+			data = lr.snapBuf
 		}
-		lr.snapChunks, lr.snapHave, lr.snapTotal, lr.snapMode = nil, 0, 0, nil
+		lr.snapZxid, lr.snapBuf, lr.snapTotal, lr.snapMode = 0, nil, 0, nil
 		snap := Snapshot{Zxid: m.Prev, Data: data, Voters: m.Voters}
 		p.log.installSnapshot(snap)
 		p.confSnapshot(snap)

@@ -70,9 +70,10 @@ const (
 	// apply before the Sync completes, or Reject.
 	MsgSyncResp
 	// MsgSnapChunk carries part of a large SNAP (Snap, at Offset, of Total
-	// bytes) of synchronisation Seq, for the snapshot at Prev. The SNAP
-	// MsgSync that follows the chunks has no Snap and the total size in
-	// Offset.
+	// bytes) of synchronisation Seq, for the snapshot at Prev. The leader
+	// streams the chunks in order, at most Config.SnapWindow of them ahead
+	// of the learner's MsgSnapAck; the SNAP MsgSync follows once every
+	// byte is acknowledged, with no Snap and the total size in Offset.
 	MsgSnapChunk
 	// MsgReconfig forwards a configuration change (Change, Target) under
 	// request ReqID to the leader.
@@ -80,6 +81,13 @@ const (
 	// MsgReconfigResp answers MsgReconfig: the zxid of the configuration
 	// entry (Zxid), or a refusal (Reject, with the reason in Code).
 	MsgReconfigResp
+	// MsgSnapAck acknowledges the first Offset bytes of the snapshot at
+	// Prev that synchronisation Seq streams (learner to leader).
+	MsgSnapAck
+	// MsgSnapWait tells a learner that its synchronisation Seq needs a
+	// snapshot and waits its turn (Config.MaxSnapSyncs): it keeps waiting
+	// rather than asking again.
+	MsgSnapWait
 )
 
 var msgTypeNames = [...]string{
@@ -89,7 +97,8 @@ var msgTypeNames = [...]string{
 	MsgCommit: "COMMIT", MsgInform: "INFORM", MsgResync: "RESYNC", MsgPing: "PING",
 	MsgPong: "PONG", MsgPropose: "PROPOSE", MsgProposeResp: "PROPOSERESP",
 	MsgSyncReq: "SYNCREQ", MsgSyncResp: "SYNCRESP", MsgSnapChunk: "SNAPCHUNK",
-	MsgReconfig: "RECONFIG", MsgReconfigResp: "RECONFIGRESP",
+	MsgReconfig: "RECONFIG", MsgReconfigResp: "RECONFIGRESP", MsgSnapAck: "SNAPACK",
+	MsgSnapWait: "SNAPWAIT",
 }
 
 // String returns the ZooKeeper-style name of t.
@@ -183,7 +192,7 @@ type Message struct {
 	// Snap is the snapshot (or a chunk of it) of a SNAP synchronisation.
 	Snap []byte `msgpack:"sn,omitempty"`
 	// Offset places a snapshot chunk; on a SNAP sent in chunks, it is the
-	// total size.
+	// total size; on MsgSnapAck, the bytes held.
 	Offset uint64 `msgpack:"of,omitempty"`
 	// Total is the size of the snapshot a chunk belongs to.
 	Total uint64 `msgpack:"tt,omitempty"`

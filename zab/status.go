@@ -13,6 +13,11 @@ type Progress struct {
 	Paused bool
 	// IdleTicks is how many ticks ago it was last heard from.
 	IdleTicks uint64
+	// SnapRunning is true while a snapshot streams to it, SnapQueued while
+	// it waits its turn for one (Config.MaxSnapSyncs). SnapInFlight is
+	// how many bytes of the stream were sent and not yet acknowledged.
+	SnapRunning, SnapQueued bool
+	SnapInFlight            uint64
 }
 
 // PeerStatus is a snapshot of a Peer's state for monitoring.
@@ -41,8 +46,13 @@ func (p *Peer) Status() PeerStatus {
 	if p.role == RoleLeading {
 		st.Progress = make(map[PeerID]Progress, len(p.lead.learners))
 		for id, li := range p.lead.learners {
-			st.Progress[id] = Progress{Observer: li.observer, Synced: li.nlAcked, Sent: li.sent, Acked: li.acked,
+			pr := Progress{Observer: li.observer, Synced: li.nlAcked, Sent: li.sent, Acked: li.acked,
 				Paused: li.paused, IdleTicks: p.now - li.lastHeard}
+			if x := li.snap; x != nil {
+				pr.SnapRunning, pr.SnapQueued = x.running, !x.running
+				pr.SnapInFlight = x.next - x.acked
+			}
+			st.Progress[id] = pr
 		}
 	}
 	return st

@@ -8,7 +8,9 @@ package zab
 //
 // Delivery is best effort: a message may be lost (full queue, broken
 // connection, unknown peer) but is never corrupted, and messages from one
-// sender to one receiver that are delivered arrive in the order they were sent.
+// sender to one receiver that are delivered arrive in the order they were sent
+// (except that other messages may overtake snapshot chunks, MsgSnapChunk,
+// which a transport may send at a lower priority).
 // The core recovers from loss by itself (retransmission or resynchronisation).
 type Transport interface {
 	// Send queues m for delivery to m.To without blocking on the network. It

@@ -20,6 +20,16 @@ func fuzzSeeds(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(append([]byte(nil), frame...))
+	// A snapshot stream: chunk, acknowledgement, wait.
+	frame, _, err = enc.Encode([]zab.Message{
+		{Type: zab.MsgSnapChunk, From: 1, To: 2, Epoch: 3, Seq: 4, Prev: zab.NewZxid(3, 9), Offset: 5, Total: 8, Snap: []byte("abc")},
+		{Type: zab.MsgSnapAck, From: 2, To: 1, Epoch: 3, Seq: 4, Prev: zab.NewZxid(3, 9), Offset: 8},
+		{Type: zab.MsgSnapWait, From: 1, To: 2, Epoch: 3, Seq: 5},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append([]byte(nil), frame...))
 	for _, v := range []struct {
 		k Kind
 		v any

@@ -340,6 +340,7 @@ func TestHostilePeerAgainstEnsemble(t *testing.T) {
 			{Type: zab.MsgSync, Epoch: ep, Seq: 3, Prev: last, Entries: evil(next)},
 			{Type: zab.MsgSync, Epoch: ep, Seq: 1, Mode: zab.SyncSnap, Prev: never, Snap: []byte{0xc1}},
 			{Type: zab.MsgSnapChunk, Epoch: ep, Seq: 1, Prev: never, Offset: 0, Total: 1 << 40, Snap: []byte("x")},
+			{Type: zab.MsgSnapWait, Epoch: ep, Seq: 1 << 60},
 			{Type: zab.MsgUpToDate, Epoch: ep, Commit: never},
 			{Type: zab.MsgCommit, Epoch: ep, Zxid: never},
 			{Type: zab.MsgPing, Epoch: ep, Zxid: never, Commit: never, Seq: 1 << 60, Established: true},
@@ -361,6 +362,7 @@ func TestHostilePeerAgainstEnsemble(t *testing.T) {
 		{Type: zab.MsgAckEpoch, Epoch: e, Current: huge, Zxid: zab.NewZxid(huge, 1), Accepted: true},
 		{Type: zab.MsgAck, Epoch: e + 1, Zxid: never, NewLeader: true},
 		{Type: zab.MsgResync, Epoch: e - 1, Zxid: 0},
+		{Type: zab.MsgSnapAck, Epoch: e, Seq: 1 << 60, Prev: never, Offset: 1 << 62},
 		{Type: zab.MsgSyncReq, Epoch: e + 1, ReqID: 1},
 		{Type: 77, Epoch: e, Zxid: never},
 	}

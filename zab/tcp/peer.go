@@ -23,6 +23,10 @@ type peer struct {
 	id    zab.PeerID
 	log   *slog.Logger
 	queue chan zab.Message
+	// bulk queues snapshot chunks apart from queue, which always goes
+	// first: a heartbeat or proposal never waits behind snapshot bytes
+	// queued before it, only behind at most one chunk being written.
+	bulk  chan zab.Message
 	kick  chan struct{} // address changed: stop backing off, redial
 	ctx   context.Context
 	stopF context.CancelFunc
@@ -46,6 +50,7 @@ func newPeer(t *Transport, id zab.PeerID, addr string) *peer {
 		id:    id,
 		log:   t.log.With("peer", uint64(id)),
 		queue: make(chan zab.Message, t.cfg.SendQueueSize),
+		bulk:  make(chan zab.Message, bulkQueueSize),
 		kick:  make(chan struct{}, 1),
 		ctx:   ctx,
 		stopF: cancel,
@@ -127,21 +132,29 @@ func (p *peer) run() {
 	}
 	defer closeConn()
 	// Whatever is still queued when the peer is stopped is lost: count it.
-	defer func() { p.drop(len(p.queue)) }()
+	defer func() { p.drop(len(p.queue) + len(p.bulk)) }()
 
 	for {
+		batch = batch[:0]
 		select {
-		case <-p.ctx.Done():
-			return
-		case <-p.kick:
-			// Address changed while idle: let go of the old connection now
-			// rather than at the next message.
-			if _, gen := p.address(); conn != nil && conn.gen != gen {
-				closeConn()
-			}
-			continue
 		case m := <-p.queue:
-			batch = append(batch[:0], m)
+			batch = append(batch, m)
+		default:
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-p.kick:
+				// Address changed while idle: let go of the old connection
+				// now rather than at the next message.
+				if _, gen := p.address(); conn != nil && conn.gen != gen {
+					closeConn()
+				}
+				continue
+			case m := <-p.queue:
+				batch = append(batch, m)
+			case m := <-p.bulk:
+				batch = append(batch, m)
+			}
 		}
 	drain:
 		for len(batch) < cap(batch) {
@@ -150,6 +163,14 @@ func (p *peer) run() {
 				batch = append(batch, m)
 			default:
 				break drain
+			}
+		}
+		if len(batch) < cap(batch) && !isBulk(batch[0]) {
+			// At most one chunk per frame, after the messages that go first.
+			select {
+			case m := <-p.bulk:
+				batch = append(batch, m)
+			default:
 			}
 		}
 
@@ -207,6 +228,15 @@ func (p *peer) run() {
 		}
 	}
 }
+
+// bulkQueueSize bounds the snapshot chunks queued for one peer. A leader
+// keeps only a window of chunks in flight per learner (zab.Config.SnapWindow),
+// so this is far more than it needs; a chunk refused when it is full is
+// sent again by the leader's flow control.
+const bulkQueueSize = 64
+
+// isBulk reports whether m travels on the low-priority path.
+func isBulk(m zab.Message) bool { return m.Type == zab.MsgSnapChunk }
 
 // write sends batch as as few frames as MaxFrameSize allows; on error the
 // unsent rest is counted as dropped.

@@ -68,6 +68,7 @@ type PeerStats struct {
 	ID           zab.PeerID
 	Addr         string // as last given to SetPeer
 	QueueLen     int    // messages waiting in the send queue
+	BulkLen      int    // snapshot chunks waiting in the low-priority queue
 	QueueCap     int    // Config.SendQueueSize
 	Connected    bool   // an authenticated outbound connection is open
 	Dials        uint64 // connection attempts
@@ -104,6 +105,7 @@ func (t *Transport) Stats() Stats {
 			ID:           p.id,
 			Addr:         addr,
 			QueueLen:     len(p.queue),
+			BulkLen:      len(p.bulk),
 			QueueCap:     cap(p.queue),
 			Connected:    p.connected(),
 			Dials:        p.dials.Load(),

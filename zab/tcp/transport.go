@@ -110,7 +110,10 @@ func (t *Transport) Receive() <-chan zab.Message { return t.recv }
 // when that peer's queue is full, and ErrClosed after Close. A queued message
 // may still be lost (broken connection, peer down): it is then counted in
 // Stats.SendDrops. Send does not set m.From; the receiver drops messages whose
-// From is not this node's id.
+// From is not this node's id. Snapshot chunks (zab.MsgSnapChunk) wait in a
+// small queue of their own that yields to every other message, so
+// heartbeats and proposals never queue behind snapshot bytes; a chunk may
+// thus be overtaken by messages sent after it.
 func (t *Transport) Send(m zab.Message) error {
 	t.mu.RLock()
 	if t.closed {
@@ -122,8 +125,12 @@ func (t *Transport) Send(m zab.Message) error {
 	if p == nil {
 		return zab.ErrUnknownPeer
 	}
+	q := p.queue
+	if isBulk(m) {
+		q = p.bulk
+	}
 	select {
-	case p.queue <- m:
+	case q <- m:
 		return nil
 	default:
 		t.st.queueFull.Add(1)

@@ -265,3 +265,65 @@ func TestSimCrashBetweenSnapSteps(t *testing.T) {
 		})
 	}
 }
+
+// TestSimSnapStreamsLimited starts six observers together, each needing a
+// SNAP larger than a message: the leader streams at most MaxSnapSyncs at a
+// time with at most SnapWindow chunks in flight each, the others wait their
+// turn without restarting their synchronisation, and all catch up.
+func TestSimSnapStreamsLimited(t *testing.T) {
+	const observers, chunk, window, running = 6, 1, 3, 2
+	s := newSim(t, SimConfig{Seed: testSeed(t, 23), Voters: 3, Observers: observers, SnapshotEvery: 10,
+		Peer: Config{MaxMsgBytes: chunk, SnapWindow: window, MaxSnapSyncs: running}})
+	waitStable(t, s, 2000)
+	reqs := submit(t, s, 50, 10)
+	settleAndConverge(t, s, reqs, 2000)
+	obs := s.IDs()[3:]
+	for _, id := range obs {
+		s.Crash(id)
+	}
+	more := submit(t, s, 200, 50)
+	require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
+
+	ackEpochs, waits, chunks := map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
+	maxRunning := 0
+	s.OnDeliver = func(m Message) {
+		switch m.Type {
+		case MsgAckEpoch:
+			ackEpochs[m.From]++
+		case MsgSnapWait:
+			waits[m.To]++
+		case MsgSnapChunk:
+			chunks[m.To]++
+		}
+		for _, id := range s.IDs()[:3] {
+			n := s.Node(id)
+			if n.Peer == nil || n.Peer.SoftState().Role != RoleLeading {
+				continue
+			}
+			run := 0
+			for lid, pr := range n.Peer.Status().Progress {
+				if pr.SnapRunning {
+					run++
+				}
+				require.LessOrEqual(t, pr.SnapInFlight, uint64(window*chunk), "bytes in flight to %d", lid)
+			}
+			maxRunning = max(maxRunning, run)
+			require.LessOrEqual(t, run, running, "snapshots streaming at once")
+		}
+	}
+	for _, id := range obs {
+		require.NoError(t, s.Restart(id))
+	}
+	settleAndConverge(t, s, nil, 5000)
+	require.Equal(t, running, maxRunning)
+	queued := 0
+	for _, id := range obs {
+		require.EqualValues(t, 250, s.Node(id).SM.N)
+		require.Positive(t, chunks[id], "observer %d got the snapshot streamed", id)
+		require.Equal(t, 1, ackEpochs[id], "observer %d restarted its synchronisation (waits %d)", id, waits[id])
+		if waits[id] > 0 {
+			queued++
+		}
+	}
+	require.GreaterOrEqual(t, queued, observers-running, "observers told to wait: %v", waits)
+}

@@ -1,0 +1,261 @@
+package zab
+
+import "slices"
+
+// A snapshot larger than Config.MaxMsgBytes is streamed to a learner in
+// chunks with flow control, ZooKeeper's SNAP made safe for many learners
+// joining at once:
+//
+//   - a leader streams at most Config.MaxSnapSyncs snapshots at a time; the
+//     other learners that need one queue, in arrival order, and hear
+//     MsgSnapWait every tick so they wait instead of asking again;
+//   - a stream keeps at most Config.SnapWindow chunks beyond what the
+//     learner acknowledged (MsgSnapAck), so a leader holds no more than
+//     window × chunk per learner in its send queues, whatever the
+//     snapshot's size, and the chunks slice one shared image (the newest
+//     snapshot when the stream started) rather than copies;
+//   - the learner judges progress by the chunks it receives, not by ticks:
+//     a learner receiving bytes never restarts its synchronisation;
+//   - once every byte is acknowledged, the SNAP itself (without data)
+//     and the rest of the synchronisation follow as for any SNAP. A chunk
+//     lost on the way is sent again from the last acknowledged byte (on a
+//     repeated acknowledgement, or after a tick without progress).
+
+// snapStream is a leader's stream of one snapshot to one learner, running
+// or queued.
+type snapStream struct {
+	seq     uint64   // the learner's synchronisation request
+	running bool     // false: queued
+	snap    Snapshot // the image streamed (running only)
+	next    uint64   // bytes sent
+	acked   uint64   // bytes acknowledged
+	moved   uint64   // tick of the last acknowledged progress (or start)
+	rewound uint64   // tick of the last resend
+}
+
+// streamed reports whether a SNAP of s must be streamed in chunks.
+func (p *Peer) streamed(s Snapshot) bool { return len(s.Data) > p.cfg.MaxMsgBytes }
+
+// startSnapStream starts (or queues) streaming our snapshot to li for
+// synchronisation seq. A request already streaming or queued under the
+// same seq (a duplicate ACKEPOCH) changes nothing; a new request keeps
+// its place and restarts from what the learner acknowledges.
+func (p *Peer) startSnapStream(li *learnerInfo, seq uint64) {
+	// Nothing but chunks until the SNAP itself; our pings carry no zxid
+	// the learner would ask to resync to.
+	li.syncing, li.sent = false, 0
+	if x := li.snap; x != nil {
+		if x.seq == seq {
+			return
+		}
+		x.seq = seq
+		if x.running {
+			p.runSnapStream(li, x)
+		} else {
+			p.send(Message{Type: MsgSnapWait, To: li.id, Epoch: p.epoch, Seq: seq})
+		}
+		return
+	}
+	x := &snapStream{seq: seq}
+	li.snap = x
+	l := p.lead
+	l.snapQueue = append(l.snapQueue, li.id)
+	p.admitSnapStreams()
+	if !x.running {
+		p.send(Message{Type: MsgSnapWait, To: li.id, Epoch: p.epoch, Seq: seq})
+	}
+}
+
+// runningSnapStreams counts the streams in progress.
+func (p *Peer) runningSnapStreams() int {
+	n := 0
+	for _, id := range p.lead.snapQueue {
+		if p.lead.learners[id].snap.running {
+			n++
+		}
+	}
+	return n
+}
+
+// admitSnapStreams starts queued streams while fewer than MaxSnapSyncs run.
+func (p *Peer) admitSnapStreams() {
+	l := p.lead
+	for _, id := range slices.Clone(l.snapQueue) {
+		if p.runningSnapStreams() >= p.cfg.MaxSnapSyncs {
+			return
+		}
+		li := l.learners[id]
+		if li.snap != nil && !li.snap.running {
+			li.snap.running = true
+			p.runSnapStream(li, li.snap)
+		}
+	}
+}
+
+// runSnapStream (re)starts x from the beginning with our newest snapshot.
+// The learner acknowledges what it already holds of the same image, and
+// the stream goes on from there.
+func (p *Peer) runSnapStream(li *learnerInfo, x *snapStream) {
+	x.snap = p.log.snapshot()
+	if len(x.snap.Voters) == 0 {
+		x.snap.Voters = p.configAt(x.snap.Zxid)
+	}
+	x.next, x.acked, x.moved, x.rewound = 0, 0, p.now, p.now
+	if !p.streamed(x.snap) {
+		// Small enough (our snapshot changed): one message.
+		p.endSnapStream(li)
+		p.startSync(li, x.seq)
+		return
+	}
+	p.sendSnapWindow(li, x)
+}
+
+// sendSnapWindow sends the chunks of x that fit its window.
+func (p *Peer) sendSnapWindow(li *learnerInfo, x *snapStream) {
+	data, chunk := x.snap.Data, uint64(p.cfg.MaxMsgBytes)
+	total := uint64(len(data))
+	for x.next < total && x.next-x.acked < uint64(p.cfg.SnapWindow)*chunk {
+		end := min(x.next+chunk, total)
+		p.send(Message{Type: MsgSnapChunk, To: li.id, Epoch: p.epoch, Seq: x.seq, Prev: x.snap.Zxid,
+			Offset: x.next, Total: total, Snap: data[x.next:end:end]})
+		x.next = end
+	}
+}
+
+// endSnapStream forgets li's stream, running or queued, and lets the next
+// queued one start.
+func (p *Peer) endSnapStream(li *learnerInfo) {
+	if li.snap == nil {
+		return
+	}
+	li.snap = nil
+	l := p.lead
+	if i := slices.Index(l.snapQueue, li.id); i >= 0 {
+		l.snapQueue = slices.Delete(l.snapQueue, i, i+1)
+	}
+	p.admitSnapStreams()
+}
+
+// leaderSnapAck handles a learner's acknowledgement of streamed bytes.
+func (p *Peer) leaderSnapAck(li *learnerInfo, m Message) {
+	x := li.snap
+	if x == nil {
+		return
+	}
+	if m.Seq > x.seq {
+		x.seq = m.Seq // the learner asked again meanwhile: serve that request
+	}
+	if !x.running || m.Seq != x.seq || m.Prev != x.snap.Zxid {
+		return
+	}
+	total := uint64(len(x.snap.Data))
+	switch {
+	case m.Offset > total:
+		return // a lie: ignore it
+	case m.Offset > x.acked:
+		// It may hold more than we sent (a restarted stream of the same
+		// image): go on from there.
+		x.acked, x.next, x.moved = m.Offset, max(x.next, m.Offset), p.now
+	case m.Offset == x.acked && x.next > x.acked && x.rewound != p.now:
+		// A chunk did not arrive in order: send again from what it holds,
+		// at most once per tick.
+		x.next, x.rewound = x.acked, p.now
+	}
+	if x.acked == total {
+		p.finishSnapStream(li, x)
+		return
+	}
+	p.sendSnapWindow(li, x)
+}
+
+// finishSnapStream sends the SNAP itself once every byte is acknowledged,
+// then the entries after it and NEWLEADER.
+func (p *Peer) finishSnapStream(li *learnerInfo, x *snapStream) {
+	p.endSnapStream(li)
+	s := x.snap
+	first := Message{Type: MsgSync, To: li.id, Epoch: p.epoch, Seq: x.seq, Mode: SyncSnap, Prev: s.Zxid,
+		Voters: s.Voters, Offset: uint64(len(s.Data))}
+	li.syncing = true
+	li.sent = s.Zxid
+	p.sendSyncTail(li, first)
+}
+
+// tickSnapStreams, on every leader tick, drops the streams of learners gone
+// silent, resends from the last acknowledged byte a stream that made no
+// progress for a tick, and tells queued learners to keep waiting.
+func (p *Peer) tickSnapStreams() {
+	l := p.lead
+	for _, id := range slices.Clone(l.snapQueue) {
+		li := l.learners[id]
+		x := li.snap
+		switch {
+		case x == nil:
+		case p.silent(li):
+			z := x.snap.Zxid
+			if !x.running {
+				z = p.log.snapshot().Zxid
+			}
+			p.endSnapStream(li)
+			// Count it as sent, as leaderFlush does a compacted range: once
+			// it speaks again, our pings make it ask for a new one.
+			li.syncing, li.sent = true, z
+		case !x.running:
+			p.send(Message{Type: MsgSnapWait, To: id, Epoch: p.epoch, Seq: x.seq})
+		case p.now-max(x.moved, x.rewound) >= 1 && x.next > x.acked:
+			x.next, x.rewound = x.acked, p.now
+			p.sendSnapWindow(li, x)
+		}
+	}
+}
+
+// learnerSnapChunk receives a chunk of a streamed SNAP. Chunks are taken
+// in order only, appended to one buffer (memory grows with the bytes
+// received, not with what a chunk claims), and each is acknowledged with
+// the bytes held. The buffer belongs to the image (zxid and size), not to
+// one request: a restarted stream of the same image goes on where it was.
+// The acknowledgement names our latest request, which the leader's stream
+// adopts: a request of ours it missed (a MsgResync lost) does not leave
+// the stream feeding one we no longer wait for.
+func (p *Peer) learnerSnapChunk(m Message) {
+	lr := p.lrn
+	if lr.modeSeq == lr.reqSeq {
+		return // our latest synchronisation is under way or done
+	}
+	if len(m.Snap) == 0 || m.Offset+uint64(len(m.Snap)) > m.Total || m.Offset+uint64(len(m.Snap)) < m.Offset {
+		return
+	}
+	if lr.snapZxid != m.Prev || lr.snapTotal != m.Total {
+		lr.snapZxid, lr.snapTotal, lr.snapBuf = m.Prev, m.Total, nil
+	}
+	lr.lastProgress = p.now // receiving bytes is progress
+	if m.Offset == uint64(len(lr.snapBuf)) {
+		lr.snapBuf = append(lr.snapBuf, m.Snap...)
+	}
+	p.sendSnapAck()
+	if mm := lr.snapMode; mm != nil && uint64(len(lr.snapBuf)) == lr.snapTotal && mm.Seq == lr.reqSeq {
+		lr.snapMode = nil
+		p.learnerSync(*mm)
+	}
+}
+
+// sendSnapAck tells the leader how much of the streamed snapshot we hold,
+// for our latest request.
+func (p *Peer) sendSnapAck() {
+	lr := p.lrn
+	p.send(Message{Type: MsgSnapAck, To: p.leader, Epoch: p.epoch, Seq: lr.reqSeq, Prev: lr.snapZxid,
+		Offset: uint64(len(lr.snapBuf))})
+}
+
+// learnerSnapWait handles MsgSnapWait: our synchronisation is queued at the
+// leader, which is progress enough not to ask again. If the leader waits
+// on an older request of ours, we name the latest.
+func (p *Peer) learnerSnapWait(m Message) {
+	lr := p.lrn
+	if lr.modeSeq == lr.reqSeq {
+		return
+	}
+	lr.lastProgress = p.now
+	if m.Seq != lr.reqSeq {
+		p.sendSnapAck()
+	}
+}
