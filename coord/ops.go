@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 )
@@ -287,49 +288,24 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 	// The first attempt, if applied at all, is applied after what the
 	// local tree holds now (zxids start above 1<<32: 1 is below them all).
 	since := max(n.tree.LastZxid(), 1)
-	req := request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(), Session: session,
-		MaxData: int32(n.cfg.MaxDataSize), Op: op}
-	data, err := encodeRequest(&req)
+	rt, err := proposal.NewRetry(request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
+		Session: session, MaxData: int32(n.cfg.MaxDataSize), Op: op}, since, n.mapErr)
 	if err != nil {
 		return tree.Result{}, 0, err
 	}
-	if len(data) > MaxRequestSize {
+	if len(rt.Data()) > MaxRequestSize {
 		// Refused before the log: a txn above a log record or a frame
 		// would stop every replica it reached.
-		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(data), MaxRequestSize)
+		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(rt.Data()), MaxRequestSize)
 	}
-	var unknown error
 	for {
-		a, err := n.zab.Propose(ctx, data)
-		if err == nil {
-			res, ok := a.Response.(tree.Result)
-			if !ok {
-				return tree.Result{}, a.Zxid, fmt.Errorf("%w: %v has no result", ErrOutcomeUnknown, a.Zxid)
-			}
-			if errors.Is(res.Err, tree.ErrRetryForgotten) {
-				// Dedup no longer remembers whether the first attempt
-				// was applied: say so rather than apply it twice.
-				return tree.Result{}, a.Zxid, fmt.Errorf("%w: %w", ErrOutcomeUnknown, res.Err)
-			}
-			return res, a.Zxid, res.Err
-		}
-		retry := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrProposalDropped)
-		if errors.Is(err, zab.ErrOutcomeUnknown) && unknown == nil {
-			// From now on an attempt may have been applied: retries say
-			// since when, so the tree refuses one it cannot deduplicate.
-			unknown = err
-			req.Since = since
-			if data, err = encodeRequest(&req); err != nil {
-				return tree.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-			}
-			err = unknown
-		}
-		if !retry || ctx.Err() != nil || n.closed.Load() {
-			if unknown != nil && !errors.Is(err, zab.ErrOutcomeUnknown) {
-				// An earlier attempt may have been applied.
-				return tree.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, n.mapErr(err))
-			}
-			return tree.Result{}, 0, n.mapErr(err)
+		// The retry rule (which verdicts are retried, Since once an
+		// outcome is unknown) is proposal.Retry's, shared with the
+		// simulator.
+		a, err := n.zab.Propose(ctx, rt.Data())
+		st := rt.Next(a, err)
+		if !st.Again || ctx.Err() != nil || n.closed.Load() {
+			return st.Result, st.Zxid, st.Err
 		}
 		select {
 		case <-ctx.Done():

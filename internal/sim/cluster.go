@@ -7,25 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 	"github.com/coord-dev/coord/zab/zabtest"
 )
-
-// request is what a simulated node replicates, the same shape and msgpack
-// tags as coord's: one tree op with the proposing node, its clock and a
-// unique request id that only the op's retries reuse (the tree applies a
-// ReqID at most once).
-type request struct {
-	Origin  uint64  `msgpack:"o"`
-	ReqID   uint64  `msgpack:"r,omitempty"`
-	Time    int64   `msgpack:"t"`
-	Session int64   `msgpack:"s,omitempty"`
-	Op      tree.Op `msgpack:"p"`
-}
 
 // replica is a node's real znode tree, fed the entries its zab state
 // machine applied, in order.
@@ -62,17 +50,26 @@ type cluster struct {
 	outcome map[zab.Zxid]tree.Result
 	// log is the applied history, every entry as first applied by any peer.
 	log map[zab.Zxid]zab.Entry
-	err error
+	// skew is each peer's wall clock minus the virtual time: the clock its
+	// leader stamp (proposal.NewStamper) reads. A clock fault steps it.
+	skew map[zab.PeerID]int64
+	err  error
 }
 
 func newCluster(cfg zabtest.SimConfig) (*cluster, error) {
+	c := &cluster{reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
+		outcome: map[zab.Zxid]tree.Result{}, returned: map[uint64]zab.Zxid{},
+		log: map[zab.Zxid]zab.Entry{}, skew: map[zab.PeerID]int64{}}
+	// Every leader stamps the writes it appends with its wall clock, as
+	// coord's does.
+	cfg.Stamp = func(id zab.PeerID) func([]byte) []byte {
+		return proposal.NewStamper(func() time.Time { return c.wall(id) })
+	}
 	s, err := zabtest.NewSim(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{s: s, reps: map[zab.PeerID]*replica{}, digests: map[zab.Zxid]uint64{}, reqs: map[zab.Zxid]uint64{},
-		outcome: map[zab.Zxid]tree.Result{}, returned: map[uint64]zab.Zxid{},
-		log: map[zab.Zxid]zab.Entry{}}
+	c.s = s
 	for _, id := range s.IDs() {
 		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
 	}
@@ -82,6 +79,10 @@ func newCluster(cfg zabtest.SimConfig) (*cluster, error) {
 	s.OnCrash = func(id zab.PeerID) { c.catchUp(c.reps[id]) }
 	return c, nil
 }
+
+// wall is peer id's wall clock: virtual time (a unit is a millisecond)
+// plus its skew.
+func (c *cluster) wall(id zab.PeerID) time.Time { return time.UnixMilli(c.s.Now() + c.skew[id]) }
 
 func (c *cluster) fail(format string, args ...any) {
 	if c.err == nil {
@@ -160,12 +161,12 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 		if zx > z {
 			break
 		}
-		req, err := decodeEntry(c.log[zx])
+		txn, _, err := txnOf(c.log[zx])
 		if err != nil {
 			c.fail("entry %v does not decode: %w", zx, err)
 			return
 		}
-		src.Apply(tree.Txn{Zxid: int64(zx), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op})
+		src.Apply(txn)
 	}
 	if src.LastZxid() != int64(z) {
 		snap, _ := c.s.Node(r.id).Storage.Snapshot()
@@ -193,16 +194,18 @@ func (c *cluster) restore(r *replica, z zab.Zxid) {
 	r.tree, r.applied, r.snapAt = t, z, z
 }
 
-// decodeEntry decodes a logged request. A configuration entry (zab's own)
-// becomes a no-op check of the root, so that every tree still applies
-// every zxid and the harness's zxid bookkeeping holds.
-func decodeEntry(e zab.Entry) (request, error) {
-	var req request
+// txnOf decodes an entry as coord's state machine does (proposal.Txn:
+// the leader's stamp is the time, a createSession's session id is the
+// zxid of its txn). A configuration entry, which zab hands to no state
+// machine, becomes a no-op so that every tree still applies every zxid and
+// the harness's zxid bookkeeping holds. An entry that does not decode is
+// an error here (coord would apply it as a no-op).
+func txnOf(e zab.Entry) (tree.Txn, proposal.Request, error) {
 	if e.IsConfig() {
-		return request{Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1}}, nil
+		noop := proposal.Request{Op: proposal.NoopOp()}
+		return tree.Txn{Zxid: int64(e.Zxid), Op: noop.Op}, noop, nil
 	}
-	err := msgpack.Unmarshal(e.Data, &req)
-	return req, err
+	return proposal.Txn(e)
 }
 
 func sameEntry(a, b zab.Entry) bool {
@@ -210,12 +213,12 @@ func sameEntry(a, b zab.Entry) bool {
 }
 
 func (c *cluster) apply(r *replica, e zab.Entry) {
-	req, err := decodeEntry(e)
+	txn, req, err := txnOf(e)
 	if err != nil {
 		c.fail("peer %d: entry %v does not decode: %w", r.id, e.Zxid, err)
 		return
 	}
-	res := r.tree.Apply(tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op})
+	res := r.tree.Apply(txn)
 	if errors.Is(res.Err, tree.ErrZxidOrder) {
 		c.fail("peer %d: %v", r.id, res.Err)
 	}
@@ -371,14 +374,9 @@ func (c *cluster) checkConverged() error {
 	return nil
 }
 
-// propose submits a request at peer id.
-func (c *cluster) propose(id zab.PeerID, req request) (uint64, error) {
-	data, err := msgpack.Marshal(&req)
-	if err != nil {
-		return 0, err
-	}
-	return c.s.Propose(id, data)
-}
+// since is what coord's proposeAt takes as a write's Since: a zxid peer
+// id's tree had applied before the first attempt.
+func (c *cluster) since(id zab.PeerID) int64 { return max(c.reps[id].tree.LastZxid(), 1) }
 
 // read is a local get on peer id's tree.
 func (c *cluster) read(id zab.PeerID, path string) Output {

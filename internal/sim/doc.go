@@ -3,12 +3,17 @@
 //
 // Run drives one seed: a zabtest.Sim ensemble of 3 or 5 voters (and 0 or 1
 // observer) where every peer's state machine is a real tree.Tree fed the
-// entries zab hands it, encoded as coord encodes them (tree op, proposer,
-// time, unique ReqID). Virtual clients issue creates (plain and
-// sequential), sets, CAS, deletes, multis and Sync+get reads against their
-// peer, with call and return times in virtual time; a write is retried only
-// as coord's proposeAt retries it (same peer, same ReqID, on a zab verdict)
-// and one whose outcome is never learnt stays pending. Meanwhile the seed
+// entries zab hands it through coord's own request path, package
+// internal/proposal: requests encoded as coord encodes them (tree op,
+// proposer, time, unique ReqID, the limit on data), stamped with the
+// leader's wall clock by the stamp coord installs as zab's Stamp hook, and
+// decoded into the txn each tree applies as coord's state machine decodes
+// them. Virtual clients issue creates (plain and sequential), sets, CAS,
+// deletes, multis and Sync+get reads against their peer, with call and
+// return times in virtual time; a write is retried by coord's own retry
+// rule, proposal.Retry (same peer, same ReqID, Since once an outcome is
+// unknown, only on the zab verdicts coord retries), and one whose outcome
+// is never learnt stays pending. Meanwhile the seed
 // drops, duplicates, delays and reorders messages, isolates the leader,
 // partitions random halves, builds bridges, cuts links one way and crashes
 // and restarts peers (one, the leader, or all) with only their persisted
@@ -21,8 +26,11 @@
 // fsyncs, which hold a peer's messages and applies for several ticks;
 // process pauses longer than the timeouts, after which the peer takes in
 // the messages that waited for it with its old state (and, like a
-// time.Ticker, one tick); and clock jumps (a burst of ticks at once, or no
-// tick for a while). Voters are added and removed at random peers (the
+// time.Ticker, one tick); clock jumps (a burst of ticks at once, or no
+// tick for a while); and wall-clock steps of a peer, ahead by more than
+// the tree's dedup window or back, which move the stamps it puts on writes
+// as leader (ahead, every replica forgets the results it kept for retries,
+// so a retry whose first attempt applied must fail as outcome unknown). Voters are added and removed at random peers (the
 // leader included) through zab's replicated reconfiguration. One seed in four starts every peer from a history
 // whose epoch ran its zxid counter up to 2^32-1, at an epoch near 2^31-2^20,
 // the highest zab adopts from another peer (not nearer 2^32 in any case: the
@@ -57,10 +65,15 @@
 //	go test ./internal/sim -run 'TestLinearizable$' -sim.seeds=10000 -sim.base=100000 -timeout 60m
 //
 // TestCheckerCatchesDiffWithoutTrunc shows that the checks catch a real
-// protocol mistake, switched on with zabtest.SimConfig.Mistake (test-only).
+// protocol mistake, switched on with zabtest.SimConfig.Mistake (test-only);
+// TestCheckerCatchesDuplicateRetries and TestCheckerCatchesRetryWithoutSince
+// that they catch a client that retries a write under a new ReqID or
+// without Since.
 //
 // RunSessions (TestSimSessions, TestSimLock) runs sessions, ephemerals,
-// watches and the lock recipe the same way: every peer steps the session
+// watches and the lock recipe the same way (its writes, too, go through
+// internal/proposal: encoding, leader stamp, decoding and retry rule, on
+// virtual time): every peer steps the session
 // core coord ships, session.Replica, on virtual time, as coord's
 // maintenance goroutine steps it (heartbeats acknowledged after a
 // leadership round, expiry by the leader's tracker, the owner's

@@ -6,8 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vmihailenco/msgpack/v5"
-
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 )
@@ -36,7 +35,8 @@ const (
 	// to it meanwhile are taken in late, its state kept.
 	FaultPause
 	// FaultClock: clock jumps, a burst of many ticks at once, or no tick
-	// for a while.
+	// for a while; and wall-clock steps, ahead beyond the dedup window or
+	// back, of the clock a leader stamps its writes with.
 	FaultClock
 	// FaultReconfig: voters added and removed (asked at any peer, the
 	// leader itself included), drawn from a stream of their own so that
@@ -178,6 +178,19 @@ func (r *runner) driverFault(n int) {
 			c.s.StallTicks(id, d)
 			r.logf("fault: peer %d's clock stops for %d", id, d)
 		}
+	case 6: // wall clock steps: ahead by more than the dedup window, or back
+		id := pick()
+		step := tree.DedupWindow + 1 + r.rng.Int64N(tree.DedupWindow)
+		if r.rng.IntN(3) == 0 {
+			step = -step
+		}
+		if r.on(FaultClock) {
+			// The stamps this peer puts on the writes it appends as leader
+			// read its wall clock: ahead, its next stamp makes every
+			// replica forget the results it remembers for retries.
+			c.skew[id] += step
+			r.logf("fault: peer %d's wall clock steps %+d (now %+d)", id, step, c.skew[id])
+		}
 	}
 }
 
@@ -222,7 +235,7 @@ func newHighStart(r *runner, ids []zab.PeerID) (*highStart, error) {
 		if i == 0 {
 			op = tree.Op{Type: tree.OpCreate, Path: "/h", Data: []byte("h0")}
 		}
-		data, err := msgpack.Marshal(&request{Origin: 0, ReqID: 1<<50 + uint64(i), Op: op})
+		data, err := proposal.Encode(&proposal.Request{Origin: 0, ReqID: 1<<50 + uint64(i), Op: op})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,8 +11,9 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/coord-dev/coord/internal/proposal"
+	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 	"github.com/coord-dev/coord/zab/zabtest"
 )
@@ -35,6 +37,10 @@ type Config struct {
 	// FreshRetryIDs is a test-only mutation: a retried write gets a new
 	// ReqID, so the tree cannot recognise it and may apply it twice.
 	FreshRetryIDs bool
+	// RetryWithoutSince is a test-only mutation: a retried write does not
+	// carry Since, so once a leader's clock stepped ahead and dedup forgot
+	// the first attempt, the retry applies again.
+	RetryWithoutSince bool
 	// Mistake is a test-only protocol mistake every peer makes (see
 	// zabtest.Mistake): the simulator's checks must catch it.
 	Mistake zabtest.Mistake
@@ -77,9 +83,11 @@ const (
 var keys = []string{"/k0", "/k1", "/k2", "/k3"}
 
 type call struct {
-	in       Input
-	start    int64
-	reqID    uint64
+	in    Input
+	start int64
+	// rt is the write's retry rule, coord's own (proposal.Retry): every
+	// attempt proposes rt.Data().
+	rt       *proposal.Retry
 	ids      []uint64 // every ReqID its attempts used
 	attempts int
 	unknown  bool // some attempt may have been applied
@@ -416,7 +424,7 @@ func (r *runner) fault() {
 	r.reconfigure()
 	c, ids := r.c, r.c.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
-	n := r.rng.IntN(21)
+	n := r.rng.IntN(22)
 	if n >= 15 {
 		r.driverFault(n - 15)
 		return
@@ -591,16 +599,33 @@ func (r *runner) nextOp(cl *client) Input {
 
 // begin starts a call.
 func (r *runner) begin(cl *client, in Input) {
-	r.nextReq++
-	cl.cur = &call{in: in, start: r.c.s.Now(), reqID: r.nextReq, ids: []uint64{r.nextReq}, deadline: r.c.s.Now() + callTimeout}
+	cl.cur = &call{in: in, start: r.c.s.Now(), deadline: r.c.s.Now() + callTimeout}
 	r.logf("client %d: call %s", cl.id, describeInput(in))
+	if in.Kind != Read && !r.newRetry(cl) {
+		return
+	}
 	r.attempt(cl)
+}
+
+// newRetry makes the current call's write request, as coord's proposeAt
+// does: a new ReqID, the proposer's wall clock, the limit on data, the
+// Since its retries will carry.
+func (r *runner) newRetry(cl *client) bool {
+	r.nextReq++
+	req := proposal.Request{Origin: uint64(cl.home), ReqID: r.nextReq, Time: r.c.wall(cl.home).UnixMilli(),
+		MaxData: tree.DefaultMaxDataSize, Op: toOp(cl.cur.in)}
+	rt, err := proposal.NewRetry(req, r.c.since(cl.home), nil)
+	if err != nil {
+		r.c.fail("client %d: encoding %s: %w", cl.id, describeInput(cl.cur.in), err)
+		return false
+	}
+	cl.cur.rt = rt
+	return true
 }
 
 // attempt sends the current call to the client's peer.
 func (r *runner) attempt(cl *client) {
 	k, c := cl.cur, r.c
-	now := c.s.Now()
 	k.retryAt = 0
 	k.node = cl.home
 	k.attempts++
@@ -616,19 +641,60 @@ func (r *runner) attempt(cl *client) {
 			k.zid, err = c.s.Sync(k.node)
 		}
 	} else {
-		id := k.reqID
-		if r.cfg.FreshRetryIDs && k.attempts > 1 {
-			r.nextReq++
-			id = r.nextReq
+		if r.cfg.FreshRetryIDs && k.attempts > 1 && !r.newRetry(cl) {
+			return
 		}
-		if !slices.Contains(k.ids, id) {
+		if id := k.rt.Request().ReqID; !slices.Contains(k.ids, id) {
 			k.ids = append(k.ids, id)
 		}
-		k.zid, err = c.propose(k.node, request{Origin: uint64(k.node), ReqID: id, Time: now, Op: toOp(k.in)})
+		data := k.rt.Data()
+		if r.cfg.RetryWithoutSince {
+			req := k.rt.Request()
+			req.Since = 0
+			if data, err = proposal.Encode(&req); err != nil {
+				c.fail("client %d: encoding: %w", cl.id, err)
+				return
+			}
+		}
+		if k.zid, err = c.s.Propose(k.node, data); err != nil {
+			// Nothing was sent: this attempt certainly had no effect.
+			r.verdict(cl, zab.Applied{}, err, false)
+		}
+		return
 	}
 	if err != nil {
 		// Nothing was sent: this attempt certainly had no effect.
 		r.retry(cl, false)
+	}
+}
+
+// verdict takes the outcome of a write's attempt through the write's
+// retry rule: retry, or end the call with its result or error. stop: the
+// call's deadline passed, so it retries no more (as coord's proposeAt stops
+// when its context ends).
+func (r *runner) verdict(cl *client, a zab.Applied, err error, stop bool) {
+	k := cl.cur
+	st := k.rt.Next(a, err)
+	unknown := errors.Is(st.Err, zab.ErrOutcomeUnknown)
+	switch {
+	case st.Again && !stop:
+		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, err)
+		r.retry(cl, unknown)
+	case err == nil && !unknown:
+		c := r.c
+		r.observe(cl, k.node, a.Zxid)
+		for _, id := range k.ids {
+			c.returned[id] = a.Zxid
+		}
+		if st.Result.Err == nil {
+			r.acked[a.Zxid] = c.reqs[a.Zxid]
+		}
+		r.logf("client %d: attempt %d at peer %d committed at %v (req %d)", cl.id, k.attempts, k.node, a.Zxid,
+			c.reqs[a.Zxid])
+		r.finish(cl, outputOf(st.Result))
+	default:
+		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, st.Err)
+		r.giveUp(cl, unknown)
 	}
 }
 
@@ -661,53 +727,37 @@ func (r *runner) poll(cl *client) {
 	res, ok := n.Proposals[k.zid]
 	if !ok {
 		if now > k.deadline {
+			// The call's context ends while zab still has the attempt,
+			// as zab.Node.Propose reports it.
 			r.logf("client %d: attempt %d at peer %d timed out", cl.id, k.attempts, k.node)
-			r.giveUp(cl, true)
+			r.verdict(cl, zab.Applied{}, fmt.Errorf("%w: %w", zab.ErrOutcomeUnknown, context.DeadlineExceeded), true)
 		}
 		return
 	}
 	delete(n.Proposals, k.zid)
-	switch {
-	case res.Err == nil:
+	a := zab.Applied{Zxid: res.Zxid}
+	if res.Err == nil {
 		rep := c.reps[k.node]
 		tr, ok := rep.results[res.Zxid]
-		if !ok && res.Zxid <= rep.snapAt {
-			// A snapshot installed at or past the write's zxid covered it
-			// (zab reports success if the answer to a forwarded write
-			// arrives after a SNAP at its zxid): the tree never applied it
-			// on its own, so there is no result, and coord answers
-			// ErrOutcomeUnknown ("result not found") without a retry.
+		switch {
+		case ok:
+			a.Response = tr
+			delete(rep.results, res.Zxid)
+		case res.Zxid <= rep.snapAt:
+			// A snapshot installed at or past the write's zxid covered
+			// it: the tree never applied it on its own, so there is no
+			// result (coord's state machine gives zab no response).
 			r.logf("client %d: attempt %d at peer %d committed at %v, covered by the snapshot at %v: no result",
 				cl.id, k.attempts, k.node, res.Zxid, rep.snapAt)
-			r.giveUp(cl, true)
-			return
-		}
-		if !ok {
-			var there request
-			_ = msgpack.Unmarshal(c.log[res.Zxid].Data, &there)
+		default:
+			there, _ := proposal.Decode(c.log[res.Zxid].Data)
 			c.fail("peer %d: write %d (req %d) reported done at %v, which its tree did not apply (tree at %v; "+
 				"the entry there: req %d from peer %d)", k.node, k.zid, k.ids[len(k.ids)-1], res.Zxid, rep.applied,
 				there.ReqID, there.Origin)
 			return
 		}
-		delete(rep.results, res.Zxid)
-		r.observe(cl, k.node, res.Zxid)
-		for _, id := range k.ids {
-			c.returned[id] = res.Zxid
-		}
-		if tr.Err == nil {
-			r.acked[res.Zxid] = c.reqs[res.Zxid]
-		}
-		r.logf("client %d: attempt %d at peer %d committed at %v (req %d)", cl.id, k.attempts, k.node, res.Zxid,
-			c.reqs[res.Zxid])
-		r.finish(cl, outputOf(tr))
-	case errors.Is(res.Err, zab.ErrProposalDropped), errors.Is(res.Err, zab.ErrNoLeader):
-		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, res.Err)
-		r.retry(cl, false)
-	default:
-		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, res.Err)
-		r.retry(cl, true)
 	}
+	r.verdict(cl, a, res.Err, false)
 }
 
 // retry schedules another attempt, or gives the call up: a read or a write

@@ -31,6 +31,7 @@ package sim
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -39,8 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
@@ -138,7 +138,6 @@ const (
 )
 
 var (
-	errUnknown   = errors.New("sim: outcome unknown")
 	errNoSession = errors.New("sim: session unusable")
 )
 
@@ -223,14 +222,15 @@ type ssession struct {
 // same request (ReqID), again after a tick on a zab verdict, until its
 // deadline.
 type prop struct {
-	node     *snode
-	req      request
-	data     []byte
+	node *snode
+	// rt is the write's retry rule, coord's own (proposal.Retry): every
+	// attempt proposes rt.Data().
+	rt       *proposal.Retry
+	reqID    uint64
 	zid      uint64
 	waiting  bool
 	retryAt  int64
 	deadline int64
-	unknown  bool
 	epoch    uint32 // non-zero: only as the leader of this epoch
 	done     func(res tree.Result, z zab.Zxid, err error)
 	over     bool
@@ -324,6 +324,11 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
 		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
 	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
+	// Every leader stamps the writes it appends with its clock, as
+	// coord's does.
+	sc.Stamp = func(zab.PeerID) func([]byte) []byte {
+		return proposal.NewStamper(func() time.Time { return time.UnixMilli(r.s.Now()) })
+	}
 	s, err := zabtest.NewSim(sc)
 	if err != nil {
 		r.res.Err = err
@@ -751,7 +756,7 @@ func (r *srunner) expire(n *snode, sid int64, epoch uint32) {
 		epoch = 0
 	}
 	p := r.proposeGuarded(n, 0, tree.Op{Type: tree.OpCloseSession, Session: sid}, 10*sSyncLimit, epoch, nil)
-	r.expiries[p.req.ReqID] = r.s.Now()
+	r.expiries[p.reqID] = r.s.Now()
 }
 
 // expiryCommitted runs at the first apply of a leader's closeSession,
@@ -852,12 +857,20 @@ func (r *srunner) propose(n *snode, sid int64, op tree.Op, d int64, done func(tr
 func (r *srunner) proposeGuarded(n *snode, sid int64, op tree.Op, d int64, epoch uint32,
 	done func(tree.Result, zab.Zxid, error)) *prop {
 	r.nextReq++
-	req := request{Origin: uint64(n.id), ReqID: r.nextReq, Time: r.s.Now(), Session: sid, Op: op}
-	data, err := msgpack.Marshal(&req)
+	req := proposal.Request{Origin: uint64(n.id), ReqID: r.nextReq, Time: r.s.Now(), Session: sid,
+		MaxData: tree.DefaultMaxDataSize, Op: op}
+	var since int64 = 1
+	if rep := r.reps[n.id]; rep != nil {
+		since = max(rep.tree.LastZxid(), 1)
+	}
+	p := &prop{node: n, reqID: req.ReqID, deadline: r.s.Now() + d, done: done, epoch: epoch}
+	rt, err := proposal.NewRetry(req, since, nil)
 	if err != nil {
 		r.fail("encode: %v", err)
+		p.over = true
+		return p
 	}
-	p := &prop{node: n, req: req, data: data, deadline: r.s.Now() + d, done: done, epoch: epoch}
+	p.rt = rt
 	r.props = append(r.props, p)
 	r.attempt(p)
 	return p
@@ -871,24 +884,27 @@ func (r *srunner) attempt(p *prop) {
 			return
 		}
 	}
-	zid, err := r.s.Propose(p.node.id, p.data)
+	zid, err := r.s.Propose(p.node.id, p.rt.Data())
 	if err != nil {
-		r.retryProp(p, err)
+		r.verdict(p, zab.Applied{}, err, false)
 		return
 	}
 	p.zid, p.waiting = zid, true
 }
 
-func (r *srunner) retryProp(p *prop, err error) {
+// verdict takes an attempt's outcome through the write's retry rule:
+// another attempt after a tick, or the end of the call with its result or
+// error. stop: the call's deadline passed (coord's context ended).
+func (r *srunner) verdict(p *prop, a zab.Applied, err error, stop bool) {
 	p.waiting = false
-	if at := r.s.Now() + sTick; at < p.deadline {
-		p.retryAt = at
-		return
+	st := p.rt.Next(a, err)
+	if st.Again && !stop {
+		if at := r.s.Now() + sTick; at < p.deadline {
+			p.retryAt = at
+			return
+		}
 	}
-	if p.unknown {
-		err = errUnknown
-	}
-	r.endProp(p, tree.Result{}, 0, err)
+	r.endProp(p, st.Result, st.Zxid, st.Err)
 }
 
 func (r *srunner) endProp(p *prop, res tree.Result, z zab.Zxid, err error) {
@@ -918,35 +934,24 @@ func (r *srunner) pollProp(p *prop) {
 	if !ok {
 		if now > p.deadline {
 			// The context ended while zab still had it: it may commit.
-			r.endProp(p, tree.Result{}, 0, errUnknown)
+			r.verdict(p, zab.Applied{}, fmt.Errorf("%w: %w", zab.ErrOutcomeUnknown, context.DeadlineExceeded), true)
 		}
 		return
 	}
 	delete(sn.Proposals, p.zid)
-	switch {
-	case res.Err == nil:
+	a := zab.Applied{Zxid: res.Zxid}
+	if res.Err == nil {
 		rep := r.reps[p.node.id]
-		tr, ok := rep.results[res.Zxid]
-		if !ok {
-			// The tree reached it through a snapshot: coord's fsm.take
-			// finds no result and reports the outcome unknown.
+		if tr, ok := rep.results[res.Zxid]; ok {
+			a.Response = tr
+			delete(rep.results, res.Zxid)
+		} else {
+			// The tree reached it through a snapshot: coord's state
+			// machine gives zab no response, the outcome is unknown.
 			r.logf("node %d: write done at %v, covered by a snapshot: outcome unknown", p.node.id, res.Zxid)
-			r.endProp(p, tree.Result{}, 0, errUnknown)
-			return
 		}
-		delete(rep.results, res.Zxid)
-		r.endProp(p, tr, res.Zxid, tr.Err)
-	case errors.Is(res.Err, zab.ErrOutcomeUnknown):
-		p.unknown = true
-		r.retryProp(p, res.Err)
-	case errors.Is(res.Err, zab.ErrProposalDropped), errors.Is(res.Err, zab.ErrNoLeader):
-		r.retryProp(p, res.Err)
-	default:
-		if p.unknown {
-			res.Err = errUnknown
-		}
-		r.endProp(p, tree.Result{}, 0, res.Err)
 	}
+	r.verdict(p, a, res.Err, false)
 }
 
 // --- faults ---

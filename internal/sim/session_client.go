@@ -81,7 +81,7 @@ func (r *srunner) openSession(cl *sclient) {
 			}
 			id := int64(z)
 			if res.Duplicate && !r.cfg.CoordAsIs {
-				id = r.sessOf[p.req.ReqID]
+				id = r.sessOf[p.reqID]
 			}
 			// coord's Node.Session registers the session, then hands it to
 			// the core (through the maintenance goroutine) and returns once

@@ -79,19 +79,6 @@ func (r *srunner) watchRep(rep *srep) {
 	}
 }
 
-// txnOf decodes an entry as coord's fsm does: a createSession's session id
-// is the zxid of its txn. A configuration entry is a no-op (decodeEntry).
-func txnOf(e zab.Entry) (tree.Txn, request, error) {
-	req, err := decodeEntry(e)
-	if err != nil {
-		return tree.Txn{}, req, err
-	}
-	if req.Op.Type == tree.OpCreateSession && req.Op.Session == 0 {
-		req.Op.Session = int64(e.Zxid)
-	}
-	return tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID, Op: req.Op}, req, nil
-}
-
 func (r *srunner) catchUp(rep *srep) {
 	n := r.s.Node(rep.id)
 	if n.Peer == nil || r.reps[rep.id] != rep {

@@ -205,6 +205,14 @@ func TestCheckerCatchesDuplicateRetries(t *testing.T) {
 	requireCaught(t, false, func(c *Config) { c.FreshRetryIDs = true })
 }
 
+// TestCheckerCatchesRetryWithoutSince retries writes without Since (the
+// rule proposal.Retry applies once an outcome is unknown): after a leader's
+// wall clock stepped ahead and dedup forgot a first attempt, its retry
+// applies a second time, which the checker must catch.
+func TestCheckerCatchesRetryWithoutSince(t *testing.T) {
+	requireCaught(t, false, func(c *Config) { c.RetryWithoutSince = true })
+}
+
 // TestCheckerCatchesDiffWithoutTrunc re-introduces a protocol mistake in
 // every peer: a leader synchronises a learner that holds entries it lacks
 // (an old epoch's uncommitted tail) with a DIFF instead of a TRUNC. The

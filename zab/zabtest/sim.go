@@ -46,6 +46,10 @@ type SimConfig struct {
 	// start an ensemble with a history, e.g. with zxids near the top of
 	// their ranges.
 	Storage func(id zab.PeerID) *zab.MemoryStorage
+	// Stamp, if set, gives each start of peer id (the first and every
+	// restart) its zab.Config.Stamp, as an application makes one per
+	// process (coord's proposal.NewStamper); it overrides Peer.Stamp.
+	Stamp func(id zab.PeerID) func(data []byte) []byte
 }
 
 // Sim is a deterministic, single-threaded simulation of an ensemble of
@@ -302,6 +306,9 @@ func (s *Sim) start(n *SimNode) error {
 		cfg.Storage = plantedStorage{MemoryStorage: n.Storage, m: s.cfg.Mistake}
 	}
 	cfg.Seed = s.rng.Uint64() // a restarted peer draws new jitter
+	if s.cfg.Stamp != nil {
+		cfg.Stamp = s.cfg.Stamp(n.ID)
+	}
 	p, err := zab.NewPeer(cfg)
 	if err != nil {
 		return err
