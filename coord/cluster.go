@@ -203,7 +203,9 @@ type TransportStats struct {
 	SendDrops uint64 `json:"send_drops"`
 	// HandshakeFailures counts failed connection handshakes, inbound and
 	// outbound; AuthFailures those of them where the other end did not
-	// prove the cluster's SecretKey (or the keys' presence differed).
+	// prove the cluster's SecretKey (or the keys' presence differed), and
+	// inbound encrypted frames that failed to open (tampered, replayed,
+	// reordered), each of which closed its connection.
 	HandshakeFailures uint64 `json:"handshake_failures"`
 	AuthFailures      uint64 `json:"auth_failures"`
 	// DuplicateIDs counts handshakes refused because another live process

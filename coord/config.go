@@ -170,11 +170,23 @@ type Config struct {
 	// Logger receives the node's logs, with the node id on every line.
 	// Nil discards them.
 	Logger *slog.Logger
-	// SecretKey, if set, must be 16, 24 or 32 bytes. It encrypts and
-	// authenticates gossip (AES-GCM, memberlist's keyring) and authenticates
-	// both ends of every replication connection (HMAC), so a node without
-	// it can neither join nor get a frame processed. Without it, Join logs a
-	// warning once: anyone who can reach the ports can join.
+	// SecretKey, if set, must be 16, 24 or 32 bytes. It is never used as
+	// a key itself: separate keys are derived from it with HKDF-SHA256
+	// and distinct labels, one for gossip (AES-256-GCM, memberlist's
+	// keyring), one for the replication handshake (HMAC-SHA256, both ends
+	// prove the key), and fresh ones for each replication connection's
+	// frames (AES-256-GCM, keyed from both ends' handshake nonces), so a
+	// node without it can neither join nor get a frame processed, and no
+	// znode data crosses the network in the clear. Without it, Join logs a
+	// warning once: anyone who can reach the ports can join, and
+	// replication frames travel in the clear.
+	//
+	// Wire compatibility: older coord (before derived keys) gave SecretKey to
+	// memberlist as is and sent replication frames in the clear; a keyed
+	// node of that version and a keyed node of this one refuse each other
+	// (gossip does not decrypt, the replication proofs differ). Upgrade a
+	// keyed cluster by stopping every node, not by a rolling restart.
+	// Keyless clusters are unaffected.
 	SecretKey []byte
 	// ExpvarName, if set, publishes Stats under this name in the standard
 	// library's expvar. Empty publishes nothing.

@@ -66,6 +66,11 @@ type Config struct {
 	BufferChunks int
 	// Logf, if set, receives one line per connection event and fault.
 	Logf func(format string, args ...any)
+	// Tap, if set, sees every chunk forwarded from → to, just before it is
+	// written (a test capturing what crosses the network). It is called
+	// from the pump goroutines, concurrently; b is valid only during the
+	// call.
+	Tap func(from, to int, b []byte)
 }
 
 func (c Config) withDefaults() Config {
@@ -468,6 +473,9 @@ func (pc *pconn) pump(src io.Reader, dst net.Conn, l link) {
 		p.mu.Lock()
 		p.st.Bytes += int64(len(c.b))
 		p.mu.Unlock()
+		if p.cfg.Tap != nil {
+			p.cfg.Tap(l.from, l.to, c.b)
+		}
 		if _, err := dst.Write(c.b); err != nil {
 			pc.kill()
 			return

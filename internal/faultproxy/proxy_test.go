@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -374,5 +375,34 @@ func TestCloseStopsEverything(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		fmt.Fprintf(os.Stderr, "%s", buf[:runtime.Stack(buf, true)])
 		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+// TestTapSeesEveryByteWithItsLink: Tap is handed what crosses each
+// direction, labelled with the link, before the destination reads it.
+func TestTapSeesEveryByteWithItsLink(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[[2]int][]byte{}
+	_, s, addr := setup(t, Config{Tap: func(from, to int, b []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := [2]int{from, to}
+		seen[k] = append(seen[k], b...)
+	}})
+	c := dial(t, addr, 1)
+	sc := s.accept(t)
+	if _, err := c.Write([]byte("up")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, sc, "n001up", 5*time.Second)
+	sc.Write([]byte("down"))
+	expect(t, c, "down", 5*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := string(seen[[2]int{1, 2}]); got != "n001up" {
+		t.Fatalf("tapped 1→2 %q", got)
+	}
+	if got := string(seen[[2]int{2, 1}]); got != "down" {
+		t.Fatalf("tapped 2→1 %q", got)
 	}
 }

@@ -49,8 +49,13 @@ type Config struct {
 	Seeds []string
 	// SecretKey (16, 24 or 32 bytes) encrypts every packet and stream with
 	// memberlist's keyring and rejects unencrypted ones, so a node without
-	// the key can neither join nor be joined. Nil disables encryption, with
-	// a warning logged once.
+	// the key can neither join nor be joined. memberlist does not get it as
+	// it is but a 32-byte AES-256 key derived from it with HKDF-SHA256 and
+	// a label of gossip's own (see memberlistKey), so that gossip and
+	// replication (zab/tcp, which derives its keys with other labels) never
+	// share a key. Older coord gave SecretKey to memberlist as is: such a
+	// node cannot gossip with a newer one under the same key. Nil disables
+	// encryption, with a warning logged once.
 	SecretKey []byte
 	// Logger receives the package's logs and memberlist's (at Debug), with
 	// the node id on every line. Nil discards.

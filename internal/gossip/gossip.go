@@ -239,7 +239,9 @@ func New(cfg Config) (*Gossip, error) {
 	mc.TCPTimeout = g.t.tcpTimeout
 	mc.GossipToTheDeadTime = g.t.toTheDead
 	mc.DeadNodeReclaimTime = g.t.reclaim
-	mc.SecretKey = cfg.SecretKey
+	if cfg.SecretKey != nil {
+		mc.SecretKey = memberlistKey(cfg.SecretKey)
+	}
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
 	d := delegates{g}

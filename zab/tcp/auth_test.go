@@ -18,8 +18,9 @@ const (
 	key2 = "0123456789abcdef-cluster-key-two"
 )
 
-// pipeHandshake runs both handshake sides over an in-memory pipe.
-func pipeHandshake(d, a handshaker, want zab.PeerID) (dialErr error, got zab.PeerID, acceptErr error) {
+// pipeHandshake runs both handshake sides over an in-memory pipe; with keys
+// it also returns the dialer's sealer and the acceptor's opener.
+func pipeHandshake(d, a handshaker, want zab.PeerID) (dialErr error, got zab.PeerID, acceptErr error, seal, open *frameAEAD) {
 	cd, ca := net.Pipe()
 	defer cd.Close()
 	defer ca.Close()
@@ -28,17 +29,17 @@ func pipeHandshake(d, a handshaker, want zab.PeerID) (dialErr error, got zab.Pee
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		got, acceptErr = a.accept(ca, ca)
+		got, open, acceptErr = a.accept(ca, ca)
 		if acceptErr != nil {
 			_ = ca.Close()
 		}
 	}()
-	dialErr = d.dial(cd, cd, want)
+	seal, dialErr = d.dial(cd, cd, want)
 	if dialErr != nil {
 		_ = cd.Close()
 	}
 	<-done
-	return dialErr, got, acceptErr
+	return dialErr, got, acceptErr, seal, open
 }
 
 func hsr(id zab.PeerID, cluster, key string) handshaker {
@@ -67,11 +68,26 @@ func TestHandshake(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dErr, got, aErr := pipeHandshake(c.d, c.a, c.want)
+			dErr, got, aErr, seal, open := pipeHandshake(c.d, c.a, c.want)
 			if c.dialErr == nil {
 				require.NoError(t, dErr)
 				require.NoError(t, aErr)
 				require.Equal(t, c.d.id, got)
+				if c.d.key == nil {
+					require.Nil(t, seal, "no key: frames in the clear")
+					require.Nil(t, open)
+					return
+				}
+				// Both ends derived the same fresh key for the dialer's
+				// frames.
+				frame := batchFrame(t, msg(1, 2, 7))
+				sealed, err := seal.seal(frame)
+				require.NoError(t, err)
+				h, err := ParseHeader(sealed, 1<<20)
+				require.NoError(t, err)
+				pt, err := open.open(h, sealed[HeaderSize:])
+				require.NoError(t, err)
+				require.Equal(t, frame[HeaderSize:], pt)
 				return
 			}
 			require.ErrorIs(t, dErr, c.dialErr)
@@ -86,13 +102,14 @@ func TestHandshakeReplayRefused(t *testing.T) {
 	var rec bytes.Buffer
 	d, a := hsr(1, "c", key1), hsr(2, "c", key1)
 	cd, ca := net.Pipe()
-	go func() { _, _ = a.accept(ca, ca); _ = ca.Close() }()
-	require.NoError(t, d.dial(cd, io.MultiWriter(cd, &rec), 2))
+	go func() { _, _, _ = a.accept(ca, ca); _ = ca.Close() }()
+	_, err := d.dial(cd, io.MultiWriter(cd, &rec), 2)
+	require.NoError(t, err)
 	_ = cd.Close()
 
 	// Replay the dialer's bytes (hello, auth) to a new acceptor.
 	var out bytes.Buffer
-	_, err := a.accept(bytes.NewReader(rec.Bytes()), &out)
+	_, _, err = a.accept(bytes.NewReader(rec.Bytes()), &out)
 	require.ErrorIs(t, err, ErrAuth)
 }
 
@@ -187,8 +204,54 @@ func requireClosedByServer(t *testing.T, c net.Conn) {
 func authedClient(t *testing.T, tr *Transport, key string) net.Conn {
 	c := rawClient(t, tr)
 	h := hsr(2, tr.cfg.Cluster, key)
-	require.NoError(t, h.dial(c, c, tr.ID()))
-	return c
+	f, err := h.dial(c, c, tr.ID())
+	require.NoError(t, err)
+	return sealing(c, f)
+}
+
+// sealingConn is a hostile test client's connection after a genuine
+// keyed handshake: every whole KindBatch frame in a Write is sealed as
+// the Transport's writer would seal it; anything else (other kinds,
+// headers the receiver refuses, truncated frames, garbage) goes out as it
+// is, so that the receiver's checks before and after opening are reached.
+type sealingConn struct {
+	*net.TCPConn
+	f *frameAEAD
+}
+
+// sealing wraps c when f is not nil (a keyed handshake).
+func sealing(c net.Conn, f *frameAEAD) net.Conn {
+	if f == nil {
+		return c
+	}
+	return &sealingConn{TCPConn: c.(*net.TCPConn), f: f}
+}
+
+func (c *sealingConn) Write(b []byte) (int, error) {
+	var out []byte
+	rest := b
+	for len(rest) >= HeaderSize {
+		h, err := ParseHeader(rest, 1<<31)
+		if err != nil || h.Kind != KindBatch || len(rest) < HeaderSize+int(h.Length) {
+			break
+		}
+		n := HeaderSize + int(h.Length)
+		sealed, err := c.f.seal(rest[:n])
+		if err != nil {
+			return 0, err
+		}
+		out = append(out, sealed...)
+		rest = rest[n:]
+	}
+	if _, err := c.TCPConn.Write(append(out, rest...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// closeWrite half-closes a test client's connection.
+func halfClose(t require.TestingT, c net.Conn) {
+	require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
 }
 
 func batchFrame(t *testing.T, msgs ...zab.Message) []byte {
@@ -221,7 +284,7 @@ func TestMaliciousPeers(t *testing.T) {
 			_, err := conn.Write(c.send)
 			require.NoError(t, err)
 			if c.name == "truncated hello" {
-				require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+				halfClose(t, conn)
 			}
 			requireClosedByServer(t, conn)
 			eventually(t, wait, func() bool { return lb.has(c.log) }, "log lacks %q:\n%s", c.log, lb)
@@ -251,7 +314,7 @@ func TestMaliciousPeers(t *testing.T) {
 			_, err := conn.Write(c.send)
 			require.NoError(t, err)
 			if c.name == "truncated batch" {
-				require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+				halfClose(t, conn)
 			}
 			requireClosedByServer(t, conn)
 			eventually(t, wait, func() bool { return lb.has(c.log) }, "log lacks %q:\n%s", c.log, lb)

@@ -29,9 +29,12 @@ type Config struct {
 	Cluster string
 	// SecretKey, when set, makes both ends of every connection prove they
 	// hold it (HMAC-SHA256 challenge-response) before any message frame is
-	// processed. At least 16 bytes. Without it connections still do the
-	// hello (ids, cluster, version) but anyone who can reach the port can
-	// claim any id.
+	// processed, and encrypts and authenticates every message frame
+	// (AES-256-GCM with fresh keys per connection; see the package
+	// documentation). At least 16 bytes; keys are derived from it with
+	// HKDF-SHA256, never used as it is. Without it connections still do
+	// the hello (ids, cluster, version) but anyone who can reach the port
+	// can claim any id, and frames travel in the clear.
 	SecretKey []byte
 	// Logger receives connection events and refusals, with the node id on
 	// every line. Nil discards. Nothing is logged per message.

@@ -1,5 +1,5 @@
 // Package tcp is the production zab.Transport: authenticated, length-prefixed,
-// versioned msgpack frames over TCP.
+// versioned msgpack frames over TCP, encrypted when a secret key is set.
 //
 // # Connections
 //
@@ -24,7 +24,7 @@
 //
 //	offset 0..1  magic "ZB" (0x5a 0x42)
 //	offset 2     protocol version (Version, currently 1)
-//	offset 3     frame kind (KindHello .. KindBatch)
+//	offset 3     frame kind (KindHello .. KindSealed)
 //	offset 4..7  payload length in bytes, big-endian uint32
 //	offset 8..   payload
 //
@@ -47,8 +47,9 @@
 //	D → A  auth    {MAC_D}
 //	A → D  accept  {}
 //
-// With Config.SecretKey set, MAC_X = HMAC-SHA256(key, "coord zab/tcp v1" ||
-// role X || len(cluster) || cluster || D || A || nD || nA): each side proves
+// With Config.SecretKey set, MAC_X = HMAC-SHA256(Kh, "coord zab/tcp v2 handshake"
+// || role X || len(cluster) || cluster || D || A || nD || nA), where Kh =
+// HKDF-SHA256(SecretKey, no salt, info "coord zab/tcp v2 handshake"): each side proves
 // the key over the other side's fresh nonce, the roles differ so a MAC cannot
 // be reflected, and the ids and cluster are bound. A checks the hello (cluster,
 // that D is asking for A, D's id) and D's MAC; D checks that it reached the id
@@ -70,6 +71,38 @@
 // message whose From is not D or whose To is not A. A malformed, oversized,
 // wrong-version or non-batch frame closes the connection with a logged reason;
 // nothing from that frame is delivered.
+//
+// # Encryption
+//
+// With Config.SecretKey set, every frame after the handshake is a KindSealed
+// frame: the KindBatch payload sealed with AES-256-GCM, the frame header as
+// additional data, and a 16-byte tag (SealOverhead) appended. Its key is
+//
+//	HKDF-SHA256(SecretKey, salt nD || nA,
+//	            info "coord zab/tcp v2 frames" || direction || len(cluster) || cluster || D || A)
+//
+// so both sides' fresh nonces make new keys for every connection, and each
+// direction has its own key (only the dialer's is used: the acceptor never
+// writes after the handshake). The 96-bit GCM nonce is the count of frames
+// sealed before on the connection and is not sent; the acceptor counts too,
+// so a frame that was changed, replayed, reordered, dropped or not sealed
+// fails to open (ErrOpen): the connection is closed, nothing of the frame
+// is delivered, and it is counted in Stats.AuthFailures and
+// Stats.BadFrames. The nonces are authenticated by the proofs, so a
+// man-in-the-middle without the key cannot steer the keys. The sender packs
+// at most MaxFrameSize - SealOverhead payload bytes so that a sealed frame
+// stays within MaxFrameSize. Keys come from the SecretKey alone (no
+// Diffie-Hellman): whoever learns the SecretKey can decrypt recorded
+// traffic, so there is no forward secrecy.
+//
+// coord derives memberlist's gossip key from the same SecretKey with
+// another label (internal/gossip), so gossip and replication share no key.
+// Compatibility: older coord (label "coord zab/tcp v1") used the SecretKey
+// itself for the proofs and sent frames in the clear; a keyed older node and
+// a keyed newer node refuse each other's proofs (ErrAuth). The frame header
+// Version is unchanged. Without a key nothing changed: the
+// handshake is as before and frames are plain KindBatch frames that anyone
+// on the path can read.
 //
 // # Goroutines
 //

@@ -39,6 +39,9 @@ const (
 	KindAccept  Kind = 4 // acceptor → dialer: handshake done (empty payload)
 	KindRefuse  Kind = 5 // either way during the handshake: reason, then close
 	KindBatch   Kind = 6 // dialer → acceptor: msgpack array of zab.Message
+	// KindSealed is a KindBatch payload sealed with AES-256-GCM, dialer →
+	// acceptor, the only kind after a handshake with a secret key.
+	KindSealed Kind = 7
 )
 
 // String names the kind for logs.
@@ -56,11 +59,13 @@ func (k Kind) String() string {
 		return "refuse"
 	case KindBatch:
 		return "batch"
+	case KindSealed:
+		return "sealed"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) known() bool { return k >= KindHello && k <= KindBatch }
+func (k Kind) known() bool { return k >= KindHello && k <= KindSealed }
 
 // Codec errors, comparable with errors.Is. Every decode failure wraps one of
 // them.

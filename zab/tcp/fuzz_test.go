@@ -171,7 +171,7 @@ func FuzzHandshakeAccept(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, key := range [][]byte{nil, []byte(key1)} {
 			h := handshaker{id: 1, cluster: "coord", key: key, rand: zeroReader{}}
-			id, err := h.accept(bytes.NewReader(data), &bytes.Buffer{})
+			id, _, err := h.accept(bytes.NewReader(data), &bytes.Buffer{})
 			if err == nil && (id == 0 || id == 1) {
 				t.Fatalf("accepted invalid dialer id %d", id)
 			}
@@ -192,7 +192,7 @@ func FuzzHandshakeDial(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, key := range [][]byte{nil, []byte(key1)} {
 			h := handshaker{id: 1, cluster: "coord", key: key, rand: zeroReader{}}
-			err := h.dial(bytes.NewReader(data), &bytes.Buffer{}, 2)
+			_, err := h.dial(bytes.NewReader(data), &bytes.Buffer{}, 2)
 			if err == nil && key != nil {
 				t.Fatal("dialer accepted a keyed handshake from fuzz input")
 			}

@@ -100,7 +100,7 @@ type refusal struct {
 type handshaker struct {
 	id      zab.PeerID
 	cluster string
-	key     []byte    // nil: no authentication, hello only
+	key     []byte    // the secret key; nil: no authentication, hello only, plain frames
 	rand    io.Reader // crypto/rand.Reader in production
 	// instance identifies this process in its hellos (see hello.Instance).
 	instance uint64
@@ -113,15 +113,15 @@ const (
 	roleDialer   = 'D'
 )
 
-// proof is HMAC-SHA256(key, label || role || len(cluster) || cluster ||
-// dialer id || acceptor id || dialer nonce || acceptor nonce). Both nonces
-// are fresh, so a recorded handshake cannot be replayed; the ids and the
-// cluster name are bound, so a proof for one pair or cluster is useless for
-// another.
-func proof(key []byte, role byte, cluster string, dialer, acceptor zab.PeerID, nd, na []byte) []byte {
-	m := hmac.New(sha256.New, key)
+// proof is HMAC-SHA256(handshakeKey(secret), label || role || len(cluster)
+// || cluster || dialer id || acceptor id || dialer nonce || acceptor nonce).
+// Both nonces are fresh, so a recorded handshake cannot be replayed; the ids
+// and the cluster name are bound, so a proof for one pair or cluster is
+// useless for another.
+func proof(secret []byte, role byte, cluster string, dialer, acceptor zab.PeerID, nd, na []byte) []byte {
+	m := hmac.New(sha256.New, handshakeKey(secret))
 	var b [8]byte
-	m.Write([]byte("coord zab/tcp v1"))
+	m.Write([]byte(labelHandshake))
 	m.Write([]byte{role})
 	binary.BigEndian.PutUint32(b[:4], uint32(len(cluster)))
 	m.Write(b[:4])
@@ -189,92 +189,101 @@ func readHandshakeFrame(r io.Reader, want Kind, v any) error {
 }
 
 // dial runs the dialer's side of the handshake on a fresh connection to the
-// peer expected to be want. It returns nil once the acceptor has proved itself
-// (with a key) and accepted us; only then may KindBatch frames follow.
+// peer expected to be want. It returns once the acceptor has proved itself
+// (with a key) and accepted us; only then may message frames follow. With a
+// key it returns the sealer of this connection's frames (nil without: frames
+// go in the clear).
 //
 //	dialer                                   acceptor
 //	hello{cluster, D, A, nD, auth}   ──►
 //	                                 ◄──     welcome{A, nA, auth, MAC_A}   (or refuse)
 //	auth{MAC_D}                      ──►
 //	                                 ◄──     accept{}                      (or refuse)
-func (h *handshaker) dial(r io.Reader, w io.Writer, want zab.PeerID) error {
+func (h *handshaker) dial(r io.Reader, w io.Writer, want zab.PeerID) (*frameAEAD, error) {
 	nd, err := h.nonce()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hi := hello{Cluster: h.cluster, From: uint64(h.id), To: uint64(want), Nonce: nd, Auth: h.key != nil,
 		Instance: h.instance}
 	if err := writeFrame(w, KindHello, &hi); err != nil {
-		return fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
+		return nil, fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
 	}
 	var wl welcome
 	if err := readHandshakeFrame(r, KindWelcome, &wl); err != nil {
-		return err
+		return nil, err
 	}
 	if zab.PeerID(wl.From) != want {
-		return refuse(w, fmt.Errorf("%w: reached peer %d, expected %d", ErrHandshake, wl.From, want))
+		return nil, refuse(w, fmt.Errorf("%w: reached peer %d, expected %d", ErrHandshake, wl.From, want))
 	}
 	if len(wl.Nonce) != nonceSize {
-		return refuse(w, fmt.Errorf("%w: acceptor nonce of %d bytes", ErrHandshake, len(wl.Nonce)))
+		return nil, refuse(w, fmt.Errorf("%w: acceptor nonce of %d bytes", ErrHandshake, len(wl.Nonce)))
 	}
 	var ap authProof
 	if h.key != nil {
 		if !wl.Auth {
-			return refuse(w, fmt.Errorf("%w: peer %d has no secret key", ErrAuth, want))
+			return nil, refuse(w, fmt.Errorf("%w: peer %d has no secret key", ErrAuth, want))
 		}
 		exp := proof(h.key, roleAcceptor, h.cluster, h.id, want, nd, wl.Nonce)
 		if !hmac.Equal(exp, wl.MAC) {
-			return refuse(w, fmt.Errorf("%w: peer %d did not prove the secret key", ErrAuth, want))
+			return nil, refuse(w, fmt.Errorf("%w: peer %d did not prove the secret key", ErrAuth, want))
 		}
 		ap.MAC = proof(h.key, roleDialer, h.cluster, h.id, want, nd, wl.Nonce)
 	} else if wl.Auth {
-		return refuse(w, fmt.Errorf("%w: peer %d requires a secret key and we have none", ErrAuth, want))
+		return nil, refuse(w, fmt.Errorf("%w: peer %d requires a secret key and we have none", ErrAuth, want))
 	}
 	if err := writeFrame(w, KindAuth, &ap); err != nil {
-		return fmt.Errorf("%w: writing auth: %w", ErrHandshake, err)
+		return nil, fmt.Errorf("%w: writing auth: %w", ErrHandshake, err)
 	}
-	return readHandshakeFrame(r, KindAccept, nil)
+	if err := readHandshakeFrame(r, KindAccept, nil); err != nil {
+		return nil, err
+	}
+	if h.key == nil {
+		return nil, nil
+	}
+	return newFrameAEAD(frameKey(h.key, dirDialer, h.cluster, h.id, want, nd, wl.Nonce))
 }
 
 // accept runs the acceptor's side of the handshake and returns the
-// authenticated id of the dialer. No KindBatch frame is read before it
-// returns successfully.
-func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, error) {
+// authenticated id of the dialer and, with a key, the opener of the frames
+// it will send (nil without: frames come in the clear). No message frame is
+// read before it returns successfully.
+func (h *handshaker) accept(r io.Reader, w io.Writer) (zab.PeerID, *frameAEAD, error) {
 	return h.acceptWith(r, w, nil)
 }
 
 // acceptWith is accept with a last check: admit, if set, may refuse the
 // authenticated dialer (id and hello.Instance) before it is accepted.
-func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID, uint64) error) (zab.PeerID, error) {
+func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID, uint64) error) (zab.PeerID, *frameAEAD, error) {
 	var hi hello
 	if err := readHandshakeFrame(r, KindHello, &hi); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	from := zab.PeerID(hi.From)
 	switch {
 	case hi.Cluster != h.cluster:
-		return 0, refuse(w, fmt.Errorf("%w: dialer %d is in cluster %q, not ours", ErrHandshake, from, hi.Cluster))
+		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d is in cluster %q, not ours", ErrHandshake, from, hi.Cluster))
 	case zab.PeerID(hi.To) != h.id:
-		return 0, refuse(w, fmt.Errorf("%w: dialer %d wants peer %d, this is %d", ErrHandshake, from, hi.To, h.id))
+		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d wants peer %d, this is %d", ErrHandshake, from, hi.To, h.id))
 	case from == 0 || from == h.id:
-		return 0, refuse(w, fmt.Errorf("%w: invalid dialer id %d", ErrHandshake, from))
+		return 0, nil, refuse(w, fmt.Errorf("%w: invalid dialer id %d", ErrHandshake, from))
 	case len(hi.Nonce) != nonceSize:
-		return 0, refuse(w, fmt.Errorf("%w: dialer nonce of %d bytes", ErrHandshake, len(hi.Nonce)))
+		return 0, nil, refuse(w, fmt.Errorf("%w: dialer nonce of %d bytes", ErrHandshake, len(hi.Nonce)))
 	case h.key != nil && !hi.Auth:
-		return 0, refuse(w, fmt.Errorf("%w: dialer %d has no secret key", ErrAuth, from))
+		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d has no secret key", ErrAuth, from))
 	case h.key == nil && hi.Auth:
-		return 0, refuse(w, fmt.Errorf("%w: dialer %d uses a secret key and we have none", ErrAuth, from))
+		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d uses a secret key and we have none", ErrAuth, from))
 	}
 	na, err := h.nonce()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	wl := welcome{From: uint64(h.id), Nonce: na, Auth: h.key != nil}
 	if h.key != nil {
 		wl.MAC = proof(h.key, roleAcceptor, h.cluster, from, h.id, hi.Nonce, na)
 	}
 	if err := writeFrame(w, KindWelcome, &wl); err != nil {
-		return 0, fmt.Errorf("%w: writing welcome: %w", ErrHandshake, err)
+		return 0, nil, fmt.Errorf("%w: writing welcome: %w", ErrHandshake, err)
 	}
 	var ap authProof
 	if err := readHandshakeFrame(r, KindAuth, &ap); err != nil {
@@ -282,25 +291,32 @@ func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID,
 			// The dialer checked our welcome, which names the peer it
 			// asked for with a well-formed nonce: it refused our proof of
 			// the key (or its absence), so the keys differ.
-			return 0, fmt.Errorf("%w: dialer %d refused our key proof: %w", ErrAuth, from, err)
+			return 0, nil, fmt.Errorf("%w: dialer %d refused our key proof: %w", ErrAuth, from, err)
 		}
-		return 0, err
+		return 0, nil, err
 	}
 	if h.key != nil {
 		exp := proof(h.key, roleDialer, h.cluster, from, h.id, hi.Nonce, na)
 		if !hmac.Equal(exp, ap.MAC) {
-			return 0, refuse(w, fmt.Errorf("%w: dialer %d did not prove the secret key", ErrAuth, from))
+			return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d did not prove the secret key", ErrAuth, from))
 		}
 	} else if len(ap.MAC) != 0 {
-		return 0, refuse(w, fmt.Errorf("%w: unexpected MAC from dialer %d", ErrAuth, from))
+		return 0, nil, refuse(w, fmt.Errorf("%w: unexpected MAC from dialer %d", ErrAuth, from))
 	}
 	if admit != nil {
 		if err := admit(from, hi.Instance); err != nil {
-			return 0, refuse(w, err)
+			return 0, nil, refuse(w, err)
 		}
 	}
 	if err := writeFrame(w, KindAccept, nil); err != nil {
-		return 0, fmt.Errorf("%w: writing accept: %w", ErrHandshake, err)
+		return 0, nil, fmt.Errorf("%w: writing accept: %w", ErrHandshake, err)
 	}
-	return from, nil
+	if h.key == nil {
+		return from, nil, nil
+	}
+	f, err := newFrameAEAD(frameKey(h.key, dirDialer, h.cluster, from, h.id, hi.Nonce, na))
+	if err != nil {
+		return 0, nil, err
+	}
+	return from, f, nil
 }

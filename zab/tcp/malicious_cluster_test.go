@@ -221,8 +221,9 @@ func (c *hostileCluster) verify(maxEpoch uint32) {
 func (c *hostileCluster) as(id, to zab.PeerID) net.Conn {
 	conn := rawClient(c.t, c.nodes[to].tr)
 	h := hsr(id, c.nodes[to].tr.cfg.Cluster, key1)
-	require.NoError(c.t, h.dial(conn, conn, to))
-	return conn
+	f, err := h.dial(conn, conn, to)
+	require.NoError(c.t, err)
+	return sealing(conn, f)
 }
 
 // tapTransport is what a Node gets: the real Transport, with every
@@ -308,7 +309,7 @@ func (c *hostileCluster) sendRaw(id, to zab.PeerID, b []byte, closeWrite bool) {
 	_, err := conn.Write(b)
 	require.NoError(c.t, err)
 	if closeWrite {
-		require.NoError(c.t, conn.(*net.TCPConn).CloseWrite())
+		halfClose(c.t, conn)
 	}
 	requireClosedByServer(c.t, conn)
 	_ = conn.Close()
@@ -462,7 +463,8 @@ func TestHostilePeerAgainstEnsemble(t *testing.T) {
 					before := tr.Stats().HandshakeFailures
 					conn := rawClient(c.t, tr)
 					h := hsr(claim, tr.cfg.Cluster, key)
-					require.Error(c.t, h.dial(conn, conn, to))
+					_, err := h.dial(conn, conn, to)
+					require.Error(c.t, err)
 					// Push a batch anyway, as if the handshake had passed.
 					_, _ = conn.Write(batchFrame(c.t, zab.Message{Type: zab.MsgCommit, From: claim, To: to, Epoch: e, Zxid: never}))
 					requireClosedByServer(c.t, conn)

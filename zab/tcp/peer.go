@@ -108,6 +108,7 @@ func (p *peer) setConn(c net.Conn) bool {
 // outConn is an established, authenticated outbound connection.
 type outConn struct {
 	net.Conn
+	seal *frameAEAD // nil without a secret key: frames go in the clear
 	gen  uint64
 	dead chan struct{} // closed by the watcher when the acceptor closed its end
 }
@@ -116,7 +117,12 @@ type outConn struct {
 // and writes them in batches, one frame (one write) per batch.
 func (p *peer) run() {
 	defer p.t.wg.Done()
-	enc := NewBatchEncoder(p.t.cfg.MaxFrameSize)
+	maxPayload := p.t.cfg.MaxFrameSize
+	if p.t.hs.key != nil {
+		// Room for the tag: a sealed payload stays within MaxFrameSize.
+		maxPayload -= SealOverhead
+	}
+	enc := NewBatchEncoder(maxPayload)
 	batch := make([]zab.Message, 0, p.t.cfg.MaxBatch)
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])
@@ -250,6 +256,12 @@ func (p *peer) write(conn *outConn, enc *BatchEncoder, batch []zab.Message) erro
 			batch = batch[1:]
 			continue
 		}
+		if conn.seal != nil {
+			if frame, err = conn.seal.seal(frame); err != nil {
+				p.drop(len(batch))
+				return err
+			}
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
 		if _, err := conn.Write(frame); err != nil {
 			p.drop(len(batch))
@@ -298,14 +310,15 @@ func (p *peer) connect(addr string, gen uint64) (*outConn, error) {
 		return nil, p.ctx.Err()
 	}
 	_ = c.SetDeadline(time.Now().Add(p.t.cfg.HandshakeTimeout))
-	if err := p.t.hs.dial(c, c, p.id); err != nil {
+	seal, err := p.t.hs.dial(c, c, p.id)
+	if err != nil {
 		p.dialFailures.Add(1)
 		p.t.st.handshakeFailed(err)
 		_ = c.Close()
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	oc := &outConn{Conn: c, gen: gen, dead: make(chan struct{})}
+	oc := &outConn{Conn: c, seal: seal, gen: gen, dead: make(chan struct{})}
 	p.t.wg.Add(1)
 	go p.watch(oc)
 	return oc, nil

@@ -44,13 +44,16 @@ type Stats struct {
 	HandshakeFailures uint64
 	// AuthFailures counts the handshakes among those that failed
 	// authentication (ErrAuth): the other end did not prove the secret
-	// key, or only one side has a key.
+	// key, or only one side has a key; and, with a key, inbound frames
+	// that failed to open (ErrOpen: tampered, replayed, reordered, sealed
+	// with another key, or not sealed), each of which closed its
+	// connection (and is counted in BadFrames too).
 	AuthFailures uint64
 	// DuplicateIDs counts inbound handshakes refused because another live
 	// process holds a connection under the same id (ErrDuplicateID).
 	DuplicateIDs uint64
 	// BadFrames counts inbound connections closed for a malformed, oversized,
-	// wrong-version or unexpected frame.
+	// wrong-version, unexpected or (with a key) unopenable frame.
 	BadFrames uint64
 
 	// InboundConns is the number of accepted connections now open

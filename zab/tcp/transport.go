@@ -302,7 +302,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 
 	_ = ic.conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	br := bufio.NewReaderSize(ic.conn, 64<<10)
-	id, err := t.hs.acceptWith(br, ic.conn, func(id zab.PeerID, instance uint64) error {
+	id, open, err := t.hs.acceptWith(br, ic.conn, func(id zab.PeerID, instance uint64) error {
 		ic.instance = instance
 		return t.admit(id, instance, remote)
 	})
@@ -364,7 +364,17 @@ func (t *Transport) serveInbound(ic *inConn) {
 			}
 			return
 		}
-		if h.Kind != KindBatch {
+		if open != nil {
+			// With a key every frame is sealed; one that does not open
+			// (tampered, replayed, reordered, dropped, plain) ends the
+			// connection.
+			if payload, err = open.open(h, payload); err != nil {
+				t.st.badFrames.Add(1)
+				t.st.authFailures.Add(1)
+				log.Warn("closing inbound connection", "reason", err)
+				return
+			}
+		} else if h.Kind != KindBatch {
 			t.st.badFrames.Add(1)
 			log.Warn("closing inbound connection", "reason", "unexpected "+h.Kind.String()+" frame")
 			return
@@ -377,7 +387,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 		}
 		ic.heard.Store(time.Now().UnixNano())
 		t.st.framesRecv.Add(1)
-		t.st.bytesRecv.Add(uint64(HeaderSize + len(payload)))
+		t.st.bytesRecv.Add(uint64(HeaderSize + int(h.Length)))
 		for _, m := range msgs {
 			if m.From != id || m.To != t.cfg.ID {
 				t.st.forgedDrops.Add(1)

@@ -132,7 +132,7 @@ func NewCollector(n *coord.Node) *Collector {
 	tr("queue_full", "Replication messages refused for a full send queue.", func(t *coord.TransportStats) uint64 { return t.QueueFull })
 	tr("send_drops", "Replication messages accepted for sending and then lost.", func(t *coord.TransportStats) uint64 { return t.SendDrops })
 	tr("handshake_failures", "Failed replication connection handshakes, inbound and outbound.", func(t *coord.TransportStats) uint64 { return t.HandshakeFailures })
-	tr("auth_failures", "Replication handshakes that failed authentication (SecretKey).", func(t *coord.TransportStats) uint64 { return t.AuthFailures })
+	tr("auth_failures", "Replication handshakes that failed authentication (SecretKey), and encrypted frames that failed to open.", func(t *coord.TransportStats) uint64 { return t.AuthFailures })
 	tr("duplicate_ids", "Replication handshakes refused because another live process uses the dialer's node id.", func(t *coord.TransportStats) uint64 { return t.DuplicateIDs })
 	tr("bad_frames", "Replication connections closed for a malformed frame.", func(t *coord.TransportStats) uint64 { return t.BadFrames })
 	tr("forged_drops", "Replication messages dropped for a forged sender or recipient.", func(t *coord.TransportStats) uint64 { return t.ForgedDrops })
