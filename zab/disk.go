@@ -1,6 +1,7 @@
 package zab
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -312,6 +313,15 @@ func (d *diskLog) persist(ents []Entry, hs HardState) error {
 	if hs.IsEmpty() {
 		return nil
 	}
+	if hs.CurrentEpoch < d.hs.CurrentEpoch && d.syncMark < d.hs.CurrentEpoch {
+		// currentEpoch goes back (to zero: Peer.Resync) while the log
+		// still holds its history: the synchronisation marker keeps that
+		// state readable until the log is wiped or synced again.
+		if err := wal.WriteEpoch(d.dir, wal.SyncEpochFile, d.hs.CurrentEpoch); err != nil {
+			return err
+		}
+		d.syncMark = d.hs.CurrentEpoch
+	}
 	// acceptedEpoch first: currentEpoch never exceeds it on disk.
 	if hs.AcceptedEpoch != d.hs.AcceptedEpoch {
 		if err := wal.WriteEpoch(d.dir, wal.AcceptedEpochFile, hs.AcceptedEpoch); err != nil {
@@ -373,6 +383,26 @@ func (d *diskLog) saveSNAP(s Snapshot) error {
 // resetLog is installSnapshot's second step: an empty log based at the
 // snapshot.
 func (d *diskLog) resetLog(base Zxid) error { return d.wal.Reset(uint64(base)) }
+
+// wipe drops the whole history (Ready.Reset): the log's records and base
+// first, then every snapshot, newest first, so that a crash midway leaves
+// a log with the snapshot it needs (or nothing at all).
+func (d *diskLog) wipe() error {
+	if err := d.wal.Wipe(); err != nil {
+		return err
+	}
+	list, err := d.snaps.List()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(list, func(a, b wal.SnapshotInfo) int { return cmp.Compare(b.Zxid, a.Zxid) })
+	for _, in := range list {
+		if err := d.snaps.Remove(in.Zxid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("zab: removing snapshot %s: %w", in.Path, err)
+		}
+	}
+	return nil
+}
 
 // saveSnapshot stores a snapshot taken locally and purges what the retained
 // snapshots no longer need. It runs on the snapshotter goroutine.

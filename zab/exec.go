@@ -32,6 +32,10 @@ type LogWriter interface {
 	Append(ents []Entry) error
 	// SetHardState records the epochs, acceptedEpoch before currentEpoch.
 	SetHardState(hs HardState) error
+	// Wipe drops every entry and every snapshot: the log starts again from
+	// zero, as a new node's (Ready.Reset; the zeroed currentEpoch is durable
+	// before it).
+	Wipe() error
 }
 
 // Applier is what a Ready's snapshot and committed entries go to: the state
@@ -40,7 +44,8 @@ type Applier interface {
 	// Apply applies a committed entry (never a configuration entry) and
 	// returns its response for the entry's proposer.
 	Apply(e Entry) any
-	// Restore replaces the whole state with a snapshot.
+	// Restore replaces the whole state with a snapshot. The zero Snapshot
+	// (Ready.Reset) empties the state.
 	Restore(s Snapshot) error
 }
 
@@ -142,6 +147,16 @@ func (x *Executor) send(m Message) {
 // epochs.
 func (x *Executor) Persist(rd Ready) error {
 	l := x.cfg.Log
+	if rd.Reset {
+		// currentEpoch zero is durable before anything is dropped: from
+		// then on this peer counts as an empty voter (Peer.Resync).
+		if err := l.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+		if err := l.Wipe(); err != nil {
+			return err
+		}
+	}
 	if s := rd.Snapshot; s != nil {
 		if err := l.SaveSnapshot(*s); err != nil {
 			return err
@@ -182,6 +197,12 @@ func (x *Executor) Finish(rd Ready) error {
 	}
 	x.early = false
 	var err error
+	if rd.Reset {
+		if rerr := x.cfg.StateMachine.Restore(Snapshot{}); rerr != nil {
+			err = fmt.Errorf("zab: emptying the state machine: %w", rerr)
+		}
+		x.applied = 0
+	}
 	if s := rd.Snapshot; s != nil {
 		if rerr := x.cfg.StateMachine.Restore(*s); rerr != nil {
 			err = fmt.Errorf("zab: restoring snapshot %v: %w", s.Zxid, rerr)
@@ -282,6 +303,15 @@ func (l nodeLog) Append(ents []Entry) error {
 		}
 	}
 	return l.mem.Append(ents)
+}
+
+func (l nodeLog) Wipe() error {
+	if l.disk != nil {
+		if err := l.disk.wipe(); err != nil {
+			return err
+		}
+	}
+	return l.mem.Wipe()
 }
 
 func (l nodeLog) SetHardState(hs HardState) error {

@@ -41,6 +41,45 @@ type learnerInfo struct {
 	// fwd is what it forwarded, per incarnation of the learner (request
 	// ids increase only within one), most recently heard last.
 	fwd []*fwdSession
+	// inc is the learner's incarnation as its last FOLLOWERINFO gave it
+	// (zero: not sent), and retired the ones it replaced: a learner that
+	// restarted or threw its history away (Peer.Resync) vouches for
+	// nothing an earlier incarnation acknowledged.
+	inc     uint64
+	retired []uint64
+}
+
+// maxRetired bounds the replaced incarnations a leader remembers per
+// learner.
+const maxRetired = 4
+
+// newIncarnation takes in the incarnation a FOLLOWERINFO carries. It
+// reports false for a retired one (a stale message). An empty learner in a
+// new incarnation is counted again only once it acknowledged NEWLEADER.
+func (li *learnerInfo) newIncarnation(m Message, history bool) bool {
+	if m.Inc == 0 || m.Inc == li.inc {
+		return true
+	}
+	if slices.Contains(li.retired, m.Inc) {
+		return false
+	}
+	if li.inc != 0 {
+		if len(li.retired) == maxRetired {
+			li.retired = li.retired[1:]
+		}
+		li.retired = append(li.retired, li.inc)
+	}
+	li.inc = m.Inc
+	if history && m.Current == 0 {
+		li.nlAcked, li.acked = false, 0
+	}
+	return true
+}
+
+// staleAck reports whether an acknowledgement comes from an incarnation of
+// the learner other than the current one.
+func (li *learnerInfo) staleAck(m Message) bool {
+	return m.Inc != 0 && li.inc != 0 && m.Inc != li.inc
 }
 
 // fwdSession is what a leader remembers of the requests one incarnation
@@ -558,6 +597,9 @@ func (p *Peer) stepLeader(m Message) {
 			return
 		}
 		li := p.learner(m.From)
+		if !li.newIncarnation(m, l.history) {
+			return // an incarnation it left
+		}
 		// Our configuration decides, not the learner's (it may be stale:
 		// a voter that does not know yet it was added must count).
 		if obs := !p.voters.Contains(m.From); obs != li.observer {
@@ -619,7 +661,7 @@ func (p *Peer) stepLeader(m Message) {
 			p.leaderCheckAckQuorum()
 		}
 	case MsgAck:
-		if !li.syncing {
+		if !li.syncing || li.staleAck(m) {
 			return
 		}
 		// Never credit more than we sent it: an acknowledgement beyond

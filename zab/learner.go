@@ -44,7 +44,7 @@ func (p *Peer) becomeLearner(leader PeerID) {
 func (p *Peer) sendFollowerInfo() {
 	p.lrn.lastRetry = p.now
 	p.send(Message{Type: MsgFollowerInfo, To: p.leader, Epoch: p.hs.AcceptedEpoch, Zxid: p.log.last(),
-		Round: p.el.round, Observer: p.isObserver(), Current: p.hs.CurrentEpoch, Cluster: p.hs.ClusterID, Member: p.hs.Member, Fixed: p.hs.Fixed})
+		Round: p.el.round, Observer: p.isObserver(), Current: p.hs.CurrentEpoch, Cluster: p.hs.ClusterID, Member: p.hs.Member, Fixed: p.hs.Fixed, Inc: p.inc})
 }
 
 func (p *Peer) sendAckEpoch() {
@@ -134,7 +134,7 @@ func (p *Peer) tickLearner() {
 		// acknowledgement (of NEWLEADER and of what we hold) in case the
 		// last one was lost: commits must not wait for the next proposal.
 		lr.lastPong = p.now
-		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true})
+		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true, Inc: p.inc})
 	}
 	if !lr.serving {
 		return
@@ -393,7 +393,7 @@ func (p *Peer) checkNewLeader() {
 	lr.lastProgress = p.now
 	p.setCurrent(p.epoch)
 	p.setMember()
-	p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true})
+	p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true, Inc: p.inc})
 }
 
 func (p *Peer) learnerCommit(c Zxid) {
@@ -412,7 +412,7 @@ func (p *Peer) learnerFlush() {
 	lr := p.lrn
 	if lr.ackDue {
 		lr.ackDue = false
-		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last()})
+		p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), Inc: p.inc})
 	}
 	if lr.fwdDue {
 		lr.fwdDue = false

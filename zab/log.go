@@ -13,6 +13,7 @@ import (
 type zlog struct {
 	storage Storage
 
+	wiped     bool // everything durable goes first (Ready.Reset): the log starts from zero
 	snap      *Snapshot
 	truncated bool
 	truncAt   Zxid
@@ -32,6 +33,9 @@ func mustStorage(err error) {
 func (l *zlog) baseLast() Zxid {
 	if l.snap != nil {
 		return l.snap.Zxid
+	}
+	if l.wiped {
+		return 0
 	}
 	if l.truncated {
 		z, err := l.storage.Floor(l.truncAt)
@@ -61,6 +65,9 @@ func (l *zlog) floor(z Zxid) (Zxid, error) {
 			return 0, ErrCompacted
 		}
 		return l.snap.Zxid, nil
+	}
+	if l.wiped {
+		return 0, nil
 	}
 	if l.truncated && z > l.truncAt {
 		z = l.truncAt
@@ -96,7 +103,7 @@ func (l *zlog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 		return nil, nil
 	}
 	var out []Entry
-	if l.snap == nil {
+	if l.snap == nil && !l.wiped {
 		limit := upTo
 		if l.truncated && l.truncAt < limit {
 			limit = l.truncAt
@@ -112,7 +119,7 @@ func (l *zlog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 			}
 			out = es
 		}
-	} else if after < l.snap.Zxid {
+	} else if l.snap != nil && after < l.snap.Zxid {
 		return nil, ErrCompacted
 	}
 	if max > 0 && len(out) >= max {
@@ -139,6 +146,9 @@ func (l *zlog) snapshot() Snapshot {
 	if l.snap != nil {
 		return *l.snap
 	}
+	if l.wiped {
+		return Snapshot{}
+	}
 	s, err := l.storage.Snapshot()
 	mustStorage(err)
 	return s
@@ -163,7 +173,7 @@ func (l *zlog) truncate(z Zxid) bool {
 		return true
 	}
 	l.ents = nil
-	if l.snap != nil {
+	if l.snap != nil || l.wiped {
 		return true
 	}
 	if !l.truncated || z < l.truncAt {
@@ -182,9 +192,17 @@ func (l *zlog) installSnapshot(s Snapshot) {
 	l.applied = s.Zxid
 }
 
-func (l *zlog) hasUnstable() bool { return l.snap != nil || l.truncated || len(l.ents) > 0 }
+// wipe drops the whole log, durable part included (Peer.Resync).
+func (l *zlog) wipe() {
+	l.wiped = true
+	l.snap, l.truncated, l.truncAt, l.ents = nil, false, 0, nil
+	l.committed, l.applied = 0, 0
+}
+
+func (l *zlog) hasUnstable() bool { return l.wiped || l.snap != nil || l.truncated || len(l.ents) > 0 }
 
 func (l *zlog) stable() {
+	l.wiped = false
 	l.snap = nil
 	l.truncated, l.truncAt = false, 0
 	l.ents = nil

@@ -184,8 +184,9 @@ type Message struct {
 	// ReqIDs identify the forwarded writes of MsgPropose and
 	// MsgProposeResp, one per entry.
 	ReqIDs []uint64 `msgpack:"is,omitempty"`
-	// Inc is the sender's incarnation on MsgPropose and MsgReconfig: the
-	// scope of its request ids.
+	// Inc is the sender's incarnation on MsgPropose and MsgReconfig (the
+	// scope of its request ids), and on MsgFollowerInfo and MsgAck (a
+	// leader ignores acknowledgements of an incarnation a learner left).
 	Inc uint64 `msgpack:"in,omitempty"`
 	// Mode is the synchronisation mode of a first sync chunk.
 	Mode SyncMode `msgpack:"m,omitempty"`

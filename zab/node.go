@@ -114,6 +114,7 @@ type Node struct {
 	disk    *diskLog // nil in memory
 	propc   chan *request
 	syncc   chan *request
+	resyncc chan chan error
 	snapc   chan snapDone
 	stopc   chan struct{}
 	done    chan struct{}
@@ -199,6 +200,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		mem:     NewMemoryStorage(),
 		propc:   make(chan *request, 256),
 		syncc:   make(chan *request, 256),
+		resyncc: make(chan chan error),
 		snapc:   make(chan snapDone, 1),
 		stopc:   make(chan struct{}),
 		done:    make(chan struct{}),
@@ -301,6 +303,48 @@ func (n *Node) ProposeConfig(ctx context.Context, cc ConfChange) (Zxid, error) {
 func (n *Node) Sync(ctx context.Context) (Zxid, error) {
 	r, err := n.request(ctx, n.syncc, &request{})
 	return r.zxid, err
+}
+
+// Resync throws away this node's history and synchronises it again from
+// nothing with the leader (see Peer.Resync): for a replica whose state was
+// found to differ from its leader's. It returns once the core has taken it
+// in (the wipe is durable before the node counts again; its progress shows
+// in Status); a leader refuses with ErrResyncLeader. A snapshot being
+// taken is waited for and dropped first, so no image of the old state is
+// saved after the wipe. The state machine is emptied (Restore of the zero
+// Snapshot) before anything of the new history is applied.
+func (n *Node) Resync(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case n.resyncc <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return n.closedErr()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-n.done:
+		return n.closedErr()
+	}
+}
+
+// resync carries out Resync on the driver goroutine.
+func (n *Node) resync() error {
+	if n.peer.SoftState().Role == RoleLeading {
+		return ErrResyncLeader
+	}
+	if n.snapping {
+		n.snapWG.Wait()
+		<-n.snapc // the old state's image: dropped
+		n.snapping = false
+	}
+	if err := n.peer.Resync(); err != nil {
+		return err
+	}
+	n.prevSnap, n.snapFrom = 0, n.exec.Entries()
+	return nil
 }
 
 // request queues req for the driver and waits for its result. A request
@@ -431,6 +475,9 @@ func (n *Node) run() {
 		case sd := <-n.snapc:
 			n.busy.work()
 			n.snapshotTaken(sd)
+		case reply := <-n.resyncc:
+			n.busy.work()
+			reply <- n.resync()
 		}
 		// Take in whatever else is already waiting, so one Ready (one
 		// fsync, one batch of messages) covers it all: the group commit.

@@ -1,6 +1,7 @@
 package zab
 
 import (
+	"errors"
 	"fmt"
 	"github.com/coord-dev/coord/zab/internal/plant"
 	"log/slog"
@@ -73,12 +74,13 @@ type SyncResult struct {
 
 // Ready is the work a Peer hands to its driver. The driver must, in order:
 //
-//  1. persist, in one durable write (the group commit): Snapshot (replace the
+//  1. persist, in one durable write (the group commit): if Reset, HardState
+//     then the whole log and every snapshot dropped; Snapshot (replace the
 //     log), then Truncate (drop entries after TruncateAfter), then append
 //     Entries, then HardState if not empty;
 //  2. send Messages (only now: they may acknowledge what step 1 persisted);
-//  3. restore the state machine from Snapshot if set, then apply
-//     CommittedEntries in order;
+//  3. empty the state machine if Reset, restore it from Snapshot if set,
+//     then apply CommittedEntries in order;
 //  4. report Proposals and Syncs to their callers (they refer to entries
 //     applied in step 3 or earlier);
 //  5. call Advance.
@@ -89,6 +91,11 @@ type Ready struct {
 	SoftState SoftState
 	// HardState is the epochs to persist; zero if unchanged.
 	HardState HardState
+	// Reset (Peer.Resync) asks to drop the whole durable history and the
+	// state machine's state: HardState (currentEpoch zero) is durable
+	// first, then every entry and snapshot goes (LogWriter.Wipe) and the
+	// state machine restores the zero Snapshot.
+	Reset bool
 	// Snapshot, if set, replaces the whole log and state machine (SNAP).
 	Snapshot *Snapshot
 	// Truncate asks to drop every log entry after TruncateAfter (TRUNC).
@@ -243,6 +250,10 @@ func NewPeer(cfg Config) (*Peer, error) {
 		p.log.committed, p.log.applied = cfg.Applied, cfg.Applied
 	}
 	p.stableLast = p.log.last()
+	// A member without a current epoch threw its history away (Resync)
+	// and restarted before a leader synced it: it still knows the
+	// cluster has members.
+	p.sawHistory = p.hs.Member && p.empty()
 	if err := p.initConfig(snap); err != nil {
 		return nil, err
 	}
@@ -356,6 +367,72 @@ func (p *Peer) noteSender(m Message) bool {
 		}
 	}
 	return true
+}
+
+// ErrResyncLeader is returned by Resync on a leader: it has nobody to
+// synchronise from.
+var ErrResyncLeader = errors.New("zab: a leader cannot resynchronise")
+
+// Resync throws away this peer's whole history (its log, its snapshot and,
+// through Ready.Reset, the state machine's state) and has it synchronise
+// again from nothing with an established leader, as a new learner whose
+// log cannot be diffed: the leader sends a SNAP, or every entry if its log
+// still starts at zero. It is for a replica found to differ from its
+// leader (the application's digest check): what it holds cannot be
+// trusted, so nothing of it is diffed against.
+//
+// It is safe for a voter, by the lost-disk rule: currentEpoch becomes zero
+// and is durable before anything is dropped, so until an established
+// leader has synced it again the peer neither stands nor counts (its votes
+// and acknowledgements count for nothing at members, see unsynced and
+// counts), and it never vouches for zxids it no longer holds. Requests
+// waiting here fail (writes with ErrOutcomeUnknown). The peer starts
+// looking for the leader at once, under a new incarnation (Config.
+// Incarnation + 1) so that its acknowledgements from before cannot be
+// taken for new ones. A leader refuses with ErrResyncLeader, a peer that
+// does not serve an established leader with ErrNoLeader.
+//
+// Like lost disks, resynchronisations must not overlap on a quorum: an
+// empty voter counts for nothing, so while a majority of the voters is
+// empty (resyncing, or never synced), no leader can be established to sync
+// them, and an operator must bring back a voter that still holds the
+// history.
+func (p *Peer) Resync() error {
+	p.mustNotBeInReady()
+	if p.role == RoleLeading {
+		return ErrResyncLeader
+	}
+	if p.lrn == nil || !p.lrn.serving {
+		// Only with an established leader to sync from at hand: an empty
+		// voter counts for nothing until one has synced it.
+		return ErrNoLeader
+	}
+	p.logger.Warn("zab: throwing away this peer's history to resynchronise from the leader",
+		"last", p.log.last(), "current_epoch", p.hs.CurrentEpoch)
+	p.failForwarded()
+	for _, w := range p.waiting {
+		p.props = append(p.props, ProposalResult{ID: w.id, Zxid: w.zxid, Err: ErrOutcomeUnknown})
+	}
+	p.waiting = nil
+	for _, r := range p.readWait {
+		p.syncs = append(p.syncs, SyncResult{ID: r.id, Err: ErrLeaderLost})
+	}
+	p.readWait = nil
+	p.log.wipe()
+	p.snapApplied, p.stableLast = 0, 0
+	p.setCurrent(0)
+	p.hsDirty = true // Ready.Reset persists HardState first, changed or not
+	p.sawHistory = true
+	// The configuration in force stays this peer's guess until a leader's
+	// synchronisation says which one it is.
+	p.confs = []confAt{{zxid: 0, voters: sortedIDs(p.voters.IDs())}}
+	p.confGuess = true
+	p.inc++
+	if p.inc == 0 {
+		p.inc = 1
+	}
+	p.becomeLooking()
+	return nil
 }
 
 // counts reports whether a vote or acknowledgement from a voter whose
@@ -514,7 +591,7 @@ func (p *Peer) HasReady() bool {
 func (p *Peer) Ready() Ready {
 	p.mustNotBeInReady()
 	p.flush()
-	rd := Ready{SoftState: p.SoftState(), Entries: p.log.ents, Messages: p.msgs}
+	rd := Ready{SoftState: p.SoftState(), Entries: p.log.ents, Messages: p.msgs, Reset: p.log.wiped}
 	if p.hsDirty {
 		rd.HardState = p.hs
 	}

@@ -205,6 +205,15 @@ func (s *MemoryStorage) ResetLog(base Zxid) error {
 	return nil
 }
 
+// Wipe drops every entry and the snapshot: the log starts again from zero
+// (LogWriter, Ready.Reset).
+func (s *MemoryStorage) Wipe() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap, s.base, s.ents = Snapshot{}, 0, nil
+	return nil
+}
+
 // RecoverSnapshot completes, at start-up, a SNAP whose installation a crash
 // cut between SaveSnapshot and ResetLog (the snapshot lies beyond the last
 // entry): the log is dropped, as the data directory's recovery does. It

@@ -101,3 +101,30 @@ func (l *Log) Reset(base uint64) error {
 	}
 	return l.TruncateAfter(0)
 }
+
+// Wipe durably empties the log and forgets its base, so that it starts
+// again from zero like a new node's: for a replica that throws its state
+// away to synchronise afresh. The records go first, then the base (a crash
+// between the two leaves an empty log that still needs a snapshot at or
+// after its base, which the snapshots not yet removed provide).
+func (l *Log) Wipe() error {
+	if err := l.TruncateAfter(0); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if l.base == 0 {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(l.dir, BaseFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return l.fail(fmt.Errorf("wal: removing %s: %w", BaseFile, err))
+	}
+	if err := syncDir(l.dir); err != nil {
+		return l.fail(err)
+	}
+	l.base = 0
+	return nil
+}

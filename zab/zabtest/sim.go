@@ -426,7 +426,7 @@ func (s *Sim) process(n *SimNode) {
 
 // persists reports whether rd writes anything durable (an fsync).
 func persists(rd zab.Ready) bool {
-	return rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
+	return rd.Reset || rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
 }
 
 // finish carries out rd after SendEarly: the write, then the rest
@@ -471,6 +471,11 @@ func (a simApplier) Apply(e zab.Entry) any {
 }
 
 func (a simApplier) Restore(snap zab.Snapshot) error {
+	if snap.Zxid == 0 && len(snap.Data) == 0 {
+		// Emptied (zab.Ready.Reset): the history is applied again from nothing.
+		a.n.SM, a.n.lastChecked, a.n.prevSnap, a.n.lastSnap = SimStateMachine{}, 0, 0, 0
+		return nil
+	}
 	a.n.SM = decodeSM(snap.Data)
 	a.s.check(a.n, snap.Zxid, a.n.SM.Digest)
 	return nil
@@ -568,12 +573,15 @@ func (s *Sim) tear(n *SimNode, rd zab.Ready, f diskFault) {
 }
 
 // records counts the records persisting rd writes, in the executor's order:
-// snapshot, emptied log, truncation, each entry, acceptedEpoch,
-// currentEpoch.
+// for a reset the epochs then the wipe; snapshot, emptied log, truncation,
+// each entry, acceptedEpoch, currentEpoch.
 func (s *Sim) records(n *SimNode, rd zab.Ready) int {
 	old, _ := n.Storage.InitialState()
 	hs := rd.HardState
 	recs := len(rd.Entries)
+	if rd.Reset {
+		recs++ // the wipe, after the epochs (counted below: written once)
+	}
 	if rd.Snapshot != nil {
 		recs += 2 // the snapshot, then the emptied log
 	}
@@ -945,6 +953,22 @@ func (s *Sim) Sync(id zab.PeerID) (uint64, error) {
 	return n.nextReq, err
 }
 
+// Resync has peer id throw away its history and synchronise again from
+// nothing (zab.Peer.Resync), as a replica whose state was found to differ
+// from its leader's does.
+func (s *Sim) Resync(id zab.PeerID) error {
+	n := s.nodes[id]
+	if n.Peer == nil {
+		return zab.ErrNoLeader
+	}
+	if s.blocked(n) {
+		return fmt.Errorf("zabtest: peer %d is blocked", id)
+	}
+	err := n.Peer.Resync()
+	s.dirty[id] = true
+	return err
+}
+
 // Crash stops peer id, keeping only its persisted storage. A crash while a
 // slow fsync is in flight tears that write (see CrashInPersist).
 func (s *Sim) Crash(id zab.PeerID) {
@@ -1157,6 +1181,14 @@ func (d *simDisk) ResetLog(base zab.Zxid) error {
 		return d.st.SaveSnapshot(*s)
 	}
 	return nil
+}
+
+func (d *simDisk) Wipe() error {
+	d.durable()
+	if d.take(1) < 1 {
+		return errSimCrash
+	}
+	return d.st.Wipe()
 }
 
 func (d *simDisk) TruncateAfter(z zab.Zxid) error {
