@@ -90,6 +90,13 @@ const (
 	// EventAutopilot: this node, as leader, made an autopilot change
 	// (Autopilot set; Err set if it failed; Voters as they are after it).
 	EventAutopilot
+	// EventDiverged: the leader's digest check found this replica's tree
+	// different (Err set, wrapping ErrDiverged): it stopped serving and
+	// resynchronises from the leader.
+	EventDiverged
+	// EventResynced: a replica that diverged took the leader's state
+	// again and serves.
+	EventResynced
 )
 
 // ClusterEvent is a change of membership (Member set), of leader (Leader
@@ -187,6 +194,14 @@ type Stats struct {
 	Gossip GossipStats `json:"gossip"`
 	// Autopilot is the voter set's self-management (see AutopilotConfig).
 	Autopilot AutopilotStats `json:"autopilot"`
+	// DigestChecks counts the leader's digest checks this replica's tree
+	// matched, DigestMismatches those it did not (see ErrDiverged),
+	// Resyncs the resynchronisations they started, and Resyncing is true
+	// while one runs (the node serves nothing then).
+	DigestChecks     uint64 `json:"digest_checks"`
+	DigestMismatches uint64 `json:"digest_mismatches"`
+	Resyncs          uint64 `json:"resyncs"`
+	Resyncing        bool   `json:"resyncing"`
 }
 
 // TransportStats are the replication transport's counters, cumulative
@@ -261,6 +276,11 @@ func (n *Node) Stats() Stats {
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 		Autopilot: n.autopilotStats(),
+		Resyncs:   n.div.resyncs.Load(), Resyncing: n.diverged() != nil,
+	}
+	s.DigestChecks, s.DigestMismatches = n.fsm.digests.counts()
+	if s.Resyncing {
+		s.Serving = false
 	}
 	if st.ClusterID != 0 {
 		s.ClusterID = fmt.Sprintf("%016x", st.ClusterID)

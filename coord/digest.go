@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coord-dev/coord/tree"
@@ -11,10 +12,14 @@ import (
 )
 
 // ErrDiverged: this node's tree differs from the leader's at the same zxid
-// (tree.Tree.Digest), so it stopped serving rather than answer with
-// different data. Node.Err wraps it (and ErrFailed); start the node again
-// (with a DataDir it rebuilds its tree from its snapshot and log, and a
-// damaged DataDir must be wiped).
+// (tree.Tree.Digest). A follower or observer then stops serving and
+// resynchronises: its reads and writes, and its sessions', fail with an
+// error wrapping ErrDiverged while it throws its tree and log away and
+// takes the leader's state again (EventDiverged, then EventResynced). A
+// leader that differs from the digest its predecessor logged, or a replica
+// whose resynchronisations keep differing (maxResyncs in a row with no
+// check passing between them), fail-stops instead: Node.Err wraps
+// ErrDiverged and ErrFailed.
 var ErrDiverged = errors.New("coord: replica diverged from the leader")
 
 // Replicas prove they agree, as ZooKeeper 3.6's digest check does: the
@@ -22,7 +27,7 @@ var ErrDiverged = errors.New("coord: replica diverged from the leader")
 // digestEvery applied entries, and every replica compares it with its own
 // digest at that zxid when it applies the txn. zab only carries the txn
 // (the digest is the state machine's, opaque to it). A replica that
-// differs stops serving at once and says so loudly.
+// differs stops serving at once, says so loudly and resynchronises.
 const (
 	// digestEvery is how many applied entries the leader lets pass between
 	// two digest checks.
@@ -30,6 +35,11 @@ const (
 	// digestKeep is how many recent (zxid, digest) pairs a replica keeps to
 	// compare a check against: more than a check can lag behind its zxid.
 	digestKeep = 4096
+	// maxResyncs is how many resynchronisations in a row, with no digest
+	// check passing between them, a replica tries before it fail-stops:
+	// one that differs again right after taking the leader's state is
+	// broken in a way a resync does not mend.
+	maxResyncs = 3
 )
 
 // digestAt is the tree's digest right after applying zxid.
@@ -47,7 +57,10 @@ type digests struct {
 	n      int
 	count  uint64 // entries recorded
 	sent   uint64 // count when the leader last proposed a check
-	failed error  // the first mismatch
+	failed error  // a mismatch not yet taken (take)
+	// passed counts the checks that matched, mismatches those that did
+	// not.
+	passed, mismatches uint64
 }
 
 // record notes the digest after zxid.
@@ -91,23 +104,48 @@ func (d *digests) due() (digestAt, bool) {
 // is kept (the first) and returned.
 func (d *digests) check(zxid int64, leader uint64, self uint64) error {
 	mine, ok := d.at(zxid)
-	if !ok || mine == leader {
+	if !ok {
+		return nil
+	}
+	if mine == leader {
+		d.mu.Lock()
+		d.passed++
+		d.mu.Unlock()
 		return nil
 	}
 	err := fmt.Errorf("%w: tree digest at zxid %v is %016x here, %016x at the leader (checked by the txn applied after it; own last %016x)",
 		ErrDiverged, zab.Zxid(zxid), mine, leader, self)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.mismatches++
 	if d.failed == nil {
 		d.failed = err
 	}
 	return err
 }
 
-func (d *digests) diverged() error {
+// take returns the mismatch found since the last take, if any.
+func (d *digests) take() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.failed
+	err := d.failed
+	d.failed = nil
+	return err
+}
+
+// reset forgets the recorded digests (the tree is being replaced).
+func (d *digests) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.next, d.n, d.failed = 0, 0, nil
+	d.sent = d.count
+}
+
+// counts returns how many checks matched and how many did not.
+func (d *digests) counts() (passed, mismatches uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.passed, d.mismatches
 }
 
 // maybeProposeDigest, on the leader, proposes a digest check when one is
@@ -133,17 +171,125 @@ func (n *Node) maybeProposeDigest() {
 	}()
 }
 
-// checkDiverged fail-stops the node once its tree was found to differ from
-// the leader's: it stops serving and leaves the replication, loudly. It
-// runs on the maintenance goroutine and reports whether it stopped.
+// divergence is a replica's state of repair after a digest mismatch. The
+// maintenance goroutine owns it; err is read by every operation.
+type divergence struct {
+	err     atomic.Pointer[error] // set while resynchronising: operations fail with it
+	pending bool                  // a resync is due (zab refused it so far: no leader)
+	// notBefore staggers the voters' resyncs (see resyncDelay).
+	notBefore time.Time
+	streak    int    // resyncs in a row with no check passing between them
+	passed    uint64 // digests.passed when the last resync started
+	resets    uint64 // fsm.resets then: it is done once the tree was emptied since
+	resyncs   atomic.Uint64
+}
+
+// diverged returns the error operations fail with while this replica
+// resynchronises, or nil.
+func (n *Node) diverged() error {
+	if p := n.div.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// checkDiverged handles a digest mismatch found since the last call: a
+// follower or observer stops serving, says so loudly and resynchronises
+// from the leader (zab.Node.Resync); a leader, or a replica whose resyncs
+// keep differing, fail-stops. It runs on the maintenance goroutine and
+// reports whether the node stopped.
 func (n *Node) checkDiverged() bool {
-	err := n.fsm.digests.diverged()
-	if err == nil {
+	d := &n.div
+	if err := n.fsm.digests.take(); err != nil && d.err.Load() == nil {
+		// (One found while a resync is under way is of the tree it
+		// replaces.)
+		passed, _ := n.fsm.digests.counts()
+		if d.resyncs.Load() > 0 && passed == d.passed {
+			d.streak++
+		} else {
+			d.streak = 1
+		}
+		leading := n.zab.Status().SoftState.Role == zab.RoleLeading
+		if leading || d.streak > maxResyncs {
+			why := "it leads: nobody to resynchronise from, and its followers must not take its state"
+			if !leading {
+				why = fmt.Sprintf("it differed again after %d resynchronisations in a row", d.streak-1)
+			}
+			n.log.Error("coord: this replica's tree differs from the leader's and "+why+": it stops serving and "+
+				"leaves the replication; restart it to rebuild its tree (wipe its DataDir if it diverges again)", "err", err)
+			n.fail(err)
+			n.zab.Close()
+			return true
+		}
+		werr := fmt.Errorf("%w (resynchronising from the leader)", err)
+		d.err.Store(&werr)
+		d.pending = true
+		d.notBefore = time.Now().Add(n.resyncDelay())
+		n.log.Error("coord: this replica's tree differs from the leader's: it stops serving and "+
+			"resynchronises, throwing its tree and log away", "err", err, "attempt", d.streak)
+		n.emit(ClusterEvent{Type: EventDiverged, Err: werr})
+	}
+	if d.pending {
+		if time.Now().Before(d.notBefore) {
+			return false
+		}
+		if h := n.resyncHook.Load(); h != nil {
+			(*h)() // tests hold the resync here
+		}
+		ctx, cancel := n.closingContext(n.cfg.SyncLimit)
+		resets := n.fsm.resets.Load()
+		err := n.zab.Resync(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			d.pending, d.resets = false, resets
+			d.passed, _ = n.fsm.digests.counts()
+			d.resyncs.Add(1)
+		case errors.Is(err, zab.ErrResyncLeader):
+			// Elected meanwhile: its tree is the one that differs.
+			cause := *d.err.Load()
+			n.log.Error("coord: this replica's tree differs from the leader's and it now leads: it stops serving "+
+				"and leaves the replication; restart it to rebuild its tree", "err", cause)
+			n.fail(cause)
+			n.zab.Close()
+			return true
+		default:
+			n.log.Debug("coord: resync waits for a leader", "err", err)
+		}
 		return false
 	}
-	n.log.Error("coord: this replica's tree differs from the leader's: it stops serving and leaves the replication; "+
-		"restart it to rebuild its tree (wipe its DataDir if the restart diverges again)", "err", err)
-	n.fail(err)
-	n.zab.Close()
-	return true
+	if d.err.Load() != nil {
+		st := n.zab.Status()
+		// Emptied since the resync started and applying the leader's
+		// state since: a status published after the wipe says serving.
+		if n.fsm.resets.Load() > d.resets && !n.fsm.emptied.Load() &&
+			st.SoftState.Serving && st.Applied > 0 && st.Applied >= st.Committed {
+			d.err.Store(nil)
+			n.log.Warn("coord: resynchronised from the leader: serving again (the next digest check verifies it)",
+				"applied", st.Applied, "resyncs", d.resyncs.Load())
+			n.emit(ClusterEvent{Type: EventResynced})
+		}
+	}
+	return false
+}
+
+// resyncDelay staggers the resyncs of voters that found the same mismatch
+// (the leader's tree is the one that differs: every follower finds it at
+// once). An emptied voter counts for nothing until a leader synced it, so
+// if a majority resynced at once no leader could be established to sync
+// them: the k-th voter by id among the followers waits k times two sync
+// limits, time for the earlier ones to be synced again. Observers count
+// for no quorum and do not wait.
+func (n *Node) resyncDelay() time.Duration {
+	st := n.zab.Status()
+	rank := 0
+	for _, v := range st.Voters {
+		switch {
+		case v == zab.PeerID(n.cfg.NodeID):
+			return time.Duration(rank) * 2 * n.cfg.SyncLimit
+		case v != st.SoftState.Leader:
+			rank++
+		}
+	}
+	return 0
 }

@@ -44,6 +44,15 @@ type fsm struct {
 	// digests records the tree's digest after each entry and checks the
 	// leader's digest checks against it (digest.go).
 	digests digests
+	// emptied: zab emptied the state (a resync, Restore of the zero
+	// Snapshot); the tree is replaced by the next Restore, or emptied
+	// before the next Apply (watchers see only what really changed).
+	emptied atomic.Bool
+	// resets counts those emptyings.
+	resets atomic.Uint64
+	// skew, set by tests only, is XORed into every digest recorded: a
+	// replica whose tree keeps differing from the leader's.
+	skew atomic.Uint64
 }
 
 func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
@@ -52,6 +61,11 @@ func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
 // that does not decode (it cannot happen unless a peer is broken) is
 // applied as a no-op so the tree's zxid still advances.
 func (f *fsm) Apply(e zab.Entry) any {
+	if f.emptied.Load() {
+		if err := f.restoreEmpty(); err != nil {
+			panic(err) // an empty tree always encodes and decodes
+		}
+	}
 	f.commits.Add(1)
 	// An entry that does not decode becomes a no-op (proposal.Txn).
 	txn, req, _ := proposal.Txn(e)
@@ -59,7 +73,7 @@ func (f *fsm) Apply(e zab.Entry) any {
 	if req.DigestAt != 0 {
 		_ = f.digests.check(req.DigestAt, req.Digest, f.tree.Digest())
 	}
-	f.digests.record(int64(e.Zxid), f.tree.Digest())
+	f.digests.record(int64(e.Zxid), f.tree.Digest()^f.skew.Load())
 	if f.onApply != nil {
 		f.onApply(txn, res)
 	}
@@ -72,9 +86,29 @@ func (f *fsm) Snapshot(w io.Writer) (zab.Zxid, error) {
 }
 
 func (f *fsm) Restore(s zab.Snapshot) error {
+	if s.Zxid == 0 && len(s.Data) == 0 {
+		f.digests.reset()
+		f.emptied.Store(true)
+		f.resets.Add(1)
+		return nil
+	}
 	if err := f.tree.Restore(bytes.NewReader(s.Data)); err != nil {
 		return err
 	}
-	f.digests.record(f.tree.LastZxid(), f.tree.Digest())
+	f.emptied.Store(false)
+	f.digests.record(f.tree.LastZxid(), f.tree.Digest()^f.skew.Load())
+	return nil
+}
+
+// restoreEmpty replaces the tree by an empty one.
+func (f *fsm) restoreEmpty() error {
+	var buf bytes.Buffer
+	if _, err := tree.New(tree.Options{}).WriteSnapshot(&buf); err != nil {
+		return err
+	}
+	if err := f.tree.Restore(&buf); err != nil {
+		return err
+	}
+	f.emptied.Store(false)
 	return nil
 }

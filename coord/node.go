@@ -59,6 +59,10 @@ type Node struct {
 
 	ap autopilot // see autopilot.go
 
+	div divergence // see digest.go
+	// resyncHook, set by tests only, runs before a resync starts.
+	resyncHook atomic.Pointer[func()]
+
 	events    chan ClusterEvent
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -392,7 +396,7 @@ func (n *Node) usable() error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
-	return nil
+	return n.diverged()
 }
 
 // Done returns a channel that is closed when the node stops: when Close or
@@ -404,10 +408,10 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 // plain Close or Shutdown. A node fail-stops when its replication stops on
 // its own (a disk that is full or failing, a log record it cannot write):
 // it cannot take part in the cluster any more, so rather than serve a
-// frozen tree it stops serving. It also fail-stops, with ErrDiverged, when
-// the leader's digest check finds its tree differs from the leader's at
-// the same zxid: rather than serve different data, it stops serving and
-// leaves the replication. Then Done is closed, an EventNodeFailed
+// frozen tree it stops serving. A replica whose tree the leader's digest
+// check finds different resynchronises (see ErrDiverged); it fail-stops,
+// with ErrDiverged, only as a leader or when its resyncs keep differing.
+// Then Done is closed, an EventNodeFailed
 // ClusterEvent is emitted, every session of the node is Lost (event
 // SessionLost, Suspended channels closed, watches ended with this error),
 // every read and write fails with this error, and Close returns it. The
