@@ -218,9 +218,11 @@ type ssession struct {
 	watches    []*oneShot
 }
 
-// prop is one proposal retried as coord's proposeAt retries it: same peer,
-// same request (ReqID), again after a tick on a zab verdict, until its
-// deadline.
+// prop is one proposal retried by coord's own rule (proposal.Retry, which
+// coord's proposeAt steps): same peer, same request (ReqID), Since once an
+// outcome is unknown, again after a tick on the zab verdicts coord
+// retries, until its deadline. (coord's expiry and housekeeping proposals
+// have loops of their own; here they follow the same rule.)
 type prop struct {
 	node *snode
 	// rt is the write's retry rule, coord's own (proposal.Retry): every
