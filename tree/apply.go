@@ -31,7 +31,7 @@ func (t *Tree) Apply(txn Txn) Result {
 	if txn.ReqID != 0 {
 		t.expireDedup(txn.Time)
 		if e, ok := t.dedup[txn.ReqID]; ok {
-			r := decodeResult(e.res)
+			r := decodeResult(e, &txn.Op)
 			r.Duplicate = true
 			return r
 		}
@@ -48,7 +48,7 @@ func (t *Tree) Apply(txn Txn) Result {
 	if txn.ReqID != 0 {
 		// Failures too: a retry racing a slow first attempt must not fail
 		// and then see the first attempt succeed after it.
-		t.remember(txn.ReqID, txn.Zxid, txn.Time, res)
+		t.remember(&txn, res)
 	}
 	if len(t.events) > 0 {
 		t.history.add(t.events)

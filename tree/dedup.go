@@ -28,13 +28,13 @@ type dedupEntry struct {
 	id   uint64
 	zxid int64
 	time int64
-	res  []byte // msgpack of resultRec
+	res  []byte // msgpack of resultRec, relative to zxid, time and the op (relStat, relPath)
 }
 
-// remember records a txn's result under its ReqID.
-func (t *Tree) remember(id uint64, zxid, time int64, res Result) {
-	e := &dedupEntry{id: id, zxid: zxid, time: time, res: t.resEnc.encode(res)}
-	t.dedup[id] = e
+// remember records the result of txn under its ReqID.
+func (t *Tree) remember(txn *Txn, res Result) {
+	e := &dedupEntry{id: txn.ReqID, zxid: txn.Zxid, time: txn.Time, res: t.resEnc.encode(res, txn.Zxid, txn.Time, &txn.Op)}
+	t.dedup[e.id] = e
 	t.dedupOrder = append(t.dedupOrder, e)
 	t.digest += dedupHash(e)
 	if len(t.dedupOrder) > maxDedup {
@@ -85,6 +85,80 @@ type resultRec struct {
 	Stat    Stat        `msgpack:"s,omitempty"`
 	Results []resultRec `msgpack:"x,omitempty"`
 	Session int64       `msgpack:"se,omitempty"`
+	// Rel says what is kept relative to the txn (snapshot version 2 on):
+	// relStat, relPath, relData.
+	Rel uint8 `msgpack:"rl,omitempty"`
+}
+
+// What a resultRec keeps relative to its txn, so a remembered result is a
+// few bytes rather than five 9-byte zxids and times: a create's stat is
+// then all zeros, a set's nearly so.
+const (
+	// relStat: Czxid, Mzxid and Pzxid are kept as the txn's zxid minus
+	// them, Ctime and Mtime as the txn's time minus them.
+	relStat = 1 << iota
+	// relPath: Path is the op's path (a create that is not sequential),
+	// not kept.
+	relPath
+	// relData: DataLength is kept as the op's data length minus it.
+	relData
+)
+
+// relativize makes rec relative to the txn at zxid and time whose op (the
+// one rec answers) is op, which may be nil (then the path is kept).
+func relativize(rec *resultRec, zxid, time int64, op *Op) {
+	if rec.Stat != (Stat{}) {
+		s := &rec.Stat
+		s.Czxid, s.Mzxid, s.Pzxid = zxid-s.Czxid, zxid-s.Mzxid, zxid-s.Pzxid
+		s.Ctime, s.Mtime = time-s.Ctime, time-s.Mtime
+		rec.Rel |= relStat
+		if op != nil {
+			s.DataLength = int32(len(op.Data)) - s.DataLength
+			rec.Rel |= relData
+		}
+	}
+	if op != nil && rec.Path != "" && rec.Path == op.Path {
+		rec.Path = ""
+		rec.Rel |= relPath
+	}
+	for i := range rec.Results {
+		var sub *Op
+		if op != nil && len(op.Ops) == len(rec.Results) {
+			sub = &op.Ops[i]
+		}
+		relativize(&rec.Results[i], zxid, time, sub)
+	}
+}
+
+// absolutize reverses relativize with the same zxid, time and op. A rec
+// made relative to an op needs it back: with op nil (or of another shape)
+// the answer is a forgotten result.
+func absolutize(rec *resultRec, zxid, time int64, op *Op) error {
+	if rec.Rel&relStat != 0 {
+		s := &rec.Stat
+		s.Czxid, s.Mzxid, s.Pzxid = zxid-s.Czxid, zxid-s.Mzxid, zxid-s.Pzxid
+		s.Ctime, s.Mtime = time-s.Ctime, time-s.Mtime
+	}
+	if rec.Rel&(relPath|relData) != 0 && op == nil {
+		return ErrRetryForgotten
+	}
+	if rec.Rel&relData != 0 {
+		rec.Stat.DataLength = int32(len(op.Data)) - rec.Stat.DataLength
+	}
+	if rec.Rel&relPath != 0 {
+		rec.Path = op.Path
+	}
+	rec.Rel = 0
+	for i := range rec.Results {
+		var sub *Op
+		if op != nil && len(op.Ops) == len(rec.Results) {
+			sub = &op.Ops[i]
+		}
+		if err := absolutize(&rec.Results[i], zxid, time, sub); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errCodes numbers the errors a remembered result can carry, for snapshots.
@@ -121,8 +195,9 @@ type resultEncoder struct {
 	enc *msgpack.Encoder
 }
 
-// encode is the compact form of r that dedup keeps.
-func (re *resultEncoder) encode(r Result) []byte {
+// encode is the compact form of r that dedup keeps: relative to the txn
+// at zxid and time of op (see relativize; op nil keeps paths).
+func (re *resultEncoder) encode(r Result, zxid, time int64, op *Op) []byte {
 	if re.enc == nil {
 		re.enc = msgpack.NewEncoder(&re.buf)
 		// Arrays, not maps, and small ints small: a create's result in
@@ -133,6 +208,7 @@ func (re *resultEncoder) encode(r Result) []byte {
 	}
 	re.buf.Reset()
 	rec := toRec(r)
+	relativize(&rec, zxid, time, op)
 	if err := re.enc.Encode(&rec); err != nil {
 		panic(fmt.Errorf("tree: encoding a result: %w", err)) // plain data: cannot happen
 	}
@@ -143,13 +219,17 @@ func (re *resultEncoder) encode(r Result) []byte {
 	return bytes.Clone(re.buf.Bytes())
 }
 
-// decodeResult reverses resultEncoder.encode. Bytes that do not decode (only a
-// corrupt snapshot could hold them, and it is checked when read) answer
-// as a forgotten result: the retry's outcome is unknown.
-func decodeResult(b []byte) Result {
+// decodeResult reverses resultEncoder.encode for e, given the op of the
+// retry that asks (a retry carries its first attempt's op). Bytes that do
+// not decode (only a corrupt snapshot could hold them, and it is checked
+// when read) answer as a forgotten result: the retry's outcome is unknown.
+func decodeResult(e *dedupEntry, op *Op) Result {
 	var rec resultRec
-	if err := decodeResultRec(b, &rec); err != nil {
-		return Result{Err: ErrRetryForgotten}
+	if err := decodeResultRec(e.res, &rec); err != nil {
+		return Result{Type: op.Type, Err: ErrRetryForgotten}
+	}
+	if err := absolutize(&rec, e.zxid, e.time, op); err != nil {
+		return Result{Type: op.Type, Err: err}
 	}
 	return fromRec(rec)
 }

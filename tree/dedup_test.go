@@ -2,10 +2,13 @@ package tree
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func TestRetriedTxnAppliesOnce(t *testing.T) {
@@ -167,4 +170,120 @@ func TestDedupKeepsOnlyWhatARetryNeeds(t *testing.T) {
 		}
 		require.Equal(t, first, again)
 	}
+}
+
+// TestRememberedResultsAreCompactAndExact: every kind of result a retry
+// can be answered with comes back exactly (stats, created names, errors,
+// a Multi's per-op results) from its compact form, relative to the txn
+// and the retry's op, straight from the table and through snapshots of
+// both versions; a create's result takes a few bytes.
+func TestRememberedResultsAreCompactAndExact(t *testing.T) {
+	a := newApplier(Options{})
+	a.create(t, "/q", "", Persistent)
+	a.session(t, 77)
+	ops := []struct {
+		session int64
+		op      Op
+	}{
+		{0, Op{Type: OpCreate, Path: "/q/a", Data: []byte("0123456789")}},
+		{0, Op{Type: OpCreate, Path: "/q/s-", Data: []byte("x"), Mode: PersistentSequential}},
+		{77, Op{Type: OpCreate, Path: "/q/e", Data: []byte("eph"), Mode: Ephemeral}},
+		{0, Op{Type: OpSetData, Path: "/q/a", Data: []byte("a longer value than before"), Version: -1}},
+		{0, Op{Type: OpSetData, Path: "/q", Data: nil, Version: 0}},
+		{0, Op{Type: OpCheck, Path: "/q/a", Version: 1}},
+		{0, Op{Type: OpCreate, Path: "/nope/x"}},
+		{0, Op{Type: OpSetData, Path: "/q/a", Version: 9}},
+		{0, Op{Type: OpMulti, Ops: []Op{
+			{Type: OpCreate, Path: "/q/m1", Data: []byte("m")},
+			{Type: OpCreate, Path: "/q/m-", Mode: PersistentSequential},
+			{Type: OpSetData, Path: "/q/m1", Data: []byte("mm"), Version: 0},
+			{Type: OpCheck, Path: "/q", Version: -1},
+		}}},
+		{0, Op{Type: OpMulti, Ops: []Op{
+			{Type: OpCreate, Path: "/q/m2"},
+			{Type: OpDelete, Path: "/q/none", Version: -1},
+		}}},
+		{0, Op{Type: OpDelete, Path: "/q/m1", Version: -1}},
+	}
+	type sent struct {
+		id  uint64
+		op  Op
+		ses int64
+		res Result
+	}
+	var all []sent
+	for i, o := range ops {
+		a.zxid++
+		a.now += 1234
+		id := uint64(100 + i)
+		res := a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: o.session, ReqID: id, Op: o.op})
+		all = append(all, sent{id, o.op, o.session, res})
+	}
+	e := a.t.dedup[all[0].id]
+	require.LessOrEqual(t, len(e.res), 24, "a create's result is kept in a few bytes: %x", e.res)
+
+	check := func(name string, tr *Tree) {
+		for _, s := range all {
+			a.zxid++
+			got := tr.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: s.ses, ReqID: s.id, Op: s.op})
+			require.True(t, got.Duplicate, "%s: %v", name, s.op)
+			want := s.res
+			want.Duplicate = true
+			require.Equal(t, want.Type, got.Type, name)
+			require.Equal(t, want.Path, got.Path, "%s: %v", name, s.op)
+			require.Equal(t, want.Stat, got.Stat, "%s: %v", name, s.op)
+			require.Equal(t, errCode(want.Err), errCode(got.Err), "%s: %v", name, s.op)
+			require.Len(t, got.Results, len(want.Results), name)
+			for i := range want.Results {
+				require.Equal(t, want.Results[i].Path, got.Results[i].Path, "%s: %v op %d", name, s.op, i)
+				require.Equal(t, want.Results[i].Stat, got.Results[i].Stat, "%s: %v op %d", name, s.op, i)
+				require.Equal(t, errCode(want.Results[i].Err), errCode(got.Results[i].Err), "%s: %v op %d", name, s.op, i)
+			}
+		}
+	}
+
+	var v2 bytes.Buffer
+	_, err := a.t.WriteSnapshot(&v2)
+	require.NoError(t, err)
+	byID := map[uint64]*Op{}
+	for i := range all {
+		byID[all[i].id] = &all[i].op
+	}
+	v1 := versionOneSnapshot(t, a.t, byID)
+	check("table", a.t)
+	for name, b := range map[string][]byte{"version 2": v2.Bytes(), "version 1": v1} {
+		back, err := ReadSnapshot(bytes.NewReader(b), Options{})
+		require.NoError(t, err, name)
+		check(name, back)
+	}
+}
+
+// versionOneSnapshot writes t's snapshot as version 1 did: its dedup
+// results (of the ops in ops, by request id) with absolute stats and every
+// path.
+func versionOneSnapshot(t *testing.T, tr *Tree, ops map[uint64]*Op) []byte {
+	old := map[*dedupEntry][]byte{}
+	for _, e := range tr.dedupOrder {
+		var rec resultRec
+		require.NoError(t, decodeResultRec(e.res, &rec))
+		require.NoError(t, absolutize(&rec, e.zxid, e.time, ops[e.id]))
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		enc.UseArrayEncodedStructs(true)
+		require.NoError(t, enc.Encode(&rec))
+		old[e], e.res = e.res, buf.Bytes()
+	}
+	defer func() {
+		for e, b := range old {
+			e.res = b
+		}
+	}()
+	var buf bytes.Buffer
+	_, err := tr.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	b := buf.Bytes()
+	binary.BigEndian.PutUint16(b[len(snapMagic):], 1)
+	body := b[:len(b)-4]
+	binary.BigEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, castagnoli))
+	return b
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Snapshot format, version 1:
+// Snapshot format, version 2 (version 1 is read too: its dedup results
+// keep their stats and paths as they are, not relative to their txn):
 //
 //	magic   "COORDSNP" (8 bytes)
 //	version uint16 big-endian
@@ -30,7 +31,7 @@ import (
 
 const (
 	snapMagic   = "COORDSNP"
-	snapVersion = 1
+	snapVersion = 2
 	// maxMetaFrame bounds the meta frame (mostly the session table).
 	maxMetaFrame = 256 << 20
 	// maxNodeFrame bounds a node's frame: its data, path and stat.
@@ -331,8 +332,9 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 	if string(hdr[:len(snapMagic)]) != snapMagic {
 		return fmt.Errorf("%w: bad magic %q", ErrCorruptSnapshot, hdr[:len(snapMagic)])
 	}
-	if v := binary.BigEndian.Uint16(hdr[len(snapMagic):]); v != snapVersion {
-		return fmt.Errorf("%w: unsupported version %d", ErrCorruptSnapshot, v)
+	version := binary.BigEndian.Uint16(hdr[len(snapMagic):])
+	if version != 1 && version != snapVersion {
+		return fmt.Errorf("%w: unsupported version %d", ErrCorruptSnapshot, version)
 	}
 	var meta snapMeta
 	if err := sr.frame(t.limits.meta, &meta); err != nil {
@@ -365,8 +367,18 @@ func (t *Tree) readSnapshot(sr *snapReader) error {
 		if err := decodeResultRec(d.Res, &rec); err != nil {
 			return fmt.Errorf("%w: dedup entry %d: %v", ErrCorruptSnapshot, i, err)
 		}
-		// Re-encoded: the compact form, whatever the snapshot's encoder.
-		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time, res: t.resEnc.encode(fromRec(rec))}
+		e := &dedupEntry{id: d.ID, zxid: d.Zxid, time: d.Time}
+		if version == 1 || rec.Rel&^(relStat|relPath|relData) != 0 {
+			// Re-encoded in the compact, relative form (paths kept: the
+			// op is not known here). A version 2 result with flags this
+			// code does not know answers a retry as forgotten.
+			if version > 1 {
+				rec = resultRec{Type: rec.Type, Err: errCode(ErrRetryForgotten)}
+			}
+			e.res = t.resEnc.encode(fromRec(rec), d.Zxid, d.Time, nil)
+		} else {
+			e.res = bytes.Clone(d.Res)
+		}
 		t.dedup[d.ID] = e
 		t.dedupOrder = append(t.dedupOrder, e)
 	}
