@@ -22,11 +22,11 @@ type peer struct {
 	t     *Transport
 	id    zab.PeerID
 	log   *slog.Logger
-	queue chan zab.Message
+	queue chan *zab.Message
 	// bulk queues snapshot chunks apart from queue, which always goes
 	// first: a heartbeat or proposal never waits behind snapshot bytes
 	// queued before it, only behind at most one chunk being written.
-	bulk  chan zab.Message
+	bulk  chan *zab.Message
 	kick  chan struct{} // address changed: stop backing off, redial
 	ctx   context.Context
 	stopF context.CancelFunc
@@ -45,12 +45,14 @@ type peer struct {
 
 func newPeer(t *Transport, id zab.PeerID, addr string) *peer {
 	ctx, cancel := context.WithCancel(t.ctx)
+	// The queues hold pointers: SendQueueSize (8192 by default) whole
+	// Messages would take some 2 MB per peer before anything is sent.
 	return &peer{
 		t:     t,
 		id:    id,
 		log:   t.log.With("peer", uint64(id)),
-		queue: make(chan zab.Message, t.cfg.SendQueueSize),
-		bulk:  make(chan zab.Message, bulkQueueSize),
+		queue: make(chan *zab.Message, t.cfg.SendQueueSize),
+		bulk:  make(chan *zab.Message, bulkQueueSize),
 		kick:  make(chan struct{}, 1),
 		ctx:   ctx,
 		stopF: cancel,
@@ -144,7 +146,7 @@ func (p *peer) run() {
 		batch = batch[:0]
 		select {
 		case m := <-p.queue:
-			batch = append(batch, m)
+			batch = append(batch, *m)
 		default:
 			select {
 			case <-p.ctx.Done():
@@ -157,16 +159,16 @@ func (p *peer) run() {
 				}
 				continue
 			case m := <-p.queue:
-				batch = append(batch, m)
+				batch = append(batch, *m)
 			case m := <-p.bulk:
-				batch = append(batch, m)
+				batch = append(batch, *m)
 			}
 		}
 	drain:
 		for len(batch) < cap(batch) {
 			select {
 			case m := <-p.queue:
-				batch = append(batch, m)
+				batch = append(batch, *m)
 			default:
 				break drain
 			}
@@ -175,7 +177,7 @@ func (p *peer) run() {
 			// At most one chunk per frame, after the messages that go first.
 			select {
 			case m := <-p.bulk:
-				batch = append(batch, m)
+				batch = append(batch, *m)
 			default:
 			}
 		}

@@ -130,7 +130,7 @@ func (t *Transport) Send(m zab.Message) error {
 		q = p.bulk
 	}
 	select {
-	case q <- m:
+	case q <- &m: // a pointer: a queue of SendQueueSize Messages would be MBs
 		return nil
 	default:
 		t.st.queueFull.Add(1)
