@@ -608,8 +608,12 @@ func (p *Peer) stepLeader(m Message) {
 			li.ackEpoch, li.ackFresh, li.syncing, li.nlAcked, li.paused = false, false, false, false, false
 			li.sent, li.acked, li.commitSent = 0, 0, 0
 		}
-		// A FOLLOWERINFO starts the learner over: so does its stream.
-		p.endSnapStream(li)
+		if li.snap != nil {
+			// A FOLLOWERINFO starts the learner over (or repeats itself): its
+			// next request, whatever its number, restarts the stream, which
+			// keeps its turn and goes on from what the learner holds.
+			li.snap.seq = 0
+		}
 		li.info, li.accepted, li.lastHeard = true, m.Epoch, p.now
 		li.current, li.cluster, li.member, li.fixed = m.Current, m.Cluster, m.Member, m.Fixed
 		if !li.nlAcked || !l.established {

@@ -22,11 +22,16 @@ type learnerState struct {
 	snapTotal    uint64   // the size the chunks claim
 	snapBuf      []byte   // its first bytes, received in order
 	snapMode     *Message // the SNAP itself, if it overtook chunks
-	fwdDue       bool     // new forwarded writes wait to be sent
-	readSeq      uint64   // highest read sequence seen in a ping
-	lastPong     uint64
-	lastResync   uint64
-	resyncAt     Zxid
+	// streaming: the leader streams (or queued) a snapshot for our latest
+	// request. It resends what is lost by itself, so we ask again only
+	// after SyncLimit ticks without a chunk, not RetryTicks: a slow
+	// stream is not helped by asking again.
+	streaming  bool
+	fwdDue     bool   // new forwarded writes wait to be sent
+	readSeq    uint64 // highest read sequence seen in a ping
+	lastPong   uint64
+	lastResync uint64
+	resyncAt   Zxid
 }
 
 func (p *Peer) becomeLearner(leader PeerID) {
@@ -50,7 +55,7 @@ func (p *Peer) sendFollowerInfo() {
 func (p *Peer) sendAckEpoch() {
 	lr := p.lrn
 	lr.reqSeq++
-	lr.lastRetry = p.now
+	lr.lastRetry, lr.streaming = p.now, false
 	p.send(Message{Type: MsgAckEpoch, To: p.leader, Epoch: p.epoch, Current: p.hs.CurrentEpoch,
 		Zxid: p.log.last(), Seq: lr.reqSeq, Accepted: lr.accepted})
 }
@@ -125,7 +130,11 @@ func (p *Peer) tickLearner() {
 			p.sendFollowerInfo()
 		}
 	case !lr.nlDone:
-		if p.now-lr.lastProgress >= retry && p.now-lr.lastRetry >= retry {
+		wait := retry
+		if lr.streaming {
+			wait = max(retry, uint64(p.cfg.SyncLimit))
+		}
+		if p.now-lr.lastProgress >= wait && p.now-lr.lastRetry >= retry {
 			p.sendAckEpoch() // restart the synchronisation
 		}
 	}

@@ -92,10 +92,19 @@ func (p *Peer) admitSnapStreams() {
 	}
 }
 
-// runSnapStream (re)starts x from the beginning with our newest snapshot.
-// The learner acknowledges what it already holds of the same image, and
-// the stream goes on from there.
+// runSnapStream starts x, or restarts it for a new request of the
+// learner. A restart goes on with the image it was streaming, from the
+// last acknowledged byte (the learner keeps what it received of an image
+// across its requests, and a learner that lost it acknowledges less, which
+// rewinds the stream), as long as our log still reaches back to that image
+// so the synchronisation can go on from it; otherwise it starts over with
+// our newest snapshot.
 func (p *Peer) runSnapStream(li *learnerInfo, x *snapStream) {
+	if x.snap.Data != nil && p.log.contains(x.snap.Zxid) {
+		x.next, x.moved, x.rewound = x.acked, p.now, p.now
+		p.sendSnapWindow(li, x)
+		return
+	}
 	x.snap = p.log.snapshot()
 	if len(x.snap.Voters) == 0 {
 		x.snap.Voters = p.configAt(x.snap.Zxid)
@@ -107,6 +116,8 @@ func (p *Peer) runSnapStream(li *learnerInfo, x *snapStream) {
 		p.startSync(li, x.seq)
 		return
 	}
+	p.logger.Info("zab: streaming snapshot", "learner", li.id, "zxid", x.snap.Zxid, "bytes", len(x.snap.Data),
+		"queued", len(p.lead.snapQueue)-p.runningSnapStreams())
 	p.sendSnapWindow(li, x)
 }
 
@@ -156,10 +167,11 @@ func (p *Peer) leaderSnapAck(li *learnerInfo, m Message) {
 		// It may hold more than we sent (a restarted stream of the same
 		// image): go on from there.
 		x.acked, x.next, x.moved = m.Offset, max(x.next, m.Offset), p.now
-	case m.Offset == x.acked && x.next > x.acked && x.rewound != p.now:
-		// A chunk did not arrive in order: send again from what it holds,
-		// at most once per tick.
-		x.next, x.rewound = x.acked, p.now
+	case m.Offset <= x.acked && x.next > m.Offset && x.rewound != p.now:
+		// A chunk did not arrive in order, or the learner holds less than
+		// it said (it restarted): send again from what it holds, at most
+		// once per tick.
+		x.acked, x.next, x.rewound = m.Offset, m.Offset, p.now
 	}
 	if x.acked == total {
 		p.finishSnapStream(li, x)
@@ -173,6 +185,7 @@ func (p *Peer) leaderSnapAck(li *learnerInfo, m Message) {
 func (p *Peer) finishSnapStream(li *learnerInfo, x *snapStream) {
 	p.endSnapStream(li)
 	s := x.snap
+	p.logger.Info("zab: snapshot streamed", "learner", li.id, "zxid", s.Zxid, "bytes", len(s.Data))
 	first := Message{Type: MsgSync, To: li.id, Epoch: p.epoch, Seq: x.seq, Mode: SyncSnap, Prev: s.Zxid,
 		Voters: s.Voters, Offset: uint64(len(s.Data))}
 	li.syncing = true
@@ -227,7 +240,7 @@ func (p *Peer) learnerSnapChunk(m Message) {
 	if lr.snapZxid != m.Prev || lr.snapTotal != m.Total {
 		lr.snapZxid, lr.snapTotal, lr.snapBuf = m.Prev, m.Total, nil
 	}
-	lr.lastProgress = p.now // receiving bytes is progress
+	lr.lastProgress, lr.streaming = p.now, true // receiving bytes is progress
 	if m.Offset == uint64(len(lr.snapBuf)) {
 		lr.snapBuf = append(lr.snapBuf, m.Snap...)
 	}
@@ -254,7 +267,7 @@ func (p *Peer) learnerSnapWait(m Message) {
 	if lr.modeSeq == lr.reqSeq {
 		return
 	}
-	lr.lastProgress = p.now
+	lr.lastProgress, lr.streaming = p.now, true
 	if m.Seq != lr.reqSeq {
 		p.sendSnapAck()
 	}
