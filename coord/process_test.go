@@ -40,6 +40,7 @@ package coord_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -125,6 +126,9 @@ func runProcChild() error {
 	}
 	cfg.ReplicationBindAddr = os.Getenv(procEnvRepl)
 	if err := procAutopilotEnv(&cfg); err != nil {
+		return err
+	}
+	if err := procVotersEnv(&cfg); err != nil {
 		return err
 	}
 
@@ -226,12 +230,18 @@ func runProcChild() error {
 			return nil
 		case cmd = <-cmds:
 		}
+		var fillArg string
+		if name, arg, ok := strings.Cut(cmd, " "); ok {
+			cmd, fillArg = name, arg
+		}
 		switch cmd {
 		case "stop":
 			stopWriter()
 			out.line("STOPPED")
 		case "dump":
 			procDump(ctx, node, out)
+		case "fill":
+			procFill(ctx, node, out, fillArg)
 		case "exit":
 			cancel()
 			stopWriter()
@@ -403,6 +413,7 @@ type procChild struct {
 	// guarded by procCluster.mu
 	ready   bool
 	stopped bool
+	filled  bool
 	leader  procLeader
 	voters  string // as the last VOTERS line said: ids joined by ','
 }
@@ -425,6 +436,9 @@ type procCluster struct {
 	leaders []procLeader
 	kills   int
 	badLine []string
+
+	// snapshotEvery overrides procSnapshotEvery for the children.
+	snapshotEvery int
 }
 
 // procFreeAddrs returns n distinct loopback addresses whose ports are free
@@ -531,7 +545,7 @@ func (c *procCluster) start(id int) *procChild {
 		procEnvDir+"="+c.dirs[id-1],
 		fmt.Sprintf("%s=w%d.%d", procEnvWriter, id, inc),
 		fmt.Sprintf("%s=%d", procEnvWriters, procWriters),
-		fmt.Sprintf("%s=%d", childSnapshotEnv, procSnapshotEvery),
+		fmt.Sprintf("%s=%d", childSnapshotEnv, cmp.Or(c.snapshotEvery, procSnapshotEvery)),
 	)
 	cmd.Stdout = w
 	cmd.Stderr = logf
@@ -591,6 +605,10 @@ func (c *procCluster) read(p *procChild, r *os.File) {
 			p.ready = true
 		case "STOPPED":
 			p.stopped = true
+		case "FILLED":
+			p.filled = true
+		case "FILLERR":
+			c.badLine = append(c.badLine, line)
 		case "VOTERS":
 			if len(f) == 3 {
 				p.voters = f[1]

@@ -1,0 +1,277 @@
+// Real-process test of many replicas starting together (issue 12): three
+// voters hold many znodes and a crowd of observers (every other replica of
+// the service) starts at once, each needing the whole state as a streamed
+// snapshot. On process_test.go's plumbing.
+//
+// Flags, given after -args:
+//
+//	-coord.observers.soak  the full size of issue 12: 100,000 znodes and 17
+//	                       observers, with its targets enforced (every
+//	                       observer serving within 60s, write p99 under 1s).
+//	                       Run it without -race; it needs a few GiB of RAM.
+//	-coord.observers.synclimit=D  the children's SyncLimit (default 1s; 0
+//	                       keeps LocalConfig's 150ms, for an idle machine).
+package coord_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coord-dev/coord/coord"
+)
+
+var (
+	observersSoak = flag.Bool("coord.observers.soak", false,
+		"TestProcessManyObservers at full size: 100,000 znodes and 17 observers")
+	observersSyncLimit = flag.Duration("coord.observers.synclimit", time.Second,
+		"the children's SyncLimit in TestProcessManyObservers (0: LocalConfig's)")
+)
+
+const (
+	// procEnvVoters, if set to n, makes ids 1..n the voters and every
+	// other child an observer.
+	procEnvVoters = "COORD_PROC_VOTERS"
+	// procEnvSyncLimit, if set, is the children's SyncLimit (a duration).
+	procEnvSyncLimit = "COORD_PROC_SYNCLIMIT"
+)
+
+// procVotersEnv applies procEnvVoters and procEnvSyncLimit to cfg.
+func procVotersEnv(cfg *coord.Config) error {
+	if v := os.Getenv(procEnvSyncLimit); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", procEnvSyncLimit, err)
+		}
+		cfg.SyncLimit = d
+	}
+	v := os.Getenv(procEnvVoters)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", procEnvVoters, err)
+	}
+	cfg.Voters = nil
+	for id := 1; id <= n; id++ {
+		cfg.Voters = append(cfg.Voters, uint64(id))
+	}
+	if cfg.NodeID > uint64(n) {
+		cfg.Role = coord.RoleObserver
+	}
+	return nil
+}
+
+// procFill creates arg (a count) znodes of 100 bytes under /fill, 50 per
+// Multi, and prints FILLED or FILLERR. A batch that fails (a leader change
+// on a loaded machine) is tried again, with a new session if need be, for
+// up to a minute; ErrNodeExists means an earlier try committed it.
+func procFill(ctx context.Context, node *coord.Node, out *procOut, arg string) {
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		out.line("FILLERR count %q: %v", arg, err)
+		return
+	}
+	var sess *coord.Session
+	try := func(op func(context.Context) error) error {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if sess == nil {
+				sess, err = node.Session(ctx, coord.SessionOptions{})
+			}
+			if err == nil {
+				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = op(octx)
+				cancel()
+			}
+			if err == nil || errors.Is(err, coord.ErrNodeExists) {
+				return nil
+			}
+			if errors.Is(err, coord.ErrSessionExpired) || errors.Is(err, coord.ErrClosed) {
+				sess = nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := try(func(ctx context.Context) error {
+		_, err := sess.Create(ctx, "/fill", nil, coord.Persistent)
+		return err
+	}); err != nil {
+		out.line("FILLERR create /fill: %v", err)
+		return
+	}
+	value := []byte(strings.Repeat("v", 100))
+	const batch = 50
+	for lo := 0; lo < n; lo += batch {
+		ops := make([]coord.Op, 0, batch)
+		for k := lo; k < min(lo+batch, n); k++ {
+			ops = append(ops, coord.CreateOp(fmt.Sprintf("/fill/k%06d", k), value, coord.Persistent))
+		}
+		if err := try(func(ctx context.Context) error {
+			_, err := sess.Multi(ctx, ops...)
+			return err
+		}); err != nil {
+			out.line("FILLERR multi at %d: %v", lo, err)
+			return
+		}
+	}
+	if sess != nil {
+		sess.Close(ctx)
+	}
+	out.line("FILLED %d", n)
+}
+
+// procMemory returns a process's resident set size and its peak, in bytes
+// (Linux: /proc/pid/status).
+func procMemory(pid int) (rss, peak uint64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, sc.Err()
+}
+
+// TestProcessManyObservers starts a crowd of observers together against
+// three voters holding many znodes, under write load from every node: the
+// leader streams the snapshot to a few at a time while the others wait
+// their turn. Every observer must serve within the bound, the voters must
+// keep their leader (no election), writes must go on throughout, and the
+// voters' memory is reported (peak RSS). The CI size is small (see
+// -coord.observers.soak for issue 12's full size).
+func TestProcessManyObservers(t *testing.T) {
+	znodes, observers := 12_000, 5
+	if *observersSoak {
+		znodes, observers = 100_000, 17
+	}
+	if *observersSyncLimit > 0 {
+		// This machine is shared: two cores, load averages of 20 to 70
+		// while other tests run. A child is then sometimes descheduled
+		// for longer than LocalConfig's 150ms SyncLimit, an election this
+		// test did not cause. A second still catches heartbeats that wait
+		// behind snapshot bytes (before streaming, the voters re-elected 7
+		// to 22 times and grew to GiBs); -coord.observers.synclimit=0
+		// keeps LocalConfig's limit, for an idle machine.
+		t.Setenv(procEnvSyncLimit, observersSyncLimit.String())
+	}
+	const voters = 3
+	t.Setenv(procEnvVoters, strconv.Itoa(voters))
+	c := newProcCluster(t, voters+observers)
+	if *observersSoak {
+		// A snapshot of 100,000 znodes every 64 writes would keep every
+		// node busy serialising: take one every 500 (still several while
+		// the tree fills, so the log is compacted and a new replica needs
+		// a SNAP).
+		c.snapshotEvery = 500
+	}
+	for id := 1; id <= voters; id++ {
+		c.start(id)
+	}
+	c.waitReady(60*time.Second, 1, 2, 3)
+	lead := c.leader(15 * time.Second)
+
+	filled := time.Now()
+	c.send(c.proc(int(lead)), fmt.Sprintf("fill %d", znodes))
+	if !c.waitFor(5*time.Minute, func() bool { return c.procs[int(lead)-1].filled || len(c.badLine) > 0 }) {
+		t.Fatalf("%d znodes not created within 5m", znodes)
+	}
+	c.mu.Lock()
+	bad := slices.Clone(c.badLine)
+	epoch := c.procs[int(lead)-1].leader.epoch
+	c.mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("fill: %v", bad)
+	}
+	t.Logf("%d znodes created in %v", znodes, time.Since(filled).Round(time.Millisecond))
+	c.waitAcks(15*time.Second, time.Now(), 10)
+
+	begin := time.Now()
+	var obs []int
+	for id := voters + 1; id <= voters+observers; id++ {
+		c.start(id)
+		obs = append(obs, id)
+	}
+	c.waitReady(60*time.Second, obs...)
+	joined := time.Since(begin)
+	t.Logf("%d observers started together, all serving after %v", observers, joined.Round(time.Millisecond))
+	c.waitAcks(15*time.Second, time.Now(), 10)
+
+	var peaks []uint64
+	for id := 1; id <= voters; id++ {
+		rss, peak, err := procMemory(c.proc(id).cmd.Process.Pid)
+		if err != nil {
+			t.Logf("voter %d memory: %v", id, err)
+			continue
+		}
+		peaks = append(peaks, peak)
+		t.Logf("voter %d: RSS %d MiB, peak %d MiB", id, rss>>20, peak>>20)
+	}
+
+	c.mu.Lock()
+	var elections []procLeader
+	for _, l := range c.leaders {
+		if l.node <= voters && l.at >= begin.UnixNano() && (l.leader != lead || l.epoch != epoch) {
+			elections = append(elections, l)
+		}
+	}
+	var lat []time.Duration
+	for _, a := range c.acks {
+		if tr, ok := c.tries[a.data]; ok && tr.at >= begin.UnixNano() {
+			lat = append(lat, time.Duration(a.at-tr.at))
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(lat)
+	p99 := time.Duration(0)
+	if len(lat) > 0 {
+		p99 = lat[len(lat)*99/100]
+	}
+	gap := c.longestGap(begin)
+	t.Logf("writes while the observers joined: %d acknowledged, p99 %v, longest gap %v", len(lat),
+		p99.Round(time.Millisecond), gap.Round(time.Millisecond))
+	require := func(ok bool, format string, args ...any) {
+		t.Helper()
+		if !ok {
+			t.Errorf(format, args...)
+		}
+	}
+	require(len(elections) == 0, "the voters changed leader while the observers joined (was %d, epoch %d): %+v",
+		lead, epoch, elections)
+	procCheckGap(t, gap)
+	for _, p := range peaks {
+		// Before streaming, 12 observers against 65,000 znodes grew the
+		// voters to 2.3-3.9 GiB.
+		require(p < 1<<30, "a voter's peak RSS is %d MiB", p>>20)
+	}
+	if *observersSoak {
+		require(joined < 60*time.Second, "observers serving after %v, target 60s", joined)
+		require(p99 < time.Second, "write p99 %v while the observers joined, target under 1s", p99)
+	}
+	c.finish()
+}
