@@ -1,13 +1,10 @@
 package coord_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,20 +107,9 @@ func benchMemory(b *testing.B, nodes, keys int) {
 // rssBytes reads the process's resident set size from /proc (0 where there
 // is none).
 func rssBytes(b *testing.B) int64 {
-	f, err := os.Open("/proc/self/status")
+	rss, _, err := procMemory(os.Getpid())
 	if err != nil {
-		return 0
+		b.Logf("RSS: %v", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, "kB")), 10, 64)
-			if err != nil {
-				b.Fatalf("VmRSS: %v", err)
-			}
-			return kb << 10
-		}
-	}
-	return 0
+	return int64(rss)
 }
