@@ -5,6 +5,7 @@ import (
 
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/tcp"
 )
 
 // Errors returned by coord, comparable with errors.Is. The znode errors are
@@ -52,6 +53,10 @@ var (
 	// ErrDataDirMismatch: Join refused Config.DataDir because it belongs to
 	// another node or another cluster; the error says which.
 	ErrDataDirMismatch = zab.ErrDataDirMismatch
+	// ErrDuplicateID: another live node of the cluster uses this node's
+	// NodeID (a peer refused this node's replication connection for it):
+	// Join fails with it, and this node takes no part.
+	ErrDuplicateID = tcp.ErrDuplicateID
 	// ErrNoQuorum: no leader is established (an election is running, or this
 	// node cannot reach a quorum), so the write or Sync was not attempted.
 	ErrNoQuorum = errors.New("coord: no leader with a quorum")

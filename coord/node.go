@@ -253,6 +253,11 @@ func (n *Node) waitServing(ctx context.Context) error {
 		if n.zab.Status().SoftState.Serving {
 			return nil
 		}
+		if err := n.tr.DuplicateID(); err != nil {
+			// The process that had this id first goes on; this one stops
+			// (Join shuts it down) before it can vote as that node.
+			return fmt.Errorf("coord: join: node id %d: %w", n.cfg.NodeID, err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: join: %s: %w", ErrNoQuorum, n.votersSeen(), ctx.Err())

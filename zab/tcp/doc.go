@@ -61,8 +61,11 @@
 // The instance is random per Transport. A refuses (ErrDuplicateID, logged
 // as an error, counted in Stats.DuplicateIDs) a dialer whose id another
 // instance holds a connection under that sent a frame within
-// HandshakeTimeout: two live processes configured with one id. A restarted
-// peer's old connection is closed or silent, so the new one replaces it.
+// HandshakeTimeout: two live processes configured with one id. The refusal
+// reaches the dialer wrapping ErrDuplicateID, and Transport.DuplicateID
+// reports it there: that process is the duplicate (coord's Join fails with
+// it). A restarted peer's old connection is closed or silent, so the new
+// one replaces it.
 // Connections still in the handshake are bounded in all
 // (MaxPendingHandshakes) and per source IP (MaxPendingHandshakesPerHost),
 // each for at most HandshakeTimeout.

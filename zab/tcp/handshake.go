@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/coord-dev/coord/zab"
 )
@@ -170,6 +171,11 @@ func readHandshakeFrame(r io.Reader, want Kind, v any) error {
 		var rf refusal
 		if err := DecodePayload(payload, &rf); err != nil {
 			return fmt.Errorf("%w (unreadable reason: %v)", ErrRefused, err)
+		}
+		if strings.Contains(rf.Reason, ErrDuplicateID.Error()) {
+			// The peer holds a live connection from another process
+			// under our id: this process is the duplicate.
+			return fmt.Errorf("%w: %w: %q", ErrRefused, ErrDuplicateID, rf.Reason)
 		}
 		return fmt.Errorf("%w: %q", ErrRefused, rf.Reason)
 	}

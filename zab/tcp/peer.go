@@ -316,6 +316,9 @@ func (p *peer) connect(addr string, gen uint64) (*outConn, error) {
 	if err != nil {
 		p.dialFailures.Add(1)
 		p.t.st.handshakeFailed(err)
+		if errors.Is(err, ErrDuplicateID) {
+			p.t.refusedAsDuplicate(p.id, err)
+		}
 		_ = c.Close()
 		return nil, err
 	}

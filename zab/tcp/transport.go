@@ -47,6 +47,9 @@ type Transport struct {
 	byPeer  map[zab.PeerID]*inConn // the authenticated inbound connection of each peer
 
 	st counters
+	// dup is the latest refusal of our handshake as a duplicate id
+	// (DuplicateID).
+	dup atomic.Pointer[error]
 }
 
 var _ zab.Transport = (*Transport)(nil)
@@ -458,6 +461,25 @@ func (t *Transport) admit(id zab.PeerID, instance uint64, remote string) error {
 	if since := time.Since(time.Unix(0, old.heard.Load())); since < t.cfg.HandshakeTimeout {
 		return fmt.Errorf("%w: peer %d is connected from %s (another process, heard %v ago); %s claims the same id",
 			ErrDuplicateID, id, old.conn.RemoteAddr(), since.Round(time.Millisecond), remote)
+	}
+	return nil
+}
+
+// refusedAsDuplicate records that peer refused our handshake because
+// another live process holds a connection to it under our id.
+func (t *Transport) refusedAsDuplicate(peer zab.PeerID, err error) {
+	if t.dup.Swap(&err) == nil {
+		t.log.Error("a peer refused this node: another live process uses this node's id", "refused_by", peer, "err", err)
+	}
+}
+
+// DuplicateID returns the latest refusal (wrapping ErrDuplicateID) by a
+// peer that holds a live connection from another process under this
+// node's id, or nil if no peer refused so. This process is then the
+// duplicate: it should stop rather than take part.
+func (t *Transport) DuplicateID() error {
+	if p := t.dup.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
