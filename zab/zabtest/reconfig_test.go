@@ -193,8 +193,6 @@ func TestSimReconfigChaos(t *testing.T) {
 					s.Isolate(ids[r.IntN(len(ids))])
 					s.RunFor(int64(20 + r.IntN(40)))
 					s.Heal()
-				case 2:
-					resyncOne(s, ids[r.IntN(len(ids))])
 				}
 				s.RunFor(int64(10 + r.IntN(30)))
 				require.NoError(t, s.Err)

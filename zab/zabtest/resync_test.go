@@ -58,22 +58,3 @@ func TestSimResyncFollower(t *testing.T) {
 		})
 	}
 }
-
-// resyncOne has id throw its history away (Peer.Resync, refused unless it
-// serves an established leader) when no other peer is empty (a voter
-// without a current epoch, after a resync or before it ever joined) and at
-// least three voters are configured: empty voters count for nothing, so
-// emptying one while another is empty can leave no quorum that may elect
-// (see Peer.Resync).
-func resyncOne(s *Sim, id PeerID) {
-	n := s.Node(id)
-	if n.Peer == nil || len(n.Peer.Voters()) < 3 {
-		return
-	}
-	for _, o := range s.IDs() {
-		if hs, _ := s.Node(o).Storage.InitialState(); o != id && hs.CurrentEpoch == 0 {
-			return
-		}
-	}
-	_ = s.Resync(id)
-}
