@@ -234,16 +234,19 @@ func (n *Node) act(rd session.Ready) {
 	}
 }
 
-// confirmLeadership runs the core's leadership round r: a Sync, which the
-// leader answers only after a quorum confirmed, in a round started after the
-// call, that it still leads. The outcome goes back to the core.
+// confirmLeadership runs the core's leadership round r: a SyncAsLeader,
+// which the leader answers only after a quorum confirmed, in a round started
+// after the call, that it still leads in r.Epoch (a plain Sync that waits on
+// this goroutine or in zab's queue while the node loses that reign and wins
+// another would be confirmed by the later reign). The outcome goes back to
+// the core.
 func (n *Node) confirmLeadership(r session.Round) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		ctx, cancel := n.closingContext(r.Timeout)
 		defer cancel()
-		_, err := n.zab.Sync(ctx)
+		_, err := n.zab.SyncAsLeader(ctx, r.Epoch)
 		n.push(coreInput{kind: inConfirmed, round: r.ID, ok: err == nil})
 	}()
 }

@@ -48,8 +48,11 @@
 // deposed leader acknowledges a heartbeat sent after its successor took over.
 // coord's driver guarantees that by answering a heartbeat only after a quorum
 // round that started after the heartbeat arrived (the same leadership check
-// Sync makes): a quorum that still answered the old leader then had not yet
-// joined the new epoch, so the new leader's takeover came later.
+// Sync makes), confirmed by the reign that took the heartbeat in (Round.Epoch;
+// zab's SyncAsLeader refuses the round once its node no longer leads in that
+// epoch, even if it leads again in a later one): a quorum that still answered
+// the old leader then had not yet joined the new epoch, so the new leader's
+// takeover came later.
 //
 // The argument compares durations measured by two clocks, the owner's
 // (s to s + T) and the leader's (r to r + T). It needs no synchronised wall

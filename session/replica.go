@@ -107,12 +107,22 @@ type Expiry struct {
 }
 
 // Round asks the caller to confirm with a quorum that this replica still
-// leads, in a round it starts now (zab's Sync), and to report the outcome
-// with Replica.Confirmed(ID, ok) within Timeout (after it the answer is of
-// no use). The heartbeats received before the round was asked for are
-// acknowledged when it succeeds.
+// leads in Epoch, in a round it starts now (zab's SyncAsLeader), and to
+// report the outcome with Replica.Confirmed(ID, ok) within Timeout (after it
+// the answer is of no use). The heartbeats received before the round was
+// asked for are acknowledged when it succeeds.
+//
+// Only a quorum of Epoch may confirm it: a round that reaches the
+// replication layer after this replica lost that reign must fail, even if
+// the replica leads again in a later epoch by then (a goroutine scheduled
+// late, a queue). Confirmed in the later epoch, it would acknowledge
+// heartbeats that the deposed reign took in while a successor was already
+// counting those sessions' timeouts from its takeover, so the owners'
+// leases would outlast the successor's expiry (see the package doc). The
+// Replica cannot tell: until its next Tick it does not know its reign ended.
 type Round struct {
 	ID      uint64
+	Epoch   uint32
 	Timeout time.Duration
 }
 
@@ -497,7 +507,7 @@ func (r *Replica) startRound(now time.Time) {
 	}
 	r.roundID++
 	r.rounds = append(r.rounds, round{id: r.roundID, reign: r.reign, covers: r.hbSeq, started: now})
-	r.rd.Rounds = append(r.rd.Rounds, Round{ID: r.roundID, Timeout: until.Sub(now)})
+	r.rd.Rounds = append(r.rd.Rounds, Round{ID: r.roundID, Epoch: r.epoch, Timeout: until.Sub(now)})
 }
 
 // Confirmed reports the outcome of round id: ok if the quorum confirmed that

@@ -217,3 +217,89 @@ func TestReplicaReapsOnTheLeader(t *testing.T) {
 	r.Tick(at(1010), leading)
 	require.True(t, r.Ready().Reap)
 }
+
+// TestReplicaRoundIsConfirmedOnlyByItsReign replays the sequence behind a
+// session reported Lost "expired by leader" while its owner's lease still
+// ran (seen once in coord's saturation test under -race): leader A is
+// deposed by B without its core noticing (A's core runs late), takes in its
+// own owner's heartbeat after B's takeover and asks for a round; B expires
+// the session by its own clock (no heartbeat reached it); A's round then
+// reaches zab while A follows B. Run as a plain Sync, the round is
+// confirmed by B's quorum, A acknowledges the heartbeat, and its owner holds
+// a lease ending after B expired the session: the ephemerals were deleted
+// while the owner was entitled to act. Run as zab.SyncAsLeader in the
+// round's epoch (what coord does), it fails, and the owner is Lost before
+// B's expiry.
+func TestReplicaRoundIsConfirmedOnlyByItsReign(t *testing.T) {
+	const s ID = 7
+	timeout := ms(2000)
+	leadA := View{Leader: 1, Epoch: 1, Serving: true, Leading: true}
+	leadB := View{Leader: 2, Epoch: 2, Serving: true, Leading: true}
+	followB := View{Leader: 2, Epoch: 2, Serving: true}
+	for _, tc := range []struct {
+		name string
+		// confirms says whether the replication layer confirms round r
+		// when it takes the round in with view v.
+		confirms func(r Round, v View) bool
+		safe     bool
+	}{
+		{"plain Sync", func(_ Round, v View) bool { return v.Serving }, false},
+		{"SyncAsLeader", func(r Round, v View) bool { return v.Leading && v.Epoch == r.Epoch }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := table{s: timeout}
+			a := newTestReplica(t, 1, tb)
+			b := newTestReplica(t, 2, tb)
+			a.Tick(at(0), leadA)
+			require.NoError(t, a.Open(s, Config{Timeout: timeout}, at(0), at(0)))
+			a.Ready()
+			// A leads: a heartbeat at 700, acknowledged (lease 700).
+			a.Tick(at(700), leadA)
+			rd := a.Ready()
+			require.Len(t, rd.Rounds, 1)
+			a.Confirmed(rd.Rounds[0].ID, tc.confirms(rd.Rounds[0], leadA), at(710))
+			a.Ready()
+
+			// B takes over at 1000; A's core does not know.
+			b.Tick(at(1000), leadB)
+			b.Ready()
+			// A's core runs at 1400 with its stale view: its owner
+			// heartbeats to itself, and A asks for a round of epoch 1.
+			a.Tick(at(1400), leadA)
+			rd = a.Ready()
+			require.Len(t, rd.Rounds, 1)
+			round := rd.Rounds[0]
+			require.Equal(t, uint32(1), round.Epoch, "a round names the reign that asked for it")
+
+			// A's round reaches zab late, while A follows B.
+			a.Confirmed(round.ID, tc.confirms(round, followB), at(2500))
+			a.Ready()
+
+			// No heartbeat reached B: it expires the session by its clock.
+			b.Tick(at(3010), leadB)
+			rd = b.Ready()
+			require.Equal(t, []Expiry{{Session: s, Epoch: 2}}, rd.Expire)
+			expiredAt := at(3010)
+			a.Tick(at(3010), followB)
+			a.Ready()
+			_, end, ok := a.Lease(s)
+			if !tc.safe {
+				require.True(t, ok)
+				require.True(t, end.After(expiredAt),
+					"the hazard: the owner's lease (to %v) outlasts B's expiry (%v)", end.Sub(t0), expiredAt.Sub(t0))
+				// B's closeSession applied at A: "expired by leader" with
+				// lease left, the symptom seen.
+				delete(tb, s)
+				a.Closed(s, at(3020))
+				rd = a.Ready()
+				require.Len(t, rd.Events, 1)
+				assert.Equal(t, CauseExpired, rd.Events[0].Event.Cause)
+				return
+			}
+			if ok {
+				require.False(t, end.After(expiredAt),
+					"the owner's lease (to %v) outlasts B's expiry (%v)", end.Sub(t0), expiredAt.Sub(t0))
+			}
+		})
+	}
+}

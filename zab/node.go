@@ -144,8 +144,8 @@ type request struct {
 	state atomic.Uint32
 	data  []byte
 	cc    *ConfChange // a configuration change instead of data
-	// leaderEpoch, if set, allows the write only while this node leads
-	// in that epoch (ProposeAsLeader).
+	// leaderEpoch, if set, allows the write (or the read barrier) only
+	// while this node leads in that epoch (ProposeAsLeader, SyncAsLeader).
 	leaderEpoch uint32
 	res         chan result
 }
@@ -345,6 +345,18 @@ func (n *Node) resync() error {
 	}
 	n.prevSnap, n.snapFrom = 0, n.exec.Entries()
 	return nil
+}
+
+// SyncAsLeader is Sync for a leader that must prove it still leads in
+// epoch, the reign that asked (coord acknowledges session heartbeats only
+// after such a round): it is refused with ErrNoLeader, never forwarded,
+// unless this node leads in epoch when the core takes the request in. A
+// plain Sync queued while its node led in one epoch could otherwise be taken
+// in, and confirmed, after the node lost that reign and won a later one, so
+// its success would vouch for the old reign across its successor's.
+func (n *Node) SyncAsLeader(ctx context.Context, epoch uint32) (Zxid, error) {
+	r, err := n.request(ctx, n.syncc, &request{leaderEpoch: epoch})
+	return r.zxid, err
 }
 
 // request queues req for the driver and waits for its result. A request
@@ -549,14 +561,27 @@ func (n *Node) send(m Message) error {
 }
 
 // syncCall adapts Peer.Sync to submit's shape.
-func (n *Node) syncCall(id uint64, _ *request) error { return n.peer.Sync(id) }
+func (n *Node) syncCall(id uint64, req *request) error {
+	if !n.leadsIn(req.leaderEpoch) {
+		return ErrNoLeader
+	}
+	return n.peer.Sync(id)
+}
+
+// leadsIn reports whether a request limited to the reign of epoch (0: none)
+// may go ahead: this node leads, established, in epoch.
+func (n *Node) leadsIn(epoch uint32) bool {
+	if epoch == 0 {
+		return true
+	}
+	ss := n.peer.SoftState()
+	return ss.Role == RoleLeading && ss.Serving && ss.Epoch == epoch
+}
 
 // proposeCall hands a write or a configuration change to the core.
 func (n *Node) proposeCall(id uint64, req *request) error {
-	if req.leaderEpoch != 0 {
-		if ss := n.peer.SoftState(); ss.Role != RoleLeading || !ss.Serving || ss.Epoch != req.leaderEpoch {
-			return ErrNoLeader
-		}
+	if !n.leadsIn(req.leaderEpoch) {
+		return ErrNoLeader
 	}
 	if req.cc != nil {
 		return n.peer.ProposeConfig(id, *req.cc)

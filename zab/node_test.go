@@ -356,3 +356,61 @@ func BenchmarkNodeCommitTCP(b *testing.B) {
 		}
 	}
 }
+
+// TestLeaderOnlyRequestsNeedTheirEpoch: ProposeAsLeader and SyncAsLeader go
+// ahead only on the leader of the epoch they name. A request that waited
+// while its node lost that reign and won a later one must be refused, not
+// confirmed by the later reign's quorum.
+func TestLeaderOnlyRequestsNeedTheirEpoch(t *testing.T) {
+	c := newCluster(t, 3, false)
+	first := c.leader(10 * time.Second)
+	earlier := c.nodes[first].Status().SoftState.Epoch
+	// A second reign, so that there is an earlier epoch to name.
+	require.NoError(t, c.nodes[first].Close())
+	delete(c.nodes, first)
+	l := c.leader(10 * time.Second)
+	epoch := c.nodes[l].Status().SoftState.Epoch
+	require.Greater(t, epoch, earlier)
+	var f zab.PeerID
+	for id := range c.nodes {
+		if id != l {
+			f = id
+		}
+	}
+	calls := map[string]func(n *zab.Node, ctx context.Context, epoch uint32) error{
+		"SyncAsLeader": func(n *zab.Node, ctx context.Context, epoch uint32) error {
+			_, err := n.SyncAsLeader(ctx, epoch)
+			return err
+		},
+		"ProposeAsLeader": func(n *zab.Node, ctx context.Context, epoch uint32) error {
+			_, err := n.ProposeAsLeader(ctx, epoch, []byte("x"))
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct {
+				name  string
+				node  zab.PeerID
+				epoch uint32
+				ok    bool
+			}{
+				{"leader in its epoch", l, epoch, true},
+				{"leader in a later epoch", l, epoch + 1, false},
+				{"leader in an earlier epoch", l, earlier, false},
+				{"follower in the leader's epoch", f, epoch, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					err := call(c.nodes[tc.node], ctx, tc.epoch)
+					if tc.ok {
+						require.NoError(t, err)
+					} else {
+						require.ErrorIs(t, err, zab.ErrNoLeader)
+					}
+				})
+			}
+		})
+	}
+}

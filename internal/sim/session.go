@@ -184,7 +184,13 @@ type snode struct {
 	// stalled (coord: Node.inbox).
 	inbox []func()
 	// rounds are the core's leadership rounds in flight: a zab Sync each.
-	rounds     map[uint64]simRound
+	rounds map[uint64]simRound
+	// late are rounds whose Sync has not reached zab yet (coord: the
+	// round's goroutine not yet scheduled); lateUntil: rounds asked for
+	// before then are late (a starved process).
+	late       []lateRound
+	lateUntil  int64
+	starveEnd  int64 // when the starvation that makes rounds late ends
 	nextTick   int64
 	stallUntil int64 // maintain loop paused (a slow goroutine) until then
 	paused     int64 // the whole process paused until then
@@ -193,6 +199,13 @@ type snode struct {
 
 type simRound struct {
 	zid      uint64
+	deadline int64
+}
+
+// lateRound is a leadership round whose Sync reaches zab at at.
+type lateRound struct {
+	rnd      session.Round
+	at       int64
 	deadline int64
 }
 
@@ -239,18 +252,21 @@ type prop struct {
 }
 
 type srunner struct {
-	cfg   SessionConfig
-	s     *zabtest.Sim
-	sc    zabtest.SimConfig
-	rng   *rand.Rand
-	reps  map[zab.PeerID]*srep
-	nodes map[zab.PeerID]*snode
-	incs  map[zab.PeerID]int
-	cut   map[[2]zab.PeerID]bool
-	drop  float64
-	msgs  appQueue
-	mseq  int64
-	props []*prop
+	cfg SessionConfig
+	s   *zabtest.Sim
+	sc  zabtest.SimConfig
+	rng *rand.Rand
+	// lateRNG draws the delays of late leadership rounds, apart from rng so
+	// that they leave every other draw of a seed's schedule as it was.
+	lateRNG *rand.Rand
+	reps    map[zab.PeerID]*srep
+	nodes   map[zab.PeerID]*snode
+	incs    map[zab.PeerID]int
+	cut     map[[2]zab.PeerID]bool
+	drop    float64
+	msgs    appQueue
+	mseq    int64
+	props   []*prop
 	// clients run the workloads; dead ones (their peer crashed) are
 	// replaced when it restarts.
 	clients []*sclient
@@ -321,7 +337,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
-	r := &srunner{cfg: cfg, sc: sc, rng: rng, reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
+	r := &srunner{cfg: cfg, sc: sc, rng: rng, lateRNG: rand.New(rand.NewPCG(cfg.Seed, 0x1a7e)), reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
 		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
@@ -561,6 +577,7 @@ func (r *srunner) step() {
 		if !r.running(id) {
 			continue
 		}
+		r.startLate(n)
 		r.pollRounds(n)
 		if now >= n.stallUntil && len(n.inbox) > 0 {
 			r.feed(n, nil)
@@ -671,12 +688,15 @@ func (r *srunner) step1(n *snode) {
 				n.core.Confirmed(rnd.ID, true, vt(now))
 				continue
 			}
-			zid, err := r.s.Sync(n.id)
-			if err != nil {
-				n.core.Confirmed(rnd.ID, false, vt(now))
+			deadline := now + int64(rnd.Timeout/time.Millisecond)
+			if now < n.lateUntil {
+				// Up to the round's whole timeout: coord's goroutine
+				// gives up at its context's end.
+				at := now + 1 + r.lateRNG.Int64N(max(1, deadline-now))
+				n.late = append(n.late, lateRound{rnd: rnd, at: at, deadline: deadline})
 				continue
 			}
-			n.rounds[rnd.ID] = simRound{zid: zid, deadline: now + int64(rnd.Timeout/time.Millisecond)}
+			r.startRound(n, rnd, deadline, true)
 		}
 		if rd.Reap {
 			for _, p := range r.reps[n.id].tree.ReapCandidates(now) {
@@ -686,6 +706,57 @@ func (r *srunner) step1(n *snode) {
 	}
 	for _, s := range sortedSessions(n) {
 		r.checkNotExpiredEarly(s)
+	}
+}
+
+// startRound runs a leadership round as coord's confirmLeadership does:
+// zab's SyncAsLeader in the round's epoch, its outcome to the core when
+// pollRounds sees it.
+// The outcome of a round refused at once goes to the core directly from
+// the core's own step (inCore), else as an input.
+func (r *srunner) startRound(n *snode, rnd session.Round, deadline int64, inCore bool) {
+	ss := r.s.Node(n.id).Peer.SoftState()
+	var zid uint64
+	err := zab.ErrNoLeader
+	if r.s.Now() < deadline && ss.Role == zab.RoleLeading && ss.Serving && ss.Epoch == rnd.Epoch {
+		zid, err = r.s.Sync(n.id)
+	}
+	if err != nil {
+		if inCore {
+			n.core.Confirmed(rnd.ID, false, vt(r.s.Now()))
+		} else {
+			r.feed(n, func() { n.core.Confirmed(rnd.ID, false, vt(r.s.Now())) })
+		}
+		return
+	}
+	n.rounds[rnd.ID] = simRound{zid: zid, deadline: deadline}
+}
+
+// startLate starts the late rounds of n that are due (on their own
+// goroutines in coord, whether or not the maintain loop runs; one past its
+// deadline fails: coord's context ended). When a starved leader's zab
+// clock runs again, its maintain loop stalls a while, as a starved process
+// does not get all its goroutines back at once.
+func (r *srunner) startLate(n *snode) {
+	if n.starveEnd != 0 && r.s.Now() >= n.starveEnd {
+		n.starveEnd = 0
+		d := r.lateRNG.Int64N(8 * sSyncLimit)
+		n.stallUntil = max(n.stallUntil, r.s.Now()+d)
+		r.logf("fault: maintain loop of node %d stalls for %d as its process comes back", n.id, d)
+	}
+	now := r.s.Now()
+	var keep []lateRound
+	var due []lateRound
+	for _, lr := range n.late {
+		if lr.at <= now {
+			due = append(due, lr)
+		} else {
+			keep = append(keep, lr)
+		}
+	}
+	n.late = keep
+	for _, lr := range due {
+		r.startRound(n, lr.rnd, lr.deadline, false)
 	}
 }
 
@@ -1129,6 +1200,10 @@ func (r *srunner) fault() {
 			if st, ok := any(s).(interface{ StallTicks(zab.PeerID, int64) }); ok {
 				st.StallTicks(l, d)
 				r.isolate(l)
+				// Its process is starved: the goroutines of the leadership
+				// rounds it asks for meanwhile run late, up to a timeout.
+				r.nodes[l].lateUntil = max(r.nodes[l].lateUntil, s.Now()+d)
+				r.nodes[l].starveEnd = max(r.nodes[l].starveEnd, s.Now()+d)
 				r.logf("fault: isolate leader %d and stop its zab clock for %d", l, d)
 			}
 		}
