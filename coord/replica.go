@@ -154,8 +154,21 @@ func (n *Node) step(tick bool, view session.View) {
 	n.inbox = nil
 	n.inMu.Unlock()
 	n.coreMu.Lock()
+	var early map[session.ID]time.Duration // lease left when the leader said gone
 	for _, in := range ins {
 		now := time.Now()
+		if in.kind == inClosed || (in.kind == inApp && in.msg.Type == session.MsgAck && !in.msg.OK) {
+			id := in.id
+			if in.kind == inApp {
+				id = in.msg.Session
+			}
+			if _, end, ok := n.core.Lease(id); ok && end.After(now) {
+				if early == nil {
+					early = map[session.ID]time.Duration{}
+				}
+				early[id] = end.Sub(now)
+			}
+		}
 		switch in.kind {
 		case inApp:
 			n.core.Receive(in.from, in.msg, now)
@@ -179,6 +192,14 @@ func (n *Node) step(tick bool, view session.View) {
 	rd := n.core.Ready()
 	n.deliver(rd)
 	n.coreMu.Unlock()
+	for _, e := range rd.Ended {
+		if left, ok := early[e.Session]; ok && !e.ByOwner && !n.closed.Load() { // Close closes its sessions itself
+			// The leader may never expire a session before its owner's
+			// lease ends (see package session): this is a safety bug.
+			n.log.Error("coord: session expired by the leader while its owner's lease ran", "session", e.Session,
+				"lease_left", left)
+		}
+	}
 	n.act(rd)
 }
 
