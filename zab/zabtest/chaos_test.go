@@ -65,6 +65,9 @@ func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 			}
 		case 8:
 			driverChaos(s, rng, ids[rng.IntN(len(ids))])
+		case 9:
+			// A replica throws its history away (coord's digest check).
+			resyncOne(s, ids[rng.IntN(len(ids))])
 		}
 		for i := range 5 {
 			id := ids[rng.IntN(len(ids))]

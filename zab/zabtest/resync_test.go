@@ -58,3 +58,24 @@ func TestSimResyncFollower(t *testing.T) {
 		})
 	}
 }
+
+// resyncOne has id throw its history away (Peer.Resync, refused unless it
+// serves an established leader) when no other peer is empty (a voter
+// without a current epoch, after a resync or before it ever joined) and at
+// least three voters are configured: an empty voter counts for nothing
+// until synced, so emptying one while another is empty, or in a voter set
+// of two, can leave no quorum that may elect (see Peer.Resync). The
+// reconfiguration chaos does not use it: a voter set that shrinks while a
+// voter is empty wedges the same way.
+func resyncOne(s *Sim, id PeerID) {
+	n := s.Node(id)
+	if n.Peer == nil || len(n.Peer.Voters()) < 3 {
+		return
+	}
+	for _, o := range s.IDs() {
+		if hs, _ := s.Node(o).Storage.InitialState(); o != id && hs.CurrentEpoch == 0 {
+			return
+		}
+	}
+	_ = s.Resync(id)
+}
