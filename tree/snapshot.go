@@ -68,6 +68,41 @@ type snapMeta struct {
 	DedupFloor int64 `msgpack:"uf,omitempty"`
 }
 
+// snapMetaOut is snapMeta as WriteSnapshot writes it: the dedup table is
+// encoded straight from the tree's entries (dedupList), not through a
+// []dedupRec built and encoded by reflection — at maxDedup entries that
+// was most of a snapshot's cost.
+type snapMetaOut struct {
+	Zxid       int64         `msgpack:"z"`
+	Digest     uint64        `msgpack:"d"`
+	Nodes      int64         `msgpack:"n"`
+	Sessions   []SessionInfo `msgpack:"s"`
+	LastTime   int64         `msgpack:"t"`
+	Dedup      dedupList     `msgpack:"u,omitempty"`
+	DedupFloor int64         `msgpack:"uf,omitempty"`
+}
+
+// dedupList encodes as a []dedupRec does.
+type dedupList []*dedupEntry
+
+// EncodeMsgpack writes each entry as the map of a dedupRec.
+func (l dedupList) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(len(l)); err != nil {
+		return err
+	}
+	for _, e := range l {
+		err := errors.Join(enc.EncodeMapLen(4),
+			enc.EncodeString("i"), enc.EncodeUint(e.id),
+			enc.EncodeString("z"), enc.EncodeInt(e.zxid),
+			enc.EncodeString("t"), enc.EncodeInt(e.time),
+			enc.EncodeString("r"), msgpack.RawMessage(e.res).EncodeMsgpack(enc))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type snapNode struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Path     string
@@ -128,22 +163,20 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	dedup := slices.Clone(t.dedupOrder)
 	meta.DedupFloor = t.dedupFloor
 	t.mu.Unlock()
-	if len(dedup) > 0 {
-		meta.Dedup = make([]dedupRec, len(dedup))
-		for i, e := range dedup {
-			meta.Dedup[i] = dedupRec{ID: e.id, Zxid: e.zxid, Time: e.time, Res: e.res}
-		}
-	}
+	out := snapMetaOut{Zxid: meta.Zxid, Digest: meta.Digest, Nodes: meta.Nodes, LastTime: meta.LastTime,
+		DedupFloor: meta.DedupFloor, Dedup: dedup}
 	defer func() {
 		t.mu.Lock()
 		t.snap = nil
 		t.mu.Unlock()
 	}()
 	slices.SortFunc(meta.Sessions, func(a, b SessionInfo) int { return cmpInt64(a.ID, b.ID) })
+	out.Sessions = meta.Sessions
 
 	sw := newSnapWriter(w)
 	sw.header()
-	sw.frame(&meta, t.limits.meta)
+	sw.buf.Grow(len(dedup)*64 + len(meta.Sessions)*16)
+	sw.frame(&out, t.limits.meta)
 	sw.flush()
 
 	type item struct {
@@ -220,6 +253,16 @@ func (sw *snapWriter) frame(v any, limit int) {
 		return
 	}
 	sw.batch = binary.AppendUvarint(sw.batch, uint64(sw.buf.Len()))
+	if sw.buf.Len() > 64<<10 {
+		// A large frame (the meta frame of a big dedup table) goes out
+		// as it is rather than copied into the batch.
+		sw.flush()
+		if sw.err == nil {
+			sw.crc.Write(sw.buf.Bytes())
+			_, sw.err = sw.w.Write(sw.buf.Bytes())
+		}
+		return
+	}
 	sw.batch = append(sw.batch, sw.buf.Bytes()...)
 }
 
