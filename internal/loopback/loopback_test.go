@@ -1,7 +1,11 @@
 package loopback
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -29,4 +33,40 @@ func TestFreeAddrBelowEphemeralRange(t *testing.T) {
 		l.Close()
 		u.Close()
 	}
+}
+
+// TestMain runs this binary as TestFreeAddrNeverHandsOutAPortTwice's
+// other process when asked to.
+func TestMain(m *testing.M) {
+	if p := os.Getenv("LOOPBACK_RESERVE_CHILD"); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		fmt.Printf("reserved elsewhere: %v\n", !reserve(port))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestFreeAddrNeverHandsOutAPortTwice: a drawn port nobody has bound yet is
+// not drawn again, neither by this process nor by another one.
+func TestFreeAddrNeverHandsOutAPortTwice(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ports are reserved only on Linux")
+	}
+	addr, err := FreeAddr()
+	require.NoError(t, err)
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(p)
+	require.NoError(t, err)
+	require.False(t, reserve(port), "a drawn port is reserved in this process")
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "LOOPBACK_RESERVE_CHILD="+strconv.Itoa(port))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "reserved elsewhere: true")
 }
