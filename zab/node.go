@@ -638,7 +638,8 @@ func (n *Node) maybeSnapshot() {
 
 // snapshotTaken records a finished snapshot in the core's storage (so SNAP
 // can serve it) and compacts the in-memory log up to the previous snapshot,
-// keeping one interval of entries for DIFFs.
+// keeping one interval of entries for DIFFs (and the entries after the
+// snapshot a running stream sends: Peer.SnapStreamFloor).
 func (n *Node) snapshotTaken(sd snapDone) {
 	n.snapping = false
 	if sd.err != nil {
@@ -649,9 +650,12 @@ func (n *Node) snapshotTaken(sd snapDone) {
 		n.log.Debug("zab: snapshot not recorded", "zxid", sd.zxid, "err", err)
 		return
 	}
-	if n.prevSnap > 0 {
-		if err := n.mem.Compact(n.prevSnap); err != nil {
-			n.log.Debug("zab: compact", "zxid", n.prevSnap, "err", err)
+	if upTo := n.prevSnap; upTo > 0 {
+		if f := n.peer.SnapStreamFloor(); f > 0 && f < upTo {
+			upTo = f // a snapshot stream goes on from there
+		}
+		if err := n.mem.Compact(upTo); err != nil {
+			n.log.Debug("zab: compact", "zxid", upTo, "err", err)
 		}
 	}
 	n.prevSnap = sd.zxid

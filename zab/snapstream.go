@@ -272,3 +272,22 @@ func (p *Peer) learnerSnapWait(m Message) {
 		p.sendSnapAck()
 	}
 }
+
+// SnapStreamFloor returns, on a leader, the oldest snapshot a running
+// stream sends (zero when none runs, and on other roles). A driver that
+// compacts its log keeps the entries after it: the synchronisation goes on
+// from that snapshot once every byte arrived, and a stream that outlives a
+// compaction past its image would have to start over, for ever if each one
+// takes longer than the snapshots come. Call it between Readys, like Step.
+func (p *Peer) SnapStreamFloor() Zxid {
+	if p.role != RoleLeading {
+		return 0
+	}
+	var floor Zxid
+	for _, id := range p.lead.snapQueue {
+		if x := p.lead.learners[id].snap; x.running && (floor == 0 || x.snap.Zxid < floor) {
+			floor = x.snap.Zxid
+		}
+	}
+	return floor
+}

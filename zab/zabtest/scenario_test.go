@@ -269,7 +269,8 @@ func TestSimCrashBetweenSnapSteps(t *testing.T) {
 // TestSimSnapStreamsLimited starts six observers together, each needing a
 // SNAP larger than a message: the leader streams at most MaxSnapSyncs at a
 // time with at most SnapWindow chunks in flight each, the others wait their
-// turn without restarting their synchronisation, and all catch up.
+// turn without restarting their synchronisation, and all catch up, while
+// writes go on.
 func TestSimSnapStreamsLimited(t *testing.T) {
 	const observers, chunk, window, running = 6, 1, 3, 2
 	s := newSim(t, SimConfig{Seed: testSeed(t, 23), Voters: 3, Observers: observers, SnapshotEvery: 10,
@@ -314,11 +315,15 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 	for _, id := range obs {
 		require.NoError(t, s.Restart(id))
 	}
-	settleAndConverge(t, s, nil, 5000)
+	// Writes go on meanwhile: the leader snapshots and compacts its log
+	// several times while it streams, but never past a running stream's
+	// image (SnapStreamFloor), or that stream would start over.
+	during := submit(t, s, 100, 1)
+	settleAndConverge(t, s, during, 5000)
 	require.Equal(t, running, maxRunning)
 	queued := 0
 	for _, id := range obs {
-		require.EqualValues(t, 250, s.Node(id).SM.N)
+		require.EqualValues(t, 350, s.Node(id).SM.N)
 		require.Positive(t, chunks[id], "observer %d got the snapshot streamed", id)
 		require.Equal(t, 1, ackEpochs[id], "observer %d restarted its synchronisation (waits %d)", id, waits[id])
 		if waits[id] > 0 {

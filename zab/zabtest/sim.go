@@ -764,7 +764,11 @@ func (s *Sim) maybeSnapshot(n *SimNode) {
 		s.fail(fmt.Errorf("peer %d: snapshot: %w", n.ID, err))
 		return
 	}
-	if err := n.Storage.Compact(n.prevSnap); err != nil {
+	upTo := n.prevSnap
+	if f := n.Peer.SnapStreamFloor(); f > 0 && f < upTo {
+		upTo = f // as Node does: a snapshot stream goes on from there
+	}
+	if err := n.Storage.Compact(upTo); err != nil {
 		s.fail(fmt.Errorf("peer %d: compact: %w", n.ID, err))
 	}
 	n.prevSnap = n.SM.Last
