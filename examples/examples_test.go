@@ -356,7 +356,7 @@ func runQuickstart(t *testing.T, bin string) {
 		re string
 		n  int
 	}{
-		{`(?m)^    nodes 1, 2 and 3 joined in .*; voters \[1 2 3\]; node \d leads epoch 1$`, 1},
+		{`(?m)^    nodes 1, 2 and 3 joined in .*; voters \[1 2 3\]; node \d leads epoch \d+$`, 1},
 		{`(?m)  node \d holds the lock, fencing token \d+$`, 3},
 		{`(?m)  node 1 observes: node \d leads, token \d+$`, 3},
 		{`(?m)  node \d's Config shows color=green`, 3},

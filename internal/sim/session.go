@@ -90,7 +90,7 @@ type SessionConfig struct {
 	//     apply, onApply ignores duplicates).
 	CoordAsIs bool
 	// LongMaintainStalls stalls a node's maintain loop for up to 300 units
-	// (default: at most 40, a fifth of the shortest timeout). A lease's
+	// (default: at most maxMaintainStall, a fifth of the shortest timeout). A lease's
 	// Done closes only when that loop ticks, so a longer stall lets a lock
 	// holder act on after its session expired (see the report).
 	LongMaintainStalls bool
@@ -762,6 +762,10 @@ func (r *srunner) startRound(n *snode, rnd session.Round, deadline int64, inCore
 	n.rounds[rnd.ID] = simRound{zid: zid, deadline: deadline}
 }
 
+// maxMaintainStall bounds a maintain loop's stalls unless
+// LongMaintainStalls is set.
+const maxMaintainStall = 40
+
 // startLate starts the late rounds of n that are due (on their own
 // goroutines in coord, whether or not the maintain loop runs; one past its
 // deadline fails: coord's context ended). When a starved leader's zab
@@ -771,6 +775,12 @@ func (r *srunner) startLate(n *snode) {
 	if n.starveEnd != 0 && r.s.Now() >= n.starveEnd {
 		n.starveEnd = 0
 		d := r.lateRNG.Int64N(8 * sSyncLimit)
+		if !r.cfg.LongMaintainStalls {
+			// Within the bound of every other maintain stall (case 15):
+			// longer ones let a holder act after its session expired, a
+			// known limit that LongMaintainStalls explores on purpose.
+			d = min(d, maxMaintainStall)
+		}
 		n.stallUntil = max(n.stallUntil, r.s.Now()+d)
 		r.logf("fault: maintain loop of node %d stalls for %d as its process comes back", n.id, d)
 	}
@@ -1215,7 +1225,7 @@ func (r *srunner) fault() {
 	case 15:
 		// A slow maintain loop (a busy goroutine): zab runs on.
 		id := pick()
-		d := []int64{10, 25, 40}[r.rng.IntN(3)]
+		d := []int64{10, 25, maxMaintainStall}[r.rng.IntN(3)]
 		if r.cfg.LongMaintainStalls {
 			d = []int64{30, 100, 300}[r.rng.IntN(3)]
 		}
