@@ -314,7 +314,7 @@ func (s *Sim) start(n *SimNode) error {
 		return err
 	}
 	n.Peer = p
-	n.disk = simDisk{st: n.Storage, budget: -1, mistake: s.cfg.Mistake, rng: s.rng}
+	n.disk = simDisk{st: n.Storage, budget: -1, keep: -1, mistake: s.cfg.Mistake, rng: s.rng}
 	n.exec = zab.NewExecutor(zab.ExecutorConfig{
 		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
 		OnProposal: func(r zab.ProposalResult, _ any) { n.Proposals[r.ID] = r },
@@ -695,6 +695,20 @@ func (s *Sim) armDisk(id zab.PeerID, f diskFault, minRecords int) {
 func (s *Sim) CrashInPersistKeeping(id zab.PeerID, minRecords, keep int) {
 	s.armDisk(id, diskCrash, minRecords)
 	s.nodes[id].armedKeep = keep
+}
+
+// CrashKeeping is Crash with keep records of the write not yet durable
+// surviving (of a slow fsync in flight, see tear, or of the entries a
+// planted mistake had not made durable), instead of a number drawn from
+// the seed; 0 loses all of it.
+func (s *Sim) CrashKeeping(id zab.PeerID, keep int) {
+	n := s.nodes[id]
+	if n.Peer != nil && n.inflight != nil {
+		n.armedKeep = keep // tear uses it, then disarms it
+	}
+	n.disk.keep = keep
+	s.Crash(id)
+	n.disk.keep = -1
 }
 
 // CrashInSnapInstall makes peer id crash while it persists the next SNAP
@@ -1101,6 +1115,7 @@ type simDisk struct {
 	budget  int // records left before the cut; negative: none planned
 	mistake Mistake
 	rng     interface{ IntN(int) int }
+	keep    int        // entries a crash keeps of the pending ones; negative: drawn
 	next    *zab.Ready // the Ready being persisted
 	lagging bool       // appends stay pending until durable is called
 	// pending: entries after pendingFrom are written but not durable.
@@ -1144,7 +1159,10 @@ func (d *simDisk) crash() int {
 	if err != nil || len(ents) == 0 {
 		return 0
 	}
-	keep := d.rng.IntN(len(ents) + 1)
+	keep := min(d.keep, len(ents))
+	if keep < 0 {
+		keep = d.rng.IntN(len(ents) + 1)
+	}
 	to := d.pendingFrom
 	if keep > 0 {
 		to = ents[keep-1].Zxid
