@@ -339,19 +339,11 @@ func leaderSelfSchedule(seed uint64, m Mistake) error {
 	}
 	s.RunFor(100)
 	l := s.Leader()
-	var a, b PeerID
-	for _, id := range s.IDs() {
-		switch {
-		case id == l:
-		case a == 0:
-			a = id
-		default:
-			b = id
-		}
+	a := PeerID(1 + (uint64(l)+seed)%3) // the seed picks which follower is cut off
+	if a == l {
+		a = l%3 + 1
 	}
-	if seed%2 == 0 {
-		a, b = b, a
-	}
+	b := 6 - l - a // the third of voters 1, 2, 3
 	s.Cut(l, a)
 	s.Cut(a, l)
 	s.SlowDisk(l, 1000, s.Now()+5000)
