@@ -3,6 +3,7 @@ package coord
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,11 @@ import (
 // ErrDiverged: this node's tree differs from the leader's at the same zxid
 // (tree.Tree.Digest). A follower or observer then stops serving and
 // resynchronises: its reads and writes, and its sessions', fail with an
-// error wrapping ErrDiverged while it throws its tree and log away and
-// takes the leader's state again (EventDiverged, then EventResynced). A
+// error wrapping ErrDiverged while it waits for the leader's permission
+// (granted only while the cluster keeps a quorum without it: see
+// grantResync; never in a set of two voters), then throws its tree and log
+// away and takes the leader's state again (EventDiverged, then
+// EventResynced). A
 // leader that differs from the digest its predecessor logged, or a replica
 // whose resynchronisations keep differing (maxResyncs in a row with no
 // check passing between them), fail-stops instead: Node.Err wraps
@@ -171,17 +175,203 @@ func (n *Node) maybeProposeDigest() {
 	}()
 }
 
-// divergence is a replica's state of repair after a digest mismatch. The
-// maintenance goroutine owns it; err is read by every operation.
+// divergence is a replica's state of repair after a digest mismatch, and
+// on a leader the resyncs it granted. The maintenance goroutine owns it;
+// err is read by every operation, the inbox written by onApp.
 type divergence struct {
 	err     atomic.Pointer[error] // set while resynchronising: operations fail with it
-	pending bool                  // a resync is due (zab refused it so far: no leader)
-	// notBefore staggers the voters' resyncs (see resyncDelay).
-	notBefore time.Time
-	streak    int    // resyncs in a row with no check passing between them
-	passed    uint64 // digests.passed when the last resync started
-	resets    uint64 // fsm.resets then: it is done once the tree was emptied since
-	resyncs   atomic.Uint64
+	pending bool                  // a resync is due (no grant, or zab refused it so far)
+	// granted is when the leader's grant for this replica's resync came
+	// (zero: none), asked when it last asked for one.
+	granted, asked time.Time
+	streak         int    // resyncs in a row with no check passing between them
+	passed         uint64 // digests.passed when the last resync started
+	resets         uint64 // fsm.resets then: it is done once the tree was emptied since
+	resyncs        atomic.Uint64
+
+	// grants, on a leader, are the resyncs it allows (see grantResync);
+	// denied counts the requests it refused.
+	grants map[zab.PeerID]*resyncGrant
+	denied atomic.Uint64
+
+	inMu  sync.Mutex
+	inbox []resyncMsg // asks and grants from peers, for the maintenance goroutine
+}
+
+// resyncMsg is a resync request or grant from a peer.
+type resyncMsg struct {
+	from zab.PeerID
+	m    appMsg
+}
+
+// queue takes in a resync request or grant (from onApp).
+func (d *divergence) queue(from zab.PeerID, m appMsg) {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	if len(d.inbox) < 1024 { // a peer flooding asks hurts nobody
+		d.inbox = append(d.inbox, resyncMsg{from: from, m: m})
+	}
+}
+
+// hasInbox reports whether resync messages are queued.
+func (d *divergence) hasInbox() bool {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	return len(d.inbox) > 0
+}
+
+// takeInbox returns the queued resync messages.
+func (d *divergence) takeInbox() []resyncMsg {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	in := d.inbox
+	d.inbox = nil
+	return in
+}
+
+// A resync happens only with the leader's permission. An emptied voter
+// counts for nothing until an established leader synced it (zab's lost-disk
+// rule), so if a majority of the voters were emptied at once (every
+// follower finds the same mismatch when the leader's own tree is the one
+// that differs, or two of three diverge together) the leader would lose
+// its quorum and no leader could ever be established to sync them. So a
+// diverged replica asks the leader (msgResyncAsk, every tick until it is
+// granted) and keeps refusing to serve, while still voting, until it is
+// granted (msgResyncGrant, naming the leader's epoch); the leader grants:
+//
+//   - a voter, only while no other voter holds a grant, no voter change is
+//     pending (the configuration logged is committed), and the leader with
+//     the voters other than it that are synced and acknowledging (heard
+//     from within a sync limit) still make a majority of the voters. In a
+//     set of two voters that never holds: the follower stays diverged,
+//     refusing to serve and voting, until an operator adds a voter or
+//     restarts it with an empty DataDir;
+//   - an observer (it counts in no quorum) while fewer than
+//     maxObserverResyncs others hold a grant.
+//
+// A grant lasts until the replica says it serves again (msgResyncDone),
+// or grantHold sync limits. The replica acts only on a grant received
+// within a sync limit (it asks again otherwise, and a grantee's ask renews
+// its grant), so it has emptied itself well before a grant lapses; from
+// then on, until it is synced and answering again, it is no synced,
+// acknowledging voter in the next grant's count (one stuck restoring a
+// large tree falls silent for longer than a sync limit, and the leader
+// stops counting it).
+const (
+	maxObserverResyncs = 2
+	grantHold          = 4 // sync limits
+)
+
+// resyncGrant is a resync the leader allows.
+type resyncGrant struct {
+	observer bool
+	since    time.Time
+}
+
+// grantResync is the leader's rule (see above): whether it may grant who a
+// resync now, given its status st, the grants it holds and idle, the ticks
+// within which a learner counts as acknowledging; why says why not.
+func grantResync(st zab.Status, grants map[zab.PeerID]*resyncGrant, who zab.PeerID, idle uint64) (ok bool, why string) {
+	if st.SoftState.Role != zab.RoleLeading || !st.SoftState.Serving {
+		return false, "not an established leader"
+	}
+	if who == st.ID {
+		return false, "the leader itself"
+	}
+	if g := grants[who]; g != nil {
+		return true, "" // renewed
+	}
+	if !slices.Contains(st.Voters, who) {
+		n := 0
+		for _, g := range grants {
+			if g.observer {
+				n++
+			}
+		}
+		if n >= maxObserverResyncs {
+			return false, "other observers resynchronise"
+		}
+		return true, ""
+	}
+	for _, g := range grants {
+		if !g.observer {
+			return false, "another voter resynchronises"
+		}
+	}
+	if st.ConfigZxid > st.Committed {
+		return false, "a voter change is pending"
+	}
+	live := 0
+	for _, v := range st.Voters {
+		if v == st.ID {
+			live++
+			continue
+		}
+		if v == who {
+			continue
+		}
+		if p, ok := st.Progress[v]; ok && !p.Observer && p.Synced && !p.Paused && p.IdleTicks < idle {
+			live++
+		}
+	}
+	if live < len(st.Voters)/2+1 {
+		return false, fmt.Sprintf("the leader and %d synced voters without it are no majority of %d", live-1, len(st.Voters))
+	}
+	return true, ""
+}
+
+// resyncMessages handles the queued resync requests and grants, and on a
+// leader lets the grants that are done or lapsed go.
+func (n *Node) resyncMessages(st zab.Status) {
+	d := &n.div
+	now := time.Now()
+	leading := st.SoftState.Role == zab.RoleLeading && st.SoftState.Serving
+	idle := uint64(n.cfg.ticks(n.cfg.SyncLimit))
+	if !leading {
+		d.grants = nil
+	}
+	for id, g := range d.grants {
+		if now.Sub(g.since) > grantHold*n.cfg.SyncLimit {
+			delete(d.grants, id)
+			n.log.Warn("coord: resync grant lapsed", "peer", id)
+		}
+	}
+	for _, in := range d.takeInbox() {
+		switch in.m.Kind {
+		case msgResyncGrant:
+			if d.pending && in.from == st.SoftState.Leader && in.m.Sent == int64(st.SoftState.Epoch) {
+				d.granted = now
+			}
+		case msgResyncDone:
+			if _, ok := d.grants[in.from]; ok {
+				delete(d.grants, in.from)
+				n.log.Info("coord: resync grant ends: the replica serves again", "peer", in.from)
+			}
+		case msgResyncAsk:
+			if !leading {
+				continue
+			}
+			ok, why := grantResync(st, d.grants, in.from, idle)
+			if !ok {
+				d.denied.Add(1)
+				n.log.Debug("coord: resync not granted", "peer", in.from, "why", why)
+				continue
+			}
+			if g := d.grants[in.from]; g != nil {
+				g.since = now
+			} else {
+				if d.grants == nil {
+					d.grants = map[zab.PeerID]*resyncGrant{}
+				}
+				d.grants[in.from] = &resyncGrant{observer: !slices.Contains(st.Voters, in.from), since: now}
+				n.log.Warn("coord: a diverged replica may resynchronise", "peer", in.from)
+			}
+			b, err := encodeAppMsg(appMsg{Kind: msgResyncGrant, Sent: int64(st.SoftState.Epoch)})
+			if err == nil {
+				_ = n.zab.SendApp(in.from, b)
+			}
+		}
+	}
 }
 
 // diverged returns the error operations fail with while this replica
@@ -200,6 +390,9 @@ func (n *Node) diverged() error {
 // reports whether the node stopped.
 func (n *Node) checkDiverged() bool {
 	d := &n.div
+	if len(d.grants) > 0 || d.hasInbox() {
+		n.resyncMessages(n.zab.Status())
+	}
 	if err := n.fsm.digests.take(); err != nil && d.err.Load() == nil {
 		// (One found while a resync is under way is of the tree it
 		// replaces.)
@@ -224,13 +417,22 @@ func (n *Node) checkDiverged() bool {
 		werr := fmt.Errorf("%w (resynchronising from the leader)", err)
 		d.err.Store(&werr)
 		d.pending = true
-		d.notBefore = time.Now().Add(n.resyncDelay())
+		d.granted, d.asked = time.Time{}, time.Time{}
 		n.log.Error("coord: this replica's tree differs from the leader's: it stops serving and "+
-			"resynchronises, throwing its tree and log away", "err", err, "attempt", d.streak)
+			"resynchronises, throwing its tree and log away, once the leader allows it", "err", err, "attempt", d.streak)
 		n.emit(ClusterEvent{Type: EventDiverged, Err: werr})
 	}
 	if d.pending {
-		if time.Now().Before(d.notBefore) {
+		st := n.zab.Status()
+		if now := time.Now(); d.granted.IsZero() || now.Sub(d.granted) > n.cfg.SyncLimit {
+			// Not (or no longer) granted: ask the leader, at most once a tick.
+			d.granted = time.Time{}
+			if l := st.SoftState.Leader; l != 0 && l != st.ID && now.Sub(d.asked) >= n.cfg.TickInterval {
+				d.asked = now
+				if b, err := encodeAppMsg(appMsg{Kind: msgResyncAsk}); err == nil {
+					_ = n.zab.SendApp(l, b)
+				}
+			}
 			return false
 		}
 		if h := n.resyncHook.Load(); h != nil {
@@ -242,7 +444,7 @@ func (n *Node) checkDiverged() bool {
 		cancel()
 		switch {
 		case err == nil:
-			d.pending, d.resets = false, resets
+			d.pending, d.resets, d.granted = false, resets, time.Time{}
 			d.passed, _ = n.fsm.digests.counts()
 			d.resyncs.Add(1)
 		case errors.Is(err, zab.ErrResyncLeader):
@@ -265,31 +467,13 @@ func (n *Node) checkDiverged() bool {
 		if n.fsm.resets.Load() > d.resets && !n.fsm.emptied.Load() &&
 			st.SoftState.Serving && st.Applied > 0 && st.Applied >= st.Committed {
 			d.err.Store(nil)
+			if b, err := encodeAppMsg(appMsg{Kind: msgResyncDone}); err == nil && st.SoftState.Leader != st.ID {
+				_ = n.zab.SendApp(st.SoftState.Leader, b) // the leader may grant the next
+			}
 			n.log.Warn("coord: resynchronised from the leader: serving again (the next digest check verifies it)",
 				"applied", st.Applied, "resyncs", d.resyncs.Load())
 			n.emit(ClusterEvent{Type: EventResynced})
 		}
 	}
 	return false
-}
-
-// resyncDelay staggers the resyncs of voters that found the same mismatch
-// (the leader's tree is the one that differs: every follower finds it at
-// once). An emptied voter counts for nothing until a leader synced it, so
-// if a majority resynced at once no leader could be established to sync
-// them: the k-th voter by id among the followers waits k times two sync
-// limits, time for the earlier ones to be synced again. Observers count
-// for no quorum and do not wait.
-func (n *Node) resyncDelay() time.Duration {
-	st := n.zab.Status()
-	rank := 0
-	for _, v := range st.Voters {
-		switch {
-		case v == zab.PeerID(n.cfg.NodeID):
-			return time.Duration(rank) * 2 * n.cfg.SyncLimit
-		case v != st.SoftState.Leader:
-			rank++
-		}
-	}
-	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coord-dev/coord/tree"
+	"github.com/coord-dev/coord/zab"
 )
 
 // digestCluster starts 3 voters with data directories, logging warnings
@@ -168,4 +169,224 @@ func TestDigestCheckFailStopsAfterRepeatedResyncs(t *testing.T) {
 	require.True(t, strings.Contains(logs.String(), "resynchronisations in a row"))
 	_, err := c.nodes[l].Create(ctx, "/after", nil, Persistent)
 	require.NoError(t, err, "the others still have a quorum")
+}
+
+// Two followers of three diverge at once (ZooKeeper's digest check finds
+// the same when the leader's own tree is the corrupted one: every follower
+// differs). Had both emptied themselves the leader would lose its quorum
+// and no leader could ever be established to sync them. The leader grants
+// one resync at a time: the first follower, once emptied, is held (slow
+// to take the leader's state, as with a large tree) for longer than its
+// grant and than the stagger the old code used, and all the while the second is refused,
+// still acknowledging, so writes go on; both end resynced and the leader
+// never lost its reign. Granting every request (the old behaviour, planted
+// by turning grantResync's answer to true) empties both and fails here.
+func TestDigestCheckGrantsOneVoterResyncAtATime(t *testing.T) {
+	var logs syncBuffer
+	c, l, f, g := digestCluster(t, &logs)
+	ctx := ctxT(t)
+	leader := c.nodes[l]
+	epoch := leader.zab.Status().SoftState.Epoch
+	round := 0
+	write := func(k int) {
+		round++
+		for i := range k {
+			_, err := leader.Create(ctx, fmt.Sprintf("/n-%d-%d", round, i), nil, Persistent)
+			require.NoError(t, err, "write %d-%d", round, i)
+		}
+	}
+	write(digestEvery)
+
+	syncLimit := c.cfgs[l].SyncLimit
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	t.Cleanup(func() { stopOnce.Do(func() { close(stop) }) })
+	held := make(chan uint64, 2)
+	var first sync.Once
+	var overlap sync.Map // a resync started while the other follower was empty
+	for _, pair := range [][2]uint64{{f, g}, {g, f}} {
+		self := c.nodes[pair[0]]
+		id := pair[0]
+		hold := func() {
+			first.Do(func() {
+				held <- id
+				// A slow restore: longer than a grant and than the old
+				// stagger, and until the leader refused the other again
+				// after that.
+				end := time.Now().Add(6 * syncLimit)
+				var denied uint64
+				tk := time.NewTicker(syncLimit / 10)
+				defer tk.Stop()
+				for deadline := time.Now().Add(20 * syncLimit); time.Now().Before(deadline); {
+					select {
+					case <-stop:
+						return
+					case <-tk.C:
+					}
+					if time.Now().Before(end) {
+						denied = leader.div.denied.Load()
+					} else if leader.div.denied.Load() >= denied+3 {
+						return
+					}
+				}
+			})
+		}
+		self.fsm.restoreHook.Store(&hold)
+		otherID := zab.PeerID(pair[1])
+		check := func() {
+			// The other must count in the leader's quorum: synced by it
+			// (an emptied voter is not until then) and answering.
+			p, ok := leader.zab.Status().Progress[otherID]
+			if !ok || !p.Synced || p.IdleTicks >= uint64(c.cfgs[l].ticks(syncLimit)) {
+				overlap.Store(id, fmt.Sprintf("%+v", p))
+			}
+		}
+		self.resyncHook.Store(&check)
+	}
+	corrupt(t, c.nodes[f], "/corrupt-f")
+	corrupt(t, c.nodes[g], "/corrupt-g")
+	write(2 * digestEvery)
+	var slow uint64
+	select {
+	case slow = <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no follower emptied itself: %+v %+v", c.nodes[f].Stats(), c.nodes[g].Stats())
+	}
+	other := f + g - slow
+	require.ErrorIs(t, c.nodes[other].diverged(), ErrDiverged, "the other diverged too")
+	write(20) // the leader keeps its quorum: the other is not emptied
+	require.Zero(t, c.nodes[other].fsm.resets.Load(), "emptied while the first restores")
+
+	require.Eventually(t, func() bool {
+		for _, id := range []uint64{f, g} {
+			st := c.nodes[id].Stats()
+			if st.Resyncing || st.Resyncs != 1 || !st.Serving {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "not both resynced: %+v %+v", c.nodes[f].Stats(), c.nodes[g].Stats())
+	overlap.Range(func(k, v any) bool {
+		t.Errorf("node %v emptied itself while the other did not count in the leader's quorum: %v", k, v)
+		return true
+	})
+	write(2 * digestEvery)
+	for _, id := range []uint64{f, g} {
+		require.NoError(t, c.nodes[id].Sync(ctx))
+		_, _, err := c.nodes[id].Get(ctx, fmt.Sprintf("/corrupt-%c", map[uint64]byte{f: 'f', g: 'g'}[id]))
+		require.ErrorIs(t, err, ErrNoNode, "the corruption is gone")
+		require.NoError(t, c.nodes[id].Err())
+	}
+	require.Eventually(t, func() bool {
+		return c.nodes[f].tree.Digest() == leader.tree.Digest() && c.nodes[g].tree.Digest() == leader.tree.Digest()
+	}, 10*time.Second, 10*time.Millisecond, "a resynced tree differs from the leader's")
+	st := leader.zab.Status().SoftState
+	require.Equal(t, epoch, st.Epoch, "the leader never lost its reign")
+	require.True(t, st.Role == zab.RoleLeading && st.Serving)
+	require.NotZero(t, leader.div.denied.Load(), "the second was refused while the first resynchronised")
+	require.Zero(t, leader.Stats().DigestMismatches)
+}
+
+// In a set of two voters the follower's resync always costs the quorum
+// (the leader alone is no majority of two, and an emptied voter counts for
+// nothing until a leader synced it). So the leader never grants it: the
+// diverged follower keeps refusing to serve with ErrDiverged, is never
+// emptied, and keeps voting, so writes go on. Granting it would empty it
+// and leave the pair without a leader for good.
+func TestDigestCheckTwoVotersFollowerNotGranted(t *testing.T) {
+	var logs syncBuffer
+	dirs := withDataDirs(t)
+	c := startCluster(t, 2, func(cfg *Config) {
+		dirs(cfg)
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	ctx := ctxT(t)
+	l := c.leader()
+	f := 3 - l
+	leader, fol := c.nodes[l], c.nodes[f]
+	epoch := leader.zab.Status().SoftState.Epoch
+	corrupt(t, fol, "/corrupt")
+	for i := range 2 * digestEvery {
+		_, err := leader.Create(ctx, fmt.Sprintf("/a-%d", i), nil, Persistent)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return fol.Stats().Resyncing }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return leader.div.denied.Load() >= 20 }, 10*time.Second, 10*time.Millisecond,
+		"the follower never asked, or was granted")
+	_, _, err := fol.Get(ctx, "/corrupt")
+	require.ErrorIs(t, err, ErrDiverged, "it still refuses to serve")
+	for i := range 20 { // its votes still count: the pair commits
+		_, err := leader.Create(ctx, fmt.Sprintf("/b-%d", i), nil, Persistent)
+		require.NoError(t, err)
+	}
+	require.Zero(t, fol.fsm.resets.Load(), "emptied without a grant")
+	require.Zero(t, fol.Stats().Resyncs)
+	require.NoError(t, fol.Err())
+	require.NoError(t, leader.Err())
+	st := leader.zab.Status().SoftState
+	require.Equal(t, epoch, st.Epoch)
+	require.True(t, st.Role == zab.RoleLeading && st.Serving)
+}
+
+// The leader's rule for granting a diverged replica's resync (grantResync).
+func TestGrantResyncRule(t *testing.T) {
+	const idle = 15
+	up := zab.Progress{Synced: true}
+	leading := zab.SoftState{Role: zab.RoleLeading, Leader: 1, Epoch: 3, Serving: true}
+	status := func(voters []zab.PeerID, prog map[zab.PeerID]zab.Progress) zab.Status {
+		return zab.Status{ID: 1, SoftState: leading, Voters: voters, Progress: prog, Committed: 10, ConfigZxid: 5}
+	}
+	three := []zab.PeerID{1, 2, 3}
+	five := []zab.PeerID{1, 2, 3, 4, 5}
+	all3 := map[zab.PeerID]zab.Progress{2: up, 3: up, 9: {Observer: true, Synced: true}}
+	voterGrant := map[zab.PeerID]*resyncGrant{2: {}}
+	for _, tc := range []struct {
+		name   string
+		st     zab.Status
+		grants map[zab.PeerID]*resyncGrant
+		who    zab.PeerID
+		ok     bool
+	}{
+		{"three voters, the others synced", status(three, all3), nil, 2, true},
+		{"three voters, the other unsynced (resynchronising)", status(three,
+			map[zab.PeerID]zab.Progress{2: up, 3: {}}), nil, 2, false},
+		{"three voters, the other silent", status(three,
+			map[zab.PeerID]zab.Progress{2: up, 3: {Synced: true, IdleTicks: idle}}), nil, 2, false},
+		{"three voters, the other paused", status(three,
+			map[zab.PeerID]zab.Progress{2: up, 3: {Synced: true, Paused: true}}), nil, 2, false},
+		{"three voters, the other unknown", status(three, map[zab.PeerID]zab.Progress{2: up}), nil, 2, false},
+		{"another voter holds a grant", status(three, all3), voterGrant, 3, false},
+		{"its own grant is renewed", status(three, all3), voterGrant, 2, true},
+		{"two voters: never", status([]zab.PeerID{1, 2}, map[zab.PeerID]zab.Progress{2: up}), nil, 2, false},
+		{"five voters, one other down", status(five,
+			map[zab.PeerID]zab.Progress{2: up, 3: up, 4: up}), nil, 2, true},
+		{"five voters, two others down", status(five,
+			map[zab.PeerID]zab.Progress{2: up, 3: up}), nil, 2, false},
+		{"a voter change pending", func() zab.Status {
+			st := status(three, all3)
+			st.ConfigZxid = 11
+			return st
+		}(), nil, 2, false},
+		{"an observer with the voters down", status(three, map[zab.PeerID]zab.Progress{9: {Observer: true}}), nil, 9, true},
+		{"an observer while a voter resyncs", status(three, all3), voterGrant, 9, true},
+		{"a third observer at once", status(three, all3),
+			map[zab.PeerID]*resyncGrant{7: {observer: true}, 8: {observer: true}}, 9, false},
+		{"the leader itself", status(three, all3), nil, 1, false},
+		{"not leading", func() zab.Status {
+			st := status(three, all3)
+			st.SoftState = zab.SoftState{Role: zab.RoleFollowing, Leader: 2, Serving: true}
+			return st
+		}(), nil, 3, false},
+		{"not yet established", func() zab.Status {
+			st := status(three, all3)
+			st.SoftState.Serving = false
+			return st
+		}(), nil, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why := grantResync(tc.st, tc.grants, tc.who, idle)
+			require.Equal(t, tc.ok, ok, why)
+			require.Equal(t, ok, why == "")
+		})
+	}
 }

@@ -53,6 +53,9 @@ type fsm struct {
 	// skew, set by tests only, is XORed into every digest recorded: a
 	// replica whose tree keeps differing from the leader's.
 	skew atomic.Uint64
+	// restoreHook, set by tests only, runs when zab empties the state (a
+	// resync): holding it is a replica slow to take the leader's state.
+	restoreHook atomic.Pointer[func()]
 }
 
 func newFSM(t *tree.Tree) *fsm { return &fsm{tree: t} }
@@ -90,6 +93,9 @@ func (f *fsm) Restore(s zab.Snapshot) error {
 		f.digests.reset()
 		f.emptied.Store(true)
 		f.resets.Add(1)
+		if h := f.restoreHook.Load(); h != nil {
+			(*h)()
+		}
 		return nil
 	}
 	if err := f.tree.Restore(bytes.NewReader(s.Data)); err != nil {

@@ -111,6 +111,7 @@ func FuzzDecodeAppMsg(f *testing.F) {
 		{Kind: msgHeartbeat, Session: 1<<32 | 5, Sent: 1_700_000_000_000_000_000},
 		{Kind: msgHeartbeatAck, Session: 1<<32 | 5, Sent: 1_700_000_000_000_000_000, OK: true},
 		{Kind: msgHeartbeatAck, Session: -1, Sent: -1},
+		{Kind: msgResyncAsk}, {Kind: msgResyncGrant, Sent: 7}, {Kind: msgResyncDone},
 	} {
 		b, err := msgpack.Marshal(&m)
 		if err != nil {

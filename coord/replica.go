@@ -65,10 +65,18 @@ func (n *Node) push(in coreInput) {
 	}
 }
 
-// onApp takes in a peer's heartbeat or ack. It runs on the zab driver
-// goroutine: it only queues.
+// onApp takes in a peer's heartbeat or ack, or a resync request or grant
+// (see digest.go). It runs on the zab driver goroutine: it only queues.
 func (n *Node) onApp(from zab.PeerID, payload []byte) {
 	m, err := decodeAppMsg(payload)
+	if err == nil && (m.Kind == msgResyncAsk || m.Kind == msgResyncGrant || m.Kind == msgResyncDone) {
+		n.div.queue(from, m)
+		select {
+		case n.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
 	if err != nil || (m.Kind != msgHeartbeat && m.Kind != msgHeartbeatAck) {
 		n.log.Debug("coord: bad app message", "from", from)
 		return

@@ -305,17 +305,22 @@ func (s *Session) breakLeases() {
 	}
 }
 
-// appMsg is a session heartbeat (owner → leader) or its acknowledgement.
+// appMsg is a session heartbeat (owner → leader) or its acknowledgement,
+// or a diverged replica's request to resynchronise (→ leader) and the
+// leader's grant (see digest.go).
 type appMsg struct {
 	Kind    uint8 `msgpack:"k"`
 	Session int64 `msgpack:"s"`
-	Sent    int64 `msgpack:"t"` // the owner's stamp (session.Replica.Stamp); echoed in the ack
+	Sent    int64 `msgpack:"t"` // the owner's stamp (session.Replica.Stamp); echoed in the ack; a grant's epoch
 	OK      bool  `msgpack:"ok,omitempty"`
 }
 
 const (
 	msgHeartbeat    = 1
 	msgHeartbeatAck = 2
+	msgResyncAsk    = 3
+	msgResyncGrant  = 4
+	msgResyncDone   = 5
 )
 
 func encodeAppMsg(m appMsg) ([]byte, error) { return msgpack.Marshal(&m) }
