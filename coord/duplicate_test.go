@@ -3,25 +3,86 @@ package coord
 import (
 	"context"
 	"fmt"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// A second live node started with the id of a running one (the leader's or
-// a follower's, after the cluster has run for a while) is refused: its Join
-// fails with ErrDuplicateID, it takes no part, and the first one and the
-// cluster go on.
+// blockFrom keeps the replication listener at addr refusing new
+// connections from 127.0.0.1: it holds the transport's per-host bound of
+// connections still in the handshake (8, each held HandshakeTimeout)
+// with idle connections, and replaces each one the transport closes, until
+// the returned function (also run at cleanup) is called.
+func blockFrom(t *testing.T, addr string) (unblock func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					continue
+				}
+				go func() { <-stop; _ = c.Close() }()
+				var b [1]byte
+				_, _ = c.Read(b[:]) // returns when the transport gives up on it
+				_ = c.Close()
+			}
+		}()
+	}
+	var once sync.Once
+	unblock = func() { once.Do(func() { close(stop); wg.Wait() }) }
+	t.Cleanup(unblock)
+	return unblock
+}
+
+// replAddr returns the replication address of id as node sees it.
+func (c *testCluster) replAddr(node, id uint64) string {
+	for _, m := range c.nodes[node].Members() {
+		if m.ID == id {
+			return m.ReplicationAddr
+		}
+	}
+	c.t.Fatalf("node %d does not know node %d", node, id)
+	return ""
+}
+
+// A second live node started with the id of a running one is refused: its
+// Join fails with ErrDuplicateID before its replication starts (so it never
+// votes or acknowledges, never counts in a quorum), and the first one and
+// the cluster go on. The refusal does not depend on any peer having heard
+// from the first one recently: "silent peer" reaches only a follower that
+// the first one (a follower too) has not talked to for longer than
+// HandshakeTimeout; before the gossip check it joined that follower's
+// transport, could not reach the leader, and Join ended in ErrNoQuorum.
 func TestJoinRefusesDuplicateID(t *testing.T) {
-	for _, dupOf := range []string{"leader", "follower"} {
-		t.Run(dupOf, func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		leader bool // duplicate the leader's id (else a follower's)
+		silent bool // the duplicate reaches only the other follower
+	}{
+		{name: "leader", leader: true},
+		{name: "follower"},
+		{name: "silent peer", silent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			c := startCluster(t, 3, nil)
-			ctx := ctxT(t)
 			l := c.leader()
-			id := l
-			if dupOf == "follower" {
-				id = l%3 + 1
+			ctx := ctxT(t)
+			id, other := l, l
+			if !tc.leader {
+				id, other = l%3+1, (l+1)%3+1
 			}
 			for i := range 50 { // running for a while
 				_, err := c.nodes[l].Create(ctx, fmt.Sprintf("/before-%d", i), nil, Persistent)
@@ -29,13 +90,22 @@ func TestJoinRefusesDuplicateID(t *testing.T) {
 			}
 			cfg := c.cfgs[id]
 			cfg.GossipBindAddr = freeAddr(t)
-			cfg.JoinTimeout = 20 * time.Second
+			if tc.silent {
+				cfg.Seeds = []string{c.cfgs[other].GossipBindAddr}
+				blockFrom(t, c.replAddr(other, l))
+				// The scenario: the other follower last heard from the first
+				// node when it followed, longer than HandshakeTimeout ago.
+				time.Sleep(2500 * time.Millisecond)
+			}
 			start := time.Now()
-			dup, err := Join(cfg)
+			jctx, jcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer jcancel()
+			dup, err := JoinContext(jctx, cfg)
 			if err == nil {
 				dup.Shutdown()
 			}
 			require.ErrorIs(t, err, ErrDuplicateID, "the second node with id %d joined", id)
+			require.ErrorContains(t, err, "a live process answers as this id", "refused before replication started")
 			t.Logf("refused after %v: %v", time.Since(start).Round(time.Millisecond), err)
 
 			require.NoError(t, c.nodes[id].Err())
@@ -48,4 +118,92 @@ func TestJoinRefusesDuplicateID(t *testing.T) {
 			require.NoError(t, err, "the first node with id %d still serves", id)
 		})
 	}
+}
+
+// A node that restarts under its id with its DataDir on new gossip and
+// replication ports, while its peers' gossip still holds the old address
+// as alive, is not refused: nothing answers at the old address.
+func TestJoinAfterRestartOnNewPorts(t *testing.T) {
+	c := startCluster(t, 3, withDataDirs(t))
+	ctx := ctxT(t)
+	l := c.leader()
+	id := l%3 + 1
+	_, err := c.nodes[l].Create(ctx, "/before", nil, Persistent)
+	require.NoError(t, err)
+	c.nodes[id].Shutdown() // no gossip leave: peers still hold it alive
+	cfg := c.cfgs[id]
+	cfg.GossipBindAddr = freeAddr(t)
+	node, err := JoinContext(ctx, cfg)
+	require.NoError(t, err)
+	c.nodes[id] = node
+	require.NoError(t, node.Sync(ctx))
+	_, _, err = node.Get(ctx, "/before")
+	require.NoError(t, err)
+	_, err = node.Create(ctx, "/after", nil, Persistent)
+	require.NoError(t, err)
+}
+
+// The process that started first with an id wins even if it has talked to
+// no one yet: node 3's process D joined gossip but cannot reach any peer's
+// replication listener (blocked) when process O starts with id 3 too. O,
+// the later start, is refused at Join before its replication starts; once
+// the block lifts, D joins as node 3. Before the gossip check O, unable
+// to reach anyone either, waited out its Join with ErrNoQuorum.
+func TestJoinRefusesDuplicateOfSilentNode(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t)
+	_, err := c.nodes[c.leader()].Create(ctx, "/before", nil, Persistent)
+	require.NoError(t, err)
+	addrs := []string{c.replAddr(3, 1), c.replAddr(3, 2)}
+	c.nodes[3].Shutdown() // the previous process of node 3: gone
+	delete(c.nodes, 3)
+	var unblock []func()
+	for _, a := range addrs {
+		unblock = append(unblock, blockFrom(t, a))
+	}
+
+	cfgD := c.cfgs[3]
+	cfgD.GossipBindAddr = freeAddr(t)
+	type res struct {
+		n   *Node
+		err error
+	}
+	dres := make(chan res, 1)
+	go func() {
+		jctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n, err := JoinContext(jctx, cfgD)
+		dres <- res{n, err}
+	}()
+	require.Eventually(t, func() bool { // D is node 3 in the peers' gossip
+		for _, m := range c.nodes[1].Members() {
+			if m.ID == 3 && m.GossipAddr == cfgD.GossipBindAddr && m.State == MemberAlive {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 10*time.Millisecond)
+
+	cfgO := c.cfgs[3]
+	cfgO.GossipBindAddr = freeAddr(t)
+	jctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	o, err := JoinContext(jctx, cfgO)
+	if err == nil {
+		o.Shutdown()
+	}
+	require.ErrorIs(t, err, ErrDuplicateID, "the later process with id 3 joined")
+	require.ErrorContains(t, err, "a live process answers as this id", "refused before replication started")
+	t.Logf("refused: %v", err)
+
+	for _, u := range unblock {
+		u()
+	}
+	r := <-dres
+	require.NoError(t, r.err, "the first process with id 3")
+	c.nodes[3] = r.n
+	ctx = ctxT(t)
+	require.NoError(t, r.n.Sync(ctx))
+	_, _, err = r.n.Get(ctx, "/before")
+	require.NoError(t, err)
 }

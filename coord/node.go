@@ -74,6 +74,11 @@ type Node struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	failErr  atomic.Pointer[error]
+	// dupErr: watchDuplicates found a live process with this id that
+	// passed its own check (Join fails with it).
+	dupErr atomic.Pointer[error]
+	// joinedAll: Join has returned the node (n.zab is set).
+	joinedAll atomic.Bool
 }
 
 // Join starts a node with cfg and returns once it has synchronised with an
@@ -152,6 +157,15 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.gossip.Join(ctx); err != nil {
 		return nil, fmt.Errorf("coord: join: %w", err)
 	}
+	// Peers that know this id at another address answered in the state
+	// exchange Join just made: a live process there is refused as us
+	// before zab starts, whether or not it has talked to anyone.
+	if err := n.checkDuplicates(ctx); err != nil {
+		return nil, err
+	}
+	n.tr.SetJoined()
+	n.wg.Add(1)
+	go n.watchDuplicates()
 	n.wg.Add(1)
 	go n.membership()
 
@@ -194,6 +208,10 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err := n.publishExpvar(cfg.ExpvarName); err != nil {
 			return nil, err
 		}
+	}
+	n.joinedAll.Store(true)
+	if p := n.dupErr.Load(); p != nil {
+		return nil, *p
 	}
 	n.log.Info("coord: joined", "voters", n.zab.Status().Voters, "leader", n.zab.Status().SoftState.Leader)
 	return n, nil
@@ -252,6 +270,9 @@ func (n *Node) waitServing(ctx context.Context) error {
 	for {
 		if n.zab.Status().SoftState.Serving {
 			return nil
+		}
+		if p := n.dupErr.Load(); p != nil {
+			return *p
 		}
 		if err := n.tr.DuplicateID(); err != nil {
 			// The process that had this id first goes on; this one stops

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -178,6 +179,9 @@ func (g *Gossip) observe(n *memberlist.Node, typ EventType) {
 	g.emit(Event{Type: typ, Member: r.m})
 }
 
+// maxSelfClaims bounds the addresses kept for TakeSelfClaims.
+const maxSelfClaims = 64
+
 // NotifyConflict handles a node id seen at two addresses: usually a node
 // restarted on a new address before its old one was declared dead. Both
 // sides then push their state to each other on every heal round until
@@ -191,6 +195,15 @@ func (d delegates) NotifyConflict(existing, other *memberlist.Node) {
 		// incarnation, or (misconfiguration) another live node with our id.
 		g.mu.Lock()
 		g.reannounce = until
+		if m, _, err := decodeMeta(other.Meta); err == nil && m.NodeID == g.meta.NodeID && m.Cluster == g.meta.Cluster &&
+			m.ReplicationAddr != g.meta.ReplicationAddr && !slices.Contains(g.selfClaims, m.ReplicationAddr) &&
+			len(g.selfClaims) < maxSelfClaims {
+			g.selfClaims = append(g.selfClaims, m.ReplicationAddr)
+			select {
+			case g.selfSig <- struct{}{}:
+			default:
+			}
+		}
 		g.warnLimited("conflict self "+other.Address(),
 			"gossip peers know this node's id at another address; re-announcing until they accept this one (if another live node uses this id, fix its configuration)",
 			"other_addr", other.Address(), "addr", existing.Address())

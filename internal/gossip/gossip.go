@@ -148,6 +148,8 @@ type Gossip struct {
 	members    map[uint64]*record
 	pending    map[string]time.Time // conflicting addresses to push state to, until
 	reannounce time.Time            // until then, push our state to everyone
+	selfClaims []string             // replication addresses of other claims to our id (TakeSelfClaims)
+	selfSig    chan struct{}        // signalled when selfClaims grows
 	logged     map[string]time.Time // rate limit of repeated warnings
 	rng        *rand.Rand
 
@@ -182,6 +184,7 @@ func New(cfg Config) (*Gossip, error) {
 		evSignal:  make(chan struct{}, 1),
 		closing:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
+		selfSig:   make(chan struct{}, 1),
 		meta:      cfg.Meta,
 		members:   make(map[uint64]*record),
 		pending:   make(map[string]time.Time),
@@ -362,6 +365,25 @@ func (g *Gossip) Members() []Member {
 	})
 	return out
 }
+
+// TakeSelfClaims returns, and forgets, the replication addresses that
+// gossip peers reported for another member with this node's id (name
+// conflicts about this node), oldest first. Such a claim is this node's
+// previous process, gone or about to be declared dead, or another live
+// process configured with this id: the caller tells the two apart by
+// asking the address (zab/tcp's ProbeSameID). Join returns after the
+// first state exchange, so a claim that peers held then is already here.
+func (g *Gossip) TakeSelfClaims() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.selfClaims
+	g.selfClaims = nil
+	return c
+}
+
+// SelfClaimed is signalled (capacity one, never closed) when
+// TakeSelfClaims has a new address.
+func (g *Gossip) SelfClaimed() <-chan struct{} { return g.selfSig }
 
 // Meta returns the metadata this node advertises.
 func (g *Gossip) Meta() Meta {

@@ -66,6 +66,16 @@
 // reports it there: that process is the duplicate (coord's Join fails with
 // it). A restarted peer's old connection is closed or silent, so the new
 // one replaces it.
+//
+// That refusal needs a peer that heard from the first process recently.
+// Transport.ProbeSameID does not: it sends a hello from this id to this id
+// to an address (one gossip reports for this id), and a live transport of
+// the cluster with that id refuses it with ErrDuplicateID, its instance,
+// its start time and whether it called SetJoined (and counts it in
+// Stats.DuplicateIDs). Nothing listening, another id, or this process
+// itself answering means no other live process there.
+// Transport.StartedAfter orders two processes by start time, then
+// instance, the same way on both sides.
 // Connections still in the handshake are bounded in all
 // (MaxPendingHandshakes) and per source IP (MaxPendingHandshakesPerHost),
 // each for at most HandshakeTimeout.

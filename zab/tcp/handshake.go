@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/coord-dev/coord/zab"
 )
@@ -95,6 +96,12 @@ type authProof struct {
 // refusal tells the other end why the handshake failed, so both logs say it.
 type refusal struct {
 	Reason string `msgpack:"r"`
+	// Instance and Started are set when the refusal says the dialer
+	// claims the acceptor's own id (a probe, ProbeSameID): they identify
+	// the acceptor's process.
+	Instance uint64 `msgpack:"i,omitempty"`
+	Started  int64  `msgpack:"s,omitempty"`
+	Joined   bool   `msgpack:"j,omitempty"`
 }
 
 // handshaker holds what both handshake sides need from the transport.
@@ -105,6 +112,11 @@ type handshaker struct {
 	rand    io.Reader // crypto/rand.Reader in production
 	// instance identifies this process in its hellos (see hello.Instance).
 	instance uint64
+	// started is when this process's transport started (UnixNano): of two
+	// live processes with one id, the later start is the duplicate.
+	started int64
+	// joined is set by Transport.SetJoined.
+	joined *atomic.Bool
 }
 
 // Proof roles: the two directions use different labels so that one side's MAC
@@ -271,8 +283,15 @@ func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID,
 		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d is in cluster %q, not ours", ErrHandshake, from, hi.Cluster))
 	case zab.PeerID(hi.To) != h.id:
 		return 0, nil, refuse(w, fmt.Errorf("%w: dialer %d wants peer %d, this is %d", ErrHandshake, from, hi.To, h.id))
-	case from == 0 || from == h.id:
+	case from == 0:
 		return 0, nil, refuse(w, fmt.Errorf("%w: invalid dialer id %d", ErrHandshake, from))
+	case from == h.id:
+		// Another process claims our id (ProbeSameID asks exactly this):
+		// say who we are, so it can tell which of the two started later.
+		err := fmt.Errorf("%w: node %d answers at this address (instance %x)", ErrDuplicateID, h.id, h.instance)
+		_ = writeFrame(w, KindRefuse, &refusal{Reason: err.Error(), Instance: h.instance, Started: h.started,
+			Joined: h.joined != nil && h.joined.Load()})
+		return 0, nil, err
 	case len(hi.Nonce) != nonceSize:
 		return 0, nil, refuse(w, fmt.Errorf("%w: dialer nonce of %d bytes", ErrHandshake, len(hi.Nonce)))
 	case h.key != nil && !hi.Auth:

@@ -76,7 +76,8 @@ func New(cfg Config) (*Transport, error) {
 		cfg: cfg,
 		log: logger,
 		hs: handshaker{id: cfg.ID, cluster: cfg.Cluster, key: cfg.SecretKey, rand: crand.Reader,
-			instance: randomInstance()},
+			instance: randomInstance(), started: time.Now().UnixNano(),
+			joined: new(atomic.Bool)},
 		ln:       ln,
 		recv:     make(chan zab.Message, cfg.RecvBufferSize),
 		ctx:      ctx,
@@ -482,6 +483,84 @@ func (t *Transport) DuplicateID() error {
 		return *p
 	}
 	return nil
+}
+
+// Claimant is another live process that answered ProbeSameID under this
+// node's id.
+type Claimant struct {
+	// Addr is the address it answered at.
+	Addr string
+	// Instance is its random per-process instance.
+	Instance uint64
+	// Started is when its transport started, by its own clock.
+	Started time.Time
+	// Joined: it had called SetJoined (it is a member, not a process
+	// still checking whether it may join).
+	Joined bool
+}
+
+// SetJoined marks this process as a member of the cluster that passed its
+// duplicate-id check; ProbeSameID answers from it say so (Claimant.Joined).
+func (t *Transport) SetJoined() { t.hs.joined.Store(true) }
+
+// ProbeSameID dials addr (a replication address gossip reports for this
+// node's id) and asks, with a hello from this node's id to this node's id,
+// whether a live process of this cluster with this id answers there. It
+// returns that process, or nil with the reason when none does: nothing
+// listens there or it does not answer within DialTimeout plus
+// HandshakeTimeout (the old address of a restarted process), this very
+// process answers, or another id does. Detection thus does not depend on
+// the other process having talked to anyone: only on it being alive.
+func (t *Transport) ProbeSameID(ctx context.Context, addr string) (*Claimant, error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_ = c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	nd, err := t.hs.nonce()
+	if err != nil {
+		return nil, err
+	}
+	hi := hello{Cluster: t.hs.cluster, From: uint64(t.cfg.ID), To: uint64(t.cfg.ID), Nonce: nd,
+		Auth: t.hs.key != nil, Instance: t.hs.instance}
+	if err := writeFrame(c, KindHello, &hi); err != nil {
+		return nil, err
+	}
+	h, payload, err := ReadFrame(bufio.NewReader(c), maxHandshakePayload, nil)
+	if err != nil {
+		return nil, err
+	}
+	var rf refusal
+	if h.Kind != KindRefuse {
+		return nil, fmt.Errorf("%w: probe of %s answered with a %s frame", ErrHandshake, addr, h.Kind)
+	}
+	if err := DecodePayload(payload, &rf); err != nil {
+		return nil, fmt.Errorf("%w: probe of %s: %w", ErrHandshake, addr, err)
+	}
+	if rf.Instance == 0 {
+		return nil, fmt.Errorf("%w: probe of %s: %q", ErrRefused, addr, rf.Reason)
+	}
+	if rf.Instance == t.hs.instance {
+		return nil, fmt.Errorf("probe of %s reached this process", addr)
+	}
+	return &Claimant{Addr: addr, Instance: rf.Instance, Started: time.Unix(0, rf.Started), Joined: rf.Joined}, nil
+}
+
+// StartedAfter reports whether this process is the later of itself and c
+// (by start time, then instance): of two live processes with one id, that
+// one is the duplicate. Both sides compute the same answer from the same
+// two (start, instance) pairs, so exactly one of them yields; clocks only
+// decide which.
+func (t *Transport) StartedAfter(c *Claimant) bool {
+	s := c.Started.UnixNano()
+	if t.hs.started != s {
+		return t.hs.started > s
+	}
+	return t.hs.instance > c.Instance
 }
 
 // randomInstance returns a random non-zero hello.Instance.

@@ -1,0 +1,56 @@
+package tcp
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// ProbeSameID finds a live process with this id at an address whether or
+// not it has talked to anyone (a fresh transport with no peers), and finds
+// none where nothing listens (a restarted process's old address), where
+// this very process listens, or where another id answers. Of the two live
+// processes exactly one is the later start.
+func TestProbeSameID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, key := range [][]byte{nil, []byte("0123456789abcdef0123456789abcdef")} {
+		opt := func(c *Config) { c.SecretKey = key }
+		first := newTransport(t, 1, opt)
+		second := newTransport(t, 1, opt)
+		other := newTransport(t, 2, opt)
+
+		c, err := second.ProbeSameID(ctx, first.Addr().String())
+		require.NoError(t, err)
+		require.NotNil(t, c)
+		require.False(t, c.Joined)
+		first.SetJoined()
+		c, err = second.ProbeSameID(ctx, first.Addr().String())
+		require.NoError(t, err)
+		require.True(t, c.Joined)
+		back, err := first.ProbeSameID(ctx, second.Addr().String())
+		require.NoError(t, err)
+		require.NotEqual(t, second.StartedAfter(c), first.StartedAfter(back), "exactly one is the later start")
+		require.True(t, second.StartedAfter(c), "second was started later")
+		require.Equal(t, uint64(2), first.Stats().DuplicateIDs, "the probed one logs and counts each probe")
+
+		for name, addr := range map[string]string{
+			"self":    second.Addr().String(),
+			"another": other.Addr().String(),
+		} {
+			c, err := second.ProbeSameID(ctx, addr)
+			require.Nil(t, c, name)
+			require.Error(t, err, name)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		gone := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		c, err = second.ProbeSameID(ctx, gone)
+		require.Nil(t, c, "nothing listens")
+		require.Error(t, err)
+	}
+}
