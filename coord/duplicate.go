@@ -73,7 +73,7 @@ func (n *Node) watchDuplicates() {
 				continue
 			}
 			if !c.Joined || !n.tr.StartedAfter(c) {
-				n.log.Error("coord: another live process uses this node's id; it is the later one and must stop",
+				n.log.Error("coord: another live process uses this node's id; it yields (still in its Join check, or started later)",
 					"addr", c.Addr, "joined", c.Joined)
 				continue
 			}
