@@ -64,7 +64,7 @@ func TestHandshake(t *testing.T) {
 		{"acceptor without key", hsr(1, "c", key1), hsr(2, "c", ""), 2, ErrRefused, ErrAuth},
 		{"other cluster", hsr(1, "c", key1), hsr(2, "d", key1), 2, ErrRefused, ErrHandshake},
 		{"dialed the wrong node", hsr(1, "c", key1), hsr(3, "c", key1), 2, ErrRefused, ErrHandshake},
-		{"dialer claims acceptor's id", hsr(2, "c", key1), hsr(2, "c", key1), 2, ErrRefused, ErrHandshake},
+		{"dialer claims acceptor's id", hsr(2, "c", key1), hsr(2, "c", key1), 2, ErrRefused, ErrDuplicateID}, // what ProbeSameID asks
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
