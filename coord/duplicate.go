@@ -29,15 +29,22 @@ import (
 // and returns an error wrapping ErrDuplicateID for the first live one.
 func (n *Node) checkDuplicates(ctx context.Context) error {
 	for _, addr := range n.gossip.TakeSelfClaims() {
-		c, err := n.tr.ProbeSameID(ctx, addr)
-		if c == nil {
-			n.log.Info("coord: gossip knows this node's id at another address; nothing answers there as this id (a previous process)",
-				"addr", addr, "probe", err)
-			continue
+		if c := n.probeClaim(ctx, addr); c != nil {
+			return n.duplicateErr(c)
 		}
-		return n.duplicateErr(c)
 	}
 	return nil
+}
+
+// probeClaim asks addr, where gossip reports this node's id, whether a live
+// process with this id answers there, and returns it (nil: none, logged).
+func (n *Node) probeClaim(ctx context.Context, addr string) *tcp.Claimant {
+	c, err := n.tr.ProbeSameID(ctx, addr)
+	if c == nil {
+		n.log.Info("coord: gossip knows this node's id at another address; nothing answers there as this id (a previous process)",
+			"addr", addr, "probe", err)
+	}
+	return c
 }
 
 // duplicateErr describes claimant c.
@@ -66,10 +73,8 @@ func (n *Node) watchDuplicates() {
 		case <-n.gossip.SelfClaimed():
 		}
 		for _, addr := range n.gossip.TakeSelfClaims() {
-			c, err := n.tr.ProbeSameID(ctx, addr)
+			c := n.probeClaim(ctx, addr)
 			if c == nil {
-				n.log.Info("coord: gossip knows this node's id at another address; nothing answers there as this id (a previous process)",
-					"addr", addr, "probe", err)
 				continue
 			}
 			if !c.Joined || !n.tr.StartedAfter(c) {
@@ -77,7 +82,7 @@ func (n *Node) watchDuplicates() {
 					"addr", c.Addr, "joined", c.Joined)
 				continue
 			}
-			err = n.duplicateErr(c)
+			err := n.duplicateErr(c)
 			n.log.Error("coord: another live process with this node's id started first; this one stops", "err", err)
 			n.dupErr.CompareAndSwap(nil, &err)
 			if n.zab != nil && n.joinedAll.Load() {
