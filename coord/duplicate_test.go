@@ -207,3 +207,63 @@ func TestJoinRefusesDuplicateOfSilentNode(t *testing.T) {
 	_, _, err = r.n.Get(ctx, "/before")
 	require.NoError(t, err)
 }
+
+// Two processes with node 3's id start at the same moment (the previous
+// process is gone): whichever way gossip introduces them (at Join, or
+// after both joined, when the later start fail-stops with ErrDuplicateID),
+// at most one of them is left running as node 3 and the cluster goes on.
+func TestDuplicateIDsStartedTogether(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	c.nodes[3].Shutdown()
+	delete(c.nodes, 3)
+	type res struct {
+		n   *Node
+		err error
+	}
+	out := make([]res, 2)
+	var wg sync.WaitGroup
+	for i := range out {
+		cfg := c.cfgs[3]
+		cfg.GossipBindAddr = freeAddr(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			n, err := JoinContext(jctx, cfg)
+			out[i] = res{n, err}
+		}()
+	}
+	wg.Wait()
+	var live []*Node
+	for i, r := range out {
+		if r.err != nil {
+			require.ErrorIs(t, r.err, ErrDuplicateID, "process %d", i)
+			t.Logf("process %d refused at Join: %v", i, r.err)
+			continue
+		}
+		t.Cleanup(r.n.Shutdown)
+		live = append(live, r.n)
+	}
+	if len(live) == 2 {
+		require.Eventually(t, func() bool {
+			return live[0].Err() != nil || live[1].Err() != nil
+		}, 20*time.Second, 10*time.Millisecond, "two joined processes with one id both kept running")
+		for i, n := range live {
+			if err := n.Err(); err != nil {
+				require.ErrorIs(t, err, ErrDuplicateID)
+				t.Logf("joined process %d fail-stopped: %v", i, err)
+			}
+		}
+	}
+	running := 0
+	for _, n := range live {
+		if n.Err() == nil {
+			running++
+		}
+	}
+	require.LessOrEqual(t, running, 1, "processes left running as node 3")
+	ctx := ctxT(t)
+	_, err := c.nodes[c.leader()].Create(ctx, "/after", nil, Persistent)
+	require.NoError(t, err)
+}
