@@ -112,11 +112,14 @@ func (c *testCluster) heal() { c.proxy.HealAll() }
 const sessionTimeout = 3 * time.Second
 
 // session opens a session on n with sessionTimeout.
-func session(t *testing.T, n *coord.Node) *coord.Session {
+func session(t *testing.T, n *coord.Node) *coord.Session { return sessionWith(t, n, sessionTimeout) }
+
+// sessionWith opens a session on n with the given timeout.
+func sessionWith(t *testing.T, n *coord.Node, timeout time.Duration) *coord.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := n.Session(ctx, coord.SessionOptions{Timeout: sessionTimeout})
+	s, err := n.Session(ctx, coord.SessionOptions{Timeout: timeout})
 	require.NoError(t, err)
 	return s
 }

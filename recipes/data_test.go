@@ -24,14 +24,7 @@ import (
 const workTimeout = 15 * time.Second
 
 // workSession opens a session on n with workTimeout.
-func workSession(t *testing.T, n *coord.Node) *coord.Session {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := n.Session(ctx, coord.SessionOptions{Timeout: workTimeout})
-	require.NoError(t, err)
-	return s
-}
+func workSession(t *testing.T, n *coord.Node) *coord.Session { return sessionWith(t, n, workTimeout) }
 
 // testCtx returns a context bounded by d, cancelled when the test ends.
 func testCtx(t *testing.T, d time.Duration) context.Context {

@@ -14,11 +14,7 @@ import (
 func TestRetriedTxnAppliesOnce(t *testing.T) {
 	a := newApplier(Options{})
 	a.create(t, "/q", "", Persistent)
-	apply := func(id uint64, op Op) Result {
-		a.zxid++
-		a.now += 10
-		return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Op: op})
-	}
+	apply := a.applyReq
 	first := apply(7, Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential})
 	require.NoError(t, first.Err)
 	again := apply(7, Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential})
@@ -143,11 +139,7 @@ func TestRetryForgottenByCount(t *testing.T) {
 func TestDedupKeepsOnlyWhatARetryNeeds(t *testing.T) {
 	a := newApplier(Options{})
 	a.create(t, "/q", "", Persistent)
-	apply := func(id uint64, op Op) Result {
-		a.zxid++
-		a.now += 10
-		return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Op: op})
-	}
+	apply := a.applyReq
 	ops := []Op{
 		{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential},
 		{Type: OpSetData, Path: "/q", Data: []byte("x"), Version: -1},

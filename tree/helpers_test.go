@@ -17,10 +17,16 @@ type applier struct {
 
 func newApplier(opts Options) *applier { return &applier{t: New(opts), now: 1_000_000} }
 
-func (a *applier) apply(session int64, op Op) Result {
+func (a *applier) apply(session int64, op Op) Result { return a.applyTxn(session, 0, op) }
+
+// applyReq applies op as a write with request id id (dedup: a retry
+// carries its first attempt's id).
+func (a *applier) applyReq(id uint64, op Op) Result { return a.applyTxn(0, id, op) }
+
+func (a *applier) applyTxn(session int64, id uint64, op Op) Result {
 	a.zxid++
 	a.now += 10
-	return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: session, MaxData: a.maxData, Op: op})
+	return a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, Session: session, ReqID: id, MaxData: a.maxData, Op: op})
 }
 
 func (a *applier) create(tb testing.TB, path string, data string, mode CreateMode) string {
