@@ -202,6 +202,30 @@ type Stats struct {
 	DigestMismatches uint64 `json:"digest_mismatches"`
 	Resyncs          uint64 `json:"resyncs"`
 	Resyncing        bool   `json:"resyncing"`
+	// SnapStreams is the snapshot streaming of this node: as the leader,
+	// to learners too far behind for a log diff; as a learner, from its
+	// leader.
+	SnapStreams SnapStreamStats `json:"snap_streams"`
+}
+
+// SnapStreamStats is a node's snapshot streaming. A leader streams at most
+// a few snapshots at once (two); other learners that need one queue.
+type SnapStreamStats struct {
+	// Running is, on the leader, how many snapshot streams run now, and
+	// Queued how many learners wait their turn for one (zero on other
+	// roles).
+	Running int `json:"running"`
+	Queued  int `json:"queued"`
+	// BytesSent counts the snapshot bytes this node streamed as a leader
+	// (resent chunks included), BytesReceived those it received as a
+	// learner, since the node started.
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	// Receiving is true while this node, as a learner, receives a
+	// snapshot: Held of its Total bytes have arrived.
+	Receiving bool   `json:"receiving"`
+	Held      uint64 `json:"held"`
+	Total     uint64 `json:"total"`
 }
 
 // TransportStats are the replication transport's counters, cumulative
@@ -279,6 +303,9 @@ func (n *Node) Stats() Stats {
 		Resyncs:   n.div.resyncs.Load(), Resyncing: n.diverged() != nil,
 	}
 	s.DigestChecks, s.DigestMismatches = n.fsm.digests.counts()
+	ss := st.SnapStreams
+	s.SnapStreams = SnapStreamStats{Running: ss.Running, Queued: ss.Queued, BytesSent: ss.BytesSent,
+		BytesReceived: ss.BytesReceived, Receiving: ss.Receiving, Held: ss.Held, Total: ss.Total}
 	if s.Resyncing {
 		s.Serving = false
 	}

@@ -86,6 +86,9 @@ type Status struct {
 	// it (HardState.Fixed).
 	ClusterID      uint64
 	ClusterIDFixed bool
+	// SnapStreams is the node's snapshot streaming, as leader and as
+	// learner.
+	SnapStreams SnapStreamStatus
 }
 
 // MaxEntrySize bounds the data of one entry: it must fit one log record
@@ -679,6 +682,7 @@ func (n *Node) publish() {
 
 		ClusterID:      ps.HardState.ClusterID,
 		ClusterIDFixed: ps.HardState.Fixed,
+		SnapStreams:    ps.SnapStreams,
 	}
 	n.status.Store(st)
 }

@@ -190,6 +190,9 @@ type Peer struct {
 	fwdSyncs map[uint64]uint64 // id -> tick sent
 	fwdConfs map[uint64]*fwdConf
 	inReady  bool
+	// snapSent counts the snapshot chunk bytes this peer sent as a
+	// leader, snapRecv those it took in as a learner (in order, each once).
+	snapSent, snapRecv uint64
 	// mistake is a protocol mistake planted by the simulator (zab/zabtest)
 	// through its Storage; always plant.None in production.
 	mistake plant.Mistake

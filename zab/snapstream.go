@@ -129,6 +129,7 @@ func (p *Peer) sendSnapWindow(li *learnerInfo, x *snapStream) {
 		end := min(x.next+chunk, total)
 		p.send(Message{Type: MsgSnapChunk, To: li.id, Epoch: p.epoch, Seq: x.seq, Prev: x.snap.Zxid,
 			Offset: x.next, Total: total, Snap: data[x.next:end:end]})
+		p.snapSent += end - x.next
 		x.next = end
 	}
 }
@@ -243,6 +244,7 @@ func (p *Peer) learnerSnapChunk(m Message) {
 	lr.lastProgress, lr.streaming = p.now, true // receiving bytes is progress
 	if m.Offset == uint64(len(lr.snapBuf)) {
 		lr.snapBuf = append(lr.snapBuf, m.Snap...)
+		p.snapRecv += uint64(len(m.Snap))
 	}
 	p.sendSnapAck()
 	if mm := lr.snapMode; mm != nil && uint64(len(lr.snapBuf)) == lr.snapTotal && mm.Seq == lr.reqSeq {

@@ -35,6 +35,24 @@ type PeerStatus struct {
 	// (the snapshot's zxid, or zero, when it predates the log).
 	Voters     []PeerID
 	ConfigZxid Zxid
+	// SnapStreams is the peer's snapshot streaming, as leader and as
+	// learner.
+	SnapStreams SnapStreamStatus
+}
+
+// SnapStreamStatus is a peer's snapshot streaming (see Config.MaxSnapSyncs).
+type SnapStreamStatus struct {
+	// Running is, on a leader, how many snapshot streams run, Queued how
+	// many learners wait their turn for one (zero on other roles).
+	Running, Queued int
+	// BytesSent counts the chunk bytes this peer sent as a leader (resent
+	// chunks included), BytesReceived those it took in as a learner (each
+	// byte once), since it started.
+	BytesSent, BytesReceived uint64
+	// Receiving is true while this peer, as a learner, takes in a streamed
+	// snapshot: Held of its Total bytes have arrived.
+	Receiving   bool
+	Held, Total uint64
 }
 
 // Status returns the peer's current state. It is cheap enough to call on
@@ -54,6 +72,13 @@ func (p *Peer) Status() PeerStatus {
 			}
 			st.Progress[id] = pr
 		}
+		st.SnapStreams.Running = p.runningSnapStreams()
+		st.SnapStreams.Queued = len(p.lead.snapQueue) - st.SnapStreams.Running
+	}
+	st.SnapStreams.BytesSent, st.SnapStreams.BytesReceived = p.snapSent, p.snapRecv
+	if lr := p.lrn; lr != nil && lr.snapTotal > 0 && (p.role == RoleFollowing || p.role == RoleObserving) {
+		st.SnapStreams.Receiving = true
+		st.SnapStreams.Held, st.SnapStreams.Total = uint64(len(lr.snapBuf)), lr.snapTotal
 	}
 	return st
 }

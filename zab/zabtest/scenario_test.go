@@ -286,7 +286,7 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 	require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
 
 	ackEpochs, waits, chunks := map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
-	maxRunning := 0
+	maxRunning, maxQueued := 0, 0
 	s.OnDeliver = func(m Message) {
 		switch m.Type {
 		case MsgAckEpoch:
@@ -301,14 +301,20 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 			if n.Peer == nil || n.Peer.SoftState().Role != RoleLeading {
 				continue
 			}
-			run := 0
-			for lid, pr := range n.Peer.Status().Progress {
+			run, queue := 0, 0
+			st := n.Peer.Status()
+			for lid, pr := range st.Progress {
 				if pr.SnapRunning {
 					run++
 				}
+				if pr.SnapQueued {
+					queue++
+				}
 				require.LessOrEqual(t, pr.SnapInFlight, uint64(window*chunk), "bytes in flight to %d", lid)
 			}
-			maxRunning = max(maxRunning, run)
+			require.Equal(t, run, st.SnapStreams.Running, "status counts the running streams")
+			require.Equal(t, queue, st.SnapStreams.Queued, "status counts the queued learners")
+			maxRunning, maxQueued = max(maxRunning, run), max(maxQueued, queue)
 			require.LessOrEqual(t, run, running, "snapshots streaming at once")
 		}
 	}
@@ -321,9 +327,15 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 	during := submit(t, s, 100, 1)
 	settleAndConverge(t, s, during, 5000)
 	require.Equal(t, running, maxRunning)
+	require.Positive(t, maxQueued, "status showed learners queued")
 	queued := 0
+	var received uint64
 	for _, id := range obs {
 		require.EqualValues(t, 350, s.Node(id).SM.N)
+		ss := s.Node(id).Peer.Status().SnapStreams
+		require.Positive(t, ss.BytesReceived, "observer %d counts the snapshot bytes it received", id)
+		require.False(t, ss.Receiving, "observer %d installed its snapshot", id)
+		received += ss.BytesReceived
 		require.Positive(t, chunks[id], "observer %d got the snapshot streamed", id)
 		require.Equal(t, 1, ackEpochs[id], "observer %d restarted its synchronisation (waits %d)", id, waits[id])
 		if waits[id] > 0 {
@@ -331,4 +343,9 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, queued, observers-running, "observers told to wait: %v", waits)
+	var sent uint64
+	for _, id := range s.IDs()[:3] {
+		sent += s.Node(id).Peer.Status().SnapStreams.BytesSent
+	}
+	require.GreaterOrEqual(t, sent, received, "the leaders sent at least what the observers received")
 }

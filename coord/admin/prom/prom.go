@@ -53,6 +53,12 @@
 //	coord_autopilot_healthy_voters    on the leader: voters alive and synced
 //	coord_autopilot_changes_total     voter changes autopilot committed (as leader)
 //	coord_autopilot_failures_total    voter changes autopilot tried and failed
+//	coord_snap_streams_running        on the leader: snapshot streams to learners running
+//	coord_snap_streams_queued         on the leader: learners waiting their turn for one
+//	coord_snap_stream_bytes_sent_total      snapshot bytes streamed as a leader
+//	coord_snap_stream_bytes_received_total  snapshot bytes received as a learner
+//	coord_snap_receiving              1 while this node receives a snapshot
+//	coord_snap_receiving_bytes{part}  of that snapshot: bytes held and total
 package prom
 
 import (
@@ -84,6 +90,7 @@ type Collector struct {
 	queue   *prometheus.Desc
 	lag     *prometheus.Desc
 	synced  *prometheus.Desc
+	recv    *prometheus.Desc
 }
 
 // NewCollector returns a Collector for n.
@@ -152,6 +159,12 @@ func NewCollector(n *coord.Node) *Collector {
 	gauge("autopilot_healthy_voters", "On the leader, at autopilot's last evaluation: voters alive in gossip and synced.", func(s *coord.Stats) float64 { return float64(s.Autopilot.HealthyVoters) })
 	counter("autopilot_changes_total", "Voter changes autopilot committed while this node led.", func(s *coord.Stats) uint64 { return s.Autopilot.Changes })
 	counter("autopilot_failures_total", "Voter changes autopilot tried and failed while this node led.", func(s *coord.Stats) uint64 { return s.Autopilot.Failures })
+	gauge("snap_streams_running", "On the leader: snapshot streams to learners running now.", func(s *coord.Stats) float64 { return float64(s.SnapStreams.Running) })
+	gauge("snap_streams_queued", "On the leader: learners waiting their turn for a snapshot stream.", func(s *coord.Stats) float64 { return float64(s.SnapStreams.Queued) })
+	counter("snap_stream_bytes_sent_total", "Snapshot bytes streamed to learners while this node led (resent chunks included).", func(s *coord.Stats) uint64 { return s.SnapStreams.BytesSent })
+	counter("snap_stream_bytes_received_total", "Snapshot bytes received from a leader.", func(s *coord.Stats) uint64 { return s.SnapStreams.BytesReceived })
+	gauge("snap_receiving", "1 while this node receives a snapshot from its leader.", func(s *coord.Stats) float64 { return b2f(s.SnapStreams.Receiving) })
+	c.recv = desc("snap_receiving_bytes", "Of the snapshot this node receives: bytes held and total.", "part")
 	return c
 }
 
@@ -167,7 +180,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.scalars {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{c.role, c.fsync, c.queue, c.lag, c.synced} {
+	for _, d := range []*prometheus.Desc{c.role, c.fsync, c.queue, c.lag, c.synced, c.recv} {
 		ch <- d
 	}
 }
@@ -183,6 +196,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.fsync, prometheus.GaugeValue, s.FsyncP50.Seconds(), "0.5")
 	ch <- prometheus.MustNewConstMetric(c.fsync, prometheus.GaugeValue, s.FsyncP99.Seconds(), "0.99")
+	ch <- prometheus.MustNewConstMetric(c.recv, prometheus.GaugeValue, float64(s.SnapStreams.Held), "held")
+	ch <- prometheus.MustNewConstMetric(c.recv, prometheus.GaugeValue, float64(s.SnapStreams.Total), "total")
 	for id, q := range s.SendQueues {
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(q), strconv.FormatUint(id, 10))
 	}

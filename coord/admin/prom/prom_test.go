@@ -170,3 +170,67 @@ func TestCollectorIsConsistent(t *testing.T) {
 	assert.Equal(t, 0.0, one(t, ms, "coord_up", "GAUGE", nodes[0].ID()))
 	assert.Equal(t, 0.0, one(t, ms, "coord_serving", "GAUGE", nodes[0].ID()))
 }
+
+// TestSnapStreamStatsAndMetrics joins an observer to a cluster whose log
+// is compacted past its start and whose snapshot is larger than one
+// message, so the leader streams it: the observer's and the leader's Stats
+// count the streamed bytes, and their metrics say the same.
+func TestSnapStreamStatsAndMetrics(t *testing.T) {
+	cfgs := testcluster.Configs(t, "prom-snapstream", 3, false)
+	for i := range cfgs {
+		cfgs[i].SnapshotEvery = 10
+	}
+	nodes := testcluster.Join(t, cfgs...)
+	leader := nodes[testcluster.Leader(t, nodes)]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("s"), 500<<10)
+	for i := range 4 { // 2 MB of data: more than one 1 MiB message
+		_, err := leader.Create(ctx, "/big"+strconv.Itoa(i), big, coord.Persistent)
+		require.NoError(t, err)
+	}
+	// Enough writes for two snapshots on every voter: the second
+	// compacts the log past its start, so a new learner needs a SNAP.
+	for i := range 30 {
+		_, err := leader.Create(ctx, "/small"+strconv.Itoa(i), nil, coord.Persistent)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if n.Stats().Snapshots < 2 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "every voter took two snapshots")
+
+	obs := testcluster.Join(t, testcluster.Observer(t, cfgs[0], 10))[0]
+	require.NoError(t, obs.Sync(ctx))
+	_, _, err := obs.Get(ctx, "/small29")
+	require.NoError(t, err)
+
+	ob, ls := obs.Stats().SnapStreams, leader.Stats().SnapStreams
+	assert.Greater(t, ob.BytesReceived, uint64(2_000_000), "the observer received the snapshot streamed")
+	assert.False(t, ob.Receiving, "the observer installed it")
+	assert.Zero(t, ob.BytesSent)
+	assert.GreaterOrEqual(t, ls.BytesSent, ob.BytesReceived, "the leader sent what the observer received")
+	assert.Zero(t, ls.Running+ls.Queued, "no stream runs or waits once the observer serves")
+
+	for _, c := range []struct {
+		n  *coord.Node
+		ss coord.SnapStreamStats
+	}{{obs, ob}, {leader, ls}} {
+		srv := httptest.NewServer(prom.Handler(c.n))
+		ms := scrape(t, srv.URL)
+		srv.Close()
+		id := c.n.ID()
+		st := c.n.Stats().SnapStreams
+		assert.Equal(t, float64(st.BytesReceived), one(t, ms, "coord_snap_stream_bytes_received_total", "COUNTER", id))
+		assert.Equal(t, float64(st.BytesSent), one(t, ms, "coord_snap_stream_bytes_sent_total", "COUNTER", id))
+		assert.GreaterOrEqual(t, one(t, ms, "coord_snap_stream_bytes_sent_total", "COUNTER", id), float64(c.ss.BytesSent))
+		assert.Equal(t, 0.0, one(t, ms, "coord_snap_streams_running", "GAUGE", id))
+		assert.Equal(t, 0.0, one(t, ms, "coord_snap_streams_queued", "GAUGE", id))
+		assert.Equal(t, 0.0, one(t, ms, "coord_snap_receiving", "GAUGE", id))
+		require.Len(t, ms["coord_snap_receiving_bytes"], 2)
+	}
+}
