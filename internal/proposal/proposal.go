@@ -7,6 +7,7 @@
 package proposal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -37,9 +38,6 @@ type Request struct {
 	DigestAt int64  `msgpack:"da,omitempty"`
 	Digest   uint64 `msgpack:"dg,omitempty"`
 }
-
-// Encode returns r's encoding, as proposed (without a stamp).
-func Encode(r *Request) ([]byte, error) { return msgpack.Marshal(r) }
 
 // A write the leader appended is stamped with the leader's clock: the
 // StampTag byte, the time (ms since the Unix epoch, big-endian uint64),
@@ -87,8 +85,13 @@ func Decode(b []byte) (Request, error) {
 	if err := msgpackcheck.Check(b, 8); err != nil {
 		return r, err
 	}
-	if err := msgpack.Unmarshal(b, &r); err != nil {
-		return r, err
+	var rd bytes.Reader
+	rd.Reset(b)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(&rd)
+	if err := r.DecodeMsgpack(dec); err != nil {
+		return Request{}, err
 	}
 	if stamped {
 		r.Time = at
