@@ -209,7 +209,7 @@ func (re *resultEncoder) encode(r Result, zxid, time int64, op *Op) []byte {
 	re.buf.Reset()
 	rec := toRec(r)
 	relativize(&rec, zxid, time, op)
-	if err := re.enc.Encode(&rec); err != nil {
+	if err := encodeResultRec(re.enc, &rec); err != nil {
 		panic(fmt.Errorf("tree: encoding a result: %w", err)) // plain data: cannot happen
 	}
 	if re.buf.Cap() > 64<<10 {

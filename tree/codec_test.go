@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -123,4 +124,33 @@ func FuzzOpCodec(f *testing.F) {
 		}
 		checkOpCodec(t, op)
 	})
+}
+
+// TestResultRecCodecMatchesReflection: the results dedup keeps (every
+// result shape the random txns of TestRandomApply make, relative to their
+// txn) encode to exactly the bytes reflection wrote, which snapshots hold.
+func TestResultRecCodecMatchesReflection(t *testing.T) {
+	var refl bytes.Buffer
+	renc := msgpack.NewEncoder(&refl)
+	renc.UseArrayEncodedStructs(true)
+	renc.UseCompactInts(true)
+	var re resultEncoder
+	check := func(r Result, txn *Txn) {
+		t.Helper()
+		rec := toRec(r)
+		relativize(&rec, txn.Zxid, txn.Time, &txn.Op)
+		refl.Reset()
+		require.NoError(t, renc.Encode(&rec))
+		require.Equal(t, refl.Bytes(), re.encode(r, txn.Zxid, txn.Time, &txn.Op), "result %+v of %+v", r, txn.Op)
+	}
+	check(Result{}, &Txn{})
+	check(Result{Type: OpMulti, Results: []Result{}}, &Txn{Zxid: 1, Time: -1})
+	check(Result{Type: OpCreateSession, Session: -1 << 63, Stat: Stat{Czxid: 1 << 62, Version: -1 << 31, NumChildren: 1<<31 - 1}}, &Txn{Zxid: -5})
+	seed := testSeed(t)
+	g := newTxnGen(seed)
+	tr := New(Options{})
+	for range 3000 {
+		txn := g.next(tr.ReapCandidates)
+		check(tr.Apply(txn), &txn)
+	}
 }

@@ -7,14 +7,16 @@ import (
 )
 
 // An Op travels inside every replicated request (internal/proposal), so it
-// is encoded and decoded on every write. These methods do by hand what the
-// msgpack library's reflection did from the struct tags, byte for byte (a
-// map of the fields not empty, in field order, ints at their type's full
-// width), so logs and peers of either version read each other's requests;
-// TestOpCodecMatchesReflection holds them to it.
+// is encoded and decoded on every write, and every write's result is
+// encoded for dedup. The codecs here do by hand what the msgpack library's
+// reflection did from the struct tags, byte for byte, so logs, snapshots
+// and peers of either version read each other's bytes;
+// TestOpCodecMatchesReflection and TestResultRecCodecMatchesReflection hold
+// them to it.
 
-// EncodeMsgpack writes op as the msgpack map its struct tags describe
-// (msgpack.CustomEncoder).
+// EncodeMsgpack writes op as the msgpack map its struct tags describe (a
+// map of the fields not empty, in field order, ints at their type's full
+// width), as msgpack.CustomEncoder.
 func (op Op) EncodeMsgpack(enc *msgpack.Encoder) error {
 	n := 1
 	for _, set := range [...]bool{op.Path != "", len(op.Data) > 0, op.Mode != 0, op.TTL != 0,
@@ -171,4 +173,52 @@ func decodeOps(dec *msgpack.Decoder) ([]Op, error) {
 		ops = append(ops, op)
 	}
 	return ops, nil
+}
+
+// encodeResultRec writes rec as the reflection of earlier versions did
+// with array-encoded structs and compact ints (resultEncoder's settings):
+// each struct an array of all its fields in order, a nil slice as msgpack
+// nil. Dedup keeps these bytes for every write and snapshots hold them;
+// decodeResultRec reads them by reflection (a retry's only).
+func encodeResultRec(enc *msgpack.Encoder, rec *resultRec) error {
+	s := &rec.Stat
+	if err := enc.EncodeArrayLen(7); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(uint64(rec.Type)); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(uint64(rec.Err)); err != nil {
+		return err
+	}
+	if err := enc.EncodeString(rec.Path); err != nil {
+		return err
+	}
+	if err := enc.EncodeArrayLen(11); err != nil {
+		return err
+	}
+	for _, v := range [...]int64{s.Czxid, s.Mzxid, s.Pzxid, s.Ctime, s.Mtime, int64(s.Version),
+		int64(s.Cversion), int64(s.Aversion), s.EphemeralOwner, int64(s.DataLength), int64(s.NumChildren)} {
+		if err := enc.EncodeInt(v); err != nil {
+			return err
+		}
+	}
+	if rec.Results == nil {
+		if err := enc.EncodeNil(); err != nil {
+			return err
+		}
+	} else {
+		if err := enc.EncodeArrayLen(len(rec.Results)); err != nil {
+			return err
+		}
+		for i := range rec.Results {
+			if err := encodeResultRec(enc, &rec.Results[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := enc.EncodeInt(rec.Session); err != nil {
+		return err
+	}
+	return enc.EncodeUint(uint64(rec.Rel))
 }
