@@ -199,7 +199,8 @@ func procCheckGap(t *testing.T, gap time.Duration) {
 // acknowledged write is lost. 3-bootstrap-lan does the same with
 // LANConfig's timings (bound: 5s) and a SecretKey (encrypted gossip and
 // replication). -coord.rollout.long adds 5 voters listed
-// in Voters.
+// in Voters, and 5-bootstrap-lan: 5 voters (BootstrapExpect) with
+// LANConfig and a SecretKey (bound: 5s), which takes about a minute.
 func TestProcessRollingRestart(t *testing.T) {
 	t.Run("3-bootstrap", func(t *testing.T) { procRollingRestart(t, 3, true) })
 	t.Run("3-bootstrap-lan", func(t *testing.T) {
@@ -212,6 +213,14 @@ func TestProcessRollingRestart(t *testing.T) {
 			t.Skip("-coord.rollout.long")
 		}
 		procRollingRestart(t, 5, false)
+	})
+	t.Run("5-bootstrap-lan", func(t *testing.T) {
+		if !*rolloutLong {
+			t.Skip("-coord.rollout.long")
+		}
+		t.Setenv(procEnvLAN, "1")
+		t.Setenv(procEnvKey, "rolling-restart-key-32-bytes-...")
+		procRollingRestart(t, 5, true)
 	})
 }
 
