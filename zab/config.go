@@ -85,6 +85,10 @@ type Config struct {
 	// ahead of its acknowledgements, so a stream holds at most SnapWindow
 	// × MaxMsgBytes in flight. Default 4.
 	SnapWindow int
+	// SnapSpool, if set, holds the bytes of a snapshot this peer receives
+	// streamed as a learner until it is installed (a Node with a DataDir
+	// sets a file there). Nil keeps them in memory.
+	SnapSpool SnapSpool
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.

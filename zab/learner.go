@@ -18,10 +18,10 @@ type learnerState struct {
 	nlDone       bool // NEWLEADER processed: currentEpoch set, acks flow
 	serving      bool // the leader is established and we are synced
 	ackDue       bool
-	snapZxid     Zxid     // the streamed snapshot the chunks belong to
-	snapTotal    uint64   // the size the chunks claim
-	snapBuf      []byte   // its first bytes, received in order
-	snapMode     *Message // the SNAP itself, if it overtook chunks
+	snapZxid     Zxid      // the streamed snapshot the chunks belong to
+	snapTotal    uint64    // the size the chunks claim
+	spool        SnapSpool // its first bytes, received in order
+	snapMode     *Message  // the SNAP itself, if it overtook chunks
 	// streaming: the leader streams (or queued) a snapshot for our latest
 	// request. It resends what is lost by itself, so we ask again only
 	// after SyncLimit ticks without a chunk, not RetryTicks: a slow
@@ -41,7 +41,7 @@ func (p *Peer) becomeLearner(leader PeerID) {
 	}
 	p.leader, p.epoch, p.phase = leader, 0, phaseDiscovery
 	p.lead = nil
-	p.lrn = &learnerState{lastHeard: p.now, lastProgress: p.now}
+	p.lrn = &learnerState{lastHeard: p.now, lastProgress: p.now, spool: p.newSpool()}
 	p.logger.Info("zab: following", "leader", leader, "round", p.el.round)
 	p.sendFollowerInfo()
 }
@@ -347,16 +347,25 @@ func (p *Peer) applySyncMode(m Message) bool {
 		data := m.Snap
 		if m.Offset > 0 {
 			// Streamed ahead of this message.
-			if lr.snapZxid != m.Prev || lr.snapTotal != m.Offset || uint64(len(lr.snapBuf)) != m.Offset {
+			if lr.snapZxid != m.Prev || lr.snapTotal != m.Offset || lr.spool.Len() != m.Offset {
 				// Chunks still missing (reordered): apply it once they
 				// are all here.
 				mm := m
 				lr.snapMode = &mm
 				return false
 			}
-			data = lr.snapBuf
+			b, err := lr.spool.Bytes()
+			if err != nil {
+				// Not installed: the retry timer asks for it again.
+				p.logger.Error("zab: streamed snapshot not installed", "zxid", m.Prev, "err", err)
+				lr.snapZxid, lr.snapTotal, lr.snapMode = 0, 0, nil
+				p.resetSpool()
+				return false
+			}
+			data = b
 		}
-		lr.snapZxid, lr.snapBuf, lr.snapTotal, lr.snapMode = 0, nil, 0, nil
+		lr.snapZxid, lr.snapTotal, lr.snapMode = 0, 0, nil
+		p.resetSpool()
 		snap := Snapshot{Zxid: m.Prev, Data: data, Voters: m.Voters}
 		p.log.installSnapshot(snap)
 		p.confSnapshot(snap)

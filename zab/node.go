@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,7 +115,8 @@ type Node struct {
 	log     *slog.Logger
 	peer    *Peer
 	mem     *MemoryStorage
-	disk    *diskLog // nil in memory
+	disk    *diskLog   // nil in memory
+	spool   *fileSpool // in DataDir; nil in memory
 	propc   chan *request
 	syncc   chan *request
 	resyncc chan chan error
@@ -228,11 +230,22 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.disk = d
 		applied, n.prevSnap = snap.Zxid, snap.Zxid
+		// A snapshot streamed to us is spooled in the data directory, not
+		// in memory; what a crash left of one is dropped.
+		path := filepath.Join(cfg.DataDir, spoolFile)
+		if err := removeSpool(path); err != nil {
+			d.close()
+			return nil, err
+		}
+		n.spool = newFileSpool(path)
 	} else {
 		n.log.Warn("zab: no DataDir: running in memory, nothing survives a restart")
 	}
 	core := cfg.Core
 	core.Storage = n.mem
+	if n.spool != nil && core.SnapSpool == nil {
+		core.SnapSpool = n.spool
+	}
 	for core.Incarnation == 0 {
 		// Request ids count from 1 in every run: the incarnation, not
 		// the clock, keeps them apart from an earlier run's.
@@ -450,6 +463,11 @@ func (n *Node) run() {
 			delete(n.pending, id)
 		}
 		n.cfg.Transport.Close()
+		if n.spool != nil {
+			if err := n.spool.Close(); err != nil {
+				n.log.Warn("zab: snapshot spool", "err", err)
+			}
+		}
 		if n.disk != nil {
 			n.disk.close()
 		}

@@ -97,15 +97,26 @@ type cluster struct {
 	dirs  map[zab.PeerID]string
 	nodes map[zab.PeerID]*zab.Node
 	sms   map[zab.PeerID]*logSM
+	// core, if set, adjusts each node's core configuration.
+	core func(id zab.PeerID, cfg *zab.Config)
 }
 
 func newCluster(t testing.TB, n int, durable bool) *cluster {
 	return newClusterOpts(t, n, durable)
 }
 
-func newClusterOpts(t testing.TB, n int, durable bool) *cluster {
+// newClusterCore is newCluster with each node's core configuration
+// adjusted by core.
+func newClusterCore(t testing.TB, n int, durable bool, core func(zab.PeerID, *zab.Config)) *cluster {
+	return newClusterOpts(t, n, durable, core)
+}
+
+func newClusterOpts(t testing.TB, n int, durable bool, core ...func(zab.PeerID, *zab.Config)) *cluster {
 	c := &cluster{t: t, addrs: map[zab.PeerID]string{}, dirs: map[zab.PeerID]string{},
 		nodes: map[zab.PeerID]*zab.Node{}, sms: map[zab.PeerID]*logSM{}}
+	if len(core) > 0 {
+		c.core = core[0]
+	}
 	trs := map[zab.PeerID]*tcp.Transport{}
 	for i := 1; i <= n; i++ {
 		id := zab.PeerID(i)
@@ -144,9 +155,13 @@ func (c *cluster) start(id zab.PeerID, tr *tcp.Transport) {
 		}
 	}
 	sm := &logSM{}
+	// 10ms ticks: a 30-tick sync limit leaves room for -race on a loaded machine.
+	core := zab.Config{ID: id, Voters: c.ids, Seed: uint64(id), SyncLimit: 30, InitLimit: 60}
+	if c.core != nil {
+		c.core(id, &core)
+	}
 	n, err := zab.StartNode(zab.NodeConfig{
-		// 10ms ticks: a 30-tick sync limit leaves room for -race on a loaded machine.
-		Core:          zab.Config{ID: id, Voters: c.ids, Seed: uint64(id), SyncLimit: 30, InitLimit: 60},
+		Core:          core,
 		Transport:     tr,
 		StateMachine:  sm,
 		DataDir:       c.dirs[id],

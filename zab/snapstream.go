@@ -223,13 +223,14 @@ func (p *Peer) tickSnapStreams() {
 }
 
 // learnerSnapChunk receives a chunk of a streamed SNAP. Chunks are taken
-// in order only, appended to one buffer (memory grows with the bytes
-// received, not with what a chunk claims), and each is acknowledged with
-// the bytes held. The buffer belongs to the image (zxid and size), not to
-// one request: a restarted stream of the same image goes on where it was.
-// The acknowledgement names our latest request, which the leader's stream
-// adopts: a request of ours it missed (a MsgResync lost) does not leave
-// the stream feeding one we no longer wait for.
+// in order only, appended to the spool (Config.SnapSpool: memory, or a
+// file, grows with the bytes received, not with what a chunk claims), and
+// each is acknowledged with the bytes held. The spool belongs to the
+// image (zxid and size), not to one request: a restarted stream of the
+// same image goes on where it was. The acknowledgement names our latest
+// request, which the leader's stream adopts: a request of ours it missed
+// (a MsgResync lost) does not leave the stream feeding one we no longer
+// wait for.
 func (p *Peer) learnerSnapChunk(m Message) {
 	lr := p.lrn
 	if lr.modeSeq == lr.reqSeq {
@@ -239,15 +240,21 @@ func (p *Peer) learnerSnapChunk(m Message) {
 		return
 	}
 	if lr.snapZxid != m.Prev || lr.snapTotal != m.Total {
-		lr.snapZxid, lr.snapTotal, lr.snapBuf = m.Prev, m.Total, nil
+		lr.snapZxid, lr.snapTotal = m.Prev, m.Total
+		p.resetSpool()
 	}
 	lr.lastProgress, lr.streaming = p.now, true // receiving bytes is progress
-	if m.Offset == uint64(len(lr.snapBuf)) {
-		lr.snapBuf = append(lr.snapBuf, m.Snap...)
-		p.snapRecv += uint64(len(m.Snap))
+	if m.Offset == lr.spool.Len() {
+		if err := lr.spool.Append(m.Snap); err != nil {
+			// Start the image over: our acknowledgement rewinds the stream.
+			p.logger.Error("zab: spooling a snapshot chunk", "zxid", m.Prev, "offset", m.Offset, "err", err)
+			p.resetSpool()
+		} else {
+			p.snapRecv += uint64(len(m.Snap))
+		}
 	}
 	p.sendSnapAck()
-	if mm := lr.snapMode; mm != nil && uint64(len(lr.snapBuf)) == lr.snapTotal && mm.Seq == lr.reqSeq {
+	if mm := lr.snapMode; mm != nil && lr.spool.Len() == lr.snapTotal && mm.Seq == lr.reqSeq {
 		lr.snapMode = nil
 		p.learnerSync(*mm)
 	}
@@ -258,7 +265,28 @@ func (p *Peer) learnerSnapChunk(m Message) {
 func (p *Peer) sendSnapAck() {
 	lr := p.lrn
 	p.send(Message{Type: MsgSnapAck, To: p.leader, Epoch: p.epoch, Seq: lr.reqSeq, Prev: lr.snapZxid,
-		Offset: uint64(len(lr.snapBuf))})
+		Offset: lr.spool.Len()})
+}
+
+// newSpool returns the spool of a new learner state, emptied: the
+// configured one, or one in memory.
+func (p *Peer) newSpool() SnapSpool {
+	if p.cfg.SnapSpool == nil {
+		return &memSpool{}
+	}
+	if p.cfg.SnapSpool.Len() > 0 {
+		if err := p.cfg.SnapSpool.Reset(); err != nil {
+			p.logger.Error("zab: emptying the snapshot spool", "err", err)
+		}
+	}
+	return p.cfg.SnapSpool
+}
+
+// resetSpool drops what the learner's spool holds.
+func (p *Peer) resetSpool() {
+	if err := p.lrn.spool.Reset(); err != nil {
+		p.logger.Error("zab: emptying the snapshot spool", "err", err)
+	}
 }
 
 // learnerSnapWait handles MsgSnapWait: our synchronisation is queued at the

@@ -78,7 +78,7 @@ func (p *Peer) Status() PeerStatus {
 	st.SnapStreams.BytesSent, st.SnapStreams.BytesReceived = p.snapSent, p.snapRecv
 	if lr := p.lrn; lr != nil && lr.snapTotal > 0 && (p.role == RoleFollowing || p.role == RoleObserving) {
 		st.SnapStreams.Receiving = true
-		st.SnapStreams.Held, st.SnapStreams.Total = uint64(len(lr.snapBuf)), lr.snapTotal
+		st.SnapStreams.Held, st.SnapStreams.Total = lr.spool.Len(), lr.snapTotal
 	}
 	return st
 }
