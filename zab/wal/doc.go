@@ -12,6 +12,7 @@
 //	identity                        cluster name, cluster id and node id (identity.go)
 //	logBase                         zxid through which the log's front was removed (base.go)
 //	*.tmp                           unfinished writes, removed on open
+//	snapstream.tmp                  a snapshot being received from a leader (zab.Node), removed on start
 //	wal.lock                        flock held by the open Log (one writer per directory)
 //
 // A segment is preallocated (Options.SegmentSize) and starts with a 24-byte
