@@ -11,10 +11,15 @@
 //	                       Run it without -race; it needs a few GiB of RAM.
 //	-coord.observers.synclimit=D  the children's SyncLimit (default 1s; 0
 //	                       keeps LocalConfig's 150ms, for an idle machine).
+//	-coord.observers.znodes=N, -coord.observers.count=N  another size
+//	                       (for measurements: 100000 and 1 shows what one
+//	                       observer's sync costs it); the soak's targets
+//	                       are not enforced then.
 package coord_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -34,6 +39,8 @@ var (
 		"TestProcessManyObservers at full size: 100,000 znodes and 17 observers")
 	observersSyncLimit = flag.Duration("coord.observers.synclimit", time.Second,
 		"the children's SyncLimit in TestProcessManyObservers (0: LocalConfig's)")
+	observersZnodes = flag.Int("coord.observers.znodes", 0, "TestProcessManyObservers's znodes (0: by -coord.observers.soak)")
+	observersCount  = flag.Int("coord.observers.count", 0, "TestProcessManyObservers's observers (0: by -coord.observers.soak)")
 )
 
 const (
@@ -170,6 +177,7 @@ func TestProcessManyObservers(t *testing.T) {
 	if *observersSoak {
 		znodes, observers = 100_000, 17
 	}
+	znodes, observers = cmp.Or(*observersZnodes, znodes), cmp.Or(*observersCount, observers)
 	if *observersSyncLimit > 0 {
 		// This machine is shared: two cores, load averages of 20 to 70
 		// while other tests run. A child is then sometimes descheduled
@@ -183,7 +191,7 @@ func TestProcessManyObservers(t *testing.T) {
 	const voters = 3
 	t.Setenv(procEnvVoters, strconv.Itoa(voters))
 	c := newProcCluster(t, voters+observers)
-	if *observersSoak {
+	if znodes >= 100_000 {
 		// A snapshot of 100,000 znodes every 64 writes would keep every
 		// node busy serialising: take one every 500 (still several while
 		// the tree fills, so the log is compacted and a new replica needs
@@ -232,6 +240,14 @@ func TestProcessManyObservers(t *testing.T) {
 		peaks = append(peaks, peak)
 		t.Logf("voter %d: RSS %d MiB, peak %d MiB", id, rss>>20, peak>>20)
 	}
+	var obsPeaks []uint64
+	for _, id := range obs {
+		if _, peak, err := procMemory(c.proc(id).cmd.Process.Pid); err == nil {
+			obsPeaks = append(obsPeaks, peak>>20)
+		}
+	}
+	slices.Sort(obsPeaks)
+	t.Logf("observers' peak RSS (MiB, sorted): %v", obsPeaks)
 
 	c.mu.Lock()
 	var elections []procLeader
