@@ -172,6 +172,13 @@ func (c *cluster) start(id zab.PeerID, tr *tcp.Transport) {
 	c.nodes[id], c.sms[id] = n, sm
 }
 
+// stop closes node id and forgets it (until start).
+func (c *cluster) stop(id zab.PeerID) {
+	require.NoError(c.t, c.nodes[id].Close())
+	delete(c.nodes, id)
+	delete(c.sms, id)
+}
+
 // restart closes node id and starts it again on the same address.
 func (c *cluster) restart(id zab.PeerID) {
 	require.NoError(c.t, c.nodes[id].Close())
@@ -269,9 +276,7 @@ func TestNodeLeaderFailover(t *testing.T) {
 	}
 	before := c.propose(follower, "before")
 	c.waitApplied(before)
-	require.NoError(t, c.nodes[old].Close())
-	delete(c.nodes, old)
-	delete(c.sms, old)
+	c.stop(old)
 	start := time.Now()
 	after := c.propose(follower, "after")
 	t.Logf("write resumed %v after the leader stopped", time.Since(start))

@@ -87,9 +87,7 @@ func TestNodeSpoolsStreamedSnapshot(t *testing.T) {
 			}
 			before := c.propose(leader, "before")
 			c.waitApplied(before)
-			require.NoError(t, c.nodes[lagger].Close())
-			delete(c.nodes, lagger)
-			delete(c.sms, lagger)
+			c.stop(lagger)
 			var last zab.Zxid
 			for i := range 160 { // snapshots every 50: the log is compacted past the lagger
 				last = c.propose(leader, fmt.Sprintf("while-away-%03d", i))
@@ -111,8 +109,7 @@ func TestNodeSpoolsStreamedSnapshot(t *testing.T) {
 			fi, err := os.Stat(path)
 			require.NoError(t, err, "the snapshot was spooled in the DataDir")
 			require.Zero(t, fi.Size(), "emptied once installed")
-			require.NoError(t, c.nodes[lagger].Close())
-			delete(c.nodes, lagger)
+			c.stop(lagger)
 			require.NoFileExists(t, path, "removed at Close")
 
 			// Up to date, it needs no snapshot when it starts again: a
