@@ -59,6 +59,8 @@ func (h *harness) step(m Message) {
 	require.NoError(h.t, h.p.Step(m))
 }
 
+func first[A, B any](a A, _ B) A { return a }
+
 func only(msgs []Message, typ MsgType) []Message {
 	var out []Message
 	for _, m := range msgs {
@@ -88,9 +90,15 @@ func electOne(t *testing.T) *harness {
 }
 
 // establishOne is electOne taken to an established leader: peer 2 acks the
-// epoch and NEWLEADER.
+// epoch and NEWLEADER once half of InitLimit has passed, the longest a
+// bootstrapping leader waits for peer 3, which voted but never follows
+// (see TestBootstrapWaitsForEveryVoter).
 func establishOne(t *testing.T) *harness {
 	h := electOne(t)
+	for range h.p.cfg.InitLimit / 2 {
+		h.p.Tick()
+	}
+	h.drain()
 	h.step(Message{Type: MsgAckEpoch, From: 2, Epoch: 1, Seq: 1, Accepted: true})
 	h.drain()
 	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
@@ -192,7 +200,12 @@ func TestSynchronisationAndEstablishment(t *testing.T) {
 
 	h.step(Message{Type: MsgAck, From: 2, Epoch: 1, NewLeader: true})
 	msgs, _ = h.drain()
-	require.True(t, h.p.SoftState().Serving)
+	require.False(t, h.p.SoftState().Serving, "bootstrapping: waits for voter 3 to sync too")
+	for range h.p.cfg.InitLimit / 2 {
+		h.p.Tick()
+		msgs = append(msgs, first(h.drain())...)
+	}
+	require.True(t, h.p.SoftState().Serving, "but not longer than half of InitLimit")
 	require.Len(t, only(msgs, MsgUpToDate), 1)
 
 	// Broadcast: the leader's own durable append plus one ACK commit.
@@ -594,6 +607,11 @@ func TestMemberIgnoresEmptyVoters(t *testing.T) {
 	h.step(Message{Type: MsgAckEpoch, From: 3, Epoch: 2, Current: 1, Seq: 1, Accepted: true})
 	h.drain()
 	h.step(Message{Type: MsgAck, From: 3, Epoch: 2, NewLeader: true})
+	h.drain()
+	require.False(t, h.p.SoftState().Serving, "a quorum without 2, which is waited for (empty, it follows)")
+	// Now syncing, 2 acknowledges NEWLEADER (not counted: the quorum is
+	// 1 and 3), and the leader serves.
+	h.step(Message{Type: MsgAck, From: 2, Epoch: 2, NewLeader: true})
 	h.drain()
 	require.True(t, h.p.SoftState().Serving)
 }

@@ -384,7 +384,7 @@ func (p *Peer) maybeEstablish() {
 		return
 	}
 	self := p.durableCurrent == p.epoch && p.stableLast >= l.l0
-	if !p.quorumOf(self, func(li *learnerInfo) bool { return li.nlAcked }) {
+	if !p.quorumOf(self, func(li *learnerInfo) bool { return li.nlAcked }) || p.awaitingEmptyVoter() {
 		return
 	}
 	l.established = true
@@ -405,6 +405,50 @@ func (p *Peer) maybeEstablish() {
 		}
 	}
 	l.nextPing = p.now // announce Established at once
+}
+
+// awaitingEmptyVoter reports whether establishment should still wait for
+// a voter that may be empty (no current epoch) to acknowledge NEWLEADER,
+// although a quorum already did. Once the cluster has members, an empty
+// voter counts for nothing at a member (the lost-disk rule, see
+// Peer.unsynced), and nothing can tell a voter that never synced from one
+// that lost its disk: if the leader went away before such a voter synced,
+// the other two voters of three could elect nobody until a voter holding
+// the history returned. A voter that processed NEWLEADER holds a current
+// epoch and counts like any other, so the leader gives a live one the
+// time to do so before it serves, at most half of InitLimit from its
+// election (after that a slow or absent voter syncs once it shows up, as
+// a late one always did). Waited for: every voter that sent FOLLOWERINFO
+// in this reign reporting no current epoch (a lost disk, a resync), and
+// while bootstrapping (no history here: every voter is empty) every voter
+// not heard from yet, which may be about to follow: voters started
+// together are then all synced from the first epoch on. A cluster with
+// history and a voter down fails over without waiting.
+//
+// Only establishment waits, so this is safe whatever the voter is: its
+// acknowledgement counts no more than before (at a member, not at all),
+// and its NEWLEADER processing, which ends its emptiness, is what it would
+// do after establishment too.
+func (p *Peer) awaitingEmptyVoter() bool {
+	l := p.lead
+	if p.now-l.start >= uint64(p.cfg.InitLimit/2) {
+		return false
+	}
+	for _, id := range p.voters.IDs() {
+		if id == p.id {
+			continue
+		}
+		switch li := l.learners[id]; {
+		case li == nil || !li.info:
+			if !l.history {
+				return true
+			}
+		case li.observer || li.nlAcked:
+		case li.current == 0:
+			return true
+		}
+	}
+	return false
 }
 
 // maybeCommit commits up to the largest zxid a quorum durably holds.
@@ -494,6 +538,7 @@ func (p *Peer) tickLeader() {
 			p.becomeLooking()
 			return
 		}
+		p.maybeEstablish() // the wait for empty voters may be over
 	} else if !p.quorumOf(true, func(li *learnerInfo) bool {
 		return li.nlAcked && p.now-li.lastHeard <= uint64(p.cfg.SyncLimit)
 	}) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/coord-dev/coord/internal/loopback"
 	"github.com/coord-dev/coord/zab"
 	"github.com/coord-dev/coord/zab/tcp"
 )
@@ -112,6 +113,12 @@ func newClusterCore(t testing.TB, n int, durable bool, core func(zab.PeerID, *za
 }
 
 func newClusterOpts(t testing.TB, n int, durable bool, core ...func(zab.PeerID, *zab.Config)) *cluster {
+	return newClusterOf(t, n, n, durable, core...)
+}
+
+// newClusterOf is newClusterOpts with only the first started of its n
+// voters running; c.start(id, c.transport(id, c.addrs[id])) starts another.
+func newClusterOf(t testing.TB, n, started int, durable bool, core ...func(zab.PeerID, *zab.Config)) *cluster {
 	c := &cluster{t: t, addrs: map[zab.PeerID]string{}, dirs: map[zab.PeerID]string{},
 		nodes: map[zab.PeerID]*zab.Node{}, sms: map[zab.PeerID]*logSM{}}
 	if len(core) > 0 {
@@ -124,9 +131,15 @@ func newClusterOpts(t testing.TB, n int, durable bool, core ...func(zab.PeerID, 
 		if durable {
 			c.dirs[id] = t.TempDir()
 		}
-		trs[id] = c.transport(id, "127.0.0.1:0")
+		if i <= started {
+			trs[id] = c.transport(id, "127.0.0.1:0")
+		} else {
+			addr, err := loopback.FreeAddr()
+			require.NoError(t, err)
+			c.addrs[id] = addr
+		}
 	}
-	for _, id := range c.ids {
+	for _, id := range c.ids[:started] {
 		c.start(id, trs[id])
 	}
 	t.Cleanup(func() {
