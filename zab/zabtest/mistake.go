@@ -39,6 +39,12 @@ const (
 	// log before the snapshot is durable, so a crash between the two loses
 	// history it no longer has anywhere.
 	MistakeTruncateBeforeSnapshot = plant.TruncateBeforeSnapshot
+	// MistakeCountEmptyVoters: a member counts the vote and the
+	// acknowledgements of a voter without history (a never-synced voter,
+	// or one that lost its disk), as a bootstrapping peer may; with the
+	// voter that alone holds some acknowledged writes down, a stale member
+	// and a voter that lost its disk then elect a leader without them.
+	MistakeCountEmptyVoters = plant.CountEmptyVoters
 )
 
 // plantedStorage carries a core mistake into the Peer built on it

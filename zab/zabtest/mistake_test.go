@@ -148,6 +148,8 @@ func TestPersistChaos(t *testing.T) {
 // (TestPlantedLeaderSelfBeforeFsyncCaught,
 // TestPlantedTruncateBeforeSnapshotCaught,
 // TestPlantedEpochBeforeEntriesCaught, TestPlantedSecondVoterChangeCaught).
+// The random schedules lose no disk, so count-empty-voters has only its
+// directed schedule (TestPlantedCountEmptyVotersCaught).
 func TestPlantedMistakesCaught(t *testing.T) {
 	for _, m := range []Mistake{MistakeAckBeforeDurable, MistakeDiffWithoutTrunc} {
 		t.Run(m.String(), func(t *testing.T) {
@@ -430,4 +432,69 @@ func snapInstallSchedule(seed uint64, m Mistake) error {
 // with the rule and catches the mistake.
 func TestPlantedTruncateBeforeSnapshotCaught(t *testing.T) {
 	requireDirectedCaught(t, snapInstallSchedule, MistakeTruncateBeforeSnapshot, 20)
+}
+
+// lostDiskSchedule is issue 10 item 4's scenario, a directed schedule for
+// the lost-disk rule (a member counts no voter without history): the
+// leader M goes down; the other two, W and A, lead a new epoch and commit
+// writes that M never sees; A loses its disk and W goes down; M and the
+// empty A start. With the rule they elect nobody (M ignores A, which
+// cannot be told from a voter that never synced) until W returns and
+// leads with the writes. Planted, M counts A, leads a new epoch without
+// the writes (the number W's reign used, which A forgot), and the writes
+// are lost.
+func lostDiskSchedule(seed uint64, m Mistake) error {
+	s, err := NewSim(SimConfig{Seed: seed, Voters: 3, Mistake: m})
+	if err != nil {
+		return err
+	}
+	if !s.RunUntil(3000, s.Stable) {
+		return fmt.Errorf("no leader")
+	}
+	M := s.Leader()
+	s.Crash(M)
+	if !s.RunUntil(5000, s.Stable) {
+		return fmt.Errorf("no leader without %d: %s", M, describe(s))
+	}
+	W := s.Leader()
+	A := 6 - M - W // the third of voters 1, 2, 3
+	var reqs []reqAt
+	for i := range 10 {
+		at := []PeerID{W, A}[i%2]
+		if r, err := s.Propose(at, fmt.Appendf(nil, "w%d", i)); err == nil {
+			reqs = append(reqs, reqAt{at, r})
+		}
+		s.RunFor(3)
+	}
+	s.RunFor(200)
+	committed := 0
+	for _, r := range reqs {
+		if res, ok := s.Node(r.at).Proposals[r.req]; ok && res.Err == nil {
+			committed++
+		}
+	}
+	if committed == 0 {
+		return fmt.Errorf("W=%d and A=%d committed none of the writes: %s", W, A, describe(s))
+	}
+	s.LoseDisk(A)
+	s.Crash(W)
+	for _, id := range []PeerID{M, A} {
+		if err := s.Restart(id); err != nil {
+			return err
+		}
+	}
+	s.RunFor(2000)
+	if s.Err != nil {
+		return s.Err
+	}
+	if err := s.Restart(W); err != nil {
+		return err
+	}
+	return converge(s, 5000, reqs)
+}
+
+// TestPlantedCountEmptyVotersCaught: the directed schedule passes with the
+// lost-disk rule and catches a member that counts empty voters.
+func TestPlantedCountEmptyVotersCaught(t *testing.T) {
+	requireDirectedCaught(t, lostDiskSchedule, MistakeCountEmptyVoters, 20)
 }

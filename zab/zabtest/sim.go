@@ -1015,6 +1015,16 @@ func (s *Sim) Crash(id zab.PeerID) {
 	delete(s.dirty, id)
 }
 
+// LoseDisk crashes peer id and throws away its storage: Restart then
+// starts it with an empty one under the same id, as a node whose data
+// directory was lost or replaced.
+func (s *Sim) LoseDisk(id zab.PeerID) {
+	s.Crash(id)
+	n := s.nodes[id]
+	n.Storage = zab.NewMemoryStorage()
+	n.armed, n.armedSnap = diskOK, false
+}
+
 // AddPeer starts a new peer id with empty storage that was configured with
 // voters (for example its own guess from gossip, as a node bootstrapped
 // with BootstrapExpect makes) and the template's other settings, as a node

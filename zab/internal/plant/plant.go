@@ -9,8 +9,8 @@ package plant
 // correct protocol.
 type Mistake uint8
 
-// Mistakes. The core (package zab) plants DiffWithoutTrunc and
-// SecondVoterChange; the others are planted by the simulator's driver and
+// Mistakes. The core (package zab) plants DiffWithoutTrunc,
+// SecondVoterChange and CountEmptyVoters; the others are planted by the simulator's driver and
 // disk (zab/zabtest), never by the core.
 const (
 	None Mistake = iota
@@ -32,6 +32,10 @@ const (
 	// TruncateBeforeSnapshot: a driver empties the log for a SNAP before
 	// the snapshot is durable.
 	TruncateBeforeSnapshot
+	// CountEmptyVoters: a member counts the votes and acknowledgements of
+	// a voter that holds no history (no current epoch), as only a
+	// bootstrapping peer may: the lost-disk rule undone.
+	CountEmptyVoters
 )
 
 // Carrier is implemented by a Storage that carries a planted mistake into
@@ -57,6 +61,8 @@ func (m Mistake) String() string {
 		return "leader-self-before-fsync"
 	case TruncateBeforeSnapshot:
 		return "truncate-before-snapshot"
+	case CountEmptyVoters:
+		return "count-empty-voters"
 	}
 	return "unknown"
 }
