@@ -79,7 +79,8 @@ type Config struct {
 	MaxMsgBytes int
 	// MaxSnapSyncs caps the snapshots a leader streams at once (a snapshot
 	// larger than MaxMsgBytes travels as a stream of chunks); learners
-	// beyond it wait their turn, told so by MsgSnapWait. Default 2.
+	// beyond it wait their turn, told so by MsgSnapWait, voters ahead of
+	// observers (a waiting voter pauses an observer's stream). Default 2.
 	MaxSnapSyncs int
 	// SnapWindow is how many snapshot chunks a leader sends a learner
 	// ahead of its acknowledgements, so a stream holds at most SnapWindow

@@ -7,8 +7,9 @@ import "slices"
 // joining at once:
 //
 //   - a leader streams at most Config.MaxSnapSyncs snapshots at a time; the
-//     other learners that need one queue, in arrival order, and hear
-//     MsgSnapWait every tick so they wait instead of asking again;
+//     other learners that need one queue, voters ahead of observers (a
+//     voter waiting pauses an observer's stream), in arrival order, and
+//     hear MsgSnapWait every tick so they wait instead of asking again;
 //   - a stream keeps at most Config.SnapWindow chunks beyond what the
 //     learner acknowledged (MsgSnapAck), so a leader holds no more than
 //     window × chunk per learner in its send queues, whatever the
@@ -77,19 +78,43 @@ func (p *Peer) runningSnapStreams() int {
 	return n
 }
 
-// admitSnapStreams starts queued streams while fewer than MaxSnapSyncs run.
+// admitSnapStreams starts queued streams while fewer than MaxSnapSyncs
+// run: voters' first, each in arrival order, then observers'. A queued
+// voter also takes the place of a running observer's stream, which waits
+// again (keeping what its learner received: it goes on from there when
+// its turn comes back). An empty voter counts toward no quorum until it is
+// synced (see awaitingEmptyVoter), so it must not wait behind observers.
 func (p *Peer) admitSnapStreams() {
 	l := p.lead
-	for _, id := range slices.Clone(l.snapQueue) {
-		if p.runningSnapStreams() >= p.cfg.MaxSnapSyncs {
-			return
-		}
-		li := l.learners[id]
-		if li.snap != nil && !li.snap.running {
+	for _, voters := range []bool{true, false} {
+		for _, id := range slices.Clone(l.snapQueue) {
+			li := l.learners[id]
+			if li.snap == nil || li.snap.running || li.observer == voters {
+				continue
+			}
+			if p.runningSnapStreams() >= p.cfg.MaxSnapSyncs && !(voters && p.pauseObserverStream()) {
+				return
+			}
 			li.snap.running = true
 			p.runSnapStream(li, li.snap)
 		}
 	}
+}
+
+// pauseObserverStream puts the running stream of the observer that came
+// last back in the queue, and reports whether there was one.
+func (p *Peer) pauseObserverStream() bool {
+	l := p.lead
+	for i := len(l.snapQueue) - 1; i >= 0; i-- {
+		li := l.learners[l.snapQueue[i]]
+		if x := li.snap; li.observer && x.running {
+			x.running = false
+			p.logger.Info("zab: snapshot stream paused for a voter's", "learner", li.id, "acked", x.acked)
+			p.send(Message{Type: MsgSnapWait, To: li.id, Epoch: p.epoch, Seq: x.seq})
+			return true
+		}
+	}
+	return false
 }
 
 // runSnapStream starts x, or restarts it for a new request of the

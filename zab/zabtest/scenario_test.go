@@ -349,3 +349,56 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, sent, received, "the leaders sent at least what the observers received")
 }
+
+// TestSimSnapStreamVoterFirst: a voter that needs a snapshot does not wait
+// behind observers' streams (an unsynced voter counts toward no quorum):
+// with every stream slot taken by observers, a returning voter's stream
+// starts at once, pausing an observer's, which goes on afterwards without
+// restarting its synchronisation. Before, the voter was told to wait.
+func TestSimSnapStreamVoterFirst(t *testing.T) {
+	const observers, running = 3, 1
+	s := newSim(t, SimConfig{Seed: testSeed(t, 29), Voters: 3, Observers: observers, SnapshotEvery: 10,
+		Peer: Config{MaxMsgBytes: 1, SnapWindow: 2, MaxSnapSyncs: running}})
+	l := waitStable(t, s, 2000)
+	reqs := submit(t, s, 50, 10)
+	settleAndConverge(t, s, reqs, 2000)
+	v := other(s, append([]PeerID{l}, s.IDs()[3:]...)...)
+	obs := s.IDs()[3:]
+	for _, id := range append([]PeerID{v}, obs...) {
+		s.Crash(id)
+	}
+	more := submit(t, s, 200, 50)
+	require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
+
+	ackEpochs, waits, chunks := map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
+	s.OnDeliver = func(m Message) {
+		switch m.Type {
+		case MsgAckEpoch:
+			ackEpochs[m.From]++
+		case MsgSnapWait:
+			waits[m.To]++
+		case MsgSnapChunk:
+			chunks[m.To]++
+		}
+	}
+	for _, id := range obs {
+		require.NoError(t, s.Restart(id))
+	}
+	require.True(t, s.RunUntil(2000, func() bool { return chunks[obs[0]]+chunks[obs[1]]+chunks[obs[2]] > 0 }),
+		"an observer's stream runs")
+	require.NoError(t, s.Restart(v))
+	require.True(t, s.RunUntil(3000, func() bool { return s.Node(v).Peer.SoftState().Serving }), describe(s))
+	require.Zero(t, waits[v], "the voter waited behind observers")
+	settleAndConverge(t, s, nil, 5000)
+	paused := 0
+	for _, id := range obs {
+		require.EqualValues(t, 250, s.Node(id).SM.N)
+		require.Equal(t, 1, ackEpochs[id], "observer %d restarted its synchronisation (waits %d)", id, waits[id])
+		if waits[id] > 0 {
+			paused++
+		}
+	}
+	require.EqualValues(t, 250, s.Node(v).SM.N)
+	require.Positive(t, chunks[v])
+	require.Equal(t, observers, paused, "every observer waited (two queued, one paused for the voter): %v", waits)
+}
