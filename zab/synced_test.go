@@ -21,8 +21,7 @@ func TestNodeCloseFirstLeaderAtOnce(t *testing.T) {
 	for round := range 3 {
 		c := newCluster(t, 3, false)
 		first := c.leader(10 * time.Second)
-		require.NoError(t, c.nodes[first].Close())
-		delete(c.nodes, first)
+		c.stop(first)
 		start := time.Now()
 		var next zab.PeerID
 		ok := assertEventually(func() bool {
@@ -74,9 +73,7 @@ func TestNodeNeverSyncedVoterWaitsForHistory(t *testing.T) {
 	c := newClusterOf(t, 3, 2, true)
 	L := c.leader(10 * time.Second)
 	c.waitApplied(c.propose(L, "w"))
-	require.NoError(t, c.nodes[L].Close())
-	delete(c.nodes, L)
-	delete(c.sms, L)
+	c.stop(L)
 	F := 3 - L // the survivor of 1 and 2
 	c.start(3, c.transport(3, c.addrs[3]))
 	require.Eventually(t, func() bool { return c.nodes[F].Status().SoftState.Role == zab.RoleLooking },
