@@ -723,3 +723,70 @@ func TestUncountedEqualVotesAnsweredOncePerTick(t *testing.T) {
 	msgs, _ = h.drain()
 	require.Len(t, only(msgs, MsgVote), 1, "a later tick answers again (the last answer may be lost)")
 }
+
+// TestEstablishmentWaitsForEmptyVoters: a leader serves once a quorum
+// acknowledged NEWLEADER and no voter that may be empty is still on its way
+// (awaitingEmptyVoter), or half of InitLimit after its election: the
+// third voter of a bootstrapping cluster is synced before the leader
+// serves, so losing the leader then leaves two voters that count each
+// other; a member leader with a member follower serves at once.
+func TestEstablishmentWaitsForEmptyVoters(t *testing.T) {
+	voters := []PeerID{1, 2, 3}
+	for _, tc := range []struct {
+		name   string
+		member bool     // leader 1 and the followers hold history
+		follow []PeerID // voters that follow, in order of their NEWLEADER acks
+		waits  bool     // serves only half of InitLimit after its election
+	}{
+		{"bootstrap, both follow: serves at the second ack", false, []PeerID{2, 3}, false},
+		{"bootstrap, 3 silent: serves at InitLimit/2", false, []PeerID{2}, true},
+		{"members, 3 silent: serves at once", true, []PeerID{2}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := committedStorage(voters)
+			var current uint32
+			if tc.member {
+				st, current = memberStorage(voters, 7), 1
+			}
+			h := newHarnessOn(t, 1, voters, st)
+			h.drain()
+			for _, from := range tc.follow {
+				h.step(Message{Type: MsgVote, From: from, Leader: 1, Epoch: current, Round: 1, State: RoleLooking,
+					Current: current, Member: tc.member})
+			}
+			for range 2 {
+				h.p.Tick()
+			}
+			require.Equal(t, RoleLeading, h.p.SoftState().Role)
+			h.drain()
+			for _, from := range tc.follow {
+				h.step(Message{Type: MsgFollowerInfo, From: from, Round: 1, Epoch: current, Current: current,
+					Member: tc.member, Fixed: tc.member, Cluster: 7})
+			}
+			h.drain()
+			epoch := h.p.HardState().AcceptedEpoch
+			for _, from := range tc.follow {
+				h.step(Message{Type: MsgAckEpoch, From: from, Epoch: epoch, Current: current, Seq: 1, Accepted: true})
+			}
+			h.drain()
+			for _, from := range tc.follow {
+				require.False(t, h.p.SoftState().Serving, "before %d acknowledged", from)
+				h.step(Message{Type: MsgAck, From: from, Epoch: epoch, NewLeader: true})
+				h.drain()
+			}
+			start := h.p.lead.start
+			ticks := 0
+			for !h.p.SoftState().Serving && ticks < 20 {
+				h.p.Tick()
+				h.drain()
+				ticks++
+			}
+			require.True(t, h.p.SoftState().Serving)
+			if tc.waits {
+				require.EqualValues(t, h.p.cfg.InitLimit/2, h.p.now-start, "served half of InitLimit after its election")
+			} else {
+				require.Zero(t, ticks, "served at the last acknowledgement")
+			}
+		})
+	}
+}
