@@ -48,6 +48,21 @@
 // after a quorum confirmed it still leads. A write whose fate cannot be
 // known fails with ErrOutcomeUnknown, never a guess.
 //
+// # Voters without history
+//
+// A voter whose current epoch is zero (a new node, one whose data
+// directory was lost, one that called Resync) counts for nothing at a
+// member, neither its vote nor its acknowledgements, until an established
+// leader has synced it: otherwise a stale member and a voter that lost its
+// disk could elect a leader without the writes the lost disk had
+// acknowledged. A voter that never synced cannot be told from one that
+// lost its disk, so while one voter of three is down and another has never
+// synced, the ensemble elects nobody until a voter holding the history
+// returns. To keep that window short, a leader establishing an epoch waits
+// (at most InitLimit/2 after its election) for the voters that may be
+// empty to sync before it serves (bootstrapping: every voter), and its
+// snapshot streams serve voters before observers.
+//
 // # Testing
 //
 // Package zabtest's Sim runs whole ensembles on a seeded, single-threaded
