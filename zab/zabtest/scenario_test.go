@@ -285,17 +285,8 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 	more := submit(t, s, 200, 50)
 	require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
 
-	ackEpochs, waits, chunks := map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
 	maxRunning, maxQueued := 0, 0
-	s.OnDeliver = func(m Message) {
-		switch m.Type {
-		case MsgAckEpoch:
-			ackEpochs[m.From]++
-		case MsgSnapWait:
-			waits[m.To]++
-		case MsgSnapChunk:
-			chunks[m.To]++
-		}
+	ackEpochs, waits, chunks := countSnapTraffic(s, func(m Message) {
 		for _, id := range s.IDs()[:3] {
 			n := s.Node(id)
 			if n.Peer == nil || n.Peer.SoftState().Role != RoleLeading {
@@ -317,7 +308,7 @@ func TestSimSnapStreamsLimited(t *testing.T) {
 			maxRunning, maxQueued = max(maxRunning, run), max(maxQueued, queue)
 			require.LessOrEqual(t, run, running, "snapshots streaming at once")
 		}
-	}
+	})
 	for _, id := range obs {
 		require.NoError(t, s.Restart(id))
 	}
@@ -370,17 +361,7 @@ func TestSimSnapStreamVoterFirst(t *testing.T) {
 	more := submit(t, s, 200, 50)
 	require.True(t, s.RunUntil(3000, func() bool { return settled(s, more) }))
 
-	ackEpochs, waits, chunks := map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
-	s.OnDeliver = func(m Message) {
-		switch m.Type {
-		case MsgAckEpoch:
-			ackEpochs[m.From]++
-		case MsgSnapWait:
-			waits[m.To]++
-		case MsgSnapChunk:
-			chunks[m.To]++
-		}
-	}
+	ackEpochs, waits, chunks := countSnapTraffic(s, nil)
 	for _, id := range obs {
 		require.NoError(t, s.Restart(id))
 	}
@@ -401,4 +382,25 @@ func TestSimSnapStreamVoterFirst(t *testing.T) {
 	require.EqualValues(t, 250, s.Node(v).SM.N)
 	require.Positive(t, chunks[v])
 	require.Equal(t, observers, paused, "every observer waited (two queued, one paused for the voter): %v", waits)
+}
+
+// countSnapTraffic counts, from now on, the ACKEPOCHs each peer sends and
+// the MsgSnapWaits and snapshot chunks each one receives; also, if set,
+// sees every delivered message too (it takes s.OnDeliver).
+func countSnapTraffic(s *Sim, also func(Message)) (ackEpochs, waits, chunks map[PeerID]int) {
+	ackEpochs, waits, chunks = map[PeerID]int{}, map[PeerID]int{}, map[PeerID]int{}
+	s.OnDeliver = func(m Message) {
+		switch m.Type {
+		case MsgAckEpoch:
+			ackEpochs[m.From]++
+		case MsgSnapWait:
+			waits[m.To]++
+		case MsgSnapChunk:
+			chunks[m.To]++
+		}
+		if also != nil {
+			also(m)
+		}
+	}
+	return ackEpochs, waits, chunks
 }
