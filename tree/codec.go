@@ -18,109 +18,50 @@ import (
 // map of the fields not empty, in field order, ints at their type's full
 // width), as msgpack.CustomEncoder.
 func (op Op) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 1
-	for _, set := range [...]bool{op.Path != "", len(op.Data) > 0, op.Mode != 0, op.TTL != 0,
-		op.Version != 0, op.Session != 0, op.Timeout != 0, len(op.Ops) > 0} {
-		if set {
-			n++
-		}
-	}
-	if err := enc.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if err := enc.EncodeString("t"); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint8(uint8(op.Type)); err != nil {
-		return err
-	}
+	w := msgpackcheck.Writer{Enc: enc}
+	w.Map(1 + msgpackcheck.Count(op.Path != "", len(op.Data) > 0, op.Mode != 0, op.TTL != 0,
+		op.Version != 0, op.Session != 0, op.Timeout != 0, len(op.Ops) > 0))
+	w.Uint8Full("t", uint8(op.Type))
 	if op.Path != "" {
-		if err := enc.EncodeString("p"); err != nil {
-			return err
-		}
-		if err := enc.EncodeString(op.Path); err != nil {
-			return err
-		}
+		w.String("p", op.Path)
 	}
 	if len(op.Data) > 0 {
-		if err := enc.EncodeString("d"); err != nil {
-			return err
-		}
-		if err := enc.EncodeBytes(op.Data); err != nil {
-			return err
-		}
+		w.Bytes("d", op.Data)
 	}
 	if op.Mode != 0 {
-		if err := enc.EncodeString("m"); err != nil {
-			return err
-		}
-		if err := enc.EncodeUint8(uint8(op.Mode)); err != nil {
-			return err
-		}
+		w.Uint8Full("m", uint8(op.Mode))
 	}
 	if op.TTL != 0 {
-		if err := enc.EncodeString("l"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt64(op.TTL); err != nil {
-			return err
-		}
+		w.Int64Full("l", op.TTL)
 	}
 	if op.Version != 0 {
-		if err := enc.EncodeString("v"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt32(op.Version); err != nil {
-			return err
-		}
+		w.Int32Full("v", op.Version)
 	}
 	if op.Session != 0 {
-		if err := enc.EncodeString("s"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt64(op.Session); err != nil {
-			return err
-		}
+		w.Int64Full("s", op.Session)
 	}
 	if op.Timeout != 0 {
-		if err := enc.EncodeString("o"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt32(op.Timeout); err != nil {
-			return err
-		}
+		w.Int32Full("o", op.Timeout)
 	}
-	if len(op.Ops) > 0 {
-		if err := enc.EncodeString("x"); err != nil {
-			return err
-		}
-		if err := enc.EncodeArrayLen(len(op.Ops)); err != nil {
-			return err
-		}
+	if len(op.Ops) > 0 && w.Key("x") {
+		w.Err = enc.EncodeArrayLen(len(op.Ops))
 		for i := range op.Ops {
-			if err := op.Ops[i].EncodeMsgpack(enc); err != nil {
-				return err
+			if w.Err == nil {
+				w.Err = op.Ops[i].EncodeMsgpack(enc)
 			}
 		}
 	}
-	return nil
+	return w.Err
 }
 
 // DecodeMsgpack reads an op written by EncodeMsgpack, or by the reflection
 // of earlier versions (msgpack.CustomDecoder): fields in any order, ints
-// of any width, nil as the zero value, unknown fields skipped.
+// of any width, nil as the zero value, unknown fields skipped. Unlike
+// reflection it takes no op written as an array, which no version wrote.
 func (op *Op) DecodeMsgpack(dec *msgpack.Decoder) error {
 	*op = Op{}
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	var kb [8]byte
-	for range n {
-		key, err := msgpackcheck.Key(dec, &kb)
-		if err != nil {
-			return err
-		}
+	return msgpackcheck.Fields(dec, func(key []byte) error {
+		var err error
 		var u uint64
 		var i int64
 		switch string(key) {
@@ -145,34 +86,12 @@ func (op *Op) DecodeMsgpack(dec *msgpack.Decoder) error {
 			i, err = dec.DecodeInt64()
 			op.Timeout = int32(i)
 		case "x":
-			op.Ops, err = decodeOps(dec)
+			op.Ops, err = msgpackcheck.Slice(dec, func(sub *Op) error { return sub.DecodeMsgpack(dec) })
 		default:
 			err = dec.Skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decodeOps reads a multi's ops. The length is trusted only as far as the
-// bytes hold (the caller checked them, msgpackcheck.Check), and the slice
-// grows as ops arrive rather than from the declared length.
-func decodeOps(dec *msgpack.Decoder) ([]Op, error) {
-	n, err := dec.DecodeArrayLen()
-	if err != nil || n < 0 {
-		return nil, err
-	}
-	ops := make([]Op, 0, min(n, 16))
-	for range n {
-		var op Op
-		if err := op.DecodeMsgpack(dec); err != nil {
-			return nil, err
-		}
-		ops = append(ops, op)
-	}
-	return ops, nil
+		return err
+	})
 }
 
 // encodeResultRec writes rec as the reflection of earlier versions did

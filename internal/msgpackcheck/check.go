@@ -6,6 +6,10 @@
 // decoder of msgpack from a peer or a disk runs Check first: it walks the
 // value once, checking each length prefix against the bytes that remain, so
 // the decode that follows allocates at most in proportion to the input.
+//
+// It also holds the small helpers (Writer, Fields, Slice, Count) of the
+// hand-written codecs of the types encoded on every write, which replace
+// the library's reflection there (issue 13).
 package msgpackcheck
 
 import (

@@ -17,86 +17,37 @@ import (
 // did, and replicas of either version, side by side in a rolling restart,
 // read each other's entries (TestRequestCodecMatchesReflection).
 
-// EncodeMsgpack writes r as the msgpack map its struct tags describe
-// (msgpack.CustomEncoder).
+// EncodeMsgpack writes r as the msgpack map its struct tags describe (a
+// map of the fields not empty, in field order, ints at their type's full
+// width), as msgpack.CustomEncoder.
 func (r *Request) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 3 // o, t, p
-	for _, set := range [...]bool{r.ReqID != 0, r.Session != 0, r.MaxData != 0, r.Since != 0,
-		r.DigestAt != 0, r.Digest != 0} {
-		if set {
-			n++
-		}
-	}
-	if err := enc.EncodeMapLen(n); err != nil {
-		return err
-	}
-	if err := enc.EncodeString("o"); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint64(r.Origin); err != nil {
-		return err
-	}
+	w := msgpackcheck.Writer{Enc: enc}
+	w.Map(3 + msgpackcheck.Count(r.ReqID != 0, r.Session != 0, r.MaxData != 0, r.Since != 0,
+		r.DigestAt != 0, r.Digest != 0))
+	w.Uint64Full("o", r.Origin)
 	if r.ReqID != 0 {
-		if err := enc.EncodeString("r"); err != nil {
-			return err
-		}
-		if err := enc.EncodeUint64(r.ReqID); err != nil {
-			return err
-		}
+		w.Uint64Full("r", r.ReqID)
 	}
-	if err := enc.EncodeString("t"); err != nil {
-		return err
-	}
-	if err := enc.EncodeInt64(r.Time); err != nil {
-		return err
-	}
+	w.Int64Full("t", r.Time)
 	if r.Session != 0 {
-		if err := enc.EncodeString("s"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt64(r.Session); err != nil {
-			return err
-		}
+		w.Int64Full("s", r.Session)
 	}
 	if r.MaxData != 0 {
-		if err := enc.EncodeString("m"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt32(r.MaxData); err != nil {
-			return err
-		}
+		w.Int32Full("m", r.MaxData)
 	}
 	if r.Since != 0 {
-		if err := enc.EncodeString("si"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt64(r.Since); err != nil {
-			return err
-		}
+		w.Int64Full("si", r.Since)
 	}
-	if err := enc.EncodeString("p"); err != nil {
-		return err
-	}
-	if err := r.Op.EncodeMsgpack(enc); err != nil {
-		return err
+	if w.Key("p") {
+		w.Err = r.Op.EncodeMsgpack(enc)
 	}
 	if r.DigestAt != 0 {
-		if err := enc.EncodeString("da"); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt64(r.DigestAt); err != nil {
-			return err
-		}
+		w.Int64Full("da", r.DigestAt)
 	}
 	if r.Digest != 0 {
-		if err := enc.EncodeString("dg"); err != nil {
-			return err
-		}
-		if err := enc.EncodeUint64(r.Digest); err != nil {
-			return err
-		}
+		w.Uint64Full("dg", r.Digest)
 	}
-	return nil
+	return w.Err
 }
 
 // DecodeMsgpack reads a request written by EncodeMsgpack, or by the
@@ -104,16 +55,8 @@ func (r *Request) EncodeMsgpack(enc *msgpack.Encoder) error {
 // order, ints of any width, nil as the zero value, unknown fields skipped.
 func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 	*r = Request{}
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	var kb [8]byte
-	for range n {
-		key, err := msgpackcheck.Key(dec, &kb)
-		if err != nil {
-			return err
-		}
+	return msgpackcheck.Fields(dec, func(key []byte) error {
+		var err error
 		var i int64
 		switch string(key) {
 		case "o":
@@ -138,11 +81,8 @@ func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 		default:
 			err = dec.Skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // encodedSize is about the size of r's encoding, so Encode allocates once.
