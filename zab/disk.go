@@ -358,6 +358,35 @@ func (d *diskLog) markSync(e uint32) error {
 	return nil
 }
 
+// errEnough stops an iteration of the log that has read what it needs.
+var errEnough = errors.New("zab: enough entries read")
+
+// entries reads back from the log the entries with after < zxid <= upTo,
+// at most max (0: no limit), for the MemoryStorage in front of it (see
+// MemoryStorage.release).
+func (d *diskLog) entries(after, upTo Zxid, max int) ([]Entry, error) {
+	var out []Entry
+	err := d.wal.Iterate(uint64(after)+1, func(r wal.Record) error {
+		if Zxid(r.Zxid) > upTo || (max > 0 && len(out) >= max) {
+			return errEnough
+		}
+		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
+		if r.Meta {
+			v, rest, err := readVoters(r.Data)
+			if err != nil || len(v) == 0 || len(rest) > 0 {
+				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
+			}
+			e = Entry{Zxid: e.Zxid, Voters: v}
+		}
+		out = append(out, e)
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return out, err
+}
+
 func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint64(z)) }
 
 // installSnapshot makes a SNAP from the leader durable: the snapshot first,
