@@ -208,13 +208,9 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
-		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
-		if r.Meta {
-			v, rest, err := readVoters(r.Data)
-			if err != nil || len(v) == 0 || len(rest) > 0 {
-				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
-			}
-			e = Entry{Zxid: e.Zxid, Voters: v}
+		e, err := entryOf(r)
+		if err != nil {
+			return err
 		}
 		batch = append(batch, e)
 		if len(batch) == 4096 {
@@ -370,13 +366,9 @@ func (d *diskLog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 		if Zxid(r.Zxid) > upTo || (max > 0 && len(out) >= max) {
 			return errEnough
 		}
-		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
-		if r.Meta {
-			v, rest, err := readVoters(r.Data)
-			if err != nil || len(v) == 0 || len(rest) > 0 {
-				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
-			}
-			e = Entry{Zxid: e.Zxid, Voters: v}
+		e, err := entryOf(r)
+		if err != nil {
+			return err
 		}
 		out = append(out, e)
 		return nil
@@ -385,6 +377,18 @@ func (d *diskLog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 		err = nil
 	}
 	return out, err
+}
+
+// entryOf returns the entry a log record holds.
+func entryOf(r wal.Record) (Entry, error) {
+	if !r.Meta {
+		return Entry{Zxid: Zxid(r.Zxid), Data: r.Data}, nil
+	}
+	v, rest, err := readVoters(r.Data)
+	if err != nil || len(v) == 0 || len(rest) > 0 {
+		return Entry{}, fmt.Errorf("zab: configuration record %v: %w", Zxid(r.Zxid), wal.ErrCorrupt)
+	}
+	return Entry{Zxid: Zxid(r.Zxid), Voters: v}, nil
 }
 
 func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint64(z)) }
