@@ -31,9 +31,12 @@
 // The header is checked (magic, version, kind, length ≤ Config.MaxFrameSize, or
 // ≤ 1 KiB during the handshake) before the payload buffer is allocated. A
 // KindBatch payload is a msgpack array (always the 5-byte array32 form) of
-// zab.Message, each the plain msgpack encoding of the struct (a map keyed by
-// its msgpack tags), so fields added to zab.Message need no change here and
-// unknown fields from newer peers are ignored. Before decoding, every payload
+// zab.Message, each a msgpack map keyed by the struct's msgpack tags, empty
+// fields left out, ints in their smallest form: the bytes the msgpack
+// library's reflection wrote for it, now written and read by hand
+// (msgcodec.go; a field added to zab.Message needs its line there, which
+// TestMessageCodecMatchesReflection enforces). Unknown fields from newer
+// peers are ignored. Before decoding, every payload
 // is walked once to check that it is exactly one msgpack value whose length
 // prefixes fit in the bytes present and whose nesting is shallow: msgpack
 // v5.4.1 would otherwise preallocate a slice of whatever length a peer claims.
