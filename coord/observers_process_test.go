@@ -11,6 +11,8 @@
 //	                       Run it without -race; it needs a few GiB of RAM.
 //	-coord.observers.synclimit=D  the children's SyncLimit (default 1s; 0
 //	                       keeps LocalConfig's 150ms, for an idle machine).
+//	-coord.observers.cpuprofile=DIR  each voter's CPU profile while the
+//	                       observers join, as DIR/voter-<id>.pprof.
 //	-coord.observers.znodes=N, -coord.observers.count=N  another size
 //	                       (for measurements: 100000 and 1 shows what one
 //	                       observer's sync costs it); the soak's targets
@@ -39,8 +41,10 @@ var (
 		"TestProcessManyObservers at full size: 100,000 znodes and 17 observers")
 	observersSyncLimit = flag.Duration("coord.observers.synclimit", time.Second,
 		"the children's SyncLimit in TestProcessManyObservers (0: LocalConfig's)")
-	observersZnodes = flag.Int("coord.observers.znodes", 0, "TestProcessManyObservers's znodes (0: by -coord.observers.soak)")
-	observersCount  = flag.Int("coord.observers.count", 0, "TestProcessManyObservers's observers (0: by -coord.observers.soak)")
+	observersZnodes  = flag.Int("coord.observers.znodes", 0, "TestProcessManyObservers's znodes (0: by -coord.observers.soak)")
+	observersProfile = flag.String("coord.observers.cpuprofile", "",
+		"a directory: TestProcessManyObservers writes each voter's CPU profile while the observers join there")
+	observersCount = flag.Int("coord.observers.count", 0, "TestProcessManyObservers's observers (0: by -coord.observers.soak)")
 )
 
 const (
@@ -219,6 +223,27 @@ func TestProcessManyObservers(t *testing.T) {
 	t.Logf("%d znodes created in %v", znodes, time.Since(filled).Round(time.Millisecond))
 	c.waitAcks(15*time.Second, time.Now(), 10)
 
+	if *observersProfile != "" {
+		for id := 1; id <= voters; id++ {
+			c.send(c.proc(id), fmt.Sprintf("profile %s/voter-%d.pprof", *observersProfile, id))
+		}
+		t.Cleanup(func() {
+			// Before the children are killed, also when the test failed:
+			// each writes its profile out on profileend.
+			for id := 1; id <= voters; id++ {
+				c.send(c.proc(id), "profileend")
+			}
+			c.waitFor(10*time.Second, func() bool {
+				for id := 1; id <= voters; id++ {
+					fi, err := os.Stat(fmt.Sprintf("%s/voter-%d.pprof", *observersProfile, id))
+					if err != nil || fi.Size() == 0 {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
 	begin := time.Now()
 	var obs []int
 	for id := voters + 1; id <= voters+observers; id++ {
@@ -228,6 +253,12 @@ func TestProcessManyObservers(t *testing.T) {
 	c.waitReady(60*time.Second, obs...)
 	joined := time.Since(begin)
 	t.Logf("%d observers started together, all serving after %v", observers, joined.Round(time.Millisecond))
+	if *observersProfile != "" {
+		for id := 1; id <= voters; id++ {
+			c.send(c.proc(id), "profileend")
+		}
+		t.Logf("voter CPU profiles in %s (voter %d led)", *observersProfile, lead)
+	}
 	c.waitAcks(15*time.Second, time.Now(), 10)
 
 	var peaks []uint64

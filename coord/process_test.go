@@ -50,6 +50,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -222,6 +223,13 @@ func runProcChild() error {
 	}
 	defer wg.Wait()
 	defer cancel()
+	var profile *os.File
+	defer func() {
+		if profile != nil {
+			pprof.StopCPUProfile()
+			profile.Close()
+		}
+	}()
 	for {
 		var cmd string
 		select {
@@ -242,6 +250,23 @@ func runProcChild() error {
 			procDump(ctx, node, out)
 		case "fill":
 			procFill(ctx, node, out, fillArg)
+		case "profile":
+			// A CPU profile of this child into the file fillArg names,
+			// until "profileend" (-coord.observers.cpuprofile).
+			if f, err := os.Create(fillArg); err != nil {
+				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
+			} else if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
+				f.Close()
+			} else {
+				profile = f
+			}
+		case "profileend":
+			if profile != nil {
+				pprof.StopCPUProfile()
+				profile.Close()
+				profile = nil
+			}
 		case "exit":
 			cancel()
 			stopWriter()
@@ -709,7 +734,15 @@ func (c *procCluster) waitReady(d time.Duration, ids ...int) {
 				}
 			}
 		}
-		c.t.Fatalf("nodes %v not all joined within %v", ids, d)
+		var missing []int
+		c.mu.Lock()
+		for _, id := range ids {
+			if p := c.procs[id-1]; p == nil || !p.ready {
+				missing = append(missing, id)
+			}
+		}
+		c.mu.Unlock()
+		c.t.Fatalf("nodes %v not all joined within %v: %v did not", ids, d, missing)
 	}
 }
 

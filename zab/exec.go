@@ -275,7 +275,8 @@ func (l nodeLog) SaveSnapshot(s Snapshot) error {
 			return err
 		}
 	}
-	return l.mem.SaveSnapshot(s)
+	l.mem.adoptSnapshot(s) // the core's, from the leader: never modified
+	return nil
 }
 
 func (l nodeLog) ResetLog(base Zxid) error {

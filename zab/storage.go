@@ -277,6 +277,17 @@ func (s *MemoryStorage) SaveSnapshot(snap Snapshot) error {
 	return nil
 }
 
+// adoptSnapshot is SaveSnapshot without the copy, for a caller that hands
+// snap's slices over and never modifies them: a Node installing a SNAP
+// from its leader, whose bytes were read back from its spool (or decoded
+// from a frame) for it alone. The copy would hold a second image of the
+// whole state for as long as the snapshot is the newest.
+func (s *MemoryStorage) adoptSnapshot(snap Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = snap
+}
+
 // ResetLog drops every entry; the log goes on after base (LogWriter).
 func (s *MemoryStorage) ResetLog(base Zxid) error {
 	s.mu.Lock()
