@@ -251,9 +251,10 @@ func runProcChild() error {
 		case "fill":
 			procFill(ctx, node, out, fillArg)
 		case "profile":
-			// A CPU profile of this child into the file fillArg names,
-			// until "profileend" (-coord.observers.cpuprofile).
-			if f, err := os.Create(fillArg); err != nil {
+			// A CPU profile of this child into the file fillArg names
+			// (written as .part, renamed when complete), until
+			// "profileend" (-coord.observers.cpuprofile).
+			if f, err := os.Create(fillArg + ".part"); err != nil {
 				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
 			} else if err := pprof.StartCPUProfile(f); err != nil {
 				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
@@ -264,7 +265,10 @@ func runProcChild() error {
 		case "profileend":
 			if profile != nil {
 				pprof.StopCPUProfile()
-				profile.Close()
+				if err := profile.Close(); err == nil {
+					name := strings.TrimSuffix(profile.Name(), ".part")
+					_ = os.Rename(profile.Name(), name)
+				}
 				profile = nil
 			}
 		case "exit":

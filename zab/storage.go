@@ -372,6 +372,17 @@ func (s *MemoryStorage) Append(ents []Entry) error {
 // (or equal the current snapshot) and committed. Entries are kept; call
 // Compact to drop them. Snapshots older than the current one are refused.
 func (s *MemoryStorage) CreateSnapshot(z Zxid, data []byte) error {
+	return s.createSnapshot(z, slices.Clone(data))
+}
+
+// adoptCreatedSnapshot is CreateSnapshot without the copy, for a caller
+// that hands data over and never modifies it (a Node's own snapshot
+// buffer).
+func (s *MemoryStorage) adoptCreatedSnapshot(z Zxid, data []byte) error {
+	return s.createSnapshot(z, data)
+}
+
+func (s *MemoryStorage) createSnapshot(z Zxid, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if z < s.snap.Zxid {
@@ -380,7 +391,7 @@ func (s *MemoryStorage) CreateSnapshot(z Zxid, data []byte) error {
 	if z > s.lastLocked() {
 		return fmt.Errorf("zab: snapshot %v beyond last zxid %v", z, s.lastLocked())
 	}
-	s.snap = Snapshot{Zxid: z, Data: slices.Clone(data), Voters: s.votersAtLocked(z)}
+	s.snap = Snapshot{Zxid: z, Data: data, Voters: s.votersAtLocked(z)}
 	return nil
 }
 
