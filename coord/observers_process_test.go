@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -231,7 +232,9 @@ func TestProcessManyObservers(t *testing.T) {
 			// Before the children are killed, also when the test failed:
 			// each writes its profile out on profileend.
 			for id := 1; id <= voters; id++ {
-				c.send(c.proc(id), "profileend")
+				if p := c.proc(id); p != nil {
+					_, _ = io.WriteString(p.stdin, "profileend\n") // gone: nothing to write
+				}
 			}
 			c.waitFor(10*time.Second, func() bool {
 				for id := 1; id <= voters; id++ {
