@@ -790,3 +790,41 @@ func TestEstablishmentWaitsForEmptyVoters(t *testing.T) {
 		})
 	}
 }
+
+// TestLearnerLeavesALeaderThatFollowsAnother: a peer that decided to
+// follow one that ends up following another (votes crossed while a third
+// voter started) learns it from the answer to its FOLLOWERINFO and joins
+// the real leader, instead of waiting InitLimit while that leader
+// establishes without it (which left it unsynced: see
+// TestNodeCloseFirstLeaderAtOnce).
+func TestLearnerLeavesALeaderThatFollowsAnother(t *testing.T) {
+	voters := []PeerID{1, 2, 3}
+	h := newHarness(t, 1, voters, nil)
+	h.drain()
+	h.step(Message{Type: MsgVote, From: 2, Leader: 2, Round: 1, State: RoleLooking})
+	for range 2 {
+		h.p.Tick()
+	}
+	require.Equal(t, SoftState{Role: RoleFollowing, Leader: 2}, h.p.SoftState())
+	msgs, _ := h.drain()
+	require.Len(t, only(msgs, MsgFollowerInfo), 1)
+
+	// Peer 2 follows 3 and answers the FOLLOWERINFO with its vote.
+	f := newHarness(t, 2, voters, nil)
+	f.drain()
+	f.step(Message{Type: MsgVote, From: 3, Leader: 3, Round: 1, State: RoleLeading})
+	f.step(Message{Type: MsgVote, From: 1, Leader: 3, Round: 1, State: RoleFollowing})
+	require.Equal(t, RoleFollowing, f.p.SoftState().Role)
+	f.drain()
+	f.step(only(msgs, MsgFollowerInfo)[0])
+	answer, _ := f.drain()
+	votes := only(answer, MsgVote)
+	require.Len(t, votes, 1)
+	require.Equal(t, RoleFollowing, votes[0].State)
+	require.EqualValues(t, 3, votes[0].Leader)
+
+	h.step(votes[0])
+	require.Equal(t, RoleLooking, h.p.SoftState().Role, "left the peer that follows another")
+	h.step(Message{Type: MsgVote, From: 3, Leader: 3, Round: 1, State: RoleLeading})
+	require.Equal(t, SoftState{Role: RoleFollowing, Leader: 3}, h.p.SoftState())
+}

@@ -170,7 +170,22 @@ func (p *Peer) tickLearner() {
 
 func (p *Peer) stepLearner(m Message) {
 	if m.Type == MsgVote {
+		if m.From == p.leader && (m.State == RoleFollowing || m.State == RoleObserving) && m.Round >= p.el.round {
+			// The peer we took for the leader of our round follows another
+			// (the election decided otherwise than our quorum of votes
+			// said): look again rather than wait InitLimit for it, and
+			// join the real leader.
+			p.logger.Info("zab: our leader follows another, looking again", "leader", m.From, "its_leader", m.Leader)
+			p.becomeLooking()
+			return
+		}
 		p.replyVote(m)
+		return
+	}
+	if m.Type == MsgFollowerInfo {
+		// The sender takes us for its leader, and we are not: our vote
+		// tells it whom we follow, so that it stops waiting for us.
+		p.send(p.voteMsg(m.From))
 		return
 	}
 	lr := p.lrn
