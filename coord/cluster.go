@@ -202,6 +202,13 @@ type Stats struct {
 	DigestMismatches uint64 `json:"digest_mismatches"`
 	Resyncs          uint64 `json:"resyncs"`
 	Resyncing        bool   `json:"resyncing"`
+	// HeartbeatAckP50 and HeartbeatAckP99 are the median and 99th
+	// percentile round trip (send to acknowledgement) of the latest 1024
+	// acknowledged heartbeats of this node's sessions; zero before the
+	// first. A session stays Connected while they stay well under a third
+	// of its timeout.
+	HeartbeatAckP50 time.Duration `json:"heartbeat_ack_p50_ns"`
+	HeartbeatAckP99 time.Duration `json:"heartbeat_ack_p99_ns"`
 	// SnapStreams is the snapshot streaming of this node: as the leader,
 	// to learners too far behind for a log diff; as a learner, from its
 	// leader.
@@ -306,6 +313,9 @@ func (n *Node) Stats() Stats {
 	ss := st.SnapStreams
 	s.SnapStreams = SnapStreamStats{Running: ss.Running, Queued: ss.Queued, BytesSent: ss.BytesSent,
 		BytesReceived: ss.BytesReceived, Receiving: ss.Receiving, Held: ss.Held, Total: ss.Total}
+	n.coreMu.Lock()
+	s.HeartbeatAckP50, s.HeartbeatAckP99, _ = n.core.AckLatency()
+	n.coreMu.Unlock()
 	if s.Resyncing {
 		s.Serving = false
 	}

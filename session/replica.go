@@ -201,8 +201,16 @@ type Replica struct {
 	nextReap time.Time
 	lastNow  time.Time
 
+	// acks holds the round trips of the latest acknowledged heartbeats of
+	// local sessions (AckLatency), ackN how many were ever recorded.
+	acks [ackSamples]time.Duration
+	ackN uint64
+
 	rd Ready
 }
+
+// ackSamples is how many recent heartbeat round trips AckLatency reads.
+const ackSamples = 1024
 
 type owned struct {
 	id      ID
@@ -349,6 +357,33 @@ func (r *Replica) Remaining(id ID, now time.Time) time.Duration {
 	return o.state.Remaining(now)
 }
 
+// AckLatency returns the median and 99th percentile of the round trips
+// (send to acknowledgement, on this replica's clock) of the latest 1024
+// acknowledged heartbeats of local sessions, and how many were counted;
+// zeros before the first.
+func (r *Replica) AckLatency() (p50, p99 time.Duration, n int) {
+	s := r.AckSamples()
+	n = len(s)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(s)
+	return s[(n-1)/2], s[(n-1)*99/100], n
+}
+
+// AckSamples returns the round trips AckLatency reads, oldest first.
+func (r *Replica) AckSamples() []time.Duration {
+	n := min(r.ackN, ackSamples)
+	out := make([]time.Duration, 0, n)
+	for i := r.ackN - n; i < r.ackN; i++ {
+		out = append(out, r.acks[i%ackSamples])
+	}
+	return out
+}
+
+// ResetAckLatency forgets the round trips recorded so far.
+func (r *Replica) ResetAckLatency() { r.ackN = 0 }
+
 // Owned returns the ids of the local sessions, sorted.
 func (r *Replica) Owned() []ID {
 	ids := make([]ID, 0, len(r.owned))
@@ -426,6 +461,8 @@ func (r *Replica) onAck(m Message, now time.Time) {
 			return
 		}
 		o.state.HeartbeatAcked(sent, now)
+		r.acks[r.ackN%ackSamples] = max(0, now.Sub(sent))
+		r.ackN++
 	} else {
 		o.state.Expired(now)
 	}
