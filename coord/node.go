@@ -27,7 +27,6 @@ import (
 // gossip events to the transport), maintenance (steps the session core,
 // session.Replica: heartbeats, acknowledgements, on the leader session
 // expiry and the reaper; see replica.go), one pump per persistent watch,
-// short-lived leadership rounds of the session core (at most 4 at once)
 // and proposers of expiries and reaps. Close stops them all.
 type Node struct {
 	cfg    Config
@@ -192,6 +191,9 @@ func JoinContext(ctx context.Context, cfg Config) (_ *Node, err error) {
 		SnapshotRetain: cfg.SnapshotRetain,
 		Logger:         logger,
 		OnApp:          n.onApp,
+		OnLeaderConfirmed: func(epoch uint32, at time.Time) {
+			n.push(coreInput{kind: inConfirmed, epoch: epoch, sent: at})
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("coord: replication: %w", err)

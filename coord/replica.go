@@ -11,11 +11,12 @@ import (
 
 // The session core (session.Replica) holds this node's session logic:
 // heartbeats and their acknowledgements, the owners' Connected, Suspended
-// and Lost, the leader's tracker and expiries, leadership rounds and reaper
-// scans. One goroutine, maintain, steps it: the zab driver and the
-// application only queue inputs (push), so the driver never waits for the
-// core, and the core never waits for a quorum (leadership rounds run on
-// their own goroutines and come back as inputs).
+// and Lost, the leader's tracker and expiries, and reaper scans. One
+// goroutine, maintain, steps it: the zab driver and the application only
+// queue inputs (push), so the driver never waits for the core, and the core
+// never waits for a quorum. A leader acknowledges heartbeats when zab's
+// driver reports that a quorum answered its pings (OnLeaderConfirmed, one
+// hand-off to maintain): no quorum round of their own.
 
 // inKind is the kind of a coreInput.
 type inKind uint8
@@ -24,7 +25,7 @@ const (
 	inApp       inKind = iota + 1 // a heartbeat or ack from a peer
 	inCreated                     // an applied createSession
 	inClosed                      // an applied closeSession
-	inConfirmed                   // a leadership round's outcome
+	inConfirmed                   // zab: a quorum confirmed this node's reign
 	inOpen                        // a local session was created
 	inClosing                     // its owner is closing a local session
 	inForget                      // a local session ended locally
@@ -37,9 +38,8 @@ type coreInput struct {
 	msg     session.Message
 	id      session.ID
 	timeout time.Duration
-	round   uint64
-	ok      bool
-	sent    time.Time
+	epoch   uint32    // inConfirmed
+	sent    time.Time // inOpen: the createSession's send; inConfirmed: confirmed at
 	now     time.Time
 	reply   chan error // inOpen
 }
@@ -185,7 +185,7 @@ func (n *Node) step(tick bool, view session.View) {
 		case inClosed:
 			n.core.Closed(in.id, now)
 		case inConfirmed:
-			n.core.Confirmed(in.round, in.ok, now)
+			n.core.LeaderConfirmed(in.epoch, in.sent, now)
 		case inOpen:
 			in.reply <- n.core.Open(in.id, session.Config{Timeout: in.timeout}, in.sent, in.now)
 		case inClosing:
@@ -228,7 +228,7 @@ func (n *Node) deliver(rd session.Ready) {
 }
 
 // act carries out the rest of what the core asks: messages, ended
-// sessions, leadership rounds, expiries and reaper scans.
+// sessions, expiries and reaper scans.
 func (n *Node) act(rd session.Ready) {
 	for _, ob := range rd.Messages {
 		b, err := encodeAppMsg(appMsg{Kind: uint8(ob.Msg.Type), Session: int64(ob.Msg.Session), Sent: ob.Msg.Sent,
@@ -250,9 +250,6 @@ func (n *Node) act(rd session.Ready) {
 			s.finish(ErrSessionExpired)
 		}
 	}
-	for _, r := range rd.Rounds {
-		n.confirmLeadership(r)
-	}
 	for _, e := range rd.Expire {
 		n.proposeExpiry(int64(e.Session), e.Epoch)
 	}
@@ -261,23 +258,6 @@ func (n *Node) act(rd session.Ready) {
 			n.proposeAsync(tree.Op{Type: tree.OpReap, Path: p})
 		}
 	}
-}
-
-// confirmLeadership runs the core's leadership round r: a SyncAsLeader,
-// which the leader answers only after a quorum confirmed, in a round started
-// after the call, that it still leads in r.Epoch (a plain Sync that waits on
-// this goroutine or in zab's queue while the node loses that reign and wins
-// another would be confirmed by the later reign). The outcome goes back to
-// the core.
-func (n *Node) confirmLeadership(r session.Round) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := n.closingContext(r.Timeout)
-		defer cancel()
-		_, err := n.zab.SyncAsLeader(ctx, r.Epoch)
-		n.push(coreInput{kind: inConfirmed, round: r.ID, ok: err == nil})
-	}()
 }
 
 // treeTable is the replicated session table as the session core reads it.

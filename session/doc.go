@@ -24,9 +24,9 @@
 //   - Replica is one replica's whole session logic built from the two, in
 //     the shape of zab.Peer: stepped with Ticks (time and the replication
 //     layer's View), applied createSession and closeSession txns, heartbeat
-//     messages and the outcome of leadership rounds, it returns what to do
-//     in a Ready (messages, owners' events, ended sessions, expiries to
-//     propose, leadership rounds to run, reaper scans). coord's node and the
+//     messages and the replication layer's confirmations that its reign
+//     still stands, it returns what to do in a Ready (messages, owners'
+//     events, ended sessions, expiries to propose, reaper scans). coord's node and the
 //     simulator in internal/sim step the same Replica.
 //
 // # Safety: Lost is never later than the leader's expiry
@@ -46,13 +46,16 @@
 // calls Reset at its takeover time k, which gives every session until k + T;
 // this is safe provided k ≥ s for every acknowledged heartbeat, that is, no
 // deposed leader acknowledges a heartbeat sent after its successor took over.
-// coord's driver guarantees that by answering a heartbeat only after a quorum
-// round that started after the heartbeat arrived (the same leadership check
-// Sync makes), confirmed by the reign that took the heartbeat in (Round.Epoch;
-// zab's SyncAsLeader refuses the round once its node no longer leads in that
-// epoch, even if it leads again in a later one): a quorum that still answered
-// the old leader then had not yet joined the new epoch, so the new leader's
-// takeover came later.
+// The Replica guarantees that by answering a heartbeat only once its
+// replication layer reported that a quorum confirmed the reign that took the
+// heartbeat in at an instant c after the heartbeat arrived
+// (Replica.LeaderConfirmed, checked against the reign's epoch: a
+// confirmation of a later reign of the same node does not count). zab's
+// leader learns c from the pings it sends every tick anyway: c is when the
+// tick of the newest ping round that a quorum of voters answered in the
+// epoch began. A voter that answered had not yet joined a later epoch, and
+// a successor needs a quorum that joined its epoch, which meets this one:
+// so the successor's takeover came after c ≥ r ≥ s.
 //
 // The argument compares durations measured by two clocks, the owner's
 // (s to s + T) and the leader's (r to r + T). It needs no synchronised wall

@@ -106,26 +106,6 @@ type Expiry struct {
 	Epoch   uint32
 }
 
-// Round asks the caller to confirm with a quorum that this replica still
-// leads in Epoch, in a round it starts now (zab's SyncAsLeader), and to
-// report the outcome with Replica.Confirmed(ID, ok) within Timeout (after it
-// the answer is of no use). The heartbeats received before the round was
-// asked for are acknowledged when it succeeds.
-//
-// Only a quorum of Epoch may confirm it: a round that reaches the
-// replication layer after this replica lost that reign must fail, even if
-// the replica leads again in a later epoch by then (a goroutine scheduled
-// late, a queue). Confirmed in the later epoch, it would acknowledge
-// heartbeats that the deposed reign took in while a successor was already
-// counting those sessions' timeouts from its takeover, so the owners'
-// leases would outlast the successor's expiry (see the package doc). The
-// Replica cannot tell: until its next Tick it does not know its reign ended.
-type Round struct {
-	ID      uint64
-	Epoch   uint32
-	Timeout time.Duration
-}
-
 // Ready is what a Replica asks of its caller: everything queued since the
 // last call of Replica.Ready.
 type Ready struct {
@@ -139,8 +119,6 @@ type Ready struct {
 	Ended []Ended
 	// Expire lists the sessions the leader expired.
 	Expire []Expiry
-	// Rounds to start.
-	Rounds []Round
 	// Reap asks the leader's caller to look for containers and TTL nodes to
 	// reap.
 	Reap bool
@@ -149,16 +127,16 @@ type Ready struct {
 // IsEmpty reports whether rd asks for nothing.
 func (rd Ready) IsEmpty() bool {
 	return len(rd.Messages) == 0 && len(rd.Events) == 0 && len(rd.Ended) == 0 && len(rd.Expire) == 0 &&
-		len(rd.Rounds) == 0 && !rd.Reap
+		!rd.Reap
 }
 
 // Replica is the session logic of one coord replica, deterministic and in
 // the shape of zab.Peer: its inputs are Ticks carrying the time and what the
 // replication layer says (View), applied session txns (Created, Closed),
-// heartbeat Messages, the outcome of leadership rounds (Confirmed) and the
-// owner's own calls (Open, Closing, Forget, Stop); its outputs, collected
-// with Ready, are messages, events of local sessions, expiry proposals,
-// leadership rounds to run and reaper scans. It reads no clock, starts no
+// heartbeat Messages, the replication layer's confirmations that this
+// replica still leads (LeaderConfirmed) and the owner's own calls (Open,
+// Closing, Forget, Stop); its outputs, collected with Ready, are messages,
+// events of local sessions, expiry proposals and reaper scans. It reads no clock, starts no
 // goroutine and does no I/O, so coord's node and the simulator in
 // internal/sim step the same code.
 //
@@ -172,14 +150,15 @@ func (rd Ready) IsEmpty() bool {
 //     session of the Table at each new reign (a full timeout from the
 //     takeover), refreshed by every heartbeat on arrival, expiring sessions
 //     into Ready.Expire; and the acknowledgements. A heartbeat is
-//     acknowledged only once a leadership round asked for after it arrived
-//     has succeeded, so a deposed leader that does not know it yet cannot
-//     extend a lease past the expiry its successor computes (see the
-//     package doc). A slow or failed round drops nothing: the heartbeat
-//     waits for the next round that succeeds, for as long as an ack can
-//     still help (its session's timeout); rounds overlap when one is slow,
-//     so a session's life depends on its own timeout, not on how fast one
-//     quorum round finishes.
+//     acknowledged only once the replication layer reported that a quorum
+//     confirmed this reign at a time after the heartbeat arrived
+//     (LeaderConfirmed: zab's leader learns it from the pings it sends a
+//     quorum every tick anyway, so acknowledgements cost no round of their
+//     own), so a deposed leader that does not know it yet cannot extend a
+//     lease past the expiry its successor computes (see the package doc).
+//     A heartbeat waits for such a confirmation for as long as an ack can
+//     still help (its session's timeout), so a session's life depends on
+//     its own timeout, not on how fast one quorum round finishes.
 //
 // Times must come from one monotonic clock (a smaller time than one seen is
 // treated as the largest seen). A Replica is not safe for concurrent use.
@@ -193,11 +172,7 @@ type Replica struct {
 	tracker  *Tracker // non-nil while leading
 	leading  bool
 	epoch    uint32 // of the current reign
-	reign    uint64 // counts reigns; rounds are tagged with it
 	pending  []pendingAck
-	hbSeq    uint64 // heartbeats received (sequence of pendingAck.seq)
-	rounds   []round
-	roundID  uint64
 	nextReap time.Time
 	lastNow  time.Time
 
@@ -219,24 +194,18 @@ type owned struct {
 	closing bool
 }
 
-// pendingAck is a heartbeat waiting for a leadership round.
+// pendingAck is a heartbeat waiting for a confirmation of this reign.
 type pendingAck struct {
-	from   uint64
-	ack    Message
-	seq    uint64    // its place among received heartbeats
-	dropAt time.Time // an ack after this helps no one
+	from    uint64
+	ack     Message
+	arrived time.Time // when Receive took it in
+	dropAt  time.Time // an ack after this helps no one
 }
 
-// round is a leadership round asked for and not yet reported.
-type round struct {
-	id      uint64
-	reign   uint64
-	covers  uint64 // heartbeats with seq <= covers arrived before it
-	started time.Time
-}
-
-// maxRounds bounds the leadership rounds in flight.
-const maxRounds = 4
+// maxPendingPerSession bounds the waiting acks of one owner and session:
+// the oldest (the first a confirmation covers) and the newest (the
+// longest lease).
+const maxPendingPerSession = 2
 
 // NewReplica returns the session logic of a replica.
 func NewReplica(cfg ReplicaConfig) (*Replica, error) {
@@ -324,7 +293,7 @@ func (r *Replica) Stop(now time.Time) {
 		o.state.Stopped(now)
 		r.drain(o, now)
 	}
-	r.tracker, r.leading, r.pending, r.rounds = nil, false, nil, nil
+	r.tracker, r.leading, r.pending = nil, false, nil
 }
 
 // Status returns a local session's status, and false if it is not (or no
@@ -473,8 +442,8 @@ func (r *Replica) onAck(m Message, now time.Time) {
 
 // Tick applies the passage of time up to now and what the replication layer
 // says (v): leader loss, Suspended and Lost, heartbeats, on the leader a new
-// tracker at each new reign, expiries, leadership rounds for waiting
-// heartbeats, and reaper scans. Call it every ReplicaConfig.Tick.
+// tracker at each new reign, expiries, and reaper scans. Call it every
+// ReplicaConfig.Tick.
 func (r *Replica) Tick(now time.Time, v View) {
 	now = r.clamp(now)
 	r.tickOwners(now, v)
@@ -497,11 +466,10 @@ func (r *Replica) tickLeader(now time.Time, v View) {
 		// the valid ones anyway.
 		_ = tr.Reset(r.cfg.Table.Sessions(), now)
 		r.tracker = tr
-		r.reign++
-		r.pending, r.rounds = nil, nil
+		r.pending = nil
 	case !v.Leading:
 		r.tracker = nil
-		r.pending, r.rounds = nil, nil
+		r.pending = nil
 	}
 	r.leading, r.epoch = v.Leading, v.Epoch
 	if r.tracker == nil {
@@ -510,71 +478,45 @@ func (r *Replica) tickLeader(now time.Time, v View) {
 	for _, id := range r.tracker.Expired(now) {
 		r.rd.Expire = append(r.rd.Expire, Expiry{Session: id, Epoch: r.epoch})
 	}
-	r.startRound(now)
+	r.pending = slices.DeleteFunc(r.pending, func(p pendingAck) bool { return !now.Before(p.dropAt) })
 	if r.cfg.ReapEvery > 0 && !now.Before(r.nextReap) {
 		r.nextReap = now.Add(r.cfg.ReapEvery)
 		r.rd.Reap = true
 	}
 }
 
-// startRound drops heartbeats whose ack can no longer help and asks for a
-// leadership round if heartbeats arrived since the newest one was asked
-// for, and none is in flight or the newest has been running for a tick.
-func (r *Replica) startRound(now time.Time) {
-	r.pending = slices.DeleteFunc(r.pending, func(p pendingAck) bool { return !now.Before(p.dropAt) })
-	if len(r.pending) == 0 {
-		return
-	}
-	var covered uint64
-	if n := len(r.rounds); n > 0 {
-		last := r.rounds[n-1]
-		covered = last.covers
-		if n >= maxRounds || now.Sub(last.started) < r.cfg.Tick {
-			return
-		}
-	}
-	if r.pending[len(r.pending)-1].seq <= covered {
-		return // every waiting heartbeat is covered by a round in flight
-	}
-	var until time.Time
-	for _, p := range r.pending {
-		if p.dropAt.After(until) {
-			until = p.dropAt
-		}
-	}
-	r.roundID++
-	r.rounds = append(r.rounds, round{id: r.roundID, reign: r.reign, covers: r.hbSeq, started: now})
-	r.rd.Rounds = append(r.rd.Rounds, Round{ID: r.roundID, Epoch: r.epoch, Timeout: until.Sub(now)})
-}
-
-// Confirmed reports the outcome of round id: ok if the quorum confirmed that
-// this replica led, in a round started after Ready asked for it. Success
-// acknowledges every heartbeat that arrived before the round was asked for;
-// a failure drops nothing (a later round may succeed). Outcomes of rounds
-// from an earlier reign, or already superseded, are ignored.
-func (r *Replica) Confirmed(id uint64, ok bool, now time.Time) {
+// LeaderConfirmed reports that a quorum confirmed, at or after at, that
+// this replica led in epoch (zab: Node's OnLeaderConfirmed, from the pings
+// its leader sends every tick): no leader of a later epoch was established
+// before at, so no successor had started counting the sessions' timeouts.
+// Every waiting heartbeat that arrived at or before at is acknowledged:
+// its owner sent it earlier still, so the lease the ack grants ends before
+// any successor could expire the session. at must be a reading of the
+// clock Receive's times come from, taken before the confirming pings were
+// sent.
+//
+// Only a confirmation of the reign the replica knows counts: one of
+// another epoch is ignored, even if the replica leads in it by then (its
+// next Tick starts that reign, with nothing waiting). Confirmed in a later
+// epoch, the heartbeats the deposed reign took in, while a successor was
+// already counting those sessions' timeouts from its takeover, would be
+// acknowledged, so the owners' leases would outlast the successor's expiry
+// (see the package doc). The Replica cannot tell otherwise: until its next
+// Tick it does not know its reign ended.
+func (r *Replica) LeaderConfirmed(epoch uint32, at, now time.Time) {
 	now = r.clamp(now)
-	i := slices.IndexFunc(r.rounds, func(rd round) bool { return rd.id == id })
-	if i < 0 {
-		return
-	}
-	rd := r.rounds[i]
-	if !ok {
-		r.rounds = slices.Delete(r.rounds, i, i+1)
-		return
-	}
-	// Rounds asked for before this one cover nothing this one does not.
-	r.rounds = slices.Delete(r.rounds, 0, i+1)
-	if rd.reign != r.reign || r.tracker == nil {
+	if r.tracker == nil || epoch != r.epoch || len(r.pending) == 0 {
 		return
 	}
 	var acks []pendingAck
 	r.pending = slices.DeleteFunc(r.pending, func(p pendingAck) bool {
-		if p.seq <= rd.covers && now.Before(p.dropAt) {
-			acks = append(acks, p)
-			return true
+		if p.arrived.After(at) {
+			return false
 		}
-		return p.seq <= rd.covers
+		if now.Before(p.dropAt) {
+			acks = append(acks, p)
+		}
+		return true
 	})
 	for _, p := range acks {
 		r.send(p.from, p.ack, now)
@@ -595,7 +537,7 @@ func (r *Replica) Receive(from uint64, m Message, now time.Time) {
 
 // onHeartbeat is the leader's side: refresh the session at once (a leader
 // may only ever expire later than the owner thinks, which is safe), and
-// queue the ack for the next leadership round. A session that is gone is
+// queue the ack for the next confirmation of this reign. A session that is gone is
 // answered at once: "expired" can only make the owner stop sooner.
 func (r *Replica) onHeartbeat(from uint64, m Message, now time.Time) {
 	if r.tracker == nil {
@@ -618,20 +560,19 @@ func (r *Replica) onHeartbeat(from uint64, m Message, now time.Time) {
 	}
 	info, _ := r.tracker.Lookup(id)
 	ack := Message{Type: MsgAck, Session: id, Sent: m.Sent, OK: true}
-	var covered uint64
-	if n := len(r.rounds); n > 0 {
-		covered = r.rounds[n-1].covers
-	}
-	// One waiting ack per owner and session beyond what rounds in flight
-	// cover: the newest heartbeat gives the longest lease.
-	for i := len(r.pending) - 1; i >= 0 && r.pending[i].seq > covered; i-- {
-		if p := r.pending[i]; p.from == from && p.ack.Session == id {
-			r.pending = slices.Delete(r.pending, i, i+1)
-			break
+	// At most maxPendingPerSession waiting acks per owner and session:
+	// the newest replaces the one after the oldest (the oldest is covered
+	// first, the newest gives the longest lease).
+	n, last := 0, -1
+	for i, p := range r.pending {
+		if p.from == from && p.ack.Session == id {
+			n, last = n+1, i
 		}
 	}
-	r.hbSeq++
-	r.pending = append(r.pending, pendingAck{from: from, ack: ack, seq: r.hbSeq, dropAt: now.Add(info.Timeout)})
+	if n >= maxPendingPerSession {
+		r.pending = slices.Delete(r.pending, last, last+1)
+	}
+	r.pending = append(r.pending, pendingAck{from: from, ack: ack, arrived: now, dropAt: now.Add(info.Timeout)})
 }
 
 // Created records an applied createSession (on every replica; the leader

@@ -13,8 +13,8 @@ var replicaSeed = flag.Uint64("session.replicaseed", 0, "TestReplicaNeverExpires
 // TestReplicaNeverExpiresALeaseHolder runs random schedules of two
 // replicas, a leader (which owns sessions too) and a follower that owns
 // sessions, with starved ticks (gaps of up to twice the timeout), lost,
-// late and duplicated messages, leadership rounds that succeed late, fail
-// or never answer, and leadership flaps, and checks the core's safety rule:
+// late and duplicated messages, confirmations of the reign that come late
+// or never, and leadership flaps, and checks the core's safety rule:
 // when the leader decides to expire a session, its owner's lease has ended
 // (Lost by its own clock), and no later ack extends it past that decision.
 func TestReplicaNeverExpiresALeaseHolder(t *testing.T) {
@@ -39,10 +39,10 @@ type inflight struct {
 	m    Message
 }
 
-type roundRun struct {
-	at int64
-	id uint64
-	ok bool
+// confirmation is a LeaderConfirmed on its way to the leader's core: a
+// quorum confirmed the reign at conf; it arrives at at.
+type confirmation struct {
+	at, conf int64
 }
 
 func runReplicaSchedule(seed uint64) string {
@@ -61,7 +61,7 @@ func runReplicaSchedule(seed uint64) string {
 	next := ID(1)
 	expiredAt := map[ID]int64{}
 	var msgs []inflight
-	var rounds []roundRun
+	var confs []confirmation
 	type closeAt struct {
 		at int64
 		id ID
@@ -105,15 +105,6 @@ func runReplicaSchedule(seed uint64) string {
 			// The closeSession commits a little later.
 			closes = append(closes, closeAt{at: now + rng.Int64N(60), id: e.Session})
 		}
-		for _, rn := range rd.Rounds {
-			switch rng.IntN(4) {
-			case 0: // never answers
-			case 1:
-				rounds = append(rounds, roundRun{at: now + rng.Int64N(2*timeout), id: rn.ID, ok: false})
-			default:
-				rounds = append(rounds, roundRun{at: now + rng.Int64N(timeout), id: rn.ID, ok: leaderUp})
-			}
-		}
 		check()
 	}
 	for _, owner := range []uint64{1, 2, 2} {
@@ -133,6 +124,11 @@ func runReplicaSchedule(seed uint64) string {
 		}
 		reps[1].Tick(at(now), View{Leader: 1, Epoch: 1, Serving: leaderUp, Leading: leaderUp})
 		handle(1)
+		if leaderUp && rng.IntN(4) != 0 {
+			// The quorum answers this tick's pings; the news reaches the
+			// core late, or (one in four) never.
+			confs = append(confs, confirmation{at: now + rng.Int64N(timeout), conf: now})
+		}
 		reps[2].Tick(at(now), View{Leader: 1, Epoch: 1, Serving: true})
 		handle(2)
 		slices.SortStableFunc(msgs, func(a, b inflight) int { return int(a.at - b.at) })
@@ -152,11 +148,11 @@ func runReplicaSchedule(seed uint64) string {
 				handle(id)
 			}
 		}
-		slices.SortStableFunc(rounds, func(a, b roundRun) int { return int(a.at - b.at) })
-		for len(rounds) > 0 && rounds[0].at <= now {
-			rn := rounds[0]
-			rounds = rounds[1:]
-			reps[1].Confirmed(rn.id, rn.ok, at(now))
+		slices.SortStableFunc(confs, func(a, b confirmation) int { return int(a.at - b.at) })
+		for len(confs) > 0 && confs[0].at <= now {
+			c := confs[0]
+			confs = confs[1:]
+			reps[1].LeaderConfirmed(1, at(c.conf), at(now))
 			handle(1)
 		}
 	}

@@ -39,69 +39,73 @@ func TestNewReplicaValidates(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidConfig)
 }
 
-// TestReplicaAcksOnlyAfterARound: the leader answers a heartbeat only once
-// a leadership round asked for after it arrived succeeded; a failed or slow
-// round drops nothing, and the next successful one acknowledges it.
-func TestReplicaAcksOnlyAfterARound(t *testing.T) {
+// TestReplicaAcksOnlyAfterConfirmation: the leader answers a heartbeat
+// only once the replication layer reported a confirmation of its reign at
+// or after the heartbeat's arrival; an earlier one acknowledges nothing,
+// and the heartbeat waits for the next.
+func TestReplicaAcksOnlyAfterConfirmation(t *testing.T) {
 	tb := table{7: ms(900)}
 	r := newTestReplica(t, 1, tb)
 	r.Tick(at(0), leading)
 	r.Ready()
-	hb := Message{Type: MsgHeartbeat, Session: 7, Sent: 123}
-	r.Receive(2, hb, at(1))
-	require.Empty(t, r.Ready().Messages, "no ack before a round")
-	r.Tick(at(10), leading)
-	rd := r.Ready()
-	require.Len(t, rd.Rounds, 1)
-	first := rd.Rounds[0]
-	assert.Equal(t, ms(891), first.Timeout, "a round is useful while the session's timeout runs")
-	// A heartbeat after the round was asked for is not covered by it.
+	r.Receive(2, Message{Type: MsgHeartbeat, Session: 7, Sent: 123}, at(1))
+	require.Empty(t, r.Ready().Messages, "no ack before a confirmation")
 	r.Receive(3, Message{Type: MsgHeartbeat, Session: 7, Sent: 456}, at(11))
-	r.Confirmed(first.ID, false, at(300))
-	require.Empty(t, r.Ready().Messages, "a failed round acknowledges nothing")
+	r.LeaderConfirmed(1, at(0), at(300))
+	require.Empty(t, r.Ready().Messages, "confirmed before either arrived: acknowledges nothing")
 	r.Tick(at(310), leading)
-	rd = r.Ready()
-	require.Len(t, rd.Rounds, 1, "a new round for what still waits")
-	r.Confirmed(rd.Rounds[0].ID, true, at(320))
-	rd = r.Ready()
-	require.Equal(t, []Outbound{
-		{To: 2, Msg: Message{Type: MsgAck, Session: 7, Sent: 123, OK: true}},
-		{To: 3, Msg: Message{Type: MsgAck, Session: 7, Sent: 456, OK: true}},
-	}, rd.Messages)
-	// A late success of a superseded round is ignored.
-	r.Confirmed(first.ID, true, at(330))
-	require.Empty(t, r.Ready().Messages)
+	r.LeaderConfirmed(1, at(5), at(315))
+	require.Equal(t, []Outbound{{To: 2, Msg: Message{Type: MsgAck, Session: 7, Sent: 123, OK: true}}}, r.Ready().Messages)
+	r.LeaderConfirmed(1, at(11), at(320))
+	require.Equal(t, []Outbound{{To: 3, Msg: Message{Type: MsgAck, Session: 7, Sent: 456, OK: true}}}, r.Ready().Messages,
+		"arrived at the confirmed instant: covered")
+	r.LeaderConfirmed(1, at(320), at(330))
+	require.Empty(t, r.Ready().Messages, "each is acknowledged once")
 }
 
 // TestReplicaAckWaitsNoLongerThanTheTimeout: a heartbeat whose session's
-// timeout passed without a successful round is dropped (its ack could only
-// mislead), and a round covering only it is not asked for.
+// timeout passed without a confirmation is dropped (its ack could only
+// mislead).
 func TestReplicaAckWaitsNoLongerThanTheTimeout(t *testing.T) {
 	r := newTestReplica(t, 1, table{7: ms(200)})
 	r.Tick(at(0), leading)
 	r.Receive(2, Message{Type: MsgHeartbeat, Session: 7, Sent: 1}, at(1))
-	r.Tick(at(10), leading)
-	rd := r.Ready()
-	require.Len(t, rd.Rounds, 1)
 	r.Tick(at(250), leading) // the tracker expires the session, too
-	r.Confirmed(rd.Rounds[0].ID, true, at(260))
-	rd = r.Ready()
+	r.LeaderConfirmed(1, at(10), at(260))
+	rd := r.Ready()
 	require.Empty(t, rd.Messages)
 	require.Equal(t, []Expiry{{Session: 7, Epoch: 1}}, rd.Expire)
 }
 
-// TestReplicaDeposedLeaderForgetsWaitingAcks: rounds and waiting heartbeats
-// belong to a reign; a new one starts from nothing.
+// TestReplicaKeepsTwoWaitingAcksPerSession: of the heartbeats of one owner
+// and session that wait, the oldest (the first a confirmation covers) and
+// the newest (the longest lease) are kept.
+func TestReplicaKeepsTwoWaitingAcksPerSession(t *testing.T) {
+	r := newTestReplica(t, 1, table{7: ms(900)})
+	r.Tick(at(0), leading)
+	for i, sent := range []int64{10, 20, 30, 40} {
+		r.Receive(2, Message{Type: MsgHeartbeat, Session: 7, Sent: sent}, at(int64(1+i)))
+	}
+	r.LeaderConfirmed(1, at(100), at(100))
+	require.Equal(t, []Outbound{
+		{To: 2, Msg: Message{Type: MsgAck, Session: 7, Sent: 10, OK: true}},
+		{To: 2, Msg: Message{Type: MsgAck, Session: 7, Sent: 40, OK: true}},
+	}, r.Ready().Messages)
+}
+
+// TestReplicaDeposedLeaderForgetsWaitingAcks: waiting heartbeats belong to
+// a reign; a new one starts from nothing, and a confirmation of another
+// epoch acknowledges nothing.
 func TestReplicaDeposedLeaderForgetsWaitingAcks(t *testing.T) {
 	r := newTestReplica(t, 1, table{7: ms(900)})
 	r.Tick(at(0), leading)
 	r.Receive(2, Message{Type: MsgHeartbeat, Session: 7, Sent: 1}, at(1))
-	r.Tick(at(10), leading)
-	rd := r.Ready()
-	require.Len(t, rd.Rounds, 1)
+	r.LeaderConfirmed(2, at(5), at(6))
+	require.Empty(t, r.Ready().Messages, "another epoch's confirmation")
 	r.Tick(at(20), View{Leader: 3, Epoch: 2, Serving: true})
 	r.Tick(at(30), View{Leader: 1, Epoch: 3, Serving: true, Leading: true})
-	r.Confirmed(rd.Rounds[0].ID, true, at(40))
+	r.LeaderConfirmed(1, at(5), at(40))
+	r.LeaderConfirmed(3, at(35), at(40))
 	require.Empty(t, r.Ready().Messages)
 }
 
@@ -128,8 +132,9 @@ func TestReplicaAnswersGoneSessionsAtOnce(t *testing.T) {
 }
 
 // TestReplicaRoundTrip: an owner on one replica, the leader on another; the
-// owner's heartbeats reach the leader, a round succeeds, the ack carries
-// the owner's stamp back and the lease moves to the heartbeat's send time.
+// owner's heartbeats reach the leader, the reign is confirmed after it
+// arrived, the ack carries the owner's stamp back and the lease moves to
+// the heartbeat's send time.
 func TestReplicaRoundTrip(t *testing.T) {
 	tb := table{}
 	leader, owner := newTestReplica(t, 1, tb), newTestReplica(t, 2, tb)
@@ -145,10 +150,7 @@ func TestReplicaRoundTrip(t *testing.T) {
 	hb := rd.Messages[0]
 	require.Equal(t, uint64(1), hb.To)
 	leader.Receive(2, hb.Msg, at(305))
-	leader.Tick(at(310), leading)
-	rd = leader.Ready()
-	require.Len(t, rd.Rounds, 1)
-	leader.Confirmed(rd.Rounds[0].ID, true, at(315))
+	leader.LeaderConfirmed(1, at(310), at(315))
 	rd = leader.Ready()
 	require.Len(t, rd.Messages, 1)
 	owner.Receive(1, rd.Messages[0].Msg, at(320))
@@ -160,7 +162,7 @@ func TestReplicaRoundTrip(t *testing.T) {
 }
 
 // TestReplicaSelfHeartbeats: an owner on the leader itself needs no
-// message, only the round.
+// message, only the confirmation.
 func TestReplicaSelfHeartbeats(t *testing.T) {
 	tb := table{5: ms(900)}
 	r := newTestReplica(t, 1, tb)
@@ -170,8 +172,7 @@ func TestReplicaSelfHeartbeats(t *testing.T) {
 	r.Tick(at(300), leading)
 	rd := r.Ready()
 	require.Empty(t, rd.Messages)
-	require.Len(t, rd.Rounds, 1)
-	r.Confirmed(rd.Rounds[0].ID, true, at(301))
+	r.LeaderConfirmed(1, at(300), at(301))
 	lease, _, _ := r.Lease(5)
 	assert.Equal(t, at(300), lease)
 }
@@ -218,19 +219,21 @@ func TestReplicaReapsOnTheLeader(t *testing.T) {
 	require.True(t, r.Ready().Reap)
 }
 
-// TestReplicaRoundIsConfirmedOnlyByItsReign replays the sequence behind a
+// TestReplicaConfirmedOnlyByItsReign replays the sequence behind a
 // session reported Lost "expired by leader" while its owner's lease still
-// ran (seen once in coord's saturation test under -race): leader A is
-// deposed by B without its core noticing (A's core runs late), takes in its
-// own owner's heartbeat after B's takeover and asks for a round; B expires
-// the session by its own clock (no heartbeat reached it); A's round then
-// reaches zab while A follows B. Run as a plain Sync, the round is
-// confirmed by B's quorum, A acknowledges the heartbeat, and its owner holds
-// a lease ending after B expired the session: the ephemerals were deleted
-// while the owner was entitled to act. Run as zab.SyncAsLeader in the
-// round's epoch (what coord does), it fails, and the owner is Lost before
-// B's expiry.
-func TestReplicaRoundIsConfirmedOnlyByItsReign(t *testing.T) {
+// ran (seen once in coord's saturation test under -race, when
+// acknowledgements waited for rounds of their own): leader A is deposed by
+// B without its core noticing (A's core runs late) and takes in its own
+// owner's heartbeat after B's takeover; B expires the session by its own
+// clock (no heartbeat reached it); A then leads again, in a later epoch,
+// and its replication layer reports a confirmation of that reign before
+// A's core ticks. Had the core taken a confirmation of any epoch (or had
+// zab counted, in epoch 1, pongs that answered another epoch's pings, which
+// is what the first case reports), A would acknowledge the heartbeat and
+// its owner would hold a lease ending after B expired the session: the
+// ephemerals deleted while the owner was entitled to act. The core takes
+// only its reign's confirmation, and the owner is Lost before B's expiry.
+func TestReplicaConfirmedOnlyByItsReign(t *testing.T) {
 	const s ID = 7
 	timeout := ms(2000)
 	leadA := View{Leader: 1, Epoch: 1, Serving: true, Leading: true}
@@ -238,13 +241,13 @@ func TestReplicaRoundIsConfirmedOnlyByItsReign(t *testing.T) {
 	followB := View{Leader: 2, Epoch: 2, Serving: true}
 	for _, tc := range []struct {
 		name string
-		// confirms says whether the replication layer confirms round r
-		// when it takes the round in with view v.
-		confirms func(r Round, v View) bool
-		safe     bool
+		// epoch the replication layer names in its confirmation at 2400,
+		// when A leads in epoch 3.
+		epoch uint32
+		safe  bool
 	}{
-		{"plain Sync", func(_ Round, v View) bool { return v.Serving }, false},
-		{"SyncAsLeader", func(r Round, v View) bool { return v.Leading && v.Epoch == r.Epoch }, true},
+		{"epoch 1 confirmed after its end (stale pongs counted)", 1, false},
+		{"epoch 3 confirmed", 3, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := table{s: timeout}
@@ -255,29 +258,27 @@ func TestReplicaRoundIsConfirmedOnlyByItsReign(t *testing.T) {
 			a.Ready()
 			// A leads: a heartbeat at 700, acknowledged (lease 700).
 			a.Tick(at(700), leadA)
-			rd := a.Ready()
-			require.Len(t, rd.Rounds, 1)
-			a.Confirmed(rd.Rounds[0].ID, tc.confirms(rd.Rounds[0], leadA), at(710))
+			a.LeaderConfirmed(1, at(705), at(710))
 			a.Ready()
+			lease, _, _ := a.Lease(s)
+			require.Equal(t, at(700), lease)
 
 			// B takes over at 1000; A's core does not know.
 			b.Tick(at(1000), leadB)
 			b.Ready()
 			// A's core runs at 1400 with its stale view: its owner
-			// heartbeats to itself, and A asks for a round of epoch 1.
+			// heartbeats to itself, and the heartbeat waits.
 			a.Tick(at(1400), leadA)
-			rd = a.Ready()
-			require.Len(t, rd.Rounds, 1)
-			round := rd.Rounds[0]
-			require.Equal(t, uint32(1), round.Epoch, "a round names the reign that asked for it")
+			a.Ready()
 
-			// A's round reaches zab late, while A follows B.
-			a.Confirmed(round.ID, tc.confirms(round, followB), at(2500))
+			// A leads epoch 3 from 2400; the confirmation reaches its
+			// core before its next Tick.
+			a.LeaderConfirmed(tc.epoch, at(2400), at(2500))
 			a.Ready()
 
 			// No heartbeat reached B: it expires the session by its clock.
 			b.Tick(at(3010), leadB)
-			rd = b.Ready()
+			rd := b.Ready()
 			require.Equal(t, []Expiry{{Session: s, Epoch: 2}}, rd.Expire)
 			expiredAt := at(3010)
 			a.Tick(at(3010), followB)

@@ -138,7 +138,23 @@ type leaderState struct {
 	pingDue      bool
 	nextPing     uint64
 	snapQueue    []PeerID // learners with a snapshot stream, in arrival order
+	// pings are the ping rounds sent and not yet known confirmed by a
+	// quorum, oldest first; confirmedAt is the tick of the newest one that
+	// is (see LeaderConfirmed), confirmed whether there is one.
+	pings       []pingRound
+	confirmedAt uint64
+	confirmed   bool
 }
+
+// pingRound is one batch of pings: the read sequence they carry and the
+// tick they were sent at.
+type pingRound struct {
+	seq, tick uint64
+}
+
+// maxPingRounds bounds leaderState.pings: beyond it the oldest round is
+// forgotten (a newer one confirms more).
+const maxPingRounds = 256
 
 func (p *Peer) becomeLeader() {
 	p.role, p.leader, p.phase, p.epoch = RoleLeading, p.id, phaseDiscovery, 0
@@ -529,6 +545,57 @@ func (p *Peer) ping(li *learnerInfo) {
 		Seq: l.readSeq, Established: l.established})
 }
 
+// newPingRound starts a batch of pings: each batch carries a read sequence
+// of its own, so a learner's pong tells which batch (or a later one) it
+// answered, and the tick it was sent at is remembered for LeaderConfirmed.
+// A read registered before the batch has a smaller sequence, so the
+// batch's pongs confirm it too.
+func (p *Peer) newPingRound() {
+	l := p.lead
+	l.readSeq++
+	if len(l.pings) >= maxPingRounds {
+		l.pings = l.pings[1:]
+	}
+	l.pings = append(l.pings, pingRound{seq: l.readSeq, tick: p.now})
+}
+
+// checkConfirmed records the newest ping round a quorum of voters (the
+// leader counting itself) has answered in this epoch: every one of them
+// still followed this reign after the round was sent, so no later epoch
+// could have been established before its tick (a successor needs a quorum
+// that accepted its epoch first, and a voter that did no longer answers
+// this epoch's pings).
+func (p *Peer) checkConfirmed() {
+	l := p.lead
+	for i := len(l.pings) - 1; i >= 0; i-- {
+		pr := l.pings[i]
+		if p.quorumOf(true, func(li *learnerInfo) bool { return li.nlAcked && li.readAck >= pr.seq }) {
+			l.confirmedAt, l.confirmed = pr.tick, true
+			l.pings = l.pings[i+1:]
+			return
+		}
+	}
+}
+
+// LeaderConfirmed reports, on an established leader, the newest tick t
+// (Ticks' count) such that a quorum of voters answered a ping this leader
+// sent at tick t or later in epoch: none of them had moved to a later
+// epoch when it answered, so no successor was established before tick t.
+// A caller holding a promise that only this reign may keep (coord
+// acknowledges session heartbeats so) may keep it for whatever it took in
+// before tick t began, without a round of its own. ok is false on any
+// other peer, or before a ping round of this reign was answered.
+func (p *Peer) LeaderConfirmed() (epoch uint32, tick uint64, ok bool) {
+	if p.role != RoleLeading || !p.lead.established || !p.lead.confirmed {
+		return 0, 0, false
+	}
+	return p.epoch, p.lead.confirmedAt, true
+}
+
+// Ticks returns how many times Tick was called: the peer's clock, in
+// which LeaderConfirmed counts.
+func (p *Peer) Ticks() uint64 { return p.now }
+
 func (p *Peer) tickLeader() {
 	l := p.lead
 	if l.established && !p.voters.Contains(p.id) && !p.confPending() {
@@ -553,10 +620,14 @@ func (p *Peer) tickLeader() {
 	p.tickSnapStreams()
 	if p.now >= l.nextPing {
 		l.nextPing = p.now + uint64(p.cfg.HeartbeatTicks)
+		p.newPingRound()
 		for _, id := range l.order {
 			if li := l.learners[id]; li.info && !p.silent(li) {
 				p.ping(li)
 			}
+		}
+		if l.established {
+			p.checkConfirmed() // alone, a leader confirms itself
 		}
 	}
 }
@@ -620,6 +691,7 @@ func (p *Peer) leaderFlush() {
 	}
 	if l.pingDue {
 		l.pingDue = false
+		p.newPingRound()
 		for _, id := range l.order {
 			if li := l.learners[id]; !li.observer && li.nlAcked && !p.silent(li) {
 				p.ping(li)
@@ -761,6 +833,7 @@ func (p *Peer) stepLeader(m Message) {
 		if m.Seq > li.readAck {
 			li.readAck = m.Seq
 			p.checkReads()
+			p.checkConfirmed()
 		}
 	case MsgPropose:
 		p.leaderForwarded(li, m)

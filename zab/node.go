@@ -62,6 +62,12 @@ type NodeConfig struct {
 	// OnApp, if set, receives MsgApp payloads from other peers. It runs on
 	// the driver goroutine and must not block.
 	OnApp func(from PeerID, payload []byte)
+	// OnLeaderConfirmed, if set, is told on an established leader each
+	// time a quorum confirmed its reign later than before (see
+	// Peer.LeaderConfirmed): no leader of a later epoch was established
+	// before at, a reading of time.Now taken before the confirming pings
+	// were sent. It runs on the driver goroutine and must not block.
+	OnLeaderConfirmed func(epoch uint32, at time.Time)
 }
 
 // Status is a snapshot of a Node's state for routing and observability.
@@ -141,7 +147,18 @@ type Node struct {
 	prevSnap  Zxid
 	snapWG    sync.WaitGroup
 	busy      busyMeter
+	// tickAt[t%len] is when tick t began (read before Peer.Tick), for
+	// OnLeaderConfirmed; confEpoch and confTick are the last confirmation
+	// reported.
+	tickAt    [confirmTicks]time.Time
+	confEpoch uint32
+	confTick  uint64
 }
+
+// confirmTicks is how many ticks back a leadership confirmation is placed
+// in time; an older one is not reported (a newer one follows, or the
+// leader steps down at its SyncLimit).
+const confirmTicks = 64
 
 type request struct {
 	ctx context.Context
@@ -271,6 +288,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		OnSync:  func(r SyncResult) { n.complete(r.ID, result{zxid: r.Zxid, err: r.Err}) },
 		Applied: applied,
 	})
+	n.tickAt[0] = time.Now()
 	n.publish()
 	go n.run()
 	return n, nil
@@ -494,7 +512,9 @@ func (n *Node) run() {
 			return
 		case <-ticker.C:
 			n.busy.work()
+			at := time.Now()
 			n.peer.Tick()
+			n.tickAt[n.peer.Ticks()%confirmTicks] = at
 		case m, ok := <-recv:
 			n.busy.work()
 			if !ok {
@@ -546,6 +566,7 @@ func (n *Node) run() {
 		// What is durable and applied keeps its data only on disk, but
 		// for the newest, which learners a little behind still need.
 		n.mem.release(n.exec.Applied(), heldEntryBytes)
+		n.reportConfirmed()
 		n.maybeSnapshot()
 		n.publish()
 	}
@@ -557,6 +578,20 @@ func (n *Node) run() {
 // than that are read back from the log when a learner needs them, as
 // ZooKeeper serves a DIFF beyond its committedLog from the txn log.
 const heldEntryBytes = 1 << 20
+
+// reportConfirmed tells OnLeaderConfirmed of a newer confirmation of this
+// node's reign, once the Ready that sent its pings was carried out.
+func (n *Node) reportConfirmed() {
+	if n.cfg.OnLeaderConfirmed == nil {
+		return
+	}
+	epoch, tick, ok := n.peer.LeaderConfirmed()
+	if !ok || (epoch == n.confEpoch && tick <= n.confTick) || n.peer.Ticks()-tick >= confirmTicks {
+		return
+	}
+	n.confEpoch, n.confTick = epoch, tick
+	n.cfg.OnLeaderConfirmed(epoch, n.tickAt[tick%confirmTicks])
+}
 
 // maxBatch bounds how many waiting inputs one loop turn takes in before it
 // persists and sends, so ticks are not starved.

@@ -75,8 +75,9 @@
 // internal/proposal: encoding, leader stamp, decoding and retry rule, on
 // virtual time): every peer steps the session
 // core coord ships, session.Replica, on virtual time, as coord's
-// maintenance goroutine steps it (heartbeats acknowledged after a
-// leadership round, expiry by the leader's tracker, the owner's
+// maintenance goroutine steps it (heartbeats acknowledged once zab's
+// leader reports a quorum answered a ping round sent after they arrived,
+// as coord's zab.Node reports it, expiry by the leader's tracker, the owner's
 // Connected/Suspended/Lost), and checks that ephemerals exist iff their
 // session lives, that no session is expired while its owner may still hold
 // its lease, that watch events come in zxid order without gaps or

@@ -5,12 +5,13 @@
 // feed a real tree.Tree, and beside every peer the session core that
 // coord.Node runs, session.Replica, driven as coord's maintenance goroutine
 // drives it (inputs queued while that goroutine stalls, a Tick every zab
-// tick, leadership rounds run as zab Syncs, expiries proposed only as the
-// deciding leader, reaper scans): clients open sessions with a
+// tick, the leader's confirmations of its reign from zab's ping rounds,
+// expiries proposed only as the deciding leader, reaper scans): clients open sessions with a
 // createSession txn (the id is its zxid, the lease starts when it was
 // sent), heartbeat through their peer to the leader on an app-message
 // network that shares zab's cuts and drop rate, the leader refreshes its
-// tracker on arrival and acknowledges after a leadership round, expires
+// tracker on arrival and acknowledges once zab reports that a quorum
+// answered a ping round sent after the heartbeat arrived, expires
 // sessions and proposes the closeSession, and the owner moves Connected,
 // Suspended, Lost on its own clock. Faults: zabtest.Sim's (drops, duplicates, delays,
 // partitions, one-way cuts, crashes and restarts, which kill a node's
@@ -34,7 +35,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -63,10 +63,10 @@ type SessionConfig struct {
 
 	// Test-only mutations; the checker must catch each.
 
-	// AckWithoutSync reports every leadership round the core asks for as
-	// confirmed at once, with no quorum round, so a deposed leader can
-	// extend a lease.
-	AckWithoutSync bool
+	// AckWithoutQuorum tells the core of a node that believes it leads, at
+	// every tick, that its reign is confirmed now, with no quorum behind
+	// it, so a deposed leader can extend a lease.
+	AckWithoutQuorum bool
 	// ExpireEarly tells the core each session's timeout as half what it is
 	// (in the session table and applied createSessions), so the leader's
 	// tracker expires sessions early.
@@ -183,30 +183,15 @@ type snode struct {
 	// inbox holds the core's inputs while the maintenance goroutine is
 	// stalled (coord: Node.inbox).
 	inbox []func()
-	// rounds are the core's leadership rounds in flight: a zab Sync each.
-	rounds map[uint64]simRound
-	// late are rounds whose Sync has not reached zab yet (coord: the
-	// round's goroutine not yet scheduled); lateUntil: rounds asked for
-	// before then are late (a starved process).
-	late       []lateRound
-	lateUntil  int64
-	starveEnd  int64 // when the starvation that makes rounds late ends
+	// confEpoch and confAt are the last confirmation of its reign zab
+	// reported (coord: zab.NodeConfig.OnLeaderConfirmed).
+	confEpoch  uint32
+	confAt     int64
+	starveEnd  int64 // when the starvation of its process ends
 	nextTick   int64
 	stallUntil int64 // maintain loop paused (a slow goroutine) until then
 	paused     int64 // the whole process paused until then
 	sessions   map[int64]*ssession
-}
-
-type simRound struct {
-	zid      uint64
-	deadline int64
-}
-
-// lateRound is a leadership round whose Sync reaches zab at at.
-type lateRound struct {
-	rnd      session.Round
-	at       int64
-	deadline int64
 }
 
 // ssession is the owner side of one session (coord.Session): what the
@@ -256,8 +241,9 @@ type srunner struct {
 	s   *zabtest.Sim
 	sc  zabtest.SimConfig
 	rng *rand.Rand
-	// lateRNG draws the delays of late leadership rounds, apart from rng so
-	// that they leave every other draw of a seed's schedule as it was.
+	// lateRNG draws the maintain stalls of starved processes as they come
+	// back, apart from rng so that they leave every other draw of a seed's
+	// schedule as it was.
 	lateRNG *rand.Rand
 	reps    map[zab.PeerID]*srep
 	nodes   map[zab.PeerID]*snode
@@ -389,8 +375,7 @@ func (r *srunner) pickTimeout() int64 {
 }
 
 func (r *srunner) newNode(id zab.PeerID) *snode {
-	n := &snode{id: id, inc: r.incs[id], nextTick: r.s.Now() + 1 + r.rng.Int64N(sTick), sessions: map[int64]*ssession{},
-		rounds: map[uint64]simRound{}}
+	n := &snode{id: id, inc: r.incs[id], nextTick: r.s.Now() + 1 + r.rng.Int64N(sTick), sessions: map[int64]*ssession{}}
 	core, err := session.NewReplica(session.ReplicaConfig{Self: uint64(id), Tick: sTick * time.Millisecond,
 		Origin: vt(0), Table: simTable{r, id}, ReapEvery: sReapEvery * time.Millisecond})
 	if err != nil {
@@ -607,8 +592,8 @@ func (r *srunner) step() {
 		if !r.running(id) {
 			continue
 		}
-		r.startLate(n)
-		r.pollRounds(n)
+		r.starved(n)
+		r.pollConfirmed(n)
 		if now >= n.stallUntil && len(n.inbox) > 0 {
 			r.feed(n, nil)
 		}
@@ -687,6 +672,9 @@ func (r *srunner) maintain(n *snode) {
 	v := session.View{Leader: uint64(ss.Leader), Epoch: ss.Epoch, Serving: ss.Serving,
 		Leading: ss.Role == zab.RoleLeading && ss.Serving}
 	r.feed(n, func() { n.core.Tick(vt(r.s.Now()), v) })
+	if r.cfg.AckWithoutQuorum && v.Leading {
+		r.feed(n, func() { n.core.LeaderConfirmed(v.Epoch, vt(r.s.Now()), vt(r.s.Now())) })
+	}
 }
 
 // step1 carries out the core's Ready, as coord's step, deliver and act do,
@@ -713,21 +701,6 @@ func (r *srunner) step1(n *snode) {
 		for _, e := range rd.Expire {
 			r.expire(n, int64(e.Session), e.Epoch)
 		}
-		for _, rnd := range rd.Rounds {
-			if r.cfg.AckWithoutSync {
-				n.core.Confirmed(rnd.ID, true, vt(now))
-				continue
-			}
-			deadline := now + int64(rnd.Timeout/time.Millisecond)
-			if now < n.lateUntil {
-				// Up to the round's whole timeout: coord's goroutine
-				// gives up at its context's end.
-				at := now + 1 + r.lateRNG.Int64N(max(1, deadline-now))
-				n.late = append(n.late, lateRound{rnd: rnd, at: at, deadline: deadline})
-				continue
-			}
-			r.startRound(n, rnd, deadline, true)
-		}
 		if rd.Reap {
 			for _, p := range r.reps[n.id].tree.ReapCandidates(now) {
 				r.propose(n, 0, tree.Op{Type: tree.OpReap, Path: p}, 10*sSyncLimit, nil)
@@ -739,65 +712,27 @@ func (r *srunner) step1(n *snode) {
 	}
 }
 
-// startRound runs a leadership round as coord's confirmLeadership does:
-// zab's SyncAsLeader in the round's epoch, its outcome to the core when
-// pollRounds sees it.
-// The outcome of a round refused at once goes to the core directly from
-// the core's own step (inCore), else as an input.
-func (r *srunner) startRound(n *snode, rnd session.Round, deadline int64, inCore bool) {
-	ss := r.s.Node(n.id).Peer.SoftState()
-	var zid uint64
-	err := zab.ErrNoLeader
-	if r.s.Now() < deadline && ss.Role == zab.RoleLeading && ss.Serving && ss.Epoch == rnd.Epoch {
-		zid, err = r.s.Sync(n.id)
-	}
-	if err != nil {
-		if inCore {
-			n.core.Confirmed(rnd.ID, false, vt(r.s.Now()))
-		} else {
-			r.feed(n, func() { n.core.Confirmed(rnd.ID, false, vt(r.s.Now())) })
-		}
-		return
-	}
-	n.rounds[rnd.ID] = simRound{zid: zid, deadline: deadline}
-}
-
 // maxMaintainStall bounds a maintain loop's stalls unless
 // LongMaintainStalls is set.
 const maxMaintainStall = 40
 
-// startLate starts the late rounds of n that are due (on their own
-// goroutines in coord, whether or not the maintain loop runs; one past its
-// deadline fails: coord's context ended). When a starved leader's zab
+// starved ends the starvation of n's process: when a starved leader's zab
 // clock runs again, its maintain loop stalls a while, as a starved process
 // does not get all its goroutines back at once.
-func (r *srunner) startLate(n *snode) {
-	if n.starveEnd != 0 && r.s.Now() >= n.starveEnd {
-		n.starveEnd = 0
-		d := r.lateRNG.Int64N(8 * sSyncLimit)
-		if !r.cfg.LongMaintainStalls {
-			// Within the bound of every other maintain stall (case 15):
-			// longer ones let a holder act after its session expired, a
-			// known limit that LongMaintainStalls explores on purpose.
-			d = min(d, maxMaintainStall)
-		}
-		n.stallUntil = max(n.stallUntil, r.s.Now()+d)
-		r.logf("fault: maintain loop of node %d stalls for %d as its process comes back", n.id, d)
+func (r *srunner) starved(n *snode) {
+	if n.starveEnd == 0 || r.s.Now() < n.starveEnd {
+		return
 	}
-	now := r.s.Now()
-	var keep []lateRound
-	var due []lateRound
-	for _, lr := range n.late {
-		if lr.at <= now {
-			due = append(due, lr)
-		} else {
-			keep = append(keep, lr)
-		}
+	n.starveEnd = 0
+	d := r.lateRNG.Int64N(8 * sSyncLimit)
+	if !r.cfg.LongMaintainStalls {
+		// Within the bound of every other maintain stall (case 15):
+		// longer ones let a holder act after its session expired, a
+		// known limit that LongMaintainStalls explores on purpose.
+		d = min(d, maxMaintainStall)
 	}
-	n.late = keep
-	for _, lr := range due {
-		r.startRound(n, lr.rnd, lr.deadline, false)
-	}
+	n.stallUntil = max(n.stallUntil, r.s.Now()+d)
+	r.logf("fault: maintain loop of node %d stalls for %d as its process comes back", n.id, d)
 }
 
 // refresh copies the core's view of n's sessions into them.
@@ -830,28 +765,16 @@ func (r *srunner) onEvent(n *snode, oe session.OwnerEvent) {
 	}
 }
 
-// pollRounds reports the leadership rounds whose Sync finished (or whose
-// time ran out) to the core.
-func (r *srunner) pollRounds(n *snode) {
-	if len(n.rounds) == 0 {
+// pollConfirmed passes a newer confirmation of n's reign by zab to its
+// core, as coord's OnLeaderConfirmed pushes it from zab's driver: an input
+// that waits while the maintain loop stalls.
+func (r *srunner) pollConfirmed(n *snode) {
+	epoch, at, ok := r.s.LeaderConfirmed(n.id)
+	if !ok || (epoch == n.confEpoch && at <= n.confAt) {
 		return
 	}
-	sn := r.s.Node(n.id)
-	now := r.s.Now()
-	for _, id := range slices.Sorted(maps.Keys(n.rounds)) {
-		rnd := n.rounds[id]
-		res, ok := sn.Syncs[rnd.zid]
-		switch {
-		case ok:
-			delete(sn.Syncs, rnd.zid)
-		case now > rnd.deadline:
-		default:
-			continue
-		}
-		delete(n.rounds, id)
-		confirmed := ok && res.Err == nil
-		r.feed(n, func() { n.core.Confirmed(id, confirmed, vt(r.s.Now())) })
-	}
+	n.confEpoch, n.confAt = epoch, at
+	r.feed(n, func() { n.core.LeaderConfirmed(epoch, vt(at), vt(r.s.Now())) })
 }
 
 // expire is the leader's decision to expire a session, proposed as coord
@@ -1234,15 +1157,14 @@ func (r *srunner) fault() {
 	case 16, 18:
 		// A leader cut off whose clock stops: it keeps believing it leads
 		// while the others elect a successor (the case coord's
-		// acknowledgement after a quorum round exists for).
+		// acknowledgement after a quorum's confirmation exists for).
 		if l := s.Leader(); l != 0 {
 			d := []int64{150, 300, 600}[r.rng.IntN(3)]
 			if st, ok := any(s).(interface{ StallTicks(zab.PeerID, int64) }); ok {
 				st.StallTicks(l, d)
 				r.isolate(l)
-				// Its process is starved: the goroutines of the leadership
-				// rounds it asks for meanwhile run late, up to a timeout.
-				r.nodes[l].lateUntil = max(r.nodes[l].lateUntil, s.Now()+d)
+				// Its process is starved; its maintain loop stalls as it
+				// comes back.
 				r.nodes[l].starveEnd = max(r.nodes[l].starveEnd, s.Now()+d)
 				r.logf("fault: isolate leader %d and stop its zab clock for %d", l, d)
 			}

@@ -163,16 +163,16 @@ func TestCheckerCatchesEarlyExpiry(t *testing.T) {
 	})
 }
 
-// TestCheckerCatchesAckWithoutSync: a leader that acknowledges heartbeats
+// TestCheckerCatchesAckWithoutQuorum: a leader that acknowledges heartbeats
 // without confirming its leadership lets a deposed leader extend leases
 // past the new leader's expiry.
-func TestCheckerCatchesAckWithoutSync(t *testing.T) {
+func TestCheckerCatchesAckWithoutQuorum(t *testing.T) {
 	// A deposed leader that does not know it needs a stopped zab clock.
 	if _, ok := any(&zabtest.Sim{}).(interface{ StallTicks(zab.PeerID, int64) }); !ok {
 		t.Skip("zabtest.Sim has no StallTicks: a deposed leader always steps down before its successor takes over")
 	}
 	requireSessionCaught(t, "the owner is not Lost yet", func(c *SessionConfig) {
-		c.EphClients, c.AckWithoutSync = 4, true
+		c.EphClients, c.AckWithoutQuorum = 4, true
 	})
 }
 

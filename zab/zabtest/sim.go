@@ -133,14 +133,17 @@ type SimNode struct {
 	backlog     []zab.Message
 	deferred    []simRequest
 	tickDue     bool
-	slowUntil   int64 // until then every persisting zab.Ready takes fsyncDelay
-	fsyncDelay  int64
-	stallUntil  int64     // no ticks until then (a stopped clock)
-	armed       diskFault // what happens to the next persisting zab.Ready
-	armedMin    int       // ... that has at least this many records
-	armedSnap   bool      // ... that installs a SNAP
-	armedKeep   int       // ... keeping this many records (negative: drawn from the seed)
-	inc         uint64    // incarnation: bumped by every crash
+	// tickAt[t%len] is the virtual time of tick t of this incarnation's
+	// peer (see LeaderConfirmed).
+	tickAt     [confirmTicks]int64
+	slowUntil  int64 // until then every persisting zab.Ready takes fsyncDelay
+	fsyncDelay int64
+	stallUntil int64     // no ticks until then (a stopped clock)
+	armed      diskFault // what happens to the next persisting zab.Ready
+	armedMin   int       // ... that has at least this many records
+	armedSnap  bool      // ... that installs a SNAP
+	armedKeep  int       // ... keeping this many records (negative: drawn from the seed)
+	inc        uint64    // incarnation: bumped by every crash
 }
 
 // simRequest is a Propose or Sync submitted while the driver was blocked.
@@ -314,6 +317,8 @@ func (s *Sim) start(n *SimNode) error {
 		return err
 	}
 	n.Peer = p
+	n.tickAt = [confirmTicks]int64{}
+	n.tickAt[0] = s.now
 	n.disk = simDisk{st: n.Storage, budget: -1, keep: -1, mistake: s.cfg.Mistake, rng: s.rng}
 	n.exec = zab.NewExecutor(zab.ExecutorConfig{
 		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
@@ -634,7 +639,7 @@ func (s *Sim) release(n *SimNode) {
 	if n.tickDue && n.Peer != nil && !s.blocked(n) {
 		n.tickDue = false
 		if s.now >= n.stallUntil {
-			n.Peer.Tick()
+			s.tick(n)
 			s.process(n)
 		}
 	}
@@ -720,6 +725,33 @@ func (s *Sim) CrashInSnapInstall(id zab.PeerID, keep int) {
 	n.armed, n.armedMin, n.armedSnap, n.armedKeep = diskCrash, 0, true, keep
 }
 
+// confirmTicks is how many ticks back LeaderConfirmed places a
+// confirmation in time, as zab.Node does.
+const confirmTicks = 64
+
+// tick ticks n's peer, noting when (for LeaderConfirmed).
+func (s *Sim) tick(n *SimNode) {
+	n.Peer.Tick()
+	n.tickAt[n.Peer.Ticks()%confirmTicks] = s.now
+}
+
+// LeaderConfirmed is zab.Node's OnLeaderConfirmed for peer id, polled:
+// while id is an established leader whose reign a quorum confirmed (see
+// zab.Peer.LeaderConfirmed), its epoch and the virtual time at which the
+// confirming ping round's tick began; ok is false otherwise, or when that
+// tick is further back than zab.Node reports.
+func (s *Sim) LeaderConfirmed(id zab.PeerID) (epoch uint32, at int64, ok bool) {
+	n := s.nodes[id]
+	if n == nil || n.Peer == nil {
+		return 0, 0, false
+	}
+	epoch, tick, ok := n.Peer.LeaderConfirmed()
+	if !ok || n.Peer.Ticks()-tick >= confirmTicks {
+		return 0, 0, false
+	}
+	return epoch, n.tickAt[tick%confirmTicks], true
+}
+
 // Pause stops peer id's process for d units of virtual time (a long GC or
 // VM pause, SIGSTOP): it gets no ticks and takes in no message or request;
 // those that reach it wait and are taken in when it resumes with its old
@@ -753,7 +785,7 @@ func (s *Sim) TickBurst(id zab.PeerID, k int) {
 			n.tickDue = true
 			return
 		}
-		n.Peer.Tick()
+		s.tick(n)
 		s.process(n)
 	}
 }
@@ -856,7 +888,7 @@ func (s *Sim) Step() bool {
 		case s.blocked(n):
 			n.tickDue = true
 		default:
-			n.Peer.Tick()
+			s.tick(n)
 			s.process(n)
 		}
 		return true
