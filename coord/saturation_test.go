@@ -52,30 +52,17 @@ func TestSessionsSurviveCPUSaturation(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 
-	for _, s := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case ev, ok := <-s.Events():
-					if !ok {
-						return
-					}
-					switch ev.Type {
-					case SessionLost:
-						lost.Add(1)
-						t.Errorf("session %x lost: %v", s.ID(), ev)
-					case SessionSuspended:
-						suspended.Add(1)
-						t.Logf("session %x suspended: %v", s.ID(), ev)
-					}
-				case <-stop:
-					return
-				}
-			}
-		}()
-	}
+	watchSessionEvents(&wg, stop, sessions, func(s *Session, ev SessionEvent) {
+		switch ev.Type {
+		case SessionLost:
+			lost.Add(1)
+			t.Errorf("session %x lost: %v", s.ID(), ev)
+		case SessionSuspended:
+			suspended.Add(1)
+			t.Logf("session %x suspended: %v", s.ID(), ev)
+		}
+	})
+
 	procs := runtime.GOMAXPROCS(0)
 	var reads, failed atomic.Int64
 	var firstErr atomic.Value
@@ -105,25 +92,7 @@ func TestSessionsSurviveCPUSaturation(t *testing.T) {
 			}
 		}()
 	}
-	var sink atomic.Uint64
-	for range 2 * procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := uint64(1)
-			for {
-				select {
-				case <-stop:
-					sink.Add(x)
-					return
-				default:
-				}
-				for range 1 << 16 {
-					x = x*6364136223846793005 + 1442695040888963407
-				}
-			}
-		}()
-	}
+	spinCPUs(&wg, stop, 2*procs)
 	start := time.Now()
 	time.Sleep(*saturationFlag) // the load runs for this long; nothing waits on it
 	close(stop)
@@ -145,4 +114,49 @@ func TestSessionsSurviveCPUSaturation(t *testing.T) {
 		}
 		return true
 	}, 10*time.Second, 10*time.Millisecond, "sessions not Connected again after the load")
+}
+
+// watchSessionEvents hands every event of sessions to on, on a goroutine
+// per session, until stop closes or the session's events end.
+func watchSessionEvents(wg *sync.WaitGroup, stop <-chan struct{}, sessions []*Session, on func(*Session, SessionEvent)) {
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case ev, ok := <-s.Events():
+					if !ok {
+						return
+					}
+					on(s, ev)
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+}
+
+// spinCPUs runs n goroutines of pure computation until stop closes.
+func spinCPUs(wg *sync.WaitGroup, stop <-chan struct{}, n int) {
+	var sink atomic.Uint64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := uint64(1)
+			for {
+				select {
+				case <-stop:
+					sink.Add(x)
+					return
+				default:
+				}
+				for range 1 << 16 {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+			}
+		}()
+	}
 }

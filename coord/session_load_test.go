@@ -41,28 +41,14 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 	var lost, suspended, writes, failed atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for _, s := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case ev, ok := <-s.Events():
-					if !ok {
-						return
-					}
-					switch ev.Type {
-					case SessionLost:
-						lost.Add(1)
-					case SessionSuspended:
-						suspended.Add(1)
-					}
-				case <-stop:
-					return
-				}
-			}
-		}()
-	}
+	watchSessionEvents(&wg, stop, sessions, func(_ *Session, ev SessionEvent) {
+		switch ev.Type {
+		case SessionLost:
+			lost.Add(1)
+		case SessionSuspended:
+			suspended.Add(1)
+		}
+	})
 	for i := range 16 {
 		n := c.nodes[ids[i%3]]
 		wg.Add(1)
@@ -86,25 +72,7 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 		}()
 	}
 	procs := runtime.GOMAXPROCS(0)
-	var sink atomic.Uint64
-	for range 2 * procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := uint64(1)
-			for {
-				select {
-				case <-stop:
-					sink.Add(x)
-					return
-				default:
-				}
-				for range 1 << 16 {
-					x = x*6364136223846793005 + 1442695040888963407
-				}
-			}
-		}()
-	}
+	spinCPUs(&wg, stop, 2*procs)
 	// Only what the load's own heartbeats took counts.
 	for _, id := range ids {
 		n := c.nodes[id]
