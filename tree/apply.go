@@ -229,8 +229,8 @@ func (t *Tree) delete(path string, version int32, zxid int64) error {
 	if version != -1 && version != n.version {
 		return fmt.Errorf("%w: %s is at version %d, expected %d", ErrBadVersion, path, n.version, version)
 	}
-	if len(n.children) > 0 {
-		return fmt.Errorf("%w: %s has %d", ErrNotEmpty, path, len(n.children))
+	if len(n.children()) > 0 {
+		return fmt.Errorf("%w: %s has %d", ErrNotEmpty, path, len(n.children()))
 	}
 	t.remove(parent, parentPath, name, path, n, zxid)
 	return nil

@@ -54,7 +54,7 @@ func nodeHashFrom(h uint64, n *node) uint64 {
 	h = fnvUint64(h, uint64(n.mtime))
 	h = fnvUint64(h, uint64(n.owner))
 	h = fnvUint64(h, uint64(uint32(n.version))|uint64(uint32(n.cversion))<<32)
-	h = fnvUint64(h, uint64(len(n.children)))
+	h = fnvUint64(h, uint64(len(n.children())))
 	h = fnvString(h, n.data)
 	return mix64(h)
 }

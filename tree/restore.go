@@ -84,14 +84,14 @@ func (t *Tree) diffPath(p string, old, cur *node, seen map[string]bool) {
 func (t *Tree) diffBelow(p string, old, cur *node, seen map[string]bool) {
 	names := map[string][2]*node{}
 	if old != nil {
-		for _, c := range old.children {
+		for _, c := range old.children() {
 			e := names[c.name]
 			e[0] = c
 			names[c.name] = e
 		}
 	}
 	if cur != nil {
-		for _, c := range cur.children {
+		for _, c := range cur.children() {
 			e := names[c.name]
 			e[1] = c
 			names[c.name] = e

@@ -136,7 +136,8 @@ func (t *Tree) preserve(n *node) {
 		return
 	}
 	c := *n
-	c.children = slices.Clone(n.children)
+	c.kids = nil
+	c.setChildren(slices.Clone(n.children()))
 	s.pre[n] = &c
 }
 
@@ -200,8 +201,9 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 			sw.frame(&rec, t.limits.node)
 			// Pushed in reverse, children pop in sorted order, so equal
 			// trees give identical snapshot bytes.
-			for i := len(n.children) - 1; i >= 0; i-- {
-				c := n.children[i]
+			kids := n.children()
+			for i := len(kids) - 1; i >= 0; i-- {
+				c := kids[i]
 				stack = append(stack, item{joinPath(it.path, c.name), c})
 			}
 		}
@@ -498,7 +500,7 @@ func (t *Tree) computeDigest() uint64 {
 	var walk func(path []byte, n *node)
 	walk = func(path []byte, n *node) {
 		d += nodeHashFrom(fnvBytes(fnvOffset, path), n)
-		for _, ch := range n.children {
+		for _, ch := range n.children() {
 			p := path
 			if len(p) > 1 {
 				p = append(p, '/')

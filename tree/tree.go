@@ -84,27 +84,50 @@ type Tree struct {
 // node is one znode. Its path is not stored (it is known while walking), only
 // its name; children are kept sorted by name, which makes Children a copy
 // and costs less memory per znode than a map. Kind is encoded in owner, as
-// ZooKeeper encodes it in ephemeralOwner. The layout is kept to 112 bytes.
+// ZooKeeper encodes it in ephemeralOwner. The children hang off a pointer,
+// nil for a leaf (most znodes), so the layout is 96 bytes, not 112 with
+// the slice in place (issue 13: 1.6 MB per 100k znodes).
 type node struct {
 	name                string // last path segment, "" for the root
 	czxid, mzxid, pzxid int64
 	ctime, mtime        int64
 	owner               int64 // >0 ephemeral session; 0 persistent; ownerContainer; ttlMarker|ttl
 	version, cversion   int32
-	data                string  // replaced on change, never modified in place
-	children            []*node // sorted by name
+	data                string   // replaced on change, never modified in place
+	kids                *[]*node // sorted by name; nil when there are none
+}
+
+// children returns the node's children, sorted by name (nil for a leaf).
+// Callers never modify the slice.
+func (n *node) children() []*node {
+	if n.kids == nil {
+		return nil
+	}
+	return *n.kids
+}
+
+// setChildren makes kids the node's children (nil if empty).
+func (n *node) setChildren(kids []*node) {
+	switch {
+	case len(kids) == 0:
+		n.kids = nil
+	case n.kids == nil:
+		n.kids = &kids
+	default:
+		*n.kids = kids
+	}
 }
 
 // find returns the index of the child called name, or where it would go.
 func (n *node) find(name string) (int, bool) {
-	return slices.BinarySearchFunc(n.children, name, func(c *node, name string) int {
+	return slices.BinarySearchFunc(n.children(), name, func(c *node, name string) int {
 		return strings.Compare(c.name, name)
 	})
 }
 
 func (n *node) child(name string) *node {
 	if i, ok := n.find(name); ok {
-		return n.children[i]
+		return n.children()[i]
 	}
 	return nil
 }
@@ -115,16 +138,13 @@ func (n *node) addChild(c *node) bool {
 	if ok {
 		return false
 	}
-	n.children = slices.Insert(n.children, i, c)
+	n.setChildren(slices.Insert(n.children(), i, c))
 	return true
 }
 
 func (n *node) removeChild(name string) {
 	if i, ok := n.find(name); ok {
-		n.children = slices.Delete(n.children, i, i+1)
-		if len(n.children) == 0 {
-			n.children = nil
-		}
+		n.setChildren(slices.Delete(n.children(), i, i+1))
 	}
 }
 
@@ -149,7 +169,7 @@ func (n *node) stat() Stat {
 		Ctime: n.ctime, Mtime: n.mtime,
 		Version: n.version, Cversion: n.cversion,
 		DataLength:  int32(len(n.data)),
-		NumChildren: int32(len(n.children)),
+		NumChildren: int32(len(n.children())),
 	}
 	if n.isEphemeral() {
 		s.EphemeralOwner = n.owner
@@ -284,8 +304,8 @@ func (t *Tree) Children(path string, w Watcher) ([]string, Stat, error) {
 	var names []string
 	var st Stat
 	err := t.readNode(path, w, WatchChildren, func(n *node) {
-		names = make([]string, len(n.children))
-		for i, c := range n.children {
+		names = make([]string, len(n.children()))
+		for i, c := range n.children() {
 			names[i] = c.name
 		}
 		st = n.stat()
@@ -312,9 +332,9 @@ func (t *Tree) CountDescendants(path string) (int, error) {
 }
 
 func countBelow(n *node) int {
-	c := len(n.children)
-	for _, ch := range n.children {
-		if len(ch.children) > 0 {
+	c := len(n.children())
+	for _, ch := range n.children() {
+		if len(ch.children()) > 0 {
 			c += countBelow(ch)
 		}
 	}
@@ -385,7 +405,7 @@ func (t *Tree) ReapCandidates(now int64) []string {
 }
 
 func reapable(n *node, now int64) bool {
-	if len(n.children) > 0 {
+	if len(n.children()) > 0 {
 		return false
 	}
 	switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -348,4 +349,13 @@ func TestTxnTimeNeverGoesBack(t *testing.T) {
 	require.NoError(t, err)
 	r = back.Apply(Txn{Zxid: 3, Time: 200, Op: Op{Type: OpCreate, Path: "/c"}})
 	require.Equal(t, int64(500), r.Stat.Ctime, "the snapshot carries the clock")
+}
+
+// TestNodeLayout guards the size of a znode (issue 13's memory target: it
+// is paid 100,000 times over): 96 bytes, a malloc size class, with the
+// children behind a pointer that leaves keep nil.
+func TestNodeLayout(t *testing.T) {
+	require.Equal(t, uintptr(96), unsafe.Sizeof(node{}))
+	tr := New(Options{})
+	require.Nil(t, tr.root.kids, "an empty root has no children slice")
 }
