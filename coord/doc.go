@@ -38,7 +38,12 @@
 //     BootstrapExpect) and Cluster; keep DataDir across restarts. A voter
 //     that lost its DataDir restarts empty and counts toward no quorum (its
 //     vote and acknowledgements are ignored) until it has synced from the
-//     established leader. To grow the cluster, start the new node as an
+//     established leader, and so does a voter that has never synced (the
+//     two cannot be told apart): with one voter of three down and another
+//     never synced, no leader is elected until a voter holding the history
+//     returns. Start the voters together (a first leader waits up to
+//     SyncLimit for every voter to sync) and check that they are synced
+//     before taking a leader down on purpose. To grow the cluster, start the new node as an
 //     observer (Role RoleObserver, the original Voters) and promote it with
 //     AddVoter once it has joined, or let Autopilot (on by default with
 //     BootstrapExpect) keep a target number of voters: then every node runs
