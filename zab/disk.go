@@ -45,14 +45,30 @@ func openDiskLog(dir, cluster string, id PeerID, retain int, logger *slog.Logger
 	}
 	l, err := wal.Open(dir, wal.Options{Logger: logger})
 	if err != nil {
-		return nil, err
+		return nil, versionErr(dir, err)
 	}
 	s, err := wal.OpenSnapshotStore(dir, logger)
 	if err != nil {
 		l.Close()
-		return nil, err
+		return nil, versionErr(dir, err)
 	}
 	return &diskLog{dir: dir, retain: retain, wal: l, snaps: s, ident: ident}, nil
+}
+
+// notMigrated is what a data directory written by another version of the
+// format needs: it is refused, never migrated.
+const notMigrated = "data directories are not migrated between format versions: " +
+	"move this one aside and start the node with an empty data directory (a voter then syncs " +
+	"everything from the established leader; see the lost-disk rule), or move a whole cluster " +
+	"by backup and restore (coord: Node.Backup, then coord.Restore)"
+
+// versionErr adds to err, if a file of dir is in a format version this
+// one does not read (wal.ErrVersion), ErrDataDir and what to do.
+func versionErr(dir string, err error) error {
+	if !errors.Is(err, wal.ErrVersion) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w; %s", ErrDataDir, dir, err, notMigrated)
 }
 
 // dataFiles returns the files of dir that hold durable state (log
@@ -116,10 +132,13 @@ func readIdentity(dir, cluster string, id PeerID) (wal.Identity, error) {
 			return wal.Identity{}, ferr
 		}
 		if len(files) > 0 {
-			return wal.Identity{}, fmt.Errorf("%w: %s has no %s file but holds %s: it is incomplete (or was written by an older version)",
-				ErrDataDir, dir, wal.IdentityFile, strings.Join(files, ", "))
+			return wal.Identity{}, fmt.Errorf("%w: %s has no %s file but holds %s: it is incomplete, or it was "+
+				"written by a version older than data directory format 1 (which added the %s file); %s",
+				ErrDataDir, dir, wal.IdentityFile, strings.Join(files, ", "), wal.IdentityFile, notMigrated)
 		}
 		return wal.Identity{}, nil
+	case errors.Is(err, wal.ErrVersion):
+		return wal.Identity{}, versionErr(dir, err)
 	case err != nil:
 		return wal.Identity{}, fmt.Errorf("%w: %w", ErrDataDir, err)
 	}

@@ -1,7 +1,9 @@
 package zab
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,6 +68,25 @@ func (d *diskDir) corruptSnapshots() {
 		b, err := os.ReadFile(n)
 		require.NoError(d.t, err)
 		b[20] ^= 0xff
+		require.NoError(d.t, os.WriteFile(n, b, 0o644))
+	}
+}
+
+// setVersion writes version v into the format version field (bytes 4:8)
+// of every file matching glob, fixing a header checksum over [0:crcAt)
+// stored at crcAt (none if crcAt is 0), as another version would have
+// written it.
+func (d *diskDir) setVersion(glob string, v uint32, crcAt int) {
+	names, err := filepath.Glob(filepath.Join(d.dir, glob))
+	require.NoError(d.t, err)
+	require.NotEmpty(d.t, names)
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		require.NoError(d.t, err)
+		binary.LittleEndian.PutUint32(b[4:8], v)
+		if crcAt > 0 {
+			binary.LittleEndian.PutUint32(b[crcAt:], crc32.Checksum(b[:crcAt], crc32.MakeTable(crc32.Castagnoli)))
+		}
 		require.NoError(d.t, os.WriteFile(n, b, 0o644))
 	}
 }
@@ -156,6 +177,16 @@ func TestDataDirRefusedWhenIncomplete(t *testing.T) {
 		}, nil, ""},
 		{"data without identity", func(d *diskDir) { d.epochs(1, 1); d.log(1, 1, 3); d.remove(wal.IdentityFile) },
 			ErrDataDir, "has no identity file"},
+		// Old (or newer) data directories are refused, not migrated, and
+		// the error says what was found and what to do.
+		{"written before the identity file", func(d *diskDir) { d.epochs(1, 1); d.log(1, 1, 3); d.remove(wal.IdentityFile) },
+			ErrDataDir, "older than data directory format 1 (which added the identity file); data directories are not migrated"},
+		{"identity of another format version", func(d *diskDir) { d.epochs(1, 1); d.log(1, 1, 3); d.setVersion(wal.IdentityFile, 2, 0) },
+			ErrDataDir, "identity file format version 2, but this version reads version 1 only"},
+		{"log segment of another format version", func(d *diskDir) { d.epochs(1, 1); d.log(1, 1, 3); d.setVersion("log-*.wal", 2, 20) },
+			ErrDataDir, "log segment format version 2, but this version reads version 1 only"},
+		{"advice for another format version", func(d *diskDir) { d.epochs(1, 1); d.log(1, 1, 3); d.setVersion("log-*.wal", 0, 20) },
+			ErrDataDir, "not migrated between format versions: move this one aside and start the node with an empty data directory"},
 		{"epochs only, without identity", func(d *diskDir) { d.epochs(1, 1); d.remove(wal.IdentityFile) },
 			ErrDataDir, "acceptedEpoch, currentEpoch"},
 	}

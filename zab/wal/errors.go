@@ -27,6 +27,10 @@ var (
 	// ErrNoSnapshot is returned by SnapshotStore.OpenNewest when no valid
 	// snapshot exists.
 	ErrNoSnapshot = errors.New("wal: no valid snapshot")
+	// ErrVersion matches a *CorruptError for a file in a format version
+	// this package does not read (written by another version of it: data
+	// directories are refused, never migrated). It matches ErrCorrupt too.
+	ErrVersion = errors.New("wal: unsupported format version")
 )
 
 // CorruptError names the file and byte offset where validation failed. It
@@ -35,6 +39,10 @@ type CorruptError struct {
 	File   string // path of the damaged file
 	Offset int64  // offset of the first invalid byte range (frame, header or trailer)
 	Reason string // what check failed
+	// Version is the format version found in a file whose version this
+	// package does not read (then the error matches ErrVersion too).
+	Version uint32
+	version bool
 }
 
 // Error implements error.
@@ -43,7 +51,17 @@ func (e *CorruptError) Error() string {
 }
 
 // Is reports whether target is ErrCorrupt.
-func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+func (e *CorruptError) Is(target error) bool {
+	return target == ErrCorrupt || (e.version && target == ErrVersion)
+}
+
+// versionf reports a file of kind what (a segment, a snapshot, ...) in
+// format version found where this package reads only want.
+func versionf(file string, off int64, what string, found, want uint32) *CorruptError {
+	return &CorruptError{File: file, Offset: off, Version: found, version: true,
+		Reason: fmt.Sprintf("%s format version %d, but this version reads version %d only (written by another version, which it does not migrate)",
+			what, found, want)}
+}
 
 func corruptf(file string, off int64, format string, args ...any) *CorruptError {
 	return &CorruptError{File: file, Offset: off, Reason: fmt.Sprintf(format, args...)}

@@ -84,7 +84,7 @@ func decodeIdentity(path string, b []byte) (Identity, error) {
 		return Identity{}, corruptf(path, 0, "bad identity file magic")
 	}
 	if v := binary.LittleEndian.Uint32(b[4:8]); v != identityVersion {
-		return Identity{}, corruptf(path, 4, "identity file version %d, want %d", v, identityVersion)
+		return Identity{}, versionf(path, 4, "identity file", v, identityVersion)
 	}
 	flags := binary.LittleEndian.Uint32(b[24:28])
 	if flags&^(flagMember|flagFixed) != 0 {

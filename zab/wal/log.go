@@ -252,6 +252,10 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 		return nil, err
 	}
 	if seg.salt, err = checkSegHeader(hdr, first); err != nil {
+		if ve := (*CorruptError)(nil); errors.As(err, &ve) {
+			ve.File = path
+			return nil, ve
+		}
 		return nil, corruptf(path, 0, "%v", err)
 	}
 	if first <= *prev {

@@ -74,7 +74,7 @@ func checkSegHeader(b []byte, first uint64) (uint32, error) {
 	case crc32.Checksum(b[:20], castagnoli) != binary.LittleEndian.Uint32(b[20:24]):
 		return 0, errors.New("segment header checksum mismatch")
 	case binary.LittleEndian.Uint32(b[4:8]) != segVersion:
-		return 0, fmt.Errorf("unsupported segment version %d", binary.LittleEndian.Uint32(b[4:8]))
+		return 0, versionf("", 4, "log segment", binary.LittleEndian.Uint32(b[4:8]), segVersion)
 	case binary.LittleEndian.Uint64(b[8:16]) != first:
 		return 0, fmt.Errorf("segment header zxid %#x does not match its name", binary.LittleEndian.Uint64(b[8:16]))
 	}

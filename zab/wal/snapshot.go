@@ -303,7 +303,7 @@ func verifySnapshot(r io.ReaderAt, size int64) (payload int64, zxid uint64, err 
 	case string(hdr[0:4]) != snapMagic:
 		return bad(0, "bad snapshot magic")
 	case binary.LittleEndian.Uint32(hdr[4:8]) != snapVersion:
-		return bad(4, "unsupported snapshot version %d", binary.LittleEndian.Uint32(hdr[4:8]))
+		return 0, 0, versionf("", 4, "snapshot", binary.LittleEndian.Uint32(hdr[4:8]), snapVersion)
 	case string(tr[12:16]) != snapEndMagic:
 		return bad(size-snapTrailSize, "missing snapshot trailer (incomplete file?)")
 	case binary.LittleEndian.Uint64(tr[0:8]) != uint64(payload):
