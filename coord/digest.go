@@ -159,20 +159,8 @@ func (n *Node) maybeProposeDigest() {
 	if !ok {
 		return
 	}
-	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
-		Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1}, DigestAt: at.zxid, Digest: at.digest})
-	if err != nil {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := n.housekeepingContext()
-		defer cancel()
-		if _, err := n.zab.Propose(ctx, data); err != nil {
-			n.log.Debug("coord: digest check not proposed", "zxid", zab.Zxid(at.zxid), "err", err)
-		}
-	}()
+	n.proposeHousekeeping(request{Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1},
+		DigestAt: at.zxid, Digest: at.digest}, 0)
 }
 
 // divergence is a replica's state of repair after a digest mismatch, and

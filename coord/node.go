@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coord-dev/coord/internal/gossip"
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/session"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
@@ -349,38 +350,36 @@ func (n *Node) learn(m gossip.Member) {
 	}
 }
 
-// proposeAsync proposes a leader housekeeping op without blocking the caller.
 // proposeExpiry closes a session the tracker expired, only as the leader
 // of epoch, the reign whose clock decided it: a deposed leader's expiry must
 // never be forwarded to (and committed by) a successor that has been
-// keeping the session alive. It retries under one request id while this
-// node still leads in epoch; a new reign rebuilds its tracker and decides
-// afresh.
+// keeping the session alive. Its attempts follow proposal.Retry made
+// AsLeader (one request id; it ends as soon as this node no longer leads in
+// epoch: a new reign rebuilds its tracker and decides afresh).
 func (n *Node) proposeExpiry(id int64, epoch uint32) {
-	data, err := encodeRequest(&request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
-		Op: tree.Op{Type: tree.OpCloseSession, Session: id}})
+	n.proposeHousekeeping(request{Op: tree.Op{Type: tree.OpCloseSession, Session: id}}, epoch)
+}
+
+// proposeHousekeeping proposes req (a leader's housekeeping: an expiry, a
+// reap, a digest check) without blocking the caller, through the retry
+// rule every write follows (attempt), as the leader of epoch only if it is
+// not 0, for at most housekeepingContext.
+func (n *Node) proposeHousekeeping(req request, epoch uint32) {
+	req.Origin, req.ReqID, req.Time = n.cfg.NodeID, newReqID(), time.Now().UnixMilli()
+	rt, err := proposal.NewRetry(req, max(n.tree.LastZxid(), 1), n.mapErr)
 	if err != nil {
-		n.log.Error("coord: encoding an expiry", "err", err)
+		n.log.Error("coord: encoding a housekeeping op", "op", req.Op.Type, "err", err)
 		return
 	}
+	rt.AsLeader(epoch)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		for !n.closed.Load() {
-			ctx, cancel := n.housekeepingContext()
-			_, err := n.zab.ProposeAsLeader(ctx, epoch, data)
-			cancel()
-			if err == nil || errors.Is(err, zab.ErrNoLeader) || errors.Is(err, zab.ErrNodeClosed) {
-				if err != nil {
-					n.log.Debug("coord: expiry dropped with its reign", "session", id, "epoch", epoch, "err", err)
-				}
-				return
-			}
-			select {
-			case <-n.closing:
-				return
-			case <-time.After(n.cfg.TickInterval):
-			}
+		ctx, cancel := n.housekeepingContext()
+		defer cancel()
+		if st := n.attempt(ctx, rt); st.Err != nil {
+			n.log.Debug("coord: housekeeping op failed", "op", req.Op.Type, "path", req.Op.Path,
+				"session", req.Op.Session, "epoch", epoch, "err", st.Err)
 		}
 	}()
 }
@@ -404,17 +403,9 @@ func (n *Node) closingContext(d time.Duration) (context.Context, context.CancelF
 	return ctx, cancel
 }
 
-func (n *Node) proposeAsync(op tree.Op) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := n.housekeepingContext()
-		defer cancel()
-		if _, err := n.propose(ctx, 0, op); err != nil {
-			n.log.Debug("coord: housekeeping op failed", "op", op.Type, "path", op.Path, "session", op.Session, "err", err)
-		}
-	}()
-}
+// proposeAsync proposes a leader housekeeping op (a reap) without blocking
+// the caller (proposeHousekeeping).
+func (n *Node) proposeAsync(op tree.Op) { n.proposeHousekeeping(request{Op: op}, 0) }
 
 // usable reports whether the node is open and has not failed.
 func (n *Node) usable() error {

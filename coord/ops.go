@@ -298,14 +298,28 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 		// would stop every replica it reached.
 		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(rt.Data()), MaxRequestSize)
 	}
+	st := n.attempt(ctx, rt)
+	return st.Result, st.Zxid, st.Err
+}
+
+// attempt proposes rt's write (as the leader of rt.Epoch only, if set)
+// until rt's rule ends it, ctx ends or the node closes, a tick apart. The
+// retry rule (which verdicts are retried, Since once an outcome is
+// unknown, a leader's decision ending with its reign) is proposal.Retry's,
+// which the simulator steps too: every write and housekeeping proposal of
+// coord goes through here.
+func (n *Node) attempt(ctx context.Context, rt *proposal.Retry) proposal.Step {
 	for {
-		// The retry rule (which verdicts are retried, Since once an
-		// outcome is unknown) is proposal.Retry's, shared with the
-		// simulator.
-		a, err := n.zab.Propose(ctx, rt.Data())
+		var a zab.Applied
+		var err error
+		if e := rt.Epoch(); e != 0 {
+			a, err = n.zab.ProposeAsLeader(ctx, e, rt.Data())
+		} else {
+			a, err = n.zab.Propose(ctx, rt.Data())
+		}
 		st := rt.Next(a, err)
 		if !st.Again || ctx.Err() != nil || n.closed.Load() {
-			return st.Result, st.Zxid, st.Err
+			return st
 		}
 		select {
 		case <-ctx.Done():

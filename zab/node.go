@@ -639,13 +639,7 @@ func (n *Node) syncCall(id uint64, req *request) error {
 
 // leadsIn reports whether a request limited to the reign of epoch (0: none)
 // may go ahead: this node leads, established, in epoch.
-func (n *Node) leadsIn(epoch uint32) bool {
-	if epoch == 0 {
-		return true
-	}
-	ss := n.peer.SoftState()
-	return ss.Role == RoleLeading && ss.Serving && ss.Epoch == epoch
-}
+func (n *Node) leadsIn(epoch uint32) bool { return n.peer.SoftState().LeadsIn(epoch) }
 
 // proposeCall hands a write or a configuration change to the core.
 func (n *Node) proposeCall(id uint64, req *request) error {

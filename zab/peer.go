@@ -55,6 +55,13 @@ type SoftState struct {
 	Serving bool
 }
 
+// LeadsIn reports whether a request limited to the reign of epoch (0: none,
+// any request may go ahead) may go ahead on a peer in state s: it leads,
+// established, in epoch (Node.ProposeAsLeader, Node.SyncAsLeader).
+func (s SoftState) LeadsIn(epoch uint32) bool {
+	return epoch == 0 || (s.Role == RoleLeading && s.Serving && s.Epoch == epoch)
+}
+
 // ProposalResult is the outcome of a Propose: Err is nil once the entry
 // Zxid has been handed out in CommittedEntries (of this or an earlier Ready).
 type ProposalResult struct {

@@ -68,6 +68,7 @@ func TestRetryNext(t *testing.T) {
 		result    tree.Result
 		since     bool // the next attempt carries Since
 		mappedErr bool
+		epoch     uint32 // the Retry is made AsLeader(epoch)
 	}{
 		{name: "applied", attempts: []attempt{{a: zab.Applied{Zxid: 5, Response: ok}}}, result: ok},
 		{name: "applied with a tree error",
@@ -89,6 +90,16 @@ func TestRetryNext(t *testing.T) {
 			attempts: []attempt{{err: fmt.Errorf("%w: %w", zab.ErrOutcomeUnknown, errors.New("ctx"))}}},
 		{name: "applied after an unknown outcome", result: ok, since: true,
 			attempts: []attempt{{err: zab.ErrOutcomeUnknown}, {a: zab.Applied{Zxid: 5, Response: ok}}}},
+		// A leader's own decision (an expiry): its reign over, it ends.
+		{name: "as leader: applied", epoch: 3, attempts: []attempt{{a: zab.Applied{Zxid: 5, Response: ok}}}, result: ok},
+		{name: "as leader: no longer leads", epoch: 3, attempts: []attempt{{err: zab.ErrNoLeader}}, mappedErr: true},
+		{name: "as leader: dropped", epoch: 3, attempts: []attempt{{err: zab.ErrProposalDropped}}, again: true,
+			mappedErr: true},
+		{name: "as leader: outcome unknown", epoch: 3, attempts: []attempt{{err: zab.ErrOutcomeUnknown}}, again: true,
+			unknown: true, since: true},
+		{name: "as leader: deposed after an unknown outcome", epoch: 3, unknown: true, since: true, mappedErr: true,
+			attempts: []attempt{{err: zab.ErrOutcomeUnknown}, {err: zab.ErrNoLeader}}},
+		{name: "as leader: closed", epoch: 3, attempts: []attempt{{err: zab.ErrNodeClosed}}, mappedErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := Request{Origin: 1, ReqID: 77, Op: tree.Op{Type: tree.OpCreate, Path: "/a"}}
@@ -99,10 +110,14 @@ func TestRetryNext(t *testing.T) {
 				return fmt.Errorf("%w: %w", mapped, err)
 			})
 			require.NoError(t, err)
+			if tc.epoch != 0 {
+				rt.AsLeader(tc.epoch)
+			}
 			var st Step
 			for _, a := range tc.attempts {
 				st = rt.Next(a.a, a.err)
 			}
+			assert.Equal(t, tc.epoch, rt.Epoch(), "every attempt goes as the leader of the epoch, if any")
 			assert.Equal(t, tc.again, st.Again)
 			assert.Equal(t, tc.unknown, errors.Is(st.Err, zab.ErrOutcomeUnknown), "err %v", st.Err)
 			assert.Equal(t, tc.mappedErr, errors.Is(st.Err, mapped), "err %v", st.Err)

@@ -18,8 +18,15 @@ import (
 // before the first attempt), so the tree refuses, with
 // tree.ErrRetryForgotten, a retry it can no longer deduplicate; that
 // refusal is reported as zab.ErrOutcomeUnknown, never as a result.
+//
+// A housekeeping decision only one reign may take (a leader expiring a
+// session by its own clock) is a Retry made AsLeader: its attempts go only
+// as that leader's (zab.Node.ProposeAsLeader), and a refusal because the
+// node no longer leads in that epoch ends it, never retried nor forwarded:
+// the next reign decides afresh.
 type Retry struct {
 	req     Request
+	epoch   uint32 // non-zero: attempts only as the leader of this epoch
 	data    []byte
 	since   int64
 	unknown error // the first attempt's outcome that was unknown
@@ -40,6 +47,17 @@ func NewRetry(req Request, since int64, mapErr func(error) error) (*Retry, error
 	}
 	return &Retry{req: req, data: data, since: since, mapErr: mapErr}, nil
 }
+
+// AsLeader makes r's attempts decisions of the leader of epoch (non-zero)
+// only, and returns r.
+func (r *Retry) AsLeader(epoch uint32) *Retry {
+	r.epoch = epoch
+	return r
+}
+
+// Epoch is the reign every attempt must be proposed in
+// (zab.Node.ProposeAsLeader), or 0 for any (zab.Node.Propose).
+func (r *Retry) Epoch() uint32 { return r.epoch }
 
 // Data is what the next attempt proposes.
 func (r *Retry) Data() []byte { return r.data }
@@ -66,7 +84,9 @@ type Step struct {
 // Next takes the outcome of an attempt as zab.Node.Propose reports it (a
 // nil err with the entry's zxid and the state machine's response, or an
 // error) and returns the verdict. Only zab.ErrOutcomeUnknown,
-// zab.ErrNoLeader and zab.ErrProposalDropped are retried.
+// zab.ErrNoLeader and zab.ErrProposalDropped are retried; for a Retry
+// made AsLeader, zab.ErrNoLeader (the node no longer leads in its epoch)
+// ends the write.
 func (r *Retry) Next(a zab.Applied, err error) Step {
 	if err == nil {
 		res, ok := a.Response.(tree.Result)
@@ -80,8 +100,8 @@ func (r *Retry) Next(a zab.Applied, err error) Step {
 		}
 		return Step{Result: res, Zxid: a.Zxid, Err: res.Err}
 	}
-	again := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrNoLeader) ||
-		errors.Is(err, zab.ErrProposalDropped)
+	again := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrProposalDropped) ||
+		(errors.Is(err, zab.ErrNoLeader) && r.epoch == 0)
 	if errors.Is(err, zab.ErrOutcomeUnknown) && r.unknown == nil {
 		// From now on an attempt may have been applied: retries say since
 		// when, so the tree refuses one it cannot deduplicate.

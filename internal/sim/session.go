@@ -110,6 +110,9 @@ type SessionResult struct {
 	Steps    int
 	// Counters, for the test's summary.
 	Sessions, Expired, Lost, Acquired, Actions, Events, OneShots int
+	// Retries counts attempts after a write's first (proposal.Retry),
+	// ExpiryRetries those of leaders' expiries.
+	Retries, ExpiryRetries int
 }
 
 // Failed reports whether the run found a violation.
@@ -119,8 +122,8 @@ func (r *SessionResult) Failed() bool { return r.Err != nil }
 func (r *SessionResult) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d (%d voters): %d sessions (%d expired by a leader, %d lost), %d lock acquisitions, "+
-		"%d fenced actions, %d watch events, %d one-shot watches, %d steps", r.Seed, r.Voters, r.Sessions, r.Expired,
-		r.Lost, r.Acquired, r.Actions, r.Events, r.OneShots, r.Steps)
+		"%d fenced actions, %d watch events, %d one-shot watches, %d retries (%d of expiries), %d steps", r.Seed, r.Voters,
+		r.Sessions, r.Expired, r.Lost, r.Acquired, r.Actions, r.Events, r.OneShots, r.Retries, r.ExpiryRetries, r.Steps)
 	if r.Err != nil {
 		fmt.Fprintf(&b, ": %v", r.Err)
 	}
@@ -217,10 +220,11 @@ type ssession struct {
 }
 
 // prop is one proposal retried by coord's own rule (proposal.Retry, which
-// coord's proposeAt steps): same peer, same request (ReqID), Since once an
-// outcome is unknown, again after a tick on the zab verdicts coord
-// retries, until its deadline. (coord's expiry and housekeeping proposals
-// have loops of their own; here they follow the same rule.)
+// coord's Node.attempt steps for every write, expiry and housekeeping
+// op): same peer, same request (ReqID), Since once an outcome is unknown,
+// only as the leader of its epoch for an expiry (Retry.AsLeader: it ends
+// with that reign), again after a tick on the zab verdicts coord retries,
+// until its deadline.
 type prop struct {
 	node *snode
 	// rt is the write's retry rule, coord's own (proposal.Retry): every
@@ -229,9 +233,9 @@ type prop struct {
 	reqID    uint64
 	zid      uint64
 	waiting  bool
+	attempts int
 	retryAt  int64
 	deadline int64
-	epoch    uint32 // non-zero: only as the leader of this epoch
 	done     func(res tree.Result, z zab.Zxid, err error)
 	over     bool
 }
@@ -899,14 +903,14 @@ func (r *srunner) proposeGuarded(n *snode, sid int64, op tree.Op, d int64, epoch
 	if rep := r.reps[n.id]; rep != nil {
 		since = max(rep.tree.LastZxid(), 1)
 	}
-	p := &prop{node: n, reqID: req.ReqID, deadline: r.s.Now() + d, done: done, epoch: epoch}
+	p := &prop{node: n, reqID: req.ReqID, deadline: r.s.Now() + d, done: done}
 	rt, err := proposal.NewRetry(req, since, nil)
 	if err != nil {
 		r.fail("encode: %v", err)
 		p.over = true
 		return p
 	}
-	p.rt = rt
+	p.rt = rt.AsLeader(epoch)
 	r.props = append(r.props, p)
 	r.attempt(p)
 	return p
@@ -914,13 +918,24 @@ func (r *srunner) proposeGuarded(n *snode, sid int64, op tree.Op, d int64, epoch
 
 func (r *srunner) attempt(p *prop) {
 	p.retryAt = 0
-	if p.epoch != 0 {
-		if st := r.s.Node(p.node.id).Peer.SoftState(); st.Role != zab.RoleLeading || !st.Serving || st.Epoch != p.epoch {
-			r.endProp(p, tree.Result{}, 0, zab.ErrNoLeader)
-			return
+	if id := p.rt.Request().ReqID; id != p.reqID {
+		r.fail("node %d: an attempt of req %d (%s) carries req %d: every attempt of a write, expiries "+
+			"included, must carry its first ReqID", p.node.id, p.reqID, p.rt.Request().Op.Type, id)
+	}
+	p.attempts++
+	if p.attempts > 1 {
+		r.res.Retries++
+		if p.rt.Epoch() != 0 {
+			r.res.ExpiryRetries++
 		}
 	}
-	zid, err := r.s.Propose(p.node.id, p.rt.Data())
+	var zid uint64
+	var err error
+	if e := p.rt.Epoch(); e != 0 {
+		zid, err = r.s.ProposeAsLeader(p.node.id, e, p.rt.Data())
+	} else {
+		zid, err = r.s.Propose(p.node.id, p.rt.Data())
+	}
 	if err != nil {
 		r.verdict(p, zab.Applied{}, err, false)
 		return

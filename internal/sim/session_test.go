@@ -97,6 +97,8 @@ func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
 		sum.Events += res.Events
 		sum.OneShots += res.OneShots
 		sum.Steps += res.Steps
+		sum.Retries += res.Retries
+		sum.ExpiryRetries += res.ExpiryRetries
 		if res.Failed() {
 			failures++
 			if failures <= 3 {
@@ -112,9 +114,9 @@ func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
 		}
 	}
 	t.Logf("%d seeds in %v (%.1f seeds/s), %d failed; totals: %d sessions, %d expiries, %d lost, %d lock acquisitions, "+
-		"%d fenced actions, %d watch events, %d one-shot watches, %d steps", len(list), elapsed.Round(time.Millisecond),
-		float64(len(list))/elapsed.Seconds(), failures, sum.Sessions, sum.Expired, sum.Lost, sum.Acquired, sum.Actions,
-		sum.Events, sum.OneShots, sum.Steps)
+		"%d fenced actions, %d watch events, %d one-shot watches, %d retries (%d of expiries), %d steps", len(list),
+		elapsed.Round(time.Millisecond), float64(len(list))/elapsed.Seconds(), failures, sum.Sessions, sum.Expired,
+		sum.Lost, sum.Acquired, sum.Actions, sum.Events, sum.OneShots, sum.Retries, sum.ExpiryRetries, sum.Steps)
 }
 
 // TestSimSessions runs seeded fault schedules with clients that own

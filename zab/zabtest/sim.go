@@ -986,6 +986,16 @@ func (s *Sim) Propose(id zab.PeerID, data []byte) (uint64, error) {
 	return n.nextReq, err
 }
 
+// ProposeAsLeader is Propose for a decision only the leader of epoch may
+// take, as zab.Node.ProposeAsLeader: refused with zab.ErrNoLeader (nothing
+// is submitted) unless peer id leads, established, in epoch.
+func (s *Sim) ProposeAsLeader(id zab.PeerID, epoch uint32, data []byte) (uint64, error) {
+	if n := s.nodes[id]; n.Peer == nil || !n.Peer.SoftState().LeadsIn(epoch) {
+		return 0, zab.ErrNoLeader
+	}
+	return s.Propose(id, data)
+}
+
 // Sync starts a Sync at peer id under a fresh request id.
 func (s *Sim) Sync(id zab.PeerID) (uint64, error) {
 	n := s.nodes[id]
