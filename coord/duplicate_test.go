@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/coord-dev/coord/internal/gossip"
+	"github.com/coord-dev/coord/zab/tcp"
 )
 
 // blockFrom keeps the replication listener at addr refusing new
@@ -265,5 +268,77 @@ func TestDuplicateIDsStartedTogether(t *testing.T) {
 	require.LessOrEqual(t, running, 1, "processes left running as node 3")
 	ctx := ctxT(t)
 	_, err := c.nodes[c.leader()].Create(ctx, "/after", nil, Persistent)
+	require.NoError(t, err)
+}
+
+// A claim of this node's id that gossip learns after Join, by a live
+// process that passed its own Join check and started first, fail-stops
+// this node (watchDuplicates): Err wraps ErrDuplicateID, Done closes and
+// EventNodeFailed is emitted. The claimant is a replication transport with
+// node 3's id made before node 3's process (so it started first) and marked
+// joined, announced by a gossip member with node 3's id at that
+// transport's address only once node 3 has joined, as two processes that
+// both passed the Join check meet later through gossip (in
+// TestDuplicateIDsStartedTogether the tcp acceptor usually refuses one of
+// them first, so that path is not reached).
+func TestDuplicateIDAfterJoinFailStops(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	c.nodes[3].Shutdown()
+	delete(c.nodes, 3)
+
+	// The other process with id 3: its transport starts now.
+	tcfg := tcp.DefaultConfig(3)
+	tcfg.Cluster = c.cfgs[3].Cluster
+	other, err := tcp.New(tcfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+	other.SetJoined()
+
+	// This process starts later and passes its Join check: nothing claims
+	// id 3 yet but its previous, dead, process.
+	cfg := c.cfgs[3]
+	cfg.GossipBindAddr = freeAddr(t)
+	n, err := Join(cfg)
+	require.NoError(t, err)
+	t.Cleanup(n.Shutdown)
+	events := n.Events()
+
+	// The other process's gossip joins through node 3: node 3 hears its id
+	// claimed at the other transport's address and probes it. (Peers that
+	// know id 3 at node 3's address refuse the other claim as a conflict
+	// and do not pass it on.)
+	ocfg := c.cfgs[3]
+	ocfg.GossipBindAddr = freeAddr(t)
+	ocfg.Seeds = []string{cfg.GossipBindAddr} // straight to node 3
+	gcfg := ocfg.withDefaults().gossipConfig(other.Addr().String())
+	g, err := gossip.New(gcfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { g.Close() })
+	require.NoError(t, g.Join(ctxT(t)))
+
+	select {
+	case <-n.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("node 3 still runs beside a live process with its id that started first")
+	}
+	require.ErrorIs(t, n.Err(), ErrDuplicateID)
+	require.ErrorIs(t, n.Err(), ErrFailed)
+	t.Logf("fail-stopped: %v", n.Err())
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type != EventNodeFailed {
+				continue
+			}
+			require.ErrorIs(t, ev.Err, ErrDuplicateID)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no EventNodeFailed")
+		}
+		break
+	}
+	_, err = n.Create(ctxT(t), "/from-3", nil, Persistent)
+	require.ErrorIs(t, err, ErrDuplicateID, "a fail-stopped node serves nothing")
+	// The cluster goes on without it.
+	_, err = c.nodes[c.leader()].Create(ctxT(t), "/after", nil, Persistent)
 	require.NoError(t, err)
 }
