@@ -197,11 +197,14 @@ type Stats struct {
 	// DigestChecks counts the leader's digest checks this replica's tree
 	// matched, DigestMismatches those it did not (see ErrDiverged),
 	// Resyncs the resynchronisations they started, and Resyncing is true
-	// while one runs (the node serves nothing then).
+	// while one runs (the node serves nothing then). ResyncAsks counts the
+	// requests for the leader's permission to resync, one a tick at first
+	// and then fewer (at most one every 8 ticks) while none is granted.
 	DigestChecks     uint64 `json:"digest_checks"`
 	DigestMismatches uint64 `json:"digest_mismatches"`
 	Resyncs          uint64 `json:"resyncs"`
 	Resyncing        bool   `json:"resyncing"`
+	ResyncAsks       uint64 `json:"resync_asks"`
 	// HeartbeatAckP50 and HeartbeatAckP99 are the median and 99th
 	// percentile round trip (send to acknowledgement) of the latest 1024
 	// acknowledged heartbeats of this node's sessions; zero before the
@@ -307,7 +310,7 @@ func (n *Node) Stats() Stats {
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 		Autopilot: n.autopilotStats(),
-		Resyncs:   n.div.resyncs.Load(), Resyncing: n.diverged() != nil,
+		Resyncs:   n.div.resyncs.Load(), Resyncing: n.diverged() != nil, ResyncAsks: n.div.asks.sent.Load(),
 	}
 	s.DigestChecks, s.DigestMismatches = n.fsm.digests.counts()
 	ss := st.SnapStreams

@@ -170,12 +170,13 @@ type divergence struct {
 	err     atomic.Pointer[error] // set while resynchronising: operations fail with it
 	pending bool                  // a resync is due (no grant, or zab refused it so far)
 	// granted is when the leader's grant for this replica's resync came
-	// (zero: none), asked when it last asked for one.
-	granted, asked time.Time
-	streak         int    // resyncs in a row with no check passing between them
-	passed         uint64 // digests.passed when the last resync started
-	resets         uint64 // fsm.resets then: it is done once the tree was emptied since
-	resyncs        atomic.Uint64
+	// (zero: none); asks paces the requests for one.
+	granted time.Time
+	asks    resyncAsks
+	streak  int    // resyncs in a row with no check passing between them
+	passed  uint64 // digests.passed when the last resync started
+	resets  uint64 // fsm.resets then: it is done once the tree was emptied since
+	resyncs atomic.Uint64
 
 	// grants, on a leader, are the resyncs it allows (see grantResync);
 	// denied counts the requests it refused.
@@ -223,8 +224,8 @@ func (d *divergence) takeInbox() []resyncMsg {
 // follower finds the same mismatch when the leader's own tree is the one
 // that differs, or two of three diverge together) the leader would lose
 // its quorum and no leader could ever be established to sync them. So a
-// diverged replica asks the leader (msgResyncAsk, every tick until it is
-// granted) and keeps refusing to serve, while still voting, until it is
+// diverged replica asks the leader (msgResyncAsk, paced by resyncAsks
+// until it is granted) and keeps refusing to serve, while still voting, until it is
 // granted (msgResyncGrant, naming the leader's epoch); the leader grants:
 //
 //   - a voter, only while no other voter holds a grant, no voter change is
@@ -249,6 +250,39 @@ const (
 	maxObserverResyncs = 2
 	grantHold          = 4 // sync limits
 )
+
+// maxResyncAskTicks bounds the gap between two requests for a resync
+// grant (resyncAsks), in ticks.
+const maxResyncAskTicks = 8
+
+// resyncAsks paces a diverged replica's requests for a resync grant
+// (msgResyncAsk): the first goes at once, and while none is granted each
+// next one after twice the gap before it, from one tick up to
+// maxResyncAskTicks ticks (and at most a sync limit, well within a grant's
+// hold). A leader that may not grant (a set of two voters never does) does
+// not answer, so without the back-off a diverged follower asked every tick
+// for as long as it stayed diverged (100 times a second with LocalConfig).
+// The maintenance goroutine owns it; sent is read by Stats.
+type resyncAsks struct {
+	next time.Time
+	gap  time.Duration
+	sent atomic.Uint64
+}
+
+// reset starts the pacing again: the next request goes at once.
+func (a *resyncAsks) reset() { a.next, a.gap = time.Time{}, 0 }
+
+// due reports whether a request goes now (and counts it), given the tick
+// and the sync limit.
+func (a *resyncAsks) due(now time.Time, tick, syncLimit time.Duration) bool {
+	if now.Before(a.next) {
+		return false
+	}
+	a.gap = max(min(2*a.gap, maxResyncAskTicks*tick, syncLimit), tick)
+	a.next = now.Add(a.gap)
+	a.sent.Add(1)
+	return true
+}
 
 // resyncGrant is a resync the leader allows.
 type resyncGrant struct {
@@ -329,6 +363,7 @@ func (n *Node) resyncMessages(st zab.Status) {
 		case msgResyncGrant:
 			if d.pending && in.from == st.SoftState.Leader && in.m.Sent == int64(st.SoftState.Epoch) {
 				d.granted = now
+				d.asks.reset() // asked again (a resync that waits) at once
 			}
 		case msgResyncDone:
 			if _, ok := d.grants[in.from]; ok {
@@ -405,7 +440,8 @@ func (n *Node) checkDiverged() bool {
 		werr := fmt.Errorf("%w (resynchronising from the leader)", err)
 		d.err.Store(&werr)
 		d.pending = true
-		d.granted, d.asked = time.Time{}, time.Time{}
+		d.granted = time.Time{}
+		d.asks.reset()
 		n.log.Error("coord: this replica's tree differs from the leader's: it stops serving and "+
 			"resynchronises, throwing its tree and log away, once the leader allows it", "err", err, "attempt", d.streak)
 		n.emit(ClusterEvent{Type: EventDiverged, Err: werr})
@@ -415,8 +451,7 @@ func (n *Node) checkDiverged() bool {
 		if now := time.Now(); d.granted.IsZero() || now.Sub(d.granted) > n.cfg.SyncLimit {
 			// Not (or no longer) granted: ask the leader, at most once a tick.
 			d.granted = time.Time{}
-			if l := st.SoftState.Leader; l != 0 && l != st.ID && now.Sub(d.asked) >= n.cfg.TickInterval {
-				d.asked = now
+			if l := st.SoftState.Leader; l != 0 && l != st.ID && d.asks.due(now, n.cfg.TickInterval, n.cfg.SyncLimit) {
 				if b, err := encodeAppMsg(appMsg{Kind: msgResyncAsk}); err == nil {
 					_ = n.zab.SendApp(l, b)
 				}

@@ -328,7 +328,8 @@ func TestDigestCheckTwoVotersFollowerNotGranted(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return fol.Stats().Resyncing }, 10*time.Second, 10*time.Millisecond)
-	require.Eventually(t, func() bool { return leader.div.denied.Load() >= 20 }, 10*time.Second, 10*time.Millisecond,
+	asked, since := fol.Stats().ResyncAsks, time.Now()
+	require.Eventually(t, func() bool { return leader.div.denied.Load() >= 10 }, 10*time.Second, 10*time.Millisecond,
 		"the follower never asked, or was granted")
 	_, _, err := fol.Get(ctx, "/corrupt")
 	require.ErrorIs(t, err, ErrDiverged, "it still refuses to serve")
@@ -336,6 +337,10 @@ func TestDigestCheckTwoVotersFollowerNotGranted(t *testing.T) {
 		_, err := leader.Create(ctx, fmt.Sprintf("/b-%d", i), nil, Persistent)
 		require.NoError(t, err)
 	}
+	// It asks, but backs off (resyncAsks): a slow machine only asks less.
+	asks, took := fol.Stats().ResyncAsks-asked, time.Since(since)
+	t.Logf("%d resync asks in %v", asks, took)
+	require.LessOrEqual(t, asks, uint64(took/(maxResyncAskTicks*fol.cfg.TickInterval))+5)
 	require.Zero(t, fol.fsm.resets.Load(), "emptied without a grant")
 	require.Zero(t, fol.Stats().Resyncs)
 	require.NoError(t, fol.Err())
@@ -346,6 +351,47 @@ func TestDigestCheckTwoVotersFollowerNotGranted(t *testing.T) {
 }
 
 // The leader's rule for granting a diverged replica's resync (grantResync).
+// TestResyncAsksBackOff: a diverged replica that is never granted asks
+// a tick or two apart at first, then once every maxResyncAskTicks ticks (or
+// sync limit, if shorter), for as long as it is not granted; it asked every
+// tick before (100 times a second with LocalConfig). After a grant it asks
+// at once again.
+func TestResyncAsksBackOff(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		tick, syncLimit time.Duration
+		gap             time.Duration // the bound on the gap
+	}{
+		{"local", 10 * time.Millisecond, 150 * time.Millisecond, 80 * time.Millisecond},
+		{"lan", 100 * time.Millisecond, 2 * time.Second, 800 * time.Millisecond},
+		{"sync limit below 8 ticks", 10 * time.Millisecond, 40 * time.Millisecond, 40 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a resyncAsks
+			start := time.Unix(1000, 0)
+			count := func(from, to time.Duration) (n uint64) {
+				for at := from; at < to; at += tc.tick { // the maintenance loop runs every tick
+					if a.due(start.Add(at), tc.tick, tc.syncLimit) {
+						n++
+					}
+				}
+				return n
+			}
+			first := count(0, 4*tc.tick)
+			settle := count(4*tc.tick, 2*time.Second)
+			then := count(2*time.Second, 12*time.Second)
+			t.Logf("%d asks in the first 4 ticks, %d in the next 10 s", first, then)
+			require.GreaterOrEqual(t, first, uint64(2), "the first asks go a tick or two apart")
+			bound := uint64(10 * time.Second / tc.gap)
+			require.LessOrEqual(t, then, bound+1, "asks more than once every %v", tc.gap)
+			require.GreaterOrEqual(t, then, bound-1, "it keeps asking")
+			require.Equal(t, first+settle+then, a.sent.Load(), "every ask is counted")
+			a.reset()
+			require.True(t, a.due(start.Add(12*time.Second), tc.tick, tc.syncLimit), "after a grant it asks at once")
+		})
+	}
+}
+
 func TestGrantResyncRule(t *testing.T) {
 	const idle = 15
 	up := zab.Progress{Synced: true}
