@@ -70,9 +70,10 @@ func (f *fsm) Apply(e zab.Entry) any {
 		}
 	}
 	f.commits.Add(1)
-	// An entry that does not decode becomes a no-op (proposal.Txn).
-	txn, req, _ := proposal.Txn(e)
-	res := f.tree.Apply(txn)
+	// An entry that does not decode becomes a no-op (proposal.Txn). The
+	// result is the response (proposal.Apply, which the simulator's state
+	// machines run too).
+	txn, req, res, _ := proposal.Apply(f.tree, e)
 	if req.DigestAt != 0 {
 		_ = f.digests.check(req.DigestAt, req.Digest, f.tree.Digest())
 	}

@@ -3,7 +3,8 @@
 // ships: the Request a write travels as, its encoding, the stamp a leader
 // puts on every write it appends (NewStamper, installed as zab.Config.Stamp),
 // the decoding of a committed entry into the tree.Txn every replica applies
-// (Txn), and the rule by which a write is retried (Retry).
+// (Txn) and its application to the tree, whose result is the write's
+// response (Apply), and the rule by which a write is retried (Retry).
 package proposal
 
 import (
@@ -118,4 +119,14 @@ func Txn(e zab.Entry) (tree.Txn, Request, error) {
 	}
 	return tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID,
 		MaxData: req.MaxData, Since: req.Since, Op: req.Op}, req, err
+}
+
+// Apply applies committed entry e to t as every replica's state machine
+// does (coord's fsm): the txn is Txn's, and the tree's result is the
+// state machine's response for e, which zab hands to e's proposer
+// (zab.Applied.Response) and Retry.Next reads. err is Txn's: an entry that
+// does not decode was applied as a no-op.
+func Apply(t *tree.Tree, e zab.Entry) (tree.Txn, Request, tree.Result, error) {
+	txn, req, err := Txn(e)
+	return txn, req, t.Apply(txn), err
 }

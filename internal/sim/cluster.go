@@ -23,8 +23,9 @@ type replica struct {
 	applied zab.Zxid
 	// snapAt is the zxid of the last snapshot the tree was restored from.
 	snapAt zab.Zxid
-	// results of this node's own proposals, by zxid, until a client takes them.
-	results map[zab.Zxid]tree.Result
+	// last is the result of the entry applied last (at applied): the
+	// state machine's response for it (see response).
+	last tree.Result
 }
 
 // cluster wraps a zabtest.Sim and keeps one tree per peer in step with the
@@ -53,7 +54,9 @@ type cluster struct {
 	// skew is each peer's wall clock minus the virtual time: the clock its
 	// leader stamp (proposal.NewStamper) reads. A clock fault steps it.
 	skew map[zab.PeerID]int64
-	err  error
+	// restarting is the peer inside zabtest.Sim.Restart, if any.
+	restarting zab.PeerID
+	err        error
 }
 
 func newCluster(cfg zabtest.SimConfig) (*cluster, error) {
@@ -65,13 +68,16 @@ func newCluster(cfg zabtest.SimConfig) (*cluster, error) {
 	cfg.Stamp = func(id zab.PeerID) func([]byte) []byte {
 		return proposal.NewStamper(func() time.Time { return c.wall(id) })
 	}
+	// Each peer's tree is its state machine: what it returns for an entry
+	// is the response zab hands to the entry's proposer.
+	cfg.Apply = c.response
 	s, err := zabtest.NewSim(cfg)
 	if err != nil {
 		return nil, err
 	}
 	c.s = s
 	for _, id := range s.IDs() {
-		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
+		c.reps[id] = &replica{id: id, tree: tree.New(treeOptions)}
 	}
 	// A peer that crashes in the middle of a step (a disk fault) may have
 	// applied entries and completed requests earlier in that step: its
@@ -212,19 +218,46 @@ func sameEntry(a, b zab.Entry) bool {
 	return bytes.Equal(a.Data, b.Data) && slices.Equal(a.Voters, b.Voters)
 }
 
+// response is peer id's state machine applying e (zabtest.SimConfig.Apply):
+// its tree catches up to e, applying it as coord's fsm does (apply), and
+// the tree's result for e is the response, which zab's executor hands to
+// e's proposer. A peer still starting (inside Restart, whose tree is
+// rebuilt afterwards) answers nothing: its callers died with its process.
+func (c *cluster) response(id zab.PeerID, e zab.Entry) any {
+	r := c.reps[id]
+	if r == nil || c.restarting == id {
+		return nil
+	}
+	c.catchUp(r)
+	if r.applied != e.Zxid {
+		c.fail("peer %d: its state machine applies %v but its tree is at %v", id, e.Zxid, r.applied)
+		return nil
+	}
+	return r.last
+}
+
+// apply applies e to r's tree as coord's state machine does
+// (proposal.Apply), checking it against the other peers.
 func (c *cluster) apply(r *replica, e zab.Entry) {
-	txn, req, err := txnOf(e)
+	var txn tree.Txn
+	var req proposal.Request
+	var res tree.Result
+	var err error
+	if e.IsConfig() {
+		// Not the state machine's (txnOf): a no-op here.
+		txn, req, _ = txnOf(e)
+		res = r.tree.Apply(txn)
+	} else {
+		txn, req, res, err = proposal.Apply(r.tree, e)
+	}
 	if err != nil {
 		c.fail("peer %d: entry %v does not decode: %w", r.id, e.Zxid, err)
 		return
 	}
-	res := r.tree.Apply(txn)
 	if errors.Is(res.Err, tree.ErrZxidOrder) {
 		c.fail("peer %d: %v", r.id, res.Err)
 	}
-	if req.Origin == uint64(r.id) {
-		r.results[e.Zxid] = res
-	}
+	r.last = res
 	r.applied = e.Zxid
 	d := r.tree.Digest()
 	if prev, ok := c.log[e.Zxid]; ok && !sameEntry(prev, e) {
@@ -265,11 +298,14 @@ func (c *cluster) restart(id zab.PeerID) {
 	if last, err := n.Storage.LastZxid(); err == nil && last > known {
 		logged, _ = n.Storage.Entries(known, last, 0)
 	}
-	if err := c.s.Restart(id); err != nil {
+	c.restarting = id
+	err := c.s.Restart(id)
+	c.restarting = 0
+	if err != nil {
 		c.fail("peer %d: restart: %w", id, err)
 		return
 	}
-	r := &replica{id: id, tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{}}
+	r := &replica{id: id, tree: tree.New(treeOptions)}
 	c.reps[id] = r
 	// The state machine starts at the snapshot; starting may already have
 	// applied more: the tree takes those from the log.

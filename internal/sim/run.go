@@ -735,27 +735,15 @@ func (r *runner) poll(cl *client) {
 		return
 	}
 	delete(n.Proposals, k.zid)
-	a := zab.Applied{Zxid: res.Zxid}
-	if res.Err == nil {
-		rep := c.reps[k.node]
-		tr, ok := rep.results[res.Zxid]
-		switch {
-		case ok:
-			a.Response = tr
-			delete(rep.results, res.Zxid)
-		case res.Zxid <= rep.snapAt:
-			// A snapshot installed at or past the write's zxid covered
-			// it: the tree never applied it on its own, so there is no
-			// result (coord's state machine gives zab no response).
-			r.logf("client %d: attempt %d at peer %d committed at %v, covered by the snapshot at %v: no result",
-				cl.id, k.attempts, k.node, res.Zxid, rep.snapAt)
-		default:
-			there, _ := proposal.Decode(c.log[res.Zxid].Data)
-			c.fail("peer %d: write %d (req %d) reported done at %v, which its tree did not apply (tree at %v; "+
-				"the entry there: req %d from peer %d)", k.node, k.zid, k.ids[len(k.ids)-1], res.Zxid, rep.applied,
-				there.ReqID, there.Origin)
-			return
-		}
+	// The response is what the proposing peer's state machine returned
+	// for the entry (cluster.response), as zab hands it to Propose's
+	// caller; none (a snapshot covered the entry, or it was applied
+	// before the peer knew it was this request's) is an unknown outcome.
+	a := zab.Applied{Zxid: res.Zxid, Response: n.Responses[k.zid]}
+	delete(n.Responses, k.zid)
+	if res.Err == nil && a.Response == nil {
+		r.logf("client %d: attempt %d at peer %d committed at %v without a response: outcome unknown",
+			cl.id, k.attempts, k.node, res.Zxid)
 	}
 	r.verdict(cl, a, res.Err, false)
 }

@@ -286,6 +286,8 @@ type srunner struct {
 
 	lock *lockState
 	res  SessionResult
+	// restarting is the peer inside zabtest.Sim.Restart, if any.
+	restarting zab.PeerID
 }
 
 type goneAt struct {
@@ -337,6 +339,9 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 	sc.Stamp = func(zab.PeerID) func([]byte) []byte {
 		return proposal.NewStamper(func() time.Time { return time.UnixMilli(r.s.Now()) })
 	}
+	// Each peer's tree is its state machine: what it returns for an entry
+	// is the response zab hands to the entry's proposer.
+	sc.Apply = r.response
 	s, err := zabtest.NewSim(sc)
 	if err != nil {
 		r.res.Err = err
@@ -990,17 +995,13 @@ func (r *srunner) pollProp(p *prop) {
 		return
 	}
 	delete(sn.Proposals, p.zid)
-	a := zab.Applied{Zxid: res.Zxid}
-	if res.Err == nil {
-		rep := r.reps[p.node.id]
-		if tr, ok := rep.results[res.Zxid]; ok {
-			a.Response = tr
-			delete(rep.results, res.Zxid)
-		} else {
-			// The tree reached it through a snapshot: coord's state
-			// machine gives zab no response, the outcome is unknown.
-			r.logf("node %d: write done at %v, covered by a snapshot: outcome unknown", p.node.id, res.Zxid)
-		}
+	// The response is what the proposing peer's state machine returned
+	// for the entry (response), as zab hands it to Propose's caller; none
+	// (a snapshot covered the entry) is an unknown outcome.
+	a := zab.Applied{Zxid: res.Zxid, Response: sn.Responses[p.zid]}
+	delete(sn.Responses, p.zid)
+	if res.Err == nil && a.Response == nil {
+		r.logf("node %d: write done at %v without a response: outcome unknown", p.node.id, res.Zxid)
 	}
 	r.verdict(p, a, res.Err, false)
 }
@@ -1052,7 +1053,10 @@ func (r *srunner) restart(id zab.PeerID) {
 	if r.running(id) {
 		return
 	}
-	if err := r.s.Restart(id); err != nil {
+	r.restarting = id
+	err := r.s.Restart(id)
+	r.restarting = 0
+	if err != nil {
 		r.fail("peer %d: restart: %v", id, err)
 		return
 	}

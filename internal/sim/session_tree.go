@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
 )
@@ -25,9 +26,9 @@ type srep struct {
 	inc     int
 	tree    *tree.Tree
 	applied zab.Zxid
-	results map[zab.Zxid]tree.Result
-	rec     *recorder // recursive at "/"
-	kids    *recorder // persistent at "/" and ephDirs
+	last    tree.Result // the result of the entry at applied (see response)
+	rec     *recorder   // recursive at "/"
+	kids    *recorder   // persistent at "/" and ephDirs
 	oneShot []*oneShot
 	fired   []*oneShot // settled: each must never hear anything again
 }
@@ -62,8 +63,7 @@ func (w *oneShot) matches(ev tree.Event) bool {
 }
 
 func (r *srunner) newRep(id zab.PeerID) *srep {
-	rep := &srep{id: id, inc: r.incs[id], tree: tree.New(treeOptions), results: map[zab.Zxid]tree.Result{},
-		rec: &recorder{}, kids: &recorder{}}
+	rep := &srep{id: id, inc: r.incs[id], tree: tree.New(treeOptions), rec: &recorder{}, kids: &recorder{}}
 	r.watchRep(rep)
 	return rep
 }
@@ -77,6 +77,24 @@ func (r *srunner) watchRep(rep *srep) {
 			r.fail("watch: %v", err)
 		}
 	}
+}
+
+// response is peer id's state machine applying e (zabtest.SimConfig.Apply):
+// its tree catches up to e, applying it as coord's fsm does (apply), and
+// the tree's result for e is the response, which zab's executor hands to
+// e's proposer. A peer still starting (inside Restart, whose tree is
+// rebuilt afterwards) answers nothing: its callers died with its process.
+func (r *srunner) response(id zab.PeerID, e zab.Entry) any {
+	rep := r.reps[id]
+	if rep == nil || r.restarting == id || r.err != nil {
+		return nil
+	}
+	r.catchUp(rep)
+	if rep.applied != e.Zxid {
+		r.fail("peer %d: its state machine applies %v but its tree is at %v", id, e.Zxid, rep.applied)
+		return nil
+	}
+	return rep.last
 }
 
 func (r *srunner) catchUp(rep *srep) {
@@ -290,7 +308,7 @@ func expectedEvents(txn tree.Txn, res tree.Result, ephemerals []string) []tree.E
 // watch fires at the first change of its node, and every ephemeral belongs
 // to a session the tree knows. Then it runs coord's onApply.
 func (r *srunner) apply(rep *srep, e zab.Entry) {
-	txn, req, err := txnOf(e)
+	txn, _, err := txnOf(e)
 	if err != nil {
 		r.fail("peer %d: entry %v does not decode: %v", rep.id, e.Zxid, err)
 		return
@@ -300,14 +318,17 @@ func (r *srunner) apply(rep *srep, e zab.Entry) {
 		ephs = rep.tree.Ephemerals(txn.Op.Session)
 	}
 	mark, kmark := len(rep.rec.evs), len(rep.kids.evs)
-	res := rep.tree.Apply(txn)
+	var res tree.Result
+	if e.IsConfig() {
+		res = rep.tree.Apply(txn) // not the state machine's (txnOf): a no-op here
+	} else {
+		_, _, res, _ = proposal.Apply(rep.tree, e) // as coord's state machine does
+	}
 	if errors.Is(res.Err, tree.ErrZxidOrder) {
 		r.fail("peer %d: %v", rep.id, res.Err)
 		return
 	}
-	if req.Origin == uint64(rep.id) {
-		rep.results[e.Zxid] = res
-	}
+	rep.last = res
 	rep.applied = e.Zxid
 	d := rep.tree.Digest()
 	if prev, ok := r.entries[e.Zxid]; ok && !bytes.Equal(prev.Data, e.Data) {

@@ -50,6 +50,13 @@ type SimConfig struct {
 	// restart) its zab.Config.Stamp, as an application makes one per
 	// process (coord's proposal.NewStamper); it overrides Peer.Stamp.
 	Stamp func(id zab.PeerID) func(data []byte) []byte
+	// Apply, if set, is the application's state machine of peer id: it
+	// gets every entry the peer's state machine applies (not the
+	// configuration entries), after the simulator's own checks, and what it
+	// returns is the entry's response, which the shared executor hands to
+	// the entry's proposer as zab.Node.Propose returns it in
+	// zab.Applied.Response (see SimNode.Responses).
+	Apply func(id zab.PeerID, e zab.Entry) any
 }
 
 // Sim is a deterministic, single-threaded simulation of an ensemble of
@@ -112,6 +119,10 @@ type SimNode struct {
 	SM      SimStateMachine
 	// Proposals and Syncs collect the results reported by zab.Ready.
 	Proposals map[uint64]zab.ProposalResult
+	// Responses holds, by request id, the response SimConfig.Apply
+	// returned for a completed proposal's entry, when the executor had one
+	// (its entry was applied in the zab.Ready that completed it).
+	Responses map[uint64]any
 	Syncs     map[uint64]zab.SyncResult
 	nextReq   uint64
 	syncFloor map[uint64]zab.Zxid
@@ -300,6 +311,7 @@ func (s *Sim) start(n *SimNode) error {
 		// Results outlive crashes: a write reported committed before one
 		// must still be in the history after it.
 		n.Proposals = map[uint64]zab.ProposalResult{}
+		n.Responses = map[uint64]any{}
 		n.Syncs = map[uint64]zab.SyncResult{}
 	}
 	n.syncFloor = map[uint64]zab.Zxid{}
@@ -322,7 +334,12 @@ func (s *Sim) start(n *SimNode) error {
 	n.disk = simDisk{st: n.Storage, budget: -1, keep: -1, mistake: s.cfg.Mistake, rng: s.rng}
 	n.exec = zab.NewExecutor(zab.ExecutorConfig{
 		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
-		OnProposal: func(r zab.ProposalResult, _ any) { n.Proposals[r.ID] = r },
+		OnProposal: func(r zab.ProposalResult, resp any) {
+			n.Proposals[r.ID] = r
+			if resp != nil {
+				n.Responses[r.ID] = resp
+			}
+		},
 		OnSync:     func(r zab.SyncResult) { s.syncDone(n, r) },
 		Applied:    snap.Zxid,
 	})
@@ -472,6 +489,9 @@ func (a simApplier) Apply(e zab.Entry) any {
 	s.checkConfs(n, e.Zxid)
 	n.SM.apply(e)
 	s.check(n, e.Zxid, n.SM.Digest)
+	if s.cfg.Apply != nil {
+		return s.cfg.Apply(n.ID, e)
+	}
 	return nil
 }
 
