@@ -340,8 +340,8 @@ func (s *Sim) start(n *SimNode) error {
 				n.Responses[r.ID] = resp
 			}
 		},
-		OnSync:     func(r zab.SyncResult) { s.syncDone(n, r) },
-		Applied:    snap.Zxid,
+		OnSync:  func(r zab.SyncResult) { s.syncDone(n, r) },
+		Applied: snap.Zxid,
 	})
 	s.process(n)
 	return nil
