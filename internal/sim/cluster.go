@@ -229,11 +229,18 @@ func (c *cluster) response(id zab.PeerID, e zab.Entry) any {
 		return nil
 	}
 	c.catchUp(r)
-	if r.applied != e.Zxid {
-		c.fail("peer %d: its state machine applies %v but its tree is at %v", id, e.Zxid, r.applied)
+	return responseAt(id, e.Zxid, r.applied, r.last, c.fail)
+}
+
+// responseAt is the response of peer id's state machine for the entry at
+// z once its tree caught up: the result of the entry it applied last,
+// which must be z's.
+func responseAt(id zab.PeerID, z, applied zab.Zxid, last tree.Result, fail func(string, ...any)) any {
+	if applied != z {
+		fail("peer %d: its state machine applies %v but its tree is at %v", id, z, applied)
 		return nil
 	}
-	return r.last
+	return last
 }
 
 // apply applies e to r's tree as coord's state machine does

@@ -79,22 +79,14 @@ func (r *srunner) watchRep(rep *srep) {
 	}
 }
 
-// response is peer id's state machine applying e (zabtest.SimConfig.Apply):
-// its tree catches up to e, applying it as coord's fsm does (apply), and
-// the tree's result for e is the response, which zab's executor hands to
-// e's proposer. A peer still starting (inside Restart, whose tree is
-// rebuilt afterwards) answers nothing: its callers died with its process.
+// response is peer id's state machine applying e, as cluster.response.
 func (r *srunner) response(id zab.PeerID, e zab.Entry) any {
 	rep := r.reps[id]
 	if rep == nil || r.restarting == id || r.err != nil {
 		return nil
 	}
 	r.catchUp(rep)
-	if rep.applied != e.Zxid {
-		r.fail("peer %d: its state machine applies %v but its tree is at %v", id, e.Zxid, rep.applied)
-		return nil
-	}
-	return rep.last
+	return responseAt(id, e.Zxid, rep.applied, rep.last, r.fail)
 }
 
 func (r *srunner) catchUp(rep *srep) {
