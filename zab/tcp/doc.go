@@ -76,7 +76,12 @@
 // the cluster with that id refuses it with ErrDuplicateID, its instance,
 // its start time and whether it called SetJoined (and counts it in
 // Stats.DuplicateIDs). Nothing listening, another id, or this process
-// itself answering means no other live process there.
+// itself answering means no other live process there. With a SecretKey the
+// answer carries an HMAC, under the handshake's key, of the prober's fresh
+// nonce and the answer's fields; an answer without a valid one is refused
+// with ErrAuth, so only a process that knows the key can make the prober
+// yield (a process of a version before that proof cannot either: the tcp
+// refusal above still separates the two).
 // Transport.StartedAfter orders two processes by start time, then
 // instance, the same way on both sides.
 // Connections still in the handshake are bounded in all

@@ -102,6 +102,25 @@ type refusal struct {
 	Instance uint64 `msgpack:"i,omitempty"`
 	Started  int64  `msgpack:"s,omitempty"`
 	Joined   bool   `msgpack:"j,omitempty"`
+	// MAC, with a secret key, proves that the process answering a probe
+	// knows the key (claimProof): a stranger cannot pose as a live process
+	// with the prober's id.
+	MAC []byte `msgpack:"m,omitempty"`
+}
+
+// claimProof is the MAC of a probe's answer: proof with role roleClaim,
+// the claimed id as both dialer and acceptor, the prober's fresh nonce
+// (so an answer cannot be replayed) and, in the place of the acceptor's
+// nonce, the answer's Instance, Started and Joined (so none can be
+// altered).
+func claimProof(secret []byte, cluster string, id zab.PeerID, nd []byte, rf *refusal) []byte {
+	var b [17]byte
+	binary.BigEndian.PutUint64(b[0:8], rf.Instance)
+	binary.BigEndian.PutUint64(b[8:16], uint64(rf.Started))
+	if rf.Joined {
+		b[16] = 1
+	}
+	return proof(secret, roleClaim, cluster, id, id, nd, b[:])
 }
 
 // handshaker holds what both handshake sides need from the transport.
@@ -124,6 +143,7 @@ type handshaker struct {
 const (
 	roleAcceptor = 'A'
 	roleDialer   = 'D'
+	roleClaim    = 'C' // the answer to a probe of the acceptor's own id
 )
 
 // proof is HMAC-SHA256(handshakeKey(secret), label || role || len(cluster)
@@ -289,8 +309,12 @@ func (h *handshaker) acceptWith(r io.Reader, w io.Writer, admit func(zab.PeerID,
 		// Another process claims our id (ProbeSameID asks exactly this):
 		// say who we are, so it can tell which of the two started later.
 		err := fmt.Errorf("%w: node %d answers at this address (instance %x)", ErrDuplicateID, h.id, h.instance)
-		_ = writeFrame(w, KindRefuse, &refusal{Reason: err.Error(), Instance: h.instance, Started: h.started,
-			Joined: h.joined != nil && h.joined.Load()})
+		rf := refusal{Reason: err.Error(), Instance: h.instance, Started: h.started,
+			Joined: h.joined != nil && h.joined.Load()}
+		if h.key != nil && len(hi.Nonce) == nonceSize {
+			rf.MAC = claimProof(h.key, h.cluster, h.id, hi.Nonce, &rf)
+		}
+		_ = writeFrame(w, KindRefuse, &rf)
 		return 0, nil, err
 	case len(hi.Nonce) != nonceSize:
 		return 0, nil, refuse(w, fmt.Errorf("%w: dialer nonce of %d bytes", ErrHandshake, len(hi.Nonce)))

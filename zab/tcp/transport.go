@@ -3,6 +3,7 @@ package tcp
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -510,7 +511,10 @@ func (t *Transport) SetJoined() { t.hs.joined.Store(true) }
 // listens there or it does not answer within DialTimeout plus
 // HandshakeTimeout (the old address of a restarted process), this very
 // process answers, or another id does. Detection thus does not depend on
-// the other process having talked to anyone: only on it being alive.
+// the other process having talked to anyone: only on it being alive. With
+// a SecretKey the answer must prove the key (an HMAC under the handshake's
+// key over this probe's fresh nonce and the answer), or it is refused with
+// ErrAuth: a stranger cannot make this process yield or fail its Join.
 func (t *Transport) ProbeSameID(ctx context.Context, addr string) (*Claimant, error) {
 	d := net.Dialer{Timeout: t.cfg.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -546,6 +550,11 @@ func (t *Transport) ProbeSameID(ctx context.Context, addr string) (*Claimant, er
 	}
 	if rf.Instance == t.hs.instance {
 		return nil, fmt.Errorf("probe of %s reached this process", addr)
+	}
+	if t.hs.key != nil && !hmac.Equal(rf.MAC, claimProof(t.hs.key, t.hs.cluster, t.cfg.ID, nd, &rf)) {
+		// Only a process that knows the cluster's key may make this one
+		// yield (or fail Join) as a duplicate.
+		return nil, fmt.Errorf("%w: probe of %s: the answer does not prove the secret key", ErrAuth, addr)
 	}
 	return &Claimant{Addr: addr, Instance: rf.Instance, Started: time.Unix(0, rf.Started), Joined: rf.Joined}, nil
 }
