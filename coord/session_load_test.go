@@ -14,14 +14,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var ackLoadFlag = flag.Duration("coord.ackload", 2*time.Second,
-	"TestHeartbeatAckLatencyUnderLoad: how long to load the cluster while measuring")
+var (
+	ackLoadFlag = flag.Duration("coord.ackload", 2*time.Second,
+		"TestHeartbeatAckLatencyUnderLoad: how long to load the cluster while measuring")
+	ackWritersFlag = flag.Int("coord.ackload.writers", 16, "TestHeartbeatAckLatencyUnderLoad: concurrent writers")
+	ackSpinFlag    = flag.Int("coord.ackload.spinners", -1,
+		"TestHeartbeatAckLatencyUnderLoad: goroutines of pure computation (-1: 2×GOMAXPROCS)")
+)
 
 // TestHeartbeatAckLatencyUnderLoad measures what a session's life hangs
 // on (issue 10 item 8, issue 13): the round trip of its heartbeats, send to
 // acknowledgement on the owner's clock, on a 3-node in-process cluster
-// while 16 writers set a znode through every node and 2×GOMAXPROCS
-// goroutines compute, for -coord.ackload (2s in CI). It logs the p50 and
+// while 16 writers (-coord.ackload.writers) set a znode through every node
+// and 2×GOMAXPROCS goroutines (-coord.ackload.spinners) compute, for
+// -coord.ackload (2s in CI). It logs the p50 and
 // p99 of every node's latest acknowledged heartbeats, and the suspensions
 // and losses of 24 sessions with a 2s timeout; it asserts only that
 // heartbeats were acknowledged (figures, not a bound, on a shared machine:
@@ -49,7 +55,7 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 			suspended.Add(1)
 		}
 	})
-	for i := range 16 {
+	for i := range *ackWritersFlag {
 		n := c.nodes[ids[i%3]]
 		wg.Add(1)
 		go func() {
@@ -71,8 +77,11 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	procs := runtime.GOMAXPROCS(0)
-	spinCPUs(&wg, stop, 2*procs)
+	spinners := *ackSpinFlag
+	if spinners < 0 {
+		spinners = 2 * runtime.GOMAXPROCS(0)
+	}
+	spinCPUs(&wg, stop, spinners)
 	// Only what the load's own heartbeats took counts.
 	for _, id := range ids {
 		n := c.nodes[id]
@@ -95,8 +104,8 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 	require.NotEmpty(t, acks, "no heartbeat acknowledged under load")
 	slices.Sort(acks)
 	pct := func(p int) time.Duration { return acks[(len(acks)-1)*p/100] }
-	t.Logf("%v of load (16 writers, %d spinners): %d writes (%d failed); %d heartbeat acks: p50 %v p90 %v p99 %v max %v; "+
-		"24 sessions of 2s: %d suspensions, %d lost", elapsed.Round(time.Millisecond), 2*procs, writes.Load(),
+	t.Logf("%v of load (%d writers, %d spinners): %d writes (%d failed); %d heartbeat acks: p50 %v p90 %v p99 %v max %v; "+
+		"24 sessions of 2s: %d suspensions, %d lost", elapsed.Round(time.Millisecond), *ackWritersFlag, spinners, writes.Load(),
 		failed.Load(), len(acks), pct(50).Round(100*time.Microsecond), pct(90).Round(100*time.Microsecond),
 		pct(99).Round(100*time.Microsecond), acks[len(acks)-1].Round(100*time.Microsecond), suspended.Load(),
 		lost.Load())
