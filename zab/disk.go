@@ -227,9 +227,13 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
-		e, err := entryOf(r)
-		if err != nil {
-			return err
+		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
+		if r.Meta {
+			v, rest, err := readVoters(r.Data)
+			if err != nil || len(v) == 0 || len(rest) > 0 {
+				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
+			}
+			e = Entry{Zxid: e.Zxid, Voters: v}
 		}
 		batch = append(batch, e)
 		if len(batch) == 4096 {
@@ -371,43 +375,6 @@ func (d *diskLog) markSync(e uint32) error {
 	}
 	d.syncMark = e
 	return nil
-}
-
-// errEnough stops an iteration of the log that has read what it needs.
-var errEnough = errors.New("zab: enough entries read")
-
-// entries reads back from the log the entries with after < zxid <= upTo,
-// at most max (0: no limit), for the MemoryStorage in front of it (see
-// MemoryStorage.release).
-func (d *diskLog) entries(after, upTo Zxid, max int) ([]Entry, error) {
-	var out []Entry
-	err := d.wal.Iterate(uint64(after)+1, func(r wal.Record) error {
-		if Zxid(r.Zxid) > upTo || (max > 0 && len(out) >= max) {
-			return errEnough
-		}
-		e, err := entryOf(r)
-		if err != nil {
-			return err
-		}
-		out = append(out, e)
-		return nil
-	})
-	if errors.Is(err, errEnough) {
-		err = nil
-	}
-	return out, err
-}
-
-// entryOf returns the entry a log record holds.
-func entryOf(r wal.Record) (Entry, error) {
-	if !r.Meta {
-		return Entry{Zxid: Zxid(r.Zxid), Data: r.Data}, nil
-	}
-	v, rest, err := readVoters(r.Data)
-	if err != nil || len(v) == 0 || len(rest) > 0 {
-		return Entry{}, fmt.Errorf("zab: configuration record %v: %w", Zxid(r.Zxid), wal.ErrCorrupt)
-	}
-	return Entry{Zxid: Zxid(r.Zxid), Voters: v}, nil
 }
 
 func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint64(z)) }

@@ -248,7 +248,6 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			}
 		}
 		n.disk = d
-		n.mem.setReader(d.entries)
 		applied, n.prevSnap = snap.Zxid, snap.Zxid
 		// A snapshot streamed to us is spooled in the data directory, not
 		// in memory; what a crash left of one is dropped.
@@ -563,21 +562,11 @@ func (n *Node) run() {
 				return
 			}
 		}
-		// What is durable and applied keeps its data only on disk, but
-		// for the newest, which learners a little behind still need.
-		n.mem.release(n.exec.Applied(), heldEntryBytes)
 		n.reportConfirmed()
 		n.maybeSnapshot()
 		n.publish()
 	}
 }
-
-// heldEntryBytes is how much entry data a Node with a data directory keeps
-// in memory once it is durable and applied: about one message's worth
-// (Config.MaxMsgBytes), for the learners a little behind. Entries older
-// than that are read back from the log when a learner needs them, as
-// ZooKeeper serves a DIFF beyond its committedLog from the txn log.
-const heldEntryBytes = 1 << 20
 
 // reportConfirmed tells OnLeaderConfirmed of a newer confirmation of this
 // node's reign, once the Ready that sent its pings was carried out.

@@ -83,13 +83,6 @@ type MemoryStorage struct {
 	snap Snapshot
 	base Zxid    // last compacted zxid; base <= snap.Zxid
 	ents []Entry // zxid > base, strictly increasing
-
-	// A Node with a data directory keeps only the newest entries' data
-	// here (see release): entries up to released have none, and read
-	// reads them back. held is the data of the entries after released.
-	read     func(after, upTo Zxid, max int) ([]Entry, error)
-	released Zxid
-	held     int
 }
 
 var _ Storage = (*MemoryStorage)(nil)
@@ -165,81 +158,7 @@ func (s *MemoryStorage) Entries(after, upTo Zxid, max int) ([]Entry, error) {
 	if max > 0 && hi-lo > max {
 		hi = lo + max
 	}
-	out := slices.Clone(s.ents[lo:hi])
-	if len(out) == 0 || out[0].Zxid > s.released {
-		return out, nil
-	}
-	return s.readBack(out)
-}
-
-// readBack fills in the data of the released entries at the front of out
-// from read, with s.mu held (the driver is the only writer; read is the
-// data directory's log, which a purge may shorten meanwhile: then the
-// entries count as compacted).
-func (s *MemoryStorage) readBack(out []Entry) ([]Entry, error) {
-	n, _ := slices.BinarySearchFunc(out, s.released, func(e Entry, z Zxid) int { return cmpZxid(e.Zxid, z) })
-	if n < len(out) && out[n].Zxid == s.released {
-		n++
-	}
-	got, err := s.read(out[0].Zxid-1, out[n-1].Zxid, n)
-	if err != nil {
-		return nil, err
-	}
-	if len(got) != n || got[0].Zxid != out[0].Zxid || got[n-1].Zxid != out[n-1].Zxid {
-		return nil, fmt.Errorf("zab: %d entries %v..%v read back as %d: %w", n, out[0].Zxid, out[n-1].Zxid, len(got), ErrCompacted)
-	}
-	for i := range n {
-		if !out[i].IsConfig() {
-			out[i].Data = got[i].Data
-		}
-	}
-	return out, nil
-}
-
-// setReader makes s a cache in front of a durable log: release may then
-// drop entries' data, which Entries reads back through read (entries with
-// after < zxid <= upTo, at most max, in order; configuration entries'
-// data is not used).
-func (s *MemoryStorage) setReader(read func(after, upTo Zxid, max int) ([]Entry, error)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.read = read
-	s.recount()
-}
-
-// release drops the data of the entries up to z (the driver passes what
-// is durable and applied), keeping the newest entries that hold at most
-// keep bytes of data: their data serves the learners a little behind,
-// while older data is read back from the durable log when a learner far
-// behind needs it. It does nothing without a reader (setReader).
-func (s *MemoryStorage) release(z Zxid, keep int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.read == nil || s.held <= keep || z <= s.released {
-		return
-	}
-	i := s.search(s.released)
-	for ; i < len(s.ents) && s.ents[i].Zxid <= z && s.held > keep; i++ {
-		s.held -= len(s.ents[i].Data)
-		if !s.ents[i].IsConfig() {
-			s.ents[i].Data = nil
-		}
-		s.released = s.ents[i].Zxid
-	}
-}
-
-// recount recomputes held (and bounds released) after entries were
-// dropped or replaced; with s.mu held.
-func (s *MemoryStorage) recount() {
-	if n := len(s.ents); n == 0 || s.released < s.ents[0].Zxid {
-		s.released = s.base
-	} else if s.released > s.ents[n-1].Zxid {
-		s.released = s.ents[n-1].Zxid
-	}
-	s.held = 0
-	for _, e := range s.ents[s.search(s.released):] {
-		s.held += len(e.Data)
-	}
+	return slices.Clone(s.ents[lo:hi]), nil
 }
 
 // Snapshot implements Storage.
@@ -294,7 +213,6 @@ func (s *MemoryStorage) ResetLog(base Zxid) error {
 	defer s.mu.Unlock()
 	s.base = base
 	s.ents = nil
-	s.recount()
 	return nil
 }
 
@@ -304,7 +222,6 @@ func (s *MemoryStorage) Wipe() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap, s.base, s.ents = Snapshot{}, 0, nil
-	s.recount()
 	return nil
 }
 
@@ -320,7 +237,6 @@ func (s *MemoryStorage) RecoverSnapshot() bool {
 	}
 	s.base = s.snap.Zxid
 	s.ents = nil
-	s.recount()
 	return true
 }
 
@@ -334,7 +250,6 @@ func (s *MemoryStorage) TruncateAfter(z Zxid) error {
 		return ErrCompacted
 	}
 	s.ents = s.ents[:s.search(z)]
-	s.recount()
 	return nil
 }
 
@@ -359,12 +274,8 @@ func (s *MemoryStorage) Append(ents []Entry) error {
 	if i < len(s.ents) {
 		// Replacing a suffix: copy, since callers may hold slices of it.
 		s.ents = slices.Clone(s.ents[:i])
-		s.recount()
 	}
 	s.ents = append(s.ents, ents...)
-	for _, e := range ents {
-		s.held += len(e.Data)
-	}
 	return nil
 }
 
@@ -432,7 +343,6 @@ func (s *MemoryStorage) Compact(z Zxid) error {
 		s.base = s.ents[i-1].Zxid
 	}
 	s.ents = slices.Clone(s.ents[i:])
-	s.recount()
 	return nil
 }
 
@@ -441,8 +351,7 @@ func (s *MemoryStorage) Compact(z Zxid) error {
 func (s *MemoryStorage) Clone() *MemoryStorage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &MemoryStorage{hs: s.hs, snap: s.snap, base: s.base, ents: slices.Clone(s.ents),
-		read: s.read, released: s.released, held: s.held}
+	return &MemoryStorage{hs: s.hs, snap: s.snap, base: s.base, ents: slices.Clone(s.ents)}
 }
 
 // Len returns the number of entries after the base.
