@@ -22,7 +22,7 @@ func TestNodeFollowerCatchesUpAfterBigEntries(t *testing.T) {
 	value := strings.Repeat("v", 100<<10)
 	last := c.propose(leader, "x")
 	c.waitApplied(last)
-	f := leader%3 + 1
+	f := c.follower(leader)
 	c.stop(f)
 	for i := range 30 {
 		last = c.propose(leader, fmt.Sprintf("%s%d", value, i))

@@ -213,6 +213,17 @@ func (c *cluster) leader(timeout time.Duration) zab.PeerID {
 	return leader
 }
 
+// follower returns a voter of c other than leader (the last in c.ids).
+func (c *cluster) follower(leader zab.PeerID) zab.PeerID {
+	var f zab.PeerID
+	for _, id := range c.ids {
+		if id != leader {
+			f = id
+		}
+	}
+	return f
+}
+
 func (c *cluster) propose(id zab.PeerID, data string) zab.Zxid {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -281,12 +292,7 @@ func TestNodeReplicatesOverTCP(t *testing.T) {
 func TestNodeLeaderFailover(t *testing.T) {
 	c := newCluster(t, 3, false)
 	old := c.leader(10 * time.Second)
-	var follower zab.PeerID
-	for _, id := range c.ids {
-		if id != old {
-			follower = id
-		}
-	}
+	follower := c.follower(old)
 	before := c.propose(follower, "before")
 	c.waitApplied(before)
 	c.stop(old)

@@ -19,13 +19,7 @@ import (
 func TestNodeProposeReturnsApplyResponse(t *testing.T) {
 	c := newCluster(t, 3, false)
 	l := c.leader(10 * time.Second)
-	var f zab.PeerID
-	for _, id := range c.ids {
-		if id != l {
-			f = id
-			break
-		}
-	}
+	f := c.follower(l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, at := range []zab.PeerID{l, f, l, f} {
@@ -113,13 +107,7 @@ func TestNodeDoneContextNeverSent(t *testing.T) {
 func TestNodeRestartedFollowerWritesAnswered(t *testing.T) {
 	c := newCluster(t, 3, false)
 	l := c.leader(10 * time.Second)
-	var f zab.PeerID
-	for _, id := range c.ids {
-		if id != l {
-			f = id
-			break
-		}
-	}
+	f := c.follower(l)
 	for i := range 20 {
 		c.propose(f, fmt.Sprintf("before%d", i))
 	}

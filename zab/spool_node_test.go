@@ -80,11 +80,7 @@ func TestNodeSpoolsStreamedSnapshot(t *testing.T) {
 				}
 			})
 			leader := c.leader(10 * time.Second)
-			for _, id := range c.ids {
-				if id != leader {
-					lagger = id
-				}
-			}
+			lagger = c.follower(leader)
 			before := c.propose(leader, "before")
 			c.waitApplied(before)
 			c.stop(lagger)
