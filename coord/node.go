@@ -6,6 +6,8 @@ import (
 	"expvar"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -614,6 +616,7 @@ func (n *Node) Get(ctx context.Context, path string) ([]byte, Stat, error) {
 // readable checks what a local read needs: an open, working node and a
 // live ctx.
 func (n *Node) readable(ctx context.Context) error {
+	yieldSometimes()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -762,5 +765,21 @@ func (n *Node) handoff(ctx context.Context) {
 			return
 		}
 		time.Sleep(n.cfg.TickInterval / 4)
+	}
+}
+
+// yieldSometimes lets other goroutines run on one local read in 64. A
+// local read never blocks, so a goroutine reading in a loop keeps its P
+// until the runtime preempts it after 10 ms, and the runtime looks at its
+// global run queue, where goroutines woken by the network wait, only every
+// 61st scheduling round: with dozens of such readers every hop of
+// replication and of a session's heartbeat waited most of a second, and
+// sessions of 10 s expired (issue 13: examples/bench's 128 local readers;
+// TestSessionsSurviveCPUSaturation). Yielding every few dozen reads keeps
+// a reader's uninterrupted run to microseconds (BenchmarkLocalGet measures
+// the cost).
+func yieldSometimes() {
+	if rand.Uint32()%64 == 0 {
+		runtime.Gosched()
 	}
 }

@@ -223,6 +223,7 @@ func (s *Session) Sync(ctx context.Context) error {
 
 // readable checks what a local read needs.
 func (s *Session) readable(ctx context.Context) error {
+	yieldSometimes()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

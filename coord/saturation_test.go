@@ -19,12 +19,29 @@ var saturationFlag = flag.Duration("coord.saturation", 15*time.Second,
 // 3-node in-process cluster, 4×GOMAXPROCS goroutines read locally in a
 // loop (half through Node.Get, half through a Session) and 2×GOMAXPROCS
 // goroutines compute, for -coord.saturation (15s in CI; the issue's run is
-// 60s). Sessions with a 10s timeout must all survive (a follower that loses
+// 60s); then 64×GOMAXPROCS readers alone for up to 10s (issue 13). Sessions with a 10s timeout must all survive (a follower that loses
 // its leader for a moment may suspend them, never lose them), and no read
 // may fail:
 // a session dies only when its own timeout passes without a heartbeat, and
 // a local read needs no session.
 func TestSessionsSurviveCPUSaturation(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		readers, spinners int // per GOMAXPROCS
+		d                 time.Duration
+	}{
+		{"4 readers and 2 spinners per CPU", 4, 2, *saturationFlag},
+		// examples/bench's 128 local readers lost sessions of 10s (issue
+		// 13) until local reads yielded now and then (yieldSometimes).
+		{"64 readers per CPU", 64, 0, min(*saturationFlag, 10*time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { saturate(t, tc.readers, tc.spinners, tc.d) })
+	}
+}
+
+// saturate runs TestSessionsSurviveCPUSaturation's load: readers and
+// spinners goroutines per GOMAXPROCS for d.
+func saturate(t *testing.T, readers, spinners int, d time.Duration) {
 	// Replication timings of a LAN rather than LocalConfig's 150ms
 	// SyncLimit, which a follower misses under this load with -race: what
 	// is tested is that sessions live by their own timeout, not zab's
@@ -66,7 +83,7 @@ func TestSessionsSurviveCPUSaturation(t *testing.T) {
 	procs := runtime.GOMAXPROCS(0)
 	var reads, failed atomic.Int64
 	var firstErr atomic.Value
-	for i := range 4 * procs {
+	for i := range readers * procs {
 		n := c.nodes[ids[i%3]]
 		s := sessions[i%len(sessions)]
 		wg.Add(1)
@@ -92,15 +109,15 @@ func TestSessionsSurviveCPUSaturation(t *testing.T) {
 			}
 		}()
 	}
-	spinCPUs(&wg, stop, 2*procs)
+	spinCPUs(&wg, stop, spinners*procs)
 	start := time.Now()
-	time.Sleep(*saturationFlag) // the load runs for this long; nothing waits on it
+	time.Sleep(d) // the load runs for this long; nothing waits on it
 	close(stop)
 	wg.Wait()
 	elapsed := time.Since(start)
 	leader, epoch := c.nodes[1].Leader()
 	t.Logf("%v of saturation (GOMAXPROCS %d: %d readers, %d spinners): %d reads (%d failed), %d sessions, %d lost, "+
-		"%d suspensions; leader %d epoch %d", elapsed.Round(time.Millisecond), procs, 4*procs, 2*procs, reads.Load(),
+		"%d suspensions; leader %d epoch %d", elapsed.Round(time.Millisecond), procs, readers*procs, spinners*procs, reads.Load(),
 		failed.Load(), len(sessions), lost.Load(), suspended.Load(), leader, epoch)
 	require.Zero(t, failed.Load(), "failed reads, first: %v", firstErr.Load())
 	require.Zero(t, lost.Load(), "lost sessions")
