@@ -28,6 +28,9 @@ func (t *Tree) Apply(txn Txn) Result {
 	txn.Time = max(txn.Time, t.lastTime)
 	t.lastTime = txn.Time
 	t.events = t.events[:0]
+	if len(txn.Forget) > 0 {
+		t.forget(txn.Forget)
+	}
 	if txn.ReqID != 0 {
 		t.expireDedup(txn.Time)
 		if e, ok := t.dedup[txn.ReqID]; ok {

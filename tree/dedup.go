@@ -34,12 +34,55 @@ type dedupEntry struct {
 // remember records the result of txn under its ReqID.
 func (t *Tree) remember(txn *Txn, res Result) {
 	e := &dedupEntry{id: txn.ReqID, zxid: txn.Zxid, time: txn.Time, res: t.resEnc.encode(res, txn.Zxid, txn.Time, &txn.Op)}
+	if old := t.dedup[e.id]; old != nil {
+		// Cannot happen (a remembered id answers as a duplicate); keep the
+		// count of dead entries right if it did.
+		t.digest -= dedupHash(old)
+		t.dedupDead++
+	}
 	t.dedup[e.id] = e
 	t.dedupOrder = append(t.dedupOrder, e)
 	t.digest += dedupHash(e)
-	if len(t.dedupOrder) > maxDedup {
-		t.dropDedup(len(t.dedupOrder) - maxDedup)
+	if live := len(t.dedupOrder) - t.dedupDead; live > maxDedup {
+		t.dropLive(live - maxDedup)
 	}
+}
+
+// forget drops the remembered results of ids (Txn.Forget): their
+// proposer will never retry them. An id not remembered is ignored. The
+// entries stay in dedupOrder, dead (no longer in dedup), until expiry
+// reaches them or compactDedup drops them; forgetting does not raise
+// dedupFloor, which only a result a retry may still ask for moves.
+func (t *Tree) forget(ids []uint64) {
+	for _, id := range ids {
+		if e := t.dedup[id]; e != nil {
+			delete(t.dedup, id)
+			t.digest -= dedupHash(e)
+			t.dedupDead++
+		}
+	}
+	if t.dedupDead > 1024 && t.dedupDead > len(t.dedupOrder)/2 {
+		t.compactDedup()
+	}
+}
+
+// live reports whether e is remembered (not forgotten nor replaced).
+func (t *Tree) live(e *dedupEntry) bool { return t.dedup[e.id] == e }
+
+// compactDedup removes the dead entries from dedupOrder. Entries are
+// never changed once remembered (a running snapshot reads its copy of
+// dedupOrder without the lock); only the slice is rewritten.
+func (t *Tree) compactDedup() {
+	if t.dedupDead == 0 {
+		return
+	}
+	live := make([]*dedupEntry, 0, len(t.dedupOrder)-t.dedupDead+64)
+	for _, e := range t.dedupOrder {
+		if t.live(e) {
+			live = append(live, e)
+		}
+	}
+	t.dedupOrder, t.dedupDead = live, 0
 }
 
 // expireDedup forgets results older than DedupWindow before now.
@@ -53,8 +96,26 @@ func (t *Tree) expireDedup(now int64) {
 	}
 }
 
+// dropLive drops the oldest n live entries (and the dead ones among
+// them).
+func (t *Tree) dropLive(n int) {
+	i := 0
+	for ; i < len(t.dedupOrder) && n > 0; i++ {
+		if t.live(t.dedupOrder[i]) {
+			n--
+		}
+	}
+	t.dropDedup(i)
+}
+
+// dropDedup drops the first n entries of dedupOrder: the live ones are
+// forgotten (dedupFloor rises past them), the dead ones were already.
 func (t *Tree) dropDedup(n int) {
 	for _, e := range t.dedupOrder[:n] {
+		if !t.live(e) {
+			t.dedupDead--
+			continue
+		}
 		t.dedupFloor = max(t.dedupFloor, e.zxid)
 		delete(t.dedup, e.id)
 		t.digest -= dedupHash(e)
@@ -255,4 +316,11 @@ func fromRec(rec resultRec) Result {
 		r.Results = append(r.Results, fromRec(sub))
 	}
 	return r
+}
+
+// DedupLen is how many write results the tree remembers for retries now.
+func (t *Tree) DedupLen() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.dedup)
 }

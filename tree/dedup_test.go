@@ -287,3 +287,54 @@ func versionOneSnapshot(t *testing.T, tr *Tree, ops map[uint64]*Op) []byte {
 	binary.BigEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, castagnoli))
 	return b
 }
+
+// TestForgetDropsFinishedWrites: Txn.Forget drops remembered results on
+// every replica alike (digest, snapshot), leaves dedupFloor alone (no
+// retry of a forgotten write exists), ignores unknown ids, and the table
+// stays as small as what is not forgotten whatever the write rate.
+func TestForgetDropsFinishedWrites(t *testing.T) {
+	a := newApplier(Options{})
+	a.create(t, "/f", "", Persistent)
+	for id := uint64(1); id <= 5; id++ {
+		require.NoError(t, a.applyReq(id, Op{Type: OpSetData, Path: "/f", Version: -1}).Err)
+	}
+	require.Equal(t, 5, a.t.DedupLen())
+	a.zxid++
+	a.now += 10
+	r := a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: 6, Forget: []uint64{2, 4, 99}, Op: Op{Type: OpCheck, Path: "/", Version: -1}})
+	require.NoError(t, r.Err)
+	require.Equal(t, 4, a.t.DedupLen(), "1, 3, 5 and 6 remembered")
+	require.Zero(t, a.t.dedupFloor, "forgetting does not raise the floor")
+	checkDigest(t, a.t)
+
+	// A remembered id still answers as a duplicate; a forgotten one is a
+	// new write (which is why only a write with no other attempt may be
+	// forgotten).
+	require.True(t, a.applyReq(3, Op{Type: OpSetData, Path: "/f", Version: -1}).Duplicate)
+	require.False(t, a.applyReq(2, Op{Type: OpSetData, Path: "/f", Version: -1}).Duplicate)
+
+	var buf bytes.Buffer
+	_, err := a.t.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	back, err := ReadSnapshot(&buf, Options{})
+	require.NoError(t, err)
+	require.Equal(t, a.t.Digest(), back.Digest())
+	require.Equal(t, a.t.DedupLen(), back.DedupLen())
+	require.Len(t, back.dedupOrder, back.DedupLen(), "no forgotten entry in the snapshot")
+
+	// Many writes, each forgotten by the next: dead entries are dropped
+	// as they pile up, and expiry and maxDedup count only live ones.
+	for id := uint64(1000); id < 6000; id++ {
+		a.zxid++
+		a.now++
+		a.t.Apply(Txn{Zxid: a.zxid, Time: a.now, ReqID: id, Forget: []uint64{id - 1}, Op: Op{Type: OpCheck, Path: "/", Version: -1}})
+	}
+	require.Equal(t, 6, a.t.DedupLen(), "1, 2, 3, 5, 6 and the last")
+	require.Less(t, len(a.t.dedupOrder), 2100, "dead entries compacted")
+	checkDigest(t, a.t)
+	a.now += DedupWindow + 1
+	require.NoError(t, a.applyReq(7000, Op{Type: OpCheck, Path: "/", Version: -1}).Err)
+	require.Equal(t, 1, a.t.DedupLen())
+	require.Zero(t, a.t.dedupDead)
+	checkDigest(t, a.t)
+}

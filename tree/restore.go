@@ -25,7 +25,7 @@ func (t *Tree) Restore(r io.Reader) error {
 	oldRoot := t.root
 	t.root, t.count, t.lastZxid, t.lastTime, t.digest = fresh.root, fresh.count, fresh.lastZxid, fresh.lastTime, fresh.digest
 	t.sessions, t.reapable = fresh.sessions, fresh.reapable
-	t.dedup, t.dedupOrder, t.dedupFloor = fresh.dedup, fresh.dedupOrder, fresh.dedupFloor
+	t.dedup, t.dedupOrder, t.dedupFloor, t.dedupDead = fresh.dedup, fresh.dedupOrder, fresh.dedupFloor, fresh.dedupDead
 
 	t.events = t.events[:0]
 	t.watches.mu.Lock()

@@ -158,9 +158,10 @@ func (t *Tree) WriteSnapshot(w io.Writer) (int64, error) {
 	for id, ss := range t.sessions {
 		meta.Sessions = append(meta.Sessions, SessionInfo{ID: id, Timeout: ss.timeout})
 	}
-	// Entries never change once remembered: copy the pointers under the
-	// lock (a memmove), build the records after it, so Apply is not held
-	// up for the whole table (up to maxDedup entries).
+	// Entries never change once remembered: copy the pointers of the live
+	// ones under the lock (a memmove), build the records after it, so
+	// Apply is not held up for the whole table (up to maxDedup entries).
+	t.compactDedup()
 	dedup := slices.Clone(t.dedupOrder)
 	meta.DedupFloor = t.dedupFloor
 	t.mu.Unlock()
@@ -513,7 +514,9 @@ func (t *Tree) computeDigest() uint64 {
 		d += sessionHash(id, s.timeout)
 	}
 	for _, e := range t.dedupOrder {
-		d += dedupHash(e)
+		if t.live(e) {
+			d += dedupHash(e)
+		}
 	}
 	return d
 }

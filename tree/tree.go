@@ -62,8 +62,11 @@ type Tree struct {
 	limits frameLimits
 	// dedup remembers the results of recent successful txns with a ReqID,
 	// oldest first in dedupOrder, for DedupWindow of txn time.
+	// An entry forgotten before it expired (Txn.Forget) is dead: out of
+	// dedup but still in dedupOrder, counted by dedupDead.
 	dedup      map[uint64]*dedupEntry
 	dedupOrder []*dedupEntry
+	dedupDead  int
 	resEnc     resultEncoder // encodes what dedup keeps
 	// dedupFloor is the largest zxid of a result dedup has forgotten: a
 	// retry whose first attempt may lie at or below it cannot be told

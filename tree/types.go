@@ -145,6 +145,14 @@ type Txn struct {
 	// so a proposer that had applied nothing passes 1).
 	Since int64 `msgpack:"si,omitempty"`
 	Op    Op    `msgpack:"o"`
+	// Forget lists ReqIDs whose results the proposer will never ask for
+	// again: writes applied by their only attempt, whose result reached
+	// it (see proposal.Request.Forget). Their remembered results are
+	// dropped before the txn is applied, on every replica alike (the
+	// digest follows), so dedup holds only writes a retry may still
+	// reach, rather than every write of DedupWindow. Forgetting an id
+	// not remembered does nothing.
+	Forget []uint64 `msgpack:"fg,omitempty"`
 }
 
 // dataLimit is the limit on node data that applies to txn.
