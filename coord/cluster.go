@@ -171,6 +171,10 @@ type Stats struct {
 	Znodes   int    `json:"znodes"`
 	Sessions int    `json:"sessions"` // sessions in the replicated table
 	Watches  int    `json:"watches"`  // watch registrations on this node
+	// Dedup is how many write results the local tree remembers for
+	// retries: those not yet finished by their proposer
+	// (proposal.Request.Forget), or at most tree.DedupWindow old.
+	Dedup int `json:"dedup"`
 	// SendQueues is the replication send queue depth per peer.
 	SendQueues map[uint64]int `json:"send_queues"`
 	// Followers is, on the leader, each learner's replication state.
@@ -307,6 +311,7 @@ func (n *Node) Stats() Stats {
 		LastZxid: int64(st.LastZxid), Committed: int64(st.Committed), Applied: int64(st.Applied),
 		Commits: n.fsm.commits.Load(),
 		Znodes:  n.tree.NodeCount(), Sessions: n.tree.SessionCount(), Watches: n.tree.WatchCount(),
+		Dedup:      n.tree.DedupLen(),
 		SendQueues: map[uint64]int{}, FsyncP50: st.FsyncP50, FsyncP99: st.FsyncP99,
 		LoopBusy: st.LoopBusy, Snapshots: st.Snapshots, Voters: n.Voters(),
 		Autopilot: n.autopilotStats(),

@@ -32,13 +32,17 @@ import (
 // expiry and the reaper; see replica.go), one pump per persistent watch,
 // and proposers of expiries and reaps. Close stops them all.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	tree   *tree.Tree
-	fsm    *fsm
-	zab    *zab.Node
-	tr     *tcp.Transport
-	gossip *gossip.Gossip
+	cfg  Config
+	log  *slog.Logger
+	tree *tree.Tree
+	fsm  *fsm
+	zab  *zab.Node
+	// finished holds this node's writes applied by their only attempt,
+	// for its next requests to tell every replica to forget
+	// (proposal.Request.Forget).
+	finished proposal.Finished
+	tr       *tcp.Transport
+	gossip   *gossip.Gossip
 	// start is when the node was made, with its monotonic clock reading:
 	// heartbeats carry their send time as an offset from it (the session
 	// core's origin), so leases live on the monotonic clock.
@@ -368,7 +372,7 @@ func (n *Node) proposeExpiry(id int64, epoch uint32) {
 // not 0, for at most housekeepingContext.
 func (n *Node) proposeHousekeeping(req request, epoch uint32) {
 	req.Origin, req.ReqID, req.Time = n.cfg.NodeID, newReqID(), time.Now().UnixMilli()
-	rt, err := proposal.NewRetry(req, max(n.tree.LastZxid(), 1), n.mapErr)
+	rt, err := n.newRetry(req, max(n.tree.LastZxid(), 1))
 	if err != nil {
 		n.log.Error("coord: encoding a housekeeping op", "op", req.Op.Type, "err", err)
 		return
@@ -379,7 +383,9 @@ func (n *Node) proposeHousekeeping(req request, epoch uint32) {
 		defer n.wg.Done()
 		ctx, cancel := n.housekeepingContext()
 		defer cancel()
-		if st := n.attempt(ctx, rt); st.Err != nil {
+		st := n.attempt(ctx, rt)
+		n.finished.Done(rt, st)
+		if st.Err != nil {
 			n.log.Debug("coord: housekeeping op failed", "op", req.Op.Type, "path", req.Op.Path,
 				"session", req.Op.Session, "epoch", epoch, "err", st.Err)
 		}

@@ -289,8 +289,8 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 	// The first attempt, if applied at all, is applied after what the
 	// local tree holds now (zxids start above 1<<32: 1 is below them all).
 	since := max(n.tree.LastZxid(), 1)
-	rt, err := proposal.NewRetry(request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
-		Session: session, MaxData: int32(n.cfg.MaxDataSize), Op: op}, since, n.mapErr)
+	rt, err := n.newRetry(request{Origin: n.cfg.NodeID, ReqID: newReqID(), Time: time.Now().UnixMilli(),
+		Session: session, MaxData: int32(n.cfg.MaxDataSize), Op: op}, since)
 	if err != nil {
 		return tree.Result{}, 0, err
 	}
@@ -300,7 +300,23 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(rt.Data()), MaxRequestSize)
 	}
 	st := n.attempt(ctx, rt)
+	n.finished.Done(rt, st)
 	return st.Result, st.Zxid, st.Err
+}
+
+// newRetry makes the retry rule of req's attempts (proposal.NewRetry),
+// req carrying in Forget the node's writes finished since its last
+// request (proposal.Finished), unless they would push it above
+// MaxRequestSize. Its caller hands the final verdict to n.finished.Done.
+func (n *Node) newRetry(req request, since int64) (*proposal.Retry, error) {
+	req.Forget = n.finished.Take()
+	rt, err := proposal.NewRetry(req, since, n.mapErr)
+	if err == nil && len(req.Forget) > 0 && len(rt.Data()) > MaxRequestSize {
+		n.finished.Done(rt, proposal.Step{}) // the ids go back
+		req.Forget = nil
+		rt, err = proposal.NewRetry(req, since, n.mapErr)
+	}
+	return rt, err
 }
 
 // attempt proposes rt's write (as the leader of rt.Epoch only, if set)

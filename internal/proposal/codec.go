@@ -23,7 +23,7 @@ import (
 func (r *Request) EncodeMsgpack(enc *msgpack.Encoder) error {
 	w := msgpackcheck.Writer{Enc: enc}
 	w.Map(3 + msgpackcheck.Count(r.ReqID != 0, r.Session != 0, r.MaxData != 0, r.Since != 0,
-		r.DigestAt != 0, r.Digest != 0))
+		r.DigestAt != 0, r.Digest != 0, len(r.Forget) > 0))
 	w.Uint64Full("o", r.Origin)
 	if r.ReqID != 0 {
 		w.Uint64Full("r", r.ReqID)
@@ -46,6 +46,14 @@ func (r *Request) EncodeMsgpack(enc *msgpack.Encoder) error {
 	}
 	if r.Digest != 0 {
 		w.Uint64Full("dg", r.Digest)
+	}
+	if len(r.Forget) > 0 && w.Key("fg") {
+		w.Err = enc.EncodeArrayLen(len(r.Forget))
+		for _, id := range r.Forget {
+			if w.Err == nil {
+				w.Err = enc.EncodeUint64(id)
+			}
+		}
 	}
 	return w.Err
 }
@@ -78,6 +86,11 @@ func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 			r.DigestAt, err = dec.DecodeInt64()
 		case "dg":
 			r.Digest, err = dec.DecodeUint64()
+		case "fg":
+			r.Forget, err = msgpackcheck.Slice(dec, func(id *uint64) (err error) {
+				*id, err = dec.DecodeUint64()
+				return err
+			})
 		default:
 			err = dec.Skip()
 		}
@@ -87,7 +100,7 @@ func (r *Request) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // encodedSize is about the size of r's encoding, so Encode allocates once.
 func encodedSize(r *Request) int {
-	n := 64 + len(r.Op.Path) + len(r.Op.Data)
+	n := 64 + len(r.Op.Path) + len(r.Op.Data) + 9*len(r.Forget)
 	for i := range r.Op.Ops {
 		n += 32 + len(r.Op.Ops[i].Path) + len(r.Op.Ops[i].Data)
 	}

@@ -1,6 +1,7 @@
 package proposal
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,15 +14,16 @@ import (
 // before Request had its own codec: the same fields and tags, no methods.
 // (tree.Op's own codec is held to reflection's bytes by tree's tests.)
 type reflRequest struct {
-	Origin   uint64  `msgpack:"o"`
-	ReqID    uint64  `msgpack:"r,omitempty"`
-	Time     int64   `msgpack:"t"`
-	Session  int64   `msgpack:"s,omitempty"`
-	MaxData  int32   `msgpack:"m,omitempty"`
-	Since    int64   `msgpack:"si,omitempty"`
-	Op       tree.Op `msgpack:"p"`
-	DigestAt int64   `msgpack:"da,omitempty"`
-	Digest   uint64  `msgpack:"dg,omitempty"`
+	Origin   uint64   `msgpack:"o"`
+	ReqID    uint64   `msgpack:"r,omitempty"`
+	Time     int64    `msgpack:"t"`
+	Session  int64    `msgpack:"s,omitempty"`
+	MaxData  int32    `msgpack:"m,omitempty"`
+	Since    int64    `msgpack:"si,omitempty"`
+	Op       tree.Op  `msgpack:"p"`
+	DigestAt int64    `msgpack:"da,omitempty"`
+	Digest   uint64   `msgpack:"dg,omitempty"`
+	Forget   []uint64 `msgpack:"fg,omitempty"`
 }
 
 // checkRequestCodec: r encodes to exactly the bytes reflection wrote, and
@@ -58,6 +60,7 @@ func TestRequestCodecMatchesReflection(t *testing.T) {
 			{Type: tree.OpCreate, Path: "/m", Mode: tree.PersistentSequentialWithTTL, TTL: 5}, {Type: tree.OpCheck, Path: "/m"}}}},
 		{Origin: 2, Time: 5, DigestAt: 1<<32 | 7, Digest: 1<<64 - 2, Op: tree.Op{Type: tree.OpCheck, Path: "/", Version: -1}},
 		{Origin: 2, Time: 5, MaxData: -1, Op: tree.Op{Type: tree.OpCreateSession, Timeout: 10_000}},
+		{Origin: 1, ReqID: 4, Time: 5, Forget: []uint64{1, 1<<64 - 1, 0, 200}, Op: tree.Op{Type: tree.OpDelete, Path: "/d"}},
 	} {
 		checkRequestCodec(t, r)
 	}
@@ -65,12 +68,12 @@ func TestRequestCodecMatchesReflection(t *testing.T) {
 
 func TestRequestDecodeTakesAnyForm(t *testing.T) {
 	b, err := msgpack.Marshal(map[string]any{"dg": uint8(1), "p": map[string]any{"t": 2, "p": "/x"},
-		"unknown": map[string]any{"a": []any{1}}, "o": int8(3), "r": nil, "si": uint32(7), "m": int64(100)})
+		"unknown": map[string]any{"a": []any{1}}, "o": int8(3), "r": nil, "si": uint32(7), "m": int64(100), "fg": []any{int8(1), uint16(300)}})
 	require.NoError(t, err)
 	got, err := Decode(b)
 	require.NoError(t, err)
-	require.Equal(t, Request{Origin: 3, Since: 7, MaxData: 100, Digest: 1, Op: tree.Op{Type: tree.OpDelete, Path: "/x"}}, got)
-	for _, bad := range []any{[]any{1, 2}, "x", map[string]any{"o": "x"}, map[string]any{"p": 1}, map[string]any{"t": []any{}}} {
+	require.Equal(t, Request{Origin: 3, Since: 7, MaxData: 100, Digest: 1, Forget: []uint64{1, 300}, Op: tree.Op{Type: tree.OpDelete, Path: "/x"}}, got)
+	for _, bad := range []any{map[string]any{"fg": []any{"x"}}, map[string]any{"fg": 1}, []any{1, 2}, "x", map[string]any{"o": "x"}, map[string]any{"p": 1}, map[string]any{"t": []any{}}} {
 		b, err := msgpack.Marshal(bad)
 		require.NoError(t, err)
 		_, err = Decode(b)
@@ -82,13 +85,17 @@ func TestRequestDecodeTakesAnyForm(t *testing.T) {
 // back (checkRequestCodec). coord's FuzzDecodeRequest feeds arbitrary
 // bytes to Decode and the apply path.
 func FuzzRequestCodec(f *testing.F) {
-	f.Add(uint64(1), uint64(2), int64(3), int64(4), int32(5), int64(6), int64(7), uint64(8), uint8(tree.OpCreate), "/a", []byte("x"))
-	f.Add(uint64(0), uint64(0), int64(0), int64(0), int32(0), int64(0), int64(0), uint64(0), uint8(0), "", []byte(nil))
-	f.Fuzz(func(t *testing.T, origin, reqID uint64, at, session int64, maxData int32, since, digestAt int64, digest uint64, typ uint8, path string, data []byte) {
+	f.Add(uint64(1), uint64(2), int64(3), int64(4), int32(5), int64(6), int64(7), uint64(8), uint8(tree.OpCreate), "/a", []byte("x"), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add(uint64(0), uint64(0), int64(0), int64(0), int32(0), int64(0), int64(0), uint64(0), uint8(0), "", []byte(nil), []byte(nil))
+	f.Fuzz(func(t *testing.T, origin, reqID uint64, at, session int64, maxData int32, since, digestAt int64, digest uint64, typ uint8, path string, data, forget []byte) {
 		if len(data) == 0 {
 			data = nil // omitted, so it decodes as nil
 		}
+		var ids []uint64 // Forget: one id per 8 bytes of forget
+		for ; len(forget) >= 8; forget = forget[8:] {
+			ids = append(ids, binary.BigEndian.Uint64(forget))
+		}
 		checkRequestCodec(t, Request{Origin: origin, ReqID: reqID, Time: at, Session: session, MaxData: maxData,
-			Since: since, DigestAt: digestAt, Digest: digest, Op: tree.Op{Type: tree.OpType(typ), Path: path, Data: data}})
+			Since: since, DigestAt: digestAt, Digest: digest, Forget: ids, Op: tree.Op{Type: tree.OpType(typ), Path: path, Data: data}})
 	})
 }

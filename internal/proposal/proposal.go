@@ -38,6 +38,12 @@ type Request struct {
 	// are the leader's tree digest right after zxid DigestAt.
 	DigestAt int64  `msgpack:"da,omitempty"`
 	Digest   uint64 `msgpack:"dg,omitempty"`
+	// Forget lists ReqIDs of the proposer's earlier writes that were
+	// applied by their only attempt and whose results it has (see
+	// Finished): no attempt of theirs can come again, so every replica
+	// drops their remembered results when it applies this request
+	// (tree.Txn.Forget). At most MaxForget.
+	Forget []uint64 `msgpack:"fg,omitempty"`
 }
 
 // A write the leader appended is stamped with the leader's clock: the
@@ -118,7 +124,7 @@ func Txn(e zab.Entry) (tree.Txn, Request, error) {
 		req.Op.Session = int64(e.Zxid)
 	}
 	return tree.Txn{Zxid: int64(e.Zxid), Time: req.Time, Session: req.Session, ReqID: req.ReqID,
-		MaxData: req.MaxData, Since: req.Since, Op: req.Op}, req, err
+		MaxData: req.MaxData, Since: req.Since, Op: req.Op, Forget: req.Forget}, req, err
 }
 
 // Apply applies committed entry e to t as every replica's state machine

@@ -191,3 +191,88 @@ func TestRetryOfAppliedWriteAppliesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestFinishedForgetsOnlyWritesProposedOnce drives Retry, Finished and the
+// tree's apply path (Apply) together: a write applied by its only attempt
+// is forgotten on every replica by the proposer's next request, so the
+// dedup table holds only what a retry may still reach; a write proposed
+// twice is kept, so a late copy of its first attempt, applied after the
+// retry's result came back and after the next request, is a duplicate and
+// the write applies once. (Zab is not known to deliver such a late copy:
+// it never proposes one Propose call twice and a leader ignores other
+// reigns' forwards; the rule does not lean on it.) Forgetting a retried
+// write, the planted mistake, fails the "applied once" check.
+func TestFinishedForgetsOnlyWritesProposedOnce(t *testing.T) {
+	tr := tree.New(tree.Options{})
+	stamp := NewStamper(func() time.Time { return time.UnixMilli(1_000_000) })
+	z := zab.NewZxid(1, 0)
+	apply := func(data []byte) zab.Applied {
+		z++
+		_, _, res, err := Apply(tr, zab.Entry{Zxid: z, Data: stamp(data)})
+		require.NoError(t, err)
+		return zab.Applied{Zxid: z, Response: res}
+	}
+	var f Finished
+	write := func(id uint64, op tree.Op) *Retry {
+		rt, err := NewRetry(Request{Origin: 1, ReqID: id, Op: op, Forget: f.Take()}, max(tr.LastZxid(), 1), nil)
+		require.NoError(t, err)
+		return rt
+	}
+	create := tree.Op{Type: tree.OpCreate, Path: "/s-", Mode: tree.PersistentSequential}
+
+	// Applied by its only attempt: finished, forgotten by the next request.
+	rt := write(1, create)
+	st := rt.Next(apply(rt.Data()), nil)
+	require.NoError(t, st.Err)
+	require.True(t, st.Once)
+	f.Done(rt, st)
+	require.Equal(t, 1, tr.DedupLen())
+
+	// Retried: its first attempt's outcome was unknown. The retry (the
+	// next request after write 1: it carries 1's forget) is applied first.
+	rt = write(2, create)
+	late := rt.Data()
+	st = rt.Next(zab.Applied{}, zab.ErrOutcomeUnknown)
+	require.True(t, st.Again)
+	st = rt.Next(apply(rt.Data()), nil)
+	require.NoError(t, st.Err)
+	assert.False(t, st.Once, "a retried write is not finished")
+	f.Done(rt, st)
+	require.Equal(t, 1, tr.DedupLen(), "1 forgotten, 2 remembered")
+
+	// The next request carries what is finished; then the first
+	// attempt's late copy arrives.
+	rt = write(3, NoopOp())
+	st = rt.Next(apply(rt.Data()), nil)
+	require.True(t, st.Once)
+	f.Done(rt, st)
+	dup := apply(late).Response.(tree.Result)
+	require.NoError(t, dup.Err)
+	names, _, err := tr.Children("/", nil)
+	require.NoError(t, err)
+	require.Len(t, names, 2, "writes 1 and 2 applied once each: %v", names)
+	require.True(t, dup.Duplicate)
+
+	// Finished ids of a request that was not applied go back for the next.
+	rt = write(4, NoopOp())
+	require.Equal(t, []uint64{3}, rt.Request().Forget)
+	f.Done(rt, rt.Next(zab.Applied{}, zab.ErrNoLeader))
+	require.Equal(t, []uint64{3}, f.Take())
+}
+
+func TestFinishedTakesAtMostMaxForget(t *testing.T) {
+	var f Finished
+	for id := range uint64(maxFinished + 10) {
+		rt, err := NewRetry(Request{ReqID: id + 1}, 1, nil)
+		require.NoError(t, err)
+		f.Done(rt, Step{Zxid: 1, Once: true})
+	}
+	got := f.Take()
+	require.Len(t, got, MaxForget)
+	require.Equal(t, uint64(11), got[0], "the oldest beyond maxFinished left to the window")
+	n := len(got)
+	for ids := f.Take(); ids != nil; ids = f.Take() {
+		n += len(ids)
+	}
+	require.Equal(t, maxFinished, n)
+}

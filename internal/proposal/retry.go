@@ -3,6 +3,8 @@ package proposal
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
@@ -31,6 +33,7 @@ type Retry struct {
 	since   int64
 	unknown error // the first attempt's outcome that was unknown
 	mapErr  func(error) error
+	tries   int // attempts stepped by Next
 }
 
 // NewRetry encodes req for its first attempt. since is a zxid the local
@@ -79,6 +82,13 @@ type Step struct {
 	// Err is the write's error if it ends here; it wraps
 	// zab.ErrOutcomeUnknown whenever an attempt may have been applied.
 	Err error
+	// Once is set when the write was applied by its first and only
+	// attempt and its result is known here: no other copy of its request
+	// was ever proposed (zab proposes one Propose call at most once), so
+	// none can be applied later and its ReqID's result may be forgotten
+	// (Finished). A write proposed more than once may have a late copy in
+	// flight: its result stays for tree.DedupWindow.
+	Once bool
 }
 
 // Next takes the outcome of an attempt as zab.Node.Propose reports it (a
@@ -88,6 +98,7 @@ type Step struct {
 // made AsLeader, zab.ErrNoLeader (the node no longer leads in its epoch)
 // ends the write.
 func (r *Retry) Next(a zab.Applied, err error) Step {
+	r.tries++
 	if err == nil {
 		res, ok := a.Response.(tree.Result)
 		if !ok {
@@ -98,7 +109,7 @@ func (r *Retry) Next(a zab.Applied, err error) Step {
 			// applied: say so rather than apply it twice.
 			return Step{Zxid: a.Zxid, Err: fmt.Errorf("%w: %w", zab.ErrOutcomeUnknown, res.Err)}
 		}
-		return Step{Result: res, Zxid: a.Zxid, Err: res.Err}
+		return Step{Result: res, Zxid: a.Zxid, Err: res.Err, Once: r.tries == 1 && !res.Duplicate}
 	}
 	again := errors.Is(err, zab.ErrOutcomeUnknown) || errors.Is(err, zab.ErrProposalDropped) ||
 		(errors.Is(err, zab.ErrNoLeader) && r.epoch == 0)
@@ -118,4 +129,57 @@ func (r *Retry) Next(a zab.Applied, err error) Step {
 		return Step{Again: again, Err: fmt.Errorf("%w: %w", zab.ErrOutcomeUnknown, r.mapErr(err))}
 	}
 	return Step{Again: again, Err: r.mapErr(err)}
+}
+
+// MaxForget is the most ReqIDs one request carries in Request.Forget.
+const MaxForget = 64
+
+// maxFinished bounds the ReqIDs a Finished holds: beyond it the oldest
+// are left to tree.DedupWindow (a proposer that cannot propose).
+const maxFinished = 1 << 14
+
+// Finished collects one proposer's finished writes, those applied by their
+// only attempt (Step.Once), for its next requests to carry in Forget (the
+// Raft dissertation's client sessions, §6.3: the client tells the state
+// machine which responses it no longer needs). It is safe for concurrent
+// use.
+type Finished struct {
+	mu  sync.Mutex
+	ids []uint64
+}
+
+// Take removes and returns up to MaxForget ReqIDs, oldest first, for the
+// Forget of the next request (nil if none).
+func (f *Finished) Take() []uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(len(f.ids), MaxForget)
+	if n == 0 {
+		return nil
+	}
+	ids := slices.Clone(f.ids[:n])
+	f.ids = f.ids[n:]
+	if len(f.ids) == 0 {
+		f.ids = f.ids[:0:0] // let the old array go
+	}
+	return ids
+}
+
+// Done takes rt's final verdict st: rt's ReqID is finished if st.Once,
+// and the ids rt's request carried in Forget go back for a later request
+// unless it was applied (forgetting an id twice is harmless; not at all
+// leaves it to the window).
+func (f *Finished) Done(rt *Retry, st Step) {
+	req := rt.Request()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st.Zxid == 0 {
+		f.ids = append(f.ids, req.Forget...)
+	}
+	if st.Once && req.ReqID != 0 {
+		f.ids = append(f.ids, req.ReqID)
+	}
+	if len(f.ids) > maxFinished {
+		f.ids = slices.Delete(f.ids, 0, len(f.ids)-maxFinished)
+	}
 }

@@ -125,6 +125,7 @@ type runner struct {
 	// restartAt holds when peers stopped by a disk fault restart.
 	restartAt map[zab.PeerID]int64
 	nextReq   uint64
+	done      map[zab.PeerID]*proposal.Finished // per peer, see finished
 	log       []string
 	leader    zab.PeerID
 	pending   int
@@ -607,13 +608,28 @@ func (r *runner) begin(cl *client, in Input) {
 	r.attempt(cl)
 }
 
+// finished is peer p's proposal.Finished: the writes its clients finished
+// with one attempt, which its next requests tell every replica to forget
+// (coord keeps one per Node).
+func (r *runner) finished(p zab.PeerID) *proposal.Finished {
+	f := r.done[p]
+	if f == nil {
+		if r.done == nil {
+			r.done = map[zab.PeerID]*proposal.Finished{}
+		}
+		f = &proposal.Finished{}
+		r.done[p] = f
+	}
+	return f
+}
+
 // newRetry makes the current call's write request, as coord's proposeAt
 // does: a new ReqID, the proposer's wall clock, the limit on data, the
-// Since its retries will carry.
+// Since its retries will carry, the peer's finished writes to forget.
 func (r *runner) newRetry(cl *client) bool {
 	r.nextReq++
 	req := proposal.Request{Origin: uint64(cl.home), ReqID: r.nextReq, Time: r.c.wall(cl.home).UnixMilli(),
-		MaxData: tree.DefaultMaxDataSize, Op: toOp(cl.cur.in)}
+		MaxData: tree.DefaultMaxDataSize, Op: toOp(cl.cur.in), Forget: r.finished(cl.home).Take()}
 	rt, err := proposal.NewRetry(req, r.c.since(cl.home), nil)
 	if err != nil {
 		r.c.fail("client %d: encoding %s: %w", cl.id, describeInput(cl.cur.in), err)
@@ -675,6 +691,9 @@ func (r *runner) attempt(cl *client) {
 func (r *runner) verdict(cl *client, a zab.Applied, err error, stop bool) {
 	k := cl.cur
 	st := k.rt.Next(a, err)
+	if !st.Again || stop {
+		r.finished(cl.home).Done(k.rt, st)
+	}
 	unknown := errors.Is(st.Err, zab.ErrOutcomeUnknown)
 	switch {
 	case st.Again && !stop:

@@ -183,6 +183,9 @@ type snode struct {
 	id   zab.PeerID
 	inc  int
 	core *session.Replica
+	// finished is its writes finished with one attempt, to forget
+	// (coord: Node.finished).
+	finished proposal.Finished
 	// inbox holds the core's inputs while the maintenance goroutine is
 	// stalled (coord: Node.inbox).
 	inbox []func()
@@ -903,7 +906,7 @@ func (r *srunner) proposeGuarded(n *snode, sid int64, op tree.Op, d int64, epoch
 	done func(tree.Result, zab.Zxid, error)) *prop {
 	r.nextReq++
 	req := proposal.Request{Origin: uint64(n.id), ReqID: r.nextReq, Time: r.s.Now(), Session: sid,
-		MaxData: tree.DefaultMaxDataSize, Op: op}
+		MaxData: tree.DefaultMaxDataSize, Op: op, Forget: n.finished.Take()}
 	var since int64 = 1
 	if rep := r.reps[n.id]; rep != nil {
 		since = max(rep.tree.LastZxid(), 1)
@@ -960,6 +963,7 @@ func (r *srunner) verdict(p *prop, a zab.Applied, err error, stop bool) {
 			return
 		}
 	}
+	p.node.finished.Done(p.rt, st)
 	r.endProp(p, st.Result, st.Zxid, st.Err)
 }
 

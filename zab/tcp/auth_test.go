@@ -297,7 +297,7 @@ func TestMaliciousPeers(t *testing.T) {
 		send      []byte
 	}{
 		{"oversized frame", "frame too large", header(Version, KindBatch, 1<<30)},
-		{"wrong version", "unsupported protocol version", header(2, KindBatch, 0)},
+		{"wrong version", "unsupported protocol version", header(Version+1, KindBatch, 0)},
 		{"unknown kind", "unknown frame kind", header(Version, 42, 0)},
 		{"hello after handshake", "unexpected hello frame", header(Version, KindHello, 0)},
 		{"malformed batch", "malformed payload", append(header(Version, KindBatch, 3), 0x91, 0xc1, 0xc1)},

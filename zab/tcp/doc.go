@@ -23,7 +23,7 @@
 // Every frame is an 8-byte header followed by a msgpack payload:
 //
 //	offset 0..1  magic "ZB" (0x5a 0x42)
-//	offset 2     protocol version (Version, currently 1)
+//	offset 2     protocol version (Version, currently 2)
 //	offset 3     frame kind (KindHello .. KindSealed)
 //	offset 4..7  payload length in bytes, big-endian uint32
 //	offset 8..   payload

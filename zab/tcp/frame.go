@@ -16,8 +16,13 @@ import (
 // touches a connection, a clock or a logger, so it can be fuzzed directly.
 
 // Version is the wire protocol version carried in every frame header. A frame
-// with another version closes the connection.
-const Version = 1
+// with another version closes the connection, and the handshake fails with
+// ErrBadVersion naming both versions: nodes of coord versions whose
+// replicas would not apply the same log alike never connect. Version 2:
+// requests carry the ReqIDs their proposer finished
+// (proposal.Request.Forget), which a version 1 replica would ignore, so
+// its dedup table and digest would differ.
+const Version = 2
 
 // HeaderSize is the size of a frame header in bytes.
 const HeaderSize = 8
@@ -119,7 +124,8 @@ func ParseHeader(b []byte, maxPayload int) (Header, error) {
 	}
 	h := Header{Version: b[2], Kind: Kind(b[3]), Length: binary.BigEndian.Uint32(b[4:8])}
 	if h.Version != Version {
-		return h, fmt.Errorf("%w: %d (want %d)", ErrBadVersion, h.Version, Version)
+		return h, fmt.Errorf("%w: %d (want %d): the peer runs another coord version (a whole-cluster restart upgrades)",
+			ErrBadVersion, h.Version, Version)
 	}
 	if !h.Kind.known() {
 		return h, fmt.Errorf("%w: %d", ErrBadKind, uint8(h.Kind))
