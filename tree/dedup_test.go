@@ -55,12 +55,7 @@ func TestRetriedTxnAppliesOnce(t *testing.T) {
 	require.Equal(t, sess.Session, sessAgain.Session)
 
 	// The result survives a snapshot.
-	var buf bytes.Buffer
-	_, err := a.t.WriteSnapshot(&buf)
-	require.NoError(t, err)
-	back, err := ReadSnapshot(&buf, Options{})
-	require.NoError(t, err)
-	require.Equal(t, a.t.Digest(), back.Digest())
+	back := snapshotRoundTrip(t, a.t)
 	dupAfter := back.Apply(Txn{Zxid: a.zxid + 1, Time: a.now + 1, ReqID: 7, Op: Op{Type: OpCreate, Path: "/q/n-", Mode: PersistentSequential}})
 	require.True(t, dupAfter.Duplicate)
 	require.Equal(t, first.Path, dupAfter.Path)
@@ -313,12 +308,7 @@ func TestForgetDropsFinishedWrites(t *testing.T) {
 	require.True(t, a.applyReq(3, Op{Type: OpSetData, Path: "/f", Version: -1}).Duplicate)
 	require.False(t, a.applyReq(2, Op{Type: OpSetData, Path: "/f", Version: -1}).Duplicate)
 
-	var buf bytes.Buffer
-	_, err := a.t.WriteSnapshot(&buf)
-	require.NoError(t, err)
-	back, err := ReadSnapshot(&buf, Options{})
-	require.NoError(t, err)
-	require.Equal(t, a.t.Digest(), back.Digest())
+	back := snapshotRoundTrip(t, a.t)
 	require.Equal(t, a.t.DedupLen(), back.DedupLen())
 	require.Len(t, back.dedupOrder, back.DedupLen(), "no forgotten entry in the snapshot")
 
@@ -337,4 +327,16 @@ func TestForgetDropsFinishedWrites(t *testing.T) {
 	require.Equal(t, 1, a.t.DedupLen())
 	require.Zero(t, a.t.dedupDead)
 	checkDigest(t, a.t)
+}
+
+// snapshotRoundTrip reads back tr's snapshot and checks the digests match.
+func snapshotRoundTrip(t *testing.T, tr *Tree) *Tree {
+	t.Helper()
+	var buf bytes.Buffer
+	_, err := tr.WriteSnapshot(&buf)
+	require.NoError(t, err)
+	back, err := ReadSnapshot(&buf, Options{})
+	require.NoError(t, err)
+	require.Equal(t, tr.Digest(), back.Digest())
+	return back
 }
