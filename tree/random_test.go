@@ -99,6 +99,10 @@ func (g *txnGen) next(reapable func(now int64) []string) Txn {
 	if k := g.r.IntN(10); k < 3 {
 		txn.ReqID = uint64(1 + g.r.IntN(int(g.zxid)))
 	}
+	// Some forget ids, remembered or not (Txn.Forget).
+	for range g.r.IntN(4) / 2 * (1 + g.r.IntN(3)) {
+		txn.Forget = append(txn.Forget, uint64(1+g.r.IntN(int(g.zxid))))
+	}
 	switch k := g.r.IntN(100); {
 	case k < 70:
 		txn.Op = g.simpleOp()
