@@ -36,7 +36,11 @@ func fuzzRequests(tb testing.TB) [][]byte {
 	}
 	var out [][]byte
 	for i, op := range ops {
-		b, err := encodeRequest(&request{Origin: uint64(i%3 + 1), ReqID: uint64(100 + i), Time: 1_700_000_000_000, Session: int64(i % 2), Op: op})
+		req := request{Origin: uint64(i%3 + 1), ReqID: uint64(100 + i), Time: 1_700_000_000_000, Session: int64(i % 2), Op: op}
+		if i%2 == 1 {
+			req.Forget = []uint64{uint64(99 + i), 1 << 63} // the previous request's id, and one never seen
+		}
+		b, err := encodeRequest(&req)
 		if err != nil {
 			tb.Fatal(err)
 		}
