@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/coord-dev/coord/zab/internal/plant"
 )
 
 // LogWriter is the durable side of a peer's storage: what a driver writes
@@ -73,24 +75,32 @@ type ExecutorConfig struct {
 // Executor carries out a Peer's Readys in the one order zab defines (see
 // Ready), for every driver: Node and the simulator (zab/zabtest) share it,
 // so the simulator checks the order that ships. Execute does it all at
-// once; a driver that models a slow disk calls SendEarly, then later
-// Persist and Finish.
+// once; a driver that models a slow disk calls Early, then later Persist
+// and Finish.
 //
 // The order: the leader's PROPOSALs and INFORMs first (they promise nothing
 // about its own log: the core counts the leader in a quorum only once its
 // copy is durable, at Advance), so followers write while the leader does;
-// then the persistence, each step durable before the next: a SNAP's
-// snapshot, then the emptied log; a TRUNC; the entries (one write); the
-// epochs; then every other message, which may acknowledge what was just
-// persisted; then the snapshot restored and the committed entries applied;
-// then the completed requests; then Advance.
+// then, when the Ready only appends entries, the committed entries that
+// were durable here before it (they come before the appended ones) are
+// applied and their requests completed, so a write's caller does not wait
+// for the fsync of the writes proposed after it; then the persistence,
+// each step durable before the next: a SNAP's snapshot, then the emptied
+// log; a TRUNC; the entries (one write); the epochs; then every other
+// message, which may acknowledge what was just persisted; then the
+// snapshot restored and the rest of the committed entries applied; then
+// the rest of the completed requests; then Advance. The state machine
+// never reflects an entry that is not durable in this peer's log.
 type Executor struct {
 	cfg         ExecutorConfig
 	applied     Zxid
 	entries     uint64
-	early       bool          // SendEarly ran for the Ready being executed
+	early       bool          // Early ran for the Ready being executed
+	nEarly      int           // committed entries of that Ready Early applied
+	earlyLast   Zxid          // the last of them (0: none)
 	resps       []appliedResp // responses of the entries the current Ready applied
 	unreachable []PeerID
+	mistake     plant.Mistake // planted by the simulator only (plant.Carrier)
 }
 
 // appliedResp is the response of one entry applied in the current Ready.
@@ -101,7 +111,11 @@ type appliedResp struct {
 
 // NewExecutor returns an executor for cfg.
 func NewExecutor(cfg ExecutorConfig) *Executor {
-	return &Executor{cfg: cfg, applied: cfg.Applied}
+	x := &Executor{cfg: cfg, applied: cfg.Applied}
+	if c, ok := cfg.Log.(plant.Carrier); ok {
+		x.mistake = c.PlantedMistake()
+	}
+	return x
 }
 
 // Applied returns the last zxid handed to the state machine (or the
@@ -112,26 +126,79 @@ func (x *Executor) Applied() Zxid { return x.applied }
 // included) were handed out since the executor started.
 func (x *Executor) Entries() uint64 { return x.entries }
 
-// Execute carries out rd completely: SendEarly, Persist, Finish. On a
+// Execute carries out rd completely: Early, Persist, Finish. On a
 // persistence error it returns at once, without Advance: the driver must
 // stop the peer (its durable state is unknown).
 func (x *Executor) Execute(rd Ready) error {
-	x.SendEarly(rd)
+	x.Early(rd)
 	if err := x.Persist(rd); err != nil {
 		return err
 	}
 	return x.Finish(rd)
 }
 
-// SendEarly sends rd's PROPOSALs and INFORMs, which may leave before the
-// leader's own write.
-func (x *Executor) SendEarly(rd Ready) {
+// Early does what may precede rd's persistence: it sends rd's PROPOSALs and
+// INFORMs, which may leave before the leader's own write, and, when rd only
+// appends entries (no reset, snapshot, truncation or epochs), applies the
+// committed entries before the first appended one (durable here already,
+// written by an earlier Ready) up to the first configuration entry, and
+// completes the requests they answer.
+func (x *Executor) Early(rd Ready) {
 	for _, m := range rd.Messages {
 		if early(m) {
 			x.send(m)
 		}
 	}
 	x.early = true
+	if !appendsOnly(rd) {
+		return
+	}
+	first := rd.Entries[0].Zxid
+	for _, e := range rd.CommittedEntries {
+		if e.Zxid >= first && x.mistake != plant.ApplyBeforeDurable || e.IsConfig() || e.Zxid <= x.applied {
+			break
+		}
+		x.apply(e)
+		x.nEarly++
+		x.earlyLast = e.Zxid
+	}
+	if x.nEarly == 0 || x.cfg.OnProposal == nil {
+		return
+	}
+	for _, r := range rd.Proposals {
+		if x.earlyDone(r) {
+			resp, _ := x.responseOf(r.Zxid)
+			x.cfg.OnProposal(r, resp)
+		}
+	}
+}
+
+// appendsOnly reports whether rd's persistence is an append of entries and
+// nothing else: the case where Early applies what was durable before it.
+func appendsOnly(rd Ready) bool {
+	return len(rd.Entries) > 0 && !rd.Reset && rd.Snapshot == nil && !rd.Truncate && rd.HardState.IsEmpty()
+}
+
+// earlyDone reports whether Early completes r: a write whose entry Early
+// applied in the current Ready.
+func (x *Executor) earlyDone(r ProposalResult) bool {
+	if r.Err != nil || r.Zxid == 0 || r.Zxid > x.earlyLast {
+		return false
+	}
+	_, err := x.responseOf(r.Zxid)
+	return err == nil
+}
+
+// apply hands e to the state machine (a configuration entry only moves the
+// applied zxid) and keeps its response for the Ready's proposals.
+func (x *Executor) apply(e Entry) {
+	var resp any
+	if !e.IsConfig() {
+		resp = x.cfg.StateMachine.Apply(e)
+	}
+	x.resps = append(x.resps, appliedResp{zxid: e.Zxid, resp: resp})
+	x.applied = e.Zxid
+	x.entries++
 }
 
 func early(m Message) bool { return m.Type == MsgProposal || m.Type == MsgInform }
@@ -183,10 +250,11 @@ func (x *Executor) Persist(rd Ready) error {
 	return nil
 }
 
-// Finish carries out rd after Persist: the messages SendEarly did not send
-// (all of them if it did not run), the snapshot and the committed entries,
-// the completed requests (a write with the response of its entry), Advance,
-// and the peers found unreachable. An
+// Finish carries out rd after Persist: the messages Early did not send
+// (all of them if it did not run), the snapshot and the committed entries
+// Early did not apply, the completed requests it did not complete (a write
+// with the response of its entry), Advance, and the peers found
+// unreachable. An
 // error (the state machine refused a snapshot, or the core handed out an
 // entry out of order) is returned after Advance: the driver must stop.
 func (x *Executor) Finish(rd Ready) error {
@@ -195,7 +263,6 @@ func (x *Executor) Finish(rd Ready) error {
 			x.send(m)
 		}
 	}
-	x.early = false
 	var err error
 	if rd.Reset {
 		if rerr := x.cfg.StateMachine.Restore(Snapshot{}); rerr != nil {
@@ -209,23 +276,24 @@ func (x *Executor) Finish(rd Ready) error {
 		}
 		x.applied = s.Zxid
 	}
-	for _, e := range rd.CommittedEntries {
+	ents := rd.CommittedEntries
+	if x.early {
+		ents = ents[x.nEarly:]
+	}
+	for _, e := range ents {
 		if e.Zxid <= x.applied {
 			if err == nil {
 				err = fmt.Errorf("zab: entry %v handed out after %v was applied", e.Zxid, x.applied)
 			}
 			continue
 		}
-		var resp any
-		if !e.IsConfig() {
-			resp = x.cfg.StateMachine.Apply(e)
-		}
-		x.resps = append(x.resps, appliedResp{zxid: e.Zxid, resp: resp})
-		x.applied = e.Zxid
-		x.entries++
+		x.apply(e)
 	}
 	if x.cfg.OnProposal != nil {
 		for _, r := range rd.Proposals {
+			if x.early && x.earlyDone(r) {
+				continue // completed by Early
+			}
 			var resp any
 			if r.Err == nil {
 				resp, r.Err = x.responseOf(r.Zxid)
@@ -233,6 +301,7 @@ func (x *Executor) Finish(rd Ready) error {
 			x.cfg.OnProposal(r, resp)
 		}
 	}
+	x.early, x.nEarly, x.earlyLast = false, 0, 0
 	clear(x.resps) // hold no response past its Ready
 	x.resps = x.resps[:0]
 	if x.cfg.OnSync != nil {

@@ -53,6 +53,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ var (
 	flagRun        = flag.Int("run", 0, "run number stored in the result")
 	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the measured workload(s) to this file")
 	flagMemSettle  = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers write results for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
+	flagTrace      = flag.String("trace", "", "write a runtime/trace execution trace of the run to this file (goroutine wake-ups, syscalls, network and sync blocking)")
+	flagBlockProf  = flag.String("blockprofile", "", "write a block profile of the run to this file (every blocking event recorded)")
+	flagMutexProf  = flag.String("mutexprofile", "", "write a mutex contention profile of the run to this file (every event recorded)")
 	flagMemProf    = flag.String("memprofile", "", "mem workload: write a heap profile (after the forced GC with the znodes loaded) to this file")
 	flagLog        = flag.String("log", "", "write the nodes' logs to stderr at this level (debug, info, warn); empty discards them")
 	flagStats      = flag.Bool("stats", false, "print every node's Stats to stderr after each measurement")
@@ -169,6 +173,11 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	stop, err := startDiagnostics()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	switch *flagWorkload {
 	case "write", "read", "ephemeral":
 		mode := ""
@@ -1118,4 +1127,49 @@ func freeAddr() (string, error) {
 			return addr, nil
 		}
 	}
+}
+
+// startDiagnostics starts what -trace, -blockprofile and -mutexprofile ask
+// for; the returned function stops them and writes the files.
+func startDiagnostics() (func(), error) {
+	var stops []func()
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+	if *flagTrace != "" {
+		f, err := os.Create(*flagTrace)
+		if err != nil {
+			return stop, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return stop, err
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+	profile := func(path, name string, off func()) {
+		stops = append(stops, func() {
+			off()
+			f, err := os.Create(path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+			}
+		})
+	}
+	if *flagBlockProf != "" {
+		runtime.SetBlockProfileRate(1)
+		profile(*flagBlockProf, "block", func() { runtime.SetBlockProfileRate(0) })
+	}
+	if *flagMutexProf != "" {
+		runtime.SetMutexProfileFraction(1)
+		profile(*flagMutexProf, "mutex", func() { runtime.SetMutexProfileFraction(0) })
+	}
+	return stop, nil
 }

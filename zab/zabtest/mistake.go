@@ -45,6 +45,10 @@ const (
 	// voter that alone holds some acknowledged writes down, a stale member
 	// and a voter that lost its disk then elect a leader without them.
 	MistakeCountEmptyVoters = plant.CountEmptyVoters
+	// MistakeApplyBeforeDurable: the executor applies committed entries
+	// that arrived in the Ready being persisted before the write, so the
+	// state machine reflects entries the peer's own log does not hold yet.
+	MistakeApplyBeforeDurable = plant.ApplyBeforeDurable
 )
 
 // plantedStorage carries a core mistake into the Peer built on it

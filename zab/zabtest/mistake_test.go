@@ -498,3 +498,20 @@ func lostDiskSchedule(seed uint64, m Mistake) error {
 func TestPlantedCountEmptyVotersCaught(t *testing.T) {
 	requireDirectedCaught(t, lostDiskSchedule, MistakeCountEmptyVoters, 20)
 }
+
+// TestPlantedApplyBeforeDurableCaught: the executor applies only committed
+// entries its own log holds durably (Executor.Early applies those written
+// by earlier Readys, before the fsync of the new ones); planted, it applies
+// the committed entries that arrive with the Ready being persisted as well,
+// and the simulator's applier, which compares every applied zxid with what
+// the peer's log holds durably, catches it.
+func TestPlantedApplyBeforeDurableCaught(t *testing.T) {
+	for i := range *persistSeeds {
+		seed := *persistBase + uint64(i)
+		if err := persistChaos(seed, MistakeApplyBeforeDurable); err != nil {
+			t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
+			return
+		}
+	}
+	t.Fatalf("apply-before-durable survived %d seeds from %d: the simulator is blind to it", *persistSeeds, *persistBase)
+}

@@ -415,9 +415,9 @@ func (s *Sim) process(n *SimNode) {
 			}
 			s.leaders[st.Epoch] = n.ID
 		}
-		// The shared executor's order: the leader's PROPOSALs first, then
-		// the write, then the rest.
-		n.exec.SendEarly(rd)
+		// The shared executor's order: the leader's PROPOSALs and what was
+		// durable before rd applied first, then the write, then the rest.
+		n.exec.Early(rd)
 		if persists(rd) {
 			if f := n.armed; f != diskOK && s.records(n, rd) >= n.armedMin && (!n.armedSnap || rd.Snapshot != nil) {
 				n.armed = diskOK
@@ -451,7 +451,7 @@ func persists(rd zab.Ready) bool {
 	return rd.Reset || rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
 }
 
-// finish carries out rd after SendEarly: the write, then the rest
+// finish carries out rd after Early: the write, then the rest
 // (zab.Executor.Persist and Finish), then the driver's snapshot.
 func (s *Sim) finish(n *SimNode, rd zab.Ready) {
 	n.disk.next = &rd
@@ -486,6 +486,10 @@ type simApplier struct {
 
 func (a simApplier) Apply(e zab.Entry) any {
 	s, n := a.s, a.n
+	if last, _ := n.Storage.LastZxid(); e.Zxid > last {
+		// The executor applies only what its log writes returned for.
+		s.fail(fmt.Errorf("peer %d: applied %v before it was written to its log (written to %v)", n.ID, e.Zxid, last))
+	}
 	s.checkConfs(n, e.Zxid)
 	n.SM.apply(e)
 	s.check(n, e.Zxid, n.SM.Digest)
@@ -1215,6 +1219,10 @@ func (d *simDisk) epochFirst() error {
 	}
 	return d.SetHardState(d.next.HardState)
 }
+
+// PlantedMistake carries the planted mistake into the executor writing to
+// d (plant.Carrier).
+func (d *simDisk) PlantedMistake() Mistake { return d.mistake }
 
 // durable makes the pending entries durable (a late fsync).
 func (d *simDisk) durable() { d.pending = false }

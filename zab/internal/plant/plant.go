@@ -10,8 +10,10 @@ package plant
 type Mistake uint8
 
 // Mistakes. The core (package zab) plants DiffWithoutTrunc,
-// SecondVoterChange and CountEmptyVoters; the others are planted by the simulator's driver and
-// disk (zab/zabtest), never by the core.
+// SecondVoterChange and CountEmptyVoters, and its Executor
+// ApplyBeforeDurable (taken from a LogWriter that is a Carrier); the others
+// are planted by the simulator's driver and disk (zab/zabtest), never by
+// the core.
 const (
 	None Mistake = iota
 	// DiffWithoutTrunc: a leader answers a learner whose last zxid is not
@@ -36,6 +38,10 @@ const (
 	// a voter that holds no history (no current epoch), as only a
 	// bootstrapping peer may: the lost-disk rule undone.
 	CountEmptyVoters
+	// ApplyBeforeDurable: the executor applies a Ready's committed entries
+	// (and completes their writes) before the Ready's appended entries they
+	// include are durable in the peer's own log.
+	ApplyBeforeDurable
 )
 
 // Carrier is implemented by a Storage that carries a planted mistake into
@@ -63,6 +69,8 @@ func (m Mistake) String() string {
 		return "truncate-before-snapshot"
 	case CountEmptyVoters:
 		return "count-empty-voters"
+	case ApplyBeforeDurable:
+		return "apply-before-durable"
 	}
 	return "unknown"
 }
