@@ -81,3 +81,28 @@ func TestExecutorEarlyAppliesWhatWasDurable(t *testing.T) {
 		})
 	}
 }
+
+// TestExecutorEarlySends checks which messages leave before a Ready's
+// write: a leader's PROPOSALs and INFORMs, which promise nothing about its
+// log; an ACK, a COMMIT, a PONG and everything else wait for it.
+func TestExecutorEarlySends(t *testing.T) {
+	for _, tc := range []struct {
+		typ   MsgType
+		early bool
+	}{
+		{MsgProposal, true}, {MsgInform, true}, {MsgPropose, false}, {MsgSyncReq, false},
+		{MsgAck, false}, {MsgCommit, false}, {MsgPong, false}, {MsgAckEpoch, false},
+		{MsgProposeResp, false}, {MsgSyncResp, false}, {MsgVote, false}, {MsgFollowerInfo, false},
+	} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			var sent []MsgType
+			x := NewExecutor(ExecutorConfig{
+				Log:          NewMemoryStorage(),
+				Send:         func(m Message) error { sent = append(sent, m.Type); return nil },
+				StateMachine: &recordingApplier{},
+			})
+			x.Early(Ready{Entries: []Entry{{Zxid: 1}}, Messages: []Message{{Type: tc.typ, To: 2}}})
+			assert.Equal(t, tc.early, len(sent) == 1, "sent before the write: %v", sent)
+		})
+	}
+}
