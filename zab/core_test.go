@@ -237,7 +237,28 @@ func TestSynchronisationAndEstablishment(t *testing.T) {
 // followerAt returns peer 2 following leader 1 in epoch 1, synced to an
 // empty history.
 func followerAt(t *testing.T) *harness {
+	h, ack := learnerAcked(t, nil)
+	require.True(t, ack.Accepted)
+	h.step(Message{Type: MsgNewLeader, From: 1, Epoch: 1, Mode: SyncDiff, Seq: ack.Seq})
+	msgs, rds := h.drain()
+	acks := only(msgs, MsgAck)
+	require.Len(t, acks, 1)
+	require.True(t, acks[0].NewLeader)
+	require.EqualValues(t, 1, rds[0].HardState.CurrentEpoch, "the NEWLEADER ack leaves with currentEpoch persisted")
+	h.step(Message{Type: MsgUpToDate, From: 1, Epoch: 1})
+	h.drain()
+	require.True(t, h.p.SoftState().Serving)
+	return h
+}
+
+// learnerAcked returns peer 2 following leader 1, having acknowledged
+// epoch 1 (its ACKEPOCH is returned); edit, if set, adjusts its config
+// first.
+func learnerAcked(t *testing.T, edit func(*Config)) (*harness, Message) {
 	h := newHarness(t, 2, []PeerID{1, 2, 3}, nil)
+	if edit != nil {
+		edit(&h.p.cfg)
+	}
 	h.drain()
 	h.step(Message{Type: MsgVote, From: 1, Leader: 1, Round: 1, State: RoleLeading})
 	h.step(Message{Type: MsgVote, From: 3, Leader: 1, Round: 1, State: RoleFollowing})
@@ -248,17 +269,7 @@ func followerAt(t *testing.T) *harness {
 	require.EqualValues(t, 1, rds[0].HardState.AcceptedEpoch)
 	ack := only(msgs, MsgAckEpoch)
 	require.Len(t, ack, 1)
-	require.True(t, ack[0].Accepted)
-	h.step(Message{Type: MsgNewLeader, From: 1, Epoch: 1, Mode: SyncDiff, Seq: ack[0].Seq})
-	msgs, rds = h.drain()
-	acks := only(msgs, MsgAck)
-	require.Len(t, acks, 1)
-	require.True(t, acks[0].NewLeader)
-	require.EqualValues(t, 1, rds[0].HardState.CurrentEpoch, "the NEWLEADER ack leaves with currentEpoch persisted")
-	h.step(Message{Type: MsgUpToDate, From: 1, Epoch: 1})
-	h.drain()
-	require.True(t, h.p.SoftState().Serving)
-	return h
+	return h, ack[0]
 }
 
 func TestFollowerAcceptsProposalsInSequenceOnly(t *testing.T) {
@@ -827,4 +838,40 @@ func TestLearnerLeavesALeaderThatFollowsAnother(t *testing.T) {
 	require.Equal(t, RoleLooking, h.p.SoftState().Role, "left the peer that follows another")
 	h.step(Message{Type: MsgVote, From: 3, Leader: 3, Round: 1, State: RoleLeading})
 	require.Equal(t, SoftState{Role: RoleFollowing, Leader: 3}, h.p.SoftState())
+}
+
+// TestSyncRequestBacksOff: a learner waiting for the answer to its
+// synchronisation request asks again after RetryTicks, then after twice
+// as long each time up to SyncLimit, while answers to its older requests
+// (stale by their Seq) keep arriving; an answer to its latest request
+// brings the wait back to RetryTicks. (Seen: asking every RetryTicks, a
+// follower 3 MB behind a leader slow to answer made every answer stale
+// before it arrived and never synced; each request also made the leader
+// restart the whole synchronisation.)
+func TestSyncRequestBacksOff(t *testing.T) {
+	h, _ := learnerAcked(t, func(c *Config) { c.SyncLimit, c.InitLimit = 30, 60 })
+
+	var askedAt []int
+	seq := uint64(1)
+	run := func(from, to int) {
+		for tick := from; tick <= to; tick++ {
+			h.p.Tick()
+			// The leader answers, but always an older request.
+			h.step(Message{Type: MsgSync, From: 1, Epoch: 1, Mode: SyncDiff, Seq: 0})
+			msgs, _ := h.drain()
+			for _, m := range only(msgs, MsgAckEpoch) {
+				askedAt, seq = append(askedAt, tick), m.Seq
+			}
+		}
+	}
+	run(1, 120)
+	require.Equal(t, []int{3, 9, 21, 45, 75, 105}, askedAt, "waits of 3, 6, 12, 24, then SyncLimit (30)")
+	require.Equal(t, RoleFollowing, h.p.SoftState().Role, "stale answers keep the leader alive")
+
+	// The answer to the latest request is progress: the wait starts over.
+	h.step(Message{Type: MsgSync, From: 1, Epoch: 1, Mode: SyncDiff, Seq: seq})
+	h.drain()
+	askedAt = nil
+	run(121, 140)
+	require.Equal(t, []int{123, 129}, askedAt)
 }

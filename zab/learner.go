@@ -26,7 +26,14 @@ type learnerState struct {
 	// request. It resends what is lost by itself, so we ask again only
 	// after SyncLimit ticks without a chunk, not RetryTicks: a slow
 	// stream is not helped by asking again.
-	streaming  bool
+	streaming bool
+	// syncWait is how long we now wait for progress before asking for a
+	// synchronisation again: RetryTicks at first, doubled by every request
+	// that brought none, up to SyncLimit, and back to RetryTicks when one
+	// does. A request re-sent sooner than the leader can answer restarts
+	// the whole synchronisation and makes every answer in flight stale,
+	// so a fixed short timer never lets a slow answer arrive in time.
+	syncWait   uint64
 	fwdDue     bool   // new forwarded writes wait to be sent
 	readSeq    uint64 // highest read sequence seen in a ping
 	lastPong   uint64
@@ -130,12 +137,14 @@ func (p *Peer) tickLearner() {
 			p.sendFollowerInfo()
 		}
 	case !lr.nlDone:
-		wait := retry
+		limit := max(retry, uint64(p.cfg.SyncLimit))
+		wait := max(retry, lr.syncWait)
 		if lr.streaming {
-			wait = max(retry, uint64(p.cfg.SyncLimit))
+			wait = limit
 		}
-		if p.now-lr.lastProgress >= wait && p.now-lr.lastRetry >= retry {
+		if p.now-lr.lastProgress >= wait && p.now-lr.lastRetry >= wait {
 			p.sendAckEpoch() // restart the synchronisation
+			lr.syncWait = min(2*wait, limit)
 		}
 	}
 	if lr.nlDone && p.now-lr.lastPong >= uint64(p.cfg.HeartbeatTicks) {
@@ -314,7 +323,7 @@ func (p *Peer) learnerSync(m Message) {
 		}
 		lr.modeSeq = lr.reqSeq
 		lr.prefixOK = true
-		lr.lastProgress = p.now
+		lr.lastProgress, lr.syncWait = p.now, 0
 	}
 	if !lr.prefixOK {
 		return // wait for (or re-request) the first chunk
@@ -408,7 +417,7 @@ func (p *Peer) appendChain(m Message) {
 	}
 	ents := m.Entries[searchEntries(m.Entries, last):]
 	p.appendLog(ents...)
-	p.lrn.lastProgress = p.now
+	p.lrn.lastProgress, p.lrn.syncWait = p.now, 0
 	if p.lrn.nlDone && p.role == RoleFollowing {
 		p.lrn.ackDue = true
 	}
@@ -423,7 +432,7 @@ func (p *Peer) checkNewLeader() {
 		return
 	}
 	lr.nlDone = true
-	lr.lastProgress = p.now
+	lr.lastProgress, lr.syncWait = p.now, 0
 	p.setCurrent(p.epoch)
 	p.setMember()
 	p.send(Message{Type: MsgAck, To: p.leader, Epoch: p.epoch, Zxid: p.log.last(), NewLeader: true, Inc: p.inc})
