@@ -2,9 +2,11 @@ package coord_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,9 @@ import (
 	"github.com/coord-dev/coord/coord"
 	"github.com/coord-dev/coord/internal/testcluster"
 )
+
+var memHeapProfile = flag.String("coord.mem.heapprofile", "",
+	"BenchmarkMemory100k writes a heap profile of each size to this path plus \"-<nodes>\": the live heap at the measuring point (after the forced GC that follows the rss and heap-inuse figures)")
 
 // BenchmarkMemory100k measures what 100k znodes of 64 bytes cost in memory
 // (issue 13's targets: one node under 60 MiB RSS without a forced GC, three
@@ -102,6 +107,9 @@ func benchMemory(b *testing.B, nodes, keys int) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-heap-MiB")
+	if *memHeapProfile != "" {
+		writeHeapProfile(b, fmt.Sprintf("%s-%d", *memHeapProfile, nodes))
+	}
 }
 
 // rssBytes reads the process's resident set size from /proc (0 where there
@@ -112,4 +120,16 @@ func rssBytes(b *testing.B) int64 {
 		b.Logf("RSS: %v", err)
 	}
 	return int64(rss)
+}
+
+// writeHeapProfile writes the heap profile as of the last GC to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }

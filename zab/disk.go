@@ -227,13 +227,9 @@ func (d *diskLog) recover(mem *MemoryStorage) (Snapshot, error) {
 	}
 	var batch []Entry
 	err = d.wal.Iterate(uint64(snap.Zxid)+1, func(r wal.Record) error {
-		e := Entry{Zxid: Zxid(r.Zxid), Data: r.Data}
-		if r.Meta {
-			v, rest, err := readVoters(r.Data)
-			if err != nil || len(v) == 0 || len(rest) > 0 {
-				return fmt.Errorf("zab: configuration record %v: %w", e.Zxid, wal.ErrCorrupt)
-			}
-			e = Entry{Zxid: e.Zxid, Voters: v}
+		e, err := entryOf(r)
+		if err != nil {
+			return err
 		}
 		batch = append(batch, e)
 		if len(batch) == 4096 {
@@ -375,6 +371,44 @@ func (d *diskLog) markSync(e uint32) error {
 	}
 	d.syncMark = e
 	return nil
+}
+
+// entryOf returns the entry a log record holds.
+func entryOf(r wal.Record) (Entry, error) {
+	if !r.Meta {
+		return Entry{Zxid: Zxid(r.Zxid), Data: r.Data}, nil
+	}
+	v, rest, err := readVoters(r.Data)
+	if err != nil || len(v) == 0 || len(rest) > 0 {
+		return Entry{}, fmt.Errorf("zab: configuration record %v: %w", Zxid(r.Zxid), wal.ErrCorrupt)
+	}
+	return Entry{Zxid: Zxid(r.Zxid), Voters: v}, nil
+}
+
+// errEnough stops an iteration of the log that has read what it needs.
+var errEnough = errors.New("zab: enough entries read")
+
+// readBack reads the entries after after back from the log, about
+// maxBytes of data (one entry at least), for a Ready.Fetch. It runs off
+// the driver's goroutine, beside its appends (wal.Log allows it).
+func (d *diskLog) readBack(after Zxid, maxBytes int) ([]Entry, error) {
+	var out []Entry
+	size := 0
+	err := d.wal.Iterate(uint64(after)+1, func(r wal.Record) error {
+		if len(out) > 0 && size+len(r.Data) > maxBytes {
+			return errEnough
+		}
+		e, err := entryOf(r)
+		if err != nil {
+			return err
+		}
+		out, size = append(out, e), size+len(r.Data)
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	return out, err
 }
 
 func (d *diskLog) truncateAfter(z Zxid) error { return d.wal.TruncateAfter(uint64(z)) }

@@ -37,6 +37,11 @@ var (
 	// ErrDataDirMismatch reports a data directory that belongs to another
 	// node or another cluster.
 	ErrDataDirMismatch = errors.New("zab: data directory belongs to another node or cluster")
+	// ErrUnavailable is returned by Storage.Entries for entries whose data
+	// the storage no longer serves itself (MemoryStorage.Release): the core
+	// asks its driver to read them back (Ready.Fetch) and goes on with
+	// them when they arrive (Peer.Fetched).
+	ErrUnavailable = errors.New("zab: entries must be read back")
 	// ErrInvalidConfig wraps every Config.Validate failure.
 	ErrInvalidConfig = errors.New("zab: invalid config")
 )

@@ -34,6 +34,10 @@ type learnerInfo struct {
 	commitSent Zxid
 
 	snap *snapStream // its snapshot stream, running or queued
+	// tailWait: sending its synchronisation after sent waits for a
+	// read-back (Ready.Fetch); tailSeq is the request it answers.
+	tailWait bool
+	tailSeq  uint64
 
 	lastHeard uint64
 	paused    bool   // unreachable: stream nothing until it speaks again
@@ -317,6 +321,7 @@ func (p *Peer) leaderCheckAckQuorum() {
 // reaches back that far; then the entries up to our last zxid and NEWLEADER.
 func (p *Peer) startSync(li *learnerInfo, seq uint64) {
 	first := Message{Type: MsgSync, To: li.id, Epoch: p.epoch, Seq: seq}
+	li.tailWait = false
 	if fl, err := p.log.floor(li.last); err == nil {
 		first.Mode, first.Prev = SyncTrunc, fl
 		if fl == li.last {
@@ -352,6 +357,18 @@ func (p *Peer) sendSyncTail(li *learnerInfo, first Message) {
 	m := first
 	for {
 		ents, err := p.log.entries(li.sent, last, p.cfg.MaxMsgEntries)
+		if errors.Is(err, ErrUnavailable) {
+			// The entries are being read back: the rest follows when they
+			// arrive (Fetched). The first chunk goes now, without them, so
+			// the learner knows its request was answered.
+			if m.Mode != SyncNone {
+				m.Type, m.To, m.Epoch = MsgSync, li.id, p.epoch
+				m.Prev, m.Commit = li.sent, p.log.committed
+				p.send(m)
+			}
+			li.tailWait, li.tailSeq = true, first.Seq
+			return
+		}
 		if err != nil {
 			return // compacted meanwhile: the learner will ask again
 		}
@@ -368,6 +385,31 @@ func (p *Peer) sendSyncTail(li *learnerInfo, first Message) {
 		}
 		p.send(m)
 		m = Message{Seq: first.Seq}
+	}
+}
+
+// Fetched hands the core the entries its driver read back for r
+// (Ready.Fetch), in zxid order after r.After: nil if the read failed (the
+// learners waiting then ask again). The learners whose synchronisation
+// waited for them go on. A result for another request is ignored.
+func (p *Peer) Fetched(r FetchRequest, ents []Entry) {
+	p.mustNotBeInReady()
+	l := &p.log
+	if !l.fetching || r.Seq != l.fetchSeq {
+		return
+	}
+	l.fetching = false
+	if len(ents) > 0 && ents[0].Zxid > r.After {
+		l.fetched, l.fetchedAfter = ents, r.After
+	}
+	if p.lead == nil {
+		return
+	}
+	for _, id := range p.lead.order {
+		if li := p.lead.learners[id]; li.tailWait && li.syncing {
+			li.tailWait = false
+			p.sendSyncTail(li, Message{Seq: li.tailSeq})
+		}
 	}
 }
 
@@ -656,8 +698,8 @@ func (p *Peer) leaderFlush() {
 		if !li.syncing {
 			continue
 		}
-		if li.paused || p.silent(li) {
-			continue
+		if li.paused || p.silent(li) || li.tailWait {
+			continue // tailWait: its NEWLEADER goes first, after the read-back
 		}
 		target, typ := last, MsgProposal
 		if li.observer && !p.voters.Contains(id) {

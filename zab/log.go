@@ -21,10 +21,22 @@ type zlog struct {
 
 	committed Zxid // highest zxid known committed
 	applied   Zxid // highest zxid handed to the driver for applying
+
+	// The read-back of entries the storage no longer serves
+	// (ErrUnavailable): fetched holds the entries after fetchedAfter that
+	// the driver read back last (Peer.Fetched); fetchSeq numbers the
+	// requests, fetching says the last one is outstanding, and wantFetch
+	// asks for one after fetchAfter in the next Ready.
+	fetched      []Entry
+	fetchedAfter Zxid
+	fetchSeq     uint64
+	fetching     bool
+	wantFetch    bool
+	fetchAfter   Zxid
 }
 
 func mustStorage(err error) {
-	if err != nil && !errors.Is(err, ErrCompacted) {
+	if err != nil && !errors.Is(err, ErrCompacted) && !errors.Is(err, ErrUnavailable) {
 		panic(fmt.Errorf("zab: storage failure: %w", err))
 	}
 }
@@ -113,6 +125,11 @@ func (l *zlog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 		}
 		if after < limit {
 			es, err := l.storage.Entries(after, limit, max)
+			if errors.Is(err, ErrUnavailable) {
+				// Read back: what it holds ends before the unstable
+				// entries, so it is all this call returns.
+				return l.readBack(after, limit, max)
+			}
 			mustStorage(err)
 			if err != nil {
 				return nil, err
@@ -141,6 +158,40 @@ func (l *zlog) entries(after, upTo Zxid, max int) ([]Entry, error) {
 	return out, nil
 }
 
+// readBack returns entries after after from what the driver read back, or
+// ErrUnavailable and asks for them (one read-back outstanding at a time).
+func (l *zlog) readBack(after, upTo Zxid, max int) ([]Entry, error) {
+	if n := len(l.fetched); n > 0 && l.fetchedAfter <= after && after < l.fetched[n-1].Zxid {
+		lo := searchEntries(l.fetched, after)
+		hi := searchEntries(l.fetched, upTo)
+		if max > 0 && hi-lo > max {
+			hi = lo + max
+		}
+		return l.fetched[lo:hi:hi], nil
+	}
+	if !l.fetching && !l.wantFetch {
+		l.wantFetch, l.fetchAfter = true, after
+	}
+	return nil, ErrUnavailable
+}
+
+// takeFetch returns the read-back to ask for in this Ready, if any.
+func (l *zlog) takeFetch() *FetchRequest {
+	if !l.wantFetch {
+		return nil
+	}
+	l.wantFetch, l.fetching = false, true
+	l.fetchSeq++
+	return &FetchRequest{Seq: l.fetchSeq, After: l.fetchAfter}
+}
+
+// dropFetched forgets what was read back and any read-back outstanding:
+// the log changed under it.
+func (l *zlog) dropFetched() {
+	l.fetched, l.fetchedAfter = nil, 0
+	l.fetching, l.wantFetch = false, false
+}
+
 // snapshot returns the newest snapshot the log holds.
 func (l *zlog) snapshot() Snapshot {
 	if l.snap != nil {
@@ -167,6 +218,7 @@ func (l *zlog) truncate(z Zxid) bool {
 	if z < l.committed {
 		return false
 	}
+	l.dropFetched()
 	if n := len(l.ents); n > 0 && z >= l.ents[0].Zxid {
 		// Copy: earlier slices of ents may still travel in messages.
 		l.ents = slices.Clone(l.ents[:searchEntries(l.ents, z)])
@@ -183,6 +235,7 @@ func (l *zlog) truncate(z Zxid) bool {
 }
 
 func (l *zlog) installSnapshot(s Snapshot) {
+	l.dropFetched()
 	l.snap = &s
 	l.truncated, l.truncAt = false, 0
 	l.ents = nil
@@ -195,6 +248,7 @@ func (l *zlog) installSnapshot(s Snapshot) {
 // wipe drops the whole log, durable part included (Peer.Resync).
 func (l *zlog) wipe() {
 	l.wiped = true
+	l.dropFetched()
 	l.snap, l.truncated, l.truncAt, l.ents = nil, false, 0, nil
 	l.committed, l.applied = 0, 0
 }

@@ -128,6 +128,7 @@ type Node struct {
 	syncc   chan *request
 	resyncc chan chan error
 	snapc   chan snapDone
+	fetchc  chan fetchDone // read-backs (Ready.Fetch), one at a time
 	stopc   chan struct{}
 	done    chan struct{}
 	stopped sync.Once
@@ -226,6 +227,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		syncc:   make(chan *request, 256),
 		resyncc: make(chan chan error),
 		snapc:   make(chan snapDone, 1),
+		fetchc:  make(chan fetchDone, 1),
 		stopc:   make(chan struct{}),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*request),
@@ -248,6 +250,9 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			}
 		}
 		n.disk = d
+		// What is durable and applied keeps its data only on disk, but
+		// for the newest (see heldEntryBytes).
+		n.mem.EnableRelease(true)
 		applied, n.prevSnap = snap.Zxid, snap.Zxid
 		// A snapshot streamed to us is spooled in the data directory, not
 		// in memory; what a crash left of one is dropped.
@@ -530,6 +535,12 @@ func (n *Node) run() {
 		case sd := <-n.snapc:
 			n.busy.work()
 			n.snapshotTaken(sd)
+		case f := <-n.fetchc:
+			n.busy.work()
+			if f.err != nil {
+				n.log.Warn("zab: reading entries back from the log", "after", f.req.After, "err", f.err)
+			}
+			n.peer.Fetched(f.req, f.ents)
 		case reply := <-n.resyncc:
 			n.busy.work()
 			reply <- n.resync()
@@ -556,12 +567,17 @@ func (n *Node) run() {
 			break
 		}
 		for n.peer.HasReady() {
-			if err := n.exec.Execute(n.peer.Ready()); err != nil {
+			rd := n.peer.Ready()
+			if err := n.exec.Execute(rd); err != nil {
 				fatal = err
 				n.log.Error("zab: fatal error carrying out a Ready", "err", err)
 				return
 			}
+			if rd.Fetch != nil {
+				n.readBack(*rd.Fetch)
+			}
 		}
+		n.mem.Release(n.exec.Applied(), heldEntryBytes)
 		n.reportConfirmed()
 		n.maybeSnapshot()
 		n.publish()
@@ -580,6 +596,44 @@ func (n *Node) reportConfirmed() {
 	}
 	n.confEpoch, n.confTick = epoch, tick
 	n.cfg.OnLeaderConfirmed(epoch, n.tickAt[tick%confirmTicks])
+}
+
+// heldEntryBytes is how much entry data a Node with a data directory keeps
+// in memory once it is durable and applied: about one message's worth
+// (Config.MaxMsgBytes), for the learners a little behind. Older entries
+// are read back from the log when a learner needs them (Ready.Fetch), as
+// ZooKeeper serves a DIFF beyond its committedLog from its txn log.
+const heldEntryBytes = 1 << 20
+
+// readBackBytes is about how much entry data one read-back returns: a few
+// messages' worth, then the next is asked for.
+const readBackBytes = 4 << 20
+
+// fetchDone is the result of a read-back.
+type fetchDone struct {
+	req  FetchRequest
+	ents []Entry
+	err  error
+}
+
+// readBack reads the entries r asks for from the log on its own goroutine
+// (the driver goes on meanwhile: a leader reading megabytes for a learner
+// far behind still serves the others) and hands them to the driver
+// through fetchc.
+func (n *Node) readBack(r FetchRequest) {
+	if n.disk == nil {
+		n.peer.Fetched(r, nil) // nothing is released in memory
+		return
+	}
+	n.snapWG.Add(1)
+	go func() {
+		defer n.snapWG.Done()
+		ents, err := n.disk.readBack(r.After, readBackBytes)
+		select {
+		case n.fetchc <- fetchDone{req: r, ents: ents, err: err}:
+		case <-n.stopc:
+		}
+	}()
 }
 
 // maxBatch bounds how many waiting inputs one loop turn takes in before it

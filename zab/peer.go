@@ -117,6 +117,19 @@ type Ready struct {
 	// Proposals and Syncs are completed requests.
 	Proposals []ProposalResult
 	Syncs     []SyncResult
+	// Fetch, if set, asks the driver to read back the entries after
+	// Fetch.After whose data the storage no longer serves (ErrUnavailable;
+	// MemoryStorage.Release) and to hand them to Peer.Fetched. The read
+	// must not hold up the driver (Node reads its data directory's log on
+	// another goroutine); meanwhile the learners that need them wait. At
+	// most one is outstanding.
+	Fetch *FetchRequest
+}
+
+// FetchRequest asks a driver for the entries after After (Ready.Fetch).
+type FetchRequest struct {
+	Seq   uint64 // numbers the requests of one Peer
+	After Zxid
 }
 
 type waitingProp struct {
@@ -594,7 +607,7 @@ func (p *Peer) mustNotBeInReady() {
 // HasReady reports whether Ready has anything to do.
 func (p *Peer) HasReady() bool {
 	p.flush()
-	return p.hsDirty || p.log.hasUnstable() || len(p.msgs) > 0 ||
+	return p.hsDirty || p.log.hasUnstable() || len(p.msgs) > 0 || p.log.wantFetch ||
 		p.log.committed > p.log.applied || len(p.props) > 0 || len(p.syncs) > 0
 }
 
@@ -621,6 +634,7 @@ func (p *Peer) Ready() Ready {
 		rd.CommittedEntries = ents
 		p.applied(ents)
 	}
+	rd.Fetch = p.log.takeFetch()
 	rd.Proposals, rd.Syncs = p.props, p.syncs
 	p.props, p.syncs = nil, nil
 	p.inReady = true

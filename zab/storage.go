@@ -83,6 +83,16 @@ type MemoryStorage struct {
 	snap Snapshot
 	base Zxid    // last compacted zxid; base <= snap.Zxid
 	ents []Entry // zxid > base, strictly increasing
+
+	// With release enabled (EnableRelease), the entries up to released
+	// are served by the driver's read-back, not by Entries (which answers
+	// ErrUnavailable for them); dropData says their data is gone from
+	// here (a Node: it is in the data directory's log). held is the data
+	// of the entries after released.
+	releasing bool
+	dropData  bool
+	released  Zxid
+	held      int
 }
 
 var _ Storage = (*MemoryStorage)(nil)
@@ -147,6 +157,12 @@ func (s *MemoryStorage) Floor(z Zxid) (Zxid, error) {
 func (s *MemoryStorage) Entries(after, upTo Zxid, max int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.entries(after, upTo, max, true)
+}
+
+// entries is Entries, with released entries refused unless all; with s.mu
+// held.
+func (s *MemoryStorage) entries(after, upTo Zxid, max int, honourRelease bool) ([]Entry, error) {
 	if after < s.base {
 		return nil, ErrCompacted
 	}
@@ -158,7 +174,94 @@ func (s *MemoryStorage) Entries(after, upTo Zxid, max int) ([]Entry, error) {
 	if max > 0 && hi-lo > max {
 		hi = lo + max
 	}
+	if honourRelease && lo < hi && s.ents[lo].Zxid <= s.released {
+		return nil, ErrUnavailable
+	}
 	return slices.Clone(s.ents[lo:hi]), nil
+}
+
+// EnableRelease lets Release mark entries as served by a read-back
+// (Ready.Fetch). With dropData their data is dropped from memory too: a
+// Node with a data directory reads it back from its log. Without it (the
+// simulator) the data stays and Released reads it, so the asynchronous
+// read-back is exercised without a disk.
+func (s *MemoryStorage) EnableRelease(dropData bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releasing, s.dropData, s.released = true, dropData, s.base
+	s.recount()
+}
+
+// Release marks the entries up to z (the driver passes what is durable and
+// applied, so committed and never truncated) as read back when asked for,
+// but for the newest ones that hold at most keep bytes of data: those keep
+// serving learners a little behind from memory. It does nothing unless
+// EnableRelease ran.
+func (s *MemoryStorage) Release(z Zxid, keep int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.releasing || s.held <= keep || z <= s.released {
+		return
+	}
+	for i := s.search(s.released); i < len(s.ents) && s.ents[i].Zxid <= z && s.held > keep; i++ {
+		s.held -= len(s.ents[i].Data)
+		if s.dropData && !s.ents[i].IsConfig() {
+			s.ents[i].Data = nil
+		}
+		s.released = s.ents[i].Zxid
+	}
+}
+
+// Released returns the released entries after after, data included, up to
+// about maxBytes of data (one entry at least): the simulator's read-back.
+// Without data (EnableRelease(true)) it returns nil.
+func (s *MemoryStorage) Released(after Zxid, maxBytes int) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropData || after < s.base {
+		return nil
+	}
+	var out []Entry
+	size := 0
+	for _, e := range s.ents[s.search(after):] {
+		if e.Zxid > s.released || (len(out) > 0 && size+len(e.Data) > maxBytes) {
+			break
+		}
+		out = append(out, e)
+		size += len(e.Data)
+	}
+	return out
+}
+
+// Inspect returns the entries with after < zxid <= upTo as Entries would
+// without Release (data included, if EnableRelease kept it): for checks
+// that read a peer's log (the simulator's).
+func (s *MemoryStorage) Inspect(after, upTo Zxid) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries(after, upTo, 0, false)
+}
+
+// HeldBytes returns how much entry data s holds in memory for entries it
+// serves itself (after the released ones).
+func (s *MemoryStorage) HeldBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// recount recomputes held (and bounds released) after entries were
+// dropped or replaced; with s.mu held.
+func (s *MemoryStorage) recount() {
+	if n := len(s.ents); n == 0 || s.released < s.ents[0].Zxid {
+		s.released = s.base
+	} else if s.released > s.ents[n-1].Zxid {
+		s.released = s.ents[n-1].Zxid
+	}
+	s.held = 0
+	for _, e := range s.ents[s.search(s.released):] {
+		s.held += len(e.Data)
+	}
 }
 
 // Snapshot implements Storage.
@@ -213,6 +316,7 @@ func (s *MemoryStorage) ResetLog(base Zxid) error {
 	defer s.mu.Unlock()
 	s.base = base
 	s.ents = nil
+	s.recount()
 	return nil
 }
 
@@ -222,6 +326,7 @@ func (s *MemoryStorage) Wipe() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap, s.base, s.ents = Snapshot{}, 0, nil
+	s.recount()
 	return nil
 }
 
@@ -237,6 +342,7 @@ func (s *MemoryStorage) RecoverSnapshot() bool {
 	}
 	s.base = s.snap.Zxid
 	s.ents = nil
+	s.recount()
 	return true
 }
 
@@ -250,6 +356,7 @@ func (s *MemoryStorage) TruncateAfter(z Zxid) error {
 		return ErrCompacted
 	}
 	s.ents = s.ents[:s.search(z)]
+	s.recount()
 	return nil
 }
 
@@ -274,8 +381,12 @@ func (s *MemoryStorage) Append(ents []Entry) error {
 	if i < len(s.ents) {
 		// Replacing a suffix: copy, since callers may hold slices of it.
 		s.ents = slices.Clone(s.ents[:i])
+		s.recount()
 	}
 	s.ents = append(s.ents, ents...)
+	for _, e := range ents {
+		s.held += len(e.Data)
+	}
 	return nil
 }
 
@@ -343,6 +454,7 @@ func (s *MemoryStorage) Compact(z Zxid) error {
 		s.base = s.ents[i-1].Zxid
 	}
 	s.ents = slices.Clone(s.ents[i:])
+	s.recount()
 	return nil
 }
 
@@ -351,7 +463,8 @@ func (s *MemoryStorage) Compact(z Zxid) error {
 func (s *MemoryStorage) Clone() *MemoryStorage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &MemoryStorage{hs: s.hs, snap: s.snap, base: s.base, ents: slices.Clone(s.ents)}
+	return &MemoryStorage{hs: s.hs, snap: s.snap, base: s.base, ents: slices.Clone(s.ents),
+		releasing: s.releasing, dropData: s.dropData, released: s.released, held: s.held}
 }
 
 // Len returns the number of entries after the base.

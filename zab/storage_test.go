@@ -113,3 +113,61 @@ func TestZlogUnstableView(t *testing.T) {
 	require.ErrorIs(t, err, ErrCompacted)
 	require.Equal(t, NewZxid(3, 3), l.applied)
 }
+
+// TestMemoryStorageRelease: released entries are refused by Entries
+// (ErrUnavailable) but for the newest keep bytes; with dropData their data
+// is gone, without it Released reads it back; Inspect reads them all; the
+// count of held data follows truncation, replaced suffixes and compaction.
+func TestMemoryStorageRelease(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		s := NewMemoryStorage()
+		var es []Entry
+		for c := uint32(1); c <= 10; c++ {
+			e := Entry{Zxid: zx(c), Data: []byte{byte(c), 1, 2, 3}}
+			if c == 7 {
+				e = Entry{Zxid: zx(c), Voters: []PeerID{1, 2}}
+			}
+			es = append(es, e)
+		}
+		require.NoError(t, s.Append(es))
+		s.Release(zx(8), 0)
+		require.Equal(t, 36, s.HeldBytes(), "nothing released before EnableRelease")
+		s.EnableRelease(drop)
+		s.Release(zx(8), 12)
+		require.Equal(t, 12, s.HeldBytes(), "up to 8, keeping 12 bytes: 8, 9 and 10")
+		_, err := s.Entries(zx(5), zx(10), 0)
+		require.ErrorIs(t, err, ErrUnavailable)
+		got, err := s.Entries(zx(7), zx(10), 0)
+		require.NoError(t, err)
+		require.Equal(t, es[7:], got, "the newest are served")
+		all, err := s.Inspect(0, zx(10))
+		require.NoError(t, err)
+		require.Len(t, all, 10)
+		require.Equal(t, es[6], all[6], "a configuration entry keeps its voters")
+		if drop {
+			require.Nil(t, all[0].Data)
+			require.Nil(t, s.Released(0, 100))
+		} else {
+			require.Equal(t, es, all)
+			require.Equal(t, es[2:4], s.Released(zx(2), 9), "about 9 bytes, whole entries")
+			require.Equal(t, es[2:3], s.Released(zx(2), 1), "one entry at least")
+			require.Equal(t, es[4:6], s.Released(zx(4), 100), "released ones only")
+		}
+		require.NoError(t, s.CreateSnapshot(zx(3), nil))
+		require.NoError(t, s.Compact(zx(3)))
+		_, err = s.Entries(zx(3), zx(10), 0)
+		require.ErrorIs(t, err, ErrUnavailable, "still released after compaction")
+		require.NoError(t, s.Append([]Entry{{Zxid: zx(9), Data: []byte("new")}}))
+		require.Equal(t, 4+3, s.HeldBytes(), "a replaced suffix is counted anew: entry 8 and the new 9")
+		require.NoError(t, s.TruncateAfter(zx(5)))
+		require.Zero(t, s.HeldBytes())
+		_, err = s.Entries(zx(3), zx(5), 0)
+		require.ErrorIs(t, err, ErrUnavailable)
+		s.EnableRelease(drop) // a restart: nothing released
+		if !drop {
+			got, err = s.Entries(zx(3), zx(5), 0)
+			require.NoError(t, err)
+			require.Equal(t, es[3:5], got)
+		}
+	}
+}

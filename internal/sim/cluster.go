@@ -132,7 +132,7 @@ func appliedEntries(id zab.PeerID, n *zabtest.SimNode, applied func() zab.Zxid, 
 	case last < applied():
 		return nil, fmt.Errorf("peer %d: state machine went back from %v to %v without a restart", id, applied(), last)
 	}
-	ents, err := n.Storage.Entries(applied(), last, 0)
+	ents, err := n.Storage.Inspect(applied(), last)
 	if errors.Is(err, zab.ErrCompacted) {
 		// The peer installed a SNAP past what the tree applied.
 		snap, _ := n.Storage.Snapshot()
@@ -143,7 +143,7 @@ func appliedEntries(id zab.PeerID, n *zabtest.SimNode, applied func() zab.Zxid, 
 		if applied() == last {
 			return nil, nil
 		}
-		ents, err = n.Storage.Entries(applied(), last, 0)
+		ents, err = n.Storage.Inspect(applied(), last)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("peer %d: reading applied entries (%v, %v]: %w", id, applied(), last, err)
@@ -303,7 +303,7 @@ func (c *cluster) restart(id zab.PeerID) {
 	known := c.lastKnown()
 	var logged []zab.Entry
 	if last, err := n.Storage.LastZxid(); err == nil && last > known {
-		logged, _ = n.Storage.Entries(known, last, 0)
+		logged, _ = n.Storage.Inspect(known, last)
 	}
 	c.restarting = id
 	err := c.s.Restart(id)
@@ -394,7 +394,7 @@ func (c *cluster) checkConverged() error {
 		// The log the peer kept (after its snapshot) is the common history.
 		snap, _ := c.s.Node(id).Storage.Snapshot()
 		base := snap.Zxid
-		ents, err := c.s.Node(id).Storage.Entries(base, r.applied, 0)
+		ents, err := c.s.Node(id).Storage.Inspect(base, r.applied)
 		if err != nil {
 			return fmt.Errorf("peer %d: reading log: %w", id, err)
 		}

@@ -155,7 +155,8 @@ func Run(cfg Config) *Result {
 	sc := zabtest.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
-		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
+		Peer:     zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]},
+		ReadBack: cfg.Seed%2 == 1, MaxReadBack: 30} // odd seeds: applied entries read back, as a Node's
 	sc.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	r := &runner{cfg: cfg, rng: rng, reconf: rand.New(rand.NewPCG(cfg.Seed, 0x7ec0f)), acked: map[zab.Zxid]uint64{},

@@ -331,7 +331,8 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 	sc := zabtest.SimConfig{Seed: cfg.Seed, Voters: cfg.Voters, Observers: rng.IntN(2),
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
-		Peer: zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]}}
+		Peer:     zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]},
+		ReadBack: cfg.Seed%2 == 1, MaxReadBack: 30} // odd seeds: applied entries read back, as a Node's
 	r := &srunner{cfg: cfg, sc: sc, rng: rng, lateRNG: rand.New(rand.NewPCG(cfg.Seed, 0x1a7e)), reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},

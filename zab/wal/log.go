@@ -66,6 +66,39 @@ type segment struct {
 	end   int64  // offset just past the last record
 	size  int64  // file size: the capacity for frames
 	salt  uint32 // seeds frame CRCs (segment header)
+	// marks index where records start, one about every markEvery bytes,
+	// in zxid order, so Iterate reads from near where it is asked to
+	// rather than from the segment's start. Only appended to, and cut
+	// back by TruncateAfter (which waits for every Iterate).
+	marks []mark
+}
+
+// mark is where the record zxid starts in its segment.
+type mark struct {
+	zxid uint64
+	off  int64
+}
+
+// markEvery is the spacing of a segment's marks: reading from any record
+// scans at most this many bytes before it.
+const markEvery = 256 << 10
+
+// note records that a record with zxid starts at off, as a mark if the
+// last mark is far enough behind.
+func (seg *segment) note(zxid uint64, off int64) {
+	if n := len(seg.marks); n == 0 || off-seg.marks[n-1].off >= markEvery {
+		seg.marks = append(seg.marks, mark{zxid: zxid, off: off})
+	}
+}
+
+// startFor returns the offset to scan from for the records with zxid >=
+// from: the last mark at or before from, or the first record.
+func (seg *segment) startFor(from uint64) int64 {
+	i := sort.Search(len(seg.marks), func(i int) bool { return seg.marks[i].zxid > from })
+	if i == 0 {
+		return segHeaderSize
+	}
+	return seg.marks[i-1].off
 }
 
 // handle is an open segment file that an in-flight fsync may still use after
@@ -241,6 +274,7 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 		if seg.last == 0 && s.zxid != first {
 			return nil, corruptf(path, seg.end, "first record zxid %#x does not match the segment name", s.zxid)
 		}
+		seg.note(s.zxid, seg.end)
 		*prev, seg.last, seg.end = s.zxid, s.zxid, s.off
 	}
 	if s.ioErr != nil {
@@ -408,6 +442,7 @@ func (l *Log) Append(recs ...Record) error {
 			if int64(len(l.buf)+frameHeaderSize+len(recs[j].Data)) > seg.size-seg.end-frameHeaderSize {
 				break
 			}
+			seg.note(recs[j].Zxid, seg.end+int64(len(l.buf)))
 			l.buf = appendFrame(l.buf, seg.salt, recs[j].Zxid, recs[j].Data, recs[j].Meta)
 			j++
 		}
@@ -592,7 +627,7 @@ func (l *Log) iterateSegment(seg segment, from uint64, fn func(Record) error) er
 		return err
 	}
 	defer f.Close()
-	s := newScanner(f, segHeaderSize, seg.end, l.maxData(), seg.salt)
+	s := newScanner(f, seg.startFor(from), seg.end, l.maxData(), seg.salt)
 	for s.next() {
 		if l.closed.Load() {
 			return ErrClosed
@@ -680,6 +715,8 @@ func (l *Log) TruncateAfter(zxid uint64) error {
 		return l.fail(err)
 	}
 	seg.end, seg.last = cut, last
+	k := sort.Search(len(seg.marks), func(i int) bool { return seg.marks[i].zxid > zxid })
+	seg.marks = seg.marks[:k:k] // a copy on the next append: no Iterate sees a mark change
 	if l.active == nil {
 		l.active = &handle{f: f}
 	} else {

@@ -682,3 +682,48 @@ func TestReopenWithSmallerRecordLimit(t *testing.T) {
 	l := openLog(t, dir, big)
 	assert.Equal(t, rs, readAll(t, l, 0), "nothing was truncated")
 }
+
+// TestIterateFromMarks: Iterate starts reading from the mark before the
+// record asked for, so a read of recent records does not scan the segment
+// from its start; from every zxid it returns exactly the records from
+// there, after appends, a truncation and a reopen (which rebuilds marks).
+func TestIterateFromMarks(t *testing.T) {
+	dir := t.TempDir()
+	o, _ := testOpts(4 << 20)
+	l := openLog(t, dir, o)
+	big := func(epoch uint32, from, n int) []Record {
+		rs := recs(epoch, from, n)
+		for i := range rs {
+			rs[i].Data = append(bytes.Repeat([]byte{'x'}, 30<<10), rs[i].Data...)
+		}
+		return rs
+	}
+	want := big(1, 1, 300) // about 9 MiB: three segments, marks every 8 records or so
+	for i := 0; i < len(want); i += 7 {
+		require.NoError(t, l.Append(want[i:min(i+7, len(want))]...))
+	}
+	require.NoError(t, l.Sync())
+	check := func(l *Log, want []Record) {
+		t.Helper()
+		require.Greater(t, len(l.segs[0].marks), 4, "a segment holds marks")
+		for i := 0; i < len(want); i += 13 {
+			got := readAll(t, l, want[i].Zxid)
+			require.Equal(t, len(want)-i, len(got), "from record %d", i)
+			require.Equal(t, want[i:], got, "from record %d", i)
+		}
+	}
+	check(l, want)
+	// Marks are what the read starts from: the last mark at or before it.
+	seg := l.segs[len(l.segs)-1]
+	m := seg.marks[len(seg.marks)-1]
+	require.Equal(t, m.off, seg.startFor(m.zxid))
+	require.Equal(t, m.off, seg.startFor(want[len(want)-1].Zxid))
+	require.Equal(t, int64(segHeaderSize), seg.startFor(seg.first-1))
+
+	require.NoError(t, l.TruncateAfter(want[250].Zxid))
+	want = append(want[:251], big(2, 1, 40)...)
+	require.NoError(t, l.Commit(want[251:]...))
+	check(l, want)
+	require.NoError(t, l.Close())
+	check(openLog(t, dir, o), want)
+}

@@ -33,7 +33,8 @@ func (o chaosOpts) String() string {
 func runChaos(t *testing.T, seed uint64, o chaosOpts) {
 	s := newSim(t, SimConfig{Seed: seed, Voters: o.voters, Observers: o.observers, DropRate: o.fault, DupRate: o.fault,
 		Reorder: true, MaxDelay: o.maxDelay, SnapshotEvery: o.snapshotEvery, QueueLimit: o.queueLimit,
-		Peer: Config{MaxCounter: o.maxCounter, MaxMsgEntries: 8, MaxMsgBytes: o.msgBytes}})
+		Peer:     Config{MaxCounter: o.maxCounter, MaxMsgEntries: 8, MaxMsgBytes: o.msgBytes},
+		ReadBack: seed%2 == 1, MaxReadBack: 30}) // odd seeds: applied entries read back, as a Node's
 	rng := rand.New(rand.NewPCG(seed, 99))
 	reqs := map[PeerID][]uint64{}
 	ids := s.IDs()

@@ -57,6 +57,14 @@ type SimConfig struct {
 	// the entry's proposer as zab.Node.Propose returns it in
 	// zab.Applied.Response (see SimNode.Responses).
 	Apply func(id zab.PeerID, e zab.Entry) any
+	// ReadBack makes every peer's storage serve the entries it applied
+	// only through the driver's read-back, as a zab.Node with a data
+	// directory does beyond its newest megabyte (zab.MemoryStorage.Release,
+	// zab.Ready.Fetch): each read-back returns a few entries, after a
+	// random delay of up to MaxReadBack, handed to the peer between its
+	// other events.
+	ReadBack    bool
+	MaxReadBack int64
 }
 
 // Sim is a deterministic, single-threaded simulation of an ensemble of
@@ -218,9 +226,10 @@ type event struct {
 	msg  zab.Message
 	// wake, if non-zero, is a driver event of this peer's incarnation inc:
 	// an fsync completes (kind wakeFsync) or a pause ends (wakeResume).
-	wake zab.PeerID
-	kind wakeKind
-	inc  uint64
+	wake  zab.PeerID
+	kind  wakeKind
+	inc   uint64
+	fetch zab.FetchRequest // wakeFetch: the read-back that completes
 }
 
 type wakeKind uint8
@@ -229,6 +238,7 @@ const (
 	wakeFsync wakeKind = iota + 1
 	wakeResume
 	wakeDurable // a planted early write becomes durable
+	wakeFetch   // a read-back (zab.Ready.Fetch) completes
 )
 
 type eventQueue []*event
@@ -316,6 +326,9 @@ func (s *Sim) start(n *SimNode) error {
 	}
 	n.syncFloor = map[uint64]zab.Zxid{}
 	cfg := n.cfg
+	if s.cfg.ReadBack {
+		n.Storage.EnableRelease(false) // what it applied is read back
+	}
 	cfg.Storage = n.Storage
 	if s.cfg.Mistake != MistakeNone {
 		cfg.Storage = plantedStorage{MemoryStorage: n.Storage, m: s.cfg.Mistake}
@@ -446,6 +459,15 @@ func (s *Sim) process(n *SimNode) {
 	}
 }
 
+// readBack models the driver's read-back of rd.Fetch: its result arrives
+// after a random delay, as another goroutine's would.
+func (s *Sim) readBack(n *SimNode, rd zab.Ready) {
+	if rd.Fetch == nil {
+		return
+	}
+	s.push(event{at: s.now + s.rng.Int64N(s.cfg.MaxReadBack+1), wake: n.ID, kind: wakeFetch, inc: n.inc, fetch: *rd.Fetch})
+}
+
 // persists reports whether rd writes anything durable (an fsync).
 func persists(rd zab.Ready) bool {
 	return rd.Reset || rd.Snapshot != nil || rd.Truncate || len(rd.Entries) > 0 || !rd.HardState.IsEmpty()
@@ -474,6 +496,10 @@ func (s *Sim) finish(n *SimNode, rd zab.Ready) {
 	}
 	s.checkConfs(n, ^zab.Zxid(0))
 	n.SM.Last = n.exec.Applied()
+	s.readBack(n, rd)
+	if s.cfg.ReadBack {
+		n.Storage.Release(n.exec.Applied(), 0)
+	}
 	s.maybeSnapshot(n)
 }
 
@@ -894,6 +920,18 @@ func (s *Sim) Step() bool {
 		}
 		if e.kind == wakeDurable {
 			n.disk.durable()
+			return true
+		}
+		if e.kind == wakeFetch {
+			if s.blocked(n) {
+				// Between a Ready and its Advance: the driver takes the
+				// result in once it is back.
+				e.at = s.now + 1
+				s.push(*e)
+				return true
+			}
+			n.Peer.Fetched(e.fetch, n.Storage.Released(e.fetch.After, 1+s.rng.IntN(64)))
+			s.process(n)
 			return true
 		}
 		if e.kind == wakeFsync && n.inflight != nil {
