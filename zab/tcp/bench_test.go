@@ -167,3 +167,10 @@ func BenchmarkRoundTripLatency(b *testing.B) {
 	require.NoError(b, r.Close())
 	<-echoDone
 }
+
+// BenchmarkSendSnapChunk1MiB: snapshot chunks of 1 MiB (zab's default
+// MaxMsgBytes), as a leader streams them to a learner; B/s is chunk bytes.
+func BenchmarkSendSnapChunk1MiB(b *testing.B) {
+	b.SetBytes(1 << 20)
+	benchSend(b, zab.Message{Type: zab.MsgSnapChunk, Epoch: 3, Seq: 1, Total: 1 << 30, Snap: make([]byte, 1<<20)})
+}

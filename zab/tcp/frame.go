@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/coord-dev/coord/internal/msgpackcheck"
 	"github.com/coord-dev/coord/zab"
@@ -191,7 +192,28 @@ type BatchEncoder struct {
 	buf        bytes.Buffer
 	enc        *msgpack.Encoder
 	maxPayload int
+
+	// While EncodeBuffers encodes, byte fields of at least extMin bytes
+	// stay where they are: buf holds their msgpack headers, ext where
+	// each one's bytes go, extLen their sum.
+	extOn  bool
+	ext    []extBytes
+	extLen int
+	vec    net.Buffers
 }
+
+// extBytes is a byte field left out of the encoder's buffer: b goes after
+// buf[:at].
+type extBytes struct {
+	at int
+	b  []byte
+}
+
+// extMin is the smallest byte field EncodeBuffers leaves out of the frame
+// buffer. Below it the copy costs less than a vector element; snapshot
+// chunks (zab.Config.MaxMsgBytes, 1 MiB by default) and large entries are
+// far above.
+const extMin = 32 << 10
 
 // NewBatchEncoder returns an encoder for frames of at most maxPayload payload
 // bytes.
@@ -211,31 +233,94 @@ const array32Size = 5
 // It returns ErrMessageTooLarge, with n == 0, when msgs[0] alone does not fit;
 // the caller drops that message and carries on with the rest.
 func (e *BatchEncoder) Encode(msgs []zab.Message) (frame []byte, n int, err error) {
+	if n, err = e.encode(msgs, false); err != nil || n == 0 {
+		return nil, n, err
+	}
+	return e.buf.Bytes(), n, nil
+}
+
+// EncodeBuffers is Encode for a writer that takes a vector (net.Buffers,
+// one writev): the same frame, byte for byte, in pieces, with the byte
+// fields of at least extMin bytes (snapshot chunks, large entries) not
+// copied but referenced where they are. The pieces are valid until the
+// next call and alias msgs' byte slices, which must not change until the
+// frame is written. size is the frame's length in bytes.
+func (e *BatchEncoder) EncodeBuffers(msgs []zab.Message) (frame net.Buffers, size, n int, err error) {
+	if n, err = e.encode(msgs, true); err != nil || n == 0 {
+		return nil, 0, n, err
+	}
+	b := e.buf.Bytes()
+	e.vec = e.vec[:0]
+	prev := 0
+	for _, x := range e.ext {
+		if x.at > prev {
+			e.vec = append(e.vec, b[prev:x.at])
+		}
+		e.vec = append(e.vec, x.b)
+		prev = x.at
+	}
+	if prev < len(b) {
+		e.vec = append(e.vec, b[prev:])
+	}
+	return e.vec, len(b) + e.extLen, n, nil
+}
+
+// forget drops what EncodeBuffers' last frame referenced (a snapshot
+// image, say), once it is written: an idle encoder keeps nothing alive.
+func (e *BatchEncoder) forget() {
+	clear(e.ext[:cap(e.ext)])
+	clear(e.vec[:cap(e.vec)])
+	e.ext, e.vec = e.ext[:0], e.vec[:0]
+}
+
+// encode packs a prefix of msgs into e.buf (leaving out large byte fields
+// when ext is set) and writes the frame header.
+func (e *BatchEncoder) encode(msgs []zab.Message, ext bool) (n int, err error) {
 	if len(msgs) == 0 {
-		return nil, 0, nil
+		return 0, nil
 	}
 	e.buf.Reset()
+	e.extOn, e.ext, e.extLen = ext, e.ext[:0], 0
 	var pre [HeaderSize + array32Size]byte
 	e.buf.Write(pre[:])
 	for n < len(msgs) && n < MaxMessagesPerFrame {
-		mark := e.buf.Len()
-		if err := encodeMessage(e.enc, &msgs[n]); err != nil {
-			return nil, 0, fmt.Errorf("zab/tcp: encode message: %w", err)
+		mark, markExt, markLen := e.buf.Len(), len(e.ext), e.extLen
+		if err := encodeMessage(e.enc, &msgs[n], e); err != nil {
+			e.forget()
+			return 0, fmt.Errorf("zab/tcp: encode message: %w", err)
 		}
-		if e.buf.Len()-HeaderSize > e.maxPayload {
+		if e.buf.Len()+e.extLen-HeaderSize > e.maxPayload {
 			e.buf.Truncate(mark)
+			clear(e.ext[markExt:])
+			e.ext, e.extLen = e.ext[:markExt], markLen
 			break
 		}
 		n++
 	}
 	if n == 0 {
-		return nil, 0, fmt.Errorf("%w (limit %d bytes)", ErrMessageTooLarge, e.maxPayload)
+		return 0, fmt.Errorf("%w (limit %d bytes)", ErrMessageTooLarge, e.maxPayload)
 	}
 	b := e.buf.Bytes()
-	PutHeader(b, Header{Version: Version, Kind: KindBatch, Length: uint32(len(b) - HeaderSize)})
+	PutHeader(b, Header{Version: Version, Kind: KindBatch, Length: uint32(len(b) + e.extLen - HeaderSize)})
 	b[HeaderSize] = 0xdd // msgpack array32
 	binary.BigEndian.PutUint32(b[HeaderSize+1:], uint32(n))
-	return b, n, nil
+	return n, nil
+}
+
+// bytesField writes k and v through w, leaving v's bytes out of the
+// buffer (EncodeBuffers) when e is set and v large enough.
+func (e *BatchEncoder) bytesField(w *msgpackcheck.Writer, k string, v []byte) {
+	if e == nil || !e.extOn || len(v) < extMin {
+		w.Bytes(k, v)
+		return
+	}
+	if w.Key(k) {
+		// EncodeBytes(v) is this header, then v.
+		if w.Err = w.Enc.EncodeBytesLen(len(v)); w.Err == nil {
+			e.ext = append(e.ext, extBytes{at: e.buf.Len(), b: v})
+			e.extLen += len(v)
+		}
+	}
 }
 
 // MaxMessagesPerFrame bounds the number of messages in one KindBatch frame,

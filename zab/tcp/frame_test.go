@@ -3,8 +3,10 @@ package tcp
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -260,4 +262,68 @@ func TestAppendFrameAndDecodePayload(t *testing.T) {
 	require.NoError(t, DecodePayload(payload, &out))
 	require.Equal(t, in, out)
 	require.Equal(t, uint32(len(b)-HeaderSize), binary.BigEndian.Uint32(b[4:8]))
+}
+
+// TestEncodeBuffersIsEncode: the vector EncodeBuffers returns is, joined,
+// the frame Encode returns, byte for byte and message for message, at
+// every frame limit, and large byte fields (a snapshot chunk, an entry's
+// data) are referenced in place, not copied.
+func TestEncodeBuffersIsEncode(t *testing.T) {
+	chunk := bytes.Repeat([]byte("s"), 1<<20)
+	entry := bytes.Repeat([]byte("e"), extMin)
+	small := bytes.Repeat([]byte("x"), extMin-1)
+	msgs := sampleMessages(20)
+	msgs[3].Snap, msgs[3].Offset, msgs[3].Total = chunk, 1<<20, 3<<20
+	msgs[4].Entries = []zab.Entry{{Zxid: 7, Data: entry}, {Zxid: 8, Data: small}, {Zxid: 9, Data: entry[:extMin:extMin]}}
+	msgs[5].Snap = chunk[:extMin+1]
+	msgs[5].Entries = []zab.Entry{{Zxid: 10, Data: entry}}
+	for _, limit := range []int{1 << 10, 40 << 10, 100 << 10, 1 << 20, 2 << 20, 16 << 20} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			flat, vec := NewBatchEncoder(limit), NewBatchEncoder(limit)
+			var wire []byte
+			rest := msgs
+			for len(rest) > 0 {
+				want, wn, werr := flat.Encode(rest)
+				pieces, size, n, err := vec.EncodeBuffers(rest)
+				require.Equal(t, wn, n)
+				if werr != nil {
+					require.ErrorIs(t, err, ErrMessageTooLarge)
+					require.ErrorIs(t, werr, ErrMessageTooLarge)
+					rest = rest[1:]
+					continue
+				}
+				require.NoError(t, err)
+				got := bytes.Join(pieces, nil)
+				require.Equal(t, want, got)
+				require.Equal(t, len(want), size)
+				for _, m := range rest[:n] {
+					for _, b := range append([][]byte{m.Snap}, entryData(m)...) {
+						if len(b) >= extMin {
+							require.True(t, slices.ContainsFunc(pieces, func(p []byte) bool {
+								return len(p) == len(b) && &p[0] == &b[0]
+							}), "a %d-byte field was copied", len(b))
+						}
+					}
+				}
+				wire = append(wire, got...)
+				rest = rest[n:]
+			}
+			got, _ := readAll(t, wire, limit)
+			var fit []zab.Message
+			for _, m := range msgs {
+				if f, _, err := NewBatchEncoder(limit).Encode([]zab.Message{m}); err == nil && len(f) > 0 {
+					fit = append(fit, m)
+				}
+			}
+			require.Equal(t, fit, got)
+		})
+	}
+}
+
+func entryData(m zab.Message) [][]byte {
+	var out [][]byte
+	for _, e := range m.Entries {
+		out = append(out, e.Data)
+	}
+	return out
 }

@@ -14,8 +14,9 @@ import (
 // fields not empty, in field order. Peers of either version read each
 // other's frames, as in a rolling restart (TestMessageCodecMatchesReflection).
 
-// encodeMessage writes m as reflection did with compact ints.
-func encodeMessage(enc *msgpack.Encoder, m *zab.Message) error {
+// encodeMessage writes m as reflection did with compact ints. With e, its
+// large byte fields may be left out of enc's buffer (BatchEncoder.bytesField).
+func encodeMessage(enc *msgpack.Encoder, m *zab.Message, e *BatchEncoder) error {
 	w := msgpackcheck.Writer{Enc: enc}
 	w.Map(3 + msgpackcheck.Count(m.Epoch != 0, m.Zxid != 0, len(m.Entries) > 0, m.Prev != 0,
 		m.Commit != 0, m.Leader != 0, m.Round != 0, m.State != 0, m.Current != 0, m.Cluster != 0,
@@ -35,7 +36,7 @@ func encodeMessage(enc *msgpack.Encoder, m *zab.Message) error {
 		w.Err = enc.EncodeArrayLen(len(m.Entries))
 		for i := range m.Entries {
 			if w.Err == nil {
-				w.Err = encodeEntry(enc, &m.Entries[i])
+				w.Err = encodeEntry(enc, &m.Entries[i], e)
 			}
 		}
 	}
@@ -87,7 +88,7 @@ func encodeMessage(enc *msgpack.Encoder, m *zab.Message) error {
 		w.Uint("m", uint64(m.Mode))
 	}
 	if len(m.Snap) > 0 {
-		w.Bytes("sn", m.Snap)
+		e.bytesField(&w, "sn", m.Snap)
 	}
 	if m.Offset != 0 {
 		w.Uint("of", m.Offset)
@@ -127,13 +128,13 @@ func encodeMessage(enc *msgpack.Encoder, m *zab.Message) error {
 
 // encodeEntry writes e as reflection did: Zxid and Data always (nil Data
 // as msgpack nil), Voters when set.
-func encodeEntry(enc *msgpack.Encoder, e *zab.Entry) error {
+func encodeEntry(enc *msgpack.Encoder, en *zab.Entry, e *BatchEncoder) error {
 	w := msgpackcheck.Writer{Enc: enc}
-	w.Map(2 + msgpackcheck.Count(len(e.Voters) > 0))
-	w.Uint("z", uint64(e.Zxid))
-	w.Bytes("d", e.Data)
-	if len(e.Voters) > 0 {
-		encodeIDs(&w, "v", e.Voters)
+	w.Map(2 + msgpackcheck.Count(len(en.Voters) > 0))
+	w.Uint("z", uint64(en.Zxid))
+	e.bytesField(&w, "d", en.Data)
+	if len(en.Voters) > 0 {
+		encodeIDs(&w, "v", en.Voters)
 	}
 	return w.Err
 }

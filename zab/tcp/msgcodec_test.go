@@ -100,7 +100,7 @@ func TestMessageCodecMatchesReflection(t *testing.T) {
 		want := reflEncode(t, m)
 		var buf bytes.Buffer
 		enc := msgpack.NewEncoder(&buf)
-		require.NoError(t, encodeMessage(enc, &m))
+		require.NoError(t, encodeMessage(enc, &m, nil))
 		require.Equal(t, want, buf.Bytes(), "message %d: %+v", i, m)
 
 		var got zab.Message

@@ -247,10 +247,31 @@ const bulkQueueSize = 64
 func isBulk(m zab.Message) bool { return m.Type == zab.MsgSnapChunk }
 
 // write sends batch as as few frames as MaxFrameSize allows; on error the
-// unsent rest is counted as dropped.
+// unsent rest is counted as dropped. A frame in the clear goes out as one
+// vector (writev) with its large byte fields, snapshot chunks above all,
+// taken from where they lie rather than copied into the frame buffer; a
+// sealed frame needs its plaintext in one piece.
 func (p *peer) write(conn *outConn, enc *BatchEncoder, batch []zab.Message) error {
 	for len(batch) > 0 {
-		frame, n, err := enc.Encode(batch)
+		var (
+			frame []byte
+			vec   net.Buffers
+			size  int
+			n     int
+			err   error
+		)
+		if conn.seal != nil {
+			if frame, n, err = enc.Encode(batch); err == nil {
+				frame, err = conn.seal.seal(frame)
+				if err != nil {
+					p.drop(len(batch))
+					return err
+				}
+				size = len(frame)
+			}
+		} else {
+			vec, size, n, err = enc.EncodeBuffers(batch)
+		}
 		if err != nil {
 			// The only message-level failure: one message cannot fit a frame.
 			p.log.Warn("dropping message", "type", uint8(batch[0].Type), "err", err)
@@ -258,21 +279,23 @@ func (p *peer) write(conn *outConn, enc *BatchEncoder, batch []zab.Message) erro
 			batch = batch[1:]
 			continue
 		}
-		if conn.seal != nil {
-			if frame, err = conn.seal.seal(frame); err != nil {
-				p.drop(len(batch))
-				return err
-			}
-		}
 		_ = conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
-		if _, err := conn.Write(frame); err != nil {
+		if frame != nil {
+			_, err = conn.Write(frame)
+		} else {
+			// The connection itself, not outConn, so that a TCP
+			// connection takes the vector in one writev.
+			_, err = vec.WriteTo(conn.Conn)
+			enc.forget()
+		}
+		if err != nil {
 			p.drop(len(batch))
 			return err
 		}
 		p.sent.Add(uint64(n))
 		p.t.st.framesSent.Add(1)
 		p.t.st.msgsSent.Add(uint64(n))
-		p.t.st.bytesSent.Add(uint64(len(frame)))
+		p.t.st.bytesSent.Add(uint64(size))
 		batch = batch[n:]
 	}
 	return nil

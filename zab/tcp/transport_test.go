@@ -3,8 +3,10 @@ package tcp
 import (
 	"bytes"
 	"errors"
+	mrand "math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -451,4 +453,50 @@ func TestSnapChunksYieldToOtherMessages(t *testing.T) {
 	// Only what the writer took before the ping was queued and the socket
 	// buffers hold can precede it.
 	require.Less(t, ping, n/2)
+}
+
+// TestRoundTripLargeFields: snapshot chunks and large entries (written in
+// place, as a vector, on a connection in the clear; copied and sealed with
+// a key) arrive whole, beside small messages in the same frames.
+func TestRoundTripLargeFields(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	chunk, entry := random(1<<20), random(100<<10)
+	want := []zab.Message{
+		{Type: zab.MsgSnapChunk, From: 1, To: 2, Seq: 1, Prev: 5, Offset: 1 << 20, Total: 3 << 20, Snap: chunk},
+		{Type: zab.MsgPing, From: 1, To: 2, Epoch: 3},
+		{Type: 8, From: 1, To: 2, Epoch: 3, Entries: []zab.Entry{{Zxid: 1, Data: entry}, {Zxid: 2, Data: []byte("small")}, {Zxid: 3, Data: entry}}},
+		{Type: zab.MsgSnapChunk, From: 1, To: 2, Seq: 1, Prev: 5, Offset: 2 << 20, Total: 3 << 20, Snap: chunk[:extMin]},
+	}
+	for _, tc := range []struct {
+		name string
+		opts []func(*Config)
+	}{{"clear", nil}, {"sealed", []func(*Config){withKey(key1)}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newTransport(t, 1, tc.opts...), newTransport(t, 2, tc.opts...)
+			connect(a, b)
+			for _, m := range want {
+				require.NoError(t, a.Send(m))
+			}
+			got := recvN(t, b, len(want), 30*time.Second)
+			// Chunks may be overtaken by the other messages, never reordered.
+			slices.SortStableFunc(got, func(x, y zab.Message) int { return cmpBulk(x) - cmpBulk(y) })
+			exp := slices.Clone(want)
+			slices.SortStableFunc(exp, func(x, y zab.Message) int { return cmpBulk(x) - cmpBulk(y) })
+			require.Equal(t, exp, got)
+		})
+	}
+}
+
+func cmpBulk(m zab.Message) int {
+	if isBulk(m) {
+		return 1
+	}
+	return 0
 }
