@@ -19,8 +19,15 @@ import "slices"
 //     a learner receiving bytes never restarts its synchronisation;
 //   - once every byte is acknowledged, the SNAP itself (without data)
 //     and the rest of the synchronisation follow as for any SNAP. A chunk
-//     lost on the way is sent again from the last acknowledged byte (on a
-//     repeated acknowledgement, or after a tick without progress).
+//     lost on the way (a connection cut, a send queue full) is sent again
+//     from the last acknowledged byte after RetryTicks without progress,
+//     the wait doubling while the stream stays stuck (stallTicks), or at
+//     once when the learner acknowledges less than it did (it lost its
+//     spool). An acknowledgement that repeats the last one is no sign of
+//     loss: the learner acknowledges every chunk it is sent, also the
+//     copies a resend put behind the originals, and answering those with
+//     another resend fed itself (issue 12: a slow learner on a loaded
+//     machine got each chunk several times over).
 
 // snapStream is a leader's stream of one snapshot to one learner, running
 // or queued.
@@ -32,6 +39,7 @@ type snapStream struct {
 	acked   uint64   // bytes acknowledged
 	moved   uint64   // tick of the last acknowledged progress (or start)
 	rewound uint64   // tick of the last resend
+	stalls  int      // resends since the last progress
 }
 
 // streamed reports whether a SNAP of s must be streamed in chunks.
@@ -125,6 +133,7 @@ func (p *Peer) pauseObserverStream() bool {
 // so the synchronisation can go on from it; otherwise it starts over with
 // our newest snapshot.
 func (p *Peer) runSnapStream(li *learnerInfo, x *snapStream) {
+	x.stalls = 0
 	if x.snap.Data != nil && p.log.contains(x.snap.Zxid) {
 		x.next, x.moved, x.rewound = x.acked, p.now, p.now
 		p.sendSnapWindow(li, x)
@@ -192,11 +201,10 @@ func (p *Peer) leaderSnapAck(li *learnerInfo, m Message) {
 	case m.Offset > x.acked:
 		// It may hold more than we sent (a restarted stream of the same
 		// image): go on from there.
-		x.acked, x.next, x.moved = m.Offset, max(x.next, m.Offset), p.now
-	case m.Offset <= x.acked && x.next > m.Offset && x.rewound != p.now:
-		// A chunk did not arrive in order, or the learner holds less than
-		// it said (it restarted): send again from what it holds, at most
-		// once per tick.
+		x.acked, x.next, x.moved, x.stalls = m.Offset, max(x.next, m.Offset), p.now, 0
+	case m.Offset < x.acked && x.rewound != p.now:
+		// The learner holds less than it said (it restarted): send again
+		// from what it holds, at most once per tick.
 		x.acked, x.next, x.rewound = m.Offset, m.Offset, p.now
 	}
 	if x.acked == total {
@@ -240,11 +248,21 @@ func (p *Peer) tickSnapStreams() {
 			li.syncing, li.sent = true, z
 		case !x.running:
 			p.send(Message{Type: MsgSnapWait, To: id, Epoch: p.epoch, Seq: x.seq})
-		case p.now-max(x.moved, x.rewound) >= 1 && x.next > x.acked:
+		case x.next > x.acked && p.now-max(x.moved, x.rewound) >= p.stallTicks(x):
 			x.next, x.rewound = x.acked, p.now
+			x.stalls++
 			p.sendSnapWindow(li, x)
 		}
 	}
+}
+
+// stallTicks is how long stream x goes without progress before it is
+// sent again from the last acknowledged byte: RetryTicks, doubling with
+// every resend that brought no progress, up to 8 RetryTicks. A learner
+// slow to take the chunks (a loaded machine) is not sent the same bytes
+// every tick; a lost chunk is still sent again within a few ticks.
+func (p *Peer) stallTicks(x *snapStream) uint64 {
+	return uint64(p.cfg.RetryTicks) << min(x.stalls, 3)
 }
 
 // learnerSnapChunk receives a chunk of a streamed SNAP. Chunks are taken
