@@ -74,6 +74,11 @@ func roundTrip(t *testing.T, msgs []zab.Message) {
 	if err != nil || !bytes.Equal(b1, b2) {
 		t.Fatalf("encoding is not a fixed point (err=%v)", err)
 	}
+	// What the writer sends in the clear: the same bytes, in pieces.
+	vec, size, n, err := enc.EncodeBuffers(msgs)
+	if err != nil || n != len(msgs) || size != len(b1) || !bytes.Equal(bytes.Join(vec, nil), b1) {
+		t.Fatalf("EncodeBuffers differs from Encode: n=%d size=%d of %d, err=%v", n, size, len(b1), err)
+	}
 }
 
 // FuzzDecodeFrame feeds a byte stream to the frame reader and every payload
