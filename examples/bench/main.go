@@ -86,7 +86,7 @@ var (
 	flagLabel      = flag.String("label", "", "cluster label stored in the result (default \"<nodes>node\")")
 	flagRun        = flag.Int("run", 0, "run number stored in the result")
 	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the measured workload(s) to this file")
-	flagMemSettle  = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers write results for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
+	flagMemSettle  = flag.Duration("mem-settle", 0, "mem workload: also measure after this long plus one more write (coord remembers the results of retried writes, and of the last ones no later request has finished, for tree.DedupWindow, 120 s, pruned on the next write); 0 skips")
 	flagTrace      = flag.String("trace", "", "write a runtime/trace execution trace of the run to this file (goroutine wake-ups, syscalls, network and sync blocking)")
 	flagBlockProf  = flag.String("blockprofile", "", "write a block profile of the run to this file (every blocking event recorded)")
 	flagMutexProf  = flag.String("mutexprofile", "", "write a mutex contention profile of the run to this file (every event recorded)")
