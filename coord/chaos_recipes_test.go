@@ -758,6 +758,20 @@ func (rc *chaosRecipes) line(at int64, node int, rest string) (id int64, verdict
 	return 0, "", false
 }
 
+// progressed reports whether every recipe made the progress check asks
+// for (so no check is vacuous): a completed section of each fenced
+// resource and an acknowledged Config update.
+func (rc *chaosRecipes) progressed() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, f := range rc.fences {
+		if !slices.ContainsFunc(f.log, func(e chaosFenced) bool { return e.accepted && e.m.Kind == "exit" }) {
+			return false
+		}
+	}
+	return slices.ContainsFunc(rc.upds, func(u chaosRecMsg) bool { return u.Code == "ok" })
+}
+
 // check runs every recipe check and returns the failures and a summary.
 func (rc *chaosRecipes) check() (errs []string, summary string) {
 	rc.mu.Lock()

@@ -1319,8 +1319,14 @@ func runChaos(t *testing.T, n int, seed int64, dur time.Duration) {
 			c.signal(id, syscall.SIGCONT)
 		}
 	}
-	// The workload goes on for a while on the healed cluster.
+	// The workload goes on for a while on the healed cluster, and until
+	// every recipe made progress (a heavily loaded machine may have let
+	// none complete a section during the faults: seed 468814951 at load
+	// 50), within the time nodes have to rejoin.
 	time.Sleep(time.Second)
+	for end := time.Now().Add(90 * time.Second); !c.rec.progressed() && time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	close(stop)
 	c.recipesStop()
 	clients.Wait()
