@@ -465,3 +465,53 @@ func TestDuplicateLiveIDRefused(t *testing.T) {
 		}
 	}, wait, 20*time.Millisecond, "the restarted process never connected")
 }
+
+// TestRestartAcceptedWhileOldReaderLags: a process killed and started again
+// at once is not a duplicate of itself. The acceptor's reader of the old
+// connection is still blocked delivering (its receive channel full, as on
+// a loaded machine where the driver is behind) so it has not seen the
+// old connection end, and it heard the old process moments ago. The new
+// process is admitted, whether the reader catches up while admit watches
+// or only after (nothing arrives on the old connection after the new
+// hello), and its messages follow once the channel drains. Before, it was
+// refused as a live duplicate and a restarted coord node failed its Join
+// (TestChaos at load 46).
+func TestRestartAcceptedWhileOldReaderLags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lag  time.Duration // before the receive channel is drained
+	}{
+		{"reader catches up during the watch", 0},
+		{"reader still behind after the watch", 2 * admitWatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTransport(t, 1, func(c *Config) { c.RecvBufferSize = 2 })
+			b1 := newTransport(t, 2)
+			b1.SetPeer(1, a.Addr().String())
+			for i := range 8 { // more than the channel holds: the reader blocks
+				sendRetry(t, b1, msg(2, 1, i), wait)
+			}
+			eventually(t, wait, func() bool { return len(a.Receive()) == cap(a.Receive()) }, "the receive channel never filled")
+			require.NoError(t, b1.Close()) // killed: its socket closes
+
+			b2 := newTransport(t, 2, func(c *Config) { c.HandshakeTimeout = 4 * admitWatch })
+			b2.SetPeer(1, a.Addr().String())
+			const restarted = 1 << 40
+			sendRetry(t, b2, zab.Message{From: 2, To: 1, Type: zab.MsgPing, Seq: restarted}, wait)
+			time.Sleep(tc.lag) // the driver is behind this long: not a synchronisation
+			require.Eventually(t, func() bool {
+				for {
+					select {
+					case m := <-a.Receive():
+						if m.Seq == restarted {
+							return true
+						}
+					default:
+						return false
+					}
+				}
+			}, wait, 20*time.Millisecond, "the restarted process never got through")
+			require.Zero(t, a.Stats().DuplicateIDs, "the restart was refused as a duplicate")
+		})
+	}
+}

@@ -444,10 +444,18 @@ func remoteHost(c net.Conn) string {
 }
 
 // admit refuses a dialer whose id another process (another hello.Instance)
-// holds a live inbound connection under: it sent a frame within
-// HandshakeTimeout. A peer that restarted has a new instance too, but its
-// old connection is closed (or silent, if its host died); it is accepted
-// and replaces the old one.
+// holds a live inbound connection under. A peer that restarted has a new
+// instance too, but its old connection is closed (or silent, if its host
+// died); it is accepted and replaces the old one.
+//
+// Live means a frame arrived on it after this hello did. A connection
+// heard from within HandshakeTimeout is watched for a quarter of it (at
+// most admitWatch, well within the dialer's own handshake timeout): the
+// connection of a process that was just killed looks live until its reader
+// has read the last frames and the end of the stream, which on a loaded
+// machine (or with a full receive channel) takes a while, and refusing
+// then made a node restarted at once fail its Join as a duplicate of
+// itself (TestChaos at load 46).
 func (t *Transport) admit(id zab.PeerID, instance uint64, remote string) error {
 	t.mu.RLock()
 	old := t.byPeer[id]
@@ -455,17 +463,30 @@ func (t *Transport) admit(id zab.PeerID, instance uint64, remote string) error {
 	if old == nil || old.instance == instance || instance == 0 || old.instance == 0 {
 		return nil
 	}
+	arrived := time.Now()
+	if arrived.Sub(time.Unix(0, old.heard.Load())) >= t.cfg.HandshakeTimeout {
+		return nil // silent
+	}
+	watch := time.NewTimer(min(t.cfg.HandshakeTimeout/4, admitWatch))
+	defer watch.Stop()
 	select {
 	case <-old.gone:
 		return nil
-	default:
+	case <-old.done:
+		return nil
+	case <-watch.C:
 	}
-	if since := time.Since(time.Unix(0, old.heard.Load())); since < t.cfg.HandshakeTimeout {
+	if heard := time.Unix(0, old.heard.Load()); heard.After(arrived) {
 		return fmt.Errorf("%w: peer %d is connected from %s (another process, heard %v ago); %s claims the same id",
-			ErrDuplicateID, id, old.conn.RemoteAddr(), since.Round(time.Millisecond), remote)
+			ErrDuplicateID, id, old.conn.RemoteAddr(), time.Since(heard).Round(time.Millisecond), remote)
 	}
 	return nil
 }
+
+// admitWatch bounds how long admit watches an old connection for a sign of
+// life: a live peer sends frames every tick (zab's pings and their
+// answers), several times within it.
+const admitWatch = 500 * time.Millisecond
 
 // refusedAsDuplicate records that peer refused our handshake because
 // another live process holds a connection to it under our id.
