@@ -875,3 +875,53 @@ func TestSyncRequestBacksOff(t *testing.T) {
 	run(121, 140)
 	require.Equal(t, []int{123, 129}, askedAt)
 }
+
+// A removed voter whose log ends before its removal still takes itself for
+// a voter, and refuses a leader whose epoch is below one it accepted from a
+// leader that failed to establish it. The leader, for whom it is an
+// observer, stands down, and its next epoch goes above the refused one
+// (internal/sim's TestLinearizable seeds 9803292 and 9804988: before, the
+// removed voter looked for a leader forever while this one lasted). A
+// learner that knows it observes follows any epoch: no stand-down for it.
+func TestLeaderStandsDownForALearnerThatAcceptedANewerEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		observer   bool // the learner takes itself for an observer
+		standsDown bool
+	}{
+		{"learner takes itself for a voter", false, true},
+		{"learner knows it observes", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 1, []PeerID{1, 3}, []PeerID{2})
+			// elect makes peer 1 win the round its vote in msgs opened,
+			// with 3's vote, and decide its epoch with 3's FOLLOWERINFO.
+			elect := func(msgs []Message) uint64 {
+				votes := only(msgs, MsgVote)
+				require.NotEmpty(t, votes)
+				round := votes[0].Round
+				h.step(Message{Type: MsgVote, From: 3, Leader: 1, Round: round, State: RoleLooking})
+				require.Equal(t, RoleLeading, h.p.SoftState().Role)
+				h.step(Message{Type: MsgFollowerInfo, From: 3, Round: round, Epoch: h.p.HardState().AcceptedEpoch})
+				msgs, _ = h.drain()
+				li := only(msgs, MsgLeaderInfo)
+				require.Len(t, li, 1)
+				return round
+			}
+			round := elect(first(h.drain()))
+			require.EqualValues(t, 1, h.p.SoftState().Epoch)
+			h.step(Message{Type: MsgFollowerInfo, From: 2, Round: round, Epoch: 4, Observer: tc.observer})
+			msgs, _ := h.drain()
+			if !tc.standsDown {
+				require.Equal(t, RoleLeading, h.p.SoftState().Role)
+				li := only(msgs, MsgLeaderInfo)
+				require.Len(t, li, 1)
+				require.EqualValues(t, 1, li[0].Epoch)
+				return
+			}
+			require.Equal(t, RoleLooking, h.p.SoftState().Role, "the leader went on below the learner's epoch")
+			elect(msgs)
+			require.EqualValues(t, 5, h.p.SoftState().Epoch, "the next epoch is not above the refused one")
+		})
+	}
+}

@@ -214,7 +214,7 @@ func (p *Peer) leaderCheckInfoQuorum() {
 	if l.epochDecided || !p.quorumOf(true, func(li *learnerInfo) bool { return li.info }) {
 		return
 	}
-	e := p.hs.AcceptedEpoch
+	e := max(p.hs.AcceptedEpoch, p.refusedBelow)
 	for _, id := range l.order {
 		if li := l.learners[id]; li.info && !li.observer && li.accepted > e {
 			e = li.accepted
@@ -781,10 +781,14 @@ func (p *Peer) stepLeader(m Message) {
 		if !li.nlAcked || !l.established {
 			li.unsynced = l.history && m.Current == 0
 		}
-		if l.epochDecided && !li.observer && m.Epoch > p.epoch {
-			// This voter accepted a newer epoch (from a leader that failed
-			// to establish it) and can never follow ours: stand down so a
-			// new election picks an epoch above it.
+		if l.epochDecided && m.Epoch > p.epoch && (!li.observer || !m.Observer) {
+			// This learner accepted a newer epoch (from a leader that failed
+			// to establish it) and, a voter in our configuration or in its
+			// own (a removed voter whose log ends before its removal), can
+			// never follow ours: stand down so that the next epoch goes
+			// above it. (Before, a removed voter that had accepted a newer
+			// epoch was left out for as long as this leader lasted.)
+			p.refusedBelow = max(p.refusedBelow, m.Epoch)
 			p.becomeLooking()
 			return
 		}

@@ -198,7 +198,11 @@ type Peer struct {
 
 	el   election
 	lead *leaderState
-	lrn  *learnerState
+	// refusedBelow is the highest epoch a learner had accepted above the
+	// epoch this peer led, making it stand down: the next epoch it decides
+	// goes above it (not durable: a higher epoch is always allowed).
+	refusedBelow uint32
+	lrn          *learnerState
 
 	msgs     []Message
 	props    []ProposalResult
