@@ -716,6 +716,13 @@ func (n *Node) submit(req *request, call func(uint64, *request) error) {
 
 func (n *Node) complete(id uint64, r result) {
 	if req, ok := n.pending[id]; ok {
+		if req.cc != nil {
+			// The caller of a configuration change reads the voters from
+			// Status next: publish them first. (Under load a PROPOSAL and
+			// its COMMIT come in one loop turn, whose publish would follow
+			// the answer: coord's AddVoter then saw the old voters.)
+			n.publish()
+		}
 		req.res <- r
 		delete(n.pending, id)
 	}
