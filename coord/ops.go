@@ -296,7 +296,9 @@ func (n *Node) proposeAt(ctx context.Context, session int64, op tree.Op) (tree.R
 	}
 	if len(rt.Data()) > MaxRequestSize {
 		// Refused before the log: a txn above a log record or a frame
-		// would stop every replica it reached.
+		// would stop every replica it reached. The Forget ids it took go
+		// back for the next request.
+		n.finished.Done(rt, proposal.Step{})
 		return tree.Result{}, 0, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrRequestTooLarge, len(rt.Data()), MaxRequestSize)
 	}
 	st := n.attempt(ctx, rt)
