@@ -1,6 +1,7 @@
 package zabtest
 
 import (
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -82,7 +83,11 @@ type Sim struct {
 	ids    []zab.PeerID
 	cut    map[[2]zab.PeerID]bool
 	fifo   map[[2]zab.PeerID]int64 // last delivery time per pair
-	queued map[[2]zab.PeerID]int   // messages in flight per pair
+	queued map[[2]zab.PeerID]int   // messages in flight per pair (held ones too)
+	// stalled links hold their messages, in order, in held until
+	// Unstall or Heal delivers them (see Stall).
+	stalled map[[2]zab.PeerID]bool
+	held    map[[2]zab.PeerID][]zab.Message
 	// history maps each applied zxid to the state-machine digest right
 	// after it, as first seen: a peer that applies in another order or
 	// twice diverges from it.
@@ -271,7 +276,8 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), nodes: map[zab.PeerID]*SimNode{},
 		cut: map[[2]zab.PeerID]bool{}, fifo: map[[2]zab.PeerID]int64{}, history: map[zab.Zxid]uint64{},
 		prev: map[zab.Zxid]zab.Zxid{}, dirty: map[zab.PeerID]bool{},
-		queued: map[[2]zab.PeerID]int{}, leaders: map[uint32]zab.PeerID{}}
+		queued: map[[2]zab.PeerID]int{}, leaders: map[uint32]zab.PeerID{},
+		stalled: map[[2]zab.PeerID]bool{}, held: map[[2]zab.PeerID][]zab.Message{}}
 	var voters, observers []zab.PeerID
 	for i := 1; i <= cfg.Voters; i++ {
 		voters = append(voters, zab.PeerID(i))
@@ -382,6 +388,14 @@ func (s *Sim) send(m zab.Message) bool {
 		return false
 	}
 	if s.cut[k] || s.nodes[m.To] == nil {
+		return true
+	}
+	if s.stalled[k] {
+		if s.nodes[m.To].Peer == nil {
+			return true // its connection died with it
+		}
+		s.queued[k]++
+		s.held[k] = append(s.held[k], m)
 		return true
 	}
 	copies := 1
@@ -1109,6 +1123,12 @@ func (s *Sim) Crash(id zab.PeerID) {
 			s.fault(id, fmt.Sprintf("crash lost %d entries a planted mistake had not made durable", lost))
 		}
 	}
+	for _, from := range s.ids {
+		// Its connections are gone: what they held is lost.
+		k := [2]zab.PeerID{from, id}
+		s.queued[k] -= len(s.held[k])
+		delete(s.held, k)
+	}
 	n.Peer = nil
 	n.inc++
 	n.inflight, n.exec, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
@@ -1193,8 +1213,83 @@ func (s *Sim) Isolate(id zab.PeerID) {
 // Cut drops every message from one peer to another (one direction only).
 func (s *Sim) Cut(from, to zab.PeerID) { s.cut[[2]zab.PeerID{from, to}] = true }
 
-// Heal restores every link.
-func (s *Sim) Heal() { clear(s.cut) }
+// Heal restores every link: cut ones, and stalled ones, which deliver
+// what they held (see Unstall).
+func (s *Sim) Heal() {
+	clear(s.cut)
+	for _, a := range s.ids {
+		for _, b := range s.ids {
+			if s.stalled[[2]zab.PeerID{a, b}] {
+				s.Unstall(a, b)
+			}
+		}
+	}
+}
+
+// Stall holds every message from one peer to another (one direction),
+// those in flight included, until Unstall or Heal delivers them in the
+// order they were sent: a TCP connection whose packets stop getting
+// through but which is not broken (the sender's queue and socket buffer
+// keep what it writes, as zab/tcp's writer does while a write blocks for
+// up to its WriteTimeout or a dial backs off), so they arrive late, after
+// whatever the peers did meanwhile, and never out of order. Held messages
+// count against QueueLimit; a crash of the receiver loses them (its
+// connection is gone: so are messages sent to it while it is down), a
+// crash of the sender does not (they were in the kernel's buffers).
+func (s *Sim) Stall(from, to zab.PeerID) {
+	k := [2]zab.PeerID{from, to}
+	if s.stalled[k] {
+		return
+	}
+	s.stalled[k] = true
+	// What is in flight on the link is held too, ahead of what is sent
+	// from now on, in delivery order.
+	var inflight []*event
+	keep := s.events[:0]
+	for _, e := range s.events {
+		if e.tick == 0 && e.wake == 0 && e.msg.From == from && e.msg.To == to {
+			inflight = append(inflight, e)
+		} else {
+			keep = append(keep, e)
+		}
+	}
+	clear(s.events[len(keep):])
+	s.events = keep
+	heap.Init(&s.events)
+	slices.SortFunc(inflight, func(a, b *event) int {
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	for _, e := range inflight {
+		s.held[k] = append(s.held[k], e.msg)
+	}
+}
+
+// Unstall ends a Stall: what the link held is delivered, each after a
+// delivery delay, in order and before anything sent later (unless
+// SimConfig.Reorder lets messages overtake each other, as on every link).
+func (s *Sim) Unstall(from, to zab.PeerID) {
+	k := [2]zab.PeerID{from, to}
+	delete(s.stalled, k)
+	msgs := s.held[k]
+	delete(s.held, k)
+	for _, m := range msgs {
+		at := s.now + s.cfg.MinDelay + s.rng.Int64N(s.cfg.MaxDelay-s.cfg.MinDelay+1)
+		if !s.cfg.Reorder {
+			at = max(at, s.fifo[k])
+			s.fifo[k] = at
+		}
+		s.push(event{at: at, msg: m})
+	}
+}
+
+// Held returns the messages the link from one peer to another holds, in
+// order.
+func (s *Sim) Held(from, to zab.PeerID) []zab.Message {
+	return slices.Clone(s.held[[2]zab.PeerID{from, to}])
+}
 
 // SetFaults changes the drop and duplication rates.
 func (s *Sim) SetFaults(drop, dup float64) { s.cfg.DropRate, s.cfg.DupRate = drop, dup }
