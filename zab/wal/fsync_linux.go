@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // datasync flushes f's data and the metadata needed to read it back. The
@@ -60,6 +62,47 @@ func preallocate(f *os.File, size int64) error {
 		return f.Truncate(size) // no fallocate here: sparse, still zeros
 	default: // ENOSPC and friends: fail now, not on a later commit
 		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: ferr}
+	}
+}
+
+// dataExtent returns the first extent [start, end) of f at or after off
+// that the filesystem holds as data rather than as a hole (space never
+// written, preallocated or sparse, which reads back as zeros); start is
+// size when only holes follow, and [off, size) is returned when the
+// filesystem cannot tell (SEEK_DATA unsupported).
+//
+// A hole's pages that something read (readahead included) sit in the page
+// cache and count as data until evicted, so it first drops f's clean
+// cached pages from off on (dirty ones are data and stay): they are found
+// again on disk if they held data.
+func dataExtent(f *os.File, off, size int64) (start, end int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return off, size
+	}
+	start, end = off, size
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		_ = unix.Fadvise(int(fd), off, 0, unix.FADV_DONTNEED) // advice: a failure costs reads only
+		var s int64
+		if s, serr = unix.Seek(int(fd), off, unix.SEEK_DATA); serr != nil {
+			return
+		}
+		start = s
+		if e, herr := unix.Seek(int(fd), s, unix.SEEK_HOLE); herr == nil {
+			end = e
+		}
+	}); err != nil {
+		return off, size
+	}
+	switch {
+	case serr == nil:
+		start = min(max(start, off), size)
+		return start, min(max(end, start), size)
+	case errors.Is(serr, unix.ENXIO): // nothing but holes from off on
+		return size, size
+	default: // EINVAL and friends: no answer, so all of it is data
+		return off, size
 	}
 }
 

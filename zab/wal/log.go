@@ -304,7 +304,8 @@ func (l *Log) scanSegment(name string, first uint64, prev *uint64, isLast bool, 
 	if sealed {
 		from = stop + frameHeaderSize
 	}
-	at, found, nonZero, err := scanTail(f, from, seg.size, *prev, l.maxData(), seg.salt)
+	extent := func(off int64) (int64, int64) { return dataExtent(f, off, seg.size) }
+	at, found, nonZero, err := scanTail(f, extent, from, seg.size, *prev, l.maxData(), seg.salt)
 	if err != nil {
 		return nil, err
 	}

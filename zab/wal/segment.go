@@ -188,14 +188,34 @@ func (s *scanner) checkLarge(h frameHeader) error {
 // whether the place where the last segment stops is its tail: it is only if
 // nothing valid follows. It also reports whether any non-zero byte was seen,
 // so that leftover garbage can be zeroed.
-func scanTail(r io.ReaderAt, from, size int64, after uint64, maxData, salt uint32) (validAt int64, found, nonZero bool, err error) {
+//
+// extent(off) (nil: all data) returns the first extent of r at or after
+// off that is not a known hole, [start, end); start is size if none. Holes
+// read as zeros, so they are taken as zeros without being read: reopening a
+// log reads what was written, not its last segment's preallocated size.
+func scanTail(r io.ReaderAt, extent func(off int64) (start, end int64), from, size int64, after uint64, maxData, salt uint32) (validAt int64, found, nonZero bool, err error) {
 	const chunk = 1 << 20
+	if extent == nil {
+		extent = func(off int64) (int64, int64) { return off, size }
+	}
 	buf := make([]byte, chunk+frameHeaderSize)
 	var data []byte
 	for base := from; base < size; base += chunk {
+		ds, de := extent(base)
+		if ds >= size {
+			break
+		}
+		// A header that starts before ds-frameHeaderSize is zeros.
+		base = max(base, ds-frameHeaderSize)
 		b := buf[:min(int64(len(buf)), size-base)]
-		if _, err := r.ReadAt(b, base); err != nil && err != io.EOF {
-			return 0, false, nonZero, err
+		clear(b)
+		for lim := base + int64(len(b)); ds < lim; ds, de = extent(de) {
+			if _, err := r.ReadAt(b[ds-base:min(de, lim)-base], ds); err != nil && err != io.EOF {
+				return 0, false, nonZero, err
+			}
+			if de >= lim {
+				break
+			}
 		}
 		if !nonZero && nextNonZero(b[:min(chunk, len(b))], 0) < min(chunk, len(b)) {
 			nonZero = true
