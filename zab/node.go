@@ -738,8 +738,15 @@ func (n *Node) maybeSnapshot() {
 	// Room for an image a little larger than the last one: a buffer
 	// grown by doubling copies (and clears) the whole state over and over
 	// while it is written (issue 12: a large part of a voter's CPU while
-	// observers joined and it snapshotted 100,000 znodes).
-	size := n.snapBytes + n.snapBytes/16
+	// observers joined and it snapshotted 100,000 znodes). The last one is
+	// the newest this node took, or the snapshot it recovered from disk or
+	// installed from its leader (an observer's first snapshot after its
+	// SNAP, every node's first after a restart).
+	last := n.snapBytes
+	if s, err := n.mem.Snapshot(); err == nil {
+		last = max(last, len(s.Data))
+	}
+	size := last + last/16
 	go func() {
 		defer n.snapWG.Done()
 		var buf bytes.Buffer

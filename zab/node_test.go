@@ -1,12 +1,14 @@
 package zab_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +26,9 @@ type logSM struct {
 	mu      sync.Mutex
 	entries []zab.Entry
 	hook    func(zab.Entry) // if set, runs before each apply, unlocked
+	// rooms holds, for each Snapshot into a *bytes.Buffer, the room the
+	// buffer had before it was written.
+	rooms []int
 }
 
 // Apply records e and returns its position in the log (from 1).
@@ -50,6 +55,9 @@ func (s *logSM) setHook(h func(zab.Entry)) {
 func (s *logSM) Snapshot(w io.Writer) (zab.Zxid, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if b, ok := w.(*bytes.Buffer); ok {
+		s.rooms = append(s.rooms, b.Available())
+	}
 	var b []byte
 	var last zab.Zxid
 	for _, e := range s.entries {
@@ -83,6 +91,12 @@ func (s *logSM) Restore(snap zab.Snapshot) error {
 	s.entries = ents
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *logSM) snapshotRooms() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rooms)
 }
 
 func (s *logSM) snapshot() []zab.Entry {
@@ -287,6 +301,33 @@ func TestNodeReplicatesOverTCP(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, z, last)
 	require.GreaterOrEqual(t, c.nodes[c.ids[2]].Status().Snapshots, 1, "snapshots every 50 entries")
+}
+
+// TestNodeSnapshotBufferSizedAfterRestart: a node's first snapshot after a
+// restart is written into a buffer with room for the snapshot it recovered,
+// as every later one has room for the one before (issue 12: a buffer grown
+// by doubling copies and clears the whole image several times; an
+// observer's first snapshot after its SNAP is the same case).
+func TestNodeSnapshotBufferSizedAfterRestart(t *testing.T) {
+	c := newCluster(t, 1, true)
+	id := c.leader(10 * time.Second)
+	value := strings.Repeat("x", 4<<10)
+	write := func(round string) {
+		var last zab.Zxid
+		for i := range 60 {
+			last = c.propose(id, fmt.Sprintf("%s%d-%s", round, i, value))
+		}
+		c.waitApplied(last)
+		require.Eventually(t, func() bool { return len(c.sms[id].snapshotRooms()) > 0 },
+			10*time.Second, 10*time.Millisecond, "no snapshot after 60 entries (SnapshotEvery 50)")
+	}
+	write("a")
+	c.restart(id)
+	c.leader(10 * time.Second)
+	write("b")
+	// The recovered snapshot holds at least 50 entries of 4 KiB.
+	require.GreaterOrEqual(t, c.sms[id].snapshotRooms()[0], 50*len(value),
+		"the first snapshot after the restart starts without room for the recovered one")
 }
 
 func TestNodeLeaderFailover(t *testing.T) {
