@@ -12,7 +12,9 @@
 //	-coord.observers.synclimit=D  the children's SyncLimit (default 1s; 0
 //	                       keeps LocalConfig's 150ms, for an idle machine).
 //	-coord.observers.cpuprofile=DIR  each voter's CPU profile while the
-//	                       observers join, as DIR/voter-<id>.pprof.
+//	                       observers join, as DIR/voter-<id>.pprof, and
+//	                       each observer's for its whole life, as
+//	                       DIR/node-<id>.pprof.
 //	-coord.observers.znodes=N, -coord.observers.count=N  another size
 //	                       (for measurements: 100000 and 1 shows what one
 //	                       observer's sync costs it); the soak's targets
@@ -27,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -44,7 +47,7 @@ var (
 		"the children's SyncLimit in TestProcessManyObservers (0: LocalConfig's)")
 	observersZnodes  = flag.Int("coord.observers.znodes", 0, "TestProcessManyObservers's znodes (0: by -coord.observers.soak)")
 	observersProfile = flag.String("coord.observers.cpuprofile", "",
-		"a directory: TestProcessManyObservers writes each voter's CPU profile while the observers join there")
+		"a directory: TestProcessManyObservers writes there each voter's CPU profile while the observers join and each observer's for its whole life")
 	observersCount = flag.Int("coord.observers.count", 0, "TestProcessManyObservers's observers (0: by -coord.observers.soak)")
 )
 
@@ -83,15 +86,24 @@ func procVotersEnv(cfg *coord.Config) error {
 	return nil
 }
 
-// procFill creates arg (a count) znodes of 100 bytes under /fill, 50 per
-// Multi, and prints FILLED or FILLERR. A batch that fails (a leader change
+// procFill creates arg's count of znodes of 100 bytes under /fill, 50 per
+// Multi or as many as arg's optional second number says ("100000 4"), and
+// prints FILLED or FILLERR. A batch that fails (a leader change
 // on a loaded machine) is tried again, with a new session if need be, for
 // up to a minute; ErrNodeExists means an earlier try committed it.
 func procFill(ctx context.Context, node *coord.Node, out *procOut, arg string) {
-	n, err := strconv.Atoi(arg)
+	countArg, batchArg, _ := strings.Cut(arg, " ")
+	n, err := strconv.Atoi(countArg)
 	if err != nil {
 		out.line("FILLERR count %q: %v", arg, err)
 		return
+	}
+	batch := 50
+	if batchArg != "" {
+		if batch, err = strconv.Atoi(batchArg); err != nil || batch < 1 {
+			out.line("FILLERR batch %q: %v", arg, err)
+			return
+		}
 	}
 	var sess *coord.Session
 	try := func(op func(context.Context) error) error {
@@ -125,7 +137,6 @@ func procFill(ctx context.Context, node *coord.Node, out *procOut, arg string) {
 		return
 	}
 	value := []byte(strings.Repeat("v", 100))
-	const batch = 50
 	for lo := 0; lo < n; lo += batch {
 		ops := make([]coord.Op, 0, batch)
 		for k := lo; k < min(lo+batch, n); k++ {
@@ -196,12 +207,19 @@ func TestProcessManyObservers(t *testing.T) {
 	const voters = 3
 	t.Setenv(procEnvVoters, strconv.Itoa(voters))
 	c := newProcCluster(t, voters+observers)
+	fillBatch := 50
 	if znodes >= 100_000 {
 		// A snapshot of 100,000 znodes every 64 writes would keep every
-		// node busy serialising: take one every 500 (still several while
-		// the tree fills, so the log is compacted and a new replica needs
-		// a SNAP).
-		c.snapshotEvery = 500
+		// node busy serialising. A service that holds this many znodes has
+		// compacted its log long ago, so a new replica needs a SNAP: the
+		// nodes keep LocalConfig's SnapshotEvery and the fill writes the
+		// znodes in enough entries for two snapshots and a compaction.
+		// (With SnapshotEvery 500, as this test had, all 20 nodes took a
+		// 17 MB snapshot every 2.6-5s while the observers joined, about
+		// 30% of the observers' CPU: no user of the presets sees that at
+		// this write rate.)
+		c.snapshotEvery = coord.LocalConfig(1).SnapshotEvery
+		fillBatch = max(1, znodes*2/(5*c.snapshotEvery))
 	}
 	for id := 1; id <= voters; id++ {
 		c.start(id)
@@ -210,7 +228,7 @@ func TestProcessManyObservers(t *testing.T) {
 	lead := c.leader(15 * time.Second)
 
 	filled := time.Now()
-	c.send(c.proc(int(lead)), fmt.Sprintf("fill %d", znodes))
+	c.send(c.proc(int(lead)), fmt.Sprintf("fill %d %d", znodes, fillBatch))
 	if !c.waitFor(5*time.Minute, func() bool { return c.procs[int(lead)-1].filled || len(c.badLine) > 0 }) {
 		t.Fatalf("%d znodes not created within 5m", znodes)
 	}
@@ -245,6 +263,10 @@ func TestProcessManyObservers(t *testing.T) {
 				return true
 			})
 		})
+	}
+	if *observersProfile != "" {
+		// The observers' profiles cover their whole join (restore too).
+		t.Setenv(procEnvProfile, *observersProfile)
 	}
 	begin := time.Now()
 	var obs []int
@@ -301,13 +323,25 @@ func TestProcessManyObservers(t *testing.T) {
 			}
 		}
 	}
+	// A write that failed (its 2s deadline passed, its session expired)
+	// counts with the time it took to fail: leaving it out would hide the
+	// worst of the tail.
+	failed := 0
+	for _, f := range c.failed {
+		if tr, ok := c.tries[f.data]; ok && tr.at >= begin.UnixNano() {
+			failed++
+			lat = append(lat, time.Duration(f.at-tr.at))
+		}
+	}
+	timeline := observersTimeline(c, begin, voters)
 	c.mu.Unlock()
+	t.Logf("per second since the observers started (writes begun: count, slowest by voters' and observers' origin; observers serving):\n%s", timeline)
 	p99 := quantile(lat, 0.99)
 	gap := c.longestGap(begin)
-	t.Logf("writes while the observers joined: %d acknowledged, p99 %v, longest gap %v", len(lat),
-		p99.Round(time.Millisecond), gap.Round(time.Millisecond))
+	t.Logf("writes while the observers joined: %d acknowledged, %d failed, p99 %v (failures counted), longest gap %v",
+		len(lat)-failed, failed, p99.Round(time.Millisecond), gap.Round(time.Millisecond))
 	// Where the tail is: the voters' own writes, or the observers' (which
-	// start while their node restores the snapshot it just received).
+	// start once their node has joined, while the others still restore).
 	t.Logf("by origin: voters %d writes, p50 %v, p99 %v; observers %d writes, p50 %v, p99 %v",
 		len(voterLat), quantile(voterLat, 0.5).Round(time.Millisecond), quantile(voterLat, 0.99).Round(time.Millisecond),
 		len(obsLat), quantile(obsLat, 0.5).Round(time.Millisecond), quantile(obsLat, 0.99).Round(time.Millisecond))
@@ -339,4 +373,65 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[min(int(float64(len(ds))*q), len(ds)-1)]
+}
+
+// observersTimeline describes, for each second since begin, the writes
+// begun in it (how many, the slowest from a voter and from an observer),
+// the writes that failed in it and how many observers were serving by its
+// end: where the tail is in time. The distinct errors of the failures
+// follow. c.mu must be held.
+func observersTimeline(c *procCluster, begin time.Time, voters int) string {
+	type second struct {
+		n, fails   int
+		voter, obs time.Duration
+		ready      int
+	}
+	var secs []second
+	at := func(ns int64) *second {
+		i := max(int((ns-begin.UnixNano())/int64(time.Second)), 0)
+		for len(secs) <= i {
+			secs = append(secs, second{})
+		}
+		return &secs[i]
+	}
+	for _, a := range c.acks {
+		tr, ok := c.tries[a.data]
+		if !ok || tr.at < begin.UnixNano() {
+			continue
+		}
+		s, d := at(tr.at), time.Duration(a.at-tr.at)
+		s.n++
+		if tr.node <= voters {
+			s.voter = max(s.voter, d)
+		} else {
+			s.obs = max(s.obs, d)
+		}
+	}
+	for _, f := range c.failed {
+		if f.at >= begin.UnixNano() {
+			at(f.at).fails++
+		}
+	}
+	for _, p := range c.procs {
+		if p != nil && p.id > voters && p.readyAt >= begin.UnixNano() {
+			at(p.readyAt).ready++
+		}
+	}
+	var b strings.Builder
+	ready := 0
+	for i, s := range secs {
+		ready += s.ready
+		fmt.Fprintf(&b, "  %3ds: %4d writes, slowest voter %6v observer %6v, %3d failed; %2d serving\n", i, s.n,
+			s.voter.Round(time.Millisecond), s.obs.Round(time.Millisecond), s.fails, ready)
+	}
+	errs := map[string]int{}
+	for _, f := range c.failed {
+		if f.at >= begin.UnixNano() {
+			errs[f.err]++
+		}
+	}
+	for _, e := range slices.Sorted(maps.Keys(errs)) {
+		fmt.Fprintf(&b, "  failed %d times: %s\n", errs[e], e)
+	}
+	return b.String()
 }

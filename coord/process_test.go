@@ -80,6 +80,10 @@ const (
 	procEnvDir     = "COORD_PROC_DIR"
 	procEnvWriter  = "COORD_PROC_WRITER"
 	procEnvWriters = "COORD_PROC_WRITERS"
+	// procEnvProfile, if set, is a directory: the child writes its CPU
+	// profile there as node-<id>.pprof, from its start to its end (or
+	// "profileend").
+	procEnvProfile = "COORD_PROC_CPUPROFILE"
 
 	// procWriters is how many goroutines of each child write concurrently
 	// (so that appends are group-committed), each one write at a time.
@@ -134,6 +138,33 @@ func runProcChild() error {
 	}
 
 	out := &procOut{}
+	// A CPU profile from the start (procEnvProfile), or later from the
+	// "profile" command, until "profileend" or the end.
+	var profile *os.File
+	startProfile := func(name string) {
+		if f, err := os.Create(name + ".part"); err != nil {
+			fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
+			f.Close()
+		} else {
+			profile = f
+		}
+	}
+	endProfile := func() {
+		if profile != nil {
+			pprof.StopCPUProfile()
+			if err := profile.Close(); err == nil {
+				name := strings.TrimSuffix(profile.Name(), ".part")
+				_ = os.Rename(profile.Name(), name)
+			}
+			profile = nil
+		}
+	}
+	defer endProfile()
+	if d := os.Getenv(procEnvProfile); d != "" {
+		startProfile(filepath.Join(d, fmt.Sprintf("node-%d.pprof", id)))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// SIGTERM closes the node, as a Kubernetes pod's termination would.
@@ -223,13 +254,6 @@ func runProcChild() error {
 	}
 	defer wg.Wait()
 	defer cancel()
-	var profile *os.File
-	defer func() {
-		if profile != nil {
-			pprof.StopCPUProfile()
-			profile.Close()
-		}
-	}()
 	for {
 		var cmd string
 		select {
@@ -254,23 +278,11 @@ func runProcChild() error {
 			// A CPU profile of this child into the file fillArg names
 			// (written as .part, renamed when complete), until
 			// "profileend" (-coord.observers.cpuprofile).
-			if f, err := os.Create(fillArg + ".part"); err != nil {
-				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
-			} else if err := pprof.StartCPUProfile(f); err != nil {
-				fmt.Fprintf(os.Stderr, "process child: profile: %v\n", err)
-				f.Close()
-			} else {
-				profile = f
+			if profile == nil {
+				startProfile(fillArg)
 			}
 		case "profileend":
-			if profile != nil {
-				pprof.StopCPUProfile()
-				if err := profile.Close(); err == nil {
-					name := strings.TrimSuffix(profile.Name(), ".part")
-					_ = os.Rename(profile.Name(), name)
-				}
-				profile = nil
-			}
+			endProfile()
 		case "exit":
 			cancel()
 			stopWriter()
@@ -406,6 +418,13 @@ type procTry struct {
 	node int
 }
 
+type procFail struct {
+	data string
+	at   int64 // unix ns, child clock
+	node int
+	err  string
+}
+
 type procAck struct {
 	data  string
 	path  string
@@ -441,6 +460,7 @@ type procChild struct {
 
 	// guarded by procCluster.mu
 	ready   bool
+	readyAt int64 // unix ns of the last READY
 	stopped bool
 	filled  bool
 	leader  procLeader
@@ -462,6 +482,7 @@ type procCluster struct {
 	acks    []procAck
 	ackOf   map[string]int // data -> index in acks
 	fails   int
+	failed  []procFail // each FAIL line: when, from where, why
 	leaders []procLeader
 	kills   int
 	badLine []string
@@ -631,7 +652,7 @@ func (c *procCluster) read(p *procChild, r *os.File) {
 		c.mu.Lock()
 		switch f[0] {
 		case "READY":
-			p.ready = true
+			p.ready, p.readyAt = true, num(1)
 		case "STOPPED":
 			p.stopped = true
 		case "FILLED":
@@ -666,6 +687,9 @@ func (c *procCluster) read(p *procChild, r *os.File) {
 			}
 		case "FAIL":
 			c.fails++
+			if len(f) >= 3 {
+				c.failed = append(c.failed, procFail{data: f[1], at: num(2), node: p.id, err: strings.Join(f[3:], " ")})
+			}
 		case "DUMP":
 			dumping, dump = true, nil
 		case "NODE":
