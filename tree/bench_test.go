@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
@@ -150,3 +151,55 @@ func BenchmarkSnapshot1M(b *testing.B) {
 type countWriter int64
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// soakTree is the observers soak's tree (coord's TestProcessManyObservers):
+// 100,000 znodes of 100 bytes under /fill.
+func soakTree(b *testing.B) *applier {
+	a := newApplier(Options{})
+	a.apply(0, Op{Type: OpCreate, Path: "/fill"})
+	data := make([]byte, 100)
+	for k := range 100_000 {
+		if r := a.apply(0, Op{Type: OpCreate, Path: fmt.Sprintf("/fill/k%06d", k), Data: data}); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+	return a
+}
+
+// BenchmarkSnapshotSoak writes the soak's tree into a buffer sized for it
+// (as zab's Node does).
+func BenchmarkSnapshotSoak(b *testing.B) {
+	a := soakTree(b)
+	var buf bytes.Buffer
+	if _, err := a.t.WriteSnapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	size := buf.Len()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		var buf bytes.Buffer
+		buf.Grow(size)
+		if _, err := a.t.WriteSnapshot(&buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestoreSoak restores the soak's tree from its snapshot, as an
+// observer does after its SNAP.
+func BenchmarkRestoreSoak(b *testing.B) {
+	a := soakTree(b)
+	var buf bytes.Buffer
+	if _, err := a.t.WriteSnapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	t := New(Options{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := t.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -115,7 +115,11 @@ func (n *node) setChildren(kids []*node) {
 	case len(kids) == 0:
 		n.kids = nil
 	case n.kids == nil:
-		n.kids = &kids
+		// A new cell only here: taking kids' address would move the
+		// parameter to the heap on every call (a restore of 100,000
+		// znodes made 100,000 of them).
+		n.kids = new([]*node)
+		*n.kids = kids
 	default:
 		*n.kids = kids
 	}
