@@ -15,7 +15,12 @@
 // unknown, only on the zab verdicts coord retries), and one whose outcome
 // is never learnt stays pending. Meanwhile the seed
 // drops, duplicates, delays and reorders messages, isolates the leader,
-// partitions random halves, builds bridges, cuts links one way and crashes
+// partitions random halves, builds bridges, cuts links one way, stalls the
+// links between a peer and the leader (zabtest.Sim.Stall: they hold what
+// is sent, for up to 2,000 units, then deliver it in order, as a TCP
+// connection whose packets stop getting through without breaking it does,
+// so a learner's forwards reach the leader after it gave up on them and
+// its clients retried), and crashes
 // and restarts peers (one, the leader, or all) with only their persisted
 // state. It also injects driver faults (zabtest.Sim models the driver loop of
 // zab.Node): a crash in the middle of persisting a Ready, after which only
@@ -54,7 +59,7 @@
 // linearizable prefix and the operation that cannot follow it) and the
 // run's schedule. It also shrinks the failure: it re-runs the seed with
 // one fault class after another left out (net, partition, crash, disk,
-// slowdisk, pause, clock, reconfig), keeps out those without which it still fails,
+// slowdisk, pause, clock, reconfig, stall), keeps out those without which it still fails,
 // and prints the replay command for that smaller set, e.g.
 //
 //	go test ./internal/sim -run 'TestLinearizable$' -seed N -sim.disable=disk,slowdisk -v

@@ -3,12 +3,14 @@ package sim
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
 	"github.com/coord-dev/coord/internal/proposal"
 	"github.com/coord-dev/coord/tree"
 	"github.com/coord-dev/coord/zab"
+	"github.com/coord-dev/coord/zab/zabtest"
 )
 
 // Faults is a set of fault classes. A run draws its schedule from the seed
@@ -42,17 +44,23 @@ const (
 	// leader itself included), drawn from a stream of their own so that
 	// the other classes' schedule is the same with or without them.
 	FaultReconfig
+	// FaultStall: links that hold their messages for a long while and then
+	// deliver them in order (zabtest.Sim.Stall: a TCP connection whose
+	// packets stop getting through without breaking it), so that they
+	// arrive after leader changes and retries; drawn from a stream of
+	// their own, like FaultReconfig.
+	FaultStall
 
 	// AllFaults is every class.
 	AllFaults = FaultNet | FaultPartition | FaultCrash | FaultDisk | FaultSlowDisk | FaultPause | FaultClock |
-		FaultReconfig
+		FaultReconfig | FaultStall
 )
 
 var faultNames = []struct {
 	f    Faults
 	name string
 }{{FaultNet, "net"}, {FaultPartition, "partition"}, {FaultCrash, "crash"}, {FaultDisk, "disk"},
-	{FaultSlowDisk, "slowdisk"}, {FaultPause, "pause"}, {FaultClock, "clock"}, {FaultReconfig, "reconfig"}}
+	{FaultSlowDisk, "slowdisk"}, {FaultPause, "pause"}, {FaultClock, "clock"}, {FaultReconfig, "reconfig"}, {FaultStall, "stall"}}
 
 // String lists the classes in f, comma-separated ("none" if empty).
 func (f Faults) String() string {
@@ -190,6 +198,71 @@ func (r *runner) driverFault(n int) {
 			// replica forget the results it remembers for retries.
 			c.skew[id] += step
 			r.logf("fault: peer %d's wall clock steps %+d (now %+d)", id, step, c.skew[id])
+		}
+	}
+}
+
+// stalls drives FaultStall for a run, from a random stream of its own.
+type stalls struct {
+	rng *rand.Rand
+	at  map[[2]zab.PeerID]int64 // when stalled links deliver what they held
+}
+
+func newStalls(seed uint64) *stalls {
+	return &stalls{rng: rand.New(rand.NewPCG(seed, 0x57a11)), at: map[[2]zab.PeerID]int64{}}
+}
+
+// maybe stalls, about once in four calls, the links between a random peer
+// and the leader (both ways, or one), for up to 2,000 units of virtual
+// time (zab/tcp's writer may hold a frame for its 5 s WriteTimeout, and a
+// dial backs off up to 2 s): a learner cut off this way loses its leader
+// and fails its forwarded writes, whose clients retry, while its forwards
+// wait in the link and reach the leader late.
+func (st *stalls) maybe(s *zabtest.Sim, logf func(string, ...any)) {
+	if st.rng.IntN(4) != 0 {
+		return
+	}
+	ids := s.IDs()
+	a, b := ids[st.rng.IntN(len(ids))], s.Leader()
+	if b == 0 || b == a {
+		b = ids[st.rng.IntN(len(ids))]
+	}
+	ways := st.rng.IntN(4) // 0: a -> b only, 1: b -> a only, else both
+	until := s.Now() + 100 + st.rng.Int64N(1900)
+	if a == b {
+		return
+	}
+	for _, k := range [][2]zab.PeerID{{a, b}, {b, a}} {
+		if ways == 0 && k[0] != a || ways == 1 && k[0] != b {
+			continue
+		}
+		s.Stall(k[0], k[1])
+		st.at[k] = max(st.at[k], until)
+		logf("fault: link %d -> %d stalls until %d", k[0], k[1], until)
+	}
+}
+
+// due ends the stalls whose time has come: the links deliver what they
+// held.
+func (st *stalls) due(s *zabtest.Sim, logf func(string, ...any)) {
+	if len(st.at) == 0 {
+		return
+	}
+	for _, a := range s.IDs() {
+		for _, b := range s.IDs() {
+			k := [2]zab.PeerID{a, b}
+			if at, ok := st.at[k]; ok && s.Now() >= at {
+				delete(st.at, k)
+				held := s.Held(a, b)
+				fwd := 0
+				for _, m := range held {
+					if m.Type == zab.MsgPropose {
+						fwd += len(m.ReqIDs)
+					}
+				}
+				s.Unstall(a, b)
+				logf("fault: link %d -> %d delivers the %d messages it held (%d forwarded writes)", a, b, len(held), fwd)
+			}
 		}
 	}
 }

@@ -56,8 +56,14 @@ type Result struct {
 	Voters  int
 	History []porcupine.Operation
 	Pending int // writes with unknown outcome
-	Check   porcupine.CheckResult
-	Info    porcupine.LinearizationInfo
+	// LateAttempts counts forwards of a write's earlier attempt that
+	// reached the leader of their reign after a later attempt's result had
+	// returned to the client (a stalled link delivered them): the late
+	// copies coord's dedup rule keeps retried writes' results for, which
+	// zab must not append (see Config.ForgetRetried).
+	LateAttempts int
+	Check        porcupine.CheckResult
+	Info         porcupine.LinearizationInfo
 	// Err is the first violation: an invariant of the simulator or the
 	// harness, a lost acknowledged write, diverging trees, or a history
 	// porcupine does not find linearizable (or cannot decide in time).
@@ -119,6 +125,7 @@ type runner struct {
 	c       *cluster
 	rng     *rand.Rand
 	reconf  *rand.Rand // FaultReconfig's own stream
+	stalls  *stalls    // FaultStall's
 	clients []*client
 	hist    []porcupine.Operation
 	acked   map[zab.Zxid]uint64 // acknowledged writes: zxid -> ReqID
@@ -129,7 +136,13 @@ type runner struct {
 	log       []string
 	leader    zab.PeerID
 	pending   int
-	steps     int
+	// won maps the ReqID of every write that returned a result to the
+	// zab request id of the attempt that returned it; late counts the
+	// earlier attempts' forwards that reached their reign's leader after
+	// that (Result.LateAttempts).
+	won   map[uint64]uint64
+	late  int
+	steps int
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -160,7 +173,7 @@ func Run(cfg Config) *Result {
 	sc.Mistake = cfg.Mistake
 	res := &Result{Seed: cfg.Seed, Voters: cfg.Voters}
 	r := &runner{cfg: cfg, rng: rng, reconf: rand.New(rand.NewPCG(cfg.Seed, 0x7ec0f)), acked: map[zab.Zxid]uint64{},
-		restartAt: map[zab.PeerID]int64{}}
+		restartAt: map[zab.PeerID]int64{}, stalls: newStalls(cfg.Seed)}
 	// One seed in four starts from a history near the top of the zxid
 	// ranges (see highStart).
 	var high *highStart
@@ -182,6 +195,8 @@ func Run(cfg Config) *Result {
 		return res
 	}
 	r.c = c
+	r.won = map[uint64]uint64{}
+	c.s.OnDeliver = r.delivered
 	c.s.OnFault = func(id zab.PeerID, what string) { r.logf("disk: peer %d %s", id, what) }
 	r.logf("seed=%d voters=%d observers=%d maxDelay=%d reorder=%v snapshotEvery=%d maxMsgEntries=%d "+
 		"queueLimit=%d maxCounter=%d clients=%d disabled=%v", cfg.Seed, cfg.Voters, sc.Observers, sc.MaxDelay, sc.Reorder,
@@ -202,6 +217,7 @@ func Run(cfg Config) *Result {
 		}
 	}
 	res.History, res.Pending, res.Schedule, res.Steps = r.hist, r.pending, r.log, r.steps
+	res.LateAttempts = r.late
 	return res
 }
 
@@ -245,6 +261,7 @@ func (r *runner) run() error {
 		if len(r.restartAt) > 0 {
 			r.restartDue()
 		}
+		r.stalls.due(c.s, r.logf)
 		r.tick(true)
 	}
 	if c.err != nil {
@@ -253,9 +270,10 @@ func (r *runner) run() error {
 
 	// Heal: no faults, every peer up; the clients finish what they started.
 	r.logf("heal: links restored, faults off, every peer restarted")
-	c.s.Heal()
+	c.s.Heal() // stalled links deliver what they held
 	c.s.SetFaults(0, 0)
 	clear(r.restartAt)
+	clear(r.stalls.at)
 	for _, id := range ids {
 		c.s.ClearDiskFaults(id)
 		c.restart(id)
@@ -424,6 +442,9 @@ func (r *runner) observe(cl *client, id zab.PeerID, z zab.Zxid) {
 // fault applies one fault action drawn from the seed.
 func (r *runner) fault() {
 	r.reconfigure()
+	if r.on(FaultStall) {
+		r.stalls.maybe(r.c.s, r.logf)
+	}
 	c, ids := r.c, r.c.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
 	n := r.rng.IntN(22)
@@ -706,6 +727,7 @@ func (r *runner) verdict(cl *client, a zab.Applied, err error, stop bool) {
 		for _, id := range k.ids {
 			c.returned[id] = a.Zxid
 		}
+		r.won[k.rt.Request().ReqID] = k.zid
 		if st.Result.Err == nil {
 			r.acked[a.Zxid] = c.reqs[a.Zxid]
 		}
@@ -715,6 +737,26 @@ func (r *runner) verdict(cl *client, a zab.Applied, err error, stop bool) {
 	default:
 		r.logf("client %d: attempt %d at peer %d: %v", cl.id, k.attempts, k.node, st.Err)
 		r.giveUp(cl, unknown)
+	}
+}
+
+// delivered counts the forwards of earlier attempts that reach the
+// leader of their reign after their write returned (Result.LateAttempts).
+func (r *runner) delivered(m zab.Message) {
+	if m.Type != zab.MsgPropose {
+		return
+	}
+	if st := r.c.s.Node(m.To).Peer.SoftState(); st.Role != zab.RoleLeading || st.Epoch != m.Epoch {
+		return
+	}
+	for i, e := range m.Entries {
+		req, err := proposal.Decode(e.Data)
+		if err != nil {
+			continue
+		}
+		if zid, ok := r.won[req.ReqID]; ok && zid != m.ReqIDs[i] {
+			r.late++
+		}
 	}
 }
 

@@ -252,6 +252,7 @@ type srunner struct {
 	// back, apart from rng so that they leave every other draw of a seed's
 	// schedule as it was.
 	lateRNG *rand.Rand
+	stalls  *stalls // FaultStall's (zab's links only)
 	reps    map[zab.PeerID]*srep
 	nodes   map[zab.PeerID]*snode
 	incs    map[zab.PeerID]int
@@ -333,7 +334,7 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer:     zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]},
 		ReadBack: cfg.Seed%2 == 1, MaxReadBack: 30} // odd seeds: applied entries read back, as a Node's
-	r := &srunner{cfg: cfg, sc: sc, rng: rng, lateRNG: rand.New(rand.NewPCG(cfg.Seed, 0x1a7e)), reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
+	r := &srunner{cfg: cfg, sc: sc, rng: rng, lateRNG: rand.New(rand.NewPCG(cfg.Seed, 0x1a7e)), stalls: newStalls(cfg.Seed), reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
 		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
@@ -458,6 +459,7 @@ func (r *srunner) run() {
 			r.fault()
 			nextFault = s.Now() + 50 + r.rng.Int64N(400)
 		}
+		r.stalls.due(s, r.logf)
 		r.step()
 	}
 	if r.err != nil || s.Err != nil {
@@ -472,7 +474,8 @@ func (r *srunner) run() {
 func (r *srunner) heal() {
 	s := r.s
 	r.logf("heal: links restored, faults off, every peer restarted; clients start nothing new")
-	r.heal1()
+	r.heal1() // stalled links deliver what they held
+	clear(r.stalls.at)
 	s.SetFaults(0, 0)
 	r.drop = 0
 	for _, id := range s.IDs() {
@@ -1084,6 +1087,7 @@ func (r *srunner) restart(id zab.PeerID) {
 }
 
 func (r *srunner) fault() {
+	r.stalls.maybe(r.s, r.logf)
 	s, ids := r.s, r.s.IDs()
 	pick := func() zab.PeerID { return ids[r.rng.IntN(len(ids))] }
 	switch r.rng.IntN(20) {

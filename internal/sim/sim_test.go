@@ -138,10 +138,11 @@ func TestLinearizable(t *testing.T) {
 	cfgOf := func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag, Disable: dis} }
 	results := runSeeds(list, cfgOf, false)
 	elapsed := time.Since(start)
-	ops, pending, failures := 0, 0, 0
+	ops, pending, late, failures := 0, 0, 0, 0
 	for _, res := range results {
 		ops += len(res.History)
 		pending += res.Pending
+		late += res.LateAttempts
 		if res.Failed() {
 			failures++
 			if failures <= 3 {
@@ -154,8 +155,9 @@ func TestLinearizable(t *testing.T) {
 			t.Log(res)
 		}
 	}
-	t.Logf("%d seeds in %v (%.1f seeds/s), %d ops checked (%d with unknown outcome), %d failed",
-		len(list), elapsed.Round(time.Millisecond), float64(len(list))/elapsed.Seconds(), ops, pending, failures)
+	t.Logf("%d seeds in %v (%.1f seeds/s), %d ops checked (%d with unknown outcome), %d earlier attempts "+
+		"reached their leader after their write returned, %d failed", len(list), elapsed.Round(time.Millisecond),
+		float64(len(list))/elapsed.Seconds(), ops, pending, late, failures)
 }
 
 // mutationBudget is how many seeds a mutation test may run: the CI budget.
