@@ -50,6 +50,9 @@ func (h *harness) drain() ([]Message, []Ready) {
 		msgs = append(msgs, rd.Messages...)
 		rds = append(rds, rd)
 		h.p.Advance()
+		if rd.Async && len(rd.Entries) > 0 {
+			h.p.Persisted(rd.Entries[len(rd.Entries)-1].Zxid)
+		}
 	}
 	return msgs, rds
 }
@@ -463,11 +466,58 @@ func TestLeaderCountsOnlyItsDurableCopy(t *testing.T) {
 	rd := h.p.Ready()
 	require.Equal(t, []Entry{{Zxid: z, Data: []byte("a")}}, rd.Entries)
 	require.Empty(t, rd.CommittedEntries)
+	require.True(t, rd.Async, "an established leader's append-only Ready")
 	require.NoError(t, h.st.Append(rd.Entries))
 	h.p.Advance()
+	// Written, not yet durable (Ready.Async): still not counted.
+	require.Zero(t, h.p.Committed())
+	require.False(t, h.p.HasReady())
+	h.p.Persisted(NewZxid(2, 1)) // a report beyond the log changes nothing
+	require.Zero(t, h.p.Committed())
+	h.p.Persisted(z)
 	require.Equal(t, z, h.p.Committed())
 	_, rds := h.drain()
 	require.Equal(t, z, rds[0].CommittedEntries[0].Zxid)
+}
+
+// A leader whose followers commit an entry before its own copy is durable
+// (Ready.Async) applies it only once it is: its state machine never
+// reflects what its log may lose in a crash.
+func TestLeaderAppliesOnlyWhatItsLogHoldsDurably(t *testing.T) {
+	h := electOne(t)
+	h.step(Message{Type: MsgFollowerInfo, From: 3, Round: 1})
+	h.drain()
+	for _, id := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgAckEpoch, From: id, Epoch: 1, Seq: 1, Accepted: true})
+		h.drain()
+	}
+	for _, id := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgAck, From: id, Epoch: 1, NewLeader: true})
+		h.drain()
+	}
+	require.True(t, h.p.SoftState().Serving)
+	require.NoError(t, h.p.Propose(1, []byte("a")))
+	z := NewZxid(1, 1)
+	rd := h.p.Ready()
+	require.True(t, rd.Async)
+	require.NoError(t, h.st.Append(rd.Entries))
+	h.p.Advance()
+	// Both followers acknowledge: committed without the leader's copy.
+	for _, id := range []PeerID{2, 3} {
+		h.step(Message{Type: MsgAck, From: id, Epoch: 1, Zxid: z})
+	}
+	require.Equal(t, z, h.p.Committed())
+	for h.p.HasReady() {
+		rd := h.p.Ready()
+		require.Empty(t, rd.CommittedEntries, "applied before the leader's copy is durable")
+		require.Empty(t, rd.Proposals)
+		h.p.Advance()
+	}
+	h.p.Persisted(z)
+	_, rds := h.drain()
+	require.Len(t, rds, 1)
+	require.Equal(t, z, rds[0].CommittedEntries[0].Zxid)
+	require.Equal(t, []ProposalResult{{ID: 1, Zxid: z}}, rds[0].Proposals)
 }
 
 // A restarted peer hands out only the committed entries its state machine

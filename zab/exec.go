@@ -40,6 +40,23 @@ type LogWriter interface {
 	Wipe() error
 }
 
+// AsyncLog is a LogWriter that writes an Async Ready's entries after
+// Advance, so that a leader's driver goes on stepping while its log is
+// written. The driver reports the durable end with Peer.Persisted as each
+// write completes.
+type AsyncLog interface {
+	LogWriter
+	// StartAppend makes ents readable at once in the storage the core
+	// reads and durable later, after every earlier append (one durable
+	// write may cover several). A crash may keep a prefix of what was
+	// started and not yet durable.
+	StartAppend(ents []Entry) error
+	// Flush returns once everything started is durable, or with the error
+	// that stopped a write (the driver must stop: its durable state is
+	// unknown).
+	Flush() error
+}
+
 // Applier is what a Ready's snapshot and committed entries go to: the state
 // machine as the executor sees it.
 type Applier interface {
@@ -99,6 +116,7 @@ type Executor struct {
 	nEarly      int           // committed entries of that Ready Early applied
 	earlyLast   Zxid          // the last of them (0: none)
 	resps       []appliedResp // responses of the entries the current Ready applied
+	written     Zxid          // the end of an Async Ready's entries written durably here (0: none)
 	unreachable []PeerID
 	mistake     plant.Mistake // planted by the simulator only (plant.Carrier)
 }
@@ -126,15 +144,54 @@ func (x *Executor) Applied() Zxid { return x.applied }
 // included) were handed out since the executor started.
 func (x *Executor) Entries() uint64 { return x.entries }
 
-// Execute carries out rd completely: Early, Persist, Finish. On a
-// persistence error it returns at once, without Advance: the driver must
-// stop the peer (its durable state is unknown).
+// Execute carries out rd completely: Early, Persist, Finish, or for an
+// Async Ready ExecuteAsync. On a persistence error it returns at once,
+// without Advance: the driver must stop the peer (its durable state is
+// unknown).
 func (x *Executor) Execute(rd Ready) error {
+	if rd.Async {
+		return x.ExecuteAsync(rd)
+	}
 	x.Early(rd)
 	if err := x.Persist(rd); err != nil {
 		return err
 	}
 	return x.Finish(rd)
+}
+
+// ExecuteAsync carries out an Async Ready without waiting for its entries
+// to be durable: its messages go, its entries go to the log
+// (AsyncLog.StartAppend; a LogWriter that is not an AsyncLog writes them
+// here, and the executor reports them durable after Advance), the
+// committed entries are applied (the core hands a leader only what its
+// log holds durably) and the completed requests answered, then Advance.
+func (x *Executor) ExecuteAsync(rd Ready) error {
+	for _, m := range rd.Messages {
+		x.send(m)
+	}
+	if len(rd.Entries) > 0 {
+		var err error
+		if a, ok := x.cfg.Log.(AsyncLog); ok {
+			err = a.StartAppend(rd.Entries)
+		} else if err = x.cfg.Log.Append(rd.Entries); err == nil {
+			x.written = rd.Entries[len(rd.Entries)-1].Zxid
+		}
+		if err != nil {
+			return err
+		}
+	}
+	x.early = false // Finish sends nothing twice: the messages are gone
+	rd.Messages = nil
+	return x.Finish(rd)
+}
+
+// flush waits for the appends of earlier Async Readys: every other Ready is
+// carried out on a log that holds them durably.
+func (x *Executor) flush() error {
+	if a, ok := x.cfg.Log.(AsyncLog); ok {
+		return a.Flush()
+	}
+	return nil
 }
 
 // Early does what may precede rd's persistence: it sends rd's PROPOSALs and
@@ -213,6 +270,9 @@ func (x *Executor) send(m Message) {
 // SNAP's snapshot, then the emptied log; the truncation; the entries; the
 // epochs.
 func (x *Executor) Persist(rd Ready) error {
+	if err := x.flush(); err != nil {
+		return err
+	}
 	l := x.cfg.Log
 	if rd.Reset {
 		// currentEpoch zero is durable before anything is dropped: from
@@ -240,6 +300,9 @@ func (x *Executor) Persist(rd Ready) error {
 	if len(rd.Entries) > 0 {
 		if err := l.Append(rd.Entries); err != nil {
 			return err
+		}
+		if rd.Async {
+			x.written = rd.Entries[len(rd.Entries)-1].Zxid
 		}
 	}
 	if !rd.HardState.IsEmpty() {
@@ -310,6 +373,11 @@ func (x *Executor) Finish(rd Ready) error {
 		}
 	}
 	x.cfg.Peer.Advance()
+	if x.written != 0 {
+		// An Async Ready's entries written here, durably.
+		x.cfg.Peer.Persisted(x.written)
+		x.written = 0
+	}
 	// A full queue pauses streaming to that peer until it answers.
 	for _, id := range x.unreachable {
 		x.cfg.Peer.ReportUnreachable(id)

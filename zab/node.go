@@ -123,6 +123,7 @@ type Node struct {
 	peer    *Peer
 	mem     *MemoryStorage
 	disk    *diskLog   // nil in memory
+	app     *appender  // writes the leader's log off the driver (Ready.Async); nil in memory
 	spool   *fileSpool // in DataDir; nil in memory
 	propc   chan *request
 	syncc   chan *request
@@ -284,8 +285,13 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.peer = p
+	var log LogWriter = nodeLog{disk: n.disk, mem: n.mem}
+	if n.disk != nil {
+		n.app = newAppender(nodeLog{disk: n.disk, mem: n.mem})
+		log = n.app
+	}
 	n.exec = NewExecutor(ExecutorConfig{
-		Peer: p, Log: nodeLog{disk: n.disk, mem: n.mem}, Send: n.send, StateMachine: cfg.StateMachine,
+		Peer: p, Log: log, Send: n.send, StateMachine: cfg.StateMachine,
 		OnProposal: func(r ProposalResult, resp any) {
 			n.complete(r.ID, result{zxid: r.Zxid, resp: resp, err: r.Err})
 		},
@@ -493,6 +499,9 @@ func (n *Node) run() {
 				n.log.Warn("zab: snapshot spool", "err", err)
 			}
 		}
+		if n.app != nil {
+			n.app.stop()
+		}
 		if n.disk != nil {
 			n.disk.close()
 		}
@@ -509,6 +518,10 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	recv := n.cfg.Transport.Receive()
+	var written <-chan struct{} // the leader's log writes (Ready.Async)
+	if n.app != nil {
+		written = n.app.notify
+	}
 	for {
 		n.busy.idle()
 		select {
@@ -544,6 +557,15 @@ func (n *Node) run() {
 		case reply := <-n.resyncc:
 			n.busy.work()
 			reply <- n.resync()
+		case <-written:
+			n.busy.work()
+			z, err := n.app.state()
+			if err != nil {
+				fatal = err
+				n.log.Error("zab: fatal error writing the log", "err", err)
+				return
+			}
+			n.peer.Persisted(z)
 		}
 		// Take in whatever else is already waiting, so one Ready (one
 		// fsync, one batch of messages) covers it all: the group commit.

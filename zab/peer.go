@@ -110,7 +110,7 @@ type Ready struct {
 	TruncateAfter Zxid
 	// Entries are to be appended to the log, in zxid order.
 	Entries []Entry
-	// Messages are to be sent after the persistence above.
+	// Messages are to be sent after the persistence above (but see Async).
 	Messages []Message
 	// CommittedEntries are to be applied, in order, exactly once.
 	CommittedEntries []Entry
@@ -124,6 +124,15 @@ type Ready struct {
 	// another goroutine); meanwhile the learners that need them wait. At
 	// most one is outstanding.
 	Fetch *FetchRequest
+	// Async marks an established leader's Ready that persists nothing but
+	// Entries (possibly none): its messages may go and its committed
+	// entries (durable here already) be applied before Entries are
+	// durable, and Advance may follow before they are; the driver then
+	// reports their durability with Peer.Persisted. Until then the leader
+	// does not count itself in a quorum for them, nor apply them: a
+	// leader's messages never vouch for its own log (ZooKeeper's leader
+	// logs its proposals on a thread of its own the same way).
+	Async bool
 }
 
 // FetchRequest asks a driver for the entries after After (Ready.Fetch).
@@ -181,6 +190,8 @@ type Peer struct {
 	log            zlog
 	hs             HardState
 	hsDirty        bool
+	readyAsync     bool   // the Ready being carried out is Async
+	persisting     bool   // entries after stableLast may not be durable yet (Async)
 	durableCurrent uint32 // currentEpoch known to be persisted
 	stableLast     Zxid   // last zxid known to be persisted
 	snapApplied    Zxid   // the last snapshot installed from a leader (SNAP)
@@ -612,7 +623,20 @@ func (p *Peer) mustNotBeInReady() {
 func (p *Peer) HasReady() bool {
 	p.flush()
 	return p.hsDirty || p.log.hasUnstable() || len(p.msgs) > 0 || p.log.wantFetch ||
-		p.log.committed > p.log.applied || len(p.props) > 0 || len(p.syncs) > 0
+		p.applyLimit() > p.log.applied || len(p.props) > 0 || len(p.syncs) > 0
+}
+
+// applyLimit is the last committed zxid a Ready may hand out for applying:
+// while entries of an Async Ready may not be durable yet, only what is
+// known durable (the state machine never reflects an entry this peer's
+// log does not hold durably); otherwise every committed entry, since the
+// Ready's own entries are durable before they are applied (the executor's
+// order).
+func (p *Peer) applyLimit() Zxid {
+	if p.persisting && p.stableLast < p.log.committed && p.mistake != plant.LeaderApplyBeforeDurable {
+		return p.stableLast
+	}
+	return p.log.committed
 }
 
 // Ready returns the work accumulated since the last Advance. See Ready for
@@ -630,8 +654,8 @@ func (p *Peer) Ready() Ready {
 	}
 	rd.Truncate, rd.TruncateAfter = p.log.truncated, p.log.truncAt
 	p.msgs = nil
-	if p.log.committed > p.log.applied {
-		ents, err := p.log.entries(p.log.applied, p.log.committed, 0)
+	if limit := p.applyLimit(); limit > p.log.applied {
+		ents, err := p.log.entries(p.log.applied, limit, 0)
 		if err != nil {
 			panic(fmt.Errorf("zab: committed entries after %v unavailable: %w", p.log.applied, err))
 		}
@@ -641,18 +665,30 @@ func (p *Peer) Ready() Ready {
 	rd.Fetch = p.log.takeFetch()
 	rd.Proposals, rd.Syncs = p.props, p.syncs
 	p.props, p.syncs = nil, nil
-	p.inReady = true
+	rd.Async = p.role == RoleLeading && p.lead.established &&
+		!rd.Reset && rd.Snapshot == nil && !rd.Truncate && rd.HardState.IsEmpty()
+	p.inReady, p.readyAsync = true, rd.Async
 	return rd
 }
 
 // Advance tells the peer the last Ready has been carried out: its state is
-// durable, its messages sent and its entries applied.
+// durable (an Async Ready's entries are only written to the storage the
+// peer reads: Persisted says when they are durable), its messages sent and
+// its entries applied.
 func (p *Peer) Advance() {
 	if !p.inReady {
 		panic("zab: Advance without Ready")
 	}
 	p.inReady = false
 	p.log.stable()
+	if p.readyAsync {
+		p.readyAsync = false
+		if p.stableLast < p.log.last() {
+			p.persisting = true
+		}
+		return
+	}
+	p.persisting = false
 	if p.hsDirty {
 		p.hsDirty = false
 		p.durableCurrent = p.hs.CurrentEpoch
@@ -663,6 +699,22 @@ func (p *Peer) Advance() {
 	if p.role == RoleLeading {
 		p.leaderDurable()
 	}
+}
+
+// Persisted tells a leader that its log is durable up to z: the entries of
+// Async Readys written after Advance. It may count itself in a quorum for
+// them and apply them once committed. A report that no longer applies (the
+// peer stopped leading that epoch, or z is not beyond what is known
+// durable) is ignored; a Ready that is not Async is carried out only once
+// every earlier append is durable, so its Advance covers them too.
+func (p *Peer) Persisted(z Zxid) {
+	p.mustNotBeInReady()
+	if p.role != RoleLeading || z.Epoch() != p.epoch || z <= p.stableLast || z > p.log.last() {
+		return
+	}
+	p.stableLast = z
+	p.persisting = z < p.log.last()
+	p.leaderDurable()
 }
 
 // applied records that ents are handed out for applying and completes the

@@ -31,9 +31,11 @@ const (
 	// synced entries of the same Ready, so a crash between the two leaves
 	// it claiming an epoch whose history it lacks (and its vote wins).
 	MistakeEpochBeforeEntries = plant.EpochBeforeEntries
-	// MistakeLeaderSelfBeforeFsync: a leader whose disk is slow advances
-	// its core (which counts it in the commit quorum) and goes on while its
-	// own write is still in flight, which a crash then loses.
+	// MistakeLeaderSelfBeforeFsync: a leader tells its core its write is
+	// durable (zab.Peer.Persisted) as soon as it started it, or, with a
+	// slow disk, advances a Ready that is not Async before its write is
+	// done: the core counts it in the commit quorum while its own write is
+	// still in flight, which a crash then loses.
 	MistakeLeaderSelfBeforeFsync = plant.LeaderSelfBeforeFsync
 	// MistakeTruncateBeforeSnapshot: a peer installing a SNAP empties its
 	// log before the snapshot is durable, so a crash between the two loses
@@ -49,6 +51,10 @@ const (
 	// that arrived in the Ready being persisted before the write, so the
 	// state machine reflects entries the peer's own log does not hold yet.
 	MistakeApplyBeforeDurable = plant.ApplyBeforeDurable
+	// MistakeLeaderApplyBeforeDurable: a leader applies entries its
+	// followers committed before its own write of them (an Async Ready's)
+	// is durable.
+	MistakeLeaderApplyBeforeDurable = plant.LeaderApplyBeforeDurable
 )
 
 // plantedStorage carries a core mistake into the Peer built on it

@@ -499,6 +499,21 @@ func TestPlantedCountEmptyVotersCaught(t *testing.T) {
 	requireDirectedCaught(t, lostDiskSchedule, MistakeCountEmptyVoters, 20)
 }
 
+// TestPlantedLeaderApplyBeforeDurableCaught: a leader writes its log after
+// Advance (zab.Ready.Async) and hands out for applying only what its log
+// holds durably, though its followers may commit more; planted, it hands
+// out every committed entry, and the simulator's applier catches it.
+func TestPlantedLeaderApplyBeforeDurableCaught(t *testing.T) {
+	for i := range *persistSeeds {
+		seed := *persistBase + uint64(i)
+		if err := persistChaos(seed, MistakeLeaderApplyBeforeDurable); err != nil {
+			t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
+			return
+		}
+	}
+	t.Fatalf("leader-apply-before-durable survived %d seeds from %d: the simulator is blind to it", *persistSeeds, *persistBase)
+}
+
 // TestPlantedApplyBeforeDurableCaught: the executor applies only committed
 // entries its own log holds durably (Executor.Early applies those written
 // by earlier Readys, before the fsync of the new ones); planted, it applies

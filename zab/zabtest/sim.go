@@ -162,6 +162,7 @@ type SimNode struct {
 	tickAt     [confirmTicks]int64
 	slowUntil  int64 // until then every persisting zab.Ready takes fsyncDelay
 	fsyncDelay int64
+	writtenAt  int64 // when the last Async Ready's write is durable
 	stallUntil int64     // no ticks until then (a stopped clock)
 	armed      diskFault // what happens to the next persisting zab.Ready
 	armedMin   int       // ... that has at least this many records
@@ -235,6 +236,7 @@ type event struct {
 	kind  wakeKind
 	inc   uint64
 	fetch zab.FetchRequest // wakeFetch: the read-back that completes
+	zxid  zab.Zxid         // wakeDurable: an Async Ready's write ends here (0: the planted early write)
 }
 
 type wakeKind uint8
@@ -242,7 +244,7 @@ type wakeKind uint8
 const (
 	wakeFsync wakeKind = iota + 1
 	wakeResume
-	wakeDurable // a planted early write becomes durable
+	wakeDurable // an Async Ready's write, or a planted early write, becomes durable
 	wakeFetch   // a read-back (zab.Ready.Fetch) completes
 )
 
@@ -444,6 +446,10 @@ func (s *Sim) process(n *SimNode) {
 		}
 		// The shared executor's order: the leader's PROPOSALs and what was
 		// durable before rd applied first, then the write, then the rest.
+		if rd.Async && !(n.armed != diskOK && persists(rd)) {
+			s.executeAsync(n, rd)
+			continue
+		}
 		n.exec.Early(rd)
 		if persists(rd) {
 			if f := n.armed; f != diskOK && s.records(n, rd) >= n.armedMin && (!n.armedSnap || rd.Snapshot != nil) {
@@ -471,6 +477,42 @@ func (s *Sim) process(n *SimNode) {
 		}
 		s.finish(n, rd)
 	}
+}
+
+// executeAsync carries out an Async Ready as a Node does: its entries are
+// written at once to the storage the core reads, and become durable after
+// a delay (the slow disk's, or drawn up to MaxDelay, in order), which a
+// crash before it may lose a suffix of; then zab.Peer.Persisted.
+func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
+	n.confs = n.confs[:0]
+	for _, e := range rd.CommittedEntries {
+		if e.IsConfig() {
+			n.confs = append(n.confs, e.Zxid)
+		}
+	}
+	if err := n.exec.ExecuteAsync(rd); err != nil {
+		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
+	}
+	if k := len(rd.Entries); k > 0 {
+		last := rd.Entries[k-1].Zxid
+		delay := s.rng.Int64N(s.cfg.MaxDelay + 1)
+		if s.now < n.slowUntil && n.fsyncDelay > 0 {
+			delay = n.fsyncDelay
+		}
+		n.writtenAt = max(n.writtenAt, s.now+delay)
+		s.push(event{at: n.writtenAt, wake: n.ID, kind: wakeDurable, inc: n.inc, zxid: last})
+		if s.cfg.Mistake == MistakeLeaderSelfBeforeFsync {
+			// Planted: the leader counts its copy before the write is durable.
+			n.Peer.Persisted(last)
+		}
+	}
+	s.checkConfs(n, ^zab.Zxid(0))
+	n.SM.Last = n.exec.Applied()
+	s.readBack(n, rd)
+	if s.cfg.ReadBack {
+		n.Storage.Release(n.exec.Applied(), 0)
+	}
+	s.maybeSnapshot(n)
 }
 
 // readBack models the driver's read-back of rd.Fetch: its result arrives
@@ -529,6 +571,8 @@ func (a simApplier) Apply(e zab.Entry) any {
 	if last, _ := n.Storage.LastZxid(); e.Zxid > last {
 		// The executor applies only what its log writes returned for.
 		s.fail(fmt.Errorf("peer %d: applied %v before it was written to its log (written to %v)", n.ID, e.Zxid, last))
+	} else if d := n.disk.durableEnd(); e.Zxid > d {
+		s.fail(fmt.Errorf("peer %d: applied %v before it was durable in its log (durable to %v)", n.ID, e.Zxid, d))
 	}
 	s.checkConfs(n, e.Zxid)
 	n.SM.apply(e)
@@ -932,8 +976,21 @@ func (s *Sim) Step() bool {
 		if n.Peer == nil || e.inc != n.inc {
 			return true // the incarnation that waited crashed
 		}
-		if e.kind == wakeDurable {
+		if e.kind == wakeDurable && e.zxid == 0 {
 			n.disk.durable()
+			return true
+		}
+		if e.kind == wakeDurable {
+			// An Async Ready's write is durable; a blocked driver hears of
+			// it once it takes input again.
+			n.disk.durableThrough(e.zxid)
+			if s.blocked(n) {
+				e.at = s.now + 1
+				s.push(*e)
+				return true
+			}
+			n.Peer.Persisted(e.zxid)
+			s.process(n)
 			return true
 		}
 		if e.kind == wakeFetch {
@@ -1330,6 +1387,7 @@ type simDisk struct {
 	// pending: entries after pendingFrom are written but not durable.
 	pending     bool
 	pendingFrom zab.Zxid
+	started     bool // some pending entries came from StartAppend (zab.AsyncLog)
 	snap        *zab.Snapshot // a SNAP's snapshot held back (TruncateBeforeSnapshot)
 }
 
@@ -1358,7 +1416,52 @@ func (d *simDisk) epochFirst() error {
 func (d *simDisk) PlantedMistake() Mistake { return d.mistake }
 
 // durable makes the pending entries durable (a late fsync).
-func (d *simDisk) durable() { d.pending = false }
+func (d *simDisk) durable() { d.pending, d.started = false, false }
+
+// durableThrough makes the pending entries up to z durable: an Async
+// Ready's write ended.
+func (d *simDisk) durableThrough(z zab.Zxid) {
+	if !d.pending {
+		return
+	}
+	if last, _ := d.st.LastZxid(); z >= last {
+		d.durable()
+		return
+	}
+	d.pendingFrom = max(d.pendingFrom, z)
+}
+
+// StartAppend writes ents now; they stay pending (a crash may lose a
+// suffix of them) until the simulator's write of them ends (wakeDurable).
+func (d *simDisk) StartAppend(ents []zab.Entry) error {
+	last, _ := d.st.LastZxid()
+	if err := d.st.Append(ents); err != nil {
+		return err
+	}
+	if !d.pending {
+		d.pending, d.pendingFrom = true, last
+	}
+	d.started = true
+	return nil
+}
+
+// Flush makes every started write durable at once: the driver waits for
+// them (in virtual time, no wait).
+func (d *simDisk) Flush() error {
+	if d.started {
+		d.durable()
+	}
+	return nil
+}
+
+// durableEnd returns the last zxid of the log that is durable.
+func (d *simDisk) durableEnd() zab.Zxid {
+	if d.pending {
+		return d.pendingFrom
+	}
+	last, _ := d.st.LastZxid()
+	return last
+}
 
 // crash drops a random suffix of the pending entries, as a crash before
 // their fsync may, and returns how many it dropped.

@@ -10,7 +10,8 @@ package plant
 type Mistake uint8
 
 // Mistakes. The core (package zab) plants DiffWithoutTrunc,
-// SecondVoterChange and CountEmptyVoters, and its Executor
+// SecondVoterChange, CountEmptyVoters and LeaderApplyBeforeDurable, and
+// its Executor
 // ApplyBeforeDurable (taken from a LogWriter that is a Carrier); the others
 // are planted by the simulator's driver and disk (zab/zabtest), never by
 // the core.
@@ -28,8 +29,9 @@ const (
 	// EpochBeforeEntries: a driver writes currentEpoch before the synced
 	// entries of the same Ready.
 	EpochBeforeEntries
-	// LeaderSelfBeforeFsync: a leader's driver advances the core (which
-	// then counts the leader in a quorum) before its own write is durable.
+	// LeaderSelfBeforeFsync: a leader's driver tells the core its own
+	// write is durable (Peer.Persisted, or Advance), so that it counts
+	// itself in a quorum, before it is.
 	LeaderSelfBeforeFsync
 	// TruncateBeforeSnapshot: a driver empties the log for a SNAP before
 	// the snapshot is durable.
@@ -42,6 +44,10 @@ const (
 	// (and completes their writes) before the Ready's appended entries they
 	// include are durable in the peer's own log.
 	ApplyBeforeDurable
+	// LeaderApplyBeforeDurable: a leader hands out for applying committed
+	// entries (committed by its followers alone) that its own log does not
+	// hold durably yet (Ready.Async).
+	LeaderApplyBeforeDurable
 )
 
 // Carrier is implemented by a Storage that carries a planted mistake into
@@ -71,6 +77,8 @@ func (m Mistake) String() string {
 		return "count-empty-voters"
 	case ApplyBeforeDurable:
 		return "apply-before-durable"
+	case LeaderApplyBeforeDurable:
+		return "leader-apply-before-durable"
 	}
 	return "unknown"
 }
