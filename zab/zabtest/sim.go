@@ -162,7 +162,7 @@ type SimNode struct {
 	tickAt     [confirmTicks]int64
 	slowUntil  int64 // until then every persisting zab.Ready takes fsyncDelay
 	fsyncDelay int64
-	writtenAt  int64 // when the last Async Ready's write is durable
+	writtenAt  int64     // when the last Async Ready's write is durable
 	stallUntil int64     // no ticks until then (a stopped clock)
 	armed      diskFault // what happens to the next persisting zab.Ready
 	armedMin   int       // ... that has at least this many records
@@ -1387,7 +1387,7 @@ type simDisk struct {
 	// pending: entries after pendingFrom are written but not durable.
 	pending     bool
 	pendingFrom zab.Zxid
-	started     bool // some pending entries came from StartAppend (zab.AsyncLog)
+	started     bool          // some pending entries came from StartAppend (zab.AsyncLog)
 	snap        *zab.Snapshot // a SNAP's snapshot held back (TruncateBeforeSnapshot)
 }
 
