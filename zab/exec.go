@@ -41,19 +41,21 @@ type LogWriter interface {
 }
 
 // AsyncLog is a LogWriter that writes an Async Ready's entries after
-// Advance, so that a leader's driver goes on stepping while its log is
-// written. The driver reports the durable end with Peer.Persisted as each
-// write completes.
+// Advance, so that the driver goes on stepping while its log is written.
+// The driver reports the durable end with Peer.Persisted as each write
+// completes, but never a write that Flush waited for.
 type AsyncLog interface {
 	LogWriter
 	// StartAppend makes ents readable at once in the storage the core
 	// reads and durable later, after every earlier append (one durable
-	// write may cover several). A crash may keep a prefix of what was
-	// started and not yet durable.
-	StartAppend(ents []Entry) error
-	// Flush returns once everything started is durable, or with the error
-	// that stopped a write (the driver must stop: its durable state is
-	// unknown).
+	// write may cover several), and then sends then (the Ready's
+	// acknowledgements), in order; with nothing started and ents empty,
+	// at once. A crash may keep a prefix of what was started and not yet
+	// durable, and sends none of what follows it.
+	StartAppend(ents []Entry, then []Message) error
+	// Flush returns once everything started is durable and what followed
+	// it sent, or with the error that stopped a write (the driver must
+	// stop: its durable state is unknown).
 	Flush() error
 }
 
@@ -160,24 +162,36 @@ func (x *Executor) Execute(rd Ready) error {
 }
 
 // ExecuteAsync carries out an Async Ready without waiting for its entries
-// to be durable: its messages go, its entries go to the log
-// (AsyncLog.StartAppend; a LogWriter that is not an AsyncLog writes them
-// here, and the executor reports them durable after Advance), the
-// committed entries are applied (the core hands a leader only what its
-// log holds durably) and the completed requests answered, then Advance.
+// to be durable: its messages go but for its acknowledgements, its entries
+// and acknowledgements go to the log (AsyncLog.StartAppend; a LogWriter
+// that is not an AsyncLog writes them here, the acknowledgements follow,
+// and the executor reports them durable after Advance), the committed
+// entries are applied (the core hands out only what the log holds
+// durably) and the completed requests answered, then Advance.
 func (x *Executor) ExecuteAsync(rd Ready) error {
+	var acks []Message
 	for _, m := range rd.Messages {
-		x.send(m)
+		if m.Type == MsgAck {
+			acks = append(acks, m)
+		} else {
+			x.send(m)
+		}
 	}
-	if len(rd.Entries) > 0 {
-		var err error
-		if a, ok := x.cfg.Log.(AsyncLog); ok {
-			err = a.StartAppend(rd.Entries)
-		} else if err = x.cfg.Log.Append(rd.Entries); err == nil {
+	if a, ok := x.cfg.Log.(AsyncLog); ok {
+		if len(rd.Entries) > 0 || len(acks) > 0 {
+			if err := a.StartAppend(rd.Entries, acks); err != nil {
+				return err
+			}
+		}
+	} else {
+		if len(rd.Entries) > 0 {
+			if err := x.cfg.Log.Append(rd.Entries); err != nil {
+				return err
+			}
 			x.written = rd.Entries[len(rd.Entries)-1].Zxid
 		}
-		if err != nil {
-			return err
+		for _, m := range acks {
+			x.send(m)
 		}
 	}
 	x.early = false // Finish sends nothing twice: the messages are gone

@@ -287,7 +287,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.peer = p
 	var log LogWriter = nodeLog{disk: n.disk, mem: n.mem}
 	if n.disk != nil {
-		n.app = newAppender(nodeLog{disk: n.disk, mem: n.mem})
+		n.app = newAppender(nodeLog{disk: n.disk, mem: n.mem}, n.send)
 		log = n.app
 	}
 	n.exec = NewExecutor(ExecutorConfig{

@@ -124,14 +124,16 @@ type Ready struct {
 	// another goroutine); meanwhile the learners that need them wait. At
 	// most one is outstanding.
 	Fetch *FetchRequest
-	// Async marks an established leader's Ready that persists nothing but
-	// Entries (possibly none): its messages may go and its committed
-	// entries (durable here already) be applied before Entries are
-	// durable, and Advance may follow before they are; the driver then
-	// reports their durability with Peer.Persisted. Until then the leader
-	// does not count itself in a quorum for them, nor apply them: a
-	// leader's messages never vouch for its own log (ZooKeeper's leader
-	// logs its proposals on a thread of its own the same way).
+	// Async marks a Ready of an established leader, or of a learner
+	// serving one, that persists nothing but Entries (possibly none): it
+	// may be carried out without waiting for Entries to be durable (see
+	// Executor.ExecuteAsync and AsyncLog). Its acknowledgements (MsgAck)
+	// go once Entries and every earlier write are durable, its other
+	// messages at once (they never vouch for this peer's log), and Advance
+	// may follow before; the driver then reports the durable end with
+	// Peer.Persisted. Until then the peer does not count itself in a
+	// quorum for the entries, nor apply them. ZooKeeper logs proposals on
+	// a thread of its own (SyncRequestProcessor) the same way.
 	Async bool
 }
 
@@ -190,7 +192,7 @@ type Peer struct {
 	log            zlog
 	hs             HardState
 	hsDirty        bool
-	readyAsync     bool   // the Ready being carried out is Async
+	inAsyncReady   bool   // the Ready being carried out is Async
 	persisting     bool   // entries after stableLast may not be durable yet (Async)
 	durableCurrent uint32 // currentEpoch known to be persisted
 	stableLast     Zxid   // last zxid known to be persisted
@@ -627,16 +629,33 @@ func (p *Peer) HasReady() bool {
 }
 
 // applyLimit is the last committed zxid a Ready may hand out for applying:
-// while entries of an Async Ready may not be durable yet, only what is
-// known durable (the state machine never reflects an entry this peer's
-// log does not hold durably); otherwise every committed entry, since the
-// Ready's own entries are durable before they are applied (the executor's
-// order).
+// for an Async Ready, or while entries of one may not be durable yet, only
+// what is known durable (the state machine never reflects an entry this
+// peer's log does not hold durably); otherwise every committed entry,
+// since the Ready's own entries are durable before they are applied (the
+// executor's order).
 func (p *Peer) applyLimit() Zxid {
-	if p.persisting && p.stableLast < p.log.committed && p.mistake != plant.LeaderApplyBeforeDurable {
+	if (p.persisting || p.asyncReady()) && p.stableLast < p.log.committed && p.mistake != plant.LeaderApplyBeforeDurable {
 		return p.stableLast
 	}
 	return p.log.committed
+}
+
+// asyncReady reports whether the next Ready is Async.
+func (p *Peer) asyncReady() bool {
+	switch p.role {
+	case RoleLeading:
+		if !p.lead.established {
+			return false
+		}
+	case RoleFollowing, RoleObserving:
+		if !p.lrn.serving {
+			return false
+		}
+	default:
+		return false
+	}
+	return !p.hsDirty && !p.log.wiped && p.log.snap == nil && !p.log.truncated
 }
 
 // Ready returns the work accumulated since the last Advance. See Ready for
@@ -654,6 +673,7 @@ func (p *Peer) Ready() Ready {
 	}
 	rd.Truncate, rd.TruncateAfter = p.log.truncated, p.log.truncAt
 	p.msgs = nil
+	rd.Async = p.asyncReady()
 	if limit := p.applyLimit(); limit > p.log.applied {
 		ents, err := p.log.entries(p.log.applied, limit, 0)
 		if err != nil {
@@ -665,9 +685,7 @@ func (p *Peer) Ready() Ready {
 	rd.Fetch = p.log.takeFetch()
 	rd.Proposals, rd.Syncs = p.props, p.syncs
 	p.props, p.syncs = nil, nil
-	rd.Async = p.role == RoleLeading && p.lead.established &&
-		!rd.Reset && rd.Snapshot == nil && !rd.Truncate && rd.HardState.IsEmpty()
-	p.inReady, p.readyAsync = true, rd.Async
+	p.inReady, p.inAsyncReady = true, rd.Async
 	return rd
 }
 
@@ -681,8 +699,8 @@ func (p *Peer) Advance() {
 	}
 	p.inReady = false
 	p.log.stable()
-	if p.readyAsync {
-		p.readyAsync = false
+	if p.inAsyncReady {
+		p.inAsyncReady = false
 		if p.stableLast < p.log.last() {
 			p.persisting = true
 		}
@@ -701,20 +719,24 @@ func (p *Peer) Advance() {
 	}
 }
 
-// Persisted tells a leader that its log is durable up to z: the entries of
-// Async Readys written after Advance. It may count itself in a quorum for
-// them and apply them once committed. A report that no longer applies (the
-// peer stopped leading that epoch, or z is not beyond what is known
-// durable) is ignored; a Ready that is not Async is carried out only once
-// every earlier append is durable, so its Advance covers them too.
+// Persisted tells the peer that its log is durable up to z: the entries of
+// Async Readys written after their Advance. A leader may count itself in a
+// quorum for them, and any peer apply them once committed. A report of
+// what is already known durable, or beyond the log, is ignored. A Ready
+// that is not Async is carried out only once every earlier write is
+// durable (AsyncLog.Flush), and its Advance covers them: the driver must
+// not report the writes it flushed afterwards (the log may have changed
+// since).
 func (p *Peer) Persisted(z Zxid) {
 	p.mustNotBeInReady()
-	if p.role != RoleLeading || z.Epoch() != p.epoch || z <= p.stableLast || z > p.log.last() {
+	if z <= p.stableLast || z > p.log.last() {
 		return
 	}
 	p.stableLast = z
 	p.persisting = z < p.log.last()
-	p.leaderDurable()
+	if p.role == RoleLeading {
+		p.leaderDurable()
+	}
 }
 
 // applied records that ents are handed out for applying and completes the

@@ -24,7 +24,8 @@ const (
 	// may both be in force and their majorities need not overlap.
 	MistakeSecondVoterChange = plant.SecondVoterChange
 	// MistakeAckBeforeDurable: a peer's fsync returns before its entries
-	// are durable (they become so only at its next write), so it
+	// are durable (they become so only at its next write), or an Async
+	// Ready's acknowledgements go before its write ends, so it
 	// acknowledges entries a crash loses.
 	MistakeAckBeforeDurable = plant.AckBeforeDurable
 	// MistakeEpochBeforeEntries: a peer writes currentEpoch before the

@@ -162,13 +162,14 @@ type SimNode struct {
 	tickAt     [confirmTicks]int64
 	slowUntil  int64 // until then every persisting zab.Ready takes fsyncDelay
 	fsyncDelay int64
-	writtenAt  int64     // when the last Async Ready's write is durable
-	stallUntil int64     // no ticks until then (a stopped clock)
-	armed      diskFault // what happens to the next persisting zab.Ready
-	armedMin   int       // ... that has at least this many records
-	armedSnap  bool      // ... that installs a SNAP
-	armedKeep  int       // ... keeping this many records (negative: drawn from the seed)
-	inc        uint64    // incarnation: bumped by every crash
+	writtenAt  int64         // when the last Async Ready's write is durable
+	held       []zab.Message // acknowledgements waiting for Async Readys' writes, in order
+	stallUntil int64         // no ticks until then (a stopped clock)
+	armed      diskFault     // what happens to the next persisting zab.Ready
+	armedMin   int           // ... that has at least this many records
+	armedSnap  bool          // ... that installs a SNAP
+	armedKeep  int           // ... keeping this many records (negative: drawn from the seed)
+	inc        uint64        // incarnation: bumped by every crash
 }
 
 // simRequest is a Propose or Sync submitted while the driver was blocked.
@@ -236,7 +237,9 @@ type event struct {
 	kind  wakeKind
 	inc   uint64
 	fetch zab.FetchRequest // wakeFetch: the read-back that completes
-	zxid  zab.Zxid         // wakeDurable: an Async Ready's write ends here (0: the planted early write)
+	zxid  zab.Zxid         // wakeDurable: an Async Ready's write ends here (0: none)
+	gen   uint64           // wakeDurable: simDisk.gen when the write started
+	then  int              // wakeDurable: how many held acknowledgements follow it (with zxid 0: the planted early write)
 }
 
 type wakeKind uint8
@@ -352,7 +355,9 @@ func (s *Sim) start(n *SimNode) error {
 	n.Peer = p
 	n.tickAt = [confirmTicks]int64{}
 	n.tickAt[0] = s.now
-	n.disk = simDisk{st: n.Storage, budget: -1, keep: -1, mistake: s.cfg.Mistake, rng: s.rng}
+	n.disk = simDisk{st: n.Storage, budget: -1, keep: -1, mistake: s.cfg.Mistake, rng: s.rng,
+		flushed: func() { s.sendHeld(n, len(n.held)) }}
+	n.held, n.writtenAt = nil, 0
 	n.exec = zab.NewExecutor(zab.ExecutorConfig{
 		Peer: p, Log: &n.disk, Send: s.sendErr, StateMachine: simApplier{s: s, n: n},
 		OnProposal: func(r zab.ProposalResult, resp any) {
@@ -490,8 +495,18 @@ func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
 			n.confs = append(n.confs, e.Zxid)
 		}
 	}
+	n.disk.then = nil
 	if err := n.exec.ExecuteAsync(rd); err != nil {
 		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
+	}
+	then := n.disk.then
+	n.disk.then = nil
+	if s.cfg.Mistake == MistakeAckBeforeDurable {
+		// Planted: the acknowledgements go before the write is durable.
+		for _, m := range then {
+			s.send(m)
+		}
+		then = nil
 	}
 	if k := len(rd.Entries); k > 0 {
 		last := rd.Entries[k-1].Zxid
@@ -500,10 +515,21 @@ func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
 			delay = n.fsyncDelay
 		}
 		n.writtenAt = max(n.writtenAt, s.now+delay)
-		s.push(event{at: n.writtenAt, wake: n.ID, kind: wakeDurable, inc: n.inc, zxid: last})
-		if s.cfg.Mistake == MistakeLeaderSelfBeforeFsync {
+		s.push(event{at: n.writtenAt, wake: n.ID, kind: wakeDurable, inc: n.inc, zxid: last, gen: n.disk.gen, then: len(then)})
+		n.held = append(n.held, then...)
+		if s.cfg.Mistake == MistakeLeaderSelfBeforeFsync && rd.SoftState.Role == zab.RoleLeading {
 			// Planted: the leader counts its copy before the write is durable.
 			n.Peer.Persisted(last)
+		}
+	} else if len(then) > 0 {
+		if n.writtenAt > s.now && len(n.held) > 0 || n.disk.pending {
+			// After the writes under way.
+			s.push(event{at: max(n.writtenAt, s.now), wake: n.ID, kind: wakeDurable, inc: n.inc, gen: n.disk.gen, then: len(then)})
+			n.held = append(n.held, then...)
+		} else {
+			for _, m := range then {
+				s.send(m)
+			}
 		}
 	}
 	s.checkConfs(n, ^zab.Zxid(0))
@@ -513,6 +539,16 @@ func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
 		n.Storage.Release(n.exec.Applied(), 0)
 	}
 	s.maybeSnapshot(n)
+}
+
+// sendHeld sends the first k acknowledgements held for Async Readys'
+// writes.
+func (s *Sim) sendHeld(n *SimNode, k int) {
+	k = min(k, len(n.held))
+	for _, m := range n.held[:k] {
+		s.send(m)
+	}
+	n.held = n.held[k:]
 }
 
 // readBack models the driver's read-back of rd.Fetch: its result arrives
@@ -976,15 +1012,24 @@ func (s *Sim) Step() bool {
 		if n.Peer == nil || e.inc != n.inc {
 			return true // the incarnation that waited crashed
 		}
-		if e.kind == wakeDurable && e.zxid == 0 {
-			n.disk.durable()
+		if e.kind == wakeDurable && e.zxid == 0 && e.then == 0 {
+			n.disk.durable() // the planted early write
 			return true
 		}
 		if e.kind == wakeDurable {
-			// An Async Ready's write is durable; a blocked driver hears of
-			// it once it takes input again.
+			// An Async Ready's write is durable: its acknowledgements go,
+			// and the driver hears of it once it takes input again; a
+			// Flush since then did both.
+			if e.gen != n.disk.gen {
+				return true
+			}
 			n.disk.durableThrough(e.zxid)
+			s.sendHeld(n, e.then)
+			if e.zxid == 0 {
+				return true
+			}
 			if s.blocked(n) {
+				e.then = 0
 				e.at = s.now + 1
 				s.push(*e)
 				return true
@@ -1177,7 +1222,7 @@ func (s *Sim) Crash(id zab.PeerID) {
 	}
 	if n.Peer != nil {
 		if lost := n.disk.crash(); lost > 0 {
-			s.fault(id, fmt.Sprintf("crash lost %d entries a planted mistake had not made durable", lost))
+			s.fault(id, fmt.Sprintf("crash lost %d entries not yet durable", lost))
 		}
 	}
 	for _, from := range s.ids {
@@ -1189,6 +1234,7 @@ func (s *Sim) Crash(id zab.PeerID) {
 	n.Peer = nil
 	n.inc++
 	n.inflight, n.exec, n.backlog, n.deferred, n.tickDue = nil, nil, nil, nil, false
+	n.held = nil // acknowledgements of writes the crash cut: never sent
 	n.pausedUntil = 0
 	if !n.armedSnap {
 		n.armed = diskOK // a crash armed for the next SNAP outlives restarts
@@ -1388,6 +1434,9 @@ type simDisk struct {
 	pending     bool
 	pendingFrom zab.Zxid
 	started     bool          // some pending entries came from StartAppend (zab.AsyncLog)
+	then        []zab.Message // the acknowledgements of the last StartAppend
+	gen         uint64        // Flush calls: a durability event of an older gen is not reported
+	flushed     func()        // sends what started writes hold (the simulator's)
 	snap        *zab.Snapshot // a SNAP's snapshot held back (TruncateBeforeSnapshot)
 }
 
@@ -1432,8 +1481,13 @@ func (d *simDisk) durableThrough(z zab.Zxid) {
 }
 
 // StartAppend writes ents now; they stay pending (a crash may lose a
-// suffix of them) until the simulator's write of them ends (wakeDurable).
-func (d *simDisk) StartAppend(ents []zab.Entry) error {
+// suffix of them) until the simulator's write of them ends (wakeDurable),
+// which then sends then (the simulator takes them from d.then).
+func (d *simDisk) StartAppend(ents []zab.Entry, then []zab.Message) error {
+	d.then = then
+	if len(ents) == 0 {
+		return nil
+	}
 	last, _ := d.st.LastZxid()
 	if err := d.st.Append(ents); err != nil {
 		return err
@@ -1445,11 +1499,16 @@ func (d *simDisk) StartAppend(ents []zab.Entry) error {
 	return nil
 }
 
-// Flush makes every started write durable at once: the driver waits for
-// them (in virtual time, no wait).
+// Flush makes every started write durable at once (the driver waits for
+// them: in virtual time, no wait) and sends what follows them; their
+// durability events then change nothing (gen moved).
 func (d *simDisk) Flush() error {
 	if d.started {
 		d.durable()
+	}
+	d.gen++
+	if d.flushed != nil {
+		d.flushed()
 	}
 	return nil
 }
