@@ -25,6 +25,16 @@
 // epochs of that Ready are durable. Persisting a whole Ready in one write is
 // the group commit. No Peer method may be called between Ready and Advance.
 //
+// A Ready marked Async (an established leader's, or a serving learner's,
+// that persists nothing but entries) may instead have its entries written
+// after Advance, on another goroutine, while the driver goes on stepping:
+// its acknowledgements go once the write is durable, its other messages at
+// once, and the driver reports the durable end with Peer.Persisted. The
+// core counts itself in a quorum and applies entries only up to what it
+// knows durable. Every other Ready waits for those writes first. Executor
+// and an AsyncLog do this; Node writes its log this way (ZooKeeper's
+// SyncRequestProcessor is the model).
+//
 // If the transport refuses a message for lack of queue space, the driver
 // calls ReportUnreachable after Advance: the leader stops streaming to that
 // peer until it answers, then resends from its acknowledgement.

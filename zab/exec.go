@@ -95,7 +95,9 @@ type ExecutorConfig struct {
 // Ready), for every driver: Node and the simulator (zab/zabtest) share it,
 // so the simulator checks the order that ships. Execute does it all at
 // once; a driver that models a slow disk calls Early, then later Persist
-// and Finish.
+// and Finish, or ExecuteAsync for an Async Ready. The order below is a
+// Ready's that is not Async; Persist first waits for the writes of earlier
+// Async Readys (AsyncLog.Flush).
 //
 // The order: the leader's PROPOSALs and INFORMs first (they promise nothing
 // about its own log: the core counts the leader in a quorum only once its
