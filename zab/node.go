@@ -123,7 +123,7 @@ type Node struct {
 	peer    *Peer
 	mem     *MemoryStorage
 	disk    *diskLog   // nil in memory
-	app     *appender  // writes the leader's log off the driver (Ready.Async); nil in memory
+	app     *appender  // writes Async Readys' entries off the driver; nil in memory
 	spool   *fileSpool // in DataDir; nil in memory
 	propc   chan *request
 	syncc   chan *request
@@ -518,7 +518,7 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	recv := n.cfg.Transport.Receive()
-	var written <-chan struct{} // the leader's log writes (Ready.Async)
+	var written <-chan struct{} // the appender wrote (Ready.Async)
 	if n.app != nil {
 		written = n.app.notify
 	}
