@@ -27,7 +27,8 @@ var (
 // acknowledgement on the owner's clock, on a 3-node in-process cluster
 // while 16 writers (-coord.ackload.writers) set a znode through every node
 // and 2×GOMAXPROCS goroutines (-coord.ackload.spinners) compute, for
-// -coord.ackload (2s in CI). It logs the p50 and
+// -coord.ackload (2s in CI) and until a heartbeat was acknowledged (at
+// most a minute). It logs the p50 and
 // p99 of every node's latest acknowledged heartbeats, and the suspensions
 // and losses of 24 sessions with a 2s timeout; it asserts only that
 // heartbeats were acknowledged (figures, not a bound, on a shared machine:
@@ -89,19 +90,29 @@ func TestHeartbeatAckLatencyUnderLoad(t *testing.T) {
 		n.core.ResetAckLatency()
 		n.coreMu.Unlock()
 	}
+	samples := func() (acks []time.Duration) {
+		for _, id := range ids {
+			n := c.nodes[id]
+			n.coreMu.Lock()
+			acks = append(acks, n.core.AckSamples()...)
+			n.coreMu.Unlock()
+		}
+		return acks
+	}
 	start := time.Now()
 	time.Sleep(*ackLoadFlag) // the load runs for this long; nothing waits on it
-	var acks []time.Duration
-	for _, id := range ids {
-		n := c.nodes[id]
-		n.coreMu.Lock()
-		acks = append(acks, n.core.AckSamples()...)
-		n.coreMu.Unlock()
+	// And until a heartbeat was acknowledged: a round trip takes what the
+	// scheduler gives it, and beside other processes at load 30-65 none
+	// ended within 2 s (1 run of 16 beside three hogs). Acknowledgements
+	// stuck for good still fail, at the bound.
+	acks := samples()
+	for ; len(acks) == 0 && time.Since(start) < time.Minute; acks = samples() {
+		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
 	elapsed := time.Since(start)
-	require.NotEmpty(t, acks, "no heartbeat acknowledged under load")
+	require.NotEmpty(t, acks, "no heartbeat acknowledged in %v under load", elapsed)
 	slices.Sort(acks)
 	pct := func(p int) time.Duration { return acks[(len(acks)-1)*p/100] }
 	t.Logf("%v of load (%d writers, %d spinners): %d writes (%d failed); %d heartbeat acks: p50 %v p90 %v p99 %v max %v; "+
