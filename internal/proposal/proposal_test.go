@@ -198,10 +198,14 @@ func TestRetryOfAppliedWriteAppliesOnce(t *testing.T) {
 // dedup table holds only what a retry may still reach; a write proposed
 // twice is kept, so a late copy of its first attempt, applied after the
 // retry's result came back and after the next request, is a duplicate and
-// the write applies once. (Zab is not known to deliver such a late copy:
-// it never proposes one Propose call twice and a leader ignores other
-// reigns' forwards; the rule does not lean on it.) Forgetting a retried
-// write, the planted mistake, fails the "applied once" check.
+// the write applies once. (Zab never commits such a late copy: it
+// proposes one Propose call once, a learner's forwards reach the leader in
+// the order sent, and a leader ignores other reigns' forwards; internal/sim
+// fails any run in which a copy of a write is applied after its call
+// returned, and its stalled links deliver such copies to the leader late.
+// The rule does not lean on zab for it, so only this test can plant the
+// copy.) Forgetting a retried write, the planted mistake, fails the
+// "applied once" check.
 func TestFinishedForgetsOnlyWritesProposedOnce(t *testing.T) {
 	tr := tree.New(tree.Options{})
 	stamp := NewStamper(func() time.Time { return time.UnixMilli(1_000_000) })

@@ -276,6 +276,16 @@ func (c *cluster) apply(r *replica, e zab.Entry) {
 		c.outcome[e.Zxid] = res
 		if z, ok := c.returned[req.ReqID]; ok && res.Err == nil && !res.Duplicate {
 			c.fail("write req %d took effect at %v after its call returned the result of %v", req.ReqID, e.Zxid, z)
+		} else if ok && e.Zxid > z {
+			// Harmless while the tree remembers the result, but coord
+			// forgets it once the call returned a result of its only
+			// attempt (proposal.Finished), and keeps a retried write's only
+			// for tree.DedupWindow: zab must never commit a copy of an
+			// attempt after the one whose result returned (it proposes one
+			// Propose call once per reign, a learner's forwards reach the
+			// leader in order, and an older reign's copy never commits).
+			c.fail("write req %d: a copy of it was applied at %v after its call returned the result of %v (%s)",
+				req.ReqID, e.Zxid, z, describeResult(res))
 		}
 		c.log[e.Zxid] = e
 	} else if prev != d {

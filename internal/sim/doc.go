@@ -47,6 +47,11 @@
 //   - every peer's tree digest after every zxid, and after heal equal trees
 //     and identical committed logs on every peer;
 //   - that no acknowledged write is missing from the final history;
+//   - that no copy of a write is applied after the zxid whose result its
+//     call returned, not even one the tree recognises as a duplicate:
+//     coord forgets a write's result once its only attempt returned
+//     (proposal.Finished) and a retried write's after tree.DedupWindow, so
+//     zab must never commit such a late copy;
 //   - read-your-writes of plain local gets;
 //   - zabtest.Sim's own invariants (one established leader per epoch, Sync
 //     covering every earlier applied write, no divergent apply).
@@ -69,11 +74,27 @@
 //
 //	go test ./internal/sim -run 'TestLinearizable$' -sim.seeds=10000 -sim.base=100000 -timeout 60m
 //
-// TestCheckerCatchesDiffWithoutTrunc shows that the checks catch a real
-// protocol mistake, switched on with zabtest.SimConfig.Mistake (test-only);
+// TestCheckerCatchesDiffWithoutTrunc and TestCheckerCatchesReproposedForwards
+// show that the checks catch real protocol mistakes, switched on with
+// zabtest.SimConfig.Mistake (test-only): a DIFF instead of a TRUNC, and a
+// leader that proposes every copy of a forwarded write it receives;
 // TestCheckerCatchesDuplicateRetries and TestCheckerCatchesRetryWithoutSince
 // that they catch a client that retries a write under a new ReqID or
 // without Since.
+//
+// The mistake "forget a retried write's result too" (proposal.Step.Once for
+// a write proposed more than once) is caught only by internal/proposal's
+// TestFinishedForgetsOnlyWritesProposedOnce, not here: it needs a copy of
+// the write's earlier attempt committed after the retry's result returned,
+// and zab never commits one. Such copies do reach the leader late (the
+// stalled links and the network's duplicates deliver a few in every
+// hundred seeds: Result.LateAttempts), but a learner's forwards reach its
+// leader in the order sent (zab.Transport's promise, which zab/tcp keeps
+// across reconnections), so within a reign the retry comes after its
+// earlier attempts, which the leader proposed once or dropped below the
+// learner's low-water mark; a copy sent in an older reign carries that
+// epoch and either was in the newer reign's history before the retry or
+// never commits. The check above would fail a run in which one did.
 //
 // RunSessions (TestSimSessions, TestSimLock) runs sessions, ephemerals,
 // watches and the lock recipe the same way (its writes, too, go through

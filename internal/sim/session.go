@@ -97,6 +97,8 @@ type SessionConfig struct {
 	// RestoreDropsWatches installs a snapshot into a fresh tree instead of
 	// tree.Restore, so the watches set on the old one are lost.
 	RestoreDropsWatches bool
+	// Mistake is a protocol mistake every peer makes (see zabtest.Mistake).
+	Mistake zabtest.Mistake
 }
 
 // SessionResult is the outcome of one RunSessions run.
@@ -284,6 +286,10 @@ type srunner struct {
 	expiredAt map[int64]int64
 	// sessOf maps the ReqID of a createSession to the session it created.
 	sessOf map[uint64]int64
+	// returned maps the ReqID of every write whose call returned a result
+	// to that result's zxid: no copy of it may be applied later (see
+	// cluster.apply).
+	returned map[uint64]zab.Zxid
 	// expiries maps the ReqID of each leader's closeSession to when it
 	// decided.
 	expiries map[uint64]int64
@@ -333,11 +339,12 @@ func RunSessions(cfg SessionConfig) *SessionResult {
 		MaxDelay: []int64{2, 6, 12, 20}[rng.IntN(4)], Reorder: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 10, 30}[rng.IntN(3)], QueueLimit: []int{0, 0, 4}[rng.IntN(3)],
 		Peer:     zab.Config{MaxMsgEntries: []int{0, 8}[rng.IntN(2)], MaxCounter: []uint32{0, 0, 25}[rng.IntN(3)]},
-		ReadBack: cfg.Seed%2 == 1, MaxReadBack: 30} // odd seeds: applied entries read back, as a Node's
+		ReadBack: cfg.Seed%2 == 1, MaxReadBack: 30, Mistake: cfg.Mistake} // odd seeds: applied entries read back, as a Node's
 	r := &srunner{cfg: cfg, sc: sc, rng: rng, lateRNG: rand.New(rand.NewPCG(cfg.Seed, 0x1a7e)), stalls: newStalls(cfg.Seed), reps: map[zab.PeerID]*srep{}, nodes: map[zab.PeerID]*snode{},
 		incs: map[zab.PeerID]int{}, cut: map[[2]zab.PeerID]bool{}, entries: map[zab.Zxid]zab.Entry{},
 		digests: map[zab.Zxid]uint64{}, appliedT: map[zab.Zxid]int64{}, gone: map[string][]goneAt{},
-		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{}}
+		owners: map[int64]*ssession{}, expiredAt: map[int64]int64{}, expiries: map[uint64]int64{}, sessOf: map[uint64]int64{},
+		returned: map[uint64]zab.Zxid{}}
 	r.res = SessionResult{Seed: cfg.Seed, Voters: cfg.Voters}
 	// Every leader stamps the writes it appends with its clock, as
 	// coord's does.
@@ -968,6 +975,9 @@ func (r *srunner) verdict(p *prop, a zab.Applied, err error, stop bool) {
 		}
 	}
 	p.node.finished.Done(p.rt, st)
+	if err == nil && st.Zxid != 0 && !errors.Is(st.Err, zab.ErrOutcomeUnknown) && p.rt.Request().ReqID != 0 {
+		r.returned[p.rt.Request().ReqID] = st.Zxid
+	}
 	r.endProp(p, st.Result, st.Zxid, st.Err)
 }
 

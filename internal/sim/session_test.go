@@ -188,6 +188,16 @@ func TestCheckerCatchesNoExpiry(t *testing.T) {
 	})
 }
 
+// TestCheckerCatchesReproposedSessionWrites: a leader that proposes every
+// copy of a forwarded write it receives commits a session write again
+// after its call returned, which coord's dedup rule (proposal.Finished)
+// may by then have forgotten.
+func TestCheckerCatchesReproposedSessionWrites(t *testing.T) {
+	requireSessionCaught(t, "after its call returned", func(c *SessionConfig) {
+		c.EphClients, c.Mistake = 4, zabtest.MistakeReproposeForwards
+	})
+}
+
 // TestCheckerCatchesLostWatches: installing a snapshot without
 // tree.Restore loses the watches, which the watch checks must notice.
 func TestCheckerCatchesLostWatches(t *testing.T) {

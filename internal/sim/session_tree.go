@@ -337,6 +337,10 @@ func (r *srunner) apply(rep *srep, e zab.Entry) {
 		if at, ok := r.expiries[txn.ReqID]; ok && txn.Op.Type == tree.OpCloseSession && res.Err == nil && !res.Duplicate {
 			r.expiryCommitted(txn.Op.Session, at)
 		}
+		if z, ok := r.returned[txn.ReqID]; ok && e.Zxid > z {
+			r.fail("write req %d: a copy of it was applied at %v after its call returned the result of %v (%s)",
+				txn.ReqID, e.Zxid, z, describeResult(res))
+		}
 	} else if prev != d {
 		r.fail("peer %d: tree after %v differs from another peer's", rep.id, e.Zxid)
 	}

@@ -275,3 +275,15 @@ func TestFailureKind(t *testing.T) {
 		kind("no convergence after heal: leader=0 stable=false"))
 	require.Equal(t, "", failureKind(&Result{}))
 }
+
+// TestCheckerCatchesReproposedForwards plants a leader that proposes
+// every copy of a forwarded write it receives (a learner's retransmission,
+// a duplicate, a late copy), not once per request: a copy committed after
+// the write's call returned must fail the run even while the tree still
+// recognises it as a duplicate, since coord forgets the results of writes
+// it proposed once (proposal.Finished). The check that no copy of a write
+// is applied after its call returned is also what stands in the simulator
+// for "forget a retried write" (see the package doc).
+func TestCheckerCatchesReproposedForwards(t *testing.T) {
+	requireCaught(t, false, func(c *Config) { c.Mistake = zabtest.MistakeReproposeForwards })
+}

@@ -56,6 +56,12 @@ const (
 	// followers committed before its own write of them (an Async Ready's)
 	// is durable.
 	MistakeLeaderApplyBeforeDurable = plant.LeaderApplyBeforeDurable
+	// MistakeReproposeForwards: a leader proposes every copy of a
+	// forwarded write it receives (the learner's retransmissions, a
+	// network's duplicates, a late copy), not once per request, so one
+	// Propose call commits twice: what coord's dedup rule must never see
+	// after it forgot a write's result (proposal.Finished).
+	MistakeReproposeForwards = plant.ReproposeForwards
 )
 
 // plantedStorage carries a core mistake into the Peer built on it

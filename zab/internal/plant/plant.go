@@ -10,8 +10,8 @@ package plant
 type Mistake uint8
 
 // Mistakes. The core (package zab) plants DiffWithoutTrunc,
-// SecondVoterChange, CountEmptyVoters and LeaderApplyBeforeDurable, and
-// its Executor
+// SecondVoterChange, CountEmptyVoters, LeaderApplyBeforeDurable and
+// ReproposeForwards, and its Executor
 // ApplyBeforeDurable (taken from a LogWriter that is a Carrier); the others
 // are planted by the simulator's driver and disk (zab/zabtest), never by
 // the core.
@@ -48,6 +48,10 @@ const (
 	// entries (committed by its followers alone) that its own log does not
 	// hold durably yet (Ready.Async).
 	LeaderApplyBeforeDurable
+	// ReproposeForwards: a leader proposes every copy of a forwarded write
+	// it receives (a retransmission, a duplicate, a late one), not once
+	// per request: one Propose call is committed twice.
+	ReproposeForwards
 )
 
 // Carrier is implemented by a Storage that carries a planted mistake into
@@ -79,6 +83,8 @@ func (m Mistake) String() string {
 		return "apply-before-durable"
 	case LeaderApplyBeforeDurable:
 		return "leader-apply-before-durable"
+	case ReproposeForwards:
+		return "repropose-forwards"
 	}
 	return "unknown"
 }
