@@ -83,7 +83,8 @@
 // without Since.
 //
 // The mistake "forget a retried write's result too" (proposal.Step.Once for
-// a write proposed more than once) is caught only by internal/proposal's
+// a write proposed more than once; Config.ForgetRetried, -sim.forgetretried)
+// is caught only by internal/proposal's
 // TestFinishedForgetsOnlyWritesProposedOnce, not here: it needs a copy of
 // the write's earlier attempt committed after the retry's result returned,
 // and zab never commits one. Such copies do reach the leader late (the

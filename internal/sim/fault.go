@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -265,6 +266,16 @@ func (st *stalls) due(s *zabtest.Sim, logf func(string, ...any)) {
 			}
 		}
 	}
+}
+
+// forgetRetried plants Config.ForgetRetried in st, the verdict on an
+// attempt whose outcome zab reported as err: every applied result that is
+// not a duplicate counts as the write's only attempt.
+func forgetRetried(st proposal.Step, err error) proposal.Step {
+	if err == nil && st.Zxid != 0 && !errors.Is(st.Err, zab.ErrOutcomeUnknown) && !st.Result.Duplicate {
+		st.Once = true
+	}
+	return st
 }
 
 // restartDue restarts the peers whose failed fsync stopped them, once

@@ -9,7 +9,7 @@ import "testing"
 func TestSimLock(t *testing.T) {
 	runSessionTest(t, "TestSimLock", func(seed uint64) SessionConfig {
 		return SessionConfig{Seed: seed, EphClients: 1, LockClients: 4, Duration: *durFlag,
-			CoordAsIs: *coordAsIsFlag, LongMaintainStalls: *longStallsFlag}
+			CoordAsIs: *coordAsIsFlag, LongMaintainStalls: *longStallsFlag, ForgetRetried: *forgetFlag}
 	})
 }
 

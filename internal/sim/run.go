@@ -41,6 +41,14 @@ type Config struct {
 	// carry Since, so once a leader's clock stepped ahead and dedup forgot
 	// the first attempt, the retry applies again.
 	RetryWithoutSince bool
+	// ForgetRetried is a test-only mutation of coord's dedup rule: a
+	// write's result is forgotten as soon as its call returns
+	// (proposal.Finished) even when the write was proposed more than once
+	// (proposal.Step.Once for every applied result that is not a
+	// duplicate), so a copy of an earlier attempt committed later would
+	// apply it again. The simulators do not catch it, since zab commits no
+	// such copy (see the package doc); -sim.forgetretried switches it on.
+	ForgetRetried bool
 	// Mistake is a test-only protocol mistake every peer makes (see
 	// zabtest.Mistake): the simulator's checks must catch it.
 	Mistake zabtest.Mistake
@@ -713,6 +721,9 @@ func (r *runner) attempt(cl *client) {
 func (r *runner) verdict(cl *client, a zab.Applied, err error, stop bool) {
 	k := cl.cur
 	st := k.rt.Next(a, err)
+	if r.cfg.ForgetRetried {
+		st = forgetRetried(st, err)
+	}
 	if !st.Again || stop {
 		r.finished(cl.home).Done(k.rt, st)
 	}

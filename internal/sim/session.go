@@ -99,6 +99,9 @@ type SessionConfig struct {
 	RestoreDropsWatches bool
 	// Mistake is a protocol mistake every peer makes (see zabtest.Mistake).
 	Mistake zabtest.Mistake
+	// ForgetRetried is Config.ForgetRetried: a mutation of coord's dedup
+	// rule the simulators do not catch.
+	ForgetRetried bool
 }
 
 // SessionResult is the outcome of one RunSessions run.
@@ -973,6 +976,9 @@ func (r *srunner) verdict(p *prop, a zab.Applied, err error, stop bool) {
 			p.retryAt = at
 			return
 		}
+	}
+	if r.cfg.ForgetRetried {
+		st = forgetRetried(st, err)
 	}
 	p.node.finished.Done(p.rt, st)
 	if err == nil && st.Zxid != 0 && !errors.Is(st.Err, zab.ErrOutcomeUnknown) && p.rt.Request().ReqID != 0 {

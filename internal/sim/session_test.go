@@ -69,6 +69,9 @@ func reportSession(t *testing.T, test string, res *SessionResult) {
 	if *longStallsFlag {
 		extra += " -sim.longstalls"
 	}
+	if *forgetFlag {
+		extra += " -sim.forgetretried"
+	}
 	if *durFlag != 0 {
 		extra += fmt.Sprintf(" -sim.duration=%d", *durFlag)
 	}
@@ -128,7 +131,8 @@ func runSessionTest(t *testing.T, test string, cfg func(uint64) SessionConfig) {
 // -sim.seeds=N soaks.
 func TestSimSessions(t *testing.T) {
 	runSessionTest(t, "TestSimSessions", func(seed uint64) SessionConfig {
-		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag, CoordAsIs: *coordAsIsFlag, LongMaintainStalls: *longStallsFlag}
+		return SessionConfig{Seed: seed, EphClients: 4, Duration: *durFlag, CoordAsIs: *coordAsIsFlag,
+			LongMaintainStalls: *longStallsFlag, ForgetRetried: *forgetFlag}
 	})
 }
 

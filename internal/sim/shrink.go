@@ -60,5 +60,8 @@ func ReplayCommand(test string, cfg Config) string {
 	if cfg.Duration != 0 {
 		cmd += fmt.Sprintf(" -sim.duration=%d", cfg.Duration)
 	}
+	if cfg.ForgetRetried {
+		cmd += " -sim.forgetretried"
+	}
 	return cmd + " -v"
 }

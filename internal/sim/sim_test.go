@@ -18,11 +18,13 @@ import (
 )
 
 var (
-	seedFlag  = flag.Uint64("seed", 0, "run only this seed (replays a failure)")
-	seedsFlag = flag.Int("sim.seeds", 200, "number of seeds TestLinearizable runs (from -sim.base)")
-	baseFlag  = flag.Uint64("sim.base", 1, "first seed of TestLinearizable")
-	durFlag   = flag.Int64("sim.duration", 0, "virtual time of each run's fault phase (0: Config's default)")
-	disFlag   = flag.String("sim.disable", "", "fault classes to leave out, comma-separated ("+AllFaults.String()+")")
+	seedFlag   = flag.Uint64("seed", 0, "run only this seed (replays a failure)")
+	seedsFlag  = flag.Int("sim.seeds", 200, "number of seeds TestLinearizable runs (from -sim.base)")
+	baseFlag   = flag.Uint64("sim.base", 1, "first seed of TestLinearizable")
+	durFlag    = flag.Int64("sim.duration", 0, "virtual time of each run's fault phase (0: Config's default)")
+	forgetFlag = flag.Bool("sim.forgetretried", false, "TestLinearizable, TestSimSessions, TestSimLock: plant "+
+		"'forget a retried write' (Config.ForgetRetried; zab commits no late copy, so it is not caught)")
+	disFlag = flag.String("sim.disable", "", "fault classes to leave out, comma-separated ("+AllFaults.String()+")")
 )
 
 // disabled returns the fault classes -sim.disable leaves out.
@@ -135,7 +137,9 @@ func TestLinearizable(t *testing.T) {
 	list := seeds()
 	start := time.Now()
 	dis := disabled(t)
-	cfgOf := func(seed uint64) Config { return Config{Seed: seed, Duration: *durFlag, Disable: dis} }
+	cfgOf := func(seed uint64) Config {
+		return Config{Seed: seed, Duration: *durFlag, Disable: dis, ForgetRetried: *forgetFlag}
+	}
 	results := runSeeds(list, cfgOf, false)
 	elapsed := time.Since(start)
 	ops, pending, late, failures := 0, 0, 0, 0
