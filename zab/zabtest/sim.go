@@ -489,12 +489,7 @@ func (s *Sim) process(n *SimNode) {
 // a delay (the slow disk's, or drawn up to MaxDelay, in order), which a
 // crash before it may lose a suffix of; then zab.Peer.Persisted.
 func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
-	n.confs = n.confs[:0]
-	for _, e := range rd.CommittedEntries {
-		if e.IsConfig() {
-			n.confs = append(n.confs, e.Zxid)
-		}
-	}
+	s.noteConfs(n, rd)
 	n.disk.then = nil
 	if err := n.exec.ExecuteAsync(rd); err != nil {
 		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
@@ -522,8 +517,8 @@ func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
 			n.Peer.Persisted(last)
 		}
 	} else if len(then) > 0 {
-		if n.writtenAt > s.now && len(n.held) > 0 || n.disk.pending {
-			// After the writes under way.
+		if len(n.held) > 0 || n.disk.pending {
+			// After the writes under way, and the acknowledgements before.
 			s.push(event{at: max(n.writtenAt, s.now), wake: n.ID, kind: wakeDurable, inc: n.inc, gen: n.disk.gen, then: len(then)})
 			n.held = append(n.held, then...)
 		} else {
@@ -532,6 +527,26 @@ func (s *Sim) executeAsync(n *SimNode, rd zab.Ready) {
 			}
 		}
 	}
+	s.afterReady(n, rd)
+}
+
+// noteConfs records the configuration entries rd hands out. Configuration
+// entries (zab's own: the executor does not apply them) move the applied
+// zxid too, and every peer must hold them at the same point of the
+// history: simApplier checks each before the next entry.
+func (s *Sim) noteConfs(n *SimNode, rd zab.Ready) {
+	n.confs = n.confs[:0]
+	for _, e := range rd.CommittedEntries {
+		if e.IsConfig() {
+			n.confs = append(n.confs, e.Zxid)
+		}
+	}
+}
+
+// afterReady is the driver's work once rd is carried out: the last
+// configuration check, the read-back rd asks for, releasing applied
+// entries' data, the snapshot.
+func (s *Sim) afterReady(n *SimNode, rd zab.Ready) {
 	s.checkConfs(n, ^zab.Zxid(0))
 	n.SM.Last = n.exec.Applied()
 	s.readBack(n, rd)
@@ -574,25 +589,11 @@ func (s *Sim) finish(n *SimNode, rd zab.Ready) {
 	if err != nil {
 		s.fail(fmt.Errorf("peer %d: persist: %w", n.ID, err))
 	}
-	// Configuration entries (zab's own: the executor does not apply them)
-	// move the applied zxid too, and every peer must hold them at the same
-	// point of the history: simApplier checks each before the next entry.
-	n.confs = n.confs[:0]
-	for _, e := range rd.CommittedEntries {
-		if e.IsConfig() {
-			n.confs = append(n.confs, e.Zxid)
-		}
-	}
+	s.noteConfs(n, rd)
 	if err := n.exec.Finish(rd); err != nil {
 		s.fail(fmt.Errorf("peer %d: %w", n.ID, err))
 	}
-	s.checkConfs(n, ^zab.Zxid(0))
-	n.SM.Last = n.exec.Applied()
-	s.readBack(n, rd)
-	if s.cfg.ReadBack {
-		n.Storage.Release(n.exec.Applied(), 0)
-	}
-	s.maybeSnapshot(n)
+	s.afterReady(n, rd)
 }
 
 // simApplier is a simulated peer's state machine as the executor sees it:
