@@ -196,8 +196,7 @@ func (x *Executor) ExecuteAsync(rd Ready) error {
 			x.send(m)
 		}
 	}
-	x.early = false // Finish sends nothing twice: the messages are gone
-	rd.Messages = nil
+	rd.Messages = nil // sent above or handed to the log: Finish sends none
 	return x.Finish(rd)
 }
 

@@ -285,9 +285,10 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.peer = p
-	var log LogWriter = nodeLog{disk: n.disk, mem: n.mem}
+	nl := nodeLog{disk: n.disk, mem: n.mem}
+	var log LogWriter = nl
 	if n.disk != nil {
-		n.app = newAppender(nodeLog{disk: n.disk, mem: n.mem}, n.send)
+		n.app = newAppender(nl, n.send)
 		log = n.app
 	}
 	n.exec = NewExecutor(ExecutorConfig{

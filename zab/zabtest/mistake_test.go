@@ -152,17 +152,23 @@ func TestPersistChaos(t *testing.T) {
 // directed schedule (TestPlantedCountEmptyVotersCaught).
 func TestPlantedMistakesCaught(t *testing.T) {
 	for _, m := range []Mistake{MistakeAckBeforeDurable, MistakeDiffWithoutTrunc} {
-		t.Run(m.String(), func(t *testing.T) {
-			for i := range *persistSeeds {
-				seed := *persistBase + uint64(i)
-				if err := persistChaos(seed, m); err != nil {
-					t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
-					return
-				}
-			}
-			t.Fatalf("%v survived %d seeds from %d: the simulator is blind to it", m, *persistSeeds, *persistBase)
-		})
+		t.Run(m.String(), func(t *testing.T) { requirePersistChaosCaught(t, m) })
 	}
+}
+
+// requirePersistChaosCaught runs persistChaos with m planted over the seed
+// budget the correct protocol passes (TestPersistChaos) and requires a
+// seed to catch it.
+func requirePersistChaosCaught(t *testing.T, m Mistake) {
+	t.Helper()
+	for i := range *persistSeeds {
+		seed := *persistBase + uint64(i)
+		if err := persistChaos(seed, m); err != nil {
+			t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
+			return
+		}
+	}
+	t.Fatalf("%v survived %d seeds from %d: the simulator is blind to it", m, *persistSeeds, *persistBase)
 }
 
 // epochFirstSchedule is a directed schedule for the rule that currentEpoch
@@ -504,14 +510,7 @@ func TestPlantedCountEmptyVotersCaught(t *testing.T) {
 // holds durably, though its followers may commit more; planted, it hands
 // out every committed entry, and the simulator's applier catches it.
 func TestPlantedLeaderApplyBeforeDurableCaught(t *testing.T) {
-	for i := range *persistSeeds {
-		seed := *persistBase + uint64(i)
-		if err := persistChaos(seed, MistakeLeaderApplyBeforeDurable); err != nil {
-			t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
-			return
-		}
-	}
-	t.Fatalf("leader-apply-before-durable survived %d seeds from %d: the simulator is blind to it", *persistSeeds, *persistBase)
+	requirePersistChaosCaught(t, MistakeLeaderApplyBeforeDurable)
 }
 
 // TestPlantedApplyBeforeDurableCaught: the executor applies only committed
@@ -521,12 +520,5 @@ func TestPlantedLeaderApplyBeforeDurableCaught(t *testing.T) {
 // and the simulator's applier, which compares every applied zxid with what
 // the peer's log holds durably, catches it.
 func TestPlantedApplyBeforeDurableCaught(t *testing.T) {
-	for i := range *persistSeeds {
-		seed := *persistBase + uint64(i)
-		if err := persistChaos(seed, MistakeApplyBeforeDurable); err != nil {
-			t.Logf("caught at seed %d (%d of %d): %v", seed, i+1, *persistSeeds, err)
-			return
-		}
-	}
-	t.Fatalf("apply-before-durable survived %d seeds from %d: the simulator is blind to it", *persistSeeds, *persistBase)
+	requirePersistChaosCaught(t, MistakeApplyBeforeDurable)
 }
